@@ -1,0 +1,37 @@
+/* onespike-train - the offline tool: build, inspect and (later) train one-step SNN models. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: " CLI_PROG " COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  inspect MODEL [--json]        architecture, shapes, parameters, labels, checksum\n"
+    "  classify --model MODEL [--top-k K] [--json] [--timesteps T] IMAGE...\n"
+    "                                classify JPEG files offline\n"
+    "  init --arch A --out FILE ...  write an untrained model of a recipe (for tests and demos)\n"
+    "\n"
+    "'" CLI_PROG " COMMAND --help' describes each command's options.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return CLI_OK;
+    }
+    if (!strcmp(cmd, "inspect"))
+        return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classify"))
+        return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "init"))
+        return cmd_init(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command \"%s\"\n\n%s", CLI_PROG, cmd, usage);
+    return CLI_USAGE;
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what onespike needs to build and test on Debian 12, skipping what is already there.
+set -euo pipefail
+PKGS=(gcc meson ninja-build pkg-config
+      libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libopenblas-dev libcmocka-dev
+      libcurl4-openssl-dev curl python3 python3-numpy)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
+fi
