@@ -45,7 +45,8 @@ static int op_parse(const char *s)
 /* Everything a layer parser needs to report an error in context. */
 typedef struct {
     const char *label;
-    const os_st_file *tensors;
+    os_tensor_find_fn find;
+    const void *find_ctx;
     os_net *net;
     int index;
     const json_t *obj;
@@ -128,7 +129,7 @@ static os_status get_tensor(const ctx *cx, const char *key, bool required, int n
     if (!json_is_string(v))
         return LAYER_FAIL(cx, OS_EARCH, "field \"%s\" must be a tensor name", key);
     const char *name = json_string_value(v);
-    const os_tensor_view *t = os_st_find(cx->tensors, name);
+    const os_tensor_view *t = cx->find(cx->find_ctx, name);
     if (!t)
         return LAYER_FAIL(cx, OS_EARCH, "%s tensor \"%s\" is not in the file", key, name);
     bool ok = t->ndim == ndim;
@@ -272,6 +273,8 @@ static os_status parse_bn(const ctx *cx, os_layer *L, int c, int h, int w)
     }
     L->c = c, L->h = h, L->w = w;
     L->scale = scale, L->shift = shift;
+    L->bn[0] = g, L->bn[1] = b, L->bn[2] = mean, L->bn[3] = var;
+    L->eps = (float)eps;
     return OS_OK;
 }
 
@@ -418,8 +421,21 @@ static os_status fold_batchnorms(os_net *net, const char *label)
     return OS_OK;
 }
 
+static const os_tensor_view *find_in_file(const void *file, const char *name)
+{
+    return os_st_find(file, name);
+}
+
 os_status os_net_build(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
                        const os_st_file *tensors, const char *label, os_net **out)
+{
+    return os_net_build_ex(layers, in_c, in_h, in_w, n_classes, find_in_file, tensors, true, label,
+                           out);
+}
+
+os_status os_net_build_ex(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
+                          os_tensor_find_fn find, const void *find_ctx, bool fold_bn,
+                          const char *label, os_net **out)
 {
     *out = NULL;
     if (!json_is_array(layers) || json_array_size(layers) == 0)
@@ -436,7 +452,7 @@ os_status os_net_build(const json_t *layers, int in_c, int in_h, int in_w, int n
     net->n = (int)n;
     const int input[3] = {in_c, in_h, in_w};
     for (size_t i = 0; i < n; i++) {
-        ctx cx = {label, tensors, net, (int)i, json_array_get(layers, i)};
+        ctx cx = {label, find, find_ctx, net, (int)i, json_array_get(layers, i)};
         if ((st = parse_layer(&cx, input)))
             goto out;
     }
@@ -446,7 +462,8 @@ os_status os_net_build(const json_t *layers, int in_c, int in_h, int in_w, int n
                      label, last->name, n_classes);
         goto out;
     }
-    st = fold_batchnorms(net, label);
+    if (fold_bn)
+        st = fold_batchnorms(net, label);
 out:
     if (st) {
         os_net_destroy(net);

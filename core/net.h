@@ -59,6 +59,8 @@ typedef struct {
     int unit;                   /* Unit id, 0 if none */
     const float *weight, *bias; /* conv/linear (bias may be NULL); conv includes folded BN */
     const float *scale, *shift; /* bn not folded: per-channel affine */
+    const float *bn[4];         /* bn: gamma, beta, running mean, running var (borrowed) */
+    float eps;                  /* bn */
     bool folded;                /* bn folded into its conv: output aliases the conv's */
     bool is_static;             /* independent of the time step: computed once per inference */
     size_t params;              /* trainable parameters stored in the file for this layer */
@@ -72,6 +74,15 @@ typedef struct os_net os_net;
 os_status os_net_build(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
                        const os_st_file *tensors, const char *label, os_net **out);
 void os_net_destroy(os_net *net); /* NULL is fine */
+
+/* The general form, for training: tensors come from find(find_ctx, name) (NULL if absent; the
+ * views must outlive the net, and their data may change between passes: the net keeps
+ * pointers, not copies), and BatchNorm is folded only when fold_bn. Without folding, the bn
+ * layers' scale/shift tables reflect the running statistics at build time only. */
+typedef const os_tensor_view *(*os_tensor_find_fn)(const void *find_ctx, const char *name);
+os_status os_net_build_ex(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
+                          os_tensor_find_fn find, const void *find_ctx, bool fold_bn,
+                          const char *label, os_net **out);
 
 int os_net_count(const os_net *net);
 const os_layer *os_net_layer(const os_net *net, int i);
