@@ -1,0 +1,654 @@
+/* grad.c - training kernels: backward passes, BatchNorm in training mode, the loss, and LIF
+ * through time (contract in grad.h).
+ *
+ * Convolution backward reuses the forward's im2col view. With col[K][HW] the patches of x
+ * (K = in_c*kh*kw) and y[out][HW] = w[out][K] * col, the gradients are two SGEMMs:
+ *   dw[out][K] += dy[out][HW] * col^T          (beta = 1: dw accumulates)
+ *   dcol[K][HW] = w^T * dy                      (then col2im scatters dcol back onto dx)
+ * The 1x1 stride-1 unpadded case needs no patches: x itself is col, and dx is dcol.
+ *
+ * Reductions (biases, BatchNorm statistics, LIF threshold and leak) are summed in double, with
+ * several independent accumulators so the compiler can keep them in vector lanes without the
+ * reassociation that -ffast-math would need.
+ */
+#include "grad.h"
+
+#include <assert.h>
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Shapes and counts that reach CBLAS must fit its int arguments. */
+static int to_blas_int(size_t v)
+{
+    assert(v <= (size_t)INT_MAX);
+    return (int)v;
+}
+
+/* ---- reductions --------------------------------------------------------------------------- */
+
+/* Independent partial sums per reduction: enough to hide the latency of a double add and to
+ * fill a vector register; the lanes are combined once at the end. */
+#define SUM_LANES 8
+
+static double sum_floats(const float *x, size_t n)
+{
+    double acc[SUM_LANES] = {0};
+    size_t i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES)
+        for (int j = 0; j < SUM_LANES; j++)
+            acc[j] += (double)x[i + j];
+    double tail = 0.0;
+    for (; i < n; i++)
+        tail += (double)x[i];
+    for (int j = 0; j < SUM_LANES; j++)
+        tail += acc[j];
+    return tail;
+}
+
+/* sum (x - mean)^2: the second pass of a two-pass variance, so no cancellation between
+ * E[x^2] and E[x]^2 when the mean is large against the spread. */
+static double sum_sq_dev(const float *x, size_t n, double mean)
+{
+    double acc[SUM_LANES] = {0};
+    size_t i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES) {
+        for (int j = 0; j < SUM_LANES; j++) {
+            const double d = (double)x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    }
+    double tail = 0.0;
+    for (; i < n; i++) {
+        const double d = (double)x[i] - mean;
+        tail += d * d;
+    }
+    for (int j = 0; j < SUM_LANES; j++)
+        tail += acc[j];
+    return tail;
+}
+
+/* sum dy and sum dy * (x - mean), the two reductions of the BatchNorm backward pass. */
+static void sum_dy_dev(const float *x, const float *dy, size_t n, double mean, double *sdy,
+                       double *sdyd)
+{
+    double a[SUM_LANES] = {0}, b[SUM_LANES] = {0};
+    size_t i = 0;
+    for (; i + SUM_LANES <= n; i += SUM_LANES) {
+        for (int j = 0; j < SUM_LANES; j++) {
+            const double g = (double)dy[i + j];
+            a[j] += g;
+            b[j] += g * ((double)x[i + j] - mean);
+        }
+    }
+    double ta = 0.0, tb = 0.0;
+    for (; i < n; i++) {
+        const double g = (double)dy[i];
+        ta += g;
+        tb += g * ((double)x[i] - mean);
+    }
+    for (int j = 0; j < SUM_LANES; j++) {
+        ta += a[j];
+        tb += b[j];
+    }
+    *sdy = ta;
+    *sdyd = tb;
+}
+
+/* ---- convolution -------------------------------------------------------------------------- */
+
+static int conv_is_direct(const os_conv_shape *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* Smallest o >= 0 with o*stride + off >= 0, i.e. ceil(-off / stride) for negative off. */
+static int first_inside(int off, int stride)
+{
+    return off >= 0 ? 0 : (-off + stride - 1) / stride;
+}
+
+/* Smallest o >= 0 with o*stride + off >= limit: one past the last o that lands inside. */
+static int end_inside(int off, int limit, int stride)
+{
+    const int room = limit - off;
+    return room <= 0 ? 0 : (room + stride - 1) / stride;
+}
+
+/* Clamp a half-open range [*lo, *hi) of output positions to [0, n); an empty range stays empty. */
+static void clamp_range(int *lo, int *hi, int n)
+{
+    if (*lo > n)
+        *lo = n;
+    if (*hi > n)
+        *hi = n;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* The valid output rows [*oy0, *oy1) and columns [*ox0, *ox1) of kernel tap (ky, kx): those
+ * whose input cell lies inside the image. The same ranges as layers.c's im2col, so the backward
+ * pass reads and writes exactly the cells the forward pass read. */
+static void tap_range(const os_conv_shape *s, int oh, int ow, int ky, int kx, int *oy0, int *oy1,
+                      int *ox0, int *ox1)
+{
+    const int st = s->stride;
+    *oy0 = first_inside(ky - s->pad, st);
+    *oy1 = end_inside(ky - s->pad, s->in_h, st);
+    clamp_range(oy0, oy1, oh);
+    *ox0 = first_inside(kx - s->pad, st);
+    *ox1 = end_inside(kx - s->pad, s->in_w, st);
+    clamp_range(ox0, ox1, ow);
+}
+
+/* col row (ic, ky, kx), column (oy, ox) = x[ic][oy*stride-pad+ky][ox*stride-pad+kx], 0 outside.
+ * A copy of layers.c's im2col (static there; layers.h is a finished public contract that need
+ * not grow an internal helper): rows outside the image are a memset, a row's padding on either
+ * side a memset, its valid span a memcpy (stride 1) or a strided gather. */
+static void im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col)
+{
+    const int st = s->stride;
+    const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
+    const size_t n = (size_t)oh * (size_t)ow;
+    float *dst_row = col;
+
+    for (int ic = 0; ic < s->in_c; ic++) {
+        const float *xc = x + (size_t)ic * plane;
+        for (int ky = 0; ky < s->kh; ky++) {
+            for (int kx = 0; kx < s->kw; kx++, dst_row += n) {
+                int oy0, oy1, ox0, ox1;
+                tap_range(s, oh, ow, ky, kx, &oy0, &oy1, &ox0, &ox1);
+                const int yoff = ky - s->pad, xoff = kx - s->pad;
+                const size_t span = (size_t)(ox1 - ox0);
+                const size_t tail = (size_t)(ow - ox1);
+
+                memset(dst_row, 0, (size_t)oy0 * (size_t)ow * sizeof(float));
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *dst = dst_row + (size_t)oy * (size_t)ow;
+                    memset(dst, 0, (size_t)ox0 * sizeof(float));
+                    if (span > 0) {
+                        /* formed only when it points inside the image */
+                        const float *src = xc + (size_t)(oy * st + yoff) * (size_t)s->in_w +
+                                           (size_t)(ox0 * st + xoff);
+                        float *d = dst + ox0;
+                        if (st == 1) {
+                            memcpy(d, src, span * sizeof(float));
+                        } else {
+                            for (size_t i = 0; i < span; i++)
+                                d[i] = src[i * (size_t)st];
+                        }
+                    }
+                    memset(dst + ox1, 0, tail * sizeof(float));
+                }
+                memset(dst_row + (size_t)oy1 * (size_t)ow, 0,
+                       (size_t)(oh - oy1) * (size_t)ow * sizeof(float));
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: dx[ic][iy][ix] += every col entry that im2col copied from that cell.
+ * Entries im2col set to zero (padding) are dropped. dx must be initialised by the caller. */
+static void col2im_add(const os_conv_shape *s, int oh, int ow, const float *col, float *dx)
+{
+    const int st = s->stride;
+    const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
+    const size_t n = (size_t)oh * (size_t)ow;
+    const float *src_row = col;
+
+    for (int ic = 0; ic < s->in_c; ic++) {
+        float *dc = dx + (size_t)ic * plane;
+        for (int ky = 0; ky < s->kh; ky++) {
+            for (int kx = 0; kx < s->kw; kx++, src_row += n) {
+                int oy0, oy1, ox0, ox1;
+                tap_range(s, oh, ow, ky, kx, &oy0, &oy1, &ox0, &ox1);
+                if (ox1 <= ox0)
+                    continue;
+                const int yoff = ky - s->pad, xoff = kx - s->pad;
+                const size_t span = (size_t)(ox1 - ox0);
+                for (int oy = oy0; oy < oy1; oy++) {
+                    const float *src = src_row + (size_t)oy * (size_t)ow + ox0;
+                    float *d =
+                        dc + (size_t)(oy * st + yoff) * (size_t)s->in_w + (size_t)(ox0 * st + xoff);
+                    if (st == 1) {
+                        for (size_t i = 0; i < span; i++)
+                            d[i] += src[i];
+                    } else {
+                        for (size_t i = 0; i < span; i++)
+                            d[i * (size_t)st] += src[i];
+                    }
+                }
+            }
+        }
+    }
+}
+
+void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, const float *dy,
+                        float *dw, float *db, float *dx, float *col)
+{
+    const int oh = os_conv_out_h(s);
+    const int ow = os_conv_out_w(s);
+    const size_t hw = (size_t)oh * (size_t)ow;
+    const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    assert(x != NULL && w != NULL && dy != NULL && dw != NULL);
+
+    if (db != NULL) {
+        for (int oc = 0; oc < s->out_c; oc++)
+            db[oc] += (float)sum_floats(dy + (size_t)oc * hw, hw);
+    }
+
+    const float *patches = x;
+    const int direct = conv_is_direct(s);
+    if (!direct) {
+        assert(col != NULL);
+        im2col(s, oh, ow, x, col);
+        patches = col;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k), to_blas_int(hw),
+                1.0f, dy, to_blas_int(hw), patches, to_blas_int(hw), 1.0f, dw, to_blas_int(k));
+
+    if (dx == NULL)
+        return;
+    /* dcol = w^T * dy. beta = 0: BLAS defines C as not read then, so neither the patches left in
+     * col nor whatever dx held can leak in. In the direct case dcol is dx itself. */
+    float *dcol = direct ? dx : col;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(hw), s->out_c,
+                1.0f, w, to_blas_int(k), dy, to_blas_int(hw), 0.0f, dcol, to_blas_int(hw));
+    if (!direct) {
+        memset(dx, 0, (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w * sizeof(float));
+        col2im_add(s, oh, ow, col, dx);
+    }
+}
+
+/* ---- linear ------------------------------------------------------------------------------- */
+
+void os_linear_batch(const float *x, int n, int in, int out, const float *w, const float *b,
+                     float *y)
+{
+    assert(n >= 1 && in >= 1 && out >= 1);
+    assert(x != NULL && w != NULL && y != NULL);
+    float beta = 0.0f;
+    if (b != NULL) {
+        for (int r = 0; r < n; r++)
+            memcpy(y + (size_t)r * (size_t)out, b, (size_t)out * sizeof(float));
+        beta = 1.0f;
+    }
+    /* y[n][out] = x[n][in] * w[out][in]^T (+ y) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, beta, y,
+                out);
+}
+
+void os_linear_backward(const float *x, const float *w, const float *dy, int n, int in, int out,
+                        float *dw, float *db, float *dx)
+{
+    assert(n >= 1 && in >= 1 && out >= 1);
+    assert(x != NULL && w != NULL && dy != NULL && dw != NULL);
+    /* dw[out][in] += dy[n][out]^T * x[n][in] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw,
+                in);
+    if (db != NULL) {
+        /* a column sum over a batch: small, so a strided double loop is plenty */
+        for (int o = 0; o < out; o++) {
+            double acc = 0.0;
+            for (int r = 0; r < n; r++)
+                acc += (double)dy[(size_t)r * (size_t)out + (size_t)o];
+            db[o] += (float)acc;
+        }
+    }
+    if (dx != NULL) {
+        /* dx[n][in] = dy[n][out] * w[out][in] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
+                    0.0f, dx, in);
+    }
+}
+
+/* ---- BatchNorm, training mode ------------------------------------------------------------- */
+
+/* Channel ch of image i starts at x + (i*c + ch)*hw: a channel's N x H x W values are N runs of
+ * hw contiguous floats. */
+static size_t bn_at(int i, int c, int ch, size_t hw)
+{
+    return ((size_t)i * (size_t)c + (size_t)ch) * hw;
+}
+
+void os_bn_train_forward(const float *x, int n, int c, size_t hw, const float *gamma,
+                         const float *beta, float eps, float *y, float *mean, float *invstd)
+{
+    assert(n >= 1 && c >= 1 && hw >= 1 && eps >= 0.0f);
+    assert(x != NULL && gamma != NULL && beta != NULL && y != NULL);
+    assert(mean != NULL && invstd != NULL);
+    const double count = (double)n * (double)hw;
+
+    for (int ch = 0; ch < c; ch++) {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++)
+            sum += sum_floats(x + bn_at(i, c, ch, hw), hw);
+        const double mu = sum / count;
+        double ss = 0.0;
+        for (int i = 0; i < n; i++)
+            ss += sum_sq_dev(x + bn_at(i, c, ch, hw), hw, mu);
+        const double var = ss / count; /* biased, as the normalisation uses */
+        const double is = 1.0 / sqrt(var + (double)eps);
+        mean[ch] = (float)mu;
+        invstd[ch] = (float)is;
+
+        /* (x - mean) first, then scale: a large mean cancels before it is multiplied. */
+        const float m = mean[ch];
+        const float scale = gamma[ch] * invstd[ch];
+        const float shift = beta[ch];
+        for (int i = 0; i < n; i++) {
+            const size_t at = bn_at(i, c, ch, hw);
+            const float *xc = x + at;
+            float *yc = y + at;
+            for (size_t j = 0; j < hw; j++)
+                yc[j] = (xc[j] - m) * scale + shift;
+        }
+    }
+}
+
+/* With xhat = (x - mean) * invstd and M = N*H*W values per channel, y = gamma * xhat + beta:
+ *   dbeta = sum dy,  dgamma = sum dy * xhat,
+ *   dx = gamma * invstd * (dy - dbeta / M - xhat * dgamma / M)
+ * where dbeta and dgamma are this call's sums, not what the accumulators held before. The last
+ * two terms are the paths through the batch mean and variance. */
+void os_bn_backward(const float *x, const float *dy, int n, int c, size_t hw, const float *gamma,
+                    const float *mean, const float *invstd, float *dx, float *dgamma, float *dbeta)
+{
+    assert(n >= 1 && c >= 1 && hw >= 1);
+    assert(x != NULL && dy != NULL && gamma != NULL && mean != NULL && invstd != NULL);
+    assert(dx != NULL && dgamma != NULL && dbeta != NULL);
+    const double count = (double)n * (double)hw;
+
+    for (int ch = 0; ch < c; ch++) {
+        const double mu = (double)mean[ch];
+        const double is = (double)invstd[ch];
+        double sdy = 0.0, sdyd = 0.0;
+        for (int i = 0; i < n; i++) {
+            const size_t at = bn_at(i, c, ch, hw);
+            double a, b;
+            sum_dy_dev(x + at, dy + at, hw, mu, &a, &b);
+            sdy += a;
+            sdyd += b;
+        }
+        const double sdyx = sdyd * is; /* sum dy * xhat */
+        dbeta[ch] += (float)sdy;
+        dgamma[ch] += (float)sdyx;
+
+        const float m = mean[ch];
+        const float isf = invstd[ch];
+        const float k = gamma[ch] * isf;
+        const float mean_dy = (float)(sdy / count);
+        const float mean_dyx = (float)(sdyx / count);
+        for (int i = 0; i < n; i++) {
+            const size_t at = bn_at(i, c, ch, hw);
+            const float *xc = x + at;
+            const float *g = dy + at;
+            float *d = dx + at;
+            for (size_t j = 0; j < hw; j++) {
+                const float xhat = (xc[j] - m) * isf;
+                d[j] = k * (g[j] - mean_dy - xhat * mean_dyx);
+            }
+        }
+    }
+}
+
+/* ---- elementwise and pooling -------------------------------------------------------------- */
+
+void os_relu_backward(const float *y, const float *dy, size_t n, float *dx)
+{
+    /* dy is loaded unconditionally: the loop is then a select, which vectorises, where a
+     * conditional load would not. */
+    for (size_t i = 0; i < n; i++) {
+        const float g = dy[i];
+        dx[i] = y[i] > 0.0f ? g : 0.0f;
+    }
+}
+
+/* The window of output (oy, ox) clipped to the image, as in layers.c. */
+static void pool_window(int oy, int ox, int h, int w, int k, int stride, int pad, int *y0, int *y1,
+                        int *x0, int *x1)
+{
+    const int ys = oy * stride - pad;
+    const int xs = ox * stride - pad;
+    *y0 = ys < 0 ? 0 : ys;
+    *x0 = xs < 0 ? 0 : xs;
+    *y1 = ys + k > h ? h : ys + k;
+    *x1 = xs + k > w ? w : xs + k;
+}
+
+void os_maxpool2d_backward(const float *x, const float *dy, int c, int h, int w, int k, int stride,
+                           int pad, float *dx)
+{
+    const int oh = os_pool_out(h, k, stride, pad);
+    const int ow = os_pool_out(w, k, stride, pad);
+    const size_t plane = (size_t)h * (size_t)w;
+
+    for (int ch = 0; ch < c; ch++) {
+        const float *xc = x + (size_t)ch * plane;
+        float *dc = dx + (size_t)ch * plane;
+        const float *g = dy + (size_t)ch * (size_t)oh * (size_t)ow;
+        for (int oy = 0; oy < oh; oy++) {
+            for (int ox = 0; ox < ow; ox++) {
+                int y0, y1, x0, x1;
+                pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
+                /* The forward's scan: row-major, strict >, so the first maximum wins. A window
+                 * with no cell above -inf (or only NaNs) has no winner and routes nothing. */
+                float m = -INFINITY;
+                size_t best = SIZE_MAX;
+                for (int iy = y0; iy < y1; iy++) {
+                    const size_t row = (size_t)iy * (size_t)w;
+                    for (int ix = x0; ix < x1; ix++) {
+                        if (xc[row + (size_t)ix] > m) {
+                            m = xc[row + (size_t)ix];
+                            best = row + (size_t)ix;
+                        }
+                    }
+                }
+                if (best != SIZE_MAX)
+                    dc[best] += g[(size_t)oy * (size_t)ow + (size_t)ox];
+            }
+        }
+    }
+}
+
+void os_avgpool2d_backward(const float *dy, int c, int h, int w, int k, int stride, int pad,
+                           float *dx)
+{
+    const int oh = os_pool_out(h, k, stride, pad);
+    const int ow = os_pool_out(w, k, stride, pad);
+    const size_t plane = (size_t)h * (size_t)w;
+    const float inv_area = 1.0f / (float)(k * k); /* count_include_pad, as the forward */
+
+    for (int ch = 0; ch < c; ch++) {
+        float *dc = dx + (size_t)ch * plane;
+        const float *g = dy + (size_t)ch * (size_t)oh * (size_t)ow;
+        for (int oy = 0; oy < oh; oy++) {
+            for (int ox = 0; ox < ow; ox++) {
+                int y0, y1, x0, x1;
+                pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
+                const float v = g[(size_t)oy * (size_t)ow + (size_t)ox] * inv_area;
+                for (int iy = y0; iy < y1; iy++) {
+                    float *row = dc + (size_t)iy * (size_t)w;
+                    for (int ix = x0; ix < x1; ix++)
+                        row[ix] += v;
+                }
+            }
+        }
+    }
+}
+
+void os_global_avgpool_backward(const float *dy, int c, size_t hw, float *dx)
+{
+    assert(hw >= 1);
+    for (int ch = 0; ch < c; ch++) {
+        const float v = (float)((double)dy[ch] / (double)hw);
+        float *dc = dx + (size_t)ch * hw;
+        for (size_t i = 0; i < hw; i++)
+            dc[i] += v;
+    }
+}
+
+/* ---- loss --------------------------------------------------------------------------------- */
+
+/* Per row, with z = logits - max and Z = sum exp(z), log p_j = z_j - log Z and
+ *   loss = -sum_j t_j log p_j = log Z - sum_j t_j z_j      (sum_j t_j = 1)
+ * Every exponent is <= 0 and the largest term of Z is 1, so nothing overflows, and a logit far
+ * below the maximum underflows harmlessly to p = 0 while still entering the loss through z. */
+float os_softmax_xent(const float *logits, int n, int k, const int *labels, float smoothing,
+                      float *dlogits, int *correct)
+{
+    assert(n >= 1 && k >= 1);
+    assert(logits != NULL && labels != NULL);
+    assert(smoothing >= 0.0f && smoothing <= 1.0f);
+    const double off = (double)smoothing / (double)k; /* target of every class */
+    const double on = 1.0 - (double)smoothing + off;  /* target of the label */
+    const double inv_n = 1.0 / (double)n;
+    double total = 0.0;
+    int hits = 0;
+
+    for (int r = 0; r < n; r++) {
+        const float *x = logits + (size_t)r * (size_t)k;
+        const int label = labels[r];
+        assert(label >= 0 && label < k);
+        int arg = 0;
+        for (int j = 1; j < k; j++)
+            arg = x[j] > x[arg] ? j : arg; /* first maximum wins */
+        const double m = (double)x[arg];
+        double z_sum = 0.0, e_sum = 0.0;
+        for (int j = 0; j < k; j++) {
+            const double z = (double)x[j] - m;
+            z_sum += z;
+            e_sum += exp(z);
+        }
+        const double log_z = log(e_sum);
+        const double z_label = (double)x[label] - m;
+        total += log_z - ((on - off) * z_label + off * z_sum);
+        hits += arg == label;
+
+        if (dlogits != NULL) {
+            float *d = dlogits + (size_t)r * (size_t)k;
+            for (int j = 0; j < k; j++) {
+                const double p = exp((double)x[j] - m - log_z);
+                const double t = j == label ? on : off;
+                d[j] = (float)((p - t) * inv_n);
+            }
+        }
+    }
+    if (correct != NULL)
+        *correct = hits;
+    return (float)(total * inv_n);
+}
+
+/* ---- LIF through time --------------------------------------------------------------------- */
+
+/* Neurons are processed in blocks of LIF_BLOCK so the per-neuron state that runs along the time
+ * axis (membrane after reset forward, its gradient backward) lives in a small stack array: no
+ * scratch argument, one pass over each time step's arrays, and a vectorisable inner loop. */
+#define LIF_BLOCK 256
+
+/* The integral of the surrogate, S(x) = int_{-inf}^{x} gamma * max(0, 1 - |t|) dt: 0 below -1,
+ * a quadratic up to gamma/2 at 0, a quadratic up to gamma at 1, gamma above. */
+static float lif_soft_spike(float x)
+{
+    const float g = OS_SURROGATE_GAMMA;
+    if (x < -1.0f)
+        return 0.0f;
+    if (x < 0.0f) {
+        const float a = x + 1.0f;
+        return g * 0.5f * a * a;
+    }
+    if (x < 1.0f)
+        return g * (0.5f + x - 0.5f * x * x);
+    return g;
+}
+
+void os_lif_forward_seq(const float *const *in, int T, size_t n, float thr, float leak, bool soft,
+                        float *const *u, float *const *s)
+{
+    assert(T >= 1 && in != NULL && u != NULL && s != NULL);
+    assert(thr > 0.0f);
+    const float reset_on = thr * 1.0f, reset_off = thr * 0.0f; /* thr * spike */
+    float v[LIF_BLOCK];
+
+    for (size_t base = 0; base < n; base += LIF_BLOCK) {
+        const size_t m = n - base < LIF_BLOCK ? n - base : LIF_BLOCK;
+        for (size_t i = 0; i < m; i++)
+            v[i] = 0.0f;
+        for (int t = 0; t < T; t++) {
+            const float *it = in[t] + base;
+            float *ut = u[t] + base;
+            float *st = s[t] + base;
+            if (soft) {
+                for (size_t i = 0; i < m; i++) {
+                    const float uu = leak * v[i] + it[i];
+                    const float sp = lif_soft_spike(uu / thr - 1.0f);
+                    ut[i] = uu;
+                    st[i] = sp;
+                    v[i] = uu - thr * sp;
+                }
+            } else {
+                /* The same values as os_lif_step, bit for bit: strict >, and the reset
+                 * subtracts thr * spike, whose two possible values are computed once here.
+                 * Written as a select of those, the loop has no branch; written as thr * sp,
+                 * the compiler splits the multiplication across a branch and will not
+                 * vectorise. */
+                for (size_t i = 0; i < m; i++) {
+                    const float uu = leak * v[i] + it[i];
+                    const bool fire = uu > thr;
+                    ut[i] = uu;
+                    st[i] = fire ? 1.0f : 0.0f;
+                    v[i] = uu - (fire ? reset_on : reset_off);
+                }
+            }
+        }
+    }
+}
+
+/* Backward through the recurrence of os_lif_forward_seq, last step first. gv is the gradient
+ * reaching v[t] from step t+1 (zero after the last step). The previous membrane after reset,
+ * v[t-1] = u[t-1] - thr * s[t-1], is recomputed from what the forward saved. The threshold and
+ * leak gradients are summed per neuron along time in float (T terms), then over neurons in
+ * double. */
+void os_lif_backward_seq(const float *const *u, const float *const *s, const float *const *ds,
+                         int T, size_t n, float thr, float leak, float *const *din, double *dthr,
+                         double *dleak)
+{
+    assert(T >= 1 && u != NULL && s != NULL && ds != NULL && din != NULL);
+    assert(dthr != NULL && dleak != NULL && thr > 0.0f);
+    const float slope = OS_SURROGATE_GAMMA / thr; /* dS/du at the threshold */
+    static const float zeros[LIF_BLOCK];          /* v[-1] = u[-1] - thr * s[-1] = 0 */
+    float gv[LIF_BLOCK], athr[LIF_BLOCK], aleak[LIF_BLOCK];
+    double sum_thr = 0.0, sum_leak = 0.0;
+
+    for (size_t base = 0; base < n; base += LIF_BLOCK) {
+        const size_t m = n - base < LIF_BLOCK ? n - base : LIF_BLOCK;
+        for (size_t i = 0; i < m; i++)
+            gv[i] = athr[i] = aleak[i] = 0.0f;
+        for (int t = T - 1; t >= 0; t--) {
+            const float *ut = u[t] + base;
+            const float *st = s[t] + base;
+            const float *gt = ds[t] + base;
+            const float *up = t > 0 ? u[t - 1] + base : zeros;
+            const float *sp = t > 0 ? s[t - 1] + base : zeros;
+            float *dt = din[t] + base; /* may be gt: gt[i] is read before dt[i] is written */
+            for (size_t i = 0; i < m; i++) {
+                const float r = ut[i] / thr; /* u / thr = x + 1 */
+                const float tri = 1.0f - fabsf(r - 1.0f);
+                const float dsdu = slope * (tri > 0.0f ? tri : 0.0f); /* a select: no branch */
+                const float gs = gt[i] - thr * gv[i];
+                const float gu = gv[i] + gs * dsdu;
+                const float vprev = up[i] - thr * sp[i];
+                athr[i] += gs * (-r * dsdu) - gv[i] * st[i];
+                aleak[i] += gu * vprev;
+                dt[i] = gu;
+                gv[i] = leak * gu;
+            }
+        }
+        sum_thr += sum_floats(athr, m);
+        sum_leak += sum_floats(aleak, m);
+    }
+    *dthr += sum_thr;
+    *dleak += sum_leak;
+}
