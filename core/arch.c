@@ -115,7 +115,7 @@ static json_t *layer(os_arch *a, const char *name, const char *op, const char *f
     json_t *l = json_object();
     json_object_set_new(l, "name", json_string(name));
     json_object_set_new(l, "op", json_string(op));
-    if (from && (!a->prev || strcmp(from, a->prev) != 0))
+    if (from && strcmp(from, a->prev ? a->prev : "input") != 0)
         json_object_set_new(l, "from", json_string(from));
     if (unit)
         json_object_set_new(l, "unit", json_integer(unit));

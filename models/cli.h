@@ -28,5 +28,7 @@ bool cli_parse_double(const char *s, double lo, double hi, double *out);
 int cmd_inspect(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_init(int argc, char **argv);
+int cmd_fit(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

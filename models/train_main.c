@@ -11,6 +11,8 @@ static const char usage[] =
     "  inspect MODEL [--json]        architecture, shapes, parameters, labels, checksum\n"
     "  classify --model MODEL [--top-k K] [--json] [--timesteps T] IMAGE...\n"
     "                                classify JPEG files offline\n"
+    "  fit --data DIR --out MODEL    train a one-time-step SNN (ANN+Units -> SNN T0..1 -> prune Units)\n"
+    "  eval --model M --data DIR     top-1/top-5, per-class accuracy, confusion matrix\n"
     "  init --arch A --out FILE ...  write an untrained model of a recipe (for tests and demos)\n"
     "\n"
     "'" CLI_PROG " COMMAND --help' describes each command's options.\n";
@@ -30,6 +32,10 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify"))
         return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "fit"))
+        return cmd_fit(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "init"))
         return cmd_init(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command \"%s\"\n\n%s", CLI_PROG, cmd, usage);
