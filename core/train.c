@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "grad.h"
+#include "model.h"
 
 enum {
     CALIB_MAX_VALUES = 1 << 21, /* pre-activation samples kept per layer for the percentile */
@@ -520,6 +521,102 @@ os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, 
     compact_froms(L);
     *out = L;
     return OS_OK;
+}
+
+/* Spikes per neuron-step of a LIF with threshold thr over T steps of the given inputs. */
+static double lif_rate(const float *const *in, int T, size_t n, float thr, float leak)
+{
+    size_t spikes = 0;
+    for (size_t j = 0; j < n; j++) {
+        float u = 0;
+        for (int t = 0; t < T; t++) {
+            u = leak * u + in[t][j];
+            if (u > thr) {
+                spikes++;
+                u -= thr;
+            }
+        }
+    }
+    return (double)spikes / ((double)n * T);
+}
+
+enum { RECAL_ITERS = 40 };
+
+os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, int in_w,
+                                    int classes, os_params *p, const os_imageset *calib,
+                                    const os_aug_config *aug, int t_old, int t_new, int batch)
+{
+    int n = (int)(calib->n < (size_t)batch ? calib->n : (size_t)batch);
+    size_t per = (size_t)3 * calib->side * calib->side;
+    float *x = malloc((size_t)n * per * sizeof *x);
+    float *logits = malloc((size_t)n * classes * sizeof *logits);
+    os_tnet *told = NULL, *tnew = NULL;
+    double *rate = NULL;
+    os_status st = OS_OK;
+    if (!x || !logits) {
+        st = os_fail(OS_ENOMEM, "no memory for recalibration");
+        goto out;
+    }
+    for (int k = 0; k < n; k++)
+        os_augment(calib, (size_t)k, aug, 0, x + (size_t)k * per);
+    if ((st = os_tnet_create(layers, in_c, in_h, in_w, classes, p, n, t_old, &told)))
+        goto out;
+    os_tnet_forward(told, x, n, false, logits);
+    int nl = os_tnet_lif_count(told);
+    if (!(rate = calloc((size_t)nl + 1, sizeof *rate))) {
+        st = os_fail(OS_ENOMEM, "no memory for recalibration");
+        goto out;
+    }
+    for (int k = 0; k < nl; k++) {
+        const char *name;
+        uint64_t sp, ns;
+        os_tnet_spikes(told, k, &name, &sp, &ns);
+        rate[k] = ns ? (double)sp / (double)ns : 0;
+    }
+    os_tnet_destroy(told);
+    told = NULL;
+    if ((st = os_tnet_create(layers, in_c, in_h, in_w, classes, p, n, t_new, &tnew)))
+        goto out;
+    for (int k = 0, a = 0; k < nl; a++) {
+        /* act index a counts ReLU and LIF layers; this net has only LIF. */
+        os_tnet_forward(tnew, x, n, false, logits);
+        const char *name;
+        size_t cnt;
+        const float *in[OS_MODEL_MAX_TIMESTEPS];
+        for (int t = 0; t < t_new; t++)
+            in[t] = os_tnet_act_input(tnew, a, t, &cnt, &name);
+        char pn[OS_NET_NAME_MAX + 16];
+        snprintf(pn, sizeof pn, "%s.threshold", name);
+        os_param *thr = os_params_find(p, pn);
+        snprintf(pn, sizeof pn, "%s.leak", name);
+        os_param *leak = os_params_find(p, pn);
+        if (!thr || !leak) {
+            st = os_fail(OS_EARCH, "LIF layer %s has no threshold/leak parameters", name);
+            goto out;
+        }
+        float lo = OS_MIN_THRESHOLD, hi = OS_MIN_THRESHOLD;
+        for (int t = 0; t < t_new; t++)
+            for (size_t j = 0; j < cnt; j++)
+                hi = fmaxf(hi, in[t][j] * t_new);
+        if (rate[k] > 0) {
+            for (int it = 0; it < RECAL_ITERS; it++) {
+                float mid = 0.5f * (lo + hi);
+                if (lif_rate(in, t_new, cnt, mid, leak->data[0]) > rate[k])
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            thr->data[0] = fmaxf(hi, OS_MIN_THRESHOLD);
+        }
+        k++;
+    }
+out:
+    os_tnet_destroy(told);
+    os_tnet_destroy(tnew);
+    free(rate);
+    free(x);
+    free(logits);
+    return st;
 }
 
 os_status os_remove_units(const json_t *layers, os_params *p, json_t **out)

@@ -72,6 +72,15 @@ os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, 
                             double percentile, double shift, int timesteps, int batch,
                             json_t **out);
 
+/* Temporal pruning hand-over (ours): before training at T_new < T_old, set each LIF layer's
+ * threshold, in order, so that at T_new it fires at the same rate (spikes per neuron-step) as
+ * at T_old on the calibration images, found by bisection on the simulated LIF. Without it,
+ * currents that needed several steps to reach the threshold never do at T = 1, and the deeper
+ * layers fall silent (no spikes, no surrogate gradient). */
+os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, int in_w,
+                                    int classes, os_params *p, const os_imageset *calib,
+                                    const os_aug_config *aug, int t_old, int t_new, int batch);
+
 /* Remove every layer marked as part of a Unit, rewiring consumers to the Unit's input, and
  * drop their parameters. Returns the new list (caller decrefs). */
 os_status os_remove_units(const json_t *layers, os_params *p, json_t **out);

@@ -51,6 +51,7 @@ static void help(const fit_config *d)
            "  --percentile P        conversion threshold percentile of pre-activations (default %g)\n"
            "  --calib-images N      training images used for that calibration (default %d)\n"
            "  --convert-shift S     bias += S*threshold/T0 at conversion (0.5 rounds rates; default %g)\n"
+           "  --recalibrate 0|1     at each T -> T-1 step, reset thresholds to keep spike rates (default %d)\n"
            "  --crop-min-area A     random resized crop area range [A, 1] (default %g)\n"
            "  --jitter J            brightness/contrast/saturation jitter (default %g)\n"
            "machine\n"
@@ -61,7 +62,7 @@ static void help(const fit_config *d)
            d->units, d->unit_at, d->t0, d->epochs_ann, d->epochs_snn, d->epochs_finetune,
            d->warmup_epochs, d->batch, d->optimizer, d->lr_ann, d->lr_snn, d->lr_finetune,
            d->lif_lr_scale, d->weight_decay, d->label_smoothing, d->percentile, d->calib_images,
-           d->convert_shift,
+           d->convert_shift, d->recalibrate,
            d->crop_min_area, d->jitter);
 }
 
@@ -83,7 +84,7 @@ enum {
     O_DATA = 1000, O_OUT, O_WORKDIR, O_RESUME, O_VALF, O_TRAINL, O_VALL, O_SEED, O_ARCH, O_WIDTH,
     O_INPUT, O_UNITS, O_UNITAT, O_NAME, O_T0, O_EANN, O_ESNN, O_EFT, O_WARM, O_BATCH, O_OPT,
     O_LRANN, O_LRSNN, O_LRFT, O_LIFLR, O_WD, O_LS, O_PCT, O_CALIB, O_CROP, O_JIT, O_THREADS,
-    O_QUIET, O_HELP, O_SHIFT
+    O_QUIET, O_HELP, O_SHIFT, O_RECAL
 };
 
 int cmd_fit(int argc, char **argv)
@@ -101,7 +102,8 @@ int cmd_fit(int argc, char **argv)
         {"weight-decay", 1, 0, O_WD}, {"label-smoothing", 1, 0, O_LS},
         {"percentile", 1, 0, O_PCT}, {"calib-images", 1, 0, O_CALIB},
         {"crop-min-area", 1, 0, O_CROP}, {"jitter", 1, 0, O_JIT}, {"threads", 1, 0, O_THREADS},
-        {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"convert-shift", 1, 0, O_SHIFT}, {0}};
+        {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"convert-shift", 1, 0, O_SHIFT},
+        {"recalibrate", 1, 0, O_RECAL}, {0}};
     fit_config c, d;
     fit_defaults(&c);
     d = c;
@@ -167,6 +169,7 @@ int cmd_fit(int argc, char **argv)
         case O_THREADS: INT_OPT(threads, 1, 256); break;
         case O_QUIET: c.quiet = true; break;
         case O_SHIFT: DBL_OPT(convert_shift, 0, 1); break;
+        case O_RECAL: INT_OPT(recalibrate, 0, 1); break;
         case O_HELP: help(&d); return CLI_OK;
         default: return cli_usage_error("fit", "unknown option");
         }

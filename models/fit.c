@@ -31,6 +31,7 @@ void fit_defaults(fit_config *c)
         .lr_ann = 2e-3, .lr_snn = 2e-4, .lr_finetune = 1e-4, .weight_decay = 0.05,
         .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
         .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
+        .recalibrate = 1,
     };
 }
 
@@ -38,7 +39,7 @@ json_t *fit_config_json(const fit_config *c)
 {
     return json_pack(
         "{s:s, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f}",
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i}",
         "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "arch", c->arch,
         "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
         "t0", c->t0, "epochs_ann", c->epochs_ann, "epochs_snn", c->epochs_snn, "epochs_finetune",
@@ -47,7 +48,8 @@ json_t *fit_config_json(const fit_config *c)
         "weight_decay", c->weight_decay, "label_smoothing", c->label_smoothing, "val_fraction",
         c->val_fraction, "percentile", c->percentile, "crop_min_area", c->crop_min_area,
         "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
-        "calib_images", c->calib_images, "convert_shift", c->convert_shift);
+        "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
+        c->recalibrate);
 }
 
 typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE } stage_kind;
@@ -57,6 +59,7 @@ typedef struct {
     stage_kind kind;
     int T, epochs;
     double lr;
+    int prev_T; /* temporal pruning: the T this stage starts from (0: none) */
 } stage;
 
 typedef struct {
@@ -86,17 +89,17 @@ static void build_stages(fit_state *s)
 {
     const fit_config *c = s->c;
     int n = 0;
-    s->stages[n++] = (stage){"ann", STAGE_TRAIN, 1, c->epochs_ann, c->lr_ann};
-    s->stages[n] = (stage){"", STAGE_CONVERT, c->t0, 0, 0};
+    s->stages[n++] = (stage){"ann", STAGE_TRAIN, 1, c->epochs_ann, c->lr_ann, 0};
+    s->stages[n] = (stage){"", STAGE_CONVERT, c->t0, 0, 0, 0};
     snprintf(s->stages[n++].name, sizeof s->stages[0].name, "convert");
     for (int T = c->t0; T >= 1; T--) {
-        s->stages[n] = (stage){"", STAGE_TRAIN, T, c->epochs_snn, c->lr_snn};
+        s->stages[n] = (stage){"", STAGE_TRAIN, T, c->epochs_snn, c->lr_snn, T < c->t0 ? T + 1 : 0};
         snprintf(s->stages[n++].name, sizeof s->stages[0].name, "snn-T%d", T);
     }
     if (c->units > 0)
-        s->stages[n++] = (stage){"remove-units", STAGE_PRUNE, 1, 0, 0};
+        s->stages[n++] = (stage){"remove-units", STAGE_PRUNE, 1, 0, 0, 0};
     if (c->epochs_finetune > 0)
-        s->stages[n++] = (stage){"finetune", STAGE_TRAIN, 1, c->epochs_finetune, c->lr_finetune};
+        s->stages[n++] = (stage){"finetune", STAGE_TRAIN, 1, c->epochs_finetune, c->lr_finetune, 0};
     s->n_stages = n;
 }
 
@@ -339,8 +342,21 @@ static os_status run_train_stage(fit_state *s)
                                   S->T, &t);
     if (st)
         return st;
-    if (s->epoch == 0)
+    if (s->epoch == 0) {
         os_params_reset_state(s->params);
+        if (S->prev_T && c->recalibrate) {
+            os_imageset calib = s->train;
+            if ((size_t)c->calib_images < calib.n)
+                calib.n = (size_t)c->calib_images;
+            st = os_recalibrate_thresholds(s->layers, 3, c->input, c->input, s->classes,
+                                           s->params, &calib, &s->aug_eval, S->prev_T, S->T,
+                                           c->batch);
+            if (st) {
+                os_tnet_destroy(t);
+                return st;
+            }
+        }
+    }
     size_t used = s->train.n >= (size_t)c->batch ? s->train.n / (size_t)c->batch : 1;
     long steps_per_epoch = (long)used;
     os_epoch_config ec = {
