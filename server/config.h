@@ -1,0 +1,79 @@
+/* config.h - onespike-serve's settings: command-line flags over ONESPIKE_* environment variables
+ * over built-in defaults.
+ *
+ * Every flag has an environment twin (--max-body <-> ONESPIKE_MAX_BODY); a flag given on the
+ * command line wins. Models come from --model NAME=PATH (repeatable) or, when no --model flag is
+ * given, from ONESPIKE_MODEL="NAME=PATH[,NAME=PATH...]". Values are checked here, so the rest of
+ * the server can trust them: a bad value is a usage error naming the flag, the value and what
+ * was expected.
+ */
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define SRV_PROG           "onespike-serve"
+#define SRV_MAX_MODELS     16
+#define SRV_MODEL_NAME_MAX 64 /* bytes, with the NUL */
+#define SRV_PATH_MAX       1024
+#define SRV_ADDR_MAX       64
+
+/* Defaults (shown by --help). */
+#define SRV_DEFAULT_LISTEN         "127.0.0.1"
+#define SRV_DEFAULT_PORT           8080
+#define SRV_DEFAULT_QUEUE          64
+#define SRV_DEFAULT_MAX_BODY       ((size_t)8 << 20)
+#define SRV_DEFAULT_MAX_PIXELS     ((size_t)50 * 1000 * 1000)
+#define SRV_DEFAULT_DEADLINE_MS    10000
+#define SRV_DEFAULT_DRAIN_MS       10000
+#define SRV_DEFAULT_CONN_TIMEOUT_S 30
+#define SRV_DEFAULT_MAX_CONNS      256
+
+/* Ranges accepted for the numeric settings. */
+#define SRV_MAX_WORKERS     256
+#define SRV_MAX_QUEUE       65536
+#define SRV_MAX_BODY_LIMIT  ((size_t)1 << 30)
+#define SRV_MAX_MS          (24L * 3600 * 1000)
+#define SRV_MAX_CONNS_LIMIT 16384
+#define SRV_MAX_PIXELS_LIMIT (1L << 40)
+
+typedef struct {
+    char name[SRV_MODEL_NAME_MAX];
+    char path[SRV_PATH_MAX];
+} srv_model_spec;
+
+typedef struct {
+    char listen[SRV_ADDR_MAX];
+    int port; /* 0: any free port (the bound one is logged) */
+    srv_model_spec models[SRV_MAX_MODELS];
+    int n_models;
+    int workers;        /* inference threads */
+    int queue;          /* requests waiting for a worker, at most */
+    size_t max_body;    /* request body bytes, at most */
+    size_t max_pixels;  /* JPEG width*height, at most */
+    long deadline_ms;   /* a request not answered by then gets 504 */
+    long drain_ms;      /* SIGTERM: time given to queued and running requests */
+    int conn_timeout_s; /* idle or slow connections are closed after this */
+    int max_conns;      /* concurrent connections */
+    srv_log_level log_level;
+    char token_file[SRV_PATH_MAX]; /* "" when no bearer token is required */
+    char probe_url[SRV_PATH_MAX];  /* --probe: check this URL and exit */
+} srv_config;
+
+typedef enum {
+    SRV_CONFIG_RUN = 0, /* cfg is complete: serve (or probe) */
+    SRV_CONFIG_EXIT,    /* --help / --version printed: exit 0 */
+    SRV_CONFIG_USAGE,   /* bad flag or value, reported on stderr: exit 2 */
+} srv_config_result;
+
+/* Fill cfg from defaults, the environment and argv (in that order of precedence, last wins). */
+srv_config_result srv_config_parse(int argc, char **argv, srv_config *cfg);
+
+/* The --help text, with the defaults. */
+void srv_config_print_help(FILE *f);
+
+#endif
