@@ -1,0 +1,49 @@
+/* metrics.h - Prometheus text exposition (format 0.0.4) of the server's counters.
+ *
+ * Counters and histograms are lock-free atomics updated from any thread; rendering reads them
+ * without stopping anyone, so a scrape is a consistent-enough snapshot, as usual for Prometheus.
+ * Exposed:
+ *   onespike_requests_total{route,status}          counter
+ *   onespike_queue_wait_seconds{model}             histogram (submit -> a worker picks it up)
+ *   onespike_decode_seconds{model}                 histogram (JPEG decode + resize)
+ *   onespike_compute_seconds{model}                histogram (network + softmax)
+ *   onespike_inflight_requests                     gauge (received, not yet answered)
+ *   onespike_queue_depth, onespike_queue_capacity  gauges
+ *   onespike_workers, onespike_workers_busy        gauges
+ *   onespike_ready                                 gauge (0 while draining)
+ *   onespike_model_loaded{model,version}           gauge (1 loaded and verified)
+ *   process_resident_memory_bytes                  gauge (from /proc/self/statm)
+ */
+#ifndef SRV_METRICS_H
+#define SRV_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "request.h"
+#include "status.h"
+
+typedef enum { SRV_HIST_QUEUE = 0, SRV_HIST_DECODE, SRV_HIST_COMPUTE, SRV_HIST_COUNT } srv_hist;
+
+typedef struct srv_metrics srv_metrics;
+
+/* names/versions borrowed; they must outlive the metrics. */
+os_status srv_metrics_create(const char *const *names, const char *const *versions, int n_models,
+                             srv_metrics **out);
+void srv_metrics_destroy(srv_metrics *m); /* NULL is fine */
+
+/* One answered request. Status codes outside 100..599 are counted as 500. */
+void srv_metrics_count(srv_metrics *m, srv_route route, int status);
+void srv_metrics_observe(srv_metrics *m, srv_hist h, int model, double seconds);
+void srv_metrics_inflight_add(srv_metrics *m, int delta);
+
+/* Gauges that live elsewhere, sampled by the caller at scrape time. */
+typedef struct {
+    int queued, queue_capacity, busy, workers;
+    bool ready;
+} srv_metrics_gauges;
+
+/* The exposition text (malloc'd, caller frees), or NULL when out of memory. */
+char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *len);
+
+#endif

@@ -1,0 +1,213 @@
+/* pool.c - worker threads around a bounded ring of jobs (see pool.h). */
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+struct srv_worker {
+    srv_pool *pool;
+    pthread_t thread;
+    bool started;
+    int id;
+    os_session **sessions; /* one per model */
+    float *probs;
+    int *index;
+};
+
+struct srv_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t nonempty;
+    srv_job **ring;
+    int cap, head, count, busy;
+    bool closed, joined;
+    int n_workers, n_models;
+    srv_worker *workers;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *worker_main(void *arg)
+{
+    srv_worker *w = arg;
+    srv_pool *p = w->pool;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->count == 0 && !p->closed)
+            pthread_cond_wait(&p->nonempty, &p->mu);
+        if (p->count == 0)
+            break; /* closed and nothing left */
+        srv_job *job = p->ring[p->head];
+        p->head = (p->head + 1) % p->cap;
+        p->count--;
+        p->busy++;
+        pthread_mutex_unlock(&p->mu);
+        job->run(w, job);
+        pthread_mutex_lock(&p->mu);
+        p->busy--;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_opts *o,
+                          srv_pool **out)
+{
+    os_status st = OS_OK;
+    *out = NULL;
+    srv_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return os_fail(OS_ENOMEM, "no memory for the worker pool");
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->nonempty, NULL);
+    p->cap = o->queue, p->n_workers = o->workers, p->n_models = n_models;
+    p->ring = calloc((size_t)p->cap, sizeof *p->ring);
+    p->workers = calloc((size_t)p->n_workers, sizeof *p->workers);
+    if (!p->ring || !p->workers) {
+        st = os_fail(OS_ENOMEM, "no memory for the worker pool");
+        goto out;
+    }
+    int classes = 1;
+    for (int m = 0; m < n_models; m++)
+        if (os_model_classes(models[m]) > classes)
+            classes = os_model_classes(models[m]);
+    os_session_opts so = {.max_pixels = o->max_pixels};
+    for (int i = 0; i < p->n_workers; i++) {
+        srv_worker *w = &p->workers[i];
+        w->pool = p, w->id = i;
+        w->sessions = calloc((size_t)n_models, sizeof *w->sessions);
+        w->probs = calloc((size_t)classes, sizeof *w->probs);
+        w->index = calloc((size_t)classes, sizeof *w->index);
+        if (!w->sessions || !w->probs || !w->index) {
+            st = os_fail(OS_ENOMEM, "no memory for worker %d", i);
+            goto out;
+        }
+        for (int m = 0; m < n_models; m++)
+            if ((st = os_session_create(models[m], &so, &w->sessions[m])))
+                goto out;
+    }
+    for (int i = 0; i < p->n_workers; i++) {
+        if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i])) {
+            st = os_fail(OS_ENOMEM, "cannot start worker thread %d", i);
+            goto out;
+        }
+        p->workers[i].started = true;
+    }
+out:
+    if (st) {
+        srv_pool_destroy(p);
+        return st;
+    }
+    *out = p;
+    return OS_OK;
+}
+
+srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job)
+{
+    srv_submit_result r = SRV_SUBMIT_OK;
+    pthread_mutex_lock(&p->mu);
+    if (p->closed) {
+        r = SRV_SUBMIT_CLOSED;
+    } else if (p->count == p->cap) {
+        r = SRV_SUBMIT_FULL;
+    } else {
+        job->enqueued_ns = now_ns();
+        p->ring[(p->head + p->count) % p->cap] = job;
+        p->count++;
+        pthread_cond_signal(&p->nonempty);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return r;
+}
+
+void srv_pool_stats(srv_pool *p, int *queued, int *busy)
+{
+    pthread_mutex_lock(&p->mu);
+    *queued = p->count;
+    *busy = p->busy;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int srv_pool_capacity(const srv_pool *p)
+{
+    return p->cap;
+}
+
+int srv_pool_workers(const srv_pool *p)
+{
+    return p->n_workers;
+}
+
+void srv_pool_shutdown(srv_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (p->joined) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    p->closed = true;
+    /* Take the queued jobs out under the lock, cancel them outside it: cancel answers a
+     * request, which must not happen while holding the pool's lock. */
+    while (p->count > 0) {
+        srv_job *job = p->ring[p->head];
+        p->head = (p->head + 1) % p->cap;
+        p->count--;
+        pthread_mutex_unlock(&p->mu);
+        job->cancel(job);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_cond_broadcast(&p->nonempty);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_workers; i++)
+        if (p->workers[i].started)
+            pthread_join(p->workers[i].thread, NULL);
+    pthread_mutex_lock(&p->mu);
+    p->joined = true;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void srv_pool_destroy(srv_pool *p)
+{
+    if (!p)
+        return;
+    if (p->workers)
+        srv_pool_shutdown(p);
+    for (int i = 0; p->workers && i < p->n_workers; i++) {
+        srv_worker *w = &p->workers[i];
+        for (int m = 0; w->sessions && m < p->n_models; m++)
+            os_session_destroy(w->sessions[m]);
+        free(w->sessions);
+        free(w->probs);
+        free(w->index);
+    }
+    free(p->workers);
+    free(p->ring);
+    pthread_cond_destroy(&p->nonempty);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+os_session *srv_worker_session(srv_worker *w, int model)
+{
+    return w->sessions[model];
+}
+
+float *srv_worker_probs(srv_worker *w)
+{
+    return w->probs;
+}
+
+int *srv_worker_index(srv_worker *w)
+{
+    return w->index;
+}
+
+int srv_worker_id(const srv_worker *w)
+{
+    return w->id;
+}

@@ -1,0 +1,64 @@
+/* pool.h - the fixed pool of inference workers and its bounded queue.
+ *
+ * Each worker is a thread that owns one os_session per model plus probability/index scratch,
+ * all allocated by srv_pool_create; running a job allocates nothing of the pool's. Jobs are
+ * queued in a ring of fixed capacity: a full queue refuses at once (the caller answers 503)
+ * instead of letting latency grow without bound.
+ */
+#ifndef SRV_POOL_H
+#define SRV_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "session.h"
+#include "status.h"
+
+typedef struct srv_pool srv_pool;
+typedef struct srv_worker srv_worker;
+typedef struct srv_job srv_job;
+
+/* A unit of work, owned by the submitter and embedded in its request: it must stay valid until
+ * run or cancel has been called for it. Exactly one of them is called, once. */
+struct srv_job {
+    void (*run)(srv_worker *w, srv_job *job); /* on a worker thread */
+    void (*cancel)(srv_job *job);             /* pool closed with the job still queued */
+    uint64_t enqueued_ns;                     /* set by srv_pool_submit (monotonic) */
+};
+
+typedef struct {
+    int workers;
+    int queue;         /* capacity of the queue */
+    size_t max_pixels; /* passed to every session */
+} srv_pool_opts;
+
+/* Create the sessions (workers x models) and start the threads. models are borrowed and must
+ * outlive the pool. On failure nothing is left running and the status detail names the model. */
+os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_opts *o,
+                          srv_pool **out);
+
+typedef enum { SRV_SUBMIT_OK = 0, SRV_SUBMIT_FULL, SRV_SUBMIT_CLOSED } srv_submit_result;
+
+/* Queue a job (thread-safe). Not OK: the job was not taken and will never be run. */
+srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job);
+
+/* Jobs waiting, and workers running one (a consistent snapshot). */
+void srv_pool_stats(srv_pool *p, int *queued, int *busy);
+int srv_pool_capacity(const srv_pool *p);
+int srv_pool_workers(const srv_pool *p);
+
+/* Refuse further jobs, call cancel for those still queued, let running ones finish and join
+ * the threads. Idempotent. */
+void srv_pool_shutdown(srv_pool *p);
+
+/* Shut down (if not yet) and free the sessions. NULL is fine. */
+void srv_pool_destroy(srv_pool *p);
+
+/* What a worker offers a running job; borrowed, valid during run. */
+os_session *srv_worker_session(srv_worker *w, int model);
+float *srv_worker_probs(srv_worker *w); /* room for the largest model's classes */
+int *srv_worker_index(srv_worker *w);   /* same length, for os_topk */
+int srv_worker_id(const srv_worker *w);
+
+#endif

@@ -1,0 +1,79 @@
+/* request.h - one HTTP request as the routes and the workers see it.
+ *
+ * http.c owns the memory (a fixed slab, one slot per allowed connection, so taking a request
+ * allocates nothing) and fills the head; routes.c decides what to do; a worker (infer.c) runs
+ * inference requests. Whoever decides the answer fills `reply`; http.c sends it.
+ */
+#ifndef SRV_REQUEST_H
+#define SRV_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+#include "reply.h"
+
+#define SRV_REQUEST_ID_MAX 65 /* 64 characters and the NUL */
+#define SRV_BOUNDARY_MAX   72 /* RFC 2046: a boundary has at most 70 characters */
+
+struct srv_server;
+
+/* The routes of DESIGN section 4 (routes.c maps paths to them). */
+typedef enum {
+    SRV_ROUTE_LIVE = 0,
+    SRV_ROUTE_READY,
+    SRV_ROUTE_SERVER_META,
+    SRV_ROUTE_MODEL_META,
+    SRV_ROUTE_MODEL_READY,
+    SRV_ROUTE_INFER,
+    SRV_ROUTE_CLASSIFY,
+    SRV_ROUTE_METRICS,
+    SRV_ROUTE_UNKNOWN,
+    SRV_ROUTE_COUNT
+} srv_route;
+
+/* "live", "ready", "server_metadata", ...: the route's label in metrics and logs. Static. */
+const char *srv_route_name(srv_route r);
+
+typedef enum { SRV_METHOD_GET, SRV_METHOD_HEAD, SRV_METHOD_POST, SRV_METHOD_OTHER } srv_method;
+
+/* How a POST body is to be read. */
+typedef enum {
+    SRV_BODY_NONE = 0,
+    SRV_BODY_IMAGE,     /* classify: the body is the image */
+    SRV_BODY_MULTIPART, /* classify: multipart/form-data, field "image" */
+    SRV_BODY_OIP,       /* infer: Open Inference Protocol JSON */
+} srv_body_kind;
+
+/* The request head as read from the connection; strings borrowed from libmicrohttpd, valid until
+ * the request completes. NULL when absent. */
+typedef struct {
+    const char *method, *path;
+    const char *content_length, *transfer_encoding, *content_type;
+    const char *authorization, *request_id;
+    const char *top_k; /* query argument */
+} srv_request_head;
+
+typedef struct srv_request srv_request;
+struct srv_request {
+    srv_job job; /* the pool's handle while queued or running */
+    struct srv_server *srv;
+    char id[SRV_REQUEST_ID_MAX];
+    srv_method method;
+    const char *path; /* borrowed, as in the head */
+    srv_route route;
+    int model; /* index into srv->models, -1 if none */
+    srv_body_kind body_kind;
+    char boundary[SRV_BOUNDARY_MAX];
+    int top_k;
+    unsigned char *body; /* malloc'd once, body_expected bytes; freed by http.c */
+    size_t body_len, body_expected;
+    uint64_t t_start_ns, deadline_ns; /* monotonic */
+    double queue_ms, decode_ms, compute_ms;
+    srv_reply reply;
+    /* Set by http.c; a worker calls it once the reply is set (from the worker's thread). */
+    void (*complete)(srv_request *r);
+};
+
+#endif
