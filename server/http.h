@@ -1,0 +1,33 @@
+/* http.h - the libmicrohttpd side: listening socket, request lifecycle, suspend/resume around
+ * the worker pool, sending answers, access logs and request metrics.
+ *
+ * One internal epoll thread parses HTTP and collects bodies into a buffer of exactly
+ * Content-Length bytes (refused with 413 before reading when over --max-body). Inference
+ * requests are handed to the worker pool with the connection suspended; the worker resumes it
+ * with the answer. Request state lives in a slab of --max-conns slots allocated at start-up.
+ */
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+
+#include "server.h"
+#include "status.h"
+
+typedef struct srv_http srv_http;
+
+/* Bind cfg->listen:cfg->port and start serving. s is borrowed and must outlive the daemon. On
+ * failure the status detail says what could not be done ("cannot bind 127.0.0.1:8080: ..."). */
+os_status srv_http_start(srv_server *s, srv_http **out);
+
+/* The bound TCP port (useful with --port 0). */
+int srv_http_port(const srv_http *h);
+
+/* Stop accepting connections: new connection attempts are refused; open ones go on. */
+void srv_http_quiesce(srv_http *h);
+
+/* Requests received and not yet fully answered. */
+int srv_http_active(const srv_http *h);
+
+/* Stop the daemon (all requests must be out of the worker pool) and free everything. NULL ok. */
+void srv_http_stop(srv_http *h);
+
+#endif

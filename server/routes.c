@@ -1,0 +1,348 @@
+/* routes.c - path matching and the checks made on the request head (see routes.h). */
+#include "routes.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "infer.h"
+#include "multipart.h"
+#include "oip.h"
+
+#define HTTP_OK                 200
+#define HTTP_BAD_REQUEST        400
+#define HTTP_UNAUTHORIZED       401
+#define HTTP_NOT_FOUND          404
+#define HTTP_METHOD_NOT_ALLOWED 405
+#define HTTP_LENGTH_REQUIRED    411
+#define HTTP_TOO_LARGE          413
+#define HTTP_INTERNAL_ERROR     500
+#define HTTP_UNAVAILABLE        503
+
+#define SRV_DEFAULT_TOP_K    5
+#define MODELS_PREFIX        "/v2/models/"
+#define BEARER_PREFIX        "Bearer "
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define NAMES_LIST_MAX       256
+
+static const char *const route_names[SRV_ROUTE_COUNT] = {
+    "live",  "ready",    "server_metadata", "model_metadata", "model_ready",
+    "infer", "classify", "metrics",         "unknown"};
+
+const char *srv_route_name(srv_route r)
+{
+    return r < SRV_ROUTE_COUNT ? route_names[r] : "unknown";
+}
+
+int srv_server_find_model(const srv_server *s, const char *name, size_t len)
+{
+    for (int i = 0; i < s->n_models; i++)
+        if (strlen(s->names[i]) == len && !memcmp(s->names[i], name, len))
+            return i;
+    return -1;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A client's X-Request-Id is kept if it is short and plain; otherwise we make one up. */
+static bool plain_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!isalnum((unsigned char)s[n]) && s[n] != '-' && s[n] != '_' && s[n] != '.' &&
+            s[n] != ':')
+            return false;
+    return n > 0 && n < SRV_REQUEST_ID_MAX;
+}
+
+static void assign_id(srv_request *r, const char *given)
+{
+    static atomic_uint_fast64_t counter;
+    static atomic_uint_fast32_t prefix;
+    if (given && plain_id(given)) {
+        strcpy(r->id, given);
+        return;
+    }
+    uint32_t p = (uint32_t)atomic_load(&prefix);
+    if (!p) { /* once per process: tells ids of different runs apart */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        p = ((uint32_t)ts.tv_nsec ^ (uint32_t)ts.tv_sec << 12 ^ (uint32_t)getpid()) | 1u;
+        uint_fast32_t zero = 0;
+        if (!atomic_compare_exchange_strong(&prefix, &zero, p))
+            p = (uint32_t)zero;
+    }
+    unsigned long long n = (unsigned long long)atomic_fetch_add(&counter, 1) + 1;
+    snprintf(r->id, sizeof r->id, "%08x-%llu", p, n);
+}
+
+/* Split the path into route, model index and version; sets a 404 reply when the path names an
+ * unknown model or version. */
+static srv_route match(srv_server *s, srv_request *r, const char *path)
+{
+    size_t pn = strlen(path);
+    if (pn > 1 && path[pn - 1] == '/')
+        pn--; /* "/v2/" is "/v2" */
+    if (pn == 3 && !memcmp(path, "/v2", 3))
+        return SRV_ROUTE_SERVER_META;
+    if (pn == 15 && !memcmp(path, "/v2/health/live", 15))
+        return SRV_ROUTE_LIVE;
+    if (pn == 16 && !memcmp(path, "/v2/health/ready", 16))
+        return SRV_ROUTE_READY;
+    if (pn == 8 && !memcmp(path, "/metrics", 8))
+        return SRV_ROUTE_METRICS;
+    size_t mp = sizeof MODELS_PREFIX - 1;
+    if (pn <= mp || memcmp(path, MODELS_PREFIX, mp))
+        return SRV_ROUTE_UNKNOWN;
+    const char *name = path + mp, *end = path + pn;
+    const char *slash = memchr(name, '/', (size_t)(end - name));
+    size_t nlen = slash ? (size_t)(slash - name) : (size_t)(end - name);
+    const char *rest = slash ? slash + 1 : end;
+    const char *version = NULL;
+    size_t vlen = 0;
+    if ((size_t)(end - rest) >= 9 && !memcmp(rest, "versions/", 9)) {
+        version = rest + 9;
+        const char *vs = memchr(version, '/', (size_t)(end - version));
+        vlen = vs ? (size_t)(vs - version) : (size_t)(end - version);
+        rest = vs ? vs + 1 : end;
+        if (vlen == 0)
+            return SRV_ROUTE_UNKNOWN;
+    }
+    size_t rlen = (size_t)(end - rest);
+    srv_route route;
+    if (rlen == 0)
+        route = SRV_ROUTE_MODEL_META;
+    else if (rlen == 5 && !memcmp(rest, "ready", 5))
+        route = SRV_ROUTE_MODEL_READY;
+    else if (rlen == 5 && !memcmp(rest, "infer", 5))
+        route = SRV_ROUTE_INFER;
+    else if (rlen == 8 && !memcmp(rest, "classify", 8))
+        route = SRV_ROUTE_CLASSIFY;
+    else
+        return SRV_ROUTE_UNKNOWN;
+    if (nlen == 0)
+        return SRV_ROUTE_UNKNOWN;
+    r->model = srv_server_find_model(s, name, nlen);
+    if (r->model < 0) {
+        char list[NAMES_LIST_MAX] = "";
+        for (int i = 0, n = 0; i < s->n_models && n < (int)sizeof list; i++)
+            n += snprintf(list + n, sizeof list - (size_t)n, "%s%s", i ? ", " : "", s->names[i]);
+        srv_reply_error(&r->reply, HTTP_NOT_FOUND, "model \"%.*s\" not found (serving: %s)",
+                        (int)(nlen > SRV_MODEL_NAME_MAX ? SRV_MODEL_NAME_MAX : nlen), name, list);
+        return route;
+    }
+    const char *have = os_model_version(s->models[r->model]);
+    if (version && (strlen(have) != vlen || memcmp(have, version, vlen)))
+        srv_reply_error(&r->reply, HTTP_NOT_FOUND,
+                        "model \"%s\" has no version \"%.*s\" (serving version \"%s\")",
+                        s->names[r->model], (int)(vlen > 64 ? 64 : vlen), version, have);
+    return route;
+}
+
+/* Constant-time comparison of the Authorization header with "Bearer <token>". */
+static bool token_ok(const srv_server *s, const char *auth)
+{
+    size_t pl = sizeof BEARER_PREFIX - 1;
+    if (!auth || strncasecmp(auth, BEARER_PREFIX, pl))
+        return false;
+    const char *t = auth + pl;
+    size_t n = strlen(t);
+    unsigned char diff = (unsigned char)(n != s->token_len);
+    for (size_t i = 0; i < s->token_len; i++)
+        diff |= (unsigned char)(s->token[i] ^ (i < n ? t[i] : 0));
+    return diff == 0;
+}
+
+static bool is_get(const srv_request *r)
+{
+    return r->method == SRV_METHOD_GET || r->method == SRV_METHOD_HEAD;
+}
+
+static void answer_ready(srv_server *s, srv_request *r)
+{
+    bool draining = atomic_load(&s->draining);
+    json_t *j = r->route == SRV_ROUTE_MODEL_READY
+                    ? json_pack("{s:s, s:b}", "name", s->names[r->model], "ready", !draining)
+                    : json_pack("{s:b}", "ready", !draining);
+    if (draining && j)
+        json_object_set_new(j, "error", json_string("server is shutting down (draining)"));
+    srv_reply_json(&r->reply, draining ? HTTP_UNAVAILABLE : HTTP_OK, j);
+    if (draining)
+        r->reply.retry_after_s = SRV_RETRY_AFTER_S;
+}
+
+static void answer_metrics(srv_server *s, srv_request *r)
+{
+    srv_metrics_gauges g = {.queue_capacity = srv_pool_capacity(s->pool),
+                            .workers = srv_pool_workers(s->pool),
+                            .ready = !atomic_load(&s->draining)};
+    srv_pool_stats(s->pool, &g.queued, &g.busy);
+    size_t len = 0;
+    char *text = srv_metrics_render(s->metrics, &g, &len);
+    if (!text) {
+        srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "out of memory rendering metrics");
+        return;
+    }
+    srv_reply_text(&r->reply, HTTP_OK, text, len, METRICS_CONTENT_TYPE);
+}
+
+static void answer_get(srv_server *s, srv_request *r)
+{
+    switch (r->route) {
+    case SRV_ROUTE_LIVE: srv_reply_json(&r->reply, HTTP_OK, json_pack("{s:b}", "live", 1)); break;
+    case SRV_ROUTE_READY:
+    case SRV_ROUTE_MODEL_READY: answer_ready(s, r); break;
+    case SRV_ROUTE_SERVER_META:
+        srv_reply_json(&r->reply, HTTP_OK, srv_oip_server_meta(s->names, s->n_models));
+        break;
+    case SRV_ROUTE_MODEL_META:
+        srv_reply_json(&r->reply, HTTP_OK,
+                       srv_oip_model_meta(s->names[r->model], s->models[r->model]));
+        break;
+    case SRV_ROUTE_METRICS: answer_metrics(s, r); break;
+    default: srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "no handler"); break;
+    }
+}
+
+/* Content-Length: 411 if absent (chunked uploads are refused: the cap must be known before the
+ * body is read), 413 if over --max-body. */
+static bool check_length(srv_server *s, srv_request *r, const srv_request_head *h)
+{
+    if (h->transfer_encoding && strcasecmp(h->transfer_encoding, "identity")) {
+        srv_reply_error(&r->reply, HTTP_LENGTH_REQUIRED,
+                        "Transfer-Encoding \"%.32s\" not accepted: send a Content-Length",
+                        h->transfer_encoding);
+        return false;
+    }
+    if (!h->content_length) {
+        srv_reply_error(&r->reply, HTTP_LENGTH_REQUIRED, "Content-Length required");
+        return false;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(h->content_length, &end, 10);
+    if (errno == ERANGE || n > s->cfg->max_body) {
+        srv_reply_error(&r->reply, HTTP_TOO_LARGE,
+                        "body of %s bytes is over the limit of %zu bytes (--max-body)",
+                        h->content_length, s->cfg->max_body);
+        return false;
+    }
+    if (end == h->content_length || *end || !isdigit((unsigned char)h->content_length[0])) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "Content-Length \"%.32s\" is not a number",
+                        h->content_length);
+        return false;
+    }
+    r->body_expected = (size_t)n;
+    return true;
+}
+
+static bool parse_top_k(srv_server *s, srv_request *r, const char *v)
+{
+    int classes = os_model_classes(s->models[r->model]);
+    r->top_k = classes < SRV_DEFAULT_TOP_K ? classes : SRV_DEFAULT_TOP_K;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    long k = strtol(v, &end, 10);
+    if (!isdigit((unsigned char)*v) || errno || *end || k < 1 || k > classes) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "top_k \"%.32s\" out of range: expected an integer 1..%d (the model's "
+                        "classes)",
+                        v, classes);
+        return false;
+    }
+    r->top_k = (int)k;
+    return true;
+}
+
+void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
+{
+    assign_id(r, h->request_id);
+    r->path = h->path;
+    r->t_start_ns = now_ns();
+    r->deadline_ns = r->t_start_ns + (uint64_t)s->cfg->deadline_ms * 1000000u;
+    r->model = -1;
+    r->method = !strcmp(h->method, "GET")    ? SRV_METHOD_GET
+                : !strcmp(h->method, "HEAD") ? SRV_METHOD_HEAD
+                : !strcmp(h->method, "POST") ? SRV_METHOD_POST
+                                             : SRV_METHOD_OTHER;
+    r->route = match(s, r, h->path);
+    if (r->route == SRV_ROUTE_UNKNOWN) {
+        srv_reply_error(&r->reply, HTTP_NOT_FOUND, "no route %.16s %.200s", h->method, h->path);
+        return;
+    }
+    bool post_route = r->route == SRV_ROUTE_INFER || r->route == SRV_ROUTE_CLASSIFY;
+    if (post_route ? r->method != SRV_METHOD_POST : !is_get(r)) {
+        srv_reply_clear(&r->reply); /* the method is the first thing wrong */
+        srv_reply_error(&r->reply, HTTP_METHOD_NOT_ALLOWED,
+                        "method %.16s not allowed on %.200s (use %s)", h->method, h->path,
+                        post_route ? "POST" : "GET");
+        r->reply.allow = post_route ? "POST" : "GET, HEAD";
+        return;
+    }
+    if (r->reply.status) /* unknown model or version */
+        return;
+    if (!post_route) {
+        answer_get(s, r);
+        return;
+    }
+    if (atomic_load(&s->draining)) {
+        srv_reply_error(&r->reply, HTTP_UNAVAILABLE, "server is shutting down (draining)");
+        return;
+    }
+    if (s->token_len && !token_ok(s, h->authorization)) {
+        srv_reply_error(&r->reply, HTTP_UNAUTHORIZED,
+                        h->authorization ? "invalid bearer token"
+                                         : "missing bearer token: send 'Authorization: Bearer "
+                                           "<token>'");
+        r->reply.auth_challenge = true;
+        return;
+    }
+    if (!check_length(s, r, h))
+        return;
+    if (r->route == SRV_ROUTE_INFER) {
+        r->body_kind = SRV_BODY_OIP;
+        return;
+    }
+    if (!parse_top_k(s, r, h->top_k))
+        return;
+    /* multipart/form-data reads the "image" field; any other Content-Type is taken as the image
+     * itself, and the bytes decide: a PNG is answered 415 whatever the header claims. */
+    r->body_kind = SRV_BODY_IMAGE;
+    if (h->content_type && !strncasecmp(h->content_type, "multipart/", 10)) {
+        if (!srv_multipart_boundary(h->content_type, r->boundary, sizeof r->boundary)) {
+            srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                            "Content-Type \"%.100s\": expected multipart/form-data with a "
+                            "boundary of 1..70 characters",
+                            h->content_type);
+            return;
+        }
+        r->body_kind = SRV_BODY_MULTIPART;
+    }
+}
+
+bool srv_routes_finish(srv_server *s, srv_request *r)
+{
+    (void)s;
+    if (r->body_len == 0) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "empty body: expected %s",
+                        r->route == SRV_ROUTE_INFER ? "an Open Inference Protocol JSON request"
+                                                    : "a JPEG image");
+        return false;
+    }
+    r->job.run = srv_infer_run;
+    r->job.cancel = srv_infer_cancel;
+    return true;
+}

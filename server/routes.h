@@ -1,0 +1,27 @@
+/* routes.h - the URL space of DESIGN section 4 and what each request needs.
+ *
+ * srv_routes_begin sees the head (method, path, headers, query) before any body byte is read, so
+ * everything that can be refused early is refused there without reading the body: unknown route
+ * or model (404), wrong method (405), missing token (401), missing or too large Content-Length
+ * (411/413), bad top_k (400), unsupported Content-Type (415), draining (503). GET routes are
+ * answered right there. srv_routes_finish runs once a POST body is complete and prepares the
+ * request for the worker pool.
+ */
+#ifndef SRV_ROUTES_H
+#define SRV_ROUTES_H
+
+#include <stdbool.h>
+
+#include "request.h"
+#include "server.h"
+
+/* Classify the request from its head (borrowed). Afterwards either r->reply.status is set
+ * (answer now, without reading the body), or r->body_expected bytes are to be collected into
+ * r->body (possibly 0, then the body is complete at once). */
+void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h);
+
+/* The body is complete. Returns true when r->job is ready to be submitted to the pool; false
+ * when r->reply is set (answer now). */
+bool srv_routes_finish(srv_server *s, srv_request *r);
+
+#endif
