@@ -1,0 +1,235 @@
+"""onespike-serve end to end, the operational limits: a full queue gives 503 with Retry-After,
+the deadline gives 504, the bearer token guards inference and only inference, slow clients are
+cut off, and SIGTERM during load finishes what was received and exits 0 (or, past --drain-ms,
+answers what is still queued with 503 and still exits 0).
+
+A "slow" model (an untrained ResNet-18 at 256x256, 8 time steps: a few hundred ms a request)
+keeps the single worker busy long enough for requests to pile up deterministically."""
+import json
+import socket
+import threading
+import time
+
+from harness import HOST, Env, Server, Suite
+
+SLOW = dict(arch="resnet18", width=0.5, size=256, timesteps=8)
+
+
+def concurrent(srv, n, image, model="slow", headers=None):
+    """n classify requests released together; returns [(status, headers, doc)] in order."""
+    out = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        conn = srv.conn()
+        try:
+            conn.connect()
+            barrier.wait(timeout=60)
+            out[i] = srv.classify(image, model=model, headers=headers, conn=conn)
+        except Exception as e:  # reported by the caller's checks
+            out[i] = (0, {}, {"exception": repr(e)})
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    return threads, out
+
+
+def join(threads, timeout=120):
+    for t in threads:
+        t.join(timeout=timeout)
+
+
+def wait_for(cond, timeout=60, step=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def main():
+    env = Env()
+    s = Suite()
+    slow = env.model("slow", **SLOW)
+    fast = env.model("fast")
+    jpeg = env.read_fixture("ucm_beach00.jpg")
+    queue_full(env, s, slow, jpeg)
+    deadline(env, s, slow, fast, jpeg)
+    token(env, s, fast, jpeg)
+    slow_client(env, s, fast)
+    drain(env, s, slow, jpeg)
+    drain_timeout(env, s, slow, jpeg)
+    env.cleanup()
+    return s.done()
+
+
+def queue_full(env, s, slow, jpeg):
+    srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "1"],
+                 name="queue")
+    try:
+        threads, out = concurrent(srv, 6, jpeg)
+        join(threads)
+        sts = [o[0] for o in out]
+        busy = [o for o in out if o[0] == 503]
+        s.check("queue full: only 200 and 503", set(sts) <= {200, 503}, out)
+        # Usually 2 succeed (one running, one queued); 1 when the worker had not yet taken
+        # the first job off the queue as the others arrived.
+        s.check("queue full: the request(s) that found room succeed", sts.count(200) >= 1,
+                sts)
+        s.check("queue full: the rest get 503", len(busy) >= 1, sts)
+        s.check("queue full: 503 has Retry-After and a JSON error naming the queue",
+                busy and all(o[1].get("retry-after") == "1" and "queue" in o[2]["error"]
+                             for o in busy), busy[:1])
+        n = srv.metric("onespike_requests_total", {"route": "classify", "status": "503"})
+        s.check("queue full: metrics count the 503s", n == len(busy), (n, len(busy)))
+        s.check("queue full: server stays live and answers again",
+                srv.live() and srv.classify(jpeg, model="slow")[0] == 200)
+        s.check("queue full: SIGTERM exits 0", srv.stop() == 0)
+    finally:
+        srv.kill()
+
+
+def deadline(env, s, slow, fast, jpeg):
+    srv = Server(env, ["--model", f"slow={slow}", "--model", f"fast={fast}", "--workers", "1",
+                       "--deadline-ms", "150"], name="deadline")
+    try:
+        st, h, doc = srv.classify(jpeg, model="slow")
+        s.check("deadline: a request that cannot finish in time gets 504 naming the deadline",
+                st == 504 and "deadline of 150 ms" in doc["error"], (st, doc))
+        st, _, doc = srv.classify(jpeg, model="fast")
+        s.check("deadline: a quick request on the same server is answered", st == 200,
+                (st, doc))
+        threads, out = concurrent(srv, 3, jpeg)
+        join(threads)
+        s.check("deadline: queued requests past it get 504 too",
+                all(o[0] == 504 for o in out), out)
+        s.check("deadline: metrics count 504",
+                srv.metric("onespike_requests_total", {"route": "classify",
+                                                       "status": "504"}) == 4)
+        s.check("deadline: server stays live", srv.live())
+    finally:
+        srv.kill()
+
+
+def token(env, s, fast, jpeg):
+    tok = "s3cret-token-value"
+    path = f"{env.tmp}/token.txt"
+    with open(path, "w") as f:
+        f.write(tok + "\n")
+    srv = Server(env, ["--model", f"m={fast}", "--workers", "1", "--token-file", path],
+                 name="token")
+    try:
+        st, h, doc = srv.classify(jpeg)
+        s.check("token: classify without it is 401 with WWW-Authenticate",
+                st == 401 and "missing bearer token" in doc["error"]
+                and h.get("www-authenticate", "").startswith("Bearer"), (st, doc, h))
+        st, _, doc = srv.classify(jpeg, headers={"Authorization": "Bearer wrong"})
+        s.check("token: a wrong token is 401", st == 401 and "invalid" in doc["error"], doc)
+        st, _, doc = srv.classify(jpeg, headers={"Authorization": "Bearer " + tok[:-1]})
+        s.check("token: a prefix of the token is 401", st == 401, doc)
+        st, _, doc = srv.classify(jpeg, headers={"Authorization": "Bearer " + tok})
+        s.check("token: the right token is 200", st == 200, doc)
+        req = json.dumps({"inputs": [{"name": "x", "datatype": "FP32", "shape": [3, 32, 32],
+                                      "data": [0.0] * 3072}]})
+        st, _, _ = srv.json("POST", "/v2/models/m/infer", req)
+        s.check("token: infer without it is 401", st == 401)
+        st, _, _ = srv.json("POST", "/v2/models/m/infer", req, {"Authorization": "Bearer " + tok})
+        s.check("token: infer with it is 200", st == 200)
+        for path in ("/v2/health/live", "/v2/health/ready", "/v2", "/v2/models/m",
+                     "/v2/models/m/ready", "/metrics"):
+            st, _, _ = srv.request("GET", path)
+            s.check(f"token: {path} needs none", st == 200, st)
+    finally:
+        srv.kill()
+
+
+def slow_client(env, s, fast):
+    srv = Server(env, ["--model", f"m={fast}", "--workers", "1", "--conn-timeout", "1"],
+                 name="slowclient")
+    try:
+        sock = socket.create_connection((HOST, srv.port), timeout=10)
+        sock.sendall(b"POST /v2/models/m/classify HTTP/1.1\r\nHost: x\r\nContent-Le")
+        t0 = time.time()
+        try:
+            data = sock.recv(1024)
+        except OSError:
+            data = b""
+        took = time.time() - t0
+        sock.close()
+        s.check("conn-timeout 1: a stalled client is disconnected after about 1 s",
+                data == b"" and 0.5 <= took < 8, (data, took))
+        s.check("slow client: server stays live", srv.live())
+    finally:
+        srv.kill()
+
+
+def drain(env, s, slow, jpeg):
+    srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
+                       "--drain-ms", "60000"], name="drain")
+    try:
+        keep = srv.conn()
+        st, _, _ = srv.request("GET", "/v2/health/ready", conn=keep)
+        s.check("drain: ready before", st == 200)
+        threads, out = concurrent(srv, 4, jpeg)
+        # In flight = received and not answered: the 4 and the scrape asking.
+        s.check("drain: 4 requests in flight",
+                wait_for(lambda: srv.metric("onespike_inflight_requests") == 5),
+                srv.log_text()[-500:])
+        srv.proc.send_signal(15)
+        s.check("drain: not ready once SIGTERM arrived (503 on an open connection)",
+                wait_for(lambda: srv.request("GET", "/v2/health/ready", conn=keep)[0] == 503,
+                         timeout=10))
+        refused = False
+        try:
+            c = socket.create_connection((HOST, srv.port), timeout=5)
+            c.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            refused = c.recv(100) == b""
+            c.close()
+        except OSError:
+            refused = True
+        s.check("drain: new connections are not accepted", refused)
+        join(threads)
+        s.check("drain: every request received before SIGTERM is answered 200",
+                [o[0] for o in out] == [200] * 4, out)
+        want = out[0][2]["predictions"] if out[0][0] == 200 else None
+        s.check("drain: with the right answers",
+                all(o[0] == 200 and o[2]["predictions"] == want for o in out))
+        rc = srv.stop(timeout=120)
+        s.check("drain: exit 0", rc == 0, rc)
+        recs = srv.records()
+        drained = [r for r in recs if r.get("msg") == "drained"]
+        s.check("drain: logged, nothing left unfinished",
+                any(r.get("msg") == "draining" for r in recs) and drained
+                and drained[0]["unfinished_at_deadline"] == 0
+                and drained[0]["cancelled_in_queue"] == 0, drained)
+    finally:
+        srv.kill()
+
+
+def drain_timeout(env, s, slow, jpeg):
+    srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
+                       "--drain-ms", "100"], name="draintimeout")
+    try:
+        threads, out = concurrent(srv, 4, jpeg)
+        s.check("drain timeout: 4 requests in flight",
+                wait_for(lambda: srv.metric("onespike_inflight_requests") == 5))
+        srv.proc.send_signal(15)
+        join(threads)
+        sts = [o[0] for o in out]
+        s.check("drain timeout: every request answered: 200 if it ran, 503 if still queued",
+                set(sts) <= {200, 503} and 200 in sts and 503 in sts, out)
+        s.check("drain timeout: the 503s say the server is shutting down",
+                all("shut" in o[2]["error"] for o in out if o[0] == 503), out)
+        t0 = time.time()
+        rc = srv.stop(timeout=120)
+        s.check("drain timeout: exit 0 promptly", rc == 0 and time.time() - t0 < 30, rc)
+    finally:
+        srv.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
