@@ -11,7 +11,7 @@
 enum {
     ARCH_MIN_CHANNELS = 4,
     ARCH_POOL = 2,
-    ARCH_LARGE_INPUT = 128, /* from here the ResNet stem downsamples by 4 */
+    ARCH_LARGE_INPUT = 64, /* from here the ResNet-18 stem downsamples by 4, as torchvision's */
     ARCH_MAX_TENSORS = 1024,
 };
 
@@ -262,7 +262,7 @@ static void basic_block(os_arch *a, const char *base, int in, int out, int strid
 
 static void build_resnet(os_arch *a, const int *widths, const int *blocks, int stages)
 {
-    bool large = a->o.input >= ARCH_LARGE_INPUT;
+    bool large = stages == 4 && a->o.input >= ARCH_LARGE_INPUT;
     int in = channels(a, widths[0]);
     char n[OS_NET_NAME_MAX];
     conv(a, "stem.conv", "input", 3, in, 3, large ? 2 : 1, 0);

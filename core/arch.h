@@ -6,7 +6,7 @@
  *   vgg11, vgg16   conv3x3-BN-act stages separated by 2x2 max pooling, then
  *                  linear(hidden)-act-linear(classes). A Unit (ours: the paper does not give
  *                  its layers) is one more conv3x3 (C->C)-BN-act at the end of stage AS.
- *   resnet18       stem conv3x3-BN-act (stride 2 + 2x2 max pool when input >= 128 px), four
+ *   resnet18       stem conv3x3-BN-act (stride 2 + 2x2 max pool when input >= 64 px), four
  *                  stages of 2 basic blocks (64,128,256,512 channels x width), GAP, linear.
  *   resnet20       CIFAR layout: stem, three stages of 3 basic blocks (16,32,64 x width).
  *                  A ResNet Unit is one more identity basic block at the end of stage AS.

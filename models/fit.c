@@ -333,6 +333,17 @@ static os_status record_stage(fit_state *s, int T, const os_epoch_stats *last, b
     return OS_OK;
 }
 
+/* Test hook: ONESPIKE_FIT_STOP_AFTER=N makes the run stop after N epochs in this process,
+ * as a kill would, so the tests can check that --resume reaches the same model. */
+static int epochs_run;
+
+static bool stop_requested(void)
+{
+    const char *e = getenv("ONESPIKE_FIT_STOP_AFTER");
+    epochs_run++;
+    return e && *e && epochs_run >= atoi(e);
+}
+
 static os_status run_train_stage(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -392,6 +403,11 @@ static os_status run_train_stage(fit_state *s)
         s->epoch++;
         if (s->epoch < S->epochs && (st = write_checkpoint(s)))
             break;
+        if (stop_requested()) {
+            st = os_fail(OS_EINVAL, "stopped after %d epoch(s) by ONESPIKE_FIT_STOP_AFTER (test hook); "
+                                    "--resume continues", epochs_run);
+            break;
+        }
     }
     os_tnet_destroy(t);
     if (st)

@@ -51,8 +51,9 @@ static void test_recipes_load(void **state)
         const char *last_feature;
         int c, hw;
     } cases[] = {
-        {"resnet18", 64, "s4.b1.act", 32, 8},  /* 512 x 0.0625, 64 / 8 */
-        {"resnet18", 128, "s4.b1.act", 32, 4}, /* stem /4 for large inputs */
+        {"resnet18", 32, "s4.b1.act", 32, 4},  /* 512 x 0.0625, 32 / 8 */
+        {"resnet18", 64, "s4.b1.act", 32, 2},  /* stem /4 from 64 px */
+        {"resnet18", 128, "s4.b1.act", 32, 4},
         {"resnet20", 32, "s3.b2.act", 4, 8},   /* 64 x 0.0625, min 4 channels */
         {"vgg11", 64, "s5.pool", 32, 2},
         {"vgg16", 32, "s5.pool", 32, 1},

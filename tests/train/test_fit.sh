@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# onespike-train fit and eval end to end on a small generated data set of real JPEGs: the
+# pipeline must learn it (the final one-step SNN well above chance), survive a broken image,
+# resume a stopped run to the same model, and refuse bad input clearly.
+set -uo pipefail
+TRAIN=${1:?onespike-train}; SYNTH=${2:?make_synth}; PYDIR=${3:?tests/py dir}
+PY=/usr/bin/python3
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+n=0 failed=0
+check() {
+    local name=$1; shift
+    n=$((n + 1))
+    if "$@"; then echo "ok $n - $name"; else echo "not ok $n - $name"; failed=$((failed + 1)); fi
+}
+
+"$SYNTH" "$T/data" 4 40 32 7 1 || exit 1
+COMMON=(--data "$T/data" --arch resnet20 --width-mult 0.25 --input 16 --batch 16 --t0 3
+        --units 1 --unit-at 2 --val-fraction 0.25 --lr-snn 1e-3 --lr-finetune 5e-4 --threads 1)
+
+"$TRAIN" fit "${COMMON[@]}" --epochs-ann 20 --epochs-snn 8 --epochs-finetune 8 \
+    --out "$T/m.safetensors" --quiet 2>"$T/fit.err"
+rc=$?
+cat "$T/fit.err"
+check "fit succeeds" test $rc -eq 0
+check "the broken image is named and skipped" grep -q "broken.jpg.*skipped" "$T/fit.err"
+check "model, report and metrics written" test -s "$T/m.safetensors" -a -s "$T/m.safetensors.report.md" \
+    -a -s "$T/m.safetensors.report.json" -a -s "$T/m.safetensors.work/metrics.jsonl"
+
+"$TRAIN" inspect --json "$T/m.safetensors" >"$T/inspect.json"
+check "deployed model: one step, no Units, LIF layers" $PY - "$T/inspect.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["timesteps"] == 1, d["timesteps"]
+assert d["units"] == 0 and not any("unit" in l for l in d["layers"])
+assert d["lif_layers"] > 10 and not any(l["op"] in ("bn", "relu") for l in d["layers"])
+assert d["labels"] == ["class00", "class01", "class02", "class03"]
+PY
+
+check "report: every stage, and the one-step SNN learned" $PY - "$T/m.safetensors.report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+names = [s["stage"] for s in r["stages"]]
+assert names == ["ann", "convert", "snn-T3", "snn-T2", "snn-T1", "remove-units", "finetune"], names
+acc = {s["stage"]: s["val_top1"] for s in r["stages"]}
+print("stage accuracies:", acc)
+assert acc["ann"] >= 0.9, acc
+assert acc["finetune"] >= 0.5, acc          # chance is 0.25
+eng = r["final"]["validation_engine"]
+assert abs(eng["top1"] - acc["finetune"]) < 0.05, (eng["top1"], acc["finetune"])
+rates = [x["rate"] for x in r["stages"][-1]["spike_rates"]]
+assert all(0 < x < 1 for x in rates), rates
+assert len(r["final"]["sha256"]) == 64 and r["final"]["timesteps"] == 1
+PY
+
+"$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --json >"$T/eval.json" 2>"$T/eval.err"
+check "eval --json: fractions, per class, confusion" $PY - "$T/eval.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+assert 0.5 <= e["top1"] <= e["top5"] <= 1, e
+assert e["images"] == 160 and e["failed"] == 1, (e["images"], e["failed"])
+assert set(e["per_class"]) == {"class00", "class01", "class02", "class03"}
+assert sum(map(sum, e["confusion"])) == 160 and len(e["confusion"]) == 4
+PY
+check "eval names the broken image" grep -q "broken.jpg" "$T/eval.err"
+
+# Resume: stopped twice, resumed each time, the same model as one uninterrupted run.
+SHORT=(--epochs-ann 3 --epochs-snn 2 --epochs-finetune 2 --quiet)
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/a.safetensors" 2>/dev/null
+ONESPIKE_FIT_STOP_AFTER=2 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" 2>"$T/stop.err"
+rc1=$?
+ONESPIKE_FIT_STOP_AFTER=4 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" --resume 2>/dev/null
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" --resume 2>/dev/null
+rc2=$?
+check "a stopped run exits non-zero and says how to resume" test $rc1 -eq 1
+check "stop message mentions --resume" grep -q -- "--resume" "$T/stop.err"
+check "resumed run completes" test $rc2 -eq 0
+check "resumed model equals the uninterrupted one" $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/b.safetensors"
+
+# Refusals.
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" 2>"$T/exists.err"
+check "an existing checkpoint is not overwritten without --resume" grep -q "pass --resume" "$T/exists.err"
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/c.safetensors" --batch 8 --resume 2>/dev/null
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" --batch 8 --resume 2>"$T/mismatch.err"
+check "resume with other flags is refused, naming the field" grep -q "batch" "$T/mismatch.err"
+mkdir -p "$T/bad/a" "$T/bad/b" && cp "$T/data/class00/img000.jpg" "$T/bad/a/"
+"$TRAIN" fit --data "$T/bad" --out "$T/bad.safetensors" --quiet 2>"$T/bad.err"
+check "an empty class is refused by name" grep -q 'class "b" has no .jpg' "$T/bad.err"
+"$TRAIN" fit --data "$T/data" --out "$T/x.safetensors" --arch resnet50 --quiet 2>"$T/arch.err"
+check "unknown architecture named" grep -q "resnet50" "$T/arch.err"
+"$TRAIN" fit --data "$T/data" --out "$T/x.safetensors" --lr-ann abc 2>"$T/flag.err"
+check "bad flag value is a usage error" test $? -eq 2
+
+echo "$((n - failed)) passed, $failed failed"
+test $failed -eq 0
