@@ -133,6 +133,37 @@ static const char *colorspace_name(int cs)
     return cs == TJCS_CMYK ? "CMYK" : cs == TJCS_YCCK ? "YCCK" : "?";
 }
 
+/* Does the stream carry its own quantisation and Huffman tables before its first scan?
+ * libjpeg keeps the tables of the previous image in the handle, so an abbreviated stream (no
+ * DQT/DHT) would decode with whatever the last request left there: an answer that depends on
+ * another client's image. Such streams are refused here; a truncated header is left for
+ * TurboJPEG to report. Arithmetic-coded frames need no DHT. */
+static bool has_own_tables(const uint8_t *b, size_t len)
+{
+    bool dqt = false, dht = false, arith = false;
+    size_t i = 2; /* after SOI */
+    while (i + 4 <= len) {
+        if (b[i] != 0xFF)
+            return true; /* not a marker where one must be: TurboJPEG will say what is wrong */
+        uint8_t m = b[i + 1];
+        if (m == 0xFF) { /* fill byte */
+            i++;
+            continue;
+        }
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) { /* markers without a length */
+            i += 2;
+            continue;
+        }
+        if (m == 0xDA) /* start of scan: the tables must have come by now */
+            return dqt && (dht || arith);
+        dqt |= m == 0xDB;
+        dht |= m == 0xC4;
+        arith |= m == 0xC9 || m == 0xCA || m == 0xCB || m == 0xCD || m == 0xCE || m == 0xCF;
+        i += 2 + ((size_t)b[i + 2] << 8 | b[i + 3]);
+    }
+    return true;
+}
+
 os_status os_decoder_decode(os_decoder *d, const void *buf, size_t len, size_t max_pixels,
                             int min_w, int min_h, os_rgb_image *out)
 {
@@ -171,6 +202,9 @@ os_status os_decoder_decode(os_decoder *d, const void *buf, size_t len, size_t m
         st = os_fail(OS_ECORRUPT, "JPEG holds no image (tables only)");
         goto tj_failed;
     }
+    if (!has_own_tables(buf, len))
+        return os_fail(OS_ECORRUPT, "JPEG without its own quantisation/Huffman tables "
+                                    "(abbreviated stream), refused");
     uint64_t npix = (uint64_t)w * (uint64_t)h;
     if (max_pixels > 0 && npix > max_pixels)
         return os_fail(OS_ETOOBIG, "JPEG %dx%d (%llu pixels) exceeds the limit of %zu pixels", w, h,

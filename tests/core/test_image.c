@@ -418,16 +418,16 @@ static void test_decode_tables_only(void **state)
     os_rgb_image img;
     /* On a fresh decoder an image without its quantisation tables cannot decode. */
     ASSERT_STATUS(os_decoder_decode(dec, abbrev.data, abbrev.len, 0, 0, 0, &img), OS_ECORRUPT);
-    assert_non_null(strstr(os_errdetail(), "Quantization table"));
     /* A tables-only stream is no image, and it must not prime the next request. */
     ASSERT_STATUS(os_decoder_decode(dec, tables.data, tables.len, 0, 0, 0, &img), OS_ECORRUPT);
     assert_non_null(strstr(os_errdetail(), "tables only"));
     ASSERT_STATUS(os_decoder_decode(dec, abbrev.data, abbrev.len, 0, 0, 0, &img), OS_ECORRUPT);
     ASSERT_STATUS(os_decoder_decode(dec, fx->airplane.data, fx->airplane.len, 0, 0, 0, &img),
                   OS_OK);
-    /* Known gap, recorded rather than hidden: libjpeg keeps the tables of the image it just
-     * decoded, so right after a complete JPEG the abbreviated one decodes with them. */
-    ASSERT_STATUS(os_decoder_decode(dec, abbrev.data, abbrev.len, 0, 0, 0, &img), OS_OK);
+    /* libjpeg keeps the tables of the image it just decoded; the abbreviated stream must still
+     * be refused right after a complete JPEG, not decoded with another image's tables. */
+    ASSERT_STATUS(os_decoder_decode(dec, abbrev.data, abbrev.len, 0, 0, 0, &img), OS_ECORRUPT);
+    assert_non_null(strstr(os_errdetail(), "abbreviated"));
     os_decoder_destroy(dec);
     free(tables.data);
     free(abbrev.data);
