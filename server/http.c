@@ -27,6 +27,9 @@
 #define HTTP_CLIENT_CLOSED     499 /* nginx's code for "client went away before the answer" */
 #define RETRY_AFTER_MAX_DIGITS 16
 #define MHD_LOG_MAX            512
+/* Slots beyond the connection limit: a closing connection's slot may come back just after a
+ * new connection's request begins. */
+#define SLOT_MARGIN 16
 
 static const char oom_body[] = "{\"error\":\"out of memory\"}";
 static const char busy_body[] = "{\"error\":\"too many connections\"}";
@@ -347,7 +350,7 @@ os_status srv_http_start(srv_server *s, srv_http **out)
     h->srv = s;
     h->listen_fd = -1;
     pthread_mutex_init(&h->mu, NULL);
-    h->n_slots = cfg->max_conns;
+    h->n_slots = cfg->max_conns + SLOT_MARGIN;
     h->slots = calloc((size_t)h->n_slots, sizeof *h->slots);
     h->busy = MHD_create_response_from_buffer(sizeof busy_body - 1, (void *)busy_body,
                                               MHD_RESPMEM_PERSISTENT);

@@ -229,18 +229,18 @@ static bool check_length(srv_server *s, srv_request *r, const srv_request_head *
         srv_reply_error(&r->reply, HTTP_LENGTH_REQUIRED, "Content-Length required");
         return false;
     }
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(h->content_length, &end, 10);
-    if (errno == ERANGE || n > s->cfg->max_body) {
-        srv_reply_error(&r->reply, HTTP_TOO_LARGE,
-                        "body of %s bytes is over the limit of %zu bytes (--max-body)",
-                        h->content_length, s->cfg->max_body);
+    const char *cl = h->content_length;
+    if (!isdigit((unsigned char)cl[0]) || cl[strspn(cl, "0123456789")] != '\0') {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "Content-Length \"%.32s\" is not a number",
+                        cl);
         return false;
     }
-    if (end == h->content_length || *end || !isdigit((unsigned char)h->content_length[0])) {
-        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "Content-Length \"%.32s\" is not a number",
-                        h->content_length);
+    errno = 0;
+    unsigned long long n = strtoull(cl, NULL, 10);
+    if (errno == ERANGE || n > s->cfg->max_body) {
+        srv_reply_error(&r->reply, HTTP_TOO_LARGE,
+                        "body of %.32s bytes is over the limit of %zu bytes (--max-body)", cl,
+                        s->cfg->max_body);
         return false;
     }
     r->body_expected = (size_t)n;
