@@ -147,11 +147,13 @@ static void tap_range(const os_conv_shape *s, int oh, int ow, int ky, int kx, in
  * A copy of layers.c's im2col (static there; layers.h is a finished public contract that need
  * not grow an internal helper): rows outside the image are a memset, a row's padding on either
  * side a memset, its valid span a memcpy (stride 1) or a strided gather. */
-static void im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col)
+/* Rows of col are ld floats apart (ld = oh*ow for one image; n*oh*ow when several images sit
+ * side by side in one matrix). */
+static void im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col, size_t ld)
 {
     const int st = s->stride;
     const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
-    const size_t n = (size_t)oh * (size_t)ow;
+    const size_t n = ld;
     float *dst_row = col;
 
     for (int ic = 0; ic < s->in_c; ic++) {
@@ -191,11 +193,12 @@ static void im2col(const os_conv_shape *s, int oh, int ow, const float *x, float
 
 /* The adjoint of im2col: dx[ic][iy][ix] += every col entry that im2col copied from that cell.
  * Entries im2col set to zero (padding) are dropped. dx must be initialised by the caller. */
-static void col2im_add(const os_conv_shape *s, int oh, int ow, const float *col, float *dx)
+static void col2im_add(const os_conv_shape *s, int oh, int ow, const float *col, float *dx,
+                       size_t ld)
 {
     const int st = s->stride;
     const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
-    const size_t n = (size_t)oh * (size_t)ow;
+    const size_t n = ld;
     const float *src_row = col;
 
     for (int ic = 0; ic < s->in_c; ic++) {
@@ -243,7 +246,7 @@ void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, 
     const int direct = conv_is_direct(s);
     if (!direct) {
         assert(col != NULL);
-        im2col(s, oh, ow, x, col);
+        im2col(s, oh, ow, x, col, hw);
         patches = col;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k), to_blas_int(hw),
@@ -258,8 +261,70 @@ void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, 
                 1.0f, w, to_blas_int(k), dy, to_blas_int(hw), 0.0f, dcol, to_blas_int(hw));
     if (!direct) {
         memset(dx, 0, (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w * sizeof(float));
-        col2im_add(s, oh, ow, col, dx);
+        col2im_add(s, oh, ow, col, dx, hw);
     }
+}
+
+size_t os_conv_batch_floats(const os_conv_shape *s, int n)
+{
+    size_t hw = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
+    size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    return k * hw * (size_t)n;
+}
+
+/* Images side by side: col is [K][n*hw] and the product [out][n*hw]; one sgemm for the batch
+ * keeps BLAS efficient on the small feature maps of deep layers, where per-image products
+ * are a few columns wide. */
+void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float *w, const float *b,
+                     float *y, float *col, float *tmp)
+{
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
+    const size_t hw = (size_t)oh * (size_t)ow, ld = hw * (size_t)n;
+    const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    const size_t in_size = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
+    for (int i = 0; i < n; i++)
+        im2col(s, oh, ow, x + (size_t)i * in_size, col + (size_t)i * hw, ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, to_blas_int(ld),
+                to_blas_int(k), 1.0f, w, to_blas_int(k), col, to_blas_int(ld), 0.0f, tmp,
+                to_blas_int(ld));
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < s->out_c; o++) {
+            const float *src = tmp + (size_t)o * ld + (size_t)i * hw;
+            float *dst = y + ((size_t)i * (size_t)s->out_c + (size_t)o) * hw;
+            float bias = b ? b[o] : 0.0f;
+            for (size_t j = 0; j < hw; j++)
+                dst[j] = src[j] + bias;
+        }
+}
+
+void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, const float *w,
+                              const float *dy, float *dw, float *db, float *dx, float *col,
+                              float *tmp)
+{
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
+    const size_t hw = (size_t)oh * (size_t)ow, ld = hw * (size_t)n;
+    const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    const size_t in_size = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
+    for (int i = 0; i < n; i++) /* dy into the [out][n*hw] layout */
+        for (int o = 0; o < s->out_c; o++)
+            memcpy(tmp + (size_t)o * ld + (size_t)i * hw,
+                   dy + ((size_t)i * (size_t)s->out_c + (size_t)o) * hw, hw * sizeof(float));
+    if (db != NULL)
+        for (int o = 0; o < s->out_c; o++)
+            db[o] += (float)sum_floats(tmp + (size_t)o * ld, ld);
+    for (int i = 0; i < n; i++)
+        im2col(s, oh, ow, x + (size_t)i * in_size, col + (size_t)i * hw, ld);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k),
+                to_blas_int(ld), 1.0f, tmp, to_blas_int(ld), col, to_blas_int(ld), 1.0f, dw,
+                to_blas_int(k));
+    if (dx == NULL)
+        return;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(ld),
+                s->out_c, 1.0f, w, to_blas_int(k), tmp, to_blas_int(ld), 0.0f, col,
+                to_blas_int(ld));
+    memset(dx, 0, (size_t)n * in_size * sizeof(float));
+    for (int i = 0; i < n; i++)
+        col2im_add(s, oh, ow, col + (size_t)i * hw, dx + (size_t)i * in_size, ld);
 }
 
 /* ---- linear ------------------------------------------------------------------------------- */

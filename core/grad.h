@@ -26,6 +26,16 @@
 void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, const float *dy,
                         float *dw, float *db, float *dx, float *col);
 
+/* The same for n images at once with one sgemm each way (faster on small feature maps).
+ * col: os_conv_batch_floats(s, n) floats; tmp: n * out_c * oh * ow floats. */
+size_t os_conv_batch_floats(const os_conv_shape *s, int n);
+void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float *w, const float *b,
+                     float *y, float *col, float *tmp);
+/* Accumulate dw, db (may be NULL); write dx (may be NULL). */
+void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, const float *w,
+                              const float *dy, float *dw, float *db, float *dx, float *col,
+                              float *tmp);
+
 /* ---- linear, on a batch of N rows ---- */
 
 /* y[n][o] = b[o] + sum_i w[o][i] x[n][i]  (one sgemm; b may be NULL). */

@@ -34,7 +34,8 @@ struct os_tnet {
     size_t in_size;
     const float *x;
     tlayer *L;
-    float *col, *tmp; /* im2col scratch; T * max_batch * max size */
+    float *col, *tmp; /* batched im2col scratch; T * max_batch * max size */
+    float *ctmp;      /* conv product in [out][batch*hw] layout: max_batch * max size */
     size_t tmp_floats;
     bool trained; /* last forward was in training mode */
 };
@@ -127,8 +128,8 @@ static os_status alloc_layers(os_tnet *t, const json_t *layers)
                 int c, h, w;
                 in_dims(t, L->from[0], &c, &h, &w);
                 os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-                if (os_conv_col_floats(&cs) > col)
-                    col = os_conv_col_floats(&cs);
+                if (os_conv_batch_floats(&cs, t->max_batch) > col)
+                    col = os_conv_batch_floats(&cs, t->max_batch);
             }
             break;
         case OS_OP_BN: {
@@ -165,7 +166,8 @@ static os_status alloc_layers(os_tnet *t, const json_t *layers)
     t->tmp_floats = (size_t)t->T * t->max_batch * maxsize;
     t->col = malloc((col ? col : 1) * sizeof(float));
     t->tmp = malloc(t->tmp_floats * sizeof(float));
-    if (!t->col || !t->tmp)
+    t->ctmp = malloc((size_t)t->max_batch * maxsize * sizeof(float));
+    if (!t->col || !t->tmp || !t->ctmp)
         return os_fail(OS_ENOMEM, "no memory for training scratch");
     return OS_OK;
 }
@@ -211,6 +213,7 @@ void os_tnet_destroy(os_tnet *t)
     free(t->L);
     free(t->col);
     free(t->tmp);
+    free(t->ctmp);
     os_net_destroy(t->net);
     free(t);
 }
@@ -272,9 +275,7 @@ static void forward_layer(os_tnet *t, int i, bool train)
         switch (L->op) {
         case OS_OP_CONV: {
             os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-            for (int j = 0; j < n; j++)
-                os_conv2d(&cs, x + j * in_size, l->w->data, l->b ? l->b->data : NULL,
-                          y + j * l->size, t->col);
+            os_conv2d_batch(&cs, n, x, l->w->data, l->b ? l->b->data : NULL, y, t->col, t->ctmp);
             break;
         }
         case OS_OP_BN: bn_forward(t, L, l, k, x, y, train); break;
@@ -380,9 +381,8 @@ static void backward_layer(os_tnet *t, int i)
         switch (L->op) {
         case OS_OP_CONV: {
             os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-            for (int j = 0; j < n; j++)
-                os_conv2d_backward(&cs, x + j * in_size, l->w->data, dy + j * l->size, l->w->grad,
-                                   l->b ? l->b->grad : NULL, dx ? dx + j * in_size : NULL, t->col);
+            os_conv2d_backward_batch(&cs, n, x, l->w->data, dy, l->w->grad,
+                                     l->b ? l->b->grad : NULL, dx, t->col, t->ctmp);
             break;
         }
         case OS_OP_BN:

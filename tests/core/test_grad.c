@@ -812,9 +812,60 @@ static void test_lif_hand_bptt(void **state)
            dleak);
 }
 
+
+/* The batched convolution is the per-image one, rearranged: same outputs and gradients. */
+static void test_conv_batch_matches_single(void **state)
+{
+    (void)state;
+    static const os_conv_shape cases[] = {
+        {3, 9, 7, 4, 3, 3, 1, 1}, {5, 8, 8, 6, 3, 3, 2, 1}, {4, 6, 6, 3, 1, 1, 1, 0},
+        {2, 5, 4, 3, 2, 3, 2, 2}};
+    enum { N = 3 };
+    uint32_t st = 77;
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const os_conv_shape *s = &cases[c];
+        size_t in = (size_t)s->in_c * s->in_h * s->in_w;
+        size_t out = (size_t)s->out_c * os_conv_out_h(s) * os_conv_out_w(s);
+        size_t wn = (size_t)s->out_c * s->in_c * s->kh * s->kw;
+        float *x = malloc(N * in * sizeof *x), *dy = malloc(N * out * sizeof *dy);
+        float *w = malloc(wn * sizeof *w), *b = malloc((size_t)s->out_c * sizeof *b);
+        float *y1 = malloc(N * out * sizeof *y1), *y2 = malloc(N * out * sizeof *y2);
+        float *dx1 = malloc(N * in * sizeof *dx1), *dx2 = malloc(N * in * sizeof *dx2);
+        float *dw1 = calloc(wn, sizeof *dw1), *dw2 = calloc(wn, sizeof *dw2);
+        float *db1 = calloc((size_t)s->out_c, sizeof *db1), *db2 = calloc((size_t)s->out_c, sizeof *db2);
+        float *col = malloc((os_conv_col_floats(s) + 1) * sizeof *col);
+        float *bcol = malloc(os_conv_batch_floats(s, N) * sizeof *bcol);
+        float *tmp = malloc(N * out * sizeof *tmp);
+        fill_uniform(x, N * in, &st, -1, 1);
+        fill_uniform(dy, N * out, &st, -1, 1);
+        fill_uniform(w, wn, &st, -1, 1);
+        fill_uniform(b, (size_t)s->out_c, &st, -1, 1);
+        for (int i = 0; i < N; i++) {
+            os_conv2d(s, x + i * in, w, b, y1 + i * out, col);
+            os_conv2d_backward(s, x + i * in, w, dy + i * out, dw1, db1, dx1 + i * in, col);
+        }
+        os_conv2d_batch(s, N, x, w, b, y2, bcol, tmp);
+        os_conv2d_backward_batch(s, N, x, w, dy, dw2, db2, dx2, bcol, tmp);
+        double d = 0;
+        for (size_t i = 0; i < N * out; i++)
+            d = fmax(d, fabs(y1[i] - y2[i]));
+        for (size_t i = 0; i < N * in; i++)
+            d = fmax(d, fabs(dx1[i] - dx2[i]));
+        for (size_t i = 0; i < wn; i++)
+            d = fmax(d, fabs(dw1[i] - dw2[i]));
+        for (int i = 0; i < s->out_c; i++)
+            d = fmax(d, fabs(db1[i] - db2[i]));
+        printf("conv batch vs single, case %zu: max |diff| = %g\n", c, d);
+        assert_true(d < 1e-4);
+        free(x), free(dy), free(w), free(b), free(y1), free(y2), free(dx1), free(dx2);
+        free(dw1), free(dw2), free(db1), free(db2), free(col), free(bcol), free(tmp);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv_batch_matches_single),
         cmocka_unit_test_prestate_setup_teardown(test_conv_backward, NULL, NULL,
                                                  (void *)&conv_cases[0]),
         cmocka_unit_test_prestate_setup_teardown(test_conv_backward, NULL, NULL,
