@@ -6,6 +6,7 @@
  * no patches: the input already is that matrix, and SGEMM reads it directly.
  */
 #include "layers.h"
+#include "im2col.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -42,95 +43,12 @@ int os_conv_out_w(const os_conv_shape *s)
     return (s->in_w + 2 * s->pad - s->kw) / s->stride + 1;
 }
 
-static int conv_is_direct(const os_conv_shape *s)
-{
-    return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
-}
-
 size_t os_conv_col_floats(const os_conv_shape *s)
 {
-    if (conv_is_direct(s))
+    if (os_conv_is_direct(s))
         return 0;
     const size_t rows = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
     return rows * (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
-}
-
-/* Smallest o >= 0 with o*stride + off >= 0, i.e. ceil(-off / stride) for negative off. */
-static int first_inside(int off, int stride)
-{
-    return off >= 0 ? 0 : (-off + stride - 1) / stride;
-}
-
-/* Smallest o >= 0 with o*stride + off >= limit: one past the last o that lands inside. */
-static int end_inside(int off, int limit, int stride)
-{
-    const int room = limit - off;
-    return room <= 0 ? 0 : (room + stride - 1) / stride;
-}
-
-/* Clamp a half-open range [*lo, *hi) of output positions to [0, n); an empty range stays empty. */
-static void clamp_range(int *lo, int *hi, int n)
-{
-    if (*lo > n)
-        *lo = n;
-    if (*hi > n)
-        *hi = n;
-    if (*hi < *lo)
-        *hi = *lo;
-}
-
-/* col row (ic, ky, kx), column (oy, ox) = x[ic][oy*stride-pad+ky][ox*stride-pad+kx], 0 outside.
- *
- * This is on the hot path, so the bounds are worked out once per (ky, kx) instead of per element:
- * for each kernel tap the output rows and columns that read inside the image form one contiguous
- * range each. Rows outside are one memset; inside a row the padding on either side is a memset
- * and the valid span is a memcpy (stride 1) or a strided gather. */
-static void im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col)
-{
-    const int st = s->stride;
-    const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
-    const size_t n = (size_t)oh * (size_t)ow;
-    float *dst_row = col;
-
-    for (int ic = 0; ic < s->in_c; ic++) {
-        const float *xc = x + (size_t)ic * plane;
-        for (int ky = 0; ky < s->kh; ky++) {
-            const int yoff = ky - s->pad; /* iy = oy*st + yoff */
-            int oy0 = first_inside(yoff, st);
-            int oy1 = end_inside(yoff, s->in_h, st);
-            clamp_range(&oy0, &oy1, oh);
-
-            for (int kx = 0; kx < s->kw; kx++, dst_row += n) {
-                const int xoff = kx - s->pad; /* ix = ox*st + xoff */
-                int ox0 = first_inside(xoff, st);
-                int ox1 = end_inside(xoff, s->in_w, st);
-                clamp_range(&ox0, &ox1, ow);
-                const size_t span = (size_t)(ox1 - ox0);
-                const size_t tail = (size_t)(ow - ox1);
-
-                memset(dst_row, 0, (size_t)oy0 * (size_t)ow * sizeof(float));
-                for (int oy = oy0; oy < oy1; oy++) {
-                    float *dst = dst_row + (size_t)oy * (size_t)ow;
-                    memset(dst, 0, (size_t)ox0 * sizeof(float));
-                    if (span > 0) {
-                        /* formed only when it points inside the image */
-                        const float *src = xc + (size_t)(oy * st + yoff) * (size_t)s->in_w
-                                           + (size_t)(ox0 * st + xoff);
-                        float *d = dst + ox0;
-                        if (st == 1) {
-                            memcpy(d, src, span * sizeof(float));
-                        } else {
-                            for (size_t i = 0; i < span; i++)
-                                d[i] = src[i * (size_t)st];
-                        }
-                    }
-                    memset(dst + ox1, 0, tail * sizeof(float));
-                }
-                memset(dst_row + (size_t)oy1 * (size_t)ow, 0,
-                       (size_t)(oh - oy1) * (size_t)ow * sizeof(float));
-            }
-        }
-    }
 }
 
 void os_conv2d(const os_conv_shape *s, const float *x, const float *w, const float *b, float *y,
@@ -143,9 +61,9 @@ void os_conv2d(const os_conv_shape *s, const float *x, const float *w, const flo
     assert(x != NULL && w != NULL && y != NULL);
 
     const float *patches = x;
-    if (!conv_is_direct(s)) {
+    if (!os_conv_is_direct(s)) {
         assert(col != NULL);
-        im2col(s, oh, ow, x, col);
+        os_im2col(s, oh, ow, x, col, (size_t)oh * (size_t)ow);
         patches = col;
     }
 
