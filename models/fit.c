@@ -390,16 +390,22 @@ static os_status run_train_stage(fit_state *s)
         if ((st = os_train_epoch(t, s->params, &s->train, &ec, &es)))
             break;
         s->stage_seconds += es.seconds;
-        json_t *row = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "stage", S->name,
-                                "timesteps", S->T, "epoch", s->epoch + 1, "epochs", S->epochs,
-                                "train_loss", es.loss, "train_acc", es.acc, "lr",
-                                (double)os_lr_at(&ec.opt, ec.step0 + es.steps - 1),
+        /* Validation after every epoch: cheap next to the epoch, and what a user watches. */
+        os_eval_result vr = {0};
+        if ((st = os_evaluate(t, &s->val, &s->aug_eval, s->classes, &vr)))
+            break;
+        json_t *row = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "stage",
+                                S->name, "timesteps", S->T, "epoch", s->epoch + 1, "epochs",
+                                S->epochs, "train_loss", es.loss, "train_acc", es.acc, "val_top1",
+                                vr.top1, "lr", (double)os_lr_at(&ec.opt, ec.step0 + es.steps - 1),
                                 "images_per_s", es.images_per_s, "seconds", es.seconds);
         log_metrics(s, row);
         json_decref(row);
-        if (!c->quiet && !pc.tty)
-            fprintf(stderr, "[%s %d/%d] loss %.3f acc %.1f%% %.0f img/s\n", S->name, s->epoch + 1,
-                    S->epochs, es.loss, 100 * es.acc, es.images_per_s);
+        if (!c->quiet)
+            fprintf(stderr, "[%s %d/%d] loss %.3f acc %.1f%%  val %.1f%%  %.0f img/s\n", S->name,
+                    s->epoch + 1, S->epochs, es.loss, 100 * es.acc, 100 * vr.top1,
+                    es.images_per_s);
+        os_eval_result_free(&vr);
         s->epoch++;
         if (s->epoch < S->epochs && (st = write_checkpoint(s)))
             break;
