@@ -185,7 +185,7 @@ int cmd_fit(int argc, char **argv)
     if (c.units > 0 && c.epochs_finetune == 0)
         fprintf(stderr, "%s fit: note: Units are removed without fine-tuning (--epochs-finetune 0)\n",
                 CLI_PROG);
-    c.command = join_args(argc - 1, argv + 1);
+    c.command = join_args(argc, argv); /* argv[0] is "fit" */
     os_status st = fit_run(&c);
     free(c.command);
     if (st) {

@@ -98,13 +98,18 @@ static void md_stage_table(FILE *f, const json_t *history)
     json_array_foreach(history, i, e) {
         json_t *ep = json_object_get(e, "epochs"), *ta = json_object_get(e, "train_acc");
         json_t *ips = json_object_get(e, "images_per_s");
-        fprintf(f, "| %s | %lld | %.2f %% | %.2f %% | %s%lld | %s%.1f%s | %.1f | %.0f |\n",
+        char epochs[16] = "-", tacc[16] = "-", speed[16] = "-";
+        if (ep)
+            snprintf(epochs, sizeof epochs, "%lld", json_integer_value(ep));
+        if (ta)
+            snprintf(tacc, sizeof tacc, "%.1f %%", 100 * json_number_value(ta));
+        if (ips)
+            snprintf(speed, sizeof speed, "%.1f", json_number_value(ips));
+        fprintf(f, "| %s | %lld | %.2f %% | %.2f %% | %s | %s | %s | %.0f |\n",
                 json_string_value(json_object_get(e, "stage")),
                 json_integer_value(json_object_get(e, "timesteps")),
                 100 * json_number_value(json_object_get(e, "val_top1")),
-                100 * json_number_value(json_object_get(e, "val_top5")), ep ? "" : "-",
-                ep ? json_integer_value(ep) : 0LL, ta ? "" : "-", ta ? 100 * json_number_value(ta) : 0,
-                ta ? " %" : "", ips ? json_number_value(ips) : 0.0,
+                100 * json_number_value(json_object_get(e, "val_top5")), epochs, tacc, speed,
                 json_number_value(json_object_get(e, "seconds")));
     }
 }
