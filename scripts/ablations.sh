@@ -18,9 +18,9 @@ CONFIGS=(
   "r20-u1at2-direct|--arch resnet20 --units 1 --unit-at 2 --t0 1 --epochs-snn 15"
   "r20-nounits-prune|--arch resnet20 --units 0 --t0 5"
   "r20-u1at1-prune|--arch resnet20 --units 1 --unit-at 1 --t0 5"
-  "r20-u1at3-prune|--arch resnet20 --units 1 --unit-at 3 --t0 5"
   "vgg11-u1at2-prune|--arch vgg11 --units 1 --unit-at 2 --t0 5"
   "vgg11-u1at4-prune|--arch vgg11 --units 1 --unit-at 4 --t0 5"
+  "r20-u1at3-prune|--arch resnet20 --units 1 --unit-at 3 --t0 5"
   "vgg11-nounits-prune|--arch vgg11 --units 0 --t0 5"
   "vgg11-u1at2-direct|--arch vgg11 --units 1 --unit-at 2 --t0 1 --epochs-snn 15"
 )
