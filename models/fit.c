@@ -601,7 +601,7 @@ os_status fit_run(const fit_config *c)
     char mpath[PATH_LEN + 32];
     snprintf(mpath, sizeof mpath, "%s/%s", s.workdir, METRICS_FILE);
     s.metrics = fopen(mpath, "a");
-    for (; s.stage < s.n_stages; s.stage++, s.epoch = 0, s.stage_seconds = 0) {
+    while (s.stage < s.n_stages) {
         switch (s.stages[s.stage].kind) {
         case STAGE_TRAIN: st = run_train_stage(&s); break;
         case STAGE_CONVERT: st = run_convert_stage(&s); break;
@@ -609,10 +609,8 @@ os_status fit_run(const fit_config *c)
         }
         if (st)
             goto out;
-        s.stage++, s.epoch = 0, s.stage_seconds = 0; /* the checkpoint points past this stage */
-        st = write_checkpoint(&s);
-        s.stage--;
-        if (st)
+        s.stage++, s.epoch = 0, s.stage_seconds = 0;
+        if ((st = write_checkpoint(&s))) /* a resume starts at the next stage */
             goto out;
     }
     double total = 0;
