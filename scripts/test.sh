@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test: once in a release build with -Werror,
-# once under AddressSanitizer + UndefinedBehaviorSanitizer. This is what CI runs.
+# once under AddressSanitizer + UndefinedBehaviorSanitizer; then the deployment checks
+# (deploy/validate.sh, deploy/container-test.sh: podman). This is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -18,3 +19,8 @@ meson setup build-asan --reconfigure -Dwerror=true -Db_sanitize=address,undefine
 meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan -v --print-errorlogs --num-processes 2
+
+echo "== deployment manifests (offline: kustomize render, schemas, policy) =="
+bash deploy/validate.sh
+echo "== container image (podman build, run on loopback, compare with the host build) =="
+BUILD=build-test bash deploy/container-test.sh
