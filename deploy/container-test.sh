@@ -54,8 +54,9 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # With Recommends, as the tested recipe (../shared/tools/container-smoke.sh) installs them.
     apt-get -o DPkg::Lock::Timeout=600 update -qq &&
-        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
             podman runc debootstrap curl python3 >/dev/null || die "cannot install ${need[*]}"
 fi
 
