@@ -27,6 +27,8 @@ static void help(const fit_config *d)
            "  --train-list FILE     explicit training images (paths relative to DIR), instead of a split\n"
            "  --val-list FILE       explicit validation images (with --train-list)\n"
            "  --seed N              split, initialisation, data order and augmentation (default %llu)\n"
+           "  --ann-from FILE       skip the ANN stage: convert this trained ANN (the work dir's\n"
+           "                        ann.safetensors of an earlier run), to compare SNN schedules\n"
            "network\n"
            "  --arch A              vgg11, vgg16, resnet18, resnet20 (default %s)\n"
            "  --width-mult W        channel multiplier (default %g)\n"
@@ -84,8 +86,16 @@ enum {
     O_DATA = 1000, O_OUT, O_WORKDIR, O_RESUME, O_VALF, O_TRAINL, O_VALL, O_SEED, O_ARCH, O_WIDTH,
     O_INPUT, O_UNITS, O_UNITAT, O_NAME, O_T0, O_EANN, O_ESNN, O_EFT, O_WARM, O_BATCH, O_OPT,
     O_LRANN, O_LRSNN, O_LRFT, O_LIFLR, O_WD, O_LS, O_PCT, O_CALIB, O_CROP, O_JIT, O_THREADS,
-    O_QUIET, O_HELP, O_SHIFT, O_RECAL
+    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM
 };
+
+static const char *opt_name(const struct option *opts, int val)
+{
+    for (; opts->name; opts++)
+        if (opts->val == val)
+            return opts->name;
+    return "?";
+}
 
 int cmd_fit(int argc, char **argv)
 {
@@ -103,7 +113,7 @@ int cmd_fit(int argc, char **argv)
         {"percentile", 1, 0, O_PCT}, {"calib-images", 1, 0, O_CALIB},
         {"crop-min-area", 1, 0, O_CROP}, {"jitter", 1, 0, O_JIT}, {"threads", 1, 0, O_THREADS},
         {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"convert-shift", 1, 0, O_SHIFT},
-        {"recalibrate", 1, 0, O_RECAL}, {0}};
+        {"recalibrate", 1, 0, O_RECAL}, {"ann-from", 1, 0, O_ANNFROM}, {0}};
     fit_config c, d;
     fit_defaults(&c);
     d = c;
@@ -116,14 +126,14 @@ int cmd_fit(int argc, char **argv)
     do {                                                                                           \
         if (!cli_parse_int(optarg, lo, hi, &v))                                                    \
             return cli_usage_error("fit", "--%s \"%s\": expected an integer in %ld..%ld",           \
-                                   opts[ch - O_DATA].name, optarg, (long)(lo), (long)(hi));        \
+                                   opt_name(opts, ch), optarg, (long)(lo), (long)(hi));        \
         c.field = (int)v;                                                                          \
     } while (0)
 #define DBL_OPT(field, lo, hi)                                                                     \
     do {                                                                                           \
         if (!cli_parse_double(optarg, lo, hi, &c.field))                                           \
             return cli_usage_error("fit", "--%s \"%s\": expected a number in %g..%g",               \
-                                   opts[ch - O_DATA].name, optarg, (double)(lo), (double)(hi));    \
+                                   opt_name(opts, ch), optarg, (double)(lo), (double)(hi));    \
     } while (0)
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -170,6 +180,7 @@ int cmd_fit(int argc, char **argv)
         case O_QUIET: c.quiet = true; break;
         case O_SHIFT: DBL_OPT(convert_shift, 0, 1); break;
         case O_RECAL: INT_OPT(recalibrate, 0, 1); break;
+        case O_ANNFROM: c.ann_from = optarg; break;
         case O_HELP: help(&d); return CLI_OK;
         default: return cli_usage_error("fit", "unknown option");
         }

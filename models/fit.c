@@ -21,6 +21,7 @@ enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1 };
 
 #define CKPT_FILE "checkpoint.safetensors"
 #define METRICS_FILE "metrics.jsonl"
+#define ANN_FILE "ann.safetensors"
 
 void fit_defaults(fit_config *c)
 {
@@ -38,9 +39,10 @@ void fit_defaults(fit_config *c)
 json_t *fit_config_json(const fit_config *c)
 {
     return json_pack(
-        "{s:s, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
+        "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
         " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i}",
-        "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "arch", c->arch,
+        "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
+        c->ann_from, "arch", c->arch,
         "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
         "t0", c->t0, "epochs_ann", c->epochs_ann, "epochs_snn", c->epochs_snn, "epochs_finetune",
         c->epochs_finetune, "warmup_epochs", c->warmup_epochs, "batch", c->batch, "optimizer",
@@ -421,6 +423,64 @@ static os_status run_train_stage(fit_state *s)
     return record_stage(s, S->T, S->epochs ? &es : NULL, s->stage == s->n_stages - 1);
 }
 
+/* The trained ANN as a model file of its own (ReLU + BatchNorm, T = 1): a baseline to serve or
+ * evaluate, and the starting point of other SNN schedules (--ann-from). */
+static os_status write_ann_snapshot(fit_state *s)
+{
+    char path[PATH_LEN + 32];
+    snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
+    json_t *doc = model_doc(s, s->layers, 1, "ann");
+    json_object_set_new(doc, "description", json_string("the ANN stage of onespike-train fit"));
+    json_object_set_new(doc, "arch", json_pack("{s:s, s:f, s:i, s:i}", "name", s->c->arch,
+                                               "width_mult", s->c->width_mult, "units",
+                                               s->c->units, "unit_at", s->c->unit_at));
+    os_tensor_view *v = NULL;
+    size_t n = 0;
+    os_status st = os_params_views(s->params, false, true, &v, &n);
+    if (!st)
+        st = os_model_write(path, doc, v, n);
+    free(v);
+    json_decref(doc);
+    return st;
+}
+
+/* --ann-from: start at the conversion with a trained ANN from a model file. */
+static os_status load_ann(fit_state *s)
+{
+    const fit_config *c = s->c;
+    os_model *m = NULL;
+    os_status st = os_model_load(c->ann_from, &m);
+    if (st)
+        return st;
+    int ch, h, w;
+    os_model_input(m, &ch, &h, &w);
+    if (h != c->input || w != c->input)
+        st = os_fail(OS_EINVAL, "%s: input %dx%d, this run has --input %d", c->ann_from, h, w,
+                     c->input);
+    for (int k = 0; !st && k < s->classes; k++)
+        if (os_model_classes(m) != s->classes ||
+            strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
+            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s", c->ann_from,
+                         c->data);
+    if (!st && os_net_lif_count(os_model_net(m)) > 0)
+        st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN",
+                     c->ann_from);
+    if (!st)
+        st = os_params_create(&s->params);
+    const os_st_file *tf = os_model_tensors(m);
+    for (size_t i = 0; !st && i < os_st_count(tf); i++)
+        st = os_params_add(s->params, os_st_tensor(tf, i));
+    if (!st) {
+        s->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
+        for (int k = 0; k < 3; k++) {
+            s->aug_train.mean[k] = s->aug_eval.mean[k] = os_model_mean(m)[k];
+            s->aug_train.std[k] = s->aug_eval.std[k] = os_model_std(m)[k];
+        }
+    }
+    os_model_destroy(m);
+    return st;
+}
+
 static os_status run_convert_stage(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -595,6 +655,12 @@ os_status fit_run(const fit_config *c)
         if (!c->quiet)
             fprintf(stderr, "onespike-train fit: resuming at stage %s, epoch %d\n",
                     s.stage < s.n_stages ? s.stages[s.stage].name : "export", s.epoch + 1);
+    } else if (c->ann_from) {
+        if ((st = load_ann(&s)))
+            goto out;
+        if ((st = record_stage(&s, 1, NULL, false))) /* stage 0: the given ANN, evaluated */
+            goto out;
+        s.stage = 1;
     } else if ((st = init_fresh(&s))) {
         goto out;
     }
@@ -607,6 +673,8 @@ os_status fit_run(const fit_config *c)
         case STAGE_CONVERT: st = run_convert_stage(&s); break;
         case STAGE_PRUNE: st = run_prune_stage(&s); break;
         }
+        if (!st && !strcmp(s.stages[s.stage].name, "ann"))
+            st = write_ann_snapshot(&s);
         if (st)
             goto out;
         s.stage++, s.epoch = 0, s.stage_seconds = 0;

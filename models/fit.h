@@ -13,7 +13,7 @@
 #include "status.h"
 
 typedef struct {
-    const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer;
+    const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer, *ann_from;
     bool resume, quiet;
     const char *arch;
     double width_mult;

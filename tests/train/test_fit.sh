@@ -77,6 +77,13 @@ check "stop message mentions --resume" grep -q -- "--resume" "$T/stop.err"
 check "resumed run completes" test $rc2 -eq 0
 check "resumed model equals the uninterrupted one" $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/b.safetensors"
 
+# --ann-from: the same SNN schedule from the first run's ANN snapshot reaches the same model.
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --ann-from "$T/a.safetensors.work/ann.safetensors" \
+    --out "$T/d.safetensors" 2>/dev/null
+check "--ann-from the ANN snapshot reproduces the run" $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/d.safetensors"
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --ann-from "$T/a.safetensors" --out "$T/e.safetensors" 2>"$T/annfrom.err"
+check "--ann-from a spiking model is refused" grep -q "wants an ANN" "$T/annfrom.err"
+
 # Refusals.
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" 2>"$T/exists.err"
 check "an existing checkpoint is not overwritten without --resume" grep -q "pass --resume" "$T/exists.err"
