@@ -1,34 +1,40 @@
 #!/usr/bin/env bash
-# The ablations of issue 4 on UC Merced (our validation split: 10 images per class), on a
-# configuration small enough for a 2-core machine. Every run resumes from its checkpoint, so the
-# script can be stopped and started again; finished runs are skipped.
+# The ablations of issue 4 on UC Merced (our validation split: 10 images per class), at a size
+# this 2-core machine trains in 20-40 minutes a run. Every run resumes from its checkpoint, so
+# the script can be stopped and started again; finished runs are skipped. Runs marked ann:NAME
+# start from run NAME's trained ANN (--ann-from), so they differ from it only in the SNN stages.
 #   scripts/ablations.sh [RUNDIR]    (default /var/tmp/onespike-runs/ablations)
-# Then: scripts/ablations.sh --table  prints the Markdown table of all finished runs.
+#   scripts/ablations.sh --table     the Markdown table of all finished runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRAIN=${TRAIN:-build/models/onespike-train}
 DATA=${DATA:-../shared/data/ucmerced}
-RUNS=${RUNDIR:-/var/tmp/onespike-runs/ablations}
-[ "${1:-}" != "" ] && [ "${1:-}" != "--table" ] && RUNS=$1
+RUNS=/var/tmp/onespike-runs/ablations
+MODE=run
+case "${1:-}" in
+  --table) MODE=table ;;
+  "") ;;
+  *) RUNS=$1 ;;
+esac
 mkdir -p "$RUNS"
 
-# name | flags
+# name | flags | ann:RUN (optional)
 CONFIGS=(
-  "r20-u1at2-prune|--arch resnet20 --units 1 --unit-at 2 --t0 5"
-  "r20-u1at2-direct|--arch resnet20 --units 1 --unit-at 2 --t0 1 --epochs-snn 15"
-  "r20-nounits-prune|--arch resnet20 --units 0 --t0 5"
-  "r20-u1at1-prune|--arch resnet20 --units 1 --unit-at 1 --t0 5"
-  "vgg11-u1at2-prune|--arch vgg11 --units 1 --unit-at 2 --t0 5"
-  "vgg11-u1at4-prune|--arch vgg11 --units 1 --unit-at 4 --t0 5"
-  "r20-u1at3-prune|--arch resnet20 --units 1 --unit-at 3 --t0 5"
-  "vgg11-nounits-prune|--arch vgg11 --units 0 --t0 5"
-  "vgg11-u1at2-direct|--arch vgg11 --units 1 --unit-at 2 --t0 1 --epochs-snn 15"
+  "r18-u1at2|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 5|"
+  "r18-u1at2-direct|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 1 --epochs-snn 20|ann:r18-u1at2"
+  "r18-u1at2-norecal|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 5 --recalibrate 0|ann:r18-u1at2"
+  "r18-nounits|--arch resnet18 --width-mult 0.5 --units 0 --t0 5|"
+  "r18-u1at3|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 3 --t0 5|"
+  "vgg11-u1at2|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 2 --t0 5|"
+  "vgg11-u1at4|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 4 --t0 5|"
+  "vgg11-nounits|--arch vgg11 --width-mult 0.25 --units 0 --t0 5|"
+  "vgg11-u1at2-direct|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 2 --t0 1 --epochs-snn 20|ann:vgg11-u1at2"
 )
-COMMON="--width-mult 0.5 --input 32 --epochs-ann 30 --epochs-snn 3 --epochs-finetune 4
-        --lr-snn 5e-4 --lr-finetune 2e-4 --batch 32 --seed 1 --quiet"
+COMMON="--input 64 --epochs-ann 60 --epochs-snn 4 --epochs-finetune 30 --lr-snn 5e-4
+        --lr-finetune 5e-4 --batch 32 --seed 1 --threads 1 --quiet"
 
 table() {
-  echo "| run | ANN | converted (T0) | each T (val top-1) | after Unit removal | final T=1 | minutes |"
+  echo "| run | ANN | converted (T0) | SNN stages (val top-1) | after Unit removal | final, T = 1 | minutes |"
   echo "|---|---|---|---|---|---|---|"
   for c in "${CONFIGS[@]}"; do
     name=${c%%|*}
@@ -46,15 +52,21 @@ PY
   done
 }
 
-if [ "${1:-}" = "--table" ]; then table; exit 0; fi
+if [ "$MODE" = table ]; then table; exit 0; fi
 for c in "${CONFIGS[@]}"; do
-  name=${c%%|*}; flags=${c#*|}
+  IFS='|' read -r name flags from <<<"$c"
   out=$RUNS/$name.safetensors
   [ -s "$out.report.json" ] && { echo "done: $name"; continue; }
-  resume=; [ -f "$out.work/checkpoint.safetensors" ] && resume=--resume
+  extra=
+  if [ -n "$from" ]; then
+    ann=$RUNS/${from#ann:}.safetensors.work/ann.safetensors
+    [ -s "$ann" ] || { echo "skip: $name (needs $ann)"; continue; }
+    extra="--ann-from $ann"
+  fi
+  [ -f "$out.work/checkpoint.safetensors" ] && extra="$extra --resume"
   echo "run: $name ($(date -u +%H:%M))"
   # shellcheck disable=SC2086
-  "$TRAIN" fit --data "$DATA" --out "$out" $COMMON $flags $resume 2>"$RUNS/$name.log" ||
+  "$TRAIN" fit --data "$DATA" --out "$out" $COMMON $flags $extra 2>"$RUNS/$name.log" ||
     { echo "failed: $name (see $RUNS/$name.log)"; continue; }
 done
 table
