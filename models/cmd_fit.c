@@ -57,7 +57,8 @@ static void help(const fit_config *d)
            "  --crop-min-area A     random resized crop area range [A, 1] (default %g)\n"
            "  --jitter J            brightness/contrast/saturation jitter (default %g)\n"
            "machine\n"
-           "  --threads N           BLAS and decoding threads (default: online cores)\n"
+           "  --threads N           BLAS and decoding threads (default: cores - 1, at least 1;\n"
+           "                        the batch loader runs on a thread of its own)\n"
            "  --quiet               no progress output\n"
            "  --help                this text\n",
            d->val_fraction, (unsigned long long)d->seed, d->arch, d->width_mult, d->input,
@@ -117,8 +118,10 @@ int cmd_fit(int argc, char **argv)
     fit_config c, d;
     fit_defaults(&c);
     d = c;
+    /* One core stays with the loader thread: on 2 cores, 1 BLAS thread trains faster than 2
+     * (measured: 130 vs 107 images/s, ResNet-18 x0.5 at 64 px). */
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    c.threads = nproc > 0 ? (int)nproc : 1;
+    c.threads = nproc > 2 ? (int)nproc - 1 : 1;
     long v;
     int ch;
     optind = 1;
