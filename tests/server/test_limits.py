@@ -168,8 +168,10 @@ def slow_client(env, s, fast):
 
 
 def drain(env, s, slow, jpeg):
+    # A long --conn-timeout: the kept-open connection below idles while the slow requests run,
+    # and on a loaded machine (ASan, CI) that can outlast the 30 s default.
     srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
-                       "--drain-ms", "60000"], name="drain")
+                       "--drain-ms", "60000", "--conn-timeout", "600"], name="drain")
     try:
         keep = srv.conn()
         st, _, _ = srv.request("GET", "/v2/health/ready", conn=keep)
