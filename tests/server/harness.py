@@ -173,10 +173,13 @@ class Server:
                 return float(val)
         return None
 
-    def stop(self, sig=signal.SIGTERM, timeout=60):
-        """Signal the server and wait; returns its exit status (None if it had to be killed)."""
+    def stop(self, sig=signal.SIGTERM, timeout=60, signal_it=True):
+        """Signal the server (unless signal_it is False: it was signalled already, and a second
+        signal would cut its drain short) and wait; returns its exit status (None if it had to
+        be killed)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if signal_it:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
