@@ -40,6 +40,7 @@ static void help(const fit_config *d)
            "  --t0 T                time steps of the first SNN stage; 1 = train at T = 1 directly (default %d)\n"
            "  --epochs-ann N        ANN epochs (default %d)\n"
            "  --epochs-snn N        epochs of each SNN time-step stage T0..1 (default %d)\n"
+           "  --epochs-t0 N         epochs of the first SNN stage, at T0 (default: --epochs-snn)\n"
            "  --epochs-finetune N   T = 1 epochs after Unit removal (default %d)\n"
            "  --warmup-epochs N     linear warm-up of each stage's learning rate (default %d)\n"
            "  --batch N             batch size (default %d)\n"
@@ -87,7 +88,7 @@ enum {
     O_DATA = 1000, O_OUT, O_WORKDIR, O_RESUME, O_VALF, O_TRAINL, O_VALL, O_SEED, O_ARCH, O_WIDTH,
     O_INPUT, O_UNITS, O_UNITAT, O_NAME, O_T0, O_EANN, O_ESNN, O_EFT, O_WARM, O_BATCH, O_OPT,
     O_LRANN, O_LRSNN, O_LRFT, O_LIFLR, O_WD, O_LS, O_PCT, O_CALIB, O_CROP, O_JIT, O_THREADS,
-    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM
+    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM, O_ET0
 };
 
 static const char *opt_name(const struct option *opts, int val)
@@ -114,7 +115,8 @@ int cmd_fit(int argc, char **argv)
         {"percentile", 1, 0, O_PCT}, {"calib-images", 1, 0, O_CALIB},
         {"crop-min-area", 1, 0, O_CROP}, {"jitter", 1, 0, O_JIT}, {"threads", 1, 0, O_THREADS},
         {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"convert-shift", 1, 0, O_SHIFT},
-        {"recalibrate", 1, 0, O_RECAL}, {"ann-from", 1, 0, O_ANNFROM}, {0}};
+        {"recalibrate", 1, 0, O_RECAL}, {"ann-from", 1, 0, O_ANNFROM},
+        {"epochs-t0", 1, 0, O_ET0}, {0}};
     fit_config c, d;
     fit_defaults(&c);
     d = c;
@@ -184,6 +186,7 @@ int cmd_fit(int argc, char **argv)
         case O_SHIFT: DBL_OPT(convert_shift, 0, 1); break;
         case O_RECAL: INT_OPT(recalibrate, 0, 1); break;
         case O_ANNFROM: c.ann_from = optarg; break;
+        case O_ET0: INT_OPT(epochs_t0, 0, 10000); break;
         case O_HELP: help(&d); return CLI_OK;
         default: return cli_usage_error("fit", "unknown option");
         }

@@ -32,7 +32,7 @@ void fit_defaults(fit_config *c)
         .lr_ann = 2e-3, .lr_snn = 2e-4, .lr_finetune = 1e-4, .weight_decay = 0.05,
         .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
         .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
-        .recalibrate = 1,
+        .recalibrate = 1, .epochs_t0 = -1,
     };
 }
 
@@ -40,7 +40,7 @@ json_t *fit_config_json(const fit_config *c)
 {
     return json_pack(
         "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i}",
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i}",
         "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
         c->ann_from, "arch", c->arch,
         "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
@@ -51,7 +51,7 @@ json_t *fit_config_json(const fit_config *c)
         c->val_fraction, "percentile", c->percentile, "crop_min_area", c->crop_min_area,
         "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
         "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
-        c->recalibrate);
+        c->recalibrate, "epochs_t0", c->epochs_t0);
 }
 
 typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE } stage_kind;
@@ -95,7 +95,8 @@ static void build_stages(fit_state *s)
     s->stages[n] = (stage){"", STAGE_CONVERT, c->t0, 0, 0, 0};
     snprintf(s->stages[n++].name, sizeof s->stages[0].name, "convert");
     for (int T = c->t0; T >= 1; T--) {
-        s->stages[n] = (stage){"", STAGE_TRAIN, T, c->epochs_snn, c->lr_snn, T < c->t0 ? T + 1 : 0};
+        int epochs = T == c->t0 && c->epochs_t0 >= 0 ? c->epochs_t0 : c->epochs_snn;
+        s->stages[n] = (stage){"", STAGE_TRAIN, T, epochs, c->lr_snn, T < c->t0 ? T + 1 : 0};
         snprintf(s->stages[n++].name, sizeof s->stages[0].name, "snn-T%d", T);
     }
     if (c->units > 0)
