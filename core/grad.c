@@ -478,6 +478,36 @@ float os_softmax_xent(const float *logits, int n, int k, const int *labels, floa
     return (float)(total * inv_n);
 }
 
+float os_distill_kl(const float *student, const float *teacher, int n, int k, float scale,
+                    float tau, float weight, float *dlogits)
+{
+    double total = 0;
+    for (int r = 0; r < n; r++) {
+        const float *zs = student + (size_t)r * k, *zt = teacher + (size_t)r * k;
+        double ms = -INFINITY, mt = -INFINITY, ss = 0, sumt = 0;
+        for (int j = 0; j < k; j++) {
+            ms = fmax(ms, zs[j] / (scale * tau));
+            mt = fmax(mt, zt[j] / tau);
+        }
+        for (int j = 0; j < k; j++) {
+            ss += exp(zs[j] / (scale * tau) - ms);
+            sumt += exp(zt[j] / tau - mt);
+        }
+        double kl = 0;
+        for (int j = 0; j < k; j++) {
+            double lps = zs[j] / (scale * tau) - ms - log(ss);
+            double lpt = zt[j] / tau - mt - log(sumt);
+            double pt = exp(lpt), ps = exp(lps);
+            kl += pt * (lpt - lps);
+            /* d(tau^2 KL)/d zs = tau^2 * (ps - pt) / (scale * tau) */
+            if (dlogits)
+                dlogits[(size_t)r * k + j] += (float)(weight * tau * (ps - pt) / scale / n);
+        }
+        total += (double)tau * tau * kl;
+    }
+    return (float)(total / n);
+}
+
 /* ---- LIF through time --------------------------------------------------------------------- */
 
 /* Neurons are processed in blocks of LIF_BLOCK so the per-neuron state that runs along the time

@@ -80,6 +80,13 @@ void os_global_avgpool_backward(const float *dy, int c, size_t hw, float *dx);
 float os_softmax_xent(const float *logits, int n, int k, const int *labels, float smoothing,
                       float *dlogits, int *correct);
 
+/* Knowledge distillation (Hinton et al.): tau^2 * KL(softmax(t/tau) || softmax(s/(scale*tau)))
+ * averaged over n rows, where s are the student's logits (summed over `scale` time steps, hence
+ * divided by it) and t the teacher's. Adds weight * d(loss)/d(s) to dlogits and returns the mean
+ * loss. */
+float os_distill_kl(const float *student, const float *teacher, int n, int k, float scale,
+                    float tau, float weight, float *dlogits);
+
 /* ---- LIF through time ---- */
 
 /* Run T steps of os_lif_step semantics over n neurons from zero state:

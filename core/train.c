@@ -41,9 +41,10 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
     size_t *order = malloc((n ? n : 1) * sizeof *order);
     float *logits = malloc((size_t)c->batch * K * sizeof *logits);
     float *dlogits = malloc((size_t)c->batch * K * sizeof *dlogits);
+    float *tlogits = c->teacher ? malloc((size_t)c->batch * K * sizeof *tlogits) : NULL;
     os_loader *l = NULL;
     os_status st = OS_OK;
-    if (!order || !logits || !dlogits) {
+    if (!order || !logits || !dlogits || (c->teacher && !tlogits)) {
         st = os_fail(OS_ENOMEM, "no memory for an epoch");
         goto out;
     }
@@ -63,6 +64,16 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
         os_tnet_forward(t, x, count, true, logits);
         int correct = 0;
         float loss = os_softmax_xent(logits, count, K, labels, c->label_smoothing, dlogits, &correct);
+        if (c->teacher && c->distill > 0) {
+            /* loss = (1 - a) CE + a KD: scale the CE gradient, then add the KD one. */
+            float a = c->distill;
+            for (size_t j = 0; j < (size_t)count * K; j++)
+                dlogits[j] *= 1 - a;
+            os_tnet_forward(c->teacher, x, count, false, tlogits);
+            float kd = os_distill_kl(logits, tlogits, count, K, (float)os_tnet_timesteps(t),
+                                     c->distill_temp, a, dlogits);
+            loss = (1 - a) * loss + a * kd;
+        }
         if (!isfinite(loss)) {
             st = os_fail(OS_EINVAL, "training diverged: loss is %g at step %ld (lower the learning rate)",
                          loss, c->step0 + out->steps);
@@ -89,6 +100,7 @@ out:
     free(order);
     free(logits);
     free(dlogits);
+    free(tlogits);
     return st;
 }
 

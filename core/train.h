@@ -35,6 +35,9 @@ typedef struct {
     long step0;             /* optimizer step count before this epoch (schedule position) */
     os_progress_fn progress;
     void *progress_ctx;
+    os_tnet *teacher;       /* optional: distil from this network's logits (its own params) */
+    float distill;          /* weight of the distillation loss, 0..1 (CE gets 1 - distill) */
+    float distill_temp;     /* softmax temperature of the distillation */
 } os_epoch_config;
 
 /* One pass over the training images in a seeded shuffled order. */

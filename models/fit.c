@@ -32,7 +32,7 @@ void fit_defaults(fit_config *c)
         .lr_ann = 2e-3, .lr_snn = 2e-4, .lr_finetune = 1e-4, .weight_decay = 0.05,
         .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
         .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
-        .recalibrate = 1, .epochs_t0 = -1,
+        .recalibrate = 1, .epochs_t0 = -1, .distill = 0, .distill_temp = 4,
     };
 }
 
@@ -40,7 +40,7 @@ json_t *fit_config_json(const fit_config *c)
 {
     return json_pack(
         "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i}",
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i, s:f, s:f}",
         "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
         c->ann_from, "arch", c->arch,
         "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
@@ -51,7 +51,8 @@ json_t *fit_config_json(const fit_config *c)
         c->val_fraction, "percentile", c->percentile, "crop_min_area", c->crop_min_area,
         "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
         "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
-        c->recalibrate, "epochs_t0", c->epochs_t0);
+        c->recalibrate, "epochs_t0", c->epochs_t0, "distill", c->distill, "distill_temp",
+        c->distill_temp);
 }
 
 typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE } stage_kind;
@@ -347,6 +348,46 @@ static bool stop_requested(void)
     return e && *e && epochs_run >= atoi(e);
 }
 
+/* The distillation teacher: the trained ANN (--ann-from, or this run's ann.safetensors). */
+typedef struct {
+    os_params *params;
+    json_t *layers;
+    os_tnet *net;
+} teacher;
+
+static void teacher_free(teacher *tc)
+{
+    os_tnet_destroy(tc->net);
+    json_decref(tc->layers);
+    os_params_destroy(tc->params);
+    memset(tc, 0, sizeof *tc);
+}
+
+static os_status teacher_load(const fit_state *s, teacher *tc)
+{
+    char path[PATH_LEN + 32];
+    if (s->c->ann_from)
+        snprintf(path, sizeof path, "%s", s->c->ann_from);
+    else
+        snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
+    os_model *m = NULL;
+    os_status st = os_model_load(path, &m);
+    if (!st)
+        st = os_params_create(&tc->params);
+    const os_st_file *tf = st ? NULL : os_model_tensors(m);
+    for (size_t i = 0; !st && i < os_st_count(tf); i++)
+        st = os_params_add(tc->params, os_st_tensor(tf, i));
+    if (!st) {
+        tc->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
+        st = os_tnet_create(tc->layers, 3, s->c->input, s->c->input, s->classes, tc->params,
+                            s->c->batch, 1, &tc->net);
+    }
+    os_model_destroy(m);
+    if (st)
+        teacher_free(tc);
+    return st;
+}
+
 static os_status run_train_stage(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -384,6 +425,14 @@ static os_status run_train_stage(fit_state *s)
     };
     if (ec.opt.warmup_steps >= ec.opt.total_steps)
         ec.opt.warmup_steps = ec.opt.total_steps / 10;
+    teacher tc = {0};
+    if (c->distill > 0 && strcmp(S->name, "ann") != 0) {
+        if ((st = teacher_load(s, &tc))) {
+            os_tnet_destroy(t);
+            return st;
+        }
+        ec.teacher = tc.net, ec.distill = (float)c->distill, ec.distill_temp = (float)c->distill_temp;
+    }
     os_epoch_stats es = {0};
     while (s->epoch < S->epochs) {
         progress_ctx pc = {s, s->epoch, S->epochs, now_s(), !c->quiet && isatty(2)};
@@ -419,6 +468,7 @@ static os_status run_train_stage(fit_state *s)
         }
     }
     os_tnet_destroy(t);
+    teacher_free(&tc);
     if (st)
         return st;
     return record_stage(s, S->T, S->epochs ? &es : NULL, s->stage == s->n_stages - 1);

@@ -21,7 +21,7 @@ typedef struct {
     int epochs_ann, epochs_snn, epochs_t0, epochs_finetune, warmup_epochs;
     int batch, threads, calib_images, recalibrate;
     double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
-    double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale;
+    double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
     uint64_t seed;
     char *command; /* the exact command line, for the report */
 } fit_config;

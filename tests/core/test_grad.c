@@ -862,10 +862,47 @@ static void test_conv_batch_matches_single(void **state)
     }
 }
 
+
+/* Distillation loss: its gradient against central differences of the loss itself. */
+static void test_distill_gradient(void **state)
+{
+    (void)state;
+    enum { N = 3, K = 5 };
+    uint32_t st = 91;
+    float zs[N * K], zt[N * K], g[N * K];
+    fill_uniform(zs, N * K, &st, -6, 6);
+    fill_uniform(zt, N * K, &st, -3, 3);
+    const float scale = 3, tau = 2, w = 0.7f;
+    memset(g, 0, sizeof g);
+    float loss = os_distill_kl(zs, zt, N, K, scale, tau, w, g);
+    assert_true(loss > 0);
+    double worst = 0;
+    for (int i = 0; i < N * K; i++) {
+        const float eps = 1e-2f, keep = zs[i];
+        zs[i] = keep + eps;
+        double up = os_distill_kl(zs, zt, N, K, scale, tau, w, NULL);
+        zs[i] = keep - eps;
+        double down = os_distill_kl(zs, zt, N, K, scale, tau, w, NULL);
+        zs[i] = keep;
+        double fd = w * (up - down) / (2 * eps);
+        worst = fmax(worst, fabs(fd - g[i]) / fmax(1e-2, fabs(fd)));
+    }
+    printf("grad check distillation                                   max rel err %.2e\n", worst);
+    assert_true(worst < 2e-2);
+    /* Identical distributions: zero loss, zero gradient. */
+    float same[K] = {1, 2, 3, 4, 5}, sum3[K], g0[K] = {0};
+    for (int j = 0; j < K; j++)
+        sum3[j] = 3 * same[j];
+    assert_true(fabsf(os_distill_kl(sum3, same, 1, K, 3, 1, 1, g0)) < 1e-6f);
+    for (int j = 0; j < K; j++)
+        assert_true(fabsf(g0[j]) < 1e-6f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_batch_matches_single),
+        cmocka_unit_test(test_distill_gradient),
         cmocka_unit_test_prestate_setup_teardown(test_conv_backward, NULL, NULL,
                                                  (void *)&conv_cases[0]),
         cmocka_unit_test_prestate_setup_teardown(test_conv_backward, NULL, NULL,
