@@ -209,6 +209,19 @@ static os_status ensure_lif_params(json_t *layers, os_params *p)
     return OS_OK;
 }
 
+/* A parameter set holding a copy of the model's tensors, less the optimizer state ("opt.*"). */
+static os_status params_from_model(const os_model *m, os_params **out)
+{
+    os_status st = os_params_create(out);
+    const os_st_file *tf = os_model_tensors(m);
+    for (size_t i = 0; !st && i < os_st_count(tf); i++) {
+        const os_tensor_view *t = os_st_tensor(tf, i);
+        if (strncmp(t->name, "opt.", 4) != 0)
+            st = os_params_add(*out, t);
+    }
+    return st;
+}
+
 static const os_tensor_view *find_in_model(const void *m, const char *name)
 {
     return os_st_find(os_model_tensors(m), name);
@@ -250,14 +263,7 @@ static os_status load_checkpoint(fit_state *s)
     }
     os_params_destroy(s->params);
     s->params = NULL;
-    if ((st = os_params_create(&s->params)))
-        goto out;
-    const os_st_file *tf = os_model_tensors(m);
-    for (size_t i = 0; i < os_st_count(tf) && !st; i++) {
-        const os_tensor_view *t = os_st_tensor(tf, i);
-        if (strncmp(t->name, "opt.", 4) != 0)
-            st = os_params_add(s->params, t);
-    }
+    st = params_from_model(m, &s->params);
     if (!st)
         st = ensure_lif_params(s->layers, s->params);
     if (!st)
@@ -373,10 +379,7 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
     os_model *m = NULL;
     os_status st = os_model_load(path, &m);
     if (!st)
-        st = os_params_create(&tc->params);
-    const os_st_file *tf = st ? NULL : os_model_tensors(m);
-    for (size_t i = 0; !st && i < os_st_count(tf); i++)
-        st = os_params_add(tc->params, os_st_tensor(tf, i));
+        st = params_from_model(m, &tc->params);
     if (!st) {
         tc->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
         st = os_tnet_create(tc->layers, 3, s->c->input, s->c->input, s->classes, tc->params,
@@ -517,10 +520,7 @@ static os_status load_ann(fit_state *s)
         st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN",
                      c->ann_from);
     if (!st)
-        st = os_params_create(&s->params);
-    const os_st_file *tf = os_model_tensors(m);
-    for (size_t i = 0; !st && i < os_st_count(tf); i++)
-        st = os_params_add(s->params, os_st_tensor(tf, i));
+        st = params_from_model(m, &s->params);
     if (!st) {
         s->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
         for (int k = 0; k < 3; k++) {
