@@ -1,5 +1,6 @@
 /* log.c - JSON lines on stderr, assembled on the stack (see log.h). */
 #include "log.h"
+#include "reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -37,20 +38,6 @@ static void put_raw(srv_logline *l, const char *s, size_t n)
     l->len += n;
 }
 
-/* Length of the valid UTF-8 sequence at p (1 for ASCII), or 0 if p starts an invalid one. */
-static size_t utf8_seq(const unsigned char *p)
-{
-    size_t n = *p < 0x80                 ? 1
-               : *p >= 0xC2 && *p < 0xE0 ? 2
-               : *p >= 0xE0 && *p < 0xF0 ? 3
-               : *p >= 0xF0 && *p < 0xF5 ? 4
-                                         : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80) /* also stops at the terminating NUL */
-            return 0;
-    return n;
-}
-
 static void put_escaped(srv_logline *l, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
@@ -72,7 +59,7 @@ static void put_escaped(srv_logline *l, const char *s)
                 put_raw(l, (const char *)p, 1);
             } else {
                 /* Logs must stay valid JSON: bytes that are not UTF-8 become U+FFFD. */
-                size_t n = utf8_seq(p);
+                size_t n = srv_utf8_seq(p);
                 if (n)
                     put_raw(l, (const char *)p, n), p += n - 1;
                 else

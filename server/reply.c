@@ -47,7 +47,7 @@ void srv_reply_json(srv_reply *rp, int status, json_t *j)
     json_decref(j);
 }
 
-static size_t utf8_seq(const unsigned char *p)
+size_t srv_utf8_seq(const unsigned char *p)
 {
     size_t n = *p < 0x80                 ? 1
                : *p >= 0xC2 && *p < 0xE0 ? 2
@@ -64,7 +64,7 @@ void srv_utf8_sanitize(char *s)
 {
     unsigned char *p = (unsigned char *)s;
     while (*p) {
-        size_t n = utf8_seq(p);
+        size_t n = srv_utf8_seq(p);
         if (!n) {
             *p++ = '?';
             continue;

@@ -44,6 +44,10 @@ void srv_reply_text(srv_reply *rp, int status, char *body, size_t len, const cha
 /* Free the body and forget the answer. */
 void srv_reply_clear(srv_reply *rp);
 
+/* Length of the valid UTF-8 sequence at p (1 for ASCII), or 0 if p starts an invalid one
+ * (the terminating NUL stops a sequence). */
+size_t srv_utf8_seq(const unsigned char *p);
+
 /* Replace in place every byte of s that does not belong to a valid UTF-8 sequence by '?'. */
 void srv_utf8_sanitize(char *s);
 

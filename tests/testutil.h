@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "model.h"
 #include "safetensors.h"
 #include "sha256.h"
 
@@ -99,6 +100,18 @@ static inline void tu_write_raw(const char *path, const char *format, const char
         abort();
     }
     free(buf);
+}
+
+/* os_model_write then os_model_load; a failure prints the detail and aborts the test. */
+static inline os_model *tu_write_load(const char *path, const json_t *doc,
+                                      const os_tensor_view *t, size_t n)
+{
+    os_model *m = NULL;
+    if (os_model_write(path, doc, t, n) || os_model_load(path, &m)) {
+        fprintf(stderr, "tu_write_load: %s\n", os_errdetail());
+        abort();
+    }
+    return m;
 }
 
 /* Read a whole file (caller frees). */

@@ -52,14 +52,9 @@ static os_model *as_model(json_t *layers, os_params *p, int T, const char *dir)
     assert_int_equal(os_params_views(p, false, true, &v, &n), OS_OK);
     char path[300];
     snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    os_status st = os_model_write(path, doc, v, n);
-    if (st)
-        fprintf(stderr, "%s\n", os_errdetail());
-    assert_int_equal(st, OS_OK);
+    os_model *m = tu_write_load(path, doc, v, n);
     free(v);
     json_decref(doc);
-    os_model *m = NULL;
-    assert_int_equal(os_model_load(path, &m), OS_OK);
     return m;
 }
 
