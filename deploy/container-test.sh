@@ -33,17 +33,7 @@ SHIPPED=models/ucm-resnet18-t1.safetensors
 FIXTURE=tests/fixtures/ucm_beach00.jpg
 T0=$(date +%s)
 log() { echo "[container-test $(($(date +%s) - T0))s] $*"; }
-passed=0 failed=0
-check() { # name, command...: runs the command, counts and prints the result
-    local name=$1; shift
-    if "$@"; then passed=$((passed + 1)); echo "ok - $name"
-    else failed=$((failed + 1)); echo "not ok - $name"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
-}
+. deploy/checks.sh
 die() { echo "container-test: $*" >&2; failed=$((failed + 1)); finish; }
 
 # 1. tools (runc, not crun: crun 1.8 refuses this kernel's hybrid cgroup layout)

@@ -15,26 +15,16 @@
 #    deploy/validate/package-lock.json and installed with `npm ci` into deploy/validate/node_modules
 #    (git-ignored); Node.js and npm come from Debian 12 (nodejs, npm) where missing.
 set -uo pipefail
+. "$(dirname "$0")/checks.sh"
 cd "$(dirname "$0")/.."
 V=deploy/validate
 T0=$(date +%s)
 log() { echo "[validate $(($(date +%s) - T0))s] $*"; }
-passed=0 failed=0
 count() { # counts the ok / not ok lines of a check's output, and prints them
     local out=$1
     echo "$out"
     passed=$((passed + $(grep -c '^ok - ' <<<"$out")))
     failed=$((failed + $(grep -c '^not ok - ' <<<"$out")))
-}
-check() { # name, command...
-    local name=$1; shift
-    if "$@"; then passed=$((passed + 1)); echo "ok - $name"
-    else failed=$((failed + 1)); echo "not ok - $name"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit
 }
 apt_install() {
     export DEBIAN_FRONTEND=noninteractive

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 
+#include "parse.h"
 #include "status.h"
 
 #define CLI_PROG "onespike-train"
@@ -20,10 +21,6 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-
-/* Strict integer / float parsing: the whole string, within [lo, hi]. */
-bool cli_parse_int(const char *s, long lo, long hi, long *out);
-bool cli_parse_double(const char *s, double lo, double hi, double *out);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_classify(int argc, char **argv);

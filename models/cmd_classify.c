@@ -78,16 +78,16 @@ int cmd_classify(int argc, char **argv)
         switch (ch) {
         case 'm': model_path = optarg; break;
         case 'k':
-            if (!cli_parse_int(optarg, 1, 100000, &top_k))
+            if (!os_parse_long(optarg, 1, 100000, &top_k))
                 return cli_usage_error("classify", "--top-k \"%s\": expected an integer >= 1", optarg);
             break;
         case 't':
-            if (!cli_parse_int(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
+            if (!os_parse_long(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
                 return cli_usage_error("classify", "--timesteps \"%s\": expected 1..%d", optarg,
                                        OS_MODEL_MAX_TIMESTEPS);
             break;
         case 'p':
-            if (!cli_parse_int(optarg, 1, 1L << 40, &max_pixels))
+            if (!os_parse_long(optarg, 1, 1L << 40, &max_pixels))
                 return cli_usage_error("classify", "--max-pixels \"%s\": expected an integer >= 1", optarg);
             break;
         case 'j': json = true; break;

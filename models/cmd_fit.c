@@ -132,14 +132,14 @@ int cmd_fit(int argc, char **argv)
     optind = 1;
 #define INT_OPT(field, lo, hi)                                                                     \
     do {                                                                                           \
-        if (!cli_parse_int(optarg, lo, hi, &v))                                                    \
+        if (!os_parse_long(optarg, lo, hi, &v))                                                    \
             return cli_usage_error("fit", "--%s \"%s\": expected an integer in %ld..%ld",           \
                                    opt_name(opts, ch), optarg, (long)(lo), (long)(hi));        \
         c.field = (int)v;                                                                          \
     } while (0)
 #define DBL_OPT(field, lo, hi)                                                                     \
     do {                                                                                           \
-        if (!cli_parse_double(optarg, lo, hi, &c.field))                                           \
+        if (!os_parse_double(optarg, lo, hi, &c.field))                                           \
             return cli_usage_error("fit", "--%s \"%s\": expected a number in %g..%g",               \
                                    opt_name(opts, ch), optarg, (double)(lo), (double)(hi));    \
     } while (0)
@@ -153,7 +153,7 @@ int cmd_fit(int argc, char **argv)
         case O_TRAINL: c.train_list = optarg; break;
         case O_VALL: c.val_list = optarg; break;
         case O_SEED:
-            if (!cli_parse_int(optarg, 0, 1L << 62, &v))
+            if (!os_parse_long(optarg, 0, 1L << 62, &v))
                 return cli_usage_error("fit", "--seed \"%s\": expected an integer >= 0", optarg);
             c.seed = (uint64_t)v;
             break;

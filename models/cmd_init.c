@@ -107,41 +107,41 @@ int cmd_init(int argc, char **argv)
         case 'n': name = optarg; break;
         case 'A': ao.spiking = false; break;
         case 'w':
-            if (!cli_parse_double(optarg, 0.01, 16, &ao.width_mult))
+            if (!os_parse_double(optarg, 0.01, 16, &ao.width_mult))
                 return cli_usage_error("init", "--width-mult \"%s\": expected 0.01..16", optarg);
             break;
         case 'i':
-            if (!cli_parse_int(optarg, 8, INIT_MAX_INPUT, &v))
+            if (!os_parse_long(optarg, 8, INIT_MAX_INPUT, &v))
                 return cli_usage_error("init", "--input \"%s\": expected 8..%d", optarg, INIT_MAX_INPUT);
             ao.input = (int)v;
             break;
         case 'u':
-            if (!cli_parse_int(optarg, 0, 64, &v))
+            if (!os_parse_long(optarg, 0, 64, &v))
                 return cli_usage_error("init", "--units \"%s\": expected 0..64", optarg);
             ao.units = (int)v;
             break;
         case 'U':
-            if (!cli_parse_int(optarg, 1, 16, &v))
+            if (!os_parse_long(optarg, 1, 16, &v))
                 return cli_usage_error("init", "--unit-at \"%s\": expected a stage number", optarg);
             ao.unit_at = (int)v;
             break;
         case 't':
-            if (!cli_parse_int(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
+            if (!os_parse_long(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
                 return cli_usage_error("init", "--timesteps \"%s\": expected 1..%d", optarg,
                                        OS_MODEL_MAX_TIMESTEPS);
             break;
         case 'T':
-            if (!cli_parse_double(optarg, 1e-6, 1e6, &d))
+            if (!os_parse_double(optarg, 1e-6, 1e6, &d))
                 return cli_usage_error("init", "--threshold \"%s\": expected > 0", optarg);
             ao.threshold = (float)d;
             break;
         case 'L':
-            if (!cli_parse_double(optarg, 1e-6, 1, &d))
+            if (!os_parse_double(optarg, 1e-6, 1, &d))
                 return cli_usage_error("init", "--leak \"%s\": expected (0, 1]", optarg);
             ao.leak = (float)d;
             break;
         case 's':
-            if (!cli_parse_int(optarg, 0, 1L << 62, &v))
+            if (!os_parse_long(optarg, 0, 1L << 62, &v))
                 return cli_usage_error("init", "--seed \"%s\": expected an integer >= 0", optarg);
             ao.seed = (uint64_t)v;
             break;

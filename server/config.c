@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
+
 enum {
     OPT_LISTEN = 256,
     OPT_PORT,
@@ -128,17 +130,6 @@ bad_value(const char *flag, const char *env, const char *fmt, ...)
     return false;
 }
 
-static bool parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Bytes with an optional binary suffix: 512, 64K, 8M, 1G. */
 static bool parse_size(const char *s, size_t lo, size_t hi, size_t *out)
 {
@@ -233,7 +224,7 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
     switch (o->id) {
     case OPT_LISTEN: return copy_str(cfg->listen, sizeof cfg->listen, v, o->flag, where);
     case OPT_PORT:
-        if (!parse_long(v, 0, 65535, &l))
+        if (!os_parse_long(v, 0, 65535, &l))
             return bad_value(o->flag, where, "\"%s\": expected a port 0..65535", v);
         cfg->port = (int)l;
         return true;
@@ -250,12 +241,12 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
         }
         return add_model(cfg, v, strlen(v), where);
     case OPT_WORKERS:
-        if (!parse_long(v, 1, SRV_MAX_WORKERS, &l))
+        if (!os_parse_long(v, 1, SRV_MAX_WORKERS, &l))
             return bad_value(o->flag, where, "\"%s\": expected 1..%d", v, SRV_MAX_WORKERS);
         cfg->workers = (int)l;
         return true;
     case OPT_QUEUE:
-        if (!parse_long(v, 1, SRV_MAX_QUEUE, &l))
+        if (!os_parse_long(v, 1, SRV_MAX_QUEUE, &l))
             return bad_value(o->flag, where, "\"%s\": expected 1..%d", v, SRV_MAX_QUEUE);
         cfg->queue = (int)l;
         return true;
@@ -265,24 +256,24 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
         cfg->max_body = z;
         return true;
     case OPT_MAX_PIXELS:
-        if (!parse_long(v, 1, SRV_MAX_PIXELS_LIMIT, &l))
+        if (!os_parse_long(v, 1, SRV_MAX_PIXELS_LIMIT, &l))
             return bad_value(o->flag, where, "\"%s\": expected a pixel count 1..%ld", v,
                              SRV_MAX_PIXELS_LIMIT);
         cfg->max_pixels = (size_t)l;
         return true;
     case OPT_DEADLINE_MS:
     case OPT_DRAIN_MS:
-        if (!parse_long(v, 1, SRV_MAX_MS, &l))
+        if (!os_parse_long(v, 1, SRV_MAX_MS, &l))
             return bad_value(o->flag, where, "\"%s\": expected milliseconds 1..%ld", v, SRV_MAX_MS);
         *(o->id == OPT_DEADLINE_MS ? &cfg->deadline_ms : &cfg->drain_ms) = l;
         return true;
     case OPT_CONN_TIMEOUT:
-        if (!parse_long(v, 1, 3600, &l))
+        if (!os_parse_long(v, 1, 3600, &l))
             return bad_value(o->flag, where, "\"%s\": expected seconds 1..3600", v);
         cfg->conn_timeout_s = (int)l;
         return true;
     case OPT_MAX_CONNS:
-        if (!parse_long(v, 1, SRV_MAX_CONNS_LIMIT, &l))
+        if (!os_parse_long(v, 1, SRV_MAX_CONNS_LIMIT, &l))
             return bad_value(o->flag, where, "\"%s\": expected 1..%d", v, SRV_MAX_CONNS_LIMIT);
         cfg->max_conns = (int)l;
         return true;
