@@ -56,8 +56,10 @@ void os_linear(const float *x, int in, int out, const float *w, const float *b, 
 
 /* One leaky integrate-and-fire step over n neurons (DESIGN section 2):
  *   u = leak * u + in;  spike = u > threshold ? 1 : 0;  u -= threshold * spike   (soft reset)
- * u is the membrane state (caller zeroes it before step 0); spike receives 0.0f / 1.0f. */
-void os_lif_step(float *u, const float *in, size_t n, float threshold, float leak, float *spike);
+ * u is the membrane state (caller zeroes it before step 0); spike receives 0.0f / 1.0f. The three
+ * arrays do not overlap. */
+void os_lif_step(float *restrict u, const float *restrict in, size_t n, float threshold,
+                 float leak, float *restrict spike);
 
 /* Numerically stable softmax of n values; p may alias x. */
 void os_softmax(const float *x, int n, float *p);

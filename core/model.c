@@ -19,6 +19,7 @@ struct os_model {
     os_st_file *st;
     json_t *doc;
     os_net *net;
+    os_spike_plan *plan; /* event-driven weights for convs of spikes */
     char sha[65];
     const char *name, *version;
     int timesteps, in_c, in_h, in_w;
@@ -145,8 +146,10 @@ static os_status parse_doc(os_model *m)
     if ((st = get_dim(m, m->doc, "", "timesteps", 1, OS_MODEL_MAX_TIMESTEPS, &m->timesteps)) ||
         (st = parse_input(m)) || (st = parse_labels(m)))
         return st;
-    return os_net_build(json_object_get(m->doc, "layers"), m->in_c, m->in_h, m->in_w,
-                        m->n_labels, m->st, m->label, &m->net);
+    if ((st = os_net_build(json_object_get(m->doc, "layers"), m->in_c, m->in_h, m->in_w,
+                           m->n_labels, m->st, m->label, &m->net)))
+        return st;
+    return os_spike_plan_create(m->net, &m->plan);
 }
 
 os_status os_model_load_buffer(void *buf, size_t len, const char *label, os_model **out)
@@ -187,6 +190,7 @@ void os_model_destroy(os_model *m)
 {
     if (!m)
         return;
+    os_spike_plan_destroy(m->plan);
     os_net_destroy(m->net);
     free(m->labels);
     json_decref(m->doc);
@@ -255,6 +259,7 @@ const char *os_model_label(const os_model *m, int i) { return m->labels[i]; }
 const char *os_model_sha256(const os_model *m) { return m->sha; }
 const json_t *os_model_doc(const os_model *m) { return m->doc; }
 const os_net *os_model_net(const os_model *m) { return m->net; }
+const os_spike_plan *os_model_spike_plan(const os_model *m) { return m->plan; }
 const os_st_file *os_model_tensors(const os_model *m) { return m->st; }
 
 void os_model_input(const os_model *m, int *channels, int *height, int *width)

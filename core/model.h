@@ -22,6 +22,7 @@
 #include "image.h"
 #include "net.h"
 #include "safetensors.h"
+#include "spikeconv.h"
 #include "status.h"
 
 #define OS_MODEL_FORMAT "1"
@@ -59,6 +60,8 @@ const char *os_model_label(const os_model *m, int i);
 const char *os_model_sha256(const os_model *m);
 const json_t *os_model_doc(const os_model *m);   /* the whole onespike.model document */
 const os_net *os_model_net(const os_model *m);
+/* The net's event-driven convolution plan (spikeconv.h); shared by the model's sessions. */
+const os_spike_plan *os_model_spike_plan(const os_model *m);
 const os_st_file *os_model_tensors(const os_model *m);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "layers.h"
+#include "spikeconv.h"
 
 struct os_session {
     const os_model *model;
@@ -16,21 +17,31 @@ struct os_session {
     float **out;      /* per layer output (aliases the input's for a folded bn) */
     float **mem;      /* per layer membrane, LIF layers only */
     float *col;       /* im2col scratch */
+    const os_spike_plan *plan; /* channels-last path with event-driven convs of spikes;
+                                  NULL: the dense planar kernels throughout */
+    float *flat;               /* a flattening layer's input, back in planar order */
+    uint16_t **sidx, **scnt;   /* per layer feeding such a conv: its active inputs */
+    uint32_t *rows;            /* os_spike_conv scratch */
     float *logits;
     bool count_spikes;
     uint64_t *spikes; /* per layer */
     uint64_t runs;
-    float **owned;
+    void **owned;
     int n_owned;
 };
 
-static float *sess_alloc(os_session *s, size_t n)
+static void *sess_alloc_bytes(os_session *s, size_t n, size_t size)
 {
-    float *p = calloc(n ? n : 1, sizeof *p);
+    void *p = calloc(n ? n : 1, size);
     if (!p)
         return NULL;
     s->owned[s->n_owned++] = p;
     return p;
+}
+
+static float *sess_alloc(os_session *s, size_t n)
+{
+    return sess_alloc_bytes(s, n, sizeof(float));
 }
 
 static size_t layer_size(const os_layer *L)
@@ -46,6 +57,35 @@ static void shape_of(const os_session *s, int from, int *c, int *h, int *w)
     }
     const os_layer *L = os_net_layer(s->net, from);
     *c = L->c, *h = L->h, *w = L->w;
+}
+
+/* Index buffers for every binary layer an event-driven conv reads, the convs' row scratch, and
+ * the planar copy a flattening linear layer reads. */
+static os_status alloc_spike_index(os_session *s)
+{
+    size_t rows = 0, flat = 0;
+    for (int i = 0; i < s->n_layers; i++) {
+        const os_layer *L = os_net_layer(s->net, i);
+        const int from = L->from[0];
+        if (L->op == OS_OP_LINEAR && from != OS_NET_INPUT) {
+            const os_layer *in = os_net_layer(s->net, from);
+            if (in->h * in->w > 1 && layer_size(in) > flat)
+                flat = layer_size(in);
+        }
+        if (!os_spike_plan_weights(s->plan, i) || s->sidx[from])
+            continue;
+        const os_layer *in = os_net_layer(s->net, from);
+        size_t need = (size_t)L->kh * (size_t)L->kw * (size_t)in->c;
+        rows = need > rows ? need : rows;
+        if (!(s->sidx[from] = sess_alloc_bytes(s, layer_size(in), sizeof(uint16_t))) ||
+            !(s->scnt[from] = sess_alloc_bytes(s, (size_t)in->h * in->w, sizeof(uint16_t))))
+            return os_fail(OS_ENOMEM, "no memory for a session of model %s",
+                           os_model_name(s->model));
+    }
+    if ((rows && !(s->rows = sess_alloc_bytes(s, rows, sizeof(uint32_t)))) ||
+        (flat && !(s->flat = sess_alloc(s, flat))))
+        return os_fail(OS_ENOMEM, "no memory for a session of model %s", os_model_name(s->model));
+    return OS_OK;
 }
 
 os_status os_session_create(const os_model *m, const os_session_opts *opts, os_session **out)
@@ -68,9 +108,13 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->out = calloc((size_t)n, sizeof *s->out);
     s->mem = calloc((size_t)n, sizeof *s->mem);
     s->spikes = calloc((size_t)n, sizeof *s->spikes);
-    s->owned = calloc((size_t)(2 * n + 3), sizeof *s->owned);
-    if (!s->out || !s->mem || !s->spikes || !s->owned)
+    s->owned = calloc((size_t)(4 * n + 4), sizeof *s->owned);
+    s->sidx = calloc((size_t)n, sizeof *s->sidx);
+    s->scnt = calloc((size_t)n, sizeof *s->scnt);
+    if (!s->out || !s->mem || !s->spikes || !s->owned || !s->sidx || !s->scnt)
         goto nomem;
+    const os_spike_plan *plan = os_model_spike_plan(m);
+    s->plan = !o.dense && plan && os_spike_plan_complete(plan) ? plan : NULL;
     int c, h, w;
     os_model_input(m, &c, &h, &w);
     if (!(s->input = sess_alloc(s, (size_t)c * h * w)) ||
@@ -98,6 +142,8 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     }
     if (col && !(s->col = sess_alloc(s, col)))
         goto nomem;
+    if (s->plan && (st = alloc_spike_index(s)))
+        goto out;
     if ((st = os_decoder_create(&s->dec)))
         goto out;
     goto out;
@@ -120,6 +166,8 @@ void os_session_destroy(os_session *s)
     for (int i = 0; i < s->n_owned; i++)
         free(s->owned[i]);
     free(s->owned);
+    free(s->sidx);
+    free(s->scnt);
     free(s->spikes);
     free(s->mem);
     free(s->out);
@@ -210,6 +258,41 @@ static void run_layer(os_session *s, int i)
     }
 }
 
+/* The channels-last path (s->plan set): layers whose kernels depend on the layout get their
+ * _hwc forms, convolutions of spikes run event-driven, the rest is run_layer's. */
+static void run_layer_hwc(os_session *s, int i)
+{
+    const os_layer *L = os_net_layer(s->net, i);
+    const int from = L->from[0];
+    const float *x = src(s, from);
+    float *y = s->out[i];
+    int c, h, w;
+    shape_of(s, from, &c, &h, &w);
+    switch (L->op) {
+    case OS_OP_CONV: {
+        os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
+        const float *wt = os_spike_plan_weights(s->plan, i);
+        if (wt)
+            os_spike_conv(&cs, s->sidx[from], s->scnt[from], wt, L->bias, y, s->rows);
+        else /* the image: planar in, channels-last out */
+            os_conv2d_hwc(&cs, x, L->weight, L->bias, y, s->col);
+        break;
+    }
+    case OS_OP_MAXPOOL: os_maxpool2d_hwc(x, c, h, w, L->kh, L->stride, L->pad, y); break;
+    case OS_OP_GAP: os_global_avgpool_hwc(x, c, (size_t)h * w, y); break;
+    case OS_OP_LINEAR:
+        if (from != OS_NET_INPUT && h * w > 1) {
+            os_hwc_to_chw(x, c, (size_t)h * w, s->flat);
+            x = s->flat;
+        }
+        os_linear(x, L->fan_in, L->out, L->weight, L->bias, y);
+        break;
+    default: run_layer(s, i); break; /* elementwise, or a folded bn */
+    }
+    if (s->sidx[i])
+        os_spike_index(y, L->c, L->h * L->w, s->sidx[i], s->scnt[i]);
+}
+
 void os_session_run(os_session *s, float *probs, float *logits)
 {
     int k = os_model_classes(s->model);
@@ -219,8 +302,12 @@ void os_session_run(os_session *s, float *probs, float *logits)
             memset(s->mem[i], 0, layer_size(os_net_layer(s->net, i)) * sizeof(float));
     for (int t = 0; t < s->T; t++) {
         for (int i = 0; i < s->n_layers; i++)
-            if (t == 0 || !os_net_layer(s->net, i)->is_static)
-                run_layer(s, i);
+            if (t == 0 || !os_net_layer(s->net, i)->is_static) {
+                if (s->plan)
+                    run_layer_hwc(s, i);
+                else
+                    run_layer(s, i);
+            }
         /* The last layer is non-spiking: its currents summed over the steps are the logits. */
         os_add_inplace(s->logits, s->out[s->n_layers - 1], (size_t)k);
     }

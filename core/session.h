@@ -22,6 +22,8 @@ typedef struct {
     int timesteps;        /* 0: the model's own; else run the same weights at this many steps */
     size_t max_pixels;    /* JPEG pixel limit; 0: OS_DEFAULT_MAX_PIXELS */
     bool count_spikes;    /* keep per-layer spike counts (os_session_spikes) */
+    bool dense;           /* run every layer with the dense float kernels (the reference path),
+                             even where a layer's input is binary spikes */
 } os_session_opts;
 
 typedef struct os_session os_session;

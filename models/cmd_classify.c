@@ -12,7 +12,7 @@
 enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024 };
 
 static const char help[] =
-    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] IMAGE...\n"
+    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense] IMAGE...\n"
     "\n"
     "Classify JPEG files with MODEL: decode, resize and normalise as the model says, run the\n"
     "network, print the K most probable classes per image. An image that cannot be read or\n"
@@ -23,6 +23,8 @@ static const char help[] =
     "  --top-k K         classes per image (default 3; capped at the number of classes)\n"
     "  --json            one JSON object per line: {\"image\",\"predictions\":[{\"label\",\"index\",\"probability\"}]}\n"
     "  --timesteps T     run the same weights for T time steps (default: the model's)\n"
+    "  --dense           dense float kernels for every layer (the reference path), not the\n"
+    "                    event-driven convolutions of spikes\n"
     "  --max-pixels N    refuse JPEGs with more pixels than this (default 50000000)\n"
     "  --help            this text\n";
 
@@ -67,11 +69,12 @@ int cmd_classify(int argc, char **argv)
                                          {"json", no_argument, NULL, 'j'},
                                          {"timesteps", required_argument, NULL, 't'},
                                          {"max-pixels", required_argument, NULL, 'p'},
+                                         {"dense", no_argument, NULL, 'D'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     const char *model_path = NULL;
     long top_k = DEFAULT_TOP_K, T = 0, max_pixels = 0;
-    bool json = false;
+    bool json = false, dense = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -91,6 +94,7 @@ int cmd_classify(int argc, char **argv)
                 return cli_usage_error("classify", "--max-pixels \"%s\": expected an integer >= 1", optarg);
             break;
         case 'j': json = true; break;
+        case 'D': dense = true; break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("classify", "unknown option");
         }
@@ -110,7 +114,7 @@ int cmd_classify(int argc, char **argv)
         cli_report("cannot load model", st);
         return CLI_FAIL;
     }
-    os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels};
+    os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense};
     if ((st = os_session_create(m, &so, &s))) {
         cli_report("cannot create a session", st);
         rc = CLI_FAIL;

@@ -10,21 +10,24 @@
 #include "fit_report.h"
 
 static const char help[] =
-    "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json]\n"
+    "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense]\n"
     "\n"
     "Classify every JPEG of DIR (one subfolder per class, named as the model's labels) or only\n"
     "those named in FILE (paths relative to DIR, one per line), exactly as the server would, and\n"
     "report top-1 and top-5 accuracy, per-class accuracy and the confusion matrix.\n"
     "\n"
-    "  --json   {\"top1\",\"top5\" (fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...}\n";
+    "  --json   {\"top1\",\"top5\" (fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...}\n"
+    "  --dense  dense float kernels for every layer (the reference path), not the event-driven\n"
+    "           convolutions of spikes\n";
 
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
                                          {"list", 1, 0, 'l'},  {"json", 0, 0, 'j'},
-                                         {"help", 0, 0, 'h'},  {0}};
+                                         {"dense", 0, 0, 'D'}, {"help", 0, 0, 'h'},
+                                         {0}};
     const char *model = NULL, *data = NULL, *list = NULL;
-    bool json = false;
+    bool json = false, dense = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -33,6 +36,7 @@ int cmd_eval(int argc, char **argv)
         case 'd': data = optarg; break;
         case 'l': list = optarg; break;
         case 'j': json = true; break;
+        case 'D': dense = true; break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("eval", "unknown option");
         }
@@ -48,7 +52,7 @@ int cmd_eval(int argc, char **argv)
     else if (!st)
         n = os_dataset_size(ds);
     if (!st)
-        st = fit_eval_files(model, ds, idx, n, &r);
+        st = fit_eval_files(model, ds, idx, n, dense, &r);
     if (st) {
         cli_report("eval", st);
         free(idx);

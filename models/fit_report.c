@@ -12,7 +12,7 @@
 enum { EVAL_TOPK = 5, MAX_IMAGE_BYTES = 64 * 1024 * 1024 };
 
 os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
-                         size_t n, json_t **out)
+                         size_t n, bool dense, json_t **out)
 {
     *out = NULL;
     os_model *m = NULL;
@@ -40,7 +40,7 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
             goto out;
         }
     }
-    if ((st = os_session_create(m, NULL, &s)))
+    if ((st = os_session_create(m, &(os_session_opts){.dense = dense}, &s)))
         goto out;
     long top1 = 0, top5 = 0, failed = 0, done = 0;
     for (size_t i = 0; i < n; i++) {
@@ -118,7 +118,7 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
                            const os_imageset *val, double seconds)
 {
     json_t *engine = NULL;
-    os_status st = fit_eval_files(c->out, ds, val->source, val->n, &engine);
+    os_status st = fit_eval_files(c->out, ds, val->source, val->n, false, &engine);
     if (st)
         return st;
     os_model *m = NULL;

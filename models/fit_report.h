@@ -15,8 +15,9 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
 
 /* Classify dataset images idx[0..n) from their JPEG files with the model at path, through a
  * session (exactly the serving path). Fills top1/top5, per-class accuracy, confusion (K x K,
- * malloc'd) into a JSON object (caller decrefs); failed images are counted, not fatal. */
+ * malloc'd) into a JSON object (caller decrefs); failed images are counted, not fatal.
+ * dense: run the dense float kernels everywhere (os_session_opts.dense). */
 os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
-                         size_t n, json_t **out);
+                         size_t n, bool dense, json_t **out);
 
 #endif

@@ -1,0 +1,300 @@
+/* spikeconv.c - event-driven convolution of binary inputs (see spikeconv.h). */
+#include "spikeconv.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "im2col.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define SPIKE_AVX2 1
+#endif
+
+/* Output channels one pass over the active rows accumulates: 8 AVX2 registers of 8 floats,
+ * leaving the other 8 registers for the loads. */
+#define BLOCK_MAX 64
+
+struct os_spike_plan {
+    int n;
+    bool *binary;   /* per layer: output is 0/1 */
+    float **wt;     /* per layer: re-laid-out conv weights, or NULL */
+    size_t bytes;
+    bool complete;  /* every layer has a channels-last kernel */
+};
+
+static os_status plan_fail(os_spike_plan *p)
+{
+    os_spike_plan_destroy(p);
+    return os_fail(OS_ENOMEM, "no memory for the spike-conv weights");
+}
+
+os_status os_spike_plan_create(const os_net *net, os_spike_plan **out)
+{
+    *out = NULL;
+    os_spike_plan *p = calloc(1, sizeof *p);
+    if (!p)
+        return plan_fail(p);
+    p->n = os_net_count(net);
+    p->binary = calloc((size_t)p->n, sizeof *p->binary);
+    p->wt = calloc((size_t)p->n, sizeof *p->wt);
+    if (!p->binary || !p->wt)
+        return plan_fail(p);
+    p->complete = true;
+    for (int i = 0; i < p->n; i++) {
+        const os_layer *L = os_net_layer(net, i);
+        const int from = L->from[0];
+        const bool bin_in = from != OS_NET_INPUT && p->binary[from];
+        p->binary[i] = L->op == OS_OP_LIF || (L->op == OS_OP_MAXPOOL && bin_in);
+        if ((L->op == OS_OP_BN && !L->folded) || L->op == OS_OP_AVGPOOL)
+            p->complete = false;
+        if (L->op != OS_OP_CONV || from == OS_NET_INPUT)
+            continue;
+        if (!bin_in) {
+            p->complete = false;
+            continue;
+        }
+        const os_layer *in = os_net_layer(net, from);
+        const size_t taps = (size_t)L->kh * (size_t)L->kw, ic = (size_t)in->c, oc = (size_t)L->out;
+        if (in->c > OS_SPIKE_MAX_CHANNELS || taps * ic * oc > UINT32_MAX)
+        {
+            p->complete = false; /* beyond the index's or the row offsets' range */
+            continue;
+        }
+        float *wt = malloc(taps * ic * oc * sizeof *wt);
+        if (!wt)
+            return plan_fail(p);
+        /* [oc][ic][ky][kx] -> [ky][kx][ic][oc]: one active input selects contiguous rows. */
+        for (size_t o = 0; o < oc; o++)
+            for (size_t c = 0; c < ic; c++)
+                for (size_t t = 0; t < taps; t++)
+                    wt[(t * ic + c) * oc + o] = L->weight[(o * ic + c) * taps + t];
+        p->wt[i] = wt;
+        p->bytes += taps * ic * oc * sizeof *wt;
+    }
+    *out = p;
+    return OS_OK;
+}
+
+void os_spike_plan_destroy(os_spike_plan *p)
+{
+    if (!p)
+        return;
+    if (p->wt)
+        for (int i = 0; i < p->n; i++)
+            free(p->wt[i]);
+    free(p->wt);
+    free(p->binary);
+    free(p);
+}
+
+bool os_spike_plan_complete(const os_spike_plan *p)
+{
+    return p->complete;
+}
+
+bool os_spike_plan_binary(const os_spike_plan *p, int i)
+{
+    return i >= 0 && i < p->n && p->binary[i];
+}
+
+const float *os_spike_plan_weights(const os_spike_plan *p, int i)
+{
+    return i >= 0 && i < p->n ? p->wt[i] : NULL;
+}
+
+size_t os_spike_plan_bytes(const os_spike_plan *p)
+{
+    return p->bytes;
+}
+
+void os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt)
+{
+    assert(c >= 0 && c <= OS_SPIKE_MAX_CHANNELS);
+    /* Branch-free: the slot past the list is written either way and kept only if x fired, since
+     * at 10-25 % firing a branch would mispredict often. */
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * (size_t)c;
+        uint16_t *ip = idx + (size_t)p * (size_t)c;
+        int n = 0;
+        for (int ch = 0; ch < c; ch++) {
+            ip[n] = (uint16_t)ch;
+            n += xp[ch] != 0.0f;
+        }
+        cnt[p] = (uint16_t)n;
+    }
+}
+
+/* out[0..n) = b[0..n) (or 0) + the n floats at w0 + rows[r], for each of the nrows rows. */
+static void block_generic(const float *w0, const uint32_t *rows, int nrows, const float *b,
+                          int n, float *out)
+{
+    for (int j = 0; j < n; j++)
+        out[j] = b ? b[j] : 0.0f;
+    for (int r = 0; r < nrows; r++) {
+        const float *w = w0 + rows[r];
+        for (int j = 0; j < n; j++)
+            out[j] += w[j];
+    }
+}
+
+#ifdef SPIKE_AVX2
+/* Rows ahead whose cache lines are requested: the rows are scattered over weights larger than
+ * L2, and their addresses are known in advance, which no hardware prefetcher can guess. */
+#define PREFETCH_ROWS 8
+
+/* The same for n = 8*NV floats, the accumulators in NV registers. */
+#define SPIKE_BLOCK(NV)                                                                          \
+    __attribute__((target("avx2"))) static void block_avx2_##NV(                                \
+        const float *w0, const uint32_t *rows, int nrows, const float *b, float *out)           \
+    {                                                                                            \
+        __m256 a[NV];                                                                            \
+        for (int v = 0; v < NV; v++)                                                             \
+            a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
+        for (int r = 0; r < nrows; r++) {                                                        \
+            const float *w = w0 + rows[r];                                                       \
+            if (r + PREFETCH_ROWS < nrows)                                                       \
+                for (int v = 0; v < NV; v += 2)                                                  \
+                    _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 8 * v),          \
+                                 _MM_HINT_T0);                                                   \
+            for (int v = 0; v < NV; v++)                                                         \
+                a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                          \
+        }                                                                                        \
+        for (int v = 0; v < NV; v++)                                                             \
+            _mm256_storeu_ps(out + 8 * v, a[v]);                                                 \
+    }
+SPIKE_BLOCK(8)
+SPIKE_BLOCK(4)
+SPIKE_BLOCK(2)
+SPIKE_BLOCK(1)
+
+static bool have_avx2(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+#endif
+
+/* Accumulate out channels [c0, c0 + n) of one output position; returns the count done (the
+ * widest block that fits). */
+static int block(bool avx2, const float *wt, const uint32_t *rows, int nrows, const float *b,
+                 int c0, int n, float *out)
+{
+    const float *w0 = wt + c0, *bc = b ? b + c0 : NULL;
+#ifdef SPIKE_AVX2
+    if (avx2) {
+        if (n >= 64) return block_avx2_8(w0, rows, nrows, bc, out), 64;
+        if (n >= 32) return block_avx2_4(w0, rows, nrows, bc, out), 32;
+        if (n >= 16) return block_avx2_2(w0, rows, nrows, bc, out), 16;
+        if (n >= 8) return block_avx2_1(w0, rows, nrows, bc, out), 8;
+    }
+#else
+    (void)avx2;
+#endif
+    n = n < BLOCK_MAX ? n : BLOCK_MAX;
+    block_generic(w0, rows, nrows, bc, n, out);
+    return n;
+}
+
+void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
+                   const float *wt, const float *b, float *y, uint32_t *rows)
+{
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c, ic = s->in_c;
+    assert(idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
+#ifdef SPIKE_AVX2
+    const bool avx2 = have_avx2();
+#else
+    const bool avx2 = false;
+#endif
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            /* The weight rows this position sums: one per (tap, active input channel). */
+            int nrows = 0;
+            for (int ky = 0; ky < s->kh; ky++) {
+                const int iy = oy * s->stride - s->pad + ky;
+                if (iy < 0 || iy >= s->in_h)
+                    continue;
+                for (int kx = 0; kx < s->kw; kx++) {
+                    const int ix = ox * s->stride - s->pad + kx;
+                    if (ix < 0 || ix >= s->in_w)
+                        continue;
+                    const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
+                    const uint16_t *act = idx + p * (size_t)ic;
+                    const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
+                    for (int k = 0; k < cnt[p]; k++)
+                        rows[nrows++] = (tap + act[k]) * (uint32_t)oc;
+                }
+            }
+            float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
+            for (int c0 = 0; c0 < oc;)
+                c0 += block(avx2, wt, rows, nrows, b, c0, oc - c0, yq + c0);
+        }
+    }
+}
+
+void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const float *b,
+                   float *y, float *col)
+{
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
+    const size_t n = (size_t)oh * (size_t)ow;
+    const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    const float *patches = x;
+    if (!os_conv_is_direct(s)) {
+        os_im2col(s, oh, ow, x, col, n);
+        patches = col;
+    }
+    float beta = 0.0f;
+    if (b != NULL) {
+        for (size_t q = 0; q < n; q++)
+            memcpy(y + q * (size_t)s->out_c, b, (size_t)s->out_c * sizeof *b);
+        beta = 1.0f;
+    }
+    /* y [n][out_c] = patches^T [n][k] * w^T [k][out_c] */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)n, s->out_c, (int)k, 1.0f, patches,
+                (int)n, w, (int)k, beta, y, s->out_c);
+}
+
+void os_maxpool2d_hwc(const float *x, int c, int h, int w, int k, int stride, int pad, float *y)
+{
+    const int oh = os_pool_out(h, k, stride, pad), ow = os_pool_out(w, k, stride, pad);
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            const int ys = oy * stride - pad, xs = ox * stride - pad;
+            const int y0 = ys < 0 ? 0 : ys, y1 = ys + k > h ? h : ys + k;
+            const int x0 = xs < 0 ? 0 : xs, x1 = xs + k > w ? w : xs + k;
+            float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)c;
+            /* As os_maxpool2d: an all-padding window (impossible for pad < k) yields 0. */
+            const float init = y0 < y1 && x0 < x1 ? -INFINITY : 0.0f;
+            for (int ch = 0; ch < c; ch++)
+                yq[ch] = init;
+            for (int iy = y0; iy < y1; iy++)
+                for (int ix = x0; ix < x1; ix++) {
+                    const float *xp = x + ((size_t)iy * (size_t)w + (size_t)ix) * (size_t)c;
+                    for (int ch = 0; ch < c; ch++)
+                        yq[ch] = xp[ch] > yq[ch] ? xp[ch] : yq[ch];
+                }
+        }
+    }
+}
+
+void os_global_avgpool_hwc(const float *x, int c, size_t hw, float *y)
+{
+    assert(hw >= 1);
+    /* The same double sums over positions in the same order as os_global_avgpool. */
+    for (int ch = 0; ch < c; ch++) {
+        double sum = 0.0;
+        for (size_t p = 0; p < hw; p++)
+            sum += x[p * (size_t)c + (size_t)ch];
+        y[ch] = (float)(sum / (double)hw);
+    }
+}
+
+void os_hwc_to_chw(const float *x, int c, size_t hw, float *y)
+{
+    for (size_t p = 0; p < hw; p++)
+        for (int ch = 0; ch < c; ch++)
+            y[(size_t)ch * hw + p] = x[p * (size_t)c + (size_t)ch];
+}
