@@ -358,6 +358,20 @@ void os_image_to_tensor(const os_rgb_image *img, int out_w, int out_h, os_resize
     axis_map my = {y0, rh / out_h, img->height};
     size_t plane = (size_t)out_w * (size_t)out_h;
 
+    if (x0 == 0.0 && y0 == 0.0 && rw == out_w && rh == out_h) {
+        /* Same size (the decoder's scaled IDCT often lands exactly on the model's input): each
+         * output is its pixel, which is what the taps below would sum to (weights 1 and 0). */
+        for (int oy = 0; oy < out_h; oy++) {
+            const uint8_t *row = img->pixels + (size_t)oy * (size_t)img->stride;
+            for (int ox = 0; ox < out_w; ox++)
+                for (int c = 0; c < IMG_CHANNELS; c++)
+                    out[(size_t)c * plane + (size_t)oy * (size_t)out_w + (size_t)ox] =
+                        (float)(((double)row[ox * IMG_CHANNELS + c] / IMG_MAX_LEVEL - mean[c]) /
+                                std[c]);
+        }
+        return;
+    }
+
     for (int oy = 0; oy < out_h; oy++) {
         axis_taps ty = taps_at(&my, oy);
         for (int ox = 0; ox < out_w; ox++) {
