@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The benchmark, in one command: onespike vs ONNX Runtime vs PyTorch on the same network and
+# weights (the shipped model), T = 1 vs T = 5, the HTTP service vs the engine, and training (when
+# bench/train_bench.sh is there). Prints ratios and the issue's targets (met / missed); writes
+# bench/results/<date>.md and bench/results/<date>.svg.
+#
+#   bash bench/run.sh [--quick] [--no-train] [--no-serve]
+#
+# --quick: few iterations (a smoke run: numbers are noisy; results go to <date>.quick.md/.svg).
+# Env: BENCH_ITERS (timed calls per configuration; default 300, quick 30), BENCH_WARMUP (20 / 5),
+# BENCH_SERVE_SECS (wrk seconds per connection level; 10 / 2), BENCH_BUILD (build-release),
+# BENCH_MODEL (models/ucm-resnet18-t1.safetensors), BENCH_DATA (../shared/data/ucmerced),
+# BENCH_KEEP=1 keeps the run folder (input tensors, ONNX file, logits, raw JSON) and names it.
+#
+# Steps: install missing peers (apt: python3-onnx python3-torch nodejs npm wrk; npm:
+# onnxruntime-node into ./node_modules with --ignore-scripts), build a release build, decode 50
+# UC Merced JPEGs with onespike's preprocessing into one float32 file, export the model to ONNX
+# in a temporary folder, check that all engines agree (exit 1 if not), time them, run the
+# service and training benchmarks, summarise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0 TRAIN=1 SERVE=1
+for a in "$@"; do
+    case $a in
+    --quick) QUICK=1 ;;
+    --no-train) TRAIN=0 ;;
+    --no-serve) SERVE=0 ;;
+    *) echo "usage: bash bench/run.sh [--quick] [--no-train] [--no-serve]" >&2; exit 2 ;;
+    esac
+done
+if [ $QUICK = 1 ]; then D_ITERS=30 D_WARMUP=5 D_SECS=2; else D_ITERS=300 D_WARMUP=20 D_SECS=10; fi
+ITERS=${BENCH_ITERS:-$D_ITERS}
+WARMUP=${BENCH_WARMUP:-$D_WARMUP}
+SECS=${BENCH_SERVE_SECS:-$D_SECS}
+B=${BENCH_BUILD:-build-release}
+MODEL=${BENCH_MODEL:-models/ucm-resnet18-t1.safetensors}
+DATA=${BENCH_DATA:-../shared/data/ucmerced}
+N_IMAGES=50
+PY=/usr/bin/python3 # Debian's: python3-onnx and python3-torch live there, not in a pyenv
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- peers and build ---------------------------------------------------------------------
+bash scripts/install-deps.sh
+missing=()
+for m in numpy:python3-numpy onnx:python3-onnx torch:python3-torch; do
+    $PY -c "import ${m%%:*}" 2>/dev/null || missing+=("${m#*:}")
+done
+for c in node:nodejs npm:npm wrk:wrk; do # a node from elsewhere (nodesource) brings its own npm
+    command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
+fi
+if [ ! -d node_modules/onnxruntime-node ]; then
+    echo "installing onnxruntime-node (npm, --ignore-scripts: the CPU library ships in the package)"
+    npm install --no-save --ignore-scripts --no-audit --no-fund onnxruntime-node >/dev/null
+fi
+if [ ! -f "$B/build.ninja" ]; then
+    meson setup "$B" --buildtype=release -Dwerror=true -Dtests=false
+fi
+ninja -C "$B" >/dev/null
+[ -f "$MODEL" ] || { echo "run.sh: no model $MODEL" >&2; exit 2; }
+[ -d "$DATA" ] || { echo "run.sh: no data folder $DATA (the agreement check needs real JPEGs)" >&2; exit 2; }
+
+W=$(mktemp -d /tmp/onespike-bench.XXXXXX)
+if [ -n "${BENCH_KEEP:-}" ]; then echo "run folder kept: $W"; else trap 'rm -rf "$W"' EXIT; fi
+E=$B/bench/engine_tensors
+
+# ---- inputs: 50 real images, spread over the classes ---------------------------------------
+# Round robin over the sorted classes, taking each class's highest-numbered image first, then
+# the next: deterministic, every class present (21 classes: 3 images for the first 8, 2 for
+# the others).
+$PY - "$DATA" "$N_IMAGES" >"$W/images.txt" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+cls = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+files = {c: sorted(f for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(".jpg"))
+         for c in cls}
+out, k = [], 0
+while len(out) < n and k < max(len(v) for v in files.values()):
+    for c in cls:
+        if len(out) < n and k < len(files[c]):
+            out.append(os.path.join(root, c, files[c][-1 - k]))
+    k += 1
+print("\n".join(out))
+PY
+mapfile -t IMAGES <"$W/images.txt"
+"$E" dump "$MODEL" "$W" "${IMAGES[@]}" >"$W/dump.json"
+json() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+SHAPE="$(json "$W/dump.json" channels),$(json "$W/dump.json" height),$(json "$W/dump.json" width)"
+CLASSES=$(json "$W/dump.json" classes)
+echo "== inputs: ${#IMAGES[@]} UC Merced images, tensors $SHAPE, $CLASSES classes"
+echo "== machine: $(nproc) cores, OpenBLAS $(json "$W/dump.json" openblas_core), load $LOAD_BEFORE"
+
+# ---- export + agreement -------------------------------------------------------------------
+$PY bench/export_onnx.py "$MODEL" "$W/model.onnx"
+node bench/peers/ort_bench.js "$W/model.onnx" "$W/input.f32" --shape "$SHAPE" \
+    --logits "$W/ort.logits.f32" --configs 1:1 --iters 1 --warmup 0 >/dev/null
+$PY bench/peers/torch_bench.py "$MODEL" "$W/input.f32" --logits-dir "$W" --configs 1:1 \
+    --iters 1 --warmup 0 >/dev/null
+echo "== agreement"
+if ! $PY bench/agree.py "$W" --classes "$CLASSES" --json "$W/agree.json" | tee "$W/agree.txt"; then
+    echo "run.sh: the engines disagree (see above): the export or an engine is wrong; no timings" >&2
+    exit 1
+fi
+
+# ---- timings --------------------------------------------------------------------------------
+echo "== timings ($ITERS timed calls per configuration after $WARMUP warm-up calls)"
+TJ=$W/timings.jsonl
+: >"$TJ"
+for path in "" --dense; do
+    for cfg in "1 1 1" "2 1 1" "2 8 1" "1 1 5"; do
+        read -r th ba ts <<<"$cfg"
+        "$E" time "$MODEL" "$W/input.f32" --threads "$th" --batch "$ba" --timesteps "$ts" \
+            --iters "$ITERS" --warmup "$WARMUP" $path | tee -a "$TJ"
+    done
+done
+node bench/peers/ort_bench.js "$W/model.onnx" "$W/input.f32" --shape "$SHAPE" \
+    --configs 1:1,2:1,2:8 --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+$PY bench/peers/torch_bench.py "$MODEL" "$W/input.f32" --configs 1:1,2:1,2:8 \
+    --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+
+# ---- service ------------------------------------------------------------------------------
+if [ $SERVE = 1 ]; then
+    echo "== service (bench/serve_bench.sh, ${SECS}s per connection level)"
+    # engine_bench: at least 200 images per thread, so its time is not one scheduler slice
+    ENGINE_N=$((ITERS * 2 > 200 ? ITERS * 2 : 200)) \
+        bash bench/serve_bench.sh "$B" "${IMAGES[0]}" "$SECS" "$MODEL" | tee "$W/serve.txt" ||
+        echo "run.sh: bench/serve_bench.sh failed; the summary goes on without it" >&2
+fi
+
+# ---- training -----------------------------------------------------------------------------
+if [ $TRAIN = 1 ] && [ -f bench/train_bench.sh ]; then
+    echo "== training (bench/train_bench.sh)"
+    bash bench/train_bench.sh "$B" | tee "$W/train.txt" ||
+        echo "run.sh: bench/train_bench.sh failed; the summary goes on without it" >&2
+fi
+
+# ---- summary ------------------------------------------------------------------------------
+mkdir -p bench/results
+DAY=$(date +%F)
+SUFFIX=; NOTE=
+if [ $QUICK = 1 ]; then
+    SUFFIX=.quick
+    NOTE="quick run: $ITERS timed calls per configuration, numbers are noisy"
+fi
+$PY bench/report.py "$W" --md "bench/results/$DAY$SUFFIX.md" --svg "bench/results/$DAY$SUFFIX.svg" \
+    --load-before "$LOAD_BEFORE" --note "$NOTE" --model "$MODEL"
