@@ -47,14 +47,51 @@ static void tap_range(const os_conv_shape *s, int oh, int ow, int ky, int kx, in
     clamp_range(ox0, ox1, ow);
 }
 
+/* Maps narrower than this (the 2-16 wide maps of a 64 px ResNet's later stages) are filled
+ * with one select per cell; wider ones with memset/memcpy per output row. With a few floats per
+ * row the library calls cost more than the copy: im2col was a third of a training epoch. */
+#define WIDE_ROW 32
+#define MAX_TAPS 64
+
+/* The narrow form: each tap's valid ranges worked out once for all channels. */
+static void im2col_narrow(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
+                          size_t ld)
+{
+    const int st = s->stride, taps = s->kh * s->kw;
+    const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
+    int r[MAX_TAPS][4];
+    for (int t = 0; t < taps; t++)
+        tap_range(s, oh, ow, t / s->kw, t % s->kw, &r[t][0], &r[t][1], &r[t][2], &r[t][3]);
+    float *dst_row = col;
+    for (int ic = 0; ic < s->in_c; ic++) {
+        const float *xc = x + (size_t)ic * plane;
+        for (int t = 0; t < taps; t++, dst_row += ld) {
+            const int yoff = t / s->kw - s->pad, xoff = t % s->kw - s->pad;
+            for (int oy = 0; oy < oh; oy++) {
+                float *dst = dst_row + (size_t)oy * (size_t)ow;
+                if (oy < r[t][0] || oy >= r[t][1]) {
+                    for (int ox = 0; ox < ow; ox++)
+                        dst[ox] = 0.0f;
+                    continue;
+                }
+                const float *xr = xc + (size_t)(oy * st + yoff) * (size_t)s->in_w;
+                for (int ox = 0; ox < ow; ox++)
+                    dst[ox] = ox >= r[t][2] && ox < r[t][3] ? xr[ox * st + xoff] : 0.0f;
+            }
+        }
+    }
+}
+
 /* col row (ic, ky, kx), column (oy, ox) = x[ic][oy*stride-pad+ky][ox*stride-pad+kx], 0 outside.
- * A copy of layers.c's im2col (static there; layers.h is a finished public contract that need
- * not grow an internal helper): rows outside the image are a memset, a row's padding on either
- * side a memset, its valid span a memcpy (stride 1) or a strided gather. */
-/* Rows of col are ld floats apart (ld = oh*ow for one image; n*oh*ow when several images sit
- * side by side in one matrix). */
+ * Rows of col are ld floats apart (ld = oh*ow for one image; n*oh*ow when several images sit
+ * side by side in one matrix). Wide maps: rows outside the image are a memset, a row's padding
+ * on either side a memset, its valid span a memcpy (stride 1) or a strided gather. */
 void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col, size_t ld)
 {
+    if (ow < WIDE_ROW && s->kh * s->kw <= MAX_TAPS) {
+        im2col_narrow(s, oh, ow, x, col, ld);
+        return;
+    }
     const int st = s->stride;
     const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
     const size_t n = ld;
