@@ -40,7 +40,6 @@ PY=/usr/bin/python3 # Debian's: python3-onnx and python3-torch live there, not i
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- peers and build ---------------------------------------------------------------------
-bash scripts/install-deps.sh
 missing=()
 for m in numpy:python3-numpy onnx:python3-onnx torch:python3-torch; do
     $PY -c "import ${m%%:*}" 2>/dev/null || missing+=("${m#*:}")
@@ -48,13 +47,7 @@ done
 for c in node:nodejs npm:npm wrk:wrk; do # a node from elsewhere (nodesource) brings its own npm
     command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
-    $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}"
-fi
+bash scripts/install-deps.sh "${missing[@]}"
 if [ ! -d node_modules/onnxruntime-node ]; then
     echo "installing onnxruntime-node (npm, --ignore-scripts: the CPU library ships in the package)"
     npm install --no-save --ignore-scripts --no-audit --no-fund onnxruntime-node >/dev/null

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what onespike needs to build and test on Debian 12, skipping what is already there.
+#   bash scripts/install-deps.sh [EXTRA_PACKAGE...]    (extras: e.g. the benchmark's peers)
 set -euo pipefail
 PKGS=(gcc meson ninja-build pkg-config
       libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libopenblas-dev libcmocka-dev
-      libcurl4-openssl-dev curl python3 python3-numpy)
+      libcurl4-openssl-dev curl python3 python3-numpy "$@")
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "arch.h"
 #include "model.h"
 #include "safetensors.h"
 #include "sha256.h"
@@ -140,6 +141,27 @@ static inline void tu_spit(const char *path, const void *b, size_t len)
     if (!f || fwrite(b, 1, len, f) != len)
         abort();
     fclose(f);
+}
+
+/* A model file of recipe o (random weights, 1 time step) written in dir as NAME.safetensors and
+ * loaded; aborts on failure. */
+static inline os_model *tu_arch_model(const os_arch_opts *o, const char *dir)
+{
+    os_arch *a = NULL;
+    if (os_arch_build(o, &a) != OS_OK) {
+        fprintf(stderr, "tu_arch_model: %s\n", os_errdetail());
+        abort();
+    }
+    json_t *doc = tu_doc("[]", o->input, o->input, o->classes, 1);
+    json_object_set(doc, "layers", (json_t *)os_arch_layers(a));
+    char path[300];
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, o->name);
+    size_t n;
+    const os_tensor_view *t = os_arch_tensors(a, &n);
+    os_model *m = tu_write_load(path, doc, t, n);
+    json_decref(doc);
+    os_arch_destroy(a);
+    return m;
 }
 
 #endif

@@ -11,22 +11,6 @@
 #include "model.h"
 #include "testutil.h"
 
-static os_model *build(const os_arch_opts *o, const char *dir)
-{
-    os_arch *a = NULL;
-    assert_int_equal(os_arch_build(o, &a), OS_OK);
-    json_t *doc = tu_doc("[]", o->input, o->input, o->classes, 1);
-    json_object_set(doc, "layers", (json_t *)os_arch_layers(a));
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s.safetensors", dir, o->name);
-    size_t n;
-    const os_tensor_view *t = os_arch_tensors(a, &n);
-    os_model *m = tu_write_load(path, doc, t, n);
-    json_decref(doc);
-    os_arch_destroy(a);
-    return m;
-}
-
 static const os_layer *find(const os_net *net, const char *name)
 {
     for (int i = 0; i < os_net_count(net); i++)
@@ -56,7 +40,7 @@ static void test_recipes_load(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         os_arch_opts o = {.name = cases[i].name, .width_mult = 0.0625, .input = cases[i].input,
                           .classes = 7, .batchnorm = true, .seed = 3};
-        os_model *m = build(&o, dir);
+        os_model *m = tu_arch_model(&o, dir);
         const os_layer *L = find(os_model_net(m), cases[i].last_feature);
         assert_int_equal(L->c, cases[i].c);
         assert_int_equal(L->h, cases[i].hw);
@@ -85,7 +69,7 @@ static void test_units_placement(void **state)
                              .classes = 4, .spiking = true, .threshold = 1, .leak = 1, .seed = 1};
         os_arch_opts with = base;
         with.units = 2, with.unit_at = cases[i].unit_at;
-        os_model *m0 = build(&base, dir), *m2 = build(&with, dir);
+        os_model *m0 = tu_arch_model(&base, dir), *m2 = tu_arch_model(&with, dir);
         const os_net *n0 = os_model_net(m0), *n2 = os_model_net(m2);
         assert_int_equal(os_net_units(n2), 2);
         const os_layer *u = find(n2, cases[i].unit_layer), *b = find(n2, cases[i].before);

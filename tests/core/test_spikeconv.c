@@ -138,18 +138,7 @@ static os_model *build(const char *arch, int units, const char *dir)
     os_arch_opts o = {.name = arch, .width_mult = 0.25, .input = 32, .classes = 7,
                       .units = units, .unit_at = 2, .spiking = true, .batchnorm = false,
                       .threshold = 0.6f, .leak = 0.9f, .seed = 5};
-    os_arch *a = NULL;
-    assert_int_equal(os_arch_build(&o, &a), OS_OK);
-    json_t *doc = tu_doc("[]", o.input, o.input, o.classes, 1);
-    json_object_set(doc, "layers", (json_t *)os_arch_layers(a));
-    char path[300];
-    snprintf(path, sizeof path, "%s/%s.safetensors", dir, arch);
-    size_t n;
-    const os_tensor_view *t = os_arch_tensors(a, &n);
-    os_model *m = tu_write_load(path, doc, t, n);
-    json_decref(doc);
-    os_arch_destroy(a);
-    return m;
+    return tu_arch_model(&o, dir);
 }
 
 /* Every recipe runs completely on the fast path: only the first conv reads the image, every
