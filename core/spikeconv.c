@@ -172,6 +172,70 @@ SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
 SPIKE_BLOCK(1)
 
+/* A whole output position of out_c = 8*NV <= 64 channels straight from the index, without
+ * the row list (for the wide early layers, where building it cost as much as the adds). Two
+ * accumulator sets take alternate rows so that a narrow layer's few registers do not wait on
+ * each other's add latency. */
+#define SPIKE_DIRECT(NV)                                                                         \
+    __attribute__((target("avx2"))) static void direct_avx2_##NV(                               \
+        const os_conv_shape *s, int oy, int ox, const uint16_t *idx, const uint16_t *cnt,       \
+        const float *wt, const float *b, float *out)                                            \
+    {                                                                                            \
+        const int ic = s->in_c;                                                                  \
+        __m256 a[NV], z[NV];                                                                     \
+        for (int v = 0; v < NV; v++) {                                                           \
+            a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
+            z[v] = _mm256_setzero_ps();                                                          \
+        }                                                                                        \
+        for (int ky = 0; ky < s->kh; ky++) {                                                     \
+            const int iy = oy * s->stride - s->pad + ky;                                         \
+            if (iy < 0 || iy >= s->in_h)                                                         \
+                continue;                                                                        \
+            for (int kx = 0; kx < s->kw; kx++) {                                                 \
+                const int ix = ox * s->stride - s->pad + kx;                                     \
+                if (ix < 0 || ix >= s->in_w)                                                     \
+                    continue;                                                                    \
+                const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                      \
+                const uint16_t *act = idx + p * (size_t)ic;                                      \
+                const float *w0 = wt + (size_t)(ky * s->kw + kx) * (size_t)ic * (8 * NV);        \
+                int k = 0;                                                                       \
+                for (; k + 1 < cnt[p]; k += 2) {                                                 \
+                    const float *w = w0 + (size_t)act[k] * (8 * NV);                             \
+                    const float *u = w0 + (size_t)act[k + 1] * (8 * NV);                         \
+                    for (int v = 0; v < NV; v++) {                                               \
+                        a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                  \
+                        z[v] = _mm256_add_ps(z[v], _mm256_loadu_ps(u + 8 * v));                  \
+                    }                                                                            \
+                }                                                                                \
+                if (k < cnt[p]) {                                                                \
+                    const float *w = w0 + (size_t)act[k] * (8 * NV);                             \
+                    for (int v = 0; v < NV; v++)                                                 \
+                        a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                  \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        for (int v = 0; v < NV; v++)                                                             \
+            _mm256_storeu_ps(out + 8 * v, _mm256_add_ps(a[v], z[v]));                            \
+    }
+SPIKE_DIRECT(8)
+SPIKE_DIRECT(4)
+SPIKE_DIRECT(2)
+SPIKE_DIRECT(1)
+
+/* The direct kernel for out_c, or NULL where out_c is not 8, 16, 32 or 64. */
+typedef void (*direct_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
+                          const float *, const float *, float *);
+static direct_fn direct_for(int oc)
+{
+    switch (oc) {
+    case 64: return direct_avx2_8;
+    case 32: return direct_avx2_4;
+    case 16: return direct_avx2_2;
+    case 8: return direct_avx2_1;
+    default: return NULL;
+    }
+}
+
 static bool have_avx2(void)
 {
     return __builtin_cpu_supports("avx2");
@@ -206,6 +270,14 @@ void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *
     assert(idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
 #ifdef SPIKE_AVX2
     const bool avx2 = have_avx2();
+    const direct_fn direct = avx2 ? direct_for(oc) : NULL;
+    if (direct) {
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++)
+                direct(s, oy, ox, idx, cnt, wt, b,
+                       y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc);
+        return;
+    }
 #else
     const bool avx2 = false;
 #endif
