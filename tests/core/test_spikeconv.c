@@ -57,7 +57,8 @@ static void test_index(void **state)
         assert_int_equal(idx[8 + k], k);
 }
 
-/* Every block width (64, 32, 16, 8, and the generic tail) and the window shapes of VGG/ResNet:
+/* Every kernel (direct for 8/16/32/64 outputs; blocks of 64, 32, 16, 8 and the generic tail
+ * otherwise) and the window shapes of VGG/ResNet:
  * the event-driven sum equals the naive double-precision convolution to float rounding. */
 static void test_conv_matches_naive(void **state)
 {
@@ -65,7 +66,8 @@ static void test_conv_matches_naive(void **state)
     const os_conv_shape shapes[] = {
         {5, 7, 6, 13, 3, 3, 1, 1},   {32, 16, 16, 32, 3, 3, 1, 1}, {32, 8, 8, 64, 1, 1, 2, 0},
         {16, 5, 5, 72, 3, 3, 2, 1},  {64, 2, 2, 256, 3, 3, 1, 1},  {8, 4, 4, 5, 3, 3, 1, 0},
-        {12, 6, 6, 100, 3, 3, 1, 1}, {4, 9, 9, 24, 5, 5, 2, 2},
+        {12, 6, 6, 100, 3, 3, 1, 1}, {4, 9, 9, 24, 5, 5, 2, 2},   {6, 5, 5, 8, 3, 3, 1, 1},
+        {9, 4, 4, 16, 1, 1, 1, 0},
     };
     const float rates[] = {0.0f, 0.2f, 1.0f};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
