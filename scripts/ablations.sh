@@ -5,6 +5,8 @@
 # start from run NAME's trained ANN (--ann-from), so they differ from it only in the SNN stages.
 #   scripts/ablations.sh [RUNDIR]    (default /var/tmp/onespike-runs/ablations)
 #   scripts/ablations.sh --table     the Markdown table of all finished runs
+#   ONLY=r18-u1at3,vgg11-u1at4 scripts/ablations.sh    just those runs (two runners in parallel
+#                                     must be given disjoint lists: a run's work dir is not locked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRAIN=${TRAIN:-build/models/onespike-train}
@@ -55,6 +57,7 @@ PY
 if [ "$MODE" = table ]; then table; exit 0; fi
 for c in "${CONFIGS[@]}"; do
   IFS='|' read -r name flags from <<<"$c"
+  if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$name,"* ]]; then continue; fi
   out=$RUNS/$name.safetensors
   [ -s "$out.report.json" ] && { echo "done: $name"; continue; }
   extra=
