@@ -40,7 +40,7 @@ static void help(const fit_config *d)
            "  --t0 T                time steps of the first SNN stage; 1 = train at T = 1 directly (default %d)\n"
            "  --epochs-ann N        ANN epochs (default %d)\n"
            "  --epochs-snn N        epochs of each SNN time-step stage T0..1 (default %d)\n"
-           "  --epochs-t0 N         epochs of the first SNN stage, at T0 (default: --epochs-snn)\n"
+           "  --epochs-t0 N         epochs of the first SNN stage, at T0 (default %d)\n"
            "  --epochs-finetune N   T = 1 epochs after Unit removal (default %d)\n"
            "  --warmup-epochs N     linear warm-up of each stage's learning rate (default %d)\n"
            "  --batch N             batch size (default %d)\n"
@@ -56,7 +56,7 @@ static void help(const fit_config *d)
            "  --convert-shift S     bias += S*threshold/T0 at conversion (0.5 rounds rates; default %g)\n"
            "  --recalibrate 0|1     at each T -> T-1 step, reset thresholds to keep spike rates (default %d)\n"
            "  --distill A           SNN stages learn from the trained ANN's logits too: loss =\n"
-           "                        (1-A) cross-entropy + A distillation (default %g: off)\n"
+           "                        (1-A) cross-entropy + A distillation (default %g; 0: off)\n"
            "  --distill-temp TAU    distillation temperature (default %g)\n"
            "  --crop-min-area A     random resized crop area range [A, 1] (default %g)\n"
            "  --jitter J            brightness/contrast/saturation jitter (default %g)\n"
@@ -66,7 +66,7 @@ static void help(const fit_config *d)
            "  --quiet               no progress output\n"
            "  --help                this text\n",
            d->val_fraction, (unsigned long long)d->seed, d->arch, d->width_mult, d->input,
-           d->units, d->unit_at, d->t0, d->epochs_ann, d->epochs_snn, d->epochs_finetune,
+           d->units, d->unit_at, d->t0, d->epochs_ann, d->epochs_snn, d->epochs_t0, d->epochs_finetune,
            d->warmup_epochs, d->batch, d->optimizer, d->lr_ann, d->lr_snn, d->lr_finetune,
            d->lif_lr_scale, d->weight_decay, d->label_smoothing, d->percentile, d->calib_images,
            d->convert_shift, d->recalibrate, d->distill, d->distill_temp,

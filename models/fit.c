@@ -27,12 +27,12 @@ void fit_defaults(fit_config *c)
 {
     *c = (fit_config){
         .arch = "resnet18", .width_mult = 0.5, .input = 64, .units = 1, .unit_at = 2, .t0 = 5,
-        .epochs_ann = 40, .epochs_snn = 4, .epochs_finetune = 6, .warmup_epochs = 1,
+        .epochs_ann = 60, .epochs_snn = 3, .epochs_finetune = 60, .warmup_epochs = 1,
         .batch = 32, .threads = 2, .calib_images = 256, .optimizer = "adamw",
-        .lr_ann = 2e-3, .lr_snn = 2e-4, .lr_finetune = 1e-4, .weight_decay = 0.05,
+        .lr_ann = 2e-3, .lr_snn = 5e-4, .lr_finetune = 1e-3, .weight_decay = 0.05,
         .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
         .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
-        .recalibrate = 1, .epochs_t0 = -1, .distill = 0, .distill_temp = 4,
+        .recalibrate = 1, .epochs_t0 = 8, .distill = 0.5, .distill_temp = 4,
     };
 }
 

@@ -23,17 +23,17 @@ mkdir -p "$RUNS"
 # name | flags | ann:RUN (optional)
 CONFIGS=(
   "r18-u1at2|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 5|"
-  "r18-u1at2-direct|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 1 --epochs-snn 20|ann:r18-u1at2"
+  "r18-u1at2-direct|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 1 --epochs-t0 20|ann:r18-u1at2"
   "r18-u1at2-norecal|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 2 --t0 5 --recalibrate 0|ann:r18-u1at2"
   "r18-nounits|--arch resnet18 --width-mult 0.5 --units 0 --t0 5|"
   "vgg11-u1at2|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 2 --t0 5|"
   "vgg11-u1at4|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 4 --t0 5|"
   "r18-u1at3|--arch resnet18 --width-mult 0.5 --units 1 --unit-at 3 --t0 5|"
   "vgg11-nounits|--arch vgg11 --width-mult 0.25 --units 0 --t0 5|"
-  "vgg11-u1at2-direct|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 2 --t0 1 --epochs-snn 20|ann:vgg11-u1at2"
+  "vgg11-u1at2-direct|--arch vgg11 --width-mult 0.25 --units 1 --unit-at 2 --t0 1 --epochs-t0 20|ann:vgg11-u1at2"
 )
-COMMON="--input 64 --epochs-ann 60 --epochs-snn 4 --epochs-finetune 30 --lr-snn 5e-4
-        --lr-finetune 5e-4 --batch 32 --seed 1 --threads 1 --quiet"
+COMMON="--input 64 --epochs-ann 60 --epochs-snn 4 --epochs-t0 4 --epochs-finetune 30 --lr-snn 5e-4
+        --lr-finetune 5e-4 --distill 0 --batch 32 --seed 1 --threads 1 --quiet"
 
 table() {
   echo "| run | ANN | converted (T0) | SNN stages (val top-1) | after Unit removal | final, T = 1 | minutes |"

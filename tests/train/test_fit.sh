@@ -18,7 +18,7 @@ check() {
 COMMON=(--data "$T/data" --arch resnet20 --width-mult 0.25 --input 16 --batch 16 --t0 3
         --units 1 --unit-at 2 --val-fraction 0.25 --lr-snn 1e-3 --lr-finetune 5e-4 --threads 1)
 
-"$TRAIN" fit "${COMMON[@]}" --epochs-ann 20 --epochs-snn 8 --epochs-finetune 8 \
+"$TRAIN" fit "${COMMON[@]}" --epochs-ann 20 --epochs-snn 8 --epochs-t0 8 --epochs-finetune 8 \
     --out "$T/m.safetensors" --quiet 2>"$T/fit.err"
 rc=$?
 cat "$T/fit.err"
@@ -65,7 +65,7 @@ PY
 check "eval names the broken image" grep -q "broken.jpg" "$T/eval.err"
 
 # Resume: stopped twice, resumed each time, the same model as one uninterrupted run.
-SHORT=(--epochs-ann 3 --epochs-snn 2 --epochs-finetune 2 --quiet)
+SHORT=(--epochs-ann 3 --epochs-snn 2 --epochs-t0 2 --epochs-finetune 2 --quiet)
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/a.safetensors" 2>/dev/null
 ONESPIKE_FIT_STOP_AFTER=2 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" 2>"$T/stop.err"
 rc1=$?
