@@ -140,6 +140,12 @@ void os_add_inplace(float *y, const float *a, size_t n)
         y[i] += a[i];
 }
 
+void os_add(const float *a, const float *b, size_t n, float *restrict y)
+{
+    for (size_t i = 0; i < n; i++)
+        y[i] = a[i] + b[i];
+}
+
 int os_pool_out(int in, int k, int stride, int pad)
 {
     assert(in >= 1 && k >= 1 && stride >= 1 && pad >= 0);

@@ -41,6 +41,9 @@ void os_relu(float *x, size_t n);
 /* y += a, n values (residual add). */
 void os_add_inplace(float *y, const float *a, size_t n);
 
+/* y = a + b, n values; y may not overlap a or b. One pass where a copy and an add would be two. */
+void os_add(const float *a, const float *b, size_t n, float *restrict y);
+
 /* Pooling with a k x k window, stride, zero padding pad. Output size (h + 2*pad - k)/stride + 1.
  * Max pooling ignores padded cells; average pooling divides by k*k (padding counts as zero,
  * as PyTorch's count_include_pad=True). */

@@ -251,8 +251,7 @@ static void run_layer(os_session *s, int i)
     case OS_OP_GAP: os_global_avgpool(x, c, (size_t)h * w, y); break;
     case OS_OP_LINEAR: os_linear(x, L->fan_in, L->out, L->weight, L->bias, y); break;
     case OS_OP_ADD:
-        memcpy(y, x, n * sizeof *y);
-        os_add_inplace(y, src(s, L->from[1]), n);
+        os_add(x, src(s, L->from[1]), n, y);
         break;
     default: break;
     }

@@ -320,8 +320,10 @@ void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const
     }
     float beta = 0.0f;
     if (b != NULL) {
+        /* one pass, not a memcpy call per position */
         for (size_t q = 0; q < n; q++)
-            memcpy(y + q * (size_t)s->out_c, b, (size_t)s->out_c * sizeof *b);
+            for (int c = 0; c < s->out_c; c++)
+                y[q * (size_t)s->out_c + (size_t)c] = b[c];
         beta = 1.0f;
     }
     /* y [n][out_c] = patches^T [n][k] * w^T [k][out_c] */
