@@ -52,6 +52,10 @@ os_status os_spike_plan_create(const os_net *net, os_spike_plan **out)
         p->binary[i] = L->op == OS_OP_LIF || (L->op == OS_OP_MAXPOOL && bin_in);
         if ((L->op == OS_OP_BN && !L->folded) || L->op == OS_OP_AVGPOOL)
             p->complete = false;
+        /* Only a conv or a linear layer may read the (planar) image on the channels-last path. */
+        for (int k = 0; k < L->n_from; k++)
+            if (L->from[k] == OS_NET_INPUT && L->op != OS_OP_CONV && L->op != OS_OP_LINEAR)
+                p->complete = false;
         if (L->op != OS_OP_CONV || from == OS_NET_INPUT)
             continue;
         if (!bin_in) {

@@ -42,7 +42,8 @@ void os_spike_plan_destroy(os_spike_plan *p); /* NULL is fine */
 
 /* True if the whole net can run channels-last with every convolution but those reading the
  * image event-driven: each conv reads the image or a binary layer, BatchNorm is folded, no
- * average pooling. Otherwise sessions use the dense kernels throughout. */
+ * average pooling, only convs and linear layers read the image. Otherwise sessions use the
+ * dense kernels throughout. */
 bool os_spike_plan_complete(const os_spike_plan *p);
 
 /* True if layer i's output holds only 0 and 1 (a LIF layer, or max pooling of one). */

@@ -217,6 +217,20 @@ static void test_plan_incomplete(void **state)
     assert_true(os_spike_plan_binary(os_model_spike_plan(m), 3));
     json_decref(doc);
     os_model_destroy(m);
+
+    /* pooling straight on the (planar) image: nothing else disqualifies this net */
+    static const char on_image[] =
+        "[{\"name\":\"p\",\"op\":\"maxpool\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc3.w\"}]";
+    static float fc3[3 * 3];
+    tu_fill(fc3, 9, 4, 0.5f);
+    const os_tensor_view t3[] = {{"fc3.w", 2, {3, 3}, fc3, 9}};
+    doc = tu_doc(on_image, 8, 8, 3, 1);
+    m = tu_write_load(path, doc, t3, 1);
+    assert_false(os_spike_plan_complete(os_model_spike_plan(m)));
+    json_decref(doc);
+    os_model_destroy(m);
     tu_rmdir(dir);
 }
 
