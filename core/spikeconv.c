@@ -64,8 +64,7 @@ os_status os_spike_plan_create(const os_net *net, os_spike_plan **out)
         }
         const os_layer *in = os_net_layer(net, from);
         const size_t taps = (size_t)L->kh * (size_t)L->kw, ic = (size_t)in->c, oc = (size_t)L->out;
-        if (in->c > OS_SPIKE_MAX_CHANNELS || taps * ic * oc > UINT32_MAX)
-        {
+        if (in->c > OS_SPIKE_MAX_CHANNELS || taps * ic * oc > UINT32_MAX) {
             p->complete = false; /* beyond the index's or the row offsets' range */
             continue;
         }
@@ -79,6 +78,11 @@ os_status os_spike_plan_create(const os_net *net, os_spike_plan **out)
                     wt[(t * ic + c) * oc + o] = L->weight[(o * ic + c) * taps + t];
         p->wt[i] = wt;
         p->bytes += taps * ic * oc * sizeof *wt;
+    }
+    if (!p->complete) { /* sessions run such a net dense: the copies would only take memory */
+        for (int i = 0; i < p->n; i++)
+            free(p->wt[i]), p->wt[i] = NULL;
+        p->bytes = 0;
     }
     *out = p;
     return OS_OK;

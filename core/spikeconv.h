@@ -50,7 +50,8 @@ bool os_spike_plan_complete(const os_spike_plan *p);
 bool os_spike_plan_binary(const os_spike_plan *p, int i);
 
 /* Layer i's weights as [kh][kw][in_c][out_c] if it is a convolution of a binary input that
- * os_spike_conv runs; NULL otherwise. Borrowed from the plan. */
+ * os_spike_conv runs; NULL otherwise, and for every layer of a plan that is not complete (no
+ * session uses them). Borrowed from the plan. */
 const float *os_spike_plan_weights(const os_spike_plan *p, int i);
 
 /* Bytes of weight copies the plan holds. */
