@@ -108,7 +108,9 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->out = calloc((size_t)n, sizeof *s->out);
     s->mem = calloc((size_t)n, sizeof *s->mem);
     s->spikes = calloc((size_t)n, sizeof *s->spikes);
-    s->owned = calloc((size_t)(4 * n + 4), sizeof *s->owned);
+    /* per layer at most: output, membrane, spike index and counts; then input, logits, col,
+     * rows, flat */
+    s->owned = calloc((size_t)(4 * n + 5), sizeof *s->owned);
     s->sidx = calloc((size_t)n, sizeof *s->sidx);
     s->scnt = calloc((size_t)n, sizeof *s->scnt);
     if (!s->out || !s->mem || !s->spikes || !s->owned || !s->sidx || !s->scnt)
