@@ -150,6 +150,18 @@ static void block_generic(const float *w0, const uint32_t *rows, int nrows, cons
     }
 }
 
+/* The kernel taps of output (oy, ox) whose input cell lies inside the input: ky in [*ky0, *ky1),
+ * kx in [*kx0, *kx1). Padding cells are zeros, which add nothing. */
+static inline void window(const os_conv_shape *s, int oy, int ox, int *ky0, int *ky1, int *kx0,
+                          int *kx1)
+{
+    const int y = oy * s->stride - s->pad, x = ox * s->stride - s->pad;
+    *ky0 = y < 0 ? -y : 0;
+    *ky1 = s->in_h - y < s->kh ? s->in_h - y : s->kh;
+    *kx0 = x < 0 ? -x : 0;
+    *kx1 = s->in_w - x < s->kw ? s->in_w - x : s->kw;
+}
+
 #ifdef SPIKE_AVX2
 /* Rows ahead whose cache lines are requested: the rows are scattered over weights larger than
  * L2, and their addresses are known in advance, which no hardware prefetcher can guess. */
@@ -195,14 +207,12 @@ SPIKE_BLOCK(1)
             a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
             z[v] = _mm256_setzero_ps();                                                          \
         }                                                                                        \
-        for (int ky = 0; ky < s->kh; ky++) {                                                     \
+        int ky0, ky1, kx0, kx1;                                                                  \
+        window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                               \
+        for (int ky = ky0; ky < ky1; ky++) {                                                     \
             const int iy = oy * s->stride - s->pad + ky;                                         \
-            if (iy < 0 || iy >= s->in_h)                                                         \
-                continue;                                                                        \
-            for (int kx = 0; kx < s->kw; kx++) {                                                 \
+            for (int kx = kx0; kx < kx1; kx++) {                                                 \
                 const int ix = ox * s->stride - s->pad + kx;                                     \
-                if (ix < 0 || ix >= s->in_w)                                                     \
-                    continue;                                                                    \
                 const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                      \
                 const uint16_t *act = idx + p * (size_t)ic;                                      \
                 const float *w0 = wt + (size_t)(ky * s->kw + kx) * (size_t)ic * (8 * NV);        \
@@ -292,15 +302,12 @@ void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             /* The weight rows this position sums: one per (tap, active input channel). */
-            int nrows = 0;
-            for (int ky = 0; ky < s->kh; ky++) {
+            int nrows = 0, ky0, ky1, kx0, kx1;
+            window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
+            for (int ky = ky0; ky < ky1; ky++) {
                 const int iy = oy * s->stride - s->pad + ky;
-                if (iy < 0 || iy >= s->in_h)
-                    continue;
-                for (int kx = 0; kx < s->kw; kx++) {
+                for (int kx = kx0; kx < kx1; kx++) {
                     const int ix = ox * s->stride - s->pad + kx;
-                    if (ix < 0 || ix >= s->in_w)
-                        continue;
                     const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
                     const uint16_t *act = idx + p * (size_t)ic;
                     const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
