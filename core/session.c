@@ -21,6 +21,7 @@ struct os_session {
                                   NULL: the dense planar kernels throughout */
     float *flat;               /* a flattening layer's input, back in planar order */
     uint16_t **sidx, **scnt;   /* per layer feeding such a conv: its active inputs */
+    size_t *active;            /* per such layer: how many, this step */
     uint32_t *rows;            /* os_spike_conv scratch */
     float *logits;
     bool count_spikes;
@@ -113,7 +114,8 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->owned = calloc((size_t)(4 * n + 5), sizeof *s->owned);
     s->sidx = calloc((size_t)n, sizeof *s->sidx);
     s->scnt = calloc((size_t)n, sizeof *s->scnt);
-    if (!s->out || !s->mem || !s->spikes || !s->owned || !s->sidx || !s->scnt)
+    s->active = calloc((size_t)n, sizeof *s->active);
+    if (!s->out || !s->mem || !s->spikes || !s->owned || !s->sidx || !s->scnt || !s->active)
         goto nomem;
     const os_spike_plan *plan = os_model_spike_plan(m);
     s->plan = !o.dense && plan && os_spike_plan_complete(plan) ? plan : NULL;
@@ -170,6 +172,7 @@ void os_session_destroy(os_session *s)
     free(s->owned);
     free(s->sidx);
     free(s->scnt);
+    free(s->active);
     free(s->spikes);
     free(s->mem);
     free(s->out);
@@ -273,8 +276,10 @@ static void run_layer_hwc(os_session *s, int i)
     case OS_OP_CONV: {
         os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
         const float *wt = os_spike_plan_weights(s->plan, i);
-        if (wt)
+        if (wt && (double)s->active[from] <= OS_SPIKE_DENSE_RATE * (double)(c * h * w))
             os_spike_conv(&cs, s->sidx[from], s->scnt[from], wt, L->bias, y, s->rows);
+        else if (wt) /* most inputs fired: the dense product is less work */
+            os_conv2d_hwc_wt(&cs, x, wt, L->bias, y, s->col);
         else /* the image: planar in, channels-last out */
             os_conv2d_hwc(&cs, x, L->weight, L->bias, y, s->col);
         break;
@@ -291,7 +296,7 @@ static void run_layer_hwc(os_session *s, int i)
     default: run_layer(s, i); break; /* elementwise, or a folded bn */
     }
     if (s->sidx[i])
-        os_spike_index(y, L->c, L->h * L->w, s->sidx[i], s->scnt[i]);
+        s->active[i] = os_spike_index(y, L->c, L->h * L->w, s->sidx[i], s->scnt[i]);
 }
 
 void os_session_run(os_session *s, float *probs, float *logits)

@@ -120,8 +120,9 @@ size_t os_spike_plan_bytes(const os_spike_plan *p)
     return p->bytes;
 }
 
-void os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt)
+size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt)
 {
+    size_t total = 0;
     assert(c >= 0 && c <= OS_SPIKE_MAX_CHANNELS);
     /* Branch-free: the slot past the list is written either way and kept only if x fired, since
      * at 10-25 % firing a branch would mispredict often. */
@@ -134,7 +135,9 @@ void os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt)
             n += xp[ch] != 0.0f;
         }
         cnt[p] = (uint16_t)n;
+        total += (size_t)n;
     }
+    return total;
 }
 
 /* out[0..n) = b[0..n) (or 0) + the n floats at w0 + rows[r], for each of the nrows rows. */
@@ -322,6 +325,46 @@ void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *
     }
 }
 
+/* y rows (one per output position) start as the bias, so SGEMM adds to them; beta for it. */
+static float bias_rows(const float *b, size_t n, int oc, float *y)
+{
+    if (b == NULL)
+        return 0.0f;
+    for (size_t q = 0; q < n; q++) /* one pass, not a memcpy call per position */
+        for (int c = 0; c < oc; c++)
+            y[q * (size_t)oc + (size_t)c] = b[c];
+    return 1.0f;
+}
+
+void os_conv2d_hwc_wt(const os_conv_shape *s, const float *x, const float *wt, const float *b,
+                      float *y, float *col)
+{
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), ic = s->in_c;
+    const size_t n = (size_t)oh * (size_t)ow, k = (size_t)s->kh * (size_t)s->kw * (size_t)ic;
+    const float *patches = x; /* a 1x1, stride-1, unpadded conv reads the input as it is */
+    if (!os_conv_is_direct(s)) {
+        memset(col, 0, n * k * sizeof *col);
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                float *row = col + ((size_t)oy * (size_t)ow + (size_t)ox) * k;
+                int ky0, ky1, kx0, kx1;
+                window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
+                for (int ky = ky0; ky < ky1; ky++)
+                    for (int kx = kx0; kx < kx1; kx++) {
+                        const int iy = oy * s->stride - s->pad + ky;
+                        const int ix = ox * s->stride - s->pad + kx;
+                        memcpy(row + (size_t)(ky * s->kw + kx) * (size_t)ic,
+                               x + ((size_t)iy * (size_t)s->in_w + (size_t)ix) * (size_t)ic,
+                               (size_t)ic * sizeof *x);
+                    }
+            }
+        patches = col;
+    }
+    const float beta = bias_rows(b, n, s->out_c, y);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, s->out_c, (int)k, 1.0f, patches,
+                (int)k, wt, s->out_c, beta, y, s->out_c);
+}
+
 void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, float *col)
 {
@@ -333,14 +376,7 @@ void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const
         os_im2col(s, oh, ow, x, col, n);
         patches = col;
     }
-    float beta = 0.0f;
-    if (b != NULL) {
-        /* one pass, not a memcpy call per position */
-        for (size_t q = 0; q < n; q++)
-            for (int c = 0; c < s->out_c; c++)
-                y[q * (size_t)s->out_c + (size_t)c] = b[c];
-        beta = 1.0f;
-    }
+    const float beta = bias_rows(b, n, s->out_c, y);
     /* y [n][out_c] = patches^T [n][k] * w^T [k][out_c] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)n, s->out_c, (int)k, 1.0f, patches,
                 (int)n, w, (int)k, beta, y, s->out_c);

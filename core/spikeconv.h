@@ -59,8 +59,12 @@ size_t os_spike_plan_bytes(const os_spike_plan *p);
 
 /* List the active inputs of x (channels-last: hw positions of c values, each 0 or nonzero):
  * for each position p, cnt[p] channels, in ascending order, at idx[p*c .. p*c + cnt[p]).
- * idx holds c*hw values, cnt hw. */
-void os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
+ * idx holds c*hw values, cnt hw. Returns the number of active inputs. */
+size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
+
+/* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the
+ * event-driven sum: an untrained or badly thresholded network can fire at most positions. */
+#define OS_SPIKE_DENSE_RATE 0.5
 
 /* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
@@ -68,6 +72,12 @@ void os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt)
  * scratch for kh*kw*in_c values. */
 void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
                    const float *wt, const float *b, float *y, uint32_t *rows);
+
+/* The same convolution as os_spike_conv, dense: x is the channels-last input itself (any values),
+ * patches gathered per output position and multiplied by the same [kh][kw][in_c][out_c] weights
+ * with one SGEMM. col as os_conv2d's. */
+void os_conv2d_hwc_wt(const os_conv_shape *s, const float *x, const float *wt, const float *b,
+                      float *y, float *col);
 
 /* os_conv2d of a planar (CHW) input x, writing y channels-last: the first layer, on the image.
  * col as os_conv2d's. */

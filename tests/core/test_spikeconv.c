@@ -80,6 +80,7 @@ static void test_conv_matches_naive(void **state)
         float *got = malloc(nout * 4);
         uint16_t *idx = malloc(nin * 2), *cnt = malloc((size_t)hw * 2);
         uint32_t *rows = malloc((size_t)s->kh * s->kw * s->in_c * 4);
+        float *col = malloc((size_t)s->kh * s->kw * s->in_c * oh * ow * 4);
         tu_fill(w, nw, 100 + (uint32_t)k, 1.0f);
         tu_fill(b, (size_t)s->out_c, 200 + (uint32_t)k, 0.5f);
         float *wt = relayout(s, w);
@@ -95,9 +96,16 @@ static void test_conv_matches_naive(void **state)
                 worst = fmax(worst, fabs(got[i] - wanth[i]));
             if (worst > 1e-4)
                 fail_msg("shape %zu rate %.1f: max |spike conv - naive| = %g", k, rates[r], worst);
+            /* the dense product a session falls back to when most inputs fired */
+            os_conv2d_hwc_wt(s, xh, wt, (k & 1) ? NULL : b, got, col);
+            worst = 0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(got[i] - wanth[i]));
+            if (worst > 1e-4)
+                fail_msg("shape %zu rate %.1f: max |dense hwc conv - naive| = %g", k, rates[r], worst);
         }
         free(x), free(xh), free(w), free(b), free(want), free(wanth), free(got);
-        free(idx), free(cnt), free(rows), free(wt);
+        free(idx), free(cnt), free(rows), free(wt), free(col);
     }
 }
 
@@ -281,6 +289,61 @@ static void test_session_fast_equals_dense(void **state)
     tu_rmdir(dir);
 }
 
+/* A layer that fires almost everywhere (its conv's bias is far above its threshold) makes the
+ * next conv take the dense channels-last product: the same answers as the dense path. */
+static void test_session_dense_fallback(void **state)
+{
+    (void)state;
+    static const char layers[] =
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":8,\"kernel\":3,\"pad\":1,\"weight\":\"c1.w\",\"bias\":\"c1.b\"},"
+        " {\"name\":\"l1\",\"op\":\"lif\",\"threshold\":0.5,\"leak\":1},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"out\":8,\"kernel\":3,\"pad\":1,\"weight\":\"c2.w\",\"bias\":\"c2.b\"},"
+        " {\"name\":\"l2\",\"op\":\"lif\",\"threshold\":0.3,\"leak\":1},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc.w\"}]";
+    static float w1[8 * 3 * 9], b1[8], w2[8 * 8 * 9], b2[8], fc[3 * 8];
+    tu_fill(w1, sizeof w1 / 4, 1, 0.1f);
+    for (int i = 0; i < 8; i++)
+        b1[i] = 5.0f;
+    tu_fill(w2, sizeof w2 / 4, 2, 0.5f);
+    tu_fill(b2, 8, 3, 0.5f);
+    tu_fill(fc, sizeof fc / 4, 4, 1.0f);
+    const os_tensor_view t[] = {
+        {"c1.w", 4, {8, 3, 3, 3}, w1, sizeof w1 / 4}, {"c1.b", 1, {8}, b1, 8},
+        {"c2.w", 4, {8, 8, 3, 3}, w2, sizeof w2 / 4}, {"c2.b", 1, {8}, b2, 8},
+        {"fc.w", 2, {3, 8}, fc, sizeof fc / 4},
+    };
+    char *dir = tu_tmpdir(), path[300];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    json_t *doc = tu_doc(layers, 16, 16, 3, 1);
+    os_model *m = tu_write_load(path, doc, t, 5);
+    assert_true(os_spike_plan_complete(os_model_spike_plan(m)));
+    size_t len;
+    unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+    os_session *fast, *dense;
+    assert_int_equal(os_session_create(m, &(os_session_opts){.count_spikes = true}, &fast), OS_OK);
+    assert_int_equal(os_session_create(m, &(os_session_opts){.count_spikes = true, .dense = true},
+                                       &dense), OS_OK);
+    float pf[3], pd[3];
+    assert_int_equal(os_session_classify(fast, jpeg, len, pf), OS_OK);
+    assert_int_equal(os_session_classify(dense, jpeg, len, pd), OS_OK);
+    for (int c = 0; c < 3; c++)
+        assert_true(fabsf(pf[c] - pd[c]) < 1e-6f);
+    uint64_t s1, n1, s2f, n2, s2d;
+    assert_true(os_session_spikes(fast, 0, &s1, &n1));
+    assert_true((double)s1 > OS_SPIKE_DENSE_RATE * (double)n1); /* c2 takes the fallback */
+    assert_true(os_session_spikes(fast, 1, &s2f, &n2));
+    assert_true(os_session_spikes(dense, 1, &s2d, &n2));
+    assert_int_equal(s2f, s2d);
+    assert_true(s2f > 0 && s2f < n2); /* l2's pattern depends on c2's values */
+    os_session_destroy(fast);
+    os_session_destroy(dense);
+    free(jpeg);
+    json_decref(doc);
+    os_model_destroy(m);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_plan_of_recipes),
         cmocka_unit_test(test_plan_incomplete),
         cmocka_unit_test(test_session_fast_equals_dense),
+        cmocka_unit_test(test_session_dense_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
