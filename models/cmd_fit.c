@@ -29,6 +29,9 @@ static void help(const fit_config *d)
            "  --seed N              split, initialisation, data order and augmentation (default %llu)\n"
            "  --ann-from FILE       skip the ANN stage: convert this trained ANN (the work dir's\n"
            "                        ann.safetensors of an earlier run), to compare SNN schedules\n"
+           "  --snn-from FILE       skip to the T = 1 fine-tune: continue training this one-step\n"
+           "                        model (a fit output; --input must match). With --distill,\n"
+           "                        --ann-from names the ANN teacher\n"
            "network\n"
            "  --arch A              vgg11, vgg16, resnet18, resnet20 (default %s)\n"
            "  --width-mult W        channel multiplier (default %g)\n"
@@ -91,7 +94,7 @@ enum {
     O_DATA = 1000, O_OUT, O_WORKDIR, O_RESUME, O_VALF, O_TRAINL, O_VALL, O_SEED, O_ARCH, O_WIDTH,
     O_INPUT, O_UNITS, O_UNITAT, O_NAME, O_T0, O_EANN, O_ESNN, O_EFT, O_WARM, O_BATCH, O_OPT,
     O_LRANN, O_LRSNN, O_LRFT, O_LIFLR, O_WD, O_LS, O_PCT, O_CALIB, O_CROP, O_JIT, O_THREADS,
-    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM, O_ET0, O_KD, O_KDT
+    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM, O_ET0, O_KD, O_KDT, O_SNNFROM
 };
 
 static const char *opt_name(const struct option *opts, int val)
@@ -119,6 +122,7 @@ int cmd_fit(int argc, char **argv)
         {"crop-min-area", 1, 0, O_CROP}, {"jitter", 1, 0, O_JIT}, {"threads", 1, 0, O_THREADS},
         {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"convert-shift", 1, 0, O_SHIFT},
         {"recalibrate", 1, 0, O_RECAL}, {"ann-from", 1, 0, O_ANNFROM},
+        {"snn-from", 1, 0, O_SNNFROM},
         {"epochs-t0", 1, 0, O_ET0}, {"distill", 1, 0, O_KD}, {"distill-temp", 1, 0, O_KDT}, {0}};
     fit_config c, d;
     fit_defaults(&c);
@@ -189,6 +193,7 @@ int cmd_fit(int argc, char **argv)
         case O_SHIFT: DBL_OPT(convert_shift, 0, 1); break;
         case O_RECAL: INT_OPT(recalibrate, 0, 1); break;
         case O_ANNFROM: c.ann_from = optarg; break;
+        case O_SNNFROM: c.snn_from = optarg; break;
         case O_ET0: INT_OPT(epochs_t0, 0, 10000); break;
         case O_KD: DBL_OPT(distill, 0, 1); break;
         case O_KDT: DBL_OPT(distill_temp, 0.1, 100); break;
@@ -204,7 +209,12 @@ int cmd_fit(int argc, char **argv)
         return cli_usage_error("fit", "--data and --out are required");
     if (c.val_list && !c.train_list)
         return cli_usage_error("fit", "--val-list needs --train-list");
-    if (c.units > 0 && c.epochs_finetune == 0)
+    if (c.snn_from && c.distill > 0 && !c.ann_from)
+        return cli_usage_error("fit", "--snn-from with --distill needs the teacher: pass --ann-from "
+                                      "ANN, or --distill 0");
+    if (c.snn_from && c.epochs_finetune == 0)
+        return cli_usage_error("fit", "--snn-from trains only the fine-tune: --epochs-finetune must be > 0");
+    if (!c.snn_from && c.units > 0 && c.epochs_finetune == 0)
         fprintf(stderr, "%s fit: note: Units are removed without fine-tuning (--epochs-finetune 0)\n",
                 CLI_PROG);
     c.command = join_args(argc, argv); /* argv[0] is "fit" */

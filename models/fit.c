@@ -40,7 +40,8 @@ json_t *fit_config_json(const fit_config *c)
 {
     return json_pack(
         "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i, s:f, s:f}",
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i, s:f, s:f,"
+        " s:s?}",
         "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
         c->ann_from, "arch", c->arch,
         "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
@@ -52,10 +53,10 @@ json_t *fit_config_json(const fit_config *c)
         "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
         "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
         c->recalibrate, "epochs_t0", c->epochs_t0, "distill", c->distill, "distill_temp",
-        c->distill_temp);
+        c->distill_temp, "snn_from", c->snn_from);
 }
 
-typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE } stage_kind;
+typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE, STAGE_START } stage_kind;
 
 typedef struct {
     char name[32];
@@ -92,6 +93,12 @@ static void build_stages(fit_state *s)
 {
     const fit_config *c = s->c;
     int n = 0;
+    if (c->snn_from) { /* stage 0 records the given model; then only the fine-tune */
+        s->stages[n++] = (stage){"from-model", STAGE_START, 1, 0, 0, 0};
+        s->stages[n++] = (stage){"finetune", STAGE_TRAIN, 1, c->epochs_finetune, c->lr_finetune, 0};
+        s->n_stages = n;
+        return;
+    }
     s->stages[n++] = (stage){"ann", STAGE_TRAIN, 1, c->epochs_ann, c->lr_ann, 0};
     s->stages[n] = (stage){"", STAGE_CONVERT, c->t0, 0, 0, 0};
     snprintf(s->stages[n++].name, sizeof s->stages[0].name, "convert");
@@ -498,31 +505,36 @@ static os_status write_ann_snapshot(fit_state *s)
     return st;
 }
 
-/* --ann-from: start at the conversion with a trained ANN from a model file. */
-static os_status load_ann(fit_state *s)
+/* --ann-from: start at the conversion with a trained ANN from a model file; --snn-from (spiking
+ * true): start at the fine-tune with a one-step spiking model. */
+static os_status load_start_model(fit_state *s, const char *path, bool spiking)
 {
     const fit_config *c = s->c;
     os_model *m = NULL;
-    os_status st = os_model_load(c->ann_from, &m);
+    os_status st = os_model_load(path, &m);
     if (st)
         return st;
     int ch, h, w;
     os_model_input(m, &ch, &h, &w);
     if (h != c->input || w != c->input)
-        st = os_fail(OS_EINVAL, "%s: input %dx%d, this run has --input %d", c->ann_from, h, w,
+        st = os_fail(OS_EINVAL, "%s: input %dx%d, this run has --input %d", path, h, w,
                      c->input);
     for (int k = 0; !st && k < s->classes; k++)
         if (os_model_classes(m) != s->classes ||
             strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
-            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s", c->ann_from,
+            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s", path,
                          c->data);
-    if (!st && os_net_lif_count(os_model_net(m)) > 0)
-        st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN",
-                     c->ann_from);
+    if (!st && !spiking && os_net_lif_count(os_model_net(m)) > 0)
+        st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN", path);
+    if (!st && spiking && (os_net_lif_count(os_model_net(m)) == 0 || os_model_timesteps(m) != 1))
+        st = os_fail(OS_EINVAL, "%s is not a one-time-step spiking network, --snn-from wants one "
+                                "(a model written by onespike-train fit)", path);
     if (!st)
         st = params_from_model(m, &s->params);
     if (!st) {
         s->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
+        if (spiking)
+            st = ensure_lif_params(s->layers, s->params);
         for (int k = 0; k < 3; k++) {
             s->aug_train.mean[k] = s->aug_eval.mean[k] = os_model_mean(m)[k];
             s->aug_train.std[k] = s->aug_eval.std[k] = os_model_std(m)[k];
@@ -654,10 +666,20 @@ static os_status export_model(fit_state *s, double total_seconds)
     json_t *doc = model_doc(s, s->layers, 1, name);
     json_object_set_new(doc, "description",
                         json_string("one-time-step spiking network trained by onespike-train fit"));
-    json_object_set_new(doc, "arch",
-                        json_pack("{s:s, s:f, s:i, s:i, s:i}", "name", c->arch, "width_mult",
-                                  c->width_mult, "units_trained", c->units, "unit_at", c->unit_at,
-                                  "t0", c->t0));
+    json_t *arch = json_pack("{s:s, s:f, s:i, s:i, s:i}", "name", c->arch, "width_mult",
+                             c->width_mult, "units_trained", c->units, "unit_at", c->unit_at,
+                             "t0", c->t0);
+    os_model *from = NULL;
+    if (c->snn_from && os_model_load(c->snn_from, &from) == OS_OK) { /* its arch, not our flags */
+        const json_t *a = json_object_get(os_model_doc(from), "arch");
+        if (json_is_object(a)) {
+            json_decref(arch);
+            arch = json_deep_copy(a);
+            json_object_set_new(arch, "continued_from", json_string(c->snn_from));
+        }
+    }
+    os_model_destroy(from);
+    json_object_set_new(doc, "arch", arch);
     json_object_set_new(doc, "training",
                         json_pack("{s:s, s:I, s:f, s:O, s:o}", "command", c->command, "seed",
                                   (json_int_t)c->seed, "seconds", total_seconds, "stages",
@@ -706,8 +728,11 @@ os_status fit_run(const fit_config *c)
         if (!c->quiet)
             fprintf(stderr, "onespike-train fit: resuming at stage %s, epoch %d\n",
                     s.stage < s.n_stages ? s.stages[s.stage].name : "export", s.epoch + 1);
+    } else if (c->snn_from) {
+        if ((st = load_start_model(&s, c->snn_from, true)))
+            goto out;
     } else if (c->ann_from) {
-        if ((st = load_ann(&s)))
+        if ((st = load_start_model(&s, c->ann_from, false)))
             goto out;
         if ((st = record_stage(&s, 1, NULL, false))) /* stage 0: the given ANN, evaluated */
             goto out;
@@ -723,6 +748,7 @@ os_status fit_run(const fit_config *c)
         case STAGE_TRAIN: st = run_train_stage(&s); break;
         case STAGE_CONVERT: st = run_convert_stage(&s); break;
         case STAGE_PRUNE: st = run_prune_stage(&s); break;
+        case STAGE_START: st = record_stage(&s, 1, NULL, false); break;
         }
         if (!st && !strcmp(s.stages[s.stage].name, "ann"))
             st = write_ann_snapshot(&s);

@@ -14,6 +14,7 @@
 
 typedef struct {
     const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer, *ann_from;
+    const char *snn_from; /* start at the T = 1 fine-tune from this one-step model */
     bool resume, quiet;
     const char *arch;
     double width_mult;

@@ -84,6 +84,24 @@ check "--ann-from the ANN snapshot reproduces the run" $PY "$PYDIR/compare_model
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --ann-from "$T/a.safetensors" --out "$T/e.safetensors" 2>"$T/annfrom.err"
 check "--ann-from a spiking model is refused" grep -q "wants an ANN" "$T/annfrom.err"
 
+# --snn-from: continue the fine-tune of a finished one-step model, distilled from its ANN.
+"$TRAIN" fit "${COMMON[@]}" --snn-from "$T/m.safetensors" --ann-from "$T/m.safetensors.work/ann.safetensors" \
+    --epochs-finetune 3 --out "$T/f.safetensors" --quiet 2>"$T/snnfrom.err"
+check "--snn-from continues a one-step model" $PY - "$T/m.safetensors.report.json" "$T/f.safetensors.report.json" "$T/f.safetensors" <<'PY'
+import json, sys
+m, f = (json.load(open(p)) for p in sys.argv[1:3])
+assert [s["stage"] for s in f["stages"]] == ["from-model", "finetune"], f["stages"]
+start = f["stages"][0]["val_top1"]
+assert abs(start - m["final"]["validation_engine"]["top1"]) < 0.05, (start, m["final"])
+assert f["final"]["timesteps"] == 1 and f["final"]["sha256"] != m["final"]["sha256"]
+assert f["stages"][1]["val_top1"] >= 0.5, f["stages"]   # still learned (chance 0.25)
+PY
+"$TRAIN" fit "${COMMON[@]}" --snn-from "$T/a.safetensors.work/ann.safetensors" --distill 0 \
+    --out "$T/g.safetensors" --quiet 2>"$T/snnann.err"
+check "--snn-from an ANN is refused" grep -q "not a one-time-step spiking network" "$T/snnann.err"
+"$TRAIN" fit "${COMMON[@]}" --snn-from "$T/m.safetensors" --out "$T/g.safetensors" --quiet 2>"$T/snnkd.err"
+check "--snn-from with distillation but no teacher is a usage error" grep -q "needs the teacher" "$T/snnkd.err"
+
 # Refusals.
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" 2>"$T/exists.err"
 check "an existing checkpoint is not overwritten without --resume" grep -q "pass --resume" "$T/exists.err"
