@@ -361,6 +361,30 @@ void os_imageset_free(os_imageset *s)
     memset(s, 0, sizeof *s);
 }
 
+os_status os_imageset_spread(const os_imageset *s, size_t n, os_imageset *out)
+{
+    memset(out, 0, sizeof *out);
+    if (n > s->n)
+        n = s->n;
+    size_t per = (size_t)3 * s->side * s->side;
+    out->pix = malloc((n ? n : 1) * per * sizeof *out->pix);
+    out->labels = malloc((n ? n : 1) * sizeof *out->labels);
+    out->source = malloc((n ? n : 1) * sizeof *out->source);
+    if (!out->pix || !out->labels || !out->source) {
+        os_imageset_free(out);
+        return os_fail(OS_ENOMEM, "no memory for a calibration set");
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t i = k * s->n / n;
+        memcpy(out->pix + k * per, s->pix + i * per, per * sizeof *out->pix);
+        out->labels[k] = s->labels[i];
+        out->source[k] = s->source ? s->source[i] : i;
+    }
+    out->n = n;
+    out->side = s->side;
+    return OS_OK;
+}
+
 void os_imageset_stats(const os_imageset *s, float mean[3], float std[3])
 {
     size_t hw = (size_t)s->side * s->side;

@@ -56,6 +56,10 @@ os_status os_imageset_load(const os_dataset *d, const size_t *idx, size_t n, int
                            size_t *failed);
 void os_imageset_free(os_imageset *s);
 
+/* A copy of at most n images of s spread evenly over it (image floor(k * s->n / n) for k < n),
+ * so that a class-ordered set gives every class its share: calibration sets. */
+os_status os_imageset_spread(const os_imageset *s, size_t n, os_imageset *out);
+
 /* Per-channel mean and std of a set (on the [0,1] scale), for the model's normalisation. */
 void os_imageset_stats(const os_imageset *s, float mean[3], float std[3]);
 

@@ -341,6 +341,128 @@ os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out)
     return OS_OK;
 }
 
+static os_status add_filled(os_params *p, const char *name, int c, float value)
+{
+    float *v = malloc((size_t)c * sizeof *v);
+    if (!v)
+        return os_fail(OS_ENOMEM, "no memory");
+    for (int k = 0; k < c; k++)
+        v[k] = value;
+    os_tensor_view tv = {.name = name, .ndim = 1, .shape = {c}, .data = v, .count = (size_t)c};
+    os_status st = os_params_add(p, &tv);
+    free(v);
+    return st;
+}
+
+/* Insert an identity-initialised BN after conv layer i of L (explicit froms); its tensors go
+ * into p. */
+static os_status insert_bn_after(json_t *L, size_t i, os_params *p)
+{
+    json_t *conv = json_array_get(L, i);
+    const char *cname = lname(conv);
+    os_param *w = field_param(p, conv, "weight");
+    if (!w)
+        return os_fail(OS_EARCH, "conv \"%s\" has no weight tensor", cname);
+    int c = (int)w->view.shape[0];
+    char name[OS_NET_NAME_MAX + 8], tn[OS_NET_NAME_MAX + 32];
+    size_t len = strlen(cname);
+    if (len > 5 && strcmp(cname + len - 5, ".conv") == 0)
+        snprintf(name, sizeof name, "%.*s.bn", (int)(len - 5), cname);
+    else
+        snprintf(name, sizeof name, "%s.bn", cname);
+    if (strlen(name) >= OS_NET_NAME_MAX || find_index(L, name) >= 0)
+        return os_fail(OS_EARCH, "cannot name a BatchNorm after conv \"%s\"", cname);
+    json_t *bn = json_pack("{s:s, s:s, s:[s]}", "name", name, "op", "bn", "from", cname);
+    static const char *const key[4] = {"weight", "bias", "mean", "var"};
+    static const char *const suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+    static const float init[4] = {1, 0, 0, 1};
+    for (int k = 0; k < 4; k++) {
+        snprintf(tn, sizeof tn, "%s.%s", name, suffix[k]);
+        os_status st = add_filled(p, tn, c, init[k]);
+        if (st) {
+            json_decref(bn);
+            return st;
+        }
+        json_object_set_new(bn, key[k], json_string(tn));
+    }
+    rename_refs(L, cname, name);
+    json_array_insert_new(L, i + 1, bn);
+    return OS_OK;
+}
+
+os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+                              os_params *p, const os_imageset *calib, const os_aug_config *aug,
+                              int batch, json_t **out)
+{
+    *out = NULL;
+    json_t *L = explicit_froms(layers);
+    os_status st = OS_OK;
+    for (size_t i = 0; i < json_array_size(L) && !st; i++)
+        if (strcmp(lop(json_array_get(L, i)), "conv") == 0)
+            st = insert_bn_after(L, i++, p); /* skip the BN just inserted */
+    compact_froms(L);
+    int n = (int)(calib->n < (size_t)batch ? calib->n : (size_t)batch);
+    size_t per = (size_t)in_c * in_h * in_w;
+    float *x = st ? NULL : malloc((size_t)(n ? n : 1) * per * sizeof *x);
+    float *logits = st ? NULL : malloc((size_t)(n ? n : 1) * classes * sizeof *logits);
+    os_tnet *t = NULL;
+    if (!st && (!x || !logits))
+        st = os_fail(OS_ENOMEM, "no memory for BatchNorm initialisation");
+    if (!st && n == 0)
+        st = os_fail(OS_EINVAL, "BatchNorm initialisation needs calibration images");
+    for (int k = 0; !st && k < n; k++)
+        os_augment(calib, (size_t)k * calib->n / (size_t)n, aug, 0, x + (size_t)k * per); /* spread */
+    if (!st)
+        st = os_tnet_create(L, in_c, in_h, in_w, classes, p, n, 1, &t);
+    /* Layer by layer: with running statistics zeroed, one training-mode forward leaves
+     * momentum * (batch mean, batch variance) in them; the BNs before this one are final. */
+    size_t i;
+    json_t *l;
+    json_array_foreach(L, i, l) {
+        if (st)
+            break;
+        if (strcmp(lop(l), "bn") != 0)
+            continue;
+        os_param *g = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
+        os_param *m = field_param(p, l, "mean"), *v = field_param(p, l, "var");
+        size_t c = g->view.count;
+        memset(m->data, 0, c * sizeof *m->data);
+        memset(v->data, 0, c * sizeof *v->data);
+        os_tnet_forward(t, x, n, true, logits);
+        /* The running variance is unbiased (m/(m-1)); training mode divides by the biased one,
+         * which both keep here so that either mode reproduces the conv on these images. */
+        const os_layer *bl = os_net_layer(os_tnet_net(t), (int)i);
+        double cnt = (double)n * bl->h * bl->w, biased = cnt > 1 ? (cnt - 1) / cnt : 1;
+        for (size_t k = 0; k < c; k++) {
+            m->data[k] /= OS_BN_MOMENTUM;
+            v->data[k] = (float)(v->data[k] / OS_BN_MOMENTUM * biased);
+            g->data[k] = (float)sqrt(v->data[k] + bl->eps);
+            b->data[k] = m->data[k];
+        }
+    }
+    /* Each pass also moved the running statistics of the BNs before it: restore them. */
+    json_array_foreach(L, i, l) {
+        if (st || strcmp(lop(l), "bn") != 0)
+            continue;
+        os_param *g = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
+        os_param *m = field_param(p, l, "mean"), *v = field_param(p, l, "var");
+        const os_layer *bl = os_net_layer(os_tnet_net(t), (int)i);
+        for (size_t k = 0; k < g->view.count; k++) {
+            m->data[k] = b->data[k];
+            v->data[k] = fmaxf(g->data[k] * g->data[k] - bl->eps, 0.0f);
+        }
+    }
+    os_tnet_destroy(t);
+    free(x);
+    free(logits);
+    if (st) {
+        json_decref(L);
+        return st;
+    }
+    *out = L;
+    return OS_OK;
+}
+
 float os_percentile(float *v, size_t n, double pct)
 {
     if (n == 0)
@@ -570,7 +692,7 @@ os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, in
         goto out;
     }
     for (int k = 0; k < n; k++)
-        os_augment(calib, (size_t)k, aug, 0, x + (size_t)k * per);
+        os_augment(calib, (size_t)k * calib->n / (size_t)n, aug, 0, x + (size_t)k * per); /* spread */
     if ((st = os_tnet_create(layers, in_c, in_h, in_w, classes, p, n, t_old, &told)))
         goto out;
     os_tnet_forward(told, x, n, false, logits);

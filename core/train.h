@@ -63,6 +63,17 @@ void os_eval_result_free(os_eval_result *r);
  * new layer list (caller decrefs) and updates the parameter set (BN tensors removed). */
 os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out);
 
+/* The reverse of os_fold_batchnorm, for training a BN-free (converted) net with BatchNorm
+ * (ours): a BatchNorm "<conv>.bn" after every conv, initialised from `calib` (normalised by aug,
+ * at most `batch` images, one time step) so that in training mode it reproduces the conv's
+ * output: gamma = std, beta = mean of that output, layer by layer (images spread evenly over
+ * calib, as in os_recalibrate_thresholds). The function of the net is
+ * unchanged up to batch noise; os_fold_batchnorm removes them again. Returns a new layer list
+ * (caller decrefs) and adds the BN tensors to p. */
+os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+                              os_params *p, const os_imageset *calib, const os_aug_config *aug,
+                              int batch, json_t **out);
+
 /* ANN -> SNN (DESIGN section 2, step 2). `layers` must be BN-free (see os_fold_batchnorm).
  * Runs the ANN on `calib` (normalised by aug) to find, for each ReLU, the given percentile
  * of its pre-activation p_l; replaces it by a LIF with leak 1 and a threshold such that a spike
@@ -79,7 +90,8 @@ os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, 
  * threshold, in order, so that at T_new it fires at the same rate (spikes per neuron-step) as
  * at T_old on the calibration images, found by bisection on the simulated LIF. Without it,
  * currents that needed several steps to reach the threshold never do at T = 1, and the deeper
- * layers fall silent (no spikes, no surrogate gradient). */
+ * layers fall silent (no spikes, no surrogate gradient). Uses `batch` images spread evenly over
+ * calib (image k * calib->n / batch), in one forward pass. */
 os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, int in_w,
                                     int classes, os_params *p, const os_imageset *calib,
                                     const os_aug_config *aug, int t_old, int t_new, int batch);

@@ -17,7 +17,9 @@
 #include "model.h"
 #include "train.h"
 
-enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1 };
+/* CALIB_BATCH: images of the calibration set used for threshold recalibration and BatchNorm
+ * initialisation (one forward pass each). */
+enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1, CALIB_BATCH = 128 };
 
 #define CKPT_FILE "checkpoint.safetensors"
 #define METRICS_FILE "metrics.jsonl"
@@ -32,7 +34,7 @@ void fit_defaults(fit_config *c)
         .lr_ann = 2e-3, .lr_snn = 5e-4, .lr_finetune = 1e-3, .weight_decay = 0.05,
         .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
         .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
-        .recalibrate = 1, .epochs_t0 = 8, .distill = 0.5, .distill_temp = 4,
+        .recalibrate = 1, .finetune_bn = 0, .epochs_t0 = 8, .distill = 0.5, .distill_temp = 4,
     };
 }
 
@@ -41,7 +43,7 @@ json_t *fit_config_json(const fit_config *c)
     return json_pack(
         "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
         " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i, s:f, s:f,"
-        " s:s?}",
+        " s:s?, s:i}",
         "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
         c->ann_from, "arch", c->arch,
         "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
@@ -53,7 +55,7 @@ json_t *fit_config_json(const fit_config *c)
         "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
         "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
         c->recalibrate, "epochs_t0", c->epochs_t0, "distill", c->distill, "distill_temp",
-        c->distill_temp, "snn_from", c->snn_from);
+        c->distill_temp, "snn_from", c->snn_from, "finetune_bn", c->finetune_bn);
 }
 
 typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE, STAGE_START } stage_kind;
@@ -73,6 +75,7 @@ typedef struct {
     double stage_seconds;       /* time spent in the current stage so far */
     os_dataset *ds;
     os_imageset train, val;
+    os_imageset calib; /* calib_images training images spread over all classes */
     os_aug_config aug_train, aug_eval;
     int classes;
     json_t *layers, *history;
@@ -398,24 +401,47 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
     return st;
 }
 
+/* --finetune-bn: BatchNorm after every conv for the T = 1 fine-tune, folded away after it. */
+static bool bn_finetune(const fit_state *s)
+{
+    return s->c->finetune_bn && strcmp(s->stages[s->stage].name, "finetune") == 0;
+}
+
+static os_status swap_layers(fit_state *s, bool insert)
+{
+    json_t *next = NULL;
+    os_status st;
+    if (insert) {
+        st = os_insert_batchnorm(s->layers, 3, s->c->input, s->c->input, s->classes, s->params,
+                                 &s->calib, &s->aug_eval, CALIB_BATCH, &next);
+    } else {
+        st = os_fold_batchnorm(s->layers, s->params, &next);
+    }
+    if (st)
+        return st;
+    json_decref(s->layers);
+    s->layers = next;
+    return OS_OK;
+}
+
 static os_status run_train_stage(fit_state *s)
 {
     const fit_config *c = s->c;
     const stage *S = &s->stages[s->stage];
     os_tnet *t = NULL;
-    os_status st = os_tnet_create(s->layers, 3, c->input, c->input, s->classes, s->params, c->batch,
+    os_status st = OS_OK;
+    if (s->epoch == 0 && bn_finetune(s) && (st = swap_layers(s, true)))
+        return st;
+    st = os_tnet_create(s->layers, 3, c->input, c->input, s->classes, s->params, c->batch,
                                   S->T, &t);
     if (st)
         return st;
     if (s->epoch == 0) {
         os_params_reset_state(s->params);
         if (S->prev_T && c->recalibrate) {
-            os_imageset calib = s->train;
-            if ((size_t)c->calib_images < calib.n)
-                calib.n = (size_t)c->calib_images;
             st = os_recalibrate_thresholds(s->layers, 3, c->input, c->input, s->classes,
-                                           s->params, &calib, &s->aug_eval, S->prev_T, S->T,
-                                           c->batch);
+                                           s->params, &s->calib, &s->aug_eval, S->prev_T, S->T,
+                                           CALIB_BATCH);
             if (st) {
                 os_tnet_destroy(t);
                 return st;
@@ -479,6 +505,8 @@ static os_status run_train_stage(fit_state *s)
     }
     os_tnet_destroy(t);
     teacher_free(&tc);
+    if (!st && bn_finetune(s))
+        st = swap_layers(s, false);
     if (st)
         return st;
     return record_stage(s, S->T, S->epochs ? &es : NULL, s->stage == s->n_stages - 1);
@@ -552,10 +580,7 @@ static os_status run_convert_stage(fit_state *s)
     os_status st = os_fold_batchnorm(s->layers, s->params, &folded);
     if (st)
         return st;
-    os_imageset calib = s->train;
-    if ((size_t)c->calib_images < calib.n)
-        calib.n = (size_t)c->calib_images;
-    st = os_convert_to_snn(folded, 3, c->input, c->input, s->classes, s->params, &calib,
+    st = os_convert_to_snn(folded, 3, c->input, c->input, s->classes, s->params, &s->calib,
                            &s->aug_eval, c->percentile, c->convert_shift, c->t0, c->batch, &snn);
     json_decref(folded);
     if (st)
@@ -611,6 +636,10 @@ static os_status load_data(fit_state *s)
                               &s->val, &failed_va);
     free(tr), free(va);
     if (st)
+        return st;
+    /* The training set is ordered by class: calibrate on images of every class, not the first
+     * few classes (the first calib_images images). */
+    if ((st = os_imageset_spread(&s->train, (size_t)c->calib_images, &s->calib)))
         return st;
     if (failed_tr + failed_va)
         fprintf(stderr, "onespike-train fit: %zu image(s) could not be decoded and were skipped\n",
@@ -778,6 +807,7 @@ out:
     os_params_destroy(s.params);
     os_imageset_free(&s.train);
     os_imageset_free(&s.val);
+    os_imageset_free(&s.calib);
     os_dataset_destroy(s.ds);
     return st;
 }

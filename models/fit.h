@@ -20,7 +20,7 @@ typedef struct {
     double width_mult;
     int input, units, unit_at, t0;
     int epochs_ann, epochs_snn, epochs_t0, epochs_finetune, warmup_epochs;
-    int batch, threads, calib_images, recalibrate;
+    int batch, threads, calib_images, recalibrate, finetune_bn;
     double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
     double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
     uint64_t seed;

@@ -193,6 +193,106 @@ static void test_fold_batchnorm_is_exact(void **state)
     os_arch_destroy(a);
 }
 
+/* A BN-free ResNet with biases that matter, its logits on s, and the same with BN inserted. */
+static os_params *bn_free_net(os_arch **a, const os_imageset *s, float *want)
+{
+    os_arch_opts o = {.name = "resnet20", .width_mult = 0.5, .input = SIDE, .classes = CLASSES,
+                      .seed = 9};
+    assert_int_equal(os_arch_build(&o, a), OS_OK);
+    os_params *p = params_of(*a);
+    for (int i = 0; i < os_params_count(p); i++) {
+        os_param *q = os_params_at(p, i);
+        uint32_t seed = (uint32_t)i + 11;
+        if (strstr(q->view.name, ".bias"))
+            for (size_t j = 0; j < q->view.count; j++)
+                q->data[j] = 0.3f * tu_rand(&seed);
+    }
+    os_tnet *t;
+    assert_int_equal(os_tnet_create(os_arch_layers(*a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_tnet_forward(t, s->pix, NIMG, false, want);
+    os_tnet_destroy(t);
+    return p;
+}
+
+static double max_diff(const float *want, const float *got)
+{
+    double d = 0;
+    for (int i = 0; i < NIMG * CLASSES; i++)
+        d = fmax(d, fabs(want[i] - got[i]) / fmax(1, fabs(want[i])));
+    return d;
+}
+
+/* BatchNorm inserted for training leaves the net's function unchanged: in training mode on its
+ * calibration images, with running statistics, and folded away again. */
+static void test_insert_batchnorm_is_identity(void **state)
+{
+    (void)state;
+    os_imageset s;
+    random_images(&s, 5);
+    os_aug_config aug = {.augment = false, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+    for (int mode = 0; mode < 3; mode++) { /* running statistics, batch statistics, folded */
+        os_arch *a;
+        float want[NIMG * CLASSES], got[NIMG * CLASSES];
+        os_params *p = bn_free_net(&a, &s, want);
+        json_t *withbn, *folded = NULL;
+        assert_int_equal(os_insert_batchnorm(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, &s,
+                                             &aug, NIMG, &withbn), OS_OK);
+        int convs = 0, bns = 0;
+        size_t k;
+        json_t *l;
+        json_array_foreach(withbn, k, l) {
+            const char *op = json_string_value(json_object_get(l, "op"));
+            convs += strcmp(op, "conv") == 0;
+            bns += strcmp(op, "bn") == 0;
+            if (strcmp(op, "bn") == 0) { /* right after its conv */
+                json_t *prev = json_array_get(withbn, k - 1);
+                assert_string_equal(json_string_value(json_object_get(prev, "op")), "conv");
+            }
+        }
+        assert_true(convs > 10);
+        assert_int_equal(bns, convs);
+        if (mode == 2) {
+            assert_int_equal(os_fold_batchnorm(withbn, p, &folded), OS_OK);
+            assert_true(json_equal(folded, os_arch_layers(a)));
+        }
+        os_tnet *t;
+        assert_int_equal(os_tnet_create(folded ? folded : withbn, 3, SIDE, SIDE, CLASSES, p,
+                                        NIMG, 1, &t), OS_OK);
+        os_tnet_forward(t, s.pix, NIMG, mode == 1, got);
+        os_tnet_destroy(t);
+        double d = max_diff(want, got);
+        printf("inserted BN (%s): max relative |logit diff| = %g\n",
+               mode == 0 ? "running statistics" : mode == 1 ? "batch statistics" : "folded", d);
+        assert_true(d < 1e-4);
+        json_decref(withbn);
+        json_decref(folded);
+        os_params_destroy(p);
+        os_arch_destroy(a);
+    }
+    os_imageset_free(&s);
+}
+
+/* Calibration sets come from every part of a class-ordered set. */
+static void test_imageset_spread(void **state)
+{
+    (void)state;
+    os_imageset s, c;
+    random_images(&s, 8);
+    assert_int_equal(os_imageset_spread(&s, 3, &c), OS_OK);
+    assert_int_equal(c.n, 3);
+    static const size_t pick[3] = {0, 2, 4};
+    size_t per = (size_t)3 * SIDE * SIDE;
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(c.labels[k], s.labels[pick[k]]);
+        assert_memory_equal(c.pix + k * per, s.pix + pick[k] * per, per * sizeof(float));
+    }
+    os_imageset_free(&c);
+    assert_int_equal(os_imageset_spread(&s, 100, &c), OS_OK); /* more than there are: all */
+    assert_int_equal(c.n, NIMG);
+    os_imageset_free(&c);
+    os_imageset_free(&s);
+}
+
 /* Converted with the 100th percentile (no clipping), the SNN's logits averaged over many steps
  * approach the ANN's: rates carry the activations, across residual adds and pooling. */
 static void test_conversion_rates_match_ann(void **state)
@@ -275,6 +375,8 @@ int main(void)
         cmocka_unit_test(test_tnet_matches_session),
         cmocka_unit_test(test_remove_units_gives_baseline),
         cmocka_unit_test(test_fold_batchnorm_is_exact),
+        cmocka_unit_test(test_insert_batchnorm_is_identity),
+        cmocka_unit_test(test_imageset_spread),
         cmocka_unit_test(test_conversion_rates_match_ann),
         cmocka_unit_test(test_percentile),
     };
