@@ -515,11 +515,24 @@ float os_distill_kl(const float *student, const float *teacher, int n, int k, fl
  * scratch argument, one pass over each time step's arrays, and a vectorisable inner loop. */
 #define LIF_BLOCK 256
 
+static float surrogate_gamma = OS_SURROGATE_GAMMA;
+
+void os_set_surrogate_gamma(float gamma)
+{
+    if (gamma > 0.0f && gamma <= 16.0f)
+        surrogate_gamma = gamma;
+}
+
+float os_surrogate_gamma(void)
+{
+    return surrogate_gamma;
+}
+
 /* The integral of the surrogate, S(x) = int_{-inf}^{x} gamma * max(0, 1 - |t|) dt: 0 below -1,
  * a quadratic up to gamma/2 at 0, a quadratic up to gamma at 1, gamma above. */
 static float lif_soft_spike(float x)
 {
-    const float g = OS_SURROGATE_GAMMA;
+    const float g = surrogate_gamma;
     if (x < -1.0f)
         return 0.0f;
     if (x < 0.0f) {
@@ -584,7 +597,7 @@ void os_lif_backward_seq(const float *const *u, const float *const *s, const flo
 {
     assert(T >= 1 && u != NULL && s != NULL && ds != NULL && din != NULL);
     assert(dthr != NULL && dleak != NULL && thr > 0.0f);
-    const float slope = OS_SURROGATE_GAMMA / thr; /* dS/du at the threshold */
+    const float slope = surrogate_gamma / thr; /* dS/du at the threshold */
     static const float zeros[LIF_BLOCK];          /* v[-1] = u[-1] - thr * s[-1] = 0 */
     float gv[LIF_BLOCK], athr[LIF_BLOCK], aleak[LIF_BLOCK];
     double sum_thr = 0.0, sum_leak = 0.0;

@@ -14,8 +14,12 @@
 
 #include "layers.h"
 
-/* DESIGN section 2: piecewise-linear surrogate dS/dx = gamma * max(0, 1 - |x|), x = u/theta - 1. */
+/* DESIGN section 2: piecewise-linear surrogate dS/dx = gamma * max(0, 1 - |x|), x = u/theta - 1.
+ * gamma is process-wide (training runs one network at a time): OS_SURROGATE_GAMMA (DIET-SNN's
+ * dampening factor) unless set; os_set_surrogate_gamma accepts (0, 16]. */
 #define OS_SURROGATE_GAMMA 0.3f
+void os_set_surrogate_gamma(float gamma);
+float os_surrogate_gamma(void);
 
 /* ---- convolution (one image; loop over the batch) ---- */
 

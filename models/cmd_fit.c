@@ -58,6 +58,7 @@ static void help(const fit_config *d)
            "  --calib-images N      training images used for that calibration (default %d)\n"
            "  --convert-shift S     bias += S*threshold/T0 at conversion (0.5 rounds rates; default %g)\n"
            "  --recalibrate 0|1     at each T -> T-1 step, reset thresholds to keep spike rates (default %d)\n"
+           "  --surrogate-gamma G   height of the spike's surrogate derivative, SNN stages (default %g)\n"
            "  --finetune-bn 0|1     BatchNorm after every conv during the T = 1 fine-tune, initialised\n"
            "                        to leave the net unchanged and folded away after it (default %d)\n"
            "  --distill A           SNN stages learn from the trained ANN's logits too: loss =\n"
@@ -74,7 +75,7 @@ static void help(const fit_config *d)
            d->units, d->unit_at, d->t0, d->epochs_ann, d->epochs_snn, d->epochs_t0, d->epochs_finetune,
            d->warmup_epochs, d->batch, d->optimizer, d->lr_ann, d->lr_snn, d->lr_finetune,
            d->lif_lr_scale, d->weight_decay, d->label_smoothing, d->percentile, d->calib_images,
-           d->convert_shift, d->recalibrate, d->finetune_bn, d->distill, d->distill_temp,
+           d->convert_shift, d->recalibrate, d->surrogate_gamma, d->finetune_bn, d->distill, d->distill_temp,
            d->crop_min_area, d->jitter);
 }
 
@@ -96,7 +97,7 @@ enum {
     O_DATA = 1000, O_OUT, O_WORKDIR, O_RESUME, O_VALF, O_TRAINL, O_VALL, O_SEED, O_ARCH, O_WIDTH,
     O_INPUT, O_UNITS, O_UNITAT, O_NAME, O_T0, O_EANN, O_ESNN, O_EFT, O_WARM, O_BATCH, O_OPT,
     O_LRANN, O_LRSNN, O_LRFT, O_LIFLR, O_WD, O_LS, O_PCT, O_CALIB, O_CROP, O_JIT, O_THREADS,
-    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM, O_ET0, O_KD, O_KDT, O_SNNFROM, O_FTBN
+    O_QUIET, O_HELP, O_SHIFT, O_RECAL, O_ANNFROM, O_ET0, O_KD, O_KDT, O_SNNFROM, O_FTBN, O_SGAMMA
 };
 
 static const char *opt_name(const struct option *opts, int val)
@@ -125,6 +126,7 @@ int cmd_fit(int argc, char **argv)
         {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, O_HELP}, {"convert-shift", 1, 0, O_SHIFT},
         {"recalibrate", 1, 0, O_RECAL}, {"ann-from", 1, 0, O_ANNFROM},
         {"snn-from", 1, 0, O_SNNFROM}, {"finetune-bn", 1, 0, O_FTBN},
+        {"surrogate-gamma", 1, 0, O_SGAMMA},
         {"epochs-t0", 1, 0, O_ET0}, {"distill", 1, 0, O_KD}, {"distill-temp", 1, 0, O_KDT}, {0}};
     fit_config c, d;
     fit_defaults(&c);
@@ -197,6 +199,7 @@ int cmd_fit(int argc, char **argv)
         case O_ANNFROM: c.ann_from = optarg; break;
         case O_SNNFROM: c.snn_from = optarg; break;
         case O_FTBN: INT_OPT(finetune_bn, 0, 1); break;
+        case O_SGAMMA: DBL_OPT(surrogate_gamma, 0.01, 16); break;
         case O_ET0: INT_OPT(epochs_t0, 0, 10000); break;
         case O_KD: DBL_OPT(distill, 0, 1); break;
         case O_KDT: DBL_OPT(distill_temp, 0.1, 100); break;

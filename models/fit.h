@@ -23,6 +23,7 @@ typedef struct {
     int batch, threads, calib_images, recalibrate, finetune_bn;
     double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
     double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
+    double surrogate_gamma;
     uint64_t seed;
     char *command; /* the exact command line, for the report */
 } fit_config;

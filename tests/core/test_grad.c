@@ -713,6 +713,13 @@ static void test_lif_soft_grad(void **state)
     /* u0 in [2.2, 3) thr; v0 = u0 - 0.3 thr; 0.8 v0 in [1.5, 2.2) thr; u1 = that + in1 */
     const float sat_lo[LIF_T] = {2.2f, -1.6f, -0.2f}, sat_hi[LIF_T] = {3.0f, -0.2f, 1.2f};
     check_lif_soft("saturated t=0", sat_lo, sat_hi, 0x0badcafeu);
+    /* --surrogate-gamma: the backward follows the set height (soft forward uses it too). */
+    os_set_surrogate_gamma(1.0f);
+    assert_float_equal(os_surrogate_gamma(), 1.0f, 0);
+    check_lif_soft("mixed, gamma 1", mixed_lo, mixed_hi, 0xfeedf00du);
+    os_set_surrogate_gamma(-1.0f); /* out of range: ignored */
+    assert_float_equal(os_surrogate_gamma(), 1.0f, 0);
+    os_set_surrogate_gamma(OS_SURROGATE_GAMMA);
 }
 
 /* Hard mode is T calls of os_lif_step, bit for bit: spikes, and the membrane before and after
