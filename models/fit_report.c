@@ -147,8 +147,12 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
         fprintf(f, "# Training report: %s\n\n", c->out);
         fprintf(f, "- command: `%s`\n- seed: %llu\n- data: `%s` (%d classes; validation: %zu images)\n",
                 c->command, (unsigned long long)c->seed, c->data, os_dataset_classes(ds), val->n);
-        fprintf(f, "- architecture: %s, width x%.3g, input %dx%d, Units: %d at stage %d, T0 = %d\n",
-                c->arch, c->width_mult, c->input, c->input, c->units, c->unit_at, c->t0);
+        if (c->snn_from)
+            fprintf(f, "- continued from `%s` (its architecture), input %dx%d: T = 1 fine-tune only\n",
+                    c->snn_from, c->input, c->input);
+        else
+            fprintf(f, "- architecture: %s, width x%.3g, input %dx%d, Units: %d at stage %d, T0 = %d\n",
+                    c->arch, c->width_mult, c->input, c->input, c->units, c->unit_at, c->t0);
         fprintf(f, "- deployed: %d time step(s), %zu parameters, sha256 %s\n",
                 os_model_timesteps(m), os_net_params(os_model_net(m)), os_model_sha256(m));
         fprintf(f, "- total training time: %.0f s (%.1f min)\n\n", seconds, seconds / 60);
