@@ -38,9 +38,9 @@ int os_arch_stages(const char *name)
 {
     if (!strcmp(name, "vgg11") || !strcmp(name, "vgg16"))
         return 5;
-    if (!strcmp(name, "resnet18"))
+    if (!strcmp(name, "resnet18") || !strcmp(name, "msresnet18"))
         return 4;
-    if (!strcmp(name, "resnet20"))
+    if (!strcmp(name, "resnet20") || !strcmp(name, "msresnet20"))
         return 3;
     return 0;
 }
@@ -260,27 +260,66 @@ static void basic_block(os_arch *a, const char *base, int in, int out, int strid
     act(a, n, NULL, unit);
 }
 
-static void build_resnet(os_arch *a, const int *widths, const int *blocks, int stages)
+/* conv-BN reading `from`; a->prev is the BN (or the conv without BN). */
+static void conv_bn(os_arch *a, const char *base, const char *from, int in, int out, int k,
+                    int stride, int unit)
+{
+    char n[OS_NET_NAME_MAX];
+    join(a, n, base, ".conv");
+    conv(a, n, from, in, out, k, stride, unit);
+    join(a, n, base, ".bn");
+    bn(a, n, out, unit);
+}
+
+/* Membrane-shortcut block: x + BN(conv(act(BN(conv(act(x)))))); see arch.h. */
+static void ms_block(os_arch *a, const char *base, int in, int out, int stride, int unit)
+{
+    char n[OS_NET_NAME_MAX], x[OS_NET_NAME_MAX], s[OS_NET_NAME_MAX], body[OS_NET_NAME_MAX];
+    char sc[OS_NET_NAME_MAX];
+    snprintf(x, sizeof x, "%s", a->prev);
+    join(a, s, base, ".act");
+    act(a, s, x, unit);
+    join(a, n, base, ".1");
+    conv_bn(a, n, s, in, out, 3, stride, unit);
+    join(a, n, base, ".1.act");
+    act(a, n, NULL, unit);
+    join(a, n, base, ".2");
+    conv_bn(a, n, a->prev, out, out, 3, 1, unit);
+    snprintf(body, sizeof body, "%s", a->prev);
+    snprintf(sc, sizeof sc, "%s", x);
+    if (stride != 1 || in != out) {
+        join(a, n, base, ".short");
+        conv_bn(a, n, s, in, out, 1, stride, unit);
+        snprintf(sc, sizeof sc, "%s", a->prev);
+    }
+    join(a, n, base, ".add");
+    json_t *l = layer(a, n, "add", NULL, unit);
+    json_object_set_new(l, "from", json_pack("[s, s]", body, sc));
+}
+
+static void build_resnet(os_arch *a, const int *widths, const int *blocks, int stages, bool ms)
 {
     bool large = stages == 4 && a->o.input >= ARCH_LARGE_INPUT;
     int in = channels(a, widths[0]);
     char n[OS_NET_NAME_MAX];
+    void (*block)(os_arch *, const char *, int, int, int, int) = ms ? ms_block : basic_block;
     conv(a, "stem.conv", "input", 3, in, 3, large ? 2 : 1, 0);
     bn(a, "stem.bn", in, 0);
-    act(a, "stem.act", NULL, 0);
+    if (!ms)
+        act(a, "stem.act", NULL, 0);
     if (large)
         pool(a, "stem.pool", "maxpool", ARCH_POOL);
     for (int s = 0; s < stages; s++) {
         int out = channels(a, widths[s]);
         for (int b = 0; b < blocks[s]; b++) {
             snprintf(n, sizeof n, "s%d.b%d", s + 1, b);
-            basic_block(a, n, in, out, b == 0 && s > 0 ? 2 : 1, 0);
+            block(a, n, in, out, b == 0 && s > 0 ? 2 : 1, 0);
             in = out;
         }
         if (s + 1 == a->o.unit_at)
             for (int u = 1; u <= a->o.units; u++) {
                 snprintf(n, sizeof n, "s%d.unit%d", s + 1, u);
-                basic_block(a, n, in, in, 1, u);
+                block(a, n, in, in, 1, u);
             }
     }
     layer(a, "gap", "gap", NULL, 0);
@@ -292,7 +331,7 @@ os_status os_arch_build(const os_arch_opts *o, os_arch **out)
     *out = NULL;
     int stages = os_arch_stages(o->name ? o->name : "");
     if (!stages)
-        return os_fail(OS_EINVAL, "unknown architecture \"%s\" (vgg11, vgg16, resnet18, resnet20)",
+        return os_fail(OS_EINVAL, "unknown architecture \"%s\" (vgg11, vgg16, resnet18, resnet20, msresnet18, msresnet20)",
                        o->name ? o->name : "");
     if (!(o->width_mult > 0) || o->input < 8 || o->classes < 1 || o->units < 0)
         return os_fail(OS_EINVAL, "architecture %s: width %g, input %d, classes %d, units %d out of range",
@@ -313,10 +352,11 @@ os_status os_arch_build(const os_arch_opts *o, os_arch **out)
         build_vgg(a, vgg11);
     else if (!strcmp(o->name, "vgg16"))
         build_vgg(a, vgg16);
-    else if (!strcmp(o->name, "resnet18"))
-        build_resnet(a, (const int[]){64, 128, 256, 512}, (const int[]){2, 2, 2, 2}, 4);
+    else if (strstr(o->name, "resnet18"))
+        build_resnet(a, (const int[]){64, 128, 256, 512}, (const int[]){2, 2, 2, 2}, 4,
+                     o->name[0] == 'm');
     else
-        build_resnet(a, (const int[]){16, 32, 64}, (const int[]){3, 3, 3}, 3);
+        build_resnet(a, (const int[]){16, 32, 64}, (const int[]){3, 3, 3}, 3, o->name[0] == 'm');
     if (a->err) {
         os_status st = a->err;
         os_arch_destroy(a);

@@ -10,6 +10,13 @@
  *                  stages of 2 basic blocks (64,128,256,512 channels x width), GAP, linear.
  *   resnet20       CIFAR layout: stem, three stages of 3 basic blocks (16,32,64 x width).
  *                  A ResNet Unit is one more identity basic block at the end of stage AS.
+ *   msresnet18, msresnet20   the same stages with membrane shortcuts (ours, after MS-ResNet,
+ *                  Hu et al.): the residual stream carries real values (the ANN's pre-
+ *                  activation, an SNN's membrane currents) and each block reads it through
+ *                  an activation: x + BN(conv(act(BN(conv(act(x)))))), the projection
+ *                  shortcut BN(conv1x1(act(x))) reading the same spikes; the stem is conv-BN
+ *                  (+ max pool) without activation and the net ends GAP(stream), linear. Every
+ *                  conv after the stem reads spikes, none reads a sum of spikes.
  *
  * Units keep channel count and spatial size, so removing them leaves a valid network with
  * exactly the baseline topology. Activations are ReLU (ANN) or LIF (SNN).
@@ -27,7 +34,7 @@
 #include "status.h"
 
 typedef struct {
-    const char *name;     /* vgg11, vgg16, resnet18, resnet20 */
+    const char *name;     /* vgg11, vgg16, resnet18, resnet20, msresnet18, msresnet20 */
     double width_mult;    /* channel multiplier, > 0 (channels rounded, at least 4) */
     int input;            /* square input side in pixels */
     int classes;

@@ -157,8 +157,8 @@ static void test_plan_of_recipes(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    const char *archs[] = {"resnet18", "resnet20", "vgg11", "vgg16"};
-    for (size_t k = 0; k < 4; k++) {
+    const char *archs[] = {"resnet18", "resnet20", "vgg11", "vgg16", "msresnet18", "msresnet20"};
+    for (size_t k = 0; k < sizeof archs / sizeof *archs; k++) {
         os_model *m = build(archs[k], 1, dir);
         const os_net *net = os_model_net(m);
         const os_spike_plan *p = os_model_spike_plan(m);
@@ -255,8 +255,8 @@ static void test_session_fast_equals_dense(void **state)
     size_t len;
     unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
     assert_non_null(jpeg);
-    const char *archs[] = {"resnet18", "vgg11"};
-    for (size_t k = 0; k < 2; k++) {
+    const char *archs[] = {"resnet18", "vgg11", "msresnet20"};
+    for (size_t k = 0; k < sizeof archs / sizeof *archs; k++) {
         os_model *m = build(archs[k], 1, dir);
         for (int T = 1; T <= 3; T += 2) {
             os_session *fast, *dense;

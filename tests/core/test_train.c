@@ -116,7 +116,7 @@ static void test_remove_units_gives_baseline(void **state)
         const char *arch;
         int at, units;
     } cases[] = {{"vgg11", 2, 2}, {"vgg16", 4, 1}, {"resnet20", 1, 1}, {"resnet20", 3, 2},
-                 {"resnet18", 2, 3}};
+                 {"resnet18", 2, 3}, {"msresnet20", 2, 1}, {"msresnet18", 4, 2}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         os_arch_opts base = {.name = cases[i].arch, .width_mult = 0.125, .input = 32,
                              .classes = CLASSES, .spiking = true, .threshold = 1, .leak = 1,
@@ -298,8 +298,8 @@ static void test_imageset_spread(void **state)
 static void test_conversion_rates_match_ann(void **state)
 {
     (void)state;
-    static const char *const archs[] = {"resnet20", "vgg11"};
-    for (int ai = 0; ai < 2; ai++) {
+    static const char *const archs[] = {"resnet20", "vgg11", "msresnet20"};
+    for (int ai = 0; ai < 3; ai++) {
         os_arch_opts o = {.name = archs[ai], .width_mult = 0.25, .input = SIDE,
                           .classes = CLASSES, .seed = 7};
         os_arch *a;
