@@ -38,7 +38,7 @@ ARG RUN_TESTS=1
 RUN if [ "$RUN_TESTS" = 1 ]; then \
         OPENBLAS_NUM_THREADS=1 meson test -C /build --print-errorlogs --num-processes 2; \
     else echo "tests skipped (RUN_TESTS=$RUN_TESTS)"; fi
-ARG MODEL=models/ucm-resnet18-t1.safetensors
+ARG MODEL=models/ucm-msresnet18-t1.safetensors
 COPY ${MODEL} /out/models/ucm.safetensors
 # A damaged or foreign model file fails the build here, not the first pod.
 RUN /build/models/onespike-train inspect /out/models/ucm.safetensors \

@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--svg", required=True)
     ap.add_argument("--note", default="")
     ap.add_argument("--load-before", default="?")
-    ap.add_argument("--model", default="models/ucm-resnet18-t1.safetensors")
+    ap.add_argument("--model", default="models/ucm-msresnet18-t1.safetensors")
     a = ap.parse_args()
     D = a.dir
     with open(os.path.join(D, "dump.json")) as f:

@@ -9,7 +9,7 @@
 # --quick: few iterations (a smoke run: numbers are noisy; results go to <date>.quick.md/.svg).
 # Env: BENCH_ITERS (timed calls per configuration; default 300, quick 30), BENCH_WARMUP (20 / 5),
 # BENCH_SERVE_SECS (wrk seconds per connection level; 10 / 2), BENCH_BUILD (build-release),
-# BENCH_MODEL (models/ucm-resnet18-t1.safetensors), BENCH_DATA (../shared/data/ucmerced),
+# BENCH_MODEL (models/ucm-msresnet18-t1.safetensors), BENCH_DATA (../shared/data/ucmerced),
 # BENCH_KEEP=1 keeps the run folder (input tensors, ONNX file, logits, raw JSON) and names it.
 #
 # Steps: install missing peers (apt: python3-onnx python3-torch nodejs npm wrk; npm:
@@ -33,7 +33,7 @@ ITERS=${BENCH_ITERS:-$D_ITERS}
 WARMUP=${BENCH_WARMUP:-$D_WARMUP}
 SECS=${BENCH_SERVE_SECS:-$D_SECS}
 B=${BENCH_BUILD:-build-release}
-MODEL=${BENCH_MODEL:-models/ucm-resnet18-t1.safetensors}
+MODEL=${BENCH_MODEL:-models/ucm-msresnet18-t1.safetensors}
 DATA=${BENCH_DATA:-../shared/data/ucmerced}
 N_IMAGES=50
 PY=/usr/bin/python3 # Debian's: python3-onnx and python3-torch live there, not in a pyenv

@@ -9,7 +9,7 @@
 # env: WORK (podman storage, base tarball; default /var/tmp/onespike-ctr), IMAGE (default
 #      localhost/onespike-serve:ci), BUILD (host build dir for the reference answer; default
 #      build-test), MODEL (model file to put in the image; default
-#      models/ucm-resnet18-t1.safetensors, else an untrained stand-in, see below),
+#      models/ucm-msresnet18-t1.safetensors, else an untrained stand-in, see below),
 #      STORAGE_DRIVER, BUILD_ISOLATION, KEEP_IMAGE=0 (remove the image afterwards)
 #
 # What is checked:
@@ -29,7 +29,7 @@ ROOT=$PWD
 WORK=${WORK:-/var/tmp/onespike-ctr}
 IMAGE=${IMAGE:-localhost/onespike-serve:ci}
 BUILD=${BUILD:-build-test}
-SHIPPED=models/ucm-resnet18-t1.safetensors
+SHIPPED=models/ucm-msresnet18-t1.safetensors
 FIXTURE=tests/fixtures/ucm_beach00.jpg
 T0=$(date +%s)
 log() { echo "[container-test $(($(date +%s) - T0))s] $*"; }

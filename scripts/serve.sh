@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 [ -d build-release ] || meson setup build-release -Dtests=false >/dev/null
 meson compile -C build-release >/dev/null
-SHIPPED=models/ucm-resnet18-t1.safetensors
+SHIPPED=models/ucm-msresnet18-t1.safetensors
 model=${MODEL:-$SHIPPED}
 if [ -z "$model" ] || [ ! -f "$model" ]; then
     echo "no model to serve: set MODEL=path/to/model.safetensors, or train one with" >&2

@@ -1,7 +1,7 @@
 """A onespike model file as a PyTorch (1.13) nn.Module: the same network and weights at T = 1.
 
     from onespike_torch import OneSpikeNet, load_scripted
-    net = OneSpikeNet.from_file("models/ucm-resnet18-t1.safetensors").eval()
+    net = OneSpikeNet.from_file("models/ucm-msresnet18-t1.safetensors").eval()
     logits = net(x)                       # x: [N, C, H, W] float32, normalised CHW
     ts = load_scripted(path, example)     # TorchScript: torch.jit.trace + torch.jit.freeze
 
