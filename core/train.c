@@ -390,6 +390,14 @@ static os_status insert_bn_after(json_t *L, size_t i, os_params *p)
     return OS_OK;
 }
 
+static const os_layer *net_layer_named(const os_net *net, const char *name)
+{
+    for (int i = 0; i < os_net_count(net); i++)
+        if (strcmp(os_net_layer(net, i)->name, name) == 0)
+            return os_net_layer(net, i);
+    return NULL;
+}
+
 os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w, int classes,
                               os_params *p, const os_imageset *calib, const os_aug_config *aug,
                               int batch, json_t **out)
@@ -425,13 +433,13 @@ os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w
             continue;
         os_param *g = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
         os_param *m = field_param(p, l, "mean"), *v = field_param(p, l, "var");
+        const os_layer *bl = net_layer_named(os_tnet_net(t), lname(l));
         size_t c = g->view.count;
         memset(m->data, 0, c * sizeof *m->data);
         memset(v->data, 0, c * sizeof *v->data);
         os_tnet_forward(t, x, n, true, logits);
         /* The running variance is unbiased (m/(m-1)); training mode divides by the biased one,
          * which both keep here so that either mode reproduces the conv on these images. */
-        const os_layer *bl = os_net_layer(os_tnet_net(t), (int)i);
         double cnt = (double)n * bl->h * bl->w, biased = cnt > 1 ? (cnt - 1) / cnt : 1;
         for (size_t k = 0; k < c; k++) {
             m->data[k] /= OS_BN_MOMENTUM;
@@ -446,7 +454,7 @@ os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w
             continue;
         os_param *g = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
         os_param *m = field_param(p, l, "mean"), *v = field_param(p, l, "var");
-        const os_layer *bl = os_net_layer(os_tnet_net(t), (int)i);
+        const os_layer *bl = net_layer_named(os_tnet_net(t), lname(l));
         for (size_t k = 0; k < g->view.count; k++) {
             m->data[k] = b->data[k];
             v->data[k] = fmaxf(g->data[k] * g->data[k] - bl->eps, 0.0f);

@@ -35,7 +35,8 @@ void fit_defaults(fit_config *c)
         .lr_ann = 2e-3, .lr_snn = 5e-4, .lr_finetune = 1e-3, .weight_decay = 0.05,
         .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
         .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
-        .recalibrate = 1, .finetune_bn = 0, .surrogate_gamma = OS_SURROGATE_GAMMA, .epochs_t0 = 8, .distill = 0.5, .distill_temp = 4,
+        .recalibrate = 1, .finetune_bn = 0, .surrogate_gamma = OS_SURROGATE_GAMMA, .epochs_t0 = 8,
+        .distill = 0.5, .distill_temp = 4,
     };
 }
 
@@ -56,7 +57,8 @@ json_t *fit_config_json(const fit_config *c)
         "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
         "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
         c->recalibrate, "epochs_t0", c->epochs_t0, "distill", c->distill, "distill_temp",
-        c->distill_temp, "snn_from", c->snn_from, "finetune_bn", c->finetune_bn, "surrogate_gamma", c->surrogate_gamma);
+        c->distill_temp, "snn_from", c->snn_from, "finetune_bn", c->finetune_bn,
+        "surrogate_gamma", c->surrogate_gamma);
 }
 
 typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE, STAGE_START } stage_kind;
