@@ -282,6 +282,20 @@ static void drop_layer_params(os_params *p, const json_t *l)
     os_params_remove(p, name);
 }
 
+/* A 1-D tensor of c copies of value, added to p under name. */
+static os_status add_filled(os_params *p, const char *name, int c, float value)
+{
+    float *v = malloc((size_t)c * sizeof *v);
+    if (!v)
+        return os_fail(OS_ENOMEM, "no memory");
+    for (int k = 0; k < c; k++)
+        v[k] = value;
+    os_tensor_view tv = {.name = name, .ndim = 1, .shape = {c}, .data = v, .count = (size_t)c};
+    os_status st = os_params_add(p, &tv);
+    free(v);
+    return st;
+}
+
 os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out)
 {
     json_t *L = explicit_froms(layers);
@@ -314,11 +328,7 @@ os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out)
         if (!b) {
             char bname[OS_NET_NAME_MAX + 16];
             snprintf(bname, sizeof bname, "%s.bias", src);
-            float *zeros = calloc((size_t)outc, sizeof *zeros);
-            os_tensor_view tv = {.name = bname, .ndim = 1, .shape = {outc}, .data = zeros,
-                                 .count = (size_t)outc};
-            os_status st = zeros ? os_params_add(p, &tv) : os_fail(OS_ENOMEM, "no memory");
-            free(zeros);
+            os_status st = add_filled(p, bname, outc, 0.0f);
             if (st) {
                 json_decref(L);
                 return st;
@@ -339,19 +349,6 @@ os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out)
     compact_froms(L);
     *out = L;
     return OS_OK;
-}
-
-static os_status add_filled(os_params *p, const char *name, int c, float value)
-{
-    float *v = malloc((size_t)c * sizeof *v);
-    if (!v)
-        return os_fail(OS_ENOMEM, "no memory");
-    for (int k = 0; k < c; k++)
-        v[k] = value;
-    os_tensor_view tv = {.name = name, .ndim = 1, .shape = {c}, .data = v, .count = (size_t)c};
-    os_status st = os_params_add(p, &tv);
-    free(v);
-    return st;
 }
 
 /* Insert an identity-initialised BN after conv layer i of L (explicit froms); its tensors go
@@ -390,6 +387,17 @@ static os_status insert_bn_after(json_t *L, size_t i, os_params *p)
     return OS_OK;
 }
 
+/* n images spread evenly over calib (image k * calib->n / n), normalised by aug, into one
+ * malloc'd batch; NULL without memory. The calibration passes that take one batch use it. */
+static float *spread_batch(const os_imageset *calib, const os_aug_config *aug, int n)
+{
+    size_t per = (size_t)3 * calib->side * calib->side;
+    float *x = malloc((size_t)(n > 0 ? n : 1) * per * sizeof *x);
+    for (int k = 0; x && k < n; k++)
+        os_augment(calib, (size_t)k * calib->n / (size_t)n, aug, 0, x + (size_t)k * per);
+    return x;
+}
+
 static const os_layer *net_layer_named(const os_net *net, const char *name)
 {
     for (int i = 0; i < os_net_count(net); i++)
@@ -410,16 +418,13 @@ os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w
             st = insert_bn_after(L, i++, p); /* skip the BN just inserted */
     compact_froms(L);
     int n = (int)(calib->n < (size_t)batch ? calib->n : (size_t)batch);
-    size_t per = (size_t)in_c * in_h * in_w;
-    float *x = st ? NULL : malloc((size_t)(n ? n : 1) * per * sizeof *x);
+    float *x = st ? NULL : spread_batch(calib, aug, n);
     float *logits = st ? NULL : malloc((size_t)(n ? n : 1) * classes * sizeof *logits);
     os_tnet *t = NULL;
     if (!st && (!x || !logits))
         st = os_fail(OS_ENOMEM, "no memory for BatchNorm initialisation");
     if (!st && n == 0)
         st = os_fail(OS_EINVAL, "BatchNorm initialisation needs calibration images");
-    for (int k = 0; !st && k < n; k++)
-        os_augment(calib, (size_t)k * calib->n / (size_t)n, aug, 0, x + (size_t)k * per); /* spread */
     if (!st)
         st = os_tnet_create(L, in_c, in_h, in_w, classes, p, n, 1, &t);
     /* Layer by layer: with running statistics zeroed, one training-mode forward leaves
@@ -689,9 +694,8 @@ os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, in
                                     const os_aug_config *aug, int t_old, int t_new, int batch)
 {
     int n = (int)(calib->n < (size_t)batch ? calib->n : (size_t)batch);
-    size_t per = (size_t)3 * calib->side * calib->side;
-    float *x = malloc((size_t)n * per * sizeof *x);
-    float *logits = malloc((size_t)n * classes * sizeof *logits);
+    float *x = spread_batch(calib, aug, n);
+    float *logits = malloc((size_t)(n > 0 ? n : 1) * classes * sizeof *logits);
     os_tnet *told = NULL, *tnew = NULL;
     double *rate = NULL;
     os_status st = OS_OK;
@@ -699,8 +703,6 @@ os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, in
         st = os_fail(OS_ENOMEM, "no memory for recalibration");
         goto out;
     }
-    for (int k = 0; k < n; k++)
-        os_augment(calib, (size_t)k * calib->n / (size_t)n, aug, 0, x + (size_t)k * per); /* spread */
     if ((st = os_tnet_create(layers, in_c, in_h, in_w, classes, p, n, t_old, &told)))
         goto out;
     os_tnet_forward(told, x, n, false, logits);

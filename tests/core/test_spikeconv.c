@@ -143,6 +143,31 @@ static void test_hwc_kernels(void **state)
     assert_memory_equal(back, want, sizeof(float) * OC * ohw);
 }
 
+/* A model of the given layer list and tensors, written to dir/m.safetensors and loaded. */
+static os_model *from_layers(const char *layers, int side, const os_tensor_view *t, size_t n,
+                             const char *dir)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    json_t *doc = tu_doc(layers, side, side, 3, 1);
+    os_model *m = tu_write_load(path, doc, t, n);
+    json_decref(doc);
+    return m;
+}
+
+/* A fast-path and a dense-path session of m at T steps (spikes counted), both having
+ * classified the JPEG into pf / pd (classes floats each). */
+static void fast_and_dense(os_model *m, int T, const unsigned char *jpeg, size_t len,
+                           os_session **fast, os_session **dense, float *pf, float *pd)
+{
+    os_session_opts of = {.timesteps = T, .count_spikes = true};
+    os_session_opts od = {.timesteps = T, .count_spikes = true, .dense = true};
+    assert_int_equal(os_session_create(m, &of, fast), OS_OK);
+    assert_int_equal(os_session_create(m, &od, dense), OS_OK);
+    assert_int_equal(os_session_classify(*fast, jpeg, len, pf), OS_OK);
+    assert_int_equal(os_session_classify(*dense, jpeg, len, pd), OS_OK);
+}
+
 static os_model *build(const char *arch, int units, const char *dir)
 {
     os_arch_opts o = {.name = arch, .width_mult = 0.25, .input = 32, .classes = 7,
@@ -218,15 +243,12 @@ static void test_plan_incomplete(void **state)
         {"c2.w", 4, {4, 4, 3, 3}, w2, sizeof w2 / 4},
         {"fc.w", 2, {3, 4}, fc, sizeof fc / 4},
     };
-    char *dir = tu_tmpdir(), path[300];
-    snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    json_t *doc = tu_doc(layers, 8, 8, 3, 1);
-    os_model *m = tu_write_load(path, doc, t, 3);
+    char *dir = tu_tmpdir();
+    os_model *m = from_layers(layers, 8, t, 3, dir);
     assert_false(os_spike_plan_complete(os_model_spike_plan(m)));
     assert_false(os_spike_plan_binary(os_model_spike_plan(m), 1)); /* relu */
     assert_true(os_spike_plan_binary(os_model_spike_plan(m), 3));
     assert_int_equal(os_spike_plan_bytes(os_model_spike_plan(m)), 0); /* no unused copies */
-    json_decref(doc);
     os_model_destroy(m);
 
     /* pooling straight on the (planar) image: nothing else disqualifies this net */
@@ -237,10 +259,8 @@ static void test_plan_incomplete(void **state)
     static float fc3[3 * 3];
     tu_fill(fc3, 9, 4, 0.5f);
     const os_tensor_view t3[] = {{"fc3.w", 2, {3, 3}, fc3, 9}};
-    doc = tu_doc(on_image, 8, 8, 3, 1);
-    m = tu_write_load(path, doc, t3, 1);
+    m = from_layers(on_image, 8, t3, 1, dir);
     assert_false(os_spike_plan_complete(os_model_spike_plan(m)));
-    json_decref(doc);
     os_model_destroy(m);
     tu_rmdir(dir);
 }
@@ -260,13 +280,8 @@ static void test_session_fast_equals_dense(void **state)
         os_model *m = build(archs[k], 1, dir);
         for (int T = 1; T <= 3; T += 2) {
             os_session *fast, *dense;
-            os_session_opts of = {.timesteps = T, .count_spikes = true};
-            os_session_opts od = {.timesteps = T, .count_spikes = true, .dense = true};
-            assert_int_equal(os_session_create(m, &of, &fast), OS_OK);
-            assert_int_equal(os_session_create(m, &od, &dense), OS_OK);
             float pf[7], pd[7];
-            assert_int_equal(os_session_classify(fast, jpeg, len, pf), OS_OK);
-            assert_int_equal(os_session_classify(dense, jpeg, len, pd), OS_OK);
+            fast_and_dense(m, T, jpeg, len, &fast, &dense, pf, pd);
             double worst = 0;
             for (int c = 0; c < 7; c++)
                 worst = fmax(worst, fabs(pf[c] - pd[c]));
@@ -313,20 +328,15 @@ static void test_session_dense_fallback(void **state)
         {"c2.w", 4, {8, 8, 3, 3}, w2, sizeof w2 / 4}, {"c2.b", 1, {8}, b2, 8},
         {"fc.w", 2, {3, 8}, fc, sizeof fc / 4},
     };
-    char *dir = tu_tmpdir(), path[300];
-    snprintf(path, sizeof path, "%s/m.safetensors", dir);
-    json_t *doc = tu_doc(layers, 16, 16, 3, 1);
-    os_model *m = tu_write_load(path, doc, t, 5);
+    char *dir = tu_tmpdir();
+    os_model *m = from_layers(layers, 16, t, 5, dir);
     assert_true(os_spike_plan_complete(os_model_spike_plan(m)));
     size_t len;
     unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+    assert_non_null(jpeg);
     os_session *fast, *dense;
-    assert_int_equal(os_session_create(m, &(os_session_opts){.count_spikes = true}, &fast), OS_OK);
-    assert_int_equal(os_session_create(m, &(os_session_opts){.count_spikes = true, .dense = true},
-                                       &dense), OS_OK);
     float pf[3], pd[3];
-    assert_int_equal(os_session_classify(fast, jpeg, len, pf), OS_OK);
-    assert_int_equal(os_session_classify(dense, jpeg, len, pd), OS_OK);
+    fast_and_dense(m, 1, jpeg, len, &fast, &dense, pf, pd);
     for (int c = 0; c < 3; c++)
         assert_true(fabsf(pf[c] - pd[c]) < 1e-6f);
     uint64_t s1, n1, s2f, n2, s2d;
@@ -339,7 +349,6 @@ static void test_session_dense_fallback(void **state)
     os_session_destroy(fast);
     os_session_destroy(dense);
     free(jpeg);
-    json_decref(doc);
     os_model_destroy(m);
     tu_rmdir(dir);
 }

@@ -96,6 +96,19 @@ assert abs(start - m["final"]["validation_engine"]["top1"]) < 0.05, (start, m["f
 assert f["final"]["timesteps"] == 1 and f["final"]["sha256"] != m["final"]["sha256"]
 assert f["stages"][1]["val_top1"] >= 0.5, f["stages"]   # still learned (chance 0.25)
 PY
+# --finetune-bn and --surrogate-gamma on that path: BN is trained and folded away again.
+"$TRAIN" fit "${COMMON[@]}" --snn-from "$T/m.safetensors" --distill 0 --finetune-bn 1 \
+    --surrogate-gamma 1 --epochs-finetune 3 --out "$T/h.safetensors" --quiet 2>"$T/bnft.err"
+"$TRAIN" inspect --json "$T/h.safetensors" >"$T/h.json" 2>>"$T/bnft.err"
+check "--finetune-bn: trained with BatchNorm, exported without, still learned" $PY - "$T/h.json" "$T/h.safetensors.report.json" "$T/h.safetensors.work/metrics.jsonl" <<'PY'
+import json, sys
+d, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert d["timesteps"] == 1 and not any(l["op"] == "bn" for l in d["layers"]), d["layers"]
+assert r["config"]["finetune_bn"] == 1 and r["config"]["surrogate_gamma"] == 1, r["config"]
+assert r["stages"][-1]["val_top1"] >= 0.5, r["stages"]
+eng = r["final"]["validation_engine"]["top1"]   # the folded file = the trained BN net
+assert abs(eng - r["stages"][-1]["val_top1"]) < 0.05, (eng, r["stages"][-1])
+PY
 "$TRAIN" fit "${COMMON[@]}" --snn-from "$T/a.safetensors.work/ann.safetensors" --distill 0 \
     --out "$T/g.safetensors" --quiet 2>"$T/snnann.err"
 check "--snn-from an ANN is refused" grep -q "not a one-time-step spiking network" "$T/snnann.err"
