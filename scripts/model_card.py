@@ -1,11 +1,16 @@
 #!/usr/bin/python3
-"""model_card.py MODEL [--test-accuracy TEXT] > MODEL_CARD.md
+"""model_card.py MODEL [--split-report REPORT.json] [--test-accuracy TEXT] > MODEL_CARD.md
 
 Writes the model card of a model trained by `onespike-train fit` from the model file's own
 metadata (architecture, preprocessing, labels, training stages) and its report
-(MODEL.report.json, written beside it by fit). Numbers come from those files only."""
+(MODEL.report.json, written beside it by fit). Numbers come from those files only.
+
+A model retrained on every image (`fit --val-fraction 0`) has no validation figures of its own:
+--split-report names the report of the same command run with a validation split, and the card
+gives that run's figures as the estimate, saying so."""
 import argparse
 import json
+import os
 import struct
 import sys
 
@@ -22,6 +27,18 @@ def read_model(path):
     return json.loads(meta["onespike.model"]), meta["onespike.sha256"]
 
 
+def count_images(folder):
+    """JPEGs under folder's class subfolders, or None where the folder is not here."""
+    if not folder or not os.path.isdir(folder):
+        return None
+    n = 0
+    for c in os.listdir(folder):
+        d = os.path.join(folder, c)
+        if os.path.isdir(d):
+            n += sum(1 for f in os.listdir(d) if f.lower().endswith((".jpg", ".jpeg")))
+    return n
+
+
 def pct(x):
     return "-" if x is None else "%.1f %%" % (100 * x)
 
@@ -30,9 +47,23 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
     ap.add_argument("--test-accuracy", help="held-out test result, measured elsewhere, with how")
+    ap.add_argument("--split-report", help="for a model trained on every image: the report "
+                    "(.report.json) of the same command run with a validation split")
     a = ap.parse_args()
     doc, sha = read_model(a.model)
-    rep = json.load(open(a.model + ".report.json"))
+    own = json.load(open(a.model + ".report.json"))
+    rep = own
+    all_images = own["final"]["validation_engine"]["images"] == 0
+    if all_images:
+        if not a.split_report:
+            sys.exit("model_card.py: %s was trained without a validation split; name the split "
+                     "run's report with --split-report" % a.model)
+        rep = json.load(open(a.split_report))
+    elif a.split_report:
+        sys.exit("model_card.py: --split-report is for a model trained on every image; "
+                 "%s has its own validation figures" % a.model)
+    n_all = count_images(own["config"].get("data"))
+    n_val = rep["final"]["validation_engine"]["images"]
     tr, inp = doc["training"], doc["input"]
     arch = doc.get("arch", {})
     out = []
@@ -49,7 +80,7 @@ def main():
     w("| file | `%s`, sha256 of the tensors `%s` |" % (a.model.split("/")[-1], sha))
     w("| architecture | %s, width x%s, %d Unit(s) at stage %s during training, removed before export |"
       % (arch.get("name"), arch.get("width_mult"), arch.get("units_trained", 0), arch.get("unit_at")))
-    w("| parameters | %d |" % rep["final"]["parameters"])
+    w("| parameters | %d |" % own["final"]["parameters"])
     w("| time steps | %d (LIF neurons: spike = membrane > threshold, one step) |" % doc["timesteps"])
     w("| input | RGB JPEG, decoded and resized (%s, area/bilinear) to %dx%d, normalised with "
       "mean %s and std %s (on the [0,1] scale; computed on the training split) |"
@@ -58,12 +89,24 @@ def main():
     w("| labels | %d: %s |" % (len(doc["labels"]), ", ".join(doc["labels"])))
     w("| training command | `%s` |" % tr["command"])
     w("| seed | %s |" % tr["seed"])
-    w("| training time | %.0f s (%.1f min) on a 2-core CPU machine |" % (rep["seconds"], rep["seconds"] / 60))
+    w("| training time | %.0f s (%.1f min) on a 2-core CPU machine |" % (own["seconds"], own["seconds"] / 60))
+    w("| training images | %s |" % (
+        ("all %d" % n_all if n_all else "all") if all_images
+        else ("%d (the rest of the %d are the validation split)" % (n_all - n_val, n_all)
+              if n_all else "the training split")))
     w("")
     w("## Accuracy")
     w("")
-    w("Validation split: %d images (a stratified, seeded 10 of the 80 training images per class); "
-      "never trained on." % rep["final"]["validation_engine"]["images"])
+    if all_images:
+        w("This model was trained on every image, so it has no validation figures of its own. "
+          "The figures below are those of the same command run with a validation split (report "
+          "`%s`, command `%s`): the estimate of this model's accuracy. Retraining on all images "
+          "changes the weights, so this model's own accuracy can differ by a few images either "
+          "way." % (os.path.basename(a.split_report), rep["command"]))
+        w("")
+    w("Validation split: %d images (a stratified, seeded share of the training images per "
+      "class, `--val-fraction %s`); never trained on by the run measured."
+      % (n_val, rep["config"]["val_fraction"]))
     w("")
     w("| stage | T | val top-1 | val top-5 |")
     w("|---|---|---|---|")
@@ -84,7 +127,8 @@ def main():
     for k, v in eng["per_class"].items():
         w("| %s | %s |" % (k, pct(v)))
     w("")
-    w("### Spike rate per LIF layer (validation, final stage)")
+    w("### Spike rate per LIF layer (validation, final stage%s)"
+      % (", of the split run's model" if all_images else ""))
     w("")
     w("| layer | spikes per neuron |")
     w("|---|---|")
@@ -97,8 +141,10 @@ def main():
       "area imagery of US regions), one label per tile among the 21 classes above.")
     w("- Not for other resolutions, sensors (multispectral, SAR), regions or class sets without "
       "retraining (`onespike-train fit` on your own folders); probabilities are not calibrated.")
-    w("- Trained on 1,470 images: expect confusions between visually close classes (see the "
-      "per-class table; e.g. the residential densities).")
+    w("- Trained on %s: expect confusions between visually close classes (see the per-class "
+      "table; e.g. the residential densities)."
+      % ("{:,} images".format(n_all if all_images else n_all - n_val) if n_all
+         else "the training images"))
     w("- Runs on CPUs; one time step means one pass through the network per image.")
     w("")
     w("## Data")
