@@ -28,8 +28,10 @@ COPY models models
 COPY server server
 COPY bench bench
 COPY tests tests
-# the server tests run scripts/eval_http.py (issue 5's HTTP accuracy measurement)
+# the server tests run scripts/eval_http.py (issue 5's HTTP accuracy measurement), test_fit
+# runs scripts/model_card.py
 COPY scripts/eval_http.py scripts/eval_http.py
+COPY scripts/model_card.py scripts/model_card.py
 RUN meson setup /build -Dbuildtype=release -Dwerror=true >/dev/null \
  && meson compile -C /build
 # Tests that need ../shared/data are not here (they skip without it); the server tests talk to

@@ -89,7 +89,16 @@ out:
     return st;
 }
 
-static void md_stage_table(FILE *f, const json_t *history)
+/* Without validation images (--val-fraction 0) the validation columns read "-", not 0 %. */
+static void md_pct(char *buf, size_t n, bool has_val, const json_t *x)
+{
+    if (has_val)
+        snprintf(buf, n, "%.2f %%", 100 * json_number_value(x));
+    else
+        snprintf(buf, n, "-");
+}
+
+static void md_stage_table(FILE *f, const json_t *history, bool has_val)
 {
     fprintf(f, "| stage | T | val top-1 | val top-5 | epochs | train acc | train img/s | seconds |\n"
                "|---|---|---|---|---|---|---|---|\n");
@@ -105,12 +114,49 @@ static void md_stage_table(FILE *f, const json_t *history)
             snprintf(tacc, sizeof tacc, "%.1f %%", 100 * json_number_value(ta));
         if (ips)
             snprintf(speed, sizeof speed, "%.1f", json_number_value(ips));
-        fprintf(f, "| %s | %lld | %.2f %% | %.2f %% | %s | %s | %s | %.0f |\n",
+        char v1[16], v5[16];
+        md_pct(v1, sizeof v1, has_val, json_object_get(e, "val_top1"));
+        md_pct(v5, sizeof v5, has_val, json_object_get(e, "val_top5"));
+        fprintf(f, "| %s | %lld | %s | %s | %s | %s | %s | %.0f |\n",
                 json_string_value(json_object_get(e, "stage")),
-                json_integer_value(json_object_get(e, "timesteps")),
-                100 * json_number_value(json_object_get(e, "val_top1")),
-                100 * json_number_value(json_object_get(e, "val_top5")), epochs, tacc, speed,
+                json_integer_value(json_object_get(e, "timesteps")), v1, v5, epochs, tacc, speed,
                 json_number_value(json_object_get(e, "seconds")));
+    }
+}
+
+/* The report's sections on the exported model: engine accuracy, per class, confusion matrix,
+ * spike rates of the last stage. */
+static void md_engine_sections(FILE *f, const json_t *engine, const os_dataset *ds,
+                               const json_t *last)
+{
+    fprintf(f, "\n## Exported model, through the inference engine from the JPEG files\n\n");
+    fprintf(f, "top-1 %.2f %%, top-5 %.2f %% on %lld validation images (%lld failed to decode)\n\n",
+            100 * json_number_value(json_object_get(engine, "top1")),
+            100 * json_number_value(json_object_get(engine, "top5")),
+            json_integer_value(json_object_get(engine, "images")),
+            json_integer_value(json_object_get(engine, "failed")));
+    fprintf(f, "## Per-class validation accuracy\n\n| class | accuracy |\n|---|---|\n");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(engine, "per_class"), k, v) {
+        fprintf(f, "| %s | %.1f %% |\n", k, 100 * json_number_value(v));
+    }
+    fprintf(f, "\n## Confusion matrix (rows: true class, columns: predicted, label order)\n\n```\n");
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(engine, "confusion"), i, row) {
+        size_t j;
+        json_t *x;
+        fprintf(f, "%-20s", os_dataset_class(ds, (int)i));
+        json_array_foreach(row, j, x) {
+            fprintf(f, " %3lld", json_integer_value(x));
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "```\n\n## Spike rate per LIF layer (final stage, validation)\n\n| layer | rate |\n|---|---|\n");
+    json_array_foreach(json_object_get(last, "spike_rates"), i, row) {
+        fprintf(f, "| %s | %.4f |\n", json_string_value(json_object_get(row, "layer")),
+                json_number_value(json_object_get(row, "rate")));
     }
 }
 
@@ -157,36 +203,16 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
                 os_model_timesteps(m), os_net_params(os_model_net(m)), os_model_sha256(m));
         fprintf(f, "- total training time: %.0f s (%.1f min)\n\n", seconds, seconds / 60);
         fprintf(f, "## Accuracy after every stage (validation split)\n\n");
-        md_stage_table(f, history);
-        fprintf(f, "\n## Exported model, through the inference engine from the JPEG files\n\n");
-        fprintf(f, "top-1 %.2f %%, top-5 %.2f %% on %lld validation images (%lld failed to decode)\n\n",
-                100 * json_number_value(json_object_get(engine, "top1")),
-                100 * json_number_value(json_object_get(engine, "top5")),
-                json_integer_value(json_object_get(engine, "images")),
-                json_integer_value(json_object_get(engine, "failed")));
-        fprintf(f, "## Per-class validation accuracy\n\n| class | accuracy |\n|---|---|\n");
-        const char *k;
-        json_t *v;
-        json_object_foreach(json_object_get(engine, "per_class"), k, v) {
-            fprintf(f, "| %s | %.1f %% |\n", k, 100 * json_number_value(v));
-        }
-        fprintf(f, "\n## Confusion matrix (rows: true class, columns: predicted, label order)\n\n```\n");
-        size_t i;
-        json_t *row;
-        json_array_foreach(json_object_get(engine, "confusion"), i, row) {
-            size_t j;
-            json_t *x;
-            fprintf(f, "%-20s", os_dataset_class(ds, (int)i));
-            json_array_foreach(row, j, x) {
-                fprintf(f, " %3lld", json_integer_value(x));
-            }
-            fputc('\n', f);
-        }
-        fprintf(f, "```\n\n## Spike rate per LIF layer (final stage, validation)\n\n| layer | rate |\n|---|---|\n");
-        json_array_foreach(json_object_get(last, "spike_rates"), i, row) {
-            fprintf(f, "| %s | %.4f |\n", json_string_value(json_object_get(row, "layer")),
-                    json_number_value(json_object_get(row, "rate")));
-        }
+        if (val->n == 0)
+            fprintf(f, "No validation split (--val-fraction 0): every image trained the model, so "
+                       "there are no validation figures; estimate them from the same command run "
+                       "with a split.\n\n");
+        md_stage_table(f, history, val->n > 0);
+        if (val->n == 0)
+            fprintf(f, "\nThe exported model was written; it has no validation images to be "
+                       "re-evaluated on.\n");
+        else
+            md_engine_sections(f, engine, ds, last);
         fclose(f);
         snprintf(path, sizeof path, "%s.report.md", c->out);
         st = os_write_file_atomic(path, md, mdlen);

@@ -109,6 +109,21 @@ assert r["stages"][-1]["val_top1"] >= 0.5, r["stages"]
 eng = r["final"]["validation_engine"]["top1"]   # the folded file = the trained BN net
 assert abs(eng - r["stages"][-1]["val_top1"]) < 0.05, (eng, r["stages"][-1])
 PY
+# --val-fraction 0 (the shipped model's retraining on every image): no validation figures, so the
+# report says so instead of printing 0 %, and the model card takes them from a split run.
+"$TRAIN" fit "${COMMON[@]}" --snn-from "$T/m.safetensors" --distill 0 --val-fraction 0 \
+    --epochs-finetune 2 --out "$T/all.safetensors" --quiet 2>"$T/all.err"
+check "--val-fraction 0 warns and trains" grep -q "no validation images" "$T/all.err"
+check "--val-fraction 0: the report has no 0 % validation figures" \
+    sh -c 'grep -q "No validation split" "$1" && ! grep -q "0.00 %" "$1"' _ "$T/all.safetensors.report.md"
+SRC=$(dirname "$0")/../..
+$PY "$SRC/scripts/model_card.py" "$T/all.safetensors" --split-report "$T/f.safetensors.report.json" \
+    >"$T/all.card.md" 2>>"$T/all.err"
+check "model card of an all-image model: figures of the split run, said so" \
+    sh -c 'grep -q "trained on every image" "$1" && grep -q "f.safetensors.report.json" "$1"' _ "$T/all.card.md"
+$PY "$SRC/scripts/model_card.py" "$T/all.safetensors" >/dev/null 2>"$T/card.err"
+check "model card of an all-image model without --split-report is refused" \
+    grep -q "without a validation split" "$T/card.err"
 "$TRAIN" fit "${COMMON[@]}" --snn-from "$T/a.safetensors.work/ann.safetensors" --distill 0 \
     --out "$T/g.safetensors" --quiet 2>"$T/snnann.err"
 check "--snn-from an ANN is refused" grep -q "not a one-time-step spiking network" "$T/snnann.err"
