@@ -91,8 +91,8 @@ def main():
     w("| seed | %s |" % tr["seed"])
     w("| training time | %.0f s (%.1f min) on a 2-core CPU machine |" % (own["seconds"], own["seconds"] / 60))
     w("| training images | %s |" % (
-        ("all %d" % n_all if n_all else "all") if all_images
-        else ("%d (the rest of the %d are the validation split)" % (n_all - n_val, n_all)
+        ("all {:,}".format(n_all) if n_all else "all") if all_images
+        else ("{:,} (the rest of the {:,} are the validation split)".format(n_all - n_val, n_all)
               if n_all else "the training split")))
     w("")
     w("## Accuracy")
