@@ -24,6 +24,8 @@ RUN apt-get -o DPkg::Lock::Timeout=600 update -qq \
 WORKDIR /src
 COPY meson.build meson_options.txt ./
 COPY core core
+COPY include include
+COPY tools tools
 COPY models models
 COPY server server
 COPY bench bench
@@ -43,7 +45,7 @@ RUN if [ "$RUN_TESTS" = 1 ]; then \
 ARG MODEL=models/ucm-msresnet18-t1.safetensors
 COPY ${MODEL} /out/models/ucm.safetensors
 # A damaged or foreign model file fails the build here, not the first pod.
-RUN /build/models/onespike-train inspect /out/models/ucm.safetensors \
+RUN /build/tools/onespike-train inspect /out/models/ucm.safetensors \
  && install -D -m 0755 -s /build/server/onespike-serve /out/bin/onespike-serve \
  && chmod 0444 /out/models/ucm.safetensors
 

@@ -13,9 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "model.h"
-#include "safetensors.h"
-#include "session.h"
+#include "onespike/model.h"
+#include "onespike/safetensors.h"
+#include "onespike/session.h"
 
 void openblas_set_num_threads(int num_threads);
 

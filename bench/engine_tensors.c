@@ -28,10 +28,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "model.h"
-#include "parse.h"
-#include "safetensors.h"
-#include "session.h"
+#include "onespike/model.h"
+#include "onespike/parse.h"
+#include "onespike/safetensors.h"
+#include "onespike/session.h"
 
 void openblas_set_num_threads(int num_threads);
 char *openblas_get_corename(void);

@@ -7,8 +7,8 @@ Input  "input":  float32 [N, C, H, W], the normalised CHW tensor that onespike's
                  preprocessing produces (bench/engine_tensors dump writes it); N is dynamic.
 Output "logits": float32 [N, classes], the last linear layer's output (at T = 1 the logits).
 
-Layer mapping (core/net.h, core/layers.c):
-  conv -> Conv (BatchNorm folded into it exactly where core/net.c folds it), bn (not folded) ->
+Layer mapping (include/onespike/net.h, core/engine/layers.c):
+  conv -> Conv (BatchNorm folded into it exactly where core/engine/net.c folds it), bn (not folded) ->
   Mul + Add per channel, relu -> Relu, lif -> Greater(x, threshold) + Cast to float (at T = 1
   the membrane starts at 0, so u is the input current; strict `u > threshold` fires a spike of
   amplitude 1; the soft reset does not matter for a single step), maxpool -> MaxPool (padding

@@ -33,7 +33,7 @@ else
     M=$T/bench.safetensors
     LABELS=$(ls -d ../shared/data/ucmerced/*/ 2>/dev/null | xargs -n1 basename | paste -sd, -)
     [ -n "$LABELS" ] || LABELS=$(seq -s, -f 'c%g' 1 21)
-    "$B/models/onespike-train" init --arch resnet18 --width-mult 0.5 --input 64 --timesteps 1 \
+    "$B/tools/onespike-train" init --arch resnet18 --width-mult 0.5 --input 64 --timesteps 1 \
         --labels "$LABELS" --out "$M" >/dev/null
     echo "model: resnet18 width 0.5, 64x64, T=1, $(echo "$LABELS" | tr , '\n' | wc -l) classes (untrained); image: $IMG ($(stat -c %s "$IMG") bytes)"
 fi

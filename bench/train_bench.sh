@@ -26,7 +26,7 @@
 #                                             # like scripts/test.sh's release build if missing)
 #
 # Env: TB_PER_CLASS (images per class, default 24), TB_DATA (default ../shared/data/ucmerced),
-# TB_TORCH_STEP=1 also times PyTorch with per-step convs (core/tnet.c's order) at 1 thread;
+# TB_TORCH_STEP=1 also times PyTorch with per-step convs (core/train/tnet.c's order) at 1 thread;
 # TB_OMP_WAIT_POLICY (default PASSIVE; empty: libgomp's default) for PyTorch's OpenMP threads:
 # with the default spin-waiting, 2 PyTorch threads on a busy 2-core machine ran at 8 img/s on
 # the ANN against 150 with PASSIVE, which says nothing about PyTorch itself; at 1 thread
@@ -45,7 +45,7 @@ OMP_WAIT=${TB_OMP_WAIT_POLICY-PASSIVE}
 TORCH_MAX_S=${TB_TORCH_MAX_S:-60}
 BATCH=32
 PY=/usr/bin/python3
-TRAIN=$B/models/onespike-train
+TRAIN=$B/tools/onespike-train
 W=$(mktemp -d /tmp/train_bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 

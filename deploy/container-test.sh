@@ -72,12 +72,12 @@ CONF
 export CONTAINERS_CONF=$WORK/containers.conf CONTAINERS_STORAGE_CONF=$WORK/storage.conf
 
 # 3. the host build (reference answers) and the model to put in the image
-if [ ! -x "$BUILD/models/onespike-train" ]; then
+if [ ! -x "$BUILD/tools/onespike-train" ]; then
     log "building $BUILD on the host"
     meson setup "$BUILD" -Dwerror=true >/dev/null || die "meson setup $BUILD failed"
 fi
 meson compile -C "$BUILD" >/dev/null || die "meson compile -C $BUILD failed"
-TRAIN=$ROOT/$BUILD/models/onespike-train
+TRAIN=$ROOT/$BUILD/tools/onespike-train
 MODEL=${MODEL:-}
 if [ -z "$MODEL" ] && [ -f "$SHIPPED" ]; then
     MODEL=$SHIPPED

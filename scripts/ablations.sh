@@ -9,7 +9,7 @@
 #                                     must be given disjoint lists: a run's work dir is not locked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TRAIN=${TRAIN:-build/models/onespike-train}
+TRAIN=${TRAIN:-build/tools/onespike-train}
 DATA=${DATA:-../shared/data/ucmerced}
 RUNS=/var/tmp/onespike-runs/ablations
 MODE=run

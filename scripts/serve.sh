@@ -12,7 +12,7 @@ SHIPPED=models/ucm-msresnet18-t1.safetensors
 model=${MODEL:-$SHIPPED}
 if [ -z "$model" ] || [ ! -f "$model" ]; then
     echo "no model to serve: set MODEL=path/to/model.safetensors, or train one with" >&2
-    echo "  build-release/models/onespike-train fit --data DIR --out models/m.safetensors" >&2
+    echo "  build-release/tools/onespike-train fit --data DIR --out models/m.safetensors" >&2
     exit 1
 fi
 # The shipped model answers as "ucm" (as in the container and the manifests); another file by

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "parse.h"
+#include "onespike/parse.h"
 
 enum {
     OPT_LISTEN = 256,

@@ -10,7 +10,7 @@
 #define SRV_HTTP_H
 
 #include "server.h"
-#include "status.h"
+#include "onespike/status.h"
 
 typedef struct srv_http srv_http;
 

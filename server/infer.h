@@ -2,7 +2,7 @@
  * infer (OIP JSON). Runs on a worker thread with that worker's session for the request's model;
  * sets r->reply (answer or JSON error) and calls r->complete(r) exactly once.
  *
- * Image errors map to statuses as DESIGN section 4 says: empty -> 400, not a JPEG -> 415 naming
+ * Image errors map to statuses as docs/DESIGN.md §4 says: empty -> 400, not a JPEG -> 415 naming
  * the format, corrupt/truncated -> 400, pixel count over --max-pixels -> 422 (checked from the
  * header, before decoding). The deadline is checked when the job starts, after decoding and
  * after computing: past it the answer is 504, never a late 200.

@@ -33,7 +33,7 @@
 #include "server.h"
 
 /* OpenBLAS's own threads would fight the worker pool for the cores: one BLAS thread per worker,
- * parallelism from the pool (DESIGN section 4). Declared here to avoid depending on cblas.h. */
+ * parallelism from the pool (docs/DESIGN.md §4). Declared here to avoid depending on cblas.h. */
 void openblas_set_num_threads(int num_threads);
 
 #define EXIT_START_FAILED 1

@@ -21,7 +21,7 @@
 #include <stddef.h>
 
 #include "request.h"
-#include "status.h"
+#include "onespike/status.h"
 
 typedef enum { SRV_HIST_QUEUE = 0, SRV_HIST_DECODE, SRV_HIST_COMPUTE, SRV_HIST_COUNT } srv_hist;
 

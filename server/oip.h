@@ -15,7 +15,7 @@
 
 #include <jansson.h>
 
-#include "model.h"
+#include "onespike/model.h"
 
 #define SRV_OIP_MAX_BATCH 64
 #define SRV_OIP_OUTPUT    "probabilities"

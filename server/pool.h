@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "session.h"
-#include "status.h"
+#include "onespike/model.h"
+#include "onespike/session.h"
+#include "onespike/status.h"
 
 typedef struct srv_pool srv_pool;
 typedef struct srv_worker srv_worker;

@@ -19,7 +19,7 @@
 
 struct srv_server;
 
-/* The routes of DESIGN section 4 (routes.c maps paths to them). */
+/* The routes of docs/DESIGN.md §4 (routes.c maps paths to them). */
 typedef enum {
     SRV_ROUTE_LIVE = 0,
     SRV_ROUTE_READY,

@@ -1,4 +1,4 @@
-/* routes.h - the URL space of DESIGN section 4 and what each request needs.
+/* routes.h - the URL space of docs/DESIGN.md §4 and what each request needs.
  *
  * srv_routes_begin sees the head (method, path, headers, query) before any body byte is read, so
  * everything that can be refused early is refused there without reading the body: unknown route

@@ -11,7 +11,7 @@
 
 #include "config.h"
 #include "metrics.h"
-#include "model.h"
+#include "onespike/model.h"
 #include "pool.h"
 
 #define SRV_TOKEN_MAX 512 /* bytes of a bearer token, at most */

@@ -12,10 +12,10 @@
 
 #include <jansson.h>
 
-#include "arch.h"
-#include "model.h"
-#include "safetensors.h"
-#include "sha256.h"
+#include "onespike/arch.h"
+#include "onespike/model.h"
+#include "onespike/safetensors.h"
+#include "onespike/sha256.h"
 
 static inline float tu_rand(uint32_t *s)
 {

@@ -1,17 +1,17 @@
 """Read a onespike model file into plain numpy, the way libonespike builds its network.
 
 Shared by bench/export_onnx.py (ONNX graph) and bench/peers/onespike_torch.py (PyTorch module),
-so both peers see the same layers and the same float32 weights as core/net.c:
+so both peers see the same layers and the same float32 weights as core/engine/net.c:
 
 - the safetensors container is parsed with struct + json + numpy (no `safetensors` package),
-  and the tensor bytes are checked against `onespike.sha256` as core/model.c does;
+  and the tensor bytes are checked against `onespike.sha256` as core/engine/model.c does;
 - every layer's "from" is resolved to earlier layer indices ("input" is -1, absent means the
-  previous layer), as core/net.c parse_from;
+  previous layer), as core/engine/net.c parse_from;
 - BatchNorm is folded into the conv that feeds it when that conv has no other consumer, with the
-  same float32 arithmetic as core/net.c fold_batchnorms; any other bn stays an affine x*scale+shift.
+  same float32 arithmetic as core/engine/net.c fold_batchnorms; any other bn stays an affine x*scale+shift.
 
 The result describes one inference at T = 1: a "lif" layer is `spike = input > threshold`
-(membrane starts at 0, so u = input current; strict comparison as core/layers.c os_lif_step).
+(membrane starts at 0, so u = input current; strict comparison as core/engine/layers.c os_lif_step).
 """
 import hashlib
 import json
@@ -19,8 +19,8 @@ import struct
 
 import numpy as np
 
-BN_DEFAULT_EPS = 1e-5  # core/net.c NET_DEFAULT_BN_EPS
-INPUT = -1  # "from" index of the network input (core/net.h OS_NET_INPUT)
+BN_DEFAULT_EPS = 1e-5  # core/engine/net.c NET_DEFAULT_BN_EPS
+INPUT = -1  # "from" index of the network input (include/onespike/net.h OS_NET_INPUT)
 
 
 class ModelError(Exception):
@@ -112,7 +112,7 @@ def load(path):
             g, b = tensor(obj, "weight", (c,)), tensor(obj, "bias", (c,))
             mean, var = tensor(obj, "mean", (c,)), tensor(obj, "var", (c,))
             eps = float(obj.get("eps", BN_DEFAULT_EPS))
-            # core/net.c parse_bn: scale in double, stored as float; shift in float.
+            # core/engine/net.c parse_bn: scale in double, stored as float; shift in float.
             scale = (g.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
             shift = (b - mean * scale).astype(np.float32)
             L.update(scale=scale, shift=shift, folded=False, shape=(c, h, w))
@@ -152,7 +152,7 @@ def load(path):
 
 
 def _fold_batchnorms(layers):
-    """core/net.c fold_batchnorms: a bn whose input is a conv feeding nothing else is folded."""
+    """core/engine/net.c fold_batchnorms: a bn whose input is a conv feeding nothing else is folded."""
     for bn in layers:
         if bn["op"] != "bn" or bn["src"][0] == INPUT:
             continue

@@ -5,8 +5,8 @@
     logits = net(x)                       # x: [N, C, H, W] float32, normalised CHW
     ts = load_scripted(path, example)     # TorchScript: torch.jit.trace + torch.jit.freeze
 
-Layer semantics follow core/layers.c through bench/peers/onespike_file.py (BatchNorm folded where
-core/net.c folds it); a lif layer at T = 1 is `(x > threshold).float()`, the strict comparison of
+Layer semantics follow core/engine/layers.c through bench/peers/onespike_file.py (BatchNorm folded where
+core/engine/net.c folds it); a lif layer at T = 1 is `(x > threshold).float()`, the strict comparison of
 os_lif_step with the membrane starting at 0. The output is the last linear layer's (the logits).
 """
 import os
@@ -29,7 +29,7 @@ class Spike(nn.Module):
 
 
 class Affine(nn.Module):
-    """A BatchNorm that core/net.c does not fold: x * scale + shift per channel."""
+    """A BatchNorm that core/engine/net.c does not fold: x * scale + shift per channel."""
 
     def __init__(self, scale, shift):
         super().__init__()

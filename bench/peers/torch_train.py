@@ -9,7 +9,7 @@ network, batch and input size, on one thread count.
 
 Prints human-readable lines on stderr and one JSON object on stdout.
 
-The model mirrors core/arch.c (resnet18 recipe) and the conversion of core/train.c:
+The model mirrors core/train/arch.c (resnet18 recipe) and the conversion of core/train/train.c:
   * stem: conv3x3 (3 -> round(64 w)), stride 2 from 64 px (stride 1 below), BN, ReLU, and
     2x2 max pooling from 64 px; stages of 2 basic blocks at widths 64/128/256/512 x w, stride 2
     at the first block of stages 2..4, 1x1 conv + BN shortcut where shape changes; M Units
@@ -18,11 +18,11 @@ The model mirrors core/arch.c (resnet18 recipe) and the conversion of core/train
   * SNN (converted): BatchNorm folded (convs with bias), ReLU -> LIF with one trainable
     threshold and leak per layer, soft reset, T steps, BPTT with the piecewise-linear surrogate
     dS/du = gamma/thr * max(0, 1 - |u/thr - 1|) (gamma 0.3) and dS/dthr = -(u/thr) dS/du, as
-    core/grad.c; the gradient also flows through the reset (v = u - thr*s). The first conv sees
-    the same image at every step, so it runs once per image (core/tnet.c's static layers);
+    core/train/grad.c; the gradient also flows through the reset (v = u - thr*s). The first conv sees
+    the same image at every step, so it runs once per image (core/train/tnet.c's static layers);
     logits are the last linear layer's outputs summed over T.
   * loss: cross-entropy with label smoothing 0.1; AdamW (betas 0.9/0.999, eps 1e-8, weight
-    decay 0.05 on conv/linear weights only, as core/params.c); thresholds clamped >= 1e-3 and
+    decay 0.05 on conv/linear weights only, as core/train/params.c); thresholds clamped >= 1e-3 and
     leaks to [0.05, 1] after each step. No learning-rate schedule (a per-step scalar in ours).
 
 Inputs are random normalised images (N(0,1)) with random labels, generated before timing:
@@ -31,7 +31,7 @@ optimizer step (+ clamps), for --images images after --warmup untimed batches.
 
 --snn-layout merged (default) folds the T steps into the batch for everything but the LIF
 recurrence (one conv call on T*N images, the usual multi-step PyTorch SNN layout); step runs
-each conv once per time step on N images, as core/tnet.c does.
+each conv once per time step on N images, as core/train/tnet.c does.
 """
 import argparse
 import json
@@ -52,7 +52,7 @@ def channels(base, w):
 
 
 class SpikeFn(torch.autograd.Function):
-    """s = (u > thr); backward: the piecewise-linear surrogate of core/grad.c."""
+    """s = (u > thr); backward: the piecewise-linear surrogate of core/train/grad.c."""
 
     @staticmethod
     def forward(ctx, u, thr):
@@ -141,7 +141,7 @@ class ResNet18(nn.Module):
                 cin = cout
             if s + 1 == unit_at:
                 blocks += [Block(cin, cin, 1, snn, T, act) for _ in range(units)]
-        if snn and layout == "step":  # convs per time step, as core/tnet.c
+        if snn and layout == "step":  # convs per time step, as core/train/tnet.c
             for blk in blocks:
                 for name in ("c1", "c2"):
                     setattr(blk, name, StepWise(getattr(blk, name), T))

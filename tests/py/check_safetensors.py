@@ -10,7 +10,7 @@ Usage:
   check_safetensors.py --writer PATH/st_writer [--expect SIDECAR.json]
 
 With --writer, runs `st_writer OUT` into a temporary folder and checks OUT. Without --expect,
-the expectations are those of tests/core/st_writer.c (held literally below). A sidecar is
+the expectations are those of tests/engine/st_writer.c (held literally below). A sidecar is
   {"tensors": {"name": {"shape": [...], "values": [...nested or flat...]}, ...},
    "metadata": {"key": "value", ...}}
 and must list every tensor and metadata key in the file. If the metadata has onespike.sha256,

@@ -1,0 +1,95 @@
+/* spikeconv.h - convolutions whose input is binary spikes, computed event-driven, and the
+ * channels-last kernels of the session's path built on them.
+ *
+ * In a spiking network every convolution after the first reads LIF outputs (or max pools of
+ * them): exact 0/1 values, and a trained one-step network fires at 10-25 %, so most are 0.
+ * Such a convolution needs no multiplication and no im2col: each output is its bias plus the sum
+ * of the weights that active inputs in its window select. os_spike_index lists, per input
+ * position, the channels that fired; os_spike_conv walks those lists for each output position
+ * and adds whole weight rows of out_c floats (weights laid out once as [kh][kw][in_c][out_c])
+ * into accumulators held in registers. It reads only the weight rows that active inputs touch,
+ * which is what bounds a dense convolution of these small maps: streaming the weights.
+ *
+ * That path keeps tensors channels-last (HWC: the out_c values of one position together), the
+ * layout the index reads and the accumulators write without transposing; elementwise layers
+ * (LIF, add, ReLU) do not care, and the kernels below cover the rest of a spiking VGG or ResNet.
+ *
+ * The result has the same terms as os_conv2d's sum (weights times exact 1s), added in another
+ * order, so the two agree to float rounding (a few ulp of the largest partial sum); a neuron
+ * whose membrane lands within that distance of its threshold can spike on one path and not the
+ * other. docs/DESIGN-NOTES.md gives the measured effect on whole networks.
+ */
+#ifndef ONESPIKE_SPIKECONV_H
+#define ONESPIKE_SPIKECONV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layers.h"
+#include "onespike/net.h"
+#include "onespike/status.h"
+
+/* Largest input channel count the index can hold (channel numbers are uint16_t). */
+#define OS_SPIKE_MAX_CHANNELS 65535
+
+/* For one net: which layers emit binary outputs, and for each convolution that reads one, its
+ * weights laid out for os_spike_conv. Owns those copies; borrows the net, which must outlive
+ * it. Immutable after creation, so sessions on several threads may share one plan. */
+typedef struct os_spike_plan os_spike_plan;
+
+os_status os_spike_plan_create(const os_net *net, os_spike_plan **out);
+void os_spike_plan_destroy(os_spike_plan *p); /* NULL is fine */
+
+/* True if the whole net can run channels-last with every convolution but those reading the
+ * image event-driven: each conv reads the image or a binary layer, BatchNorm is folded, no
+ * average pooling, only convs and linear layers read the image. Otherwise sessions use the
+ * dense kernels throughout. */
+bool os_spike_plan_complete(const os_spike_plan *p);
+
+/* True if layer i's output holds only 0 and 1 (a LIF layer, or max pooling of one). */
+bool os_spike_plan_binary(const os_spike_plan *p, int i);
+
+/* Layer i's weights as [kh][kw][in_c][out_c] if it is a convolution of a binary input that
+ * os_spike_conv runs; NULL otherwise, and for every layer of a plan that is not complete (no
+ * session uses them). Borrowed from the plan. */
+const float *os_spike_plan_weights(const os_spike_plan *p, int i);
+
+/* Bytes of weight copies the plan holds. */
+size_t os_spike_plan_bytes(const os_spike_plan *p);
+
+/* List the active inputs of x (channels-last: hw positions of c values, each 0 or nonzero):
+ * for each position p, cnt[p] channels, in ascending order, at idx[p*c .. p*c + cnt[p]).
+ * idx holds c*hw values, cnt hw. Returns the number of active inputs. */
+size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
+
+/* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the
+ * event-driven sum: an untrained or badly thresholded network can fire at most positions. */
+#define OS_SPIKE_DENSE_RATE 0.5
+
+/* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
+ * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
+ * (os_spike_index) and weights laid out as os_spike_plan_weights. b may be NULL. rows is
+ * scratch for kh*kw*in_c values. */
+void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
+                   const float *wt, const float *b, float *y, uint32_t *rows);
+
+/* The same convolution as os_spike_conv, dense: x is the channels-last input itself (any values),
+ * patches gathered per output position and multiplied by the same [kh][kw][in_c][out_c] weights
+ * with one SGEMM. col as os_conv2d's. */
+void os_conv2d_hwc_wt(const os_conv_shape *s, const float *x, const float *wt, const float *b,
+                      float *y, float *col);
+
+/* os_conv2d of a planar (CHW) input x, writing y channels-last: the first layer, on the image.
+ * col as os_conv2d's. */
+void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const float *b,
+                   float *y, float *col);
+
+/* os_maxpool2d and os_global_avgpool on channels-last tensors (same windows, same sums in the
+ * same order). */
+void os_maxpool2d_hwc(const float *x, int c, int h, int w, int k, int stride, int pad, float *y);
+void os_global_avgpool_hwc(const float *x, int c, size_t hw, float *y);
+
+/* y (CHW) = x (HWC), c channels of hw values: before a layer that flattens its input. */
+void os_hwc_to_chw(const float *x, int c, size_t hw, float *y);
+
+#endif

@@ -1,0 +1,817 @@
+/* fit.c - the training pipeline with checkpoints; see fit.h. */
+#include "onespike/fit.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "onespike/arch.h"
+#include "onespike/dataset.h"
+#include "onespike/fit_report.h"
+#include "grad.h"
+#include "onespike/model.h"
+#include "train.h"
+
+/* CALIB_BATCH: images of the calibration set used for threshold recalibration and BatchNorm
+ * initialisation (one forward pass each). */
+enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1, CALIB_BATCH = 128 };
+
+#define CKPT_FILE "checkpoint.safetensors"
+#define METRICS_FILE "metrics.jsonl"
+#define ANN_FILE "ann.safetensors"
+
+void fit_defaults(fit_config *c)
+{
+    *c = (fit_config){
+        .arch = "resnet18", .width_mult = 0.5, .input = 64, .units = 1, .unit_at = 2, .t0 = 5,
+        .epochs_ann = 60, .epochs_snn = 3, .epochs_finetune = 60, .warmup_epochs = 1,
+        .batch = 32, .threads = 2, .calib_images = 256, .optimizer = "adamw",
+        .lr_ann = 2e-3, .lr_snn = 5e-4, .lr_finetune = 1e-3, .weight_decay = 0.05,
+        .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
+        .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
+        .recalibrate = 1, .finetune_bn = 0, .surrogate_gamma = OS_SURROGATE_GAMMA, .epochs_t0 = 8,
+        .distill = 0.5, .distill_temp = 4,
+    };
+}
+
+json_t *fit_config_json(const fit_config *c)
+{
+    return json_pack(
+        "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
+        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i, s:f, s:f,"
+        " s:s?, s:i, s:f}",
+        "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
+        c->ann_from, "arch", c->arch,
+        "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
+        "t0", c->t0, "epochs_ann", c->epochs_ann, "epochs_snn", c->epochs_snn, "epochs_finetune",
+        c->epochs_finetune, "warmup_epochs", c->warmup_epochs, "batch", c->batch, "optimizer",
+        c->optimizer, "lr_ann", c->lr_ann, "lr_snn", c->lr_snn, "lr_finetune", c->lr_finetune,
+        "weight_decay", c->weight_decay, "label_smoothing", c->label_smoothing, "val_fraction",
+        c->val_fraction, "percentile", c->percentile, "crop_min_area", c->crop_min_area,
+        "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
+        "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
+        c->recalibrate, "epochs_t0", c->epochs_t0, "distill", c->distill, "distill_temp",
+        c->distill_temp, "snn_from", c->snn_from, "finetune_bn", c->finetune_bn,
+        "surrogate_gamma", c->surrogate_gamma);
+}
+
+typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE, STAGE_START } stage_kind;
+
+typedef struct {
+    char name[32];
+    stage_kind kind;
+    int T, epochs;
+    double lr;
+    int prev_T; /* temporal pruning: the T this stage starts from (0: none) */
+} stage;
+
+typedef struct {
+    const fit_config *c;
+    stage stages[FIT_MAX_STAGES];
+    int n_stages, stage, epoch; /* epochs done in the current stage */
+    double stage_seconds;       /* time spent in the current stage so far */
+    os_dataset *ds;
+    os_imageset train, val;
+    os_imageset calib; /* calib_images training images spread over all classes */
+    os_aug_config aug_train, aug_eval;
+    int classes;
+    json_t *layers, *history;
+    os_params *params;
+    char workdir[PATH_LEN], ckpt[PATH_LEN];
+    FILE *metrics;
+    time_t started;
+} fit_state;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void build_stages(fit_state *s)
+{
+    const fit_config *c = s->c;
+    int n = 0;
+    if (c->snn_from) { /* stage 0 records the given model; then only the fine-tune */
+        s->stages[n++] = (stage){"from-model", STAGE_START, 1, 0, 0, 0};
+        s->stages[n++] = (stage){"finetune", STAGE_TRAIN, 1, c->epochs_finetune, c->lr_finetune, 0};
+        s->n_stages = n;
+        return;
+    }
+    s->stages[n++] = (stage){"ann", STAGE_TRAIN, 1, c->epochs_ann, c->lr_ann, 0};
+    s->stages[n] = (stage){"", STAGE_CONVERT, c->t0, 0, 0, 0};
+    snprintf(s->stages[n++].name, sizeof s->stages[0].name, "convert");
+    for (int T = c->t0; T >= 1; T--) {
+        int epochs = T == c->t0 && c->epochs_t0 >= 0 ? c->epochs_t0 : c->epochs_snn;
+        s->stages[n] = (stage){"", STAGE_TRAIN, T, epochs, c->lr_snn, T < c->t0 ? T + 1 : 0};
+        snprintf(s->stages[n++].name, sizeof s->stages[0].name, "snn-T%d", T);
+    }
+    if (c->units > 0)
+        s->stages[n++] = (stage){"remove-units", STAGE_PRUNE, 1, 0, 0, 0};
+    if (c->epochs_finetune > 0)
+        s->stages[n++] = (stage){"finetune", STAGE_TRAIN, 1, c->epochs_finetune, c->lr_finetune, 0};
+    s->n_stages = n;
+}
+
+static void warn_image(const char *msg)
+{
+    fprintf(stderr, "onespike-train fit: warning: %s\n", msg);
+}
+
+/* ---- progress ---- */
+
+typedef struct {
+    const fit_state *s;
+    int epoch, epochs;
+    double t0;
+    bool tty;
+} progress_ctx;
+
+static void progress(void *ctx, size_t done, size_t total, double loss, double acc, double ips)
+{
+    progress_ctx *p = ctx;
+    if (!p->tty)
+        return;
+    enum { BAR = 24 };
+    char bar[BAR + 1];
+    int fill = total ? (int)(BAR * done / total) : BAR;
+    for (int i = 0; i < BAR; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[BAR] = '\0';
+    double elapsed = now_s() - p->t0, eta = done ? elapsed * (double)(total - done) / done : 0;
+    fprintf(stderr, "\r[%s %d/%d] %s %zu/%zu  %.0f img/s  loss %.3f  acc %.1f%%  ETA %dm%02ds ",
+            p->s->stages[p->s->stage].name, p->epoch + 1, p->epochs, bar, done, total, ips, loss,
+            100 * acc, (int)eta / 60, (int)eta % 60);
+    if (done == total)
+        fputc('\n', stderr);
+}
+
+/* ---- checkpoints ---- */
+
+static json_t *model_doc(const fit_state *s, const json_t *layers, int T, const char *name)
+{
+    json_t *labels = json_array();
+    for (int i = 0; i < s->classes; i++)
+        json_array_append_new(labels, json_string(os_dataset_class(s->ds, i)));
+    const float *m = s->aug_train.mean, *d = s->aug_train.std;
+    return json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i, s:[f,f,f], s:[f,f,f], s:s}, s:o, s:O}",
+                     "name", name, "version", "1", "timesteps", T, "input", "channels", 3,
+                     "height", s->c->input, "width", s->c->input, "mean", m[0], m[1], m[2], "std",
+                     d[0], d[1], d[2], "resize", "stretch", "labels", labels, "layers", layers);
+}
+
+static os_status write_checkpoint(fit_state *s)
+{
+    os_layers_sync_lif(s->layers, s->params);
+    int T = s->stage < s->n_stages ? s->stages[s->stage].T : 1;
+    json_t *doc = model_doc(s, s->layers, T, "checkpoint");
+    json_object_set_new(doc, "checkpoint",
+                        json_pack("{s:i, s:i, s:i, s:f, s:O, s:o, s:I}", "version", CKPT_VERSION,
+                                  "stage", s->stage, "epoch", s->epoch, "stage_seconds",
+                                  s->stage_seconds, "history", s->history, "config",
+                                  fit_config_json(s->c), "started", (json_int_t)s->started));
+    os_tensor_view *v = NULL;
+    size_t n = 0;
+    os_status st = os_params_views(s->params, true, true, &v, &n);
+    if (!st)
+        st = os_model_write(s->ckpt, doc, v, n);
+    free(v);
+    json_decref(doc);
+    return st;
+}
+
+/* Config fields that must match for a resume (threads, resume and the command may differ). */
+static bool same_config(const json_t *a, const json_t *b, const char **field)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)a, k, v) {
+        if (!json_equal(v, json_object_get(b, k))) {
+            *field = k;
+            return false;
+        }
+    }
+    return true;
+}
+
+static os_status ensure_lif_params(json_t *layers, os_params *p)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(layers, i, l) {
+        if (strcmp(json_string_value(json_object_get(l, "op")), "lif"))
+            continue;
+        const char *name = json_string_value(json_object_get(l, "name"));
+        char pn[OS_NET_NAME_MAX + 16];
+        static const char *const f[2] = {"threshold", "leak"};
+        for (int k = 0; k < 2; k++) {
+            snprintf(pn, sizeof pn, "%s.%s", name, f[k]);
+            os_status st;
+            if (!os_params_find(p, pn) &&
+                (st = os_params_add_scalar(p, pn, (float)json_number_value(json_object_get(l, f[k])))))
+                return st;
+        }
+    }
+    return OS_OK;
+}
+
+/* A parameter set holding a copy of the model's tensors, less the optimizer state ("opt.*"). */
+static os_status params_from_model(const os_model *m, os_params **out)
+{
+    os_status st = os_params_create(out);
+    const os_st_file *tf = os_model_tensors(m);
+    for (size_t i = 0; !st && i < os_st_count(tf); i++) {
+        const os_tensor_view *t = os_st_tensor(tf, i);
+        if (strncmp(t->name, "opt.", 4) != 0)
+            st = os_params_add(*out, t);
+    }
+    return st;
+}
+
+static const os_tensor_view *find_in_model(const void *m, const char *name)
+{
+    return os_st_find(os_model_tensors(m), name);
+}
+
+static os_status load_checkpoint(fit_state *s)
+{
+    os_model *m = NULL;
+    os_status st = os_model_load(s->ckpt, &m);
+    if (st)
+        return st;
+    const json_t *doc = os_model_doc(m), *ck = json_object_get(doc, "checkpoint");
+    json_t *cfg = fit_config_json(s->c);
+    const char *field = "";
+    if (!json_is_object(ck) || json_integer_value(json_object_get(ck, "version")) != CKPT_VERSION) {
+        st = os_fail(OS_EFORMAT, "%s: not a onespike training checkpoint", s->ckpt);
+    } else if (!same_config(json_object_get(ck, "config"), cfg, &field)) {
+        char *was = json_dumps(json_object_get(json_object_get(ck, "config"), field), JSON_ENCODE_ANY);
+        char *now = json_dumps(json_object_get(cfg, field), JSON_ENCODE_ANY);
+        st = os_fail(OS_EINVAL, "%s was made with %s = %s, this run has %s (use the same flags, or another --workdir)",
+                     s->ckpt, field, was ? was : "?", now ? now : "?");
+        free(was), free(now);
+    }
+    json_decref(cfg);
+    if (st)
+        goto out;
+    s->stage = (int)json_integer_value(json_object_get(ck, "stage"));
+    s->epoch = (int)json_integer_value(json_object_get(ck, "epoch"));
+    s->stage_seconds = json_number_value(json_object_get(ck, "stage_seconds"));
+    s->started = (time_t)json_integer_value(json_object_get(ck, "started"));
+    json_decref(s->history);
+    s->history = json_deep_copy(json_object_get(ck, "history"));
+    json_decref(s->layers);
+    s->layers = json_deep_copy(json_object_get(doc, "layers"));
+    const float *mean = os_model_mean(m), *sd = os_model_std(m);
+    for (int c = 0; c < 3; c++) {
+        s->aug_train.mean[c] = s->aug_eval.mean[c] = mean[c];
+        s->aug_train.std[c] = s->aug_eval.std[c] = sd[c];
+    }
+    os_params_destroy(s->params);
+    s->params = NULL;
+    st = params_from_model(m, &s->params);
+    if (!st)
+        st = ensure_lif_params(s->layers, s->params);
+    if (!st)
+        st = os_params_restore_state(s->params, find_in_model, m);
+out:
+    os_model_destroy(m);
+    return st;
+}
+
+/* ---- stages ---- */
+
+static void log_metrics(fit_state *s, json_t *row)
+{
+    if (s->metrics) {
+        json_dumpf(row, s->metrics, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        fputc('\n', s->metrics);
+        fflush(s->metrics);
+    }
+}
+
+static json_t *spike_rates(const os_tnet *t, const os_eval_result *r)
+{
+    json_t *a = json_array();
+    for (int k = 0; k < r->n_lif; k++) {
+        const char *name;
+        uint64_t sp, ns;
+        os_tnet_spikes(t, k, &name, &sp, &ns);
+        double rate = r->neuron_steps[k] ? (double)r->spikes[k] / (double)r->neuron_steps[k] : 0;
+        json_array_append_new(a, json_pack("{s:s, s:f}", "layer", name, "rate", rate));
+    }
+    return a;
+}
+
+/* Evaluate the current network at T and append a history entry for the stage. */
+static os_status record_stage(fit_state *s, int T, const os_epoch_stats *last, bool final)
+{
+    os_tnet *t = NULL;
+    os_eval_result r = {0};
+    os_status st = os_tnet_create(s->layers, 3, s->c->input, s->c->input, s->classes, s->params,
+                                  s->c->batch, T, &t);
+    if (!st)
+        st = os_evaluate(t, &s->val, &s->aug_eval, s->classes, &r);
+    if (st) {
+        os_tnet_destroy(t);
+        return st;
+    }
+    const stage *S = &s->stages[s->stage];
+    json_t *e = json_pack("{s:s, s:i, s:f, s:f, s:f, s:I}", "stage", S->name, "timesteps", T,
+                          "val_top1", r.top1, "val_top5", r.top5, "seconds", s->stage_seconds,
+                          "params", (json_int_t)os_params_trainable(s->params));
+    if (last) {
+        json_object_set_new(e, "epochs", json_integer(S->epochs));
+        json_object_set_new(e, "train_loss", json_real(last->loss));
+        json_object_set_new(e, "train_acc", json_real(last->acc));
+        json_object_set_new(e, "images_per_s", json_real(last->images_per_s));
+    }
+    json_object_set_new(e, "spike_rates", spike_rates(t, &r));
+    if (final) {
+        json_t *pc = json_object(), *cm = json_array();
+        for (int c = 0; c < s->classes; c++) {
+            json_object_set_new(pc, os_dataset_class(s->ds, c), json_real(r.per_class[c]));
+            json_t *row = json_array();
+            for (int j = 0; j < s->classes; j++)
+                json_array_append_new(row, json_integer(r.confusion[(size_t)c * s->classes + j]));
+            json_array_append_new(cm, row);
+        }
+        json_object_set_new(e, "per_class", pc);
+        json_object_set_new(e, "confusion", cm);
+    }
+    json_array_append_new(s->history, e);
+    if (!s->c->quiet)
+        fprintf(stderr, "onespike-train fit: %-12s T=%d  val top-1 %.2f%%  top-5 %.2f%%  (%.0f s)\n",
+                S->name, T, 100 * r.top1, 100 * r.top5, s->stage_seconds);
+    log_metrics(s, e);
+    os_eval_result_free(&r);
+    os_tnet_destroy(t);
+    return OS_OK;
+}
+
+/* Test hook: ONESPIKE_FIT_STOP_AFTER=N makes the run stop after N epochs in this process,
+ * as a kill would, so the tests can check that --resume reaches the same model. */
+static int epochs_run;
+
+static bool stop_requested(void)
+{
+    const char *e = getenv("ONESPIKE_FIT_STOP_AFTER");
+    epochs_run++;
+    return e && *e && epochs_run >= atoi(e);
+}
+
+/* The distillation teacher: the trained ANN (--ann-from, or this run's ann.safetensors). */
+typedef struct {
+    os_params *params;
+    json_t *layers;
+    os_tnet *net;
+} teacher;
+
+static void teacher_free(teacher *tc)
+{
+    os_tnet_destroy(tc->net);
+    json_decref(tc->layers);
+    os_params_destroy(tc->params);
+    memset(tc, 0, sizeof *tc);
+}
+
+static os_status teacher_load(const fit_state *s, teacher *tc)
+{
+    char path[PATH_LEN + 32];
+    if (s->c->ann_from)
+        snprintf(path, sizeof path, "%s", s->c->ann_from);
+    else
+        snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
+    os_model *m = NULL;
+    os_status st = os_model_load(path, &m);
+    if (!st)
+        st = params_from_model(m, &tc->params);
+    if (!st) {
+        tc->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
+        st = os_tnet_create(tc->layers, 3, s->c->input, s->c->input, s->classes, tc->params,
+                            s->c->batch, 1, &tc->net);
+    }
+    os_model_destroy(m);
+    if (st)
+        teacher_free(tc);
+    return st;
+}
+
+/* --finetune-bn: BatchNorm after every conv for the T = 1 fine-tune, folded away after it. */
+static bool bn_finetune(const fit_state *s)
+{
+    return s->c->finetune_bn && strcmp(s->stages[s->stage].name, "finetune") == 0;
+}
+
+static os_status swap_layers(fit_state *s, bool insert)
+{
+    json_t *next = NULL;
+    os_status st;
+    if (insert) {
+        st = os_insert_batchnorm(s->layers, 3, s->c->input, s->c->input, s->classes, s->params,
+                                 &s->calib, &s->aug_eval, CALIB_BATCH, &next);
+    } else {
+        st = os_fold_batchnorm(s->layers, s->params, &next);
+    }
+    if (st)
+        return st;
+    json_decref(s->layers);
+    s->layers = next;
+    return OS_OK;
+}
+
+static os_status run_train_stage(fit_state *s)
+{
+    const fit_config *c = s->c;
+    const stage *S = &s->stages[s->stage];
+    os_tnet *t = NULL;
+    os_status st = OS_OK;
+    if (s->epoch == 0 && bn_finetune(s) && (st = swap_layers(s, true)))
+        return st;
+    st = os_tnet_create(s->layers, 3, c->input, c->input, s->classes, s->params, c->batch,
+                                  S->T, &t);
+    if (st)
+        return st;
+    if (s->epoch == 0) {
+        os_params_reset_state(s->params);
+        if (S->prev_T && c->recalibrate) {
+            st = os_recalibrate_thresholds(s->layers, 3, c->input, c->input, s->classes,
+                                           s->params, &s->calib, &s->aug_eval, S->prev_T, S->T,
+                                           CALIB_BATCH);
+            if (st) {
+                os_tnet_destroy(t);
+                return st;
+            }
+        }
+    }
+    size_t used = s->train.n >= (size_t)c->batch ? s->train.n / (size_t)c->batch : 1;
+    long steps_per_epoch = (long)used;
+    os_epoch_config ec = {
+        .batch = c->batch, .label_smoothing = (float)c->label_smoothing, .aug = s->aug_train,
+        .opt = {.kind = strcmp(c->optimizer, "sgd") ? OS_OPT_ADAMW : OS_OPT_SGD,
+                .lr = (float)S->lr, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f,
+                .eps = 1e-8f, .weight_decay = (float)c->weight_decay,
+                .warmup_steps = (long)c->warmup_epochs * steps_per_epoch,
+                .total_steps = (long)S->epochs * steps_per_epoch,
+                .lif_lr_scale = (float)c->lif_lr_scale},
+    };
+    if (ec.opt.warmup_steps >= ec.opt.total_steps)
+        ec.opt.warmup_steps = ec.opt.total_steps / 10;
+    teacher tc = {0};
+    if (c->distill > 0 && strcmp(S->name, "ann") != 0) {
+        if ((st = teacher_load(s, &tc))) {
+            os_tnet_destroy(t);
+            return st;
+        }
+        ec.teacher = tc.net, ec.distill = (float)c->distill, ec.distill_temp = (float)c->distill_temp;
+    }
+    os_epoch_stats es = {0};
+    while (s->epoch < S->epochs) {
+        progress_ctx pc = {s, s->epoch, S->epochs, now_s(), !c->quiet && isatty(2)};
+        ec.seed = c->seed * 1000003u + (uint64_t)s->stage * 10007u + (uint64_t)s->epoch;
+        ec.step0 = (long)s->epoch * steps_per_epoch;
+        ec.progress = progress, ec.progress_ctx = &pc;
+        if ((st = os_train_epoch(t, s->params, &s->train, &ec, &es)))
+            break;
+        s->stage_seconds += es.seconds;
+        /* Validation after every epoch: cheap next to the epoch, and what a user watches. */
+        os_eval_result vr = {0};
+        if ((st = os_evaluate(t, &s->val, &s->aug_eval, s->classes, &vr)))
+            break;
+        json_t *row = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "stage",
+                                S->name, "timesteps", S->T, "epoch", s->epoch + 1, "epochs",
+                                S->epochs, "train_loss", es.loss, "train_acc", es.acc, "val_top1",
+                                vr.top1, "lr", (double)os_lr_at(&ec.opt, ec.step0 + es.steps - 1),
+                                "images_per_s", es.images_per_s, "seconds", es.seconds);
+        log_metrics(s, row);
+        json_decref(row);
+        if (!c->quiet)
+            fprintf(stderr, "[%s %d/%d] loss %.3f acc %.1f%%  val %.1f%%  %.0f img/s\n", S->name,
+                    s->epoch + 1, S->epochs, es.loss, 100 * es.acc, 100 * vr.top1,
+                    es.images_per_s);
+        os_eval_result_free(&vr);
+        s->epoch++;
+        if (s->epoch < S->epochs && (st = write_checkpoint(s)))
+            break;
+        if (stop_requested()) {
+            st = os_fail(OS_EINVAL, "stopped after %d epoch(s) by ONESPIKE_FIT_STOP_AFTER (test hook); "
+                                    "--resume continues", epochs_run);
+            break;
+        }
+    }
+    os_tnet_destroy(t);
+    teacher_free(&tc);
+    if (!st && bn_finetune(s))
+        st = swap_layers(s, false);
+    if (st)
+        return st;
+    return record_stage(s, S->T, S->epochs ? &es : NULL, s->stage == s->n_stages - 1);
+}
+
+/* The trained ANN as a model file of its own (ReLU + BatchNorm, T = 1): a baseline to serve or
+ * evaluate, and the starting point of other SNN schedules (--ann-from). */
+static os_status write_ann_snapshot(fit_state *s)
+{
+    char path[PATH_LEN + 32];
+    snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
+    json_t *doc = model_doc(s, s->layers, 1, "ann");
+    json_object_set_new(doc, "description", json_string("the ANN stage of onespike-train fit"));
+    json_object_set_new(doc, "arch", json_pack("{s:s, s:f, s:i, s:i}", "name", s->c->arch,
+                                               "width_mult", s->c->width_mult, "units",
+                                               s->c->units, "unit_at", s->c->unit_at));
+    os_tensor_view *v = NULL;
+    size_t n = 0;
+    os_status st = os_params_views(s->params, false, true, &v, &n);
+    if (!st)
+        st = os_model_write(path, doc, v, n);
+    free(v);
+    json_decref(doc);
+    return st;
+}
+
+/* --ann-from: start at the conversion with a trained ANN from a model file; --snn-from (spiking
+ * true): start at the fine-tune with a one-step spiking model. */
+static os_status load_start_model(fit_state *s, const char *path, bool spiking)
+{
+    const fit_config *c = s->c;
+    os_model *m = NULL;
+    os_status st = os_model_load(path, &m);
+    if (st)
+        return st;
+    int ch, h, w;
+    os_model_input(m, &ch, &h, &w);
+    if (h != c->input || w != c->input)
+        st = os_fail(OS_EINVAL, "%s: input %dx%d, this run has --input %d", path, h, w,
+                     c->input);
+    for (int k = 0; !st && k < s->classes; k++)
+        if (os_model_classes(m) != s->classes ||
+            strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
+            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s", path,
+                         c->data);
+    if (!st && !spiking && os_net_lif_count(os_model_net(m)) > 0)
+        st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN", path);
+    if (!st && spiking && (os_net_lif_count(os_model_net(m)) == 0 || os_model_timesteps(m) != 1))
+        st = os_fail(OS_EINVAL, "%s is not a one-time-step spiking network, --snn-from wants one "
+                                "(a model written by onespike-train fit)", path);
+    if (!st)
+        st = params_from_model(m, &s->params);
+    if (!st) {
+        s->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
+        if (spiking)
+            st = ensure_lif_params(s->layers, s->params);
+        for (int k = 0; k < 3; k++) {
+            s->aug_train.mean[k] = s->aug_eval.mean[k] = os_model_mean(m)[k];
+            s->aug_train.std[k] = s->aug_eval.std[k] = os_model_std(m)[k];
+        }
+    }
+    os_model_destroy(m);
+    return st;
+}
+
+static os_status run_convert_stage(fit_state *s)
+{
+    const fit_config *c = s->c;
+    double t0 = now_s();
+    json_t *folded = NULL, *snn = NULL;
+    os_status st = os_fold_batchnorm(s->layers, s->params, &folded);
+    if (st)
+        return st;
+    st = os_convert_to_snn(folded, 3, c->input, c->input, s->classes, s->params, &s->calib,
+                           &s->aug_eval, c->percentile, c->convert_shift, c->t0, c->batch, &snn);
+    json_decref(folded);
+    if (st)
+        return st;
+    json_decref(s->layers);
+    s->layers = snn;
+    if ((st = ensure_lif_params(s->layers, s->params)))
+        return st;
+    s->stage_seconds = now_s() - t0;
+    return record_stage(s, s->stages[s->stage].T, NULL, false);
+}
+
+static os_status run_prune_stage(fit_state *s)
+{
+    double t0 = now_s();
+    json_t *pruned = NULL;
+    os_status st = os_remove_units(s->layers, s->params, &pruned);
+    if (st)
+        return st;
+    json_decref(s->layers);
+    s->layers = pruned;
+    s->stage_seconds = now_s() - t0;
+    return record_stage(s, 1, NULL, s->stage == s->n_stages - 1);
+}
+
+/* ---- set-up and export ---- */
+
+static os_status load_data(fit_state *s)
+{
+    const fit_config *c = s->c;
+    os_status st = os_dataset_scan(c->data, &s->ds);
+    if (st)
+        return st;
+    s->classes = os_dataset_classes(s->ds);
+    size_t *tr = NULL, *va = NULL, ntr = 0, nva = 0;
+    if (c->train_list) {
+        if ((st = os_dataset_select(s->ds, c->train_list, &tr, &ntr)))
+            return st;
+        if (c->val_list && (st = os_dataset_select(s->ds, c->val_list, &va, &nva))) {
+            free(tr);
+            return st;
+        }
+    } else if ((st = os_dataset_split(s->ds, c->val_fraction, c->seed, &tr, &ntr, &va, &nva))) {
+        return st;
+    }
+    size_t failed_tr = 0, failed_va = 0;
+    if (!c->quiet)
+        fprintf(stderr, "onespike-train fit: decoding %zu training + %zu validation images of %d classes at %dx%d\n",
+                ntr, nva, s->classes, c->input, c->input);
+    st = os_imageset_load(s->ds, tr, ntr, c->input, c->threads, warn_image, &s->train, &failed_tr);
+    if (!st)
+        st = os_imageset_load(s->ds, va ? va : tr, va ? nva : 0, c->input, c->threads, warn_image,
+                              &s->val, &failed_va);
+    free(tr), free(va);
+    if (st)
+        return st;
+    /* The training set is ordered by class: calibrate on images of every class, not the first
+     * few classes (the first calib_images images). */
+    if ((st = os_imageset_spread(&s->train, (size_t)c->calib_images, &s->calib)))
+        return st;
+    if (failed_tr + failed_va)
+        fprintf(stderr, "onespike-train fit: %zu image(s) could not be decoded and were skipped\n",
+                failed_tr + failed_va);
+    int *count = calloc((size_t)s->classes, sizeof *count);
+    if (!count)
+        return os_fail(OS_ENOMEM, "no memory");
+    for (size_t i = 0; i < s->train.n; i++)
+        count[s->train.labels[i]]++;
+    for (int k = 0; k < s->classes && !st; k++)
+        if (count[k] == 0)
+            st = os_fail(OS_EINVAL, "%s: class \"%s\" has no usable training image", c->data,
+                         os_dataset_class(s->ds, k));
+    free(count);
+    if (!st && s->val.n == 0)
+        fprintf(stderr, "onespike-train fit: warning: no validation images (--val-fraction 0): "
+                        "stage accuracies will read 0\n");
+    return st;
+}
+
+static os_status init_fresh(fit_state *s)
+{
+    const fit_config *c = s->c;
+    os_arch_opts ao = {.name = c->arch, .width_mult = c->width_mult, .input = c->input,
+                       .classes = s->classes, .units = c->units, .unit_at = c->unit_at,
+                       .batchnorm = true, .seed = c->seed};
+    os_arch *a = NULL;
+    os_status st = os_arch_build(&ao, &a);
+    if (st)
+        return st;
+    size_t nt;
+    const os_tensor_view *t = os_arch_tensors(a, &nt);
+    if (!(st = os_params_create(&s->params)))
+        for (size_t i = 0; i < nt && !st; i++)
+            st = os_params_add(s->params, &t[i]);
+    s->layers = json_deep_copy(os_arch_layers(a));
+    os_arch_destroy(a);
+    float mean[3], sd[3];
+    os_imageset_stats(&s->train, mean, sd);
+    for (int k = 0; k < 3; k++) {
+        s->aug_train.mean[k] = s->aug_eval.mean[k] = mean[k];
+        s->aug_train.std[k] = s->aug_eval.std[k] = sd[k];
+    }
+    return st;
+}
+
+static os_status export_model(fit_state *s, double total_seconds)
+{
+    const fit_config *c = s->c;
+    os_layers_sync_lif(s->layers, s->params);
+    char name[128];
+    snprintf(name, sizeof name, "%s", c->name ? c->name : "onespike-model");
+    json_t *doc = model_doc(s, s->layers, 1, name);
+    json_object_set_new(doc, "description",
+                        json_string("one-time-step spiking network trained by onespike-train fit"));
+    json_t *arch = json_pack("{s:s, s:f, s:i, s:i, s:i}", "name", c->arch, "width_mult",
+                             c->width_mult, "units_trained", c->units, "unit_at", c->unit_at,
+                             "t0", c->t0);
+    os_model *from = NULL;
+    if (c->snn_from && os_model_load(c->snn_from, &from) == OS_OK) { /* its arch, not our flags */
+        const json_t *a = json_object_get(os_model_doc(from), "arch");
+        if (json_is_object(a)) {
+            json_decref(arch);
+            arch = json_deep_copy(a);
+            json_object_set_new(arch, "continued_from", json_string(c->snn_from));
+        }
+    }
+    os_model_destroy(from);
+    json_object_set_new(doc, "arch", arch);
+    json_object_set_new(doc, "training",
+                        json_pack("{s:s, s:I, s:f, s:O, s:o}", "command", c->command, "seed",
+                                  (json_int_t)c->seed, "seconds", total_seconds, "stages",
+                                  s->history, "config", fit_config_json(c)));
+    os_tensor_view *v = NULL;
+    size_t n = 0;
+    os_status st = os_params_views(s->params, false, true, &v, &n);
+    if (!st)
+        st = os_model_write(c->out, doc, v, n);
+    free(v);
+    json_decref(doc);
+    return st;
+}
+
+os_status fit_run(const fit_config *c)
+{
+    fit_state s = {.c = c, .history = json_array(), .started = time(NULL)};
+    s.aug_train = (os_aug_config){.augment = true, .crop_min_area = (float)c->crop_min_area,
+                                  .jitter = (float)c->jitter};
+    s.aug_eval = (os_aug_config){.augment = false};
+    build_stages(&s);
+    openblas_set_num_threads(c->threads);
+    os_set_surrogate_gamma((float)c->surrogate_gamma);
+    if (c->workdir)
+        snprintf(s.workdir, sizeof s.workdir, "%s", c->workdir);
+    else
+        snprintf(s.workdir, sizeof s.workdir, "%s.work", c->out);
+    os_status st = OS_OK;
+    if (snprintf(s.ckpt, sizeof s.ckpt, "%s/%s", s.workdir, CKPT_FILE) >= (int)sizeof s.ckpt) {
+        st = os_fail(OS_EINVAL, "--workdir path too long");
+        goto out;
+    }
+    if (mkdir(s.workdir, 0755) != 0 && errno != EEXIST) {
+        st = os_fail(OS_EIO, "%s: cannot create work dir: %s", s.workdir, strerror(errno));
+        goto out;
+    }
+    if (!c->resume && access(s.ckpt, F_OK) == 0) {
+        st = os_fail(OS_EINVAL, "%s exists: pass --resume to continue that run, or choose another --workdir",
+                     s.ckpt);
+        goto out;
+    }
+    if ((st = load_data(&s)))
+        goto out;
+    if (c->resume && access(s.ckpt, F_OK) == 0) {
+        if ((st = load_checkpoint(&s)))
+            goto out;
+        if (!c->quiet)
+            fprintf(stderr, "onespike-train fit: resuming at stage %s, epoch %d\n",
+                    s.stage < s.n_stages ? s.stages[s.stage].name : "export", s.epoch + 1);
+    } else if (c->snn_from) {
+        if ((st = load_start_model(&s, c->snn_from, true)))
+            goto out;
+    } else if (c->ann_from) {
+        if ((st = load_start_model(&s, c->ann_from, false)))
+            goto out;
+        if ((st = record_stage(&s, 1, NULL, false))) /* stage 0: the given ANN, evaluated */
+            goto out;
+        s.stage = 1;
+    } else if ((st = init_fresh(&s))) {
+        goto out;
+    }
+    char mpath[PATH_LEN + 32];
+    snprintf(mpath, sizeof mpath, "%s/%s", s.workdir, METRICS_FILE);
+    s.metrics = fopen(mpath, "a");
+    while (s.stage < s.n_stages) {
+        switch (s.stages[s.stage].kind) {
+        case STAGE_TRAIN: st = run_train_stage(&s); break;
+        case STAGE_CONVERT: st = run_convert_stage(&s); break;
+        case STAGE_PRUNE: st = run_prune_stage(&s); break;
+        case STAGE_START: st = record_stage(&s, 1, NULL, false); break;
+        }
+        if (!st && !strcmp(s.stages[s.stage].name, "ann"))
+            st = write_ann_snapshot(&s);
+        if (st)
+            goto out;
+        s.stage++, s.epoch = 0, s.stage_seconds = 0;
+        if ((st = write_checkpoint(&s))) /* a resume starts at the next stage */
+            goto out;
+    }
+    double total = 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(s.history, i, e) {
+        total += json_number_value(json_object_get(e, "seconds"));
+    }
+    if ((st = export_model(&s, total)))
+        goto out;
+    st = fit_write_report(c, s.history, s.ds, &s.val, total);
+    if (!st && !c->quiet)
+        fprintf(stderr, "onespike-train fit: wrote %s and its report (%s.report.md)\n", c->out,
+                c->out);
+out:
+    if (s.metrics)
+        fclose(s.metrics);
+    json_decref(s.layers);
+    json_decref(s.history);
+    os_params_destroy(s.params);
+    os_imageset_free(&s.train);
+    os_imageset_free(&s.val);
+    os_imageset_free(&s.calib);
+    os_dataset_destroy(s.ds);
+    return st;
+}

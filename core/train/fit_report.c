@@ -1,0 +1,226 @@
+/* fit_report.c - evaluation from files and the training report; see fit_report.h. */
+#include "onespike/fit_report.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onespike/model.h"
+#include "onespike/safetensors.h"
+#include "onespike/session.h"
+
+enum { EVAL_TOPK = 5, MAX_IMAGE_BYTES = 64 * 1024 * 1024 };
+
+os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
+                         size_t n, bool dense, json_t **out)
+{
+    *out = NULL;
+    os_model *m = NULL;
+    os_session *s = NULL;
+    os_status st = os_model_load(model_path, &m);
+    if (st)
+        return st;
+    int K = os_model_classes(m), C = os_dataset_classes(ds);
+    int *map = malloc((size_t)C * sizeof *map); /* dataset class -> model label */
+    long *conf = calloc((size_t)C * K, sizeof *conf), *tot = calloc((size_t)C, sizeof *tot);
+    float *p = malloc((size_t)K * sizeof *p);
+    int *top = malloc((size_t)K * sizeof *top);
+    if (!map || !conf || !tot || !p || !top) {
+        st = os_fail(OS_ENOMEM, "no memory for evaluation");
+        goto out;
+    }
+    for (int c = 0; c < C; c++) {
+        map[c] = -1;
+        for (int k = 0; k < K; k++)
+            if (!strcmp(os_dataset_class(ds, c), os_model_label(m, k)))
+                map[c] = k;
+        if (map[c] < 0) {
+            st = os_fail(OS_EINVAL, "class \"%s\" of the data is not a label of %s",
+                         os_dataset_class(ds, c), model_path);
+            goto out;
+        }
+    }
+    if ((st = os_session_create(m, &(os_session_opts){.dense = dense}, &s)))
+        goto out;
+    long top1 = 0, top5 = 0, failed = 0, done = 0;
+    for (size_t i = 0; i < n; i++) {
+        const os_sample *smp = os_dataset_sample(ds, idx ? idx[i] : i);
+        void *buf = NULL;
+        size_t len = 0;
+        os_status e = os_read_file(smp->path, MAX_IMAGE_BYTES, &buf, &len);
+        if (!e)
+            e = os_session_classify(s, buf, len, p);
+        free(buf);
+        if (e) {
+            fprintf(stderr, "onespike-train: %s: %s (not counted)\n", smp->path, os_errdetail());
+            failed++;
+            continue;
+        }
+        int want = map[smp->label];
+        os_topk(p, K, K < EVAL_TOPK ? K : EVAL_TOPK, top);
+        top1 += top[0] == want;
+        for (int k = 0; k < (K < EVAL_TOPK ? K : EVAL_TOPK); k++)
+            top5 += top[k] == want;
+        conf[(size_t)smp->label * K + top[0]]++;
+        tot[smp->label]++;
+        done++;
+    }
+    json_t *pc = json_object(), *cm = json_array();
+    for (int c = 0; c < C; c++) {
+        json_object_set_new(pc, os_dataset_class(ds, c),
+                            tot[c] ? json_real((double)conf[(size_t)c * K + map[c]] / tot[c])
+                                   : json_null());
+        json_t *row = json_array();
+        for (int k = 0; k < K; k++)
+            json_array_append_new(row, json_integer(conf[(size_t)c * K + k]));
+        json_array_append_new(cm, row);
+    }
+    json_t *labels = json_array();
+    for (int k = 0; k < K; k++)
+        json_array_append_new(labels, json_string(os_model_label(m, k)));
+    *out = json_pack("{s:s, s:f, s:f, s:I, s:I, s:o, s:o, s:o}", "model", model_path, "top1",
+                     done ? (double)top1 / done : 0.0, "top5", done ? (double)top5 / done : 0.0,
+                     "images", (json_int_t)done, "failed", (json_int_t)failed, "per_class", pc,
+                     "confusion_labels", labels, "confusion", cm);
+out:
+    free(map), free(conf), free(tot), free(p), free(top);
+    os_session_destroy(s);
+    os_model_destroy(m);
+    return st;
+}
+
+/* Without validation images (--val-fraction 0) the validation columns read "-", not 0 %. */
+static void md_pct(char *buf, size_t n, bool has_val, const json_t *x)
+{
+    if (has_val)
+        snprintf(buf, n, "%.2f %%", 100 * json_number_value(x));
+    else
+        snprintf(buf, n, "-");
+}
+
+static void md_stage_table(FILE *f, const json_t *history, bool has_val)
+{
+    fprintf(f, "| stage | T | val top-1 | val top-5 | epochs | train acc | train img/s | seconds |\n"
+               "|---|---|---|---|---|---|---|---|\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach(history, i, e) {
+        json_t *ep = json_object_get(e, "epochs"), *ta = json_object_get(e, "train_acc");
+        json_t *ips = json_object_get(e, "images_per_s");
+        char epochs[16] = "-", tacc[16] = "-", speed[16] = "-";
+        if (ep)
+            snprintf(epochs, sizeof epochs, "%lld", json_integer_value(ep));
+        if (ta)
+            snprintf(tacc, sizeof tacc, "%.1f %%", 100 * json_number_value(ta));
+        if (ips)
+            snprintf(speed, sizeof speed, "%.1f", json_number_value(ips));
+        char v1[16], v5[16];
+        md_pct(v1, sizeof v1, has_val, json_object_get(e, "val_top1"));
+        md_pct(v5, sizeof v5, has_val, json_object_get(e, "val_top5"));
+        fprintf(f, "| %s | %lld | %s | %s | %s | %s | %s | %.0f |\n",
+                json_string_value(json_object_get(e, "stage")),
+                json_integer_value(json_object_get(e, "timesteps")), v1, v5, epochs, tacc, speed,
+                json_number_value(json_object_get(e, "seconds")));
+    }
+}
+
+/* The report's sections on the exported model: engine accuracy, per class, confusion matrix,
+ * spike rates of the last stage. */
+static void md_engine_sections(FILE *f, const json_t *engine, const os_dataset *ds,
+                               const json_t *last)
+{
+    fprintf(f, "\n## Exported model, through the inference engine from the JPEG files\n\n");
+    fprintf(f, "top-1 %.2f %%, top-5 %.2f %% on %lld validation images (%lld failed to decode)\n\n",
+            100 * json_number_value(json_object_get(engine, "top1")),
+            100 * json_number_value(json_object_get(engine, "top5")),
+            json_integer_value(json_object_get(engine, "images")),
+            json_integer_value(json_object_get(engine, "failed")));
+    fprintf(f, "## Per-class validation accuracy\n\n| class | accuracy |\n|---|---|\n");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(engine, "per_class"), k, v) {
+        fprintf(f, "| %s | %.1f %% |\n", k, 100 * json_number_value(v));
+    }
+    fprintf(f, "\n## Confusion matrix (rows: true class, columns: predicted, label order)\n\n```\n");
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(engine, "confusion"), i, row) {
+        size_t j;
+        json_t *x;
+        fprintf(f, "%-20s", os_dataset_class(ds, (int)i));
+        json_array_foreach(row, j, x) {
+            fprintf(f, " %3lld", json_integer_value(x));
+        }
+        fputc('\n', f);
+    }
+    fprintf(f, "```\n\n## Spike rate per LIF layer (final stage, validation)\n\n| layer | rate |\n|---|---|\n");
+    json_array_foreach(json_object_get(last, "spike_rates"), i, row) {
+        fprintf(f, "| %s | %.4f |\n", json_string_value(json_object_get(row, "layer")),
+                json_number_value(json_object_get(row, "rate")));
+    }
+}
+
+os_status fit_write_report(const fit_config *c, const json_t *history, const os_dataset *ds,
+                           const os_imageset *val, double seconds)
+{
+    json_t *engine = NULL;
+    os_status st = fit_eval_files(c->out, ds, val->source, val->n, false, &engine);
+    if (st)
+        return st;
+    os_model *m = NULL;
+    if ((st = os_model_load(c->out, &m))) {
+        json_decref(engine);
+        return st;
+    }
+    const json_t *last = json_array_get(history, json_array_size(history) - 1);
+    json_t *rep = json_pack("{s:s, s:s, s:I, s:o, s:O, s:{s:s, s:s, s:i, s:I, s:o}, s:f}",
+                            "model", c->out, "command", c->command, "seed", (json_int_t)c->seed,
+                            "config", fit_config_json(c), "stages", history, "final", "path",
+                            c->out, "sha256", os_model_sha256(m), "timesteps", os_model_timesteps(m),
+                            "parameters", (json_int_t)os_net_params(os_model_net(m)),
+                            "validation_engine", engine, "seconds", seconds);
+    char path[4200];
+    char *text = json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    snprintf(path, sizeof path, "%s.report.json", c->out);
+    st = text ? os_write_file_atomic(path, text, strlen(text))
+              : os_fail(OS_ENOMEM, "no memory for the report");
+    free(text);
+
+    char *md = NULL;
+    size_t mdlen = 0;
+    FILE *f = open_memstream(&md, &mdlen);
+    if (!st && f) {
+        fprintf(f, "# Training report: %s\n\n", c->out);
+        fprintf(f, "- command: `%s`\n- seed: %llu\n- data: `%s` (%d classes; validation: %zu images)\n",
+                c->command, (unsigned long long)c->seed, c->data, os_dataset_classes(ds), val->n);
+        if (c->snn_from)
+            fprintf(f, "- continued from `%s` (its architecture), input %dx%d: T = 1 fine-tune only\n",
+                    c->snn_from, c->input, c->input);
+        else
+            fprintf(f, "- architecture: %s, width x%.3g, input %dx%d, Units: %d at stage %d, T0 = %d\n",
+                    c->arch, c->width_mult, c->input, c->input, c->units, c->unit_at, c->t0);
+        fprintf(f, "- deployed: %d time step(s), %zu parameters, sha256 %s\n",
+                os_model_timesteps(m), os_net_params(os_model_net(m)), os_model_sha256(m));
+        fprintf(f, "- total training time: %.0f s (%.1f min)\n\n", seconds, seconds / 60);
+        fprintf(f, "## Accuracy after every stage (validation split)\n\n");
+        if (val->n == 0)
+            fprintf(f, "No validation split (--val-fraction 0): every image trained the model, so "
+                       "there are no validation figures; estimate them from the same command run "
+                       "with a split.\n\n");
+        md_stage_table(f, history, val->n > 0);
+        if (val->n == 0)
+            fprintf(f, "\nThe exported model was written; it has no validation images to be "
+                       "re-evaluated on.\n");
+        else
+            md_engine_sections(f, engine, ds, last);
+        fclose(f);
+        snprintf(path, sizeof path, "%s.report.md", c->out);
+        st = os_write_file_atomic(path, md, mdlen);
+    } else if (!st) {
+        st = os_fail(OS_ENOMEM, "no memory for the report");
+    }
+    free(md);
+    json_decref(rep);
+    os_model_destroy(m);
+    return st;
+}

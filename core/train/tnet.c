@@ -1,0 +1,515 @@
+/* tnet.c - batch forward over T steps with saved activations, and BPTT; see tnet.h.
+ *
+ * Layers run in list order, each for all its time steps, which is valid because a layer at step
+ * t depends only on its inputs at step t and on its own state. A static layer (all inputs time
+ * invariant, not LIF) has one slot instead of T. Gradient buffers: a layer whose output feeds
+ * exactly one consumer with the same number of slots is written by that consumer ("exclusive");
+ * any other is zeroed and accumulated into.
+ */
+#include "tnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grad.h"
+#include "layers.h"
+#include "onespike/model.h"
+
+typedef struct {
+    int slots;         /* 1 (static) or T */
+    size_t size;       /* c*h*w of one image */
+    float *out, *d;    /* [slots][max_batch*size] */
+    float *u;          /* lif: membrane before reset, [T][max_batch*size] */
+    float *mean, *invstd; /* bn: [slots][c] */
+    bool exclusive;
+    os_param *w, *b, *bn[4], *thr, *leak;
+} tlayer;
+
+struct os_tnet {
+    os_net *net;
+    os_params *params;
+    int T, max_batch, n, in_c, in_h, in_w, classes;
+    size_t in_size;
+    const float *x;
+    tlayer *L;
+    float *col, *tmp; /* batched im2col scratch; T * max_batch * max size */
+    float *ctmp;      /* conv product in [out][batch*hw] layout: max_batch * max size */
+    size_t tmp_floats;
+    bool trained; /* last forward was in training mode */
+};
+
+static size_t stride_of(const os_tnet *t, const tlayer *l)
+{
+    return (size_t)t->max_batch * l->size;
+}
+
+/* Output of layer `from` (or the input) at step `step`. */
+static float *slot(const os_tnet *t, int from, int step)
+{
+    if (from == OS_NET_INPUT)
+        return (float *)t->x;
+    const tlayer *l = &t->L[from];
+    return l->out + (size_t)(l->slots == 1 ? 0 : step) * stride_of(t, l);
+}
+
+static float *dslot(const os_tnet *t, int from, int step)
+{
+    const tlayer *l = &t->L[from];
+    return l->d + (size_t)(l->slots == 1 ? 0 : step) * stride_of(t, l);
+}
+
+static void in_dims(const os_tnet *t, int from, int *c, int *h, int *w)
+{
+    if (from == OS_NET_INPUT) {
+        *c = t->in_c, *h = t->in_h, *w = t->in_w;
+        return;
+    }
+    const os_layer *L = os_net_layer(t->net, from);
+    *c = L->c, *h = L->h, *w = L->w;
+}
+
+static os_status bind_param(os_tnet *t, const char *layer, const char *field, const json_t *obj,
+                            os_param **out)
+{
+    const char *name = json_string_value(json_object_get(obj, field));
+    *out = NULL;
+    if (!name)
+        return OS_OK;
+    *out = os_params_find(t->params, name);
+    if (!*out)
+        return os_fail(OS_EARCH, "layer \"%s\": %s tensor \"%s\" is not a parameter", layer, field,
+                       name);
+    return OS_OK;
+}
+
+static os_status bind_lif(os_tnet *t, const os_layer *L, tlayer *l)
+{
+    char name[OS_NET_NAME_MAX + 16];
+    snprintf(name, sizeof name, "%s.threshold", L->name);
+    os_status st;
+    if (!os_params_find(t->params, name) &&
+        (st = os_params_add_scalar(t->params, name, L->threshold)))
+        return st;
+    l->thr = os_params_find(t->params, name);
+    snprintf(name, sizeof name, "%s.leak", L->name);
+    if (!os_params_find(t->params, name) && (st = os_params_add_scalar(t->params, name, L->leak)))
+        return st;
+    l->leak = os_params_find(t->params, name);
+    return OS_OK;
+}
+
+static os_status alloc_layers(os_tnet *t, const json_t *layers)
+{
+    int n = os_net_count(t->net);
+    size_t col = 0, maxsize = t->in_size;
+    for (int i = 0; i < n; i++) {
+        const os_layer *L = os_net_layer(t->net, i);
+        tlayer *l = &t->L[i];
+        const json_t *obj = json_array_get(layers, (size_t)i);
+        l->slots = L->is_static ? 1 : t->T;
+        l->size = (size_t)L->c * L->h * L->w;
+        if (l->size > maxsize)
+            maxsize = l->size;
+        size_t all = (size_t)l->slots * stride_of(t, l);
+        l->out = malloc(all * sizeof(float));
+        l->d = malloc(all * sizeof(float));
+        if (!l->out || !l->d)
+            return os_fail(OS_ENOMEM, "no memory for activations of layer %s", L->name);
+        os_status st = OS_OK;
+        switch (L->op) {
+        case OS_OP_CONV:
+        case OS_OP_LINEAR:
+            if ((st = bind_param(t, L->name, "weight", obj, &l->w)) ||
+                (st = bind_param(t, L->name, "bias", obj, &l->b)))
+                return st;
+            if (L->op == OS_OP_CONV) {
+                int c, h, w;
+                in_dims(t, L->from[0], &c, &h, &w);
+                os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
+                if (os_conv_batch_floats(&cs, t->max_batch) > col)
+                    col = os_conv_batch_floats(&cs, t->max_batch);
+            }
+            break;
+        case OS_OP_BN: {
+            static const char *const f[4] = {"weight", "bias", "mean", "var"};
+            for (int k = 0; k < 4; k++)
+                if ((st = bind_param(t, L->name, f[k], obj, &l->bn[k])))
+                    return st;
+            l->mean = malloc((size_t)l->slots * L->c * sizeof(float));
+            l->invstd = malloc((size_t)l->slots * L->c * sizeof(float));
+            if (!l->mean || !l->invstd)
+                return os_fail(OS_ENOMEM, "no memory for BatchNorm statistics");
+            break;
+        }
+        case OS_OP_LIF:
+            if ((st = bind_lif(t, L, l)))
+                return st;
+            if (!(l->u = malloc((size_t)t->T * stride_of(t, l) * sizeof(float))))
+                return os_fail(OS_ENOMEM, "no memory for membranes of layer %s", L->name);
+            break;
+        default: break;
+        }
+    }
+    /* Exclusive gradient targets: one consumer with the same number of slots. */
+    for (int i = 0; i < n; i++) {
+        int consumers = 0, slots = 0;
+        for (int j = i + 1; j < n; j++) {
+            const os_layer *C = os_net_layer(t->net, j);
+            for (int k = 0; k < C->n_from; k++)
+                if (C->from[k] == i)
+                    consumers++, slots = t->L[j].slots;
+        }
+        t->L[i].exclusive = consumers == 1 && slots == t->L[i].slots;
+    }
+    t->tmp_floats = (size_t)t->T * t->max_batch * maxsize;
+    t->col = malloc((col ? col : 1) * sizeof(float));
+    t->tmp = malloc(t->tmp_floats * sizeof(float));
+    t->ctmp = malloc((size_t)t->max_batch * maxsize * sizeof(float));
+    if (!t->col || !t->tmp || !t->ctmp)
+        return os_fail(OS_ENOMEM, "no memory for training scratch");
+    return OS_OK;
+}
+
+os_status os_tnet_create(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+                         os_params *params, int max_batch, int timesteps, os_tnet **out)
+{
+    *out = NULL;
+    os_tnet *t = calloc(1, sizeof *t);
+    if (!t)
+        return os_fail(OS_ENOMEM, "no memory for the training network");
+    if (timesteps < 1 || timesteps > OS_MODEL_MAX_TIMESTEPS || max_batch < 1) {
+        free(t);
+        return os_fail(OS_EINVAL, "training network: timesteps %d (1..%d), batch %d", timesteps,
+                       OS_MODEL_MAX_TIMESTEPS, max_batch);
+    }
+    t->params = params, t->T = timesteps, t->max_batch = max_batch;
+    t->in_c = in_c, t->in_h = in_h, t->in_w = in_w, t->classes = classes;
+    t->in_size = (size_t)in_c * in_h * in_w;
+    os_status st = os_net_build_ex(layers, in_c, in_h, in_w, classes, os_params_view, params, false,
+                                   "training network", &t->net);
+    if (!st && !(t->L = calloc((size_t)os_net_count(t->net), sizeof *t->L)))
+        st = os_fail(OS_ENOMEM, "no memory for the training network");
+    if (!st)
+        st = alloc_layers(t, layers);
+    if (st) {
+        os_tnet_destroy(t);
+        return st;
+    }
+    *out = t;
+    return OS_OK;
+}
+
+void os_tnet_destroy(os_tnet *t)
+{
+    if (!t)
+        return;
+    if (t->L)
+        for (int i = 0; i < os_net_count(t->net); i++) {
+            tlayer *l = &t->L[i];
+            free(l->out), free(l->d), free(l->u), free(l->mean), free(l->invstd);
+        }
+    free(t->L);
+    free(t->col);
+    free(t->tmp);
+    free(t->ctmp);
+    os_net_destroy(t->net);
+    free(t);
+}
+
+static void bn_forward(os_tnet *t, const os_layer *L, tlayer *l, int s, const float *x, float *y,
+                       bool train)
+{
+    int n = t->n, c = L->c;
+    size_t hw = (size_t)L->h * L->w;
+    float *mean = l->mean + (size_t)s * c, *invstd = l->invstd + (size_t)s * c;
+    const float *g = l->bn[0]->data, *b = l->bn[1]->data;
+    float *rm = l->bn[2]->data, *rv = l->bn[3]->data;
+    if (train) {
+        os_bn_train_forward(x, n, c, hw, g, b, L->eps, y, mean, invstd);
+        double m = (double)n * hw, unbias = m > 1 ? m / (m - 1) : 1.0;
+        for (int k = 0; k < c; k++) {
+            double var = 1.0 / ((double)invstd[k] * invstd[k]) - L->eps;
+            rm[k] = (1 - OS_BN_MOMENTUM) * rm[k] + OS_BN_MOMENTUM * mean[k];
+            rv[k] = (float)((1 - OS_BN_MOMENTUM) * rv[k] + OS_BN_MOMENTUM * var * unbias);
+        }
+        return;
+    }
+    for (int k = 0; k < c; k++) {
+        mean[k] = rm[k];
+        invstd[k] = (float)(1.0 / sqrt((double)rv[k] + L->eps));
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < c; k++) {
+            const float *xi = x + ((size_t)i * c + k) * hw;
+            float *yi = y + ((size_t)i * c + k) * hw;
+            float sc = g[k] * invstd[k], sh = b[k] - mean[k] * sc;
+            for (size_t j = 0; j < hw; j++)
+                yi[j] = xi[j] * sc + sh;
+        }
+}
+
+static void forward_layer(os_tnet *t, int i, bool train)
+{
+    const os_layer *L = os_net_layer(t->net, i);
+    tlayer *l = &t->L[i];
+    int n = t->n, c, h, w;
+    in_dims(t, L->from[0], &c, &h, &w);
+    size_t in_size = (size_t)c * h * w;
+    if (L->op == OS_OP_LIF) {
+        const float *in[OS_MODEL_MAX_TIMESTEPS];
+        float *u[OS_MODEL_MAX_TIMESTEPS], *s[OS_MODEL_MAX_TIMESTEPS];
+        for (int k = 0; k < t->T; k++) {
+            in[k] = slot(t, L->from[0], k);
+            u[k] = l->u + (size_t)k * stride_of(t, l);
+            s[k] = slot(t, i, k);
+        }
+        os_lif_forward_seq(in, t->T, (size_t)n * l->size, l->thr->data[0], l->leak->data[0],
+                           false, u, s);
+        return;
+    }
+    for (int k = 0; k < l->slots; k++) {
+        const float *x = slot(t, L->from[0], k);
+        float *y = slot(t, i, k);
+        switch (L->op) {
+        case OS_OP_CONV: {
+            os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
+            os_conv2d_batch(&cs, n, x, l->w->data, l->b ? l->b->data : NULL, y, t->col, t->ctmp);
+            break;
+        }
+        case OS_OP_BN: bn_forward(t, L, l, k, x, y, train); break;
+        case OS_OP_RELU:
+            memcpy(y, x, (size_t)n * l->size * sizeof *y);
+            os_relu(y, (size_t)n * l->size);
+            break;
+        case OS_OP_MAXPOOL:
+            for (int j = 0; j < n; j++)
+                os_maxpool2d(x + j * in_size, c, h, w, L->kh, L->stride, L->pad, y + j * l->size);
+            break;
+        case OS_OP_AVGPOOL:
+            for (int j = 0; j < n; j++)
+                os_avgpool2d(x + j * in_size, c, h, w, L->kh, L->stride, L->pad, y + j * l->size);
+            break;
+        case OS_OP_GAP:
+            for (int j = 0; j < n; j++)
+                os_global_avgpool(x + j * in_size, c, (size_t)h * w, y + j * l->size);
+            break;
+        case OS_OP_LINEAR:
+            os_linear_batch(x, n, L->fan_in, L->out, l->w->data, l->b ? l->b->data : NULL, y);
+            break;
+        case OS_OP_ADD:
+            memcpy(y, x, (size_t)n * l->size * sizeof *y);
+            os_add_inplace(y, slot(t, L->from[1], k), (size_t)n * l->size);
+            break;
+        default: break;
+        }
+    }
+}
+
+void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logits)
+{
+    t->x = x, t->n = n, t->trained = train;
+    int nl = os_net_count(t->net);
+    for (int i = 0; i < nl; i++)
+        forward_layer(t, i, train);
+    size_t k = (size_t)n * t->classes;
+    memset(logits, 0, k * sizeof *logits);
+    for (int s = 0; s < t->T; s++)
+        os_add_inplace(logits, slot(t, nl - 1, s), k);
+}
+
+/* Where layer i's backward writes the gradient for input `from` at step s: straight into the
+ * input's gradient when exclusive, else into scratch that the caller then adds. */
+static float *dx_target(os_tnet *t, int from, int s, size_t scratch_slot)
+{
+    if (from == OS_NET_INPUT)
+        return NULL;
+    if (t->L[from].exclusive)
+        return dslot(t, from, s);
+    return t->tmp + scratch_slot * (size_t)t->max_batch * t->L[from].size;
+}
+
+static void dx_commit(os_tnet *t, int from, int s, const float *dx)
+{
+    if (from == OS_NET_INPUT || t->L[from].exclusive)
+        return;
+    os_add_inplace(dslot(t, from, s), dx, (size_t)t->n * t->L[from].size);
+}
+
+static void backward_lif(os_tnet *t, int i, const os_layer *L, tlayer *l)
+{
+    const float *u[OS_MODEL_MAX_TIMESTEPS], *s[OS_MODEL_MAX_TIMESTEPS], *ds[OS_MODEL_MAX_TIMESTEPS];
+    float *din[OS_MODEL_MAX_TIMESTEPS];
+    int from = L->from[0];
+    for (int k = 0; k < t->T; k++) {
+        u[k] = l->u + (size_t)k * stride_of(t, l);
+        s[k] = slot(t, i, k);
+        ds[k] = dslot(t, i, k);
+        din[k] = from == OS_NET_INPUT ? t->tmp + (size_t)k * t->max_batch * l->size
+                                      : dx_target(t, from, k, (size_t)k);
+    }
+    double dthr = 0, dleak = 0;
+    os_lif_backward_seq(u, s, ds, t->T, (size_t)t->n * l->size, l->thr->data[0],
+                        l->leak->data[0], din, &dthr, &dleak);
+    l->thr->grad[0] += (float)dthr;
+    l->leak->grad[0] += (float)dleak;
+    for (int k = 0; k < t->T; k++)
+        dx_commit(t, from, k, din[k]);
+}
+
+static void backward_layer(os_tnet *t, int i)
+{
+    const os_layer *L = os_net_layer(t->net, i);
+    tlayer *l = &t->L[i];
+    int n = t->n, c, h, w;
+    int from = L->from[0];
+    in_dims(t, from, &c, &h, &w);
+    size_t in_size = (size_t)c * h * w, nin = (size_t)n * in_size;
+    if (L->op == OS_OP_LIF) {
+        backward_lif(t, i, L, l);
+        return;
+    }
+    for (int k = 0; k < l->slots; k++) {
+        const float *x = slot(t, from, k), *y = slot(t, i, k), *dy = dslot(t, i, k);
+        float *dx = dx_target(t, from, k, 0);
+        if (!dx && L->op != OS_OP_CONV && L->op != OS_OP_LINEAR && L->op != OS_OP_ADD) {
+            if (L->op != OS_OP_BN)
+                continue; /* nothing to learn, and nobody reads the image's gradient */
+            dx = t->tmp;
+        }
+        switch (L->op) {
+        case OS_OP_CONV: {
+            os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
+            os_conv2d_backward_batch(&cs, n, x, l->w->data, dy, l->w->grad,
+                                     l->b ? l->b->grad : NULL, dx, t->col, t->ctmp);
+            break;
+        }
+        case OS_OP_BN:
+            os_bn_backward(x, dy, n, L->c, (size_t)L->h * L->w, l->bn[0]->data,
+                           l->mean + (size_t)k * L->c, l->invstd + (size_t)k * L->c, dx,
+                           l->bn[0]->grad, l->bn[1]->grad);
+            break;
+        case OS_OP_RELU: os_relu_backward(y, dy, (size_t)n * l->size, dx); break;
+        case OS_OP_MAXPOOL:
+            memset(dx, 0, nin * sizeof *dx);
+            for (int j = 0; j < n; j++)
+                os_maxpool2d_backward(x + j * in_size, dy + j * l->size, c, h, w, L->kh, L->stride,
+                                      L->pad, dx + j * in_size);
+            break;
+        case OS_OP_AVGPOOL:
+            memset(dx, 0, nin * sizeof *dx);
+            for (int j = 0; j < n; j++)
+                os_avgpool2d_backward(dy + j * l->size, c, h, w, L->kh, L->stride, L->pad,
+                                      dx + j * in_size);
+            break;
+        case OS_OP_GAP:
+            memset(dx, 0, nin * sizeof *dx);
+            for (int j = 0; j < n; j++)
+                os_global_avgpool_backward(dy + j * l->size, c, (size_t)h * w, dx + j * in_size);
+            break;
+        case OS_OP_LINEAR:
+            os_linear_backward(x, l->w->data, dy, n, L->fan_in, L->out, l->w->grad,
+                               l->b ? l->b->grad : NULL, dx);
+            break;
+        case OS_OP_ADD:
+            for (int q = 0; q < 2; q++) {
+                int f = L->from[q];
+                if (f == OS_NET_INPUT)
+                    continue;
+                float *dst = dx_target(t, f, k, 0);
+                memcpy(dst, dy, (size_t)n * l->size * sizeof *dst);
+                dx_commit(t, f, k, dst);
+            }
+            continue;
+        default: break;
+        }
+        if (dx && from != OS_NET_INPUT)
+            dx_commit(t, from, k, dx);
+    }
+}
+
+void os_tnet_backward(os_tnet *t, const float *dlogits)
+{
+    int nl = os_net_count(t->net);
+    size_t k = (size_t)t->n * t->classes;
+    for (int i = 0; i < nl - 1; i++)
+        if (!t->L[i].exclusive)
+            memset(t->L[i].d, 0, (size_t)t->L[i].slots * stride_of(t, &t->L[i]) * sizeof(float));
+    tlayer *last = &t->L[nl - 1];
+    memset(last->d, 0, (size_t)last->slots * stride_of(t, last) * sizeof(float));
+    for (int s = 0; s < t->T; s++)
+        os_add_inplace(dslot(t, nl - 1, s), dlogits, k);
+    for (int i = nl - 1; i >= 0; i--)
+        backward_layer(t, i);
+}
+
+const os_net *os_tnet_net(const os_tnet *t)
+{
+    return t->net;
+}
+
+int os_tnet_timesteps(const os_tnet *t)
+{
+    return t->T;
+}
+
+int os_tnet_max_batch(const os_tnet *t)
+{
+    return t->max_batch;
+}
+
+int os_tnet_lif_count(const os_tnet *t)
+{
+    return os_net_lif_count(t->net);
+}
+
+static int nth_layer(const os_tnet *t, int k, bool relu_too)
+{
+    for (int i = 0, seen = 0; i < os_net_count(t->net); i++) {
+        os_op op = os_net_layer(t->net, i)->op;
+        if ((op == OS_OP_LIF || (relu_too && op == OS_OP_RELU)) && seen++ == k)
+            return i;
+    }
+    return -1;
+}
+
+void os_tnet_spikes(const os_tnet *t, int k, const char **name, uint64_t *spikes,
+                    uint64_t *neuron_steps)
+{
+    int i = nth_layer(t, k, false);
+    *spikes = 0, *neuron_steps = 0, *name = "";
+    if (i < 0)
+        return;
+    const tlayer *l = &t->L[i];
+    *name = os_net_layer(t->net, i)->name;
+    size_t n = (size_t)t->n * l->size;
+    for (int s = 0; s < t->T; s++) {
+        const float *x = slot(t, i, s);
+        for (size_t j = 0; j < n; j++)
+            *spikes += x[j] > 0.0f;
+    }
+    *neuron_steps = (uint64_t)n * t->T;
+}
+
+int os_tnet_act_count(const os_tnet *t)
+{
+    int k = 0;
+    for (int i = 0; i < os_net_count(t->net); i++) {
+        os_op op = os_net_layer(t->net, i)->op;
+        k += op == OS_OP_LIF || op == OS_OP_RELU;
+    }
+    return k;
+}
+
+const float *os_tnet_act_input(const os_tnet *t, int k, int step, size_t *count,
+                               const char **name)
+{
+    int i = nth_layer(t, k, true);
+    if (i < 0)
+        return NULL;
+    const os_layer *L = os_net_layer(t->net, i);
+    *name = L->name;
+    *count = (size_t)t->n * t->L[i].size;
+    return slot(t, L->from[0], step);
+}

@@ -1,0 +1,51 @@
+/* tnet.h - the training executor: a layer graph (net.h) run on a batch over T time steps with
+ * every activation kept, and its backward pass (BPTT) into a parameter set (params.h).
+ *
+ * Weights, biases and BatchNorm tensors are the parameter set's own tensors (same names as in
+ * the layer list); each LIF layer's threshold and leak are the scalars "<layer>.threshold" and
+ * "<layer>.leak", created from the layer list's values when missing. BatchNorm uses batch
+ * statistics when training (and updates the running averages) and running statistics otherwise.
+ * One tnet serves one (batch, T) shape; build another for another T.
+ */
+#ifndef ONESPIKE_TNET_H
+#define ONESPIKE_TNET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "onespike/net.h"
+#include "params.h"
+#include "onespike/status.h"
+
+#define OS_BN_MOMENTUM 0.1f
+
+typedef struct os_tnet os_tnet;
+
+os_status os_tnet_create(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+                         os_params *params, int max_batch, int timesteps, os_tnet **out);
+void os_tnet_destroy(os_tnet *t);
+
+/* x: n (<= max_batch) images of in_c*in_h*in_w floats. logits: n*classes (summed over T). */
+void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logits);
+
+/* After a forward with train = true: accumulate parameter gradients from dlogits (n*classes). */
+void os_tnet_backward(os_tnet *t, const float *dlogits);
+
+const os_net *os_tnet_net(const os_tnet *t);
+int os_tnet_timesteps(const os_tnet *t);
+int os_tnet_max_batch(const os_tnet *t);
+
+/* Spikes of each LIF layer in the last forward: spikes and neuron-steps (n * size * T). */
+int os_tnet_lif_count(const os_tnet *t);
+void os_tnet_spikes(const os_tnet *t, int k, const char **name, uint64_t *spikes,
+                    uint64_t *neuron_steps);
+
+/* Pre-activation (the current into LIF/ReLU layer k, counting LIF and ReLU layers in order)
+ * of the last forward: pointer to T slots of n*size floats each, for threshold calibration. */
+int os_tnet_act_count(const os_tnet *t);
+const float *os_tnet_act_input(const os_tnet *t, int k, int step, size_t *count,
+                               const char **name);
+
+#endif

@@ -1,0 +1,109 @@
+/* train.h - the steps of the training pipeline (docs/DESIGN.md §2) on top of tnet.h:
+ * an epoch of SGD/AdamW, evaluation, ANN -> SNN conversion, and Unit removal.
+ */
+#ifndef ONESPIKE_TRAIN_H
+#define ONESPIKE_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "onespike/dataset.h"
+#include "loader.h"
+#include "params.h"
+#include "tnet.h"
+
+typedef struct {
+    double loss, acc;     /* mean training loss and accuracy over the epoch */
+    double images_per_s;
+    double seconds;
+    long steps;           /* optimizer steps taken in this epoch */
+} os_epoch_stats;
+
+/* Called after every batch: done/total batches, running loss and accuracy, images/s. */
+typedef void (*os_progress_fn)(void *ctx, size_t done, size_t total, double loss, double acc,
+                               double images_per_s);
+
+typedef struct {
+    int batch;
+    float label_smoothing;
+    os_opt_config opt;
+    os_aug_config aug;
+    uint64_t seed;          /* this epoch's data seed */
+    long step0;             /* optimizer step count before this epoch (schedule position) */
+    os_progress_fn progress;
+    void *progress_ctx;
+    os_tnet *teacher;       /* optional: distil from this network's logits (its own params) */
+    float distill;          /* weight of the distillation loss, 0..1 (CE gets 1 - distill) */
+    float distill_temp;     /* softmax temperature of the distillation */
+} os_epoch_config;
+
+/* One pass over the training images in a seeded shuffled order. */
+os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
+                         const os_epoch_config *c, os_epoch_stats *out);
+
+typedef struct {
+    double top1, top5;
+    int classes;
+    long *confusion;      /* classes x classes, [true][predicted]; malloc'd */
+    double *per_class;    /* accuracy per true class; malloc'd */
+    size_t n;
+    int n_lif;            /* spike counts per LIF layer over the evaluated set */
+    uint64_t *spikes, *neuron_steps; /* malloc'd, n_lif each */
+} os_eval_result;
+
+/* Evaluate (no augmentation, BN running statistics) in batches of t's max batch. */
+os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *aug, int classes,
+                      os_eval_result *out);
+void os_eval_result_free(os_eval_result *r);
+
+/* Fold every BatchNorm that follows a conv into that conv (the conv gains a bias); returns a
+ * new layer list (caller decrefs) and updates the parameter set (BN tensors removed). */
+os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out);
+
+/* The reverse of os_fold_batchnorm, for training a BN-free (converted) net with BatchNorm
+ * (ours): a BatchNorm "<conv>.bn" after every conv, initialised from `calib` (normalised by aug,
+ * at most `batch` images, one time step) so that in training mode it reproduces the conv's
+ * output: gamma = std, beta = mean of that output, layer by layer (images spread evenly over
+ * calib, as in os_recalibrate_thresholds). The function of the net is
+ * unchanged up to batch noise; os_fold_batchnorm removes them again. Returns a new layer list
+ * (caller decrefs) and adds the BN tensors to p. */
+os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+                              os_params *p, const os_imageset *calib, const os_aug_config *aug,
+                              int batch, json_t **out);
+
+/* ANN -> SNN (docs/DESIGN.md §2, step 2). `layers` must be BN-free (see os_fold_batchnorm).
+ * Runs the ANN on `calib` (normalised by aug) to find, for each ReLU, the given percentile
+ * of its pre-activation p_l; replaces it by a LIF with leak 1 and a threshold such that a spike
+ * stands for p_l, rescaling weights so that SNN firing rates approximate ANN activations
+ * (rate-based equivalence; ours: the paper gives no formula). `shift` adds shift*threshold/T
+ * to the bias feeding each LIF, so that over T steps the spike count rounds the ANN activation
+ * instead of flooring it (0.5: rounding; 0: the plain conversion). Returns the SNN layer list. */
+os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+                            os_params *p, const os_imageset *calib, const os_aug_config *aug,
+                            double percentile, double shift, int timesteps, int batch,
+                            json_t **out);
+
+/* Temporal pruning hand-over (ours): before training at T_new < T_old, set each LIF layer's
+ * threshold, in order, so that at T_new it fires at the same rate (spikes per neuron-step) as
+ * at T_old on the calibration images, found by bisection on the simulated LIF. Without it,
+ * currents that needed several steps to reach the threshold never do at T = 1, and the deeper
+ * layers fall silent (no spikes, no surrogate gradient). Uses `batch` images spread evenly over
+ * calib (image k * calib->n / batch), in one forward pass. */
+os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, int in_w,
+                                    int classes, os_params *p, const os_imageset *calib,
+                                    const os_aug_config *aug, int t_old, int t_new, int batch);
+
+/* Remove every layer marked as part of a Unit, rewiring consumers to the Unit's input, and
+ * drop their parameters. Returns the new list (caller decrefs). */
+os_status os_remove_units(const json_t *layers, os_params *p, json_t **out);
+
+/* Copy trained LIF thresholds/leaks from p into the layer list (in place). */
+void os_layers_sync_lif(json_t *layers, os_params *p);
+
+/* Percentile (0..100) of n values; reorders v. */
+float os_percentile(float *v, size_t n, double pct);
+
+#endif

@@ -1,0 +1,80 @@
+/* dataset.h - a folder of class subfolders of JPEGs, split and decoded once for training.
+ *
+ * Layout: DIR/<class>/<image>.jpg (or .jpeg, any case); classes are the sorted subfolder names
+ * and their order is the label order. Images inside a class are sorted by name, so a scan is
+ * deterministic. Decoding uses exactly the serving path (session.h): TurboJPEG scaled decode
+ * then area/bilinear resize to the model input, so training sees what the server will see.
+ */
+#ifndef ONESPIKE_DATASET_H
+#define ONESPIKE_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onespike/status.h"
+
+typedef struct {
+    char *path; /* DIR/<class>/<file> */
+    int label;
+} os_sample;
+
+typedef struct os_dataset os_dataset;
+
+/* Scan DIR. Fails (naming DIR) if it has no class subfolder or a class has no JPEG file. */
+os_status os_dataset_scan(const char *dir, os_dataset **out);
+void os_dataset_destroy(os_dataset *d);
+
+int os_dataset_classes(const os_dataset *d);
+const char *os_dataset_class(const os_dataset *d, int i);
+size_t os_dataset_size(const os_dataset *d);
+const os_sample *os_dataset_sample(const os_dataset *d, size_t i);
+
+/* Deterministic stratified split: within each class, a seeded shuffle, then the first
+ * round(val_fraction * count) images (at least one when val_fraction > 0 and the class has two
+ * or more) go to validation. Index arrays are malloc'd (caller frees). */
+os_status os_dataset_split(const os_dataset *d, double val_fraction, uint64_t seed,
+                           size_t **train, size_t *n_train, size_t **val, size_t *n_val);
+
+/* Indices of the images named in a list file: one path per line, relative to DIR
+ * ("class/file.jpg") or as scanned; blank lines and '#' comments ignored. An entry that is
+ * not in the dataset fails naming the file and line. */
+os_status os_dataset_select(const os_dataset *d, const char *list_path, size_t **idx, size_t *n);
+
+/* Images decoded once: n images of 3 x side x side floats in [0, 1] (planar), with labels. */
+typedef struct {
+    float *pix;
+    int *labels;
+    size_t n;
+    int side;
+    size_t *source; /* dataset index of each image */
+} os_imageset;
+
+/* Decode the images idx[0..n) with `threads` threads. An image that fails to decode is reported
+ * through warn (message names the file and the reason), counted in *failed and skipped. */
+os_status os_imageset_load(const os_dataset *d, const size_t *idx, size_t n, int side,
+                           int threads, void (*warn)(const char *msg), os_imageset *out,
+                           size_t *failed);
+void os_imageset_free(os_imageset *s);
+
+/* A copy of at most n images of s spread evenly over it (image floor(k * s->n / n) for k < n),
+ * so that a class-ordered set gives every class its share: calibration sets. */
+os_status os_imageset_spread(const os_imageset *s, size_t n, os_imageset *out);
+
+/* Per-channel mean and std of a set (on the [0,1] scale), for the model's normalisation. */
+void os_imageset_stats(const os_imageset *s, float mean[3], float std[3]);
+
+/* splitmix64: the seeded generator used throughout training. */
+static inline uint64_t os_rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline double os_rng_uniform(uint64_t *s)
+{
+    return (double)(os_rng_next(s) >> 11) / 9007199254740992.0;
+}
+
+#endif

@@ -1,0 +1,40 @@
+/* fit.h - the training pipeline behind `onespike-train fit` (docs/DESIGN.md §2):
+ * ANN with Units -> BN folding + conversion -> SNN at T0 -> temporal pruning T0..1 -> Unit
+ * removal -> fine-tune at T = 1 -> export, with a checkpoint after every epoch and stage.
+ */
+#ifndef ONESPIKE_FIT_H
+#define ONESPIKE_FIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "onespike/status.h"
+
+typedef struct {
+    const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer, *ann_from;
+    const char *snn_from; /* start at the T = 1 fine-tune from this one-step model */
+    bool resume, quiet;
+    const char *arch;
+    double width_mult;
+    int input, units, unit_at, t0;
+    int epochs_ann, epochs_snn, epochs_t0, epochs_finetune, warmup_epochs;
+    int batch, threads, calib_images, recalibrate, finetune_bn;
+    double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
+    double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
+    double surrogate_gamma;
+    uint64_t seed;
+    char *command; /* the exact command line, for the report */
+} fit_config;
+
+void fit_defaults(fit_config *c);
+
+/* Run (or resume) the pipeline; prints progress to stderr and writes the model, its report
+ * (<out>.report.md/.json) and the work dir's metrics.jsonl and checkpoint. */
+os_status fit_run(const fit_config *c);
+
+/* The JSON form of a config (for checkpoints and reports). */
+json_t *fit_config_json(const fit_config *c);
+
+#endif

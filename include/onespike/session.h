@@ -1,0 +1,60 @@
+/* session.h - one inference context per worker thread.
+ *
+ * A session holds every buffer a forward pass needs, sized from the model when it is created:
+ * layer outputs, membrane potentials, im2col scratch, the input tensor and the JPEG decoder.
+ * Running it allocates nothing of ours (the decoder's pixel buffer grows once to the largest
+ * image seen; libjpeg's own per-image working memory is outside our control). A session is not
+ * thread-safe: one thread at a time. The model must outlive its sessions.
+ */
+#ifndef ONESPIKE_SESSION_H
+#define ONESPIKE_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "onespike/model.h"
+#include "onespike/status.h"
+
+#define OS_DEFAULT_MAX_PIXELS ((size_t)50 * 1000 * 1000)
+
+typedef struct {
+    int timesteps;        /* 0: the model's own; else run the same weights at this many steps */
+    size_t max_pixels;    /* JPEG pixel limit; 0: OS_DEFAULT_MAX_PIXELS */
+    bool count_spikes;    /* keep per-layer spike counts (os_session_spikes) */
+    bool dense;           /* run every layer with the dense float kernels (the reference path),
+                             even where a layer's input is binary spikes */
+} os_session_opts;
+
+typedef struct os_session os_session;
+
+/* opts may be NULL for defaults. */
+os_status os_session_create(const os_model *m, const os_session_opts *opts, os_session **out);
+void os_session_destroy(os_session *s); /* NULL is fine */
+
+/* The model input buffer: channels*height*width floats, normalised CHW. Borrowed. */
+float *os_session_input(os_session *s);
+size_t os_session_input_floats(const os_session *s);
+
+/* Decode JPEG bytes, resize and normalise them into the input buffer. Errors as image.h. */
+os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len);
+
+/* Run the network on the input buffer for the session's time steps; write the class
+ * probabilities (softmax of the logits) to probs and, if logits is not NULL, the logits.
+ * Both have os_model_classes() floats. */
+void os_session_run(os_session *s, float *probs, float *logits);
+
+/* load_jpeg + run. */
+os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float *probs);
+
+int os_session_timesteps(const os_session *s);
+
+/* Spike statistics since creation or the last reset (count_spikes must be on): for the k-th LIF
+ * layer, spikes emitted and neuron-steps run. Returns false if k is out of range. */
+bool os_session_spikes(const os_session *s, int k, uint64_t *spikes, uint64_t *neuron_steps);
+void os_session_reset_spikes(os_session *s);
+
+/* Indices of the k largest of p[0..n) in descending order of value (ties: lower index first). */
+void os_topk(const float *p, int n, int k, int *idx);
+
+#endif

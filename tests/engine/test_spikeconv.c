@@ -1,0 +1,368 @@
+/* spikeconv: the event-driven convolution and the channels-last kernels against the planar
+ * reference kernels, the plan's view of real architectures, and whole sessions on the fast
+ * path against the dense path on a real JPEG. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "onespike/arch.h"
+#include "layers.h"
+#include "onespike/session.h"
+#include "spikeconv.h"
+#include "testutil.h"
+
+/* x (CHW) -> HWC */
+static void to_hwc(const float *x, int c, int hw, float *y)
+{
+    for (int ch = 0; ch < c; ch++)
+        for (int p = 0; p < hw; p++)
+            y[(size_t)p * c + ch] = x[(size_t)ch * hw + p];
+}
+
+/* 0/1 values, each 1 with probability rate. */
+static void fill_spikes(float *x, size_t n, uint32_t seed, float rate)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (tu_rand(&seed) + 1.0f) / 2.0f < rate ? 1.0f : 0.0f;
+}
+
+/* The plan's layout of w [oc][ic][kh][kw], for kernels tested without a net. */
+static float *relayout(const os_conv_shape *s, const float *w)
+{
+    const int taps = s->kh * s->kw;
+    float *wt = malloc(sizeof *wt * (size_t)taps * s->in_c * s->out_c);
+    for (int o = 0; o < s->out_c; o++)
+        for (int c = 0; c < s->in_c; c++)
+            for (int t = 0; t < taps; t++)
+                wt[((size_t)t * s->in_c + c) * s->out_c + o] = w[((size_t)o * s->in_c + c) * taps + t];
+    return wt;
+}
+
+static void test_index(void **state)
+{
+    (void)state;
+    /* 3 positions x 4 channels, channels-last */
+    const float x[12] = {0, 1, 0, 1, /**/ 0, 0, 0, 0, /**/ 1, 1, 1, 1};
+    uint16_t idx[12], cnt[3];
+    os_spike_index(x, 4, 3, idx, cnt);
+    assert_int_equal(cnt[0], 2);
+    assert_int_equal(cnt[1], 0);
+    assert_int_equal(cnt[2], 4);
+    assert_int_equal(idx[0], 1);
+    assert_int_equal(idx[1], 3);
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(idx[8 + k], k);
+}
+
+/* Every kernel (direct for 8/16/32/64 outputs; blocks of 64, 32, 16, 8 and the generic tail
+ * otherwise) and the window shapes of VGG/ResNet:
+ * the event-driven sum equals the naive double-precision convolution to float rounding. */
+static void test_conv_matches_naive(void **state)
+{
+    (void)state;
+    const os_conv_shape shapes[] = {
+        {5, 7, 6, 13, 3, 3, 1, 1},   {32, 16, 16, 32, 3, 3, 1, 1}, {32, 8, 8, 64, 1, 1, 2, 0},
+        {16, 5, 5, 72, 3, 3, 2, 1},  {64, 2, 2, 256, 3, 3, 1, 1},  {8, 4, 4, 5, 3, 3, 1, 0},
+        {12, 6, 6, 100, 3, 3, 1, 1}, {4, 9, 9, 24, 5, 5, 2, 2},   {6, 5, 5, 8, 3, 3, 1, 1},
+        {9, 4, 4, 16, 1, 1, 1, 0},
+    };
+    const float rates[] = {0.0f, 0.2f, 1.0f};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        const os_conv_shape *s = &shapes[k];
+        const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), hw = s->in_h * s->in_w;
+        const size_t nin = (size_t)s->in_c * hw, nout = (size_t)s->out_c * oh * ow;
+        const size_t nw = (size_t)s->out_c * s->in_c * s->kh * s->kw;
+        float *x = malloc(nin * 4), *xh = malloc(nin * 4), *w = malloc(nw * 4);
+        float *b = malloc((size_t)s->out_c * 4), *want = malloc(nout * 4), *wanth = malloc(nout * 4);
+        float *got = malloc(nout * 4);
+        uint16_t *idx = malloc(nin * 2), *cnt = malloc((size_t)hw * 2);
+        uint32_t *rows = malloc((size_t)s->kh * s->kw * s->in_c * 4);
+        float *col = malloc((size_t)s->kh * s->kw * s->in_c * oh * ow * 4);
+        tu_fill(w, nw, 100 + (uint32_t)k, 1.0f);
+        tu_fill(b, (size_t)s->out_c, 200 + (uint32_t)k, 0.5f);
+        float *wt = relayout(s, w);
+        for (size_t r = 0; r < sizeof rates / sizeof *rates; r++) {
+            fill_spikes(x, nin, 300 + (uint32_t)(k * 7 + r), rates[r]);
+            to_hwc(x, s->in_c, hw, xh);
+            os_spike_index(xh, s->in_c, hw, idx, cnt);
+            os_conv2d_naive(s, x, w, (k & 1) ? NULL : b, want);
+            to_hwc(want, s->out_c, oh * ow, wanth);
+            os_spike_conv(s, idx, cnt, wt, (k & 1) ? NULL : b, got, rows);
+            double worst = 0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(got[i] - wanth[i]));
+            if (worst > 1e-4)
+                fail_msg("shape %zu rate %.1f: max |spike conv - naive| = %g", k, rates[r], worst);
+            /* the dense product a session falls back to when most inputs fired */
+            os_conv2d_hwc_wt(s, xh, wt, (k & 1) ? NULL : b, got, col);
+            worst = 0;
+            for (size_t i = 0; i < nout; i++)
+                worst = fmax(worst, fabs(got[i] - wanth[i]));
+            if (worst > 1e-4)
+                fail_msg("shape %zu rate %.1f: max |dense hwc conv - naive| = %g", k, rates[r], worst);
+        }
+        free(x), free(xh), free(w), free(b), free(want), free(wanth), free(got);
+        free(idx), free(cnt), free(rows), free(wt), free(col);
+    }
+}
+
+/* The channels-last dense conv (the image layer), max pool, global average pool and the
+ * transpose back, against their planar forms. */
+static void test_hwc_kernels(void **state)
+{
+    (void)state;
+    enum { IC = 3, H = 11, W = 9, OC = 10 };
+    const os_conv_shape s = {IC, H, W, OC, 3, 3, 2, 1};
+    const int oh = os_conv_out_h(&s), ow = os_conv_out_w(&s), ohw = oh * ow;
+    static float x[IC * H * W], w[OC * IC * 9], b[OC], want[OC * H * W], got[OC * H * W];
+    static float wanth[OC * H * W], col[IC * 9 * H * W], back[OC * H * W];
+    tu_fill(x, sizeof x / 4, 1, 1.0f);
+    tu_fill(w, sizeof w / 4, 2, 0.5f);
+    tu_fill(b, OC, 3, 0.5f);
+    os_conv2d_naive(&s, x, w, b, want);
+    to_hwc(want, OC, ohw, wanth);
+    os_conv2d_hwc(&s, x, w, b, got, col);
+    for (int i = 0; i < OC * ohw; i++)
+        assert_true(fabsf(got[i] - wanth[i]) < 1e-4f);
+
+    /* pooling on the conv's output: max pool 3/2/1 and gap, exactly equal */
+    const int ph = os_pool_out(oh, 3, 2, 1), pw = os_pool_out(ow, 3, 2, 1);
+    static float pw_chw[OC * H * W], pw_hwc[OC * H * W], p_hwc_chw[OC * H * W];
+    os_maxpool2d(want, OC, oh, ow, 3, 2, 1, pw_chw);
+    os_maxpool2d_hwc(wanth, OC, oh, ow, 3, 2, 1, pw_hwc);
+    to_hwc(pw_chw, OC, ph * pw, p_hwc_chw);
+    assert_memory_equal(pw_hwc, p_hwc_chw, sizeof(float) * OC * ph * pw);
+    float g1[OC], g2[OC];
+    os_global_avgpool(want, OC, (size_t)ohw, g1);
+    os_global_avgpool_hwc(wanth, OC, (size_t)ohw, g2);
+    assert_memory_equal(g1, g2, sizeof g1);
+    os_hwc_to_chw(wanth, OC, (size_t)ohw, back);
+    assert_memory_equal(back, want, sizeof(float) * OC * ohw);
+}
+
+/* A model of the given layer list and tensors, written to dir/m.safetensors and loaded. */
+static os_model *from_layers(const char *layers, int side, const os_tensor_view *t, size_t n,
+                             const char *dir)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    json_t *doc = tu_doc(layers, side, side, 3, 1);
+    os_model *m = tu_write_load(path, doc, t, n);
+    json_decref(doc);
+    return m;
+}
+
+/* A fast-path and a dense-path session of m at T steps (spikes counted), both having
+ * classified the JPEG into pf / pd (classes floats each). */
+static void fast_and_dense(os_model *m, int T, const unsigned char *jpeg, size_t len,
+                           os_session **fast, os_session **dense, float *pf, float *pd)
+{
+    os_session_opts of = {.timesteps = T, .count_spikes = true};
+    os_session_opts od = {.timesteps = T, .count_spikes = true, .dense = true};
+    assert_int_equal(os_session_create(m, &of, fast), OS_OK);
+    assert_int_equal(os_session_create(m, &od, dense), OS_OK);
+    assert_int_equal(os_session_classify(*fast, jpeg, len, pf), OS_OK);
+    assert_int_equal(os_session_classify(*dense, jpeg, len, pd), OS_OK);
+}
+
+static os_model *build(const char *arch, int units, const char *dir)
+{
+    os_arch_opts o = {.name = arch, .width_mult = 0.25, .input = 32, .classes = 7,
+                      .units = units, .unit_at = 2, .spiking = true, .batchnorm = false,
+                      .threshold = 0.6f, .leak = 0.9f, .seed = 5};
+    return tu_arch_model(&o, dir);
+}
+
+/* Every recipe runs completely on the fast path: only the first conv reads the image, every
+ * other conv is event-driven, every LIF is binary. */
+static void test_plan_of_recipes(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    const char *archs[] = {"resnet18", "resnet20", "vgg11", "vgg16", "msresnet18", "msresnet20"};
+    for (size_t k = 0; k < sizeof archs / sizeof *archs; k++) {
+        os_model *m = build(archs[k], 1, dir);
+        const os_net *net = os_model_net(m);
+        const os_spike_plan *p = os_model_spike_plan(m);
+        assert_true(os_spike_plan_complete(p));
+        int dense = 0, event = 0;
+        for (int i = 0; i < os_net_count(net); i++) {
+            const os_layer *L = os_net_layer(net, i);
+            if (L->op == OS_OP_LIF)
+                assert_true(os_spike_plan_binary(p, i));
+            if (L->op == OS_OP_GAP || L->op == OS_OP_LINEAR || L->op == OS_OP_ADD)
+                assert_false(os_spike_plan_binary(p, i));
+            if (L->op != OS_OP_CONV)
+                continue;
+            if (L->from[0] == OS_NET_INPUT) {
+                dense++;
+                assert_null(os_spike_plan_weights(p, i));
+                continue;
+            }
+            event++;
+            const float *wt = os_spike_plan_weights(p, i);
+            assert_non_null(wt);
+            const int ic = os_net_layer(net, L->from[0])->c, taps = L->kh * L->kw;
+            /* one weight, moved where an active input finds it */
+            const int o = L->out - 1, c = ic / 2, t = taps - 1;
+            assert_true(wt[((size_t)t * ic + c) * L->out + o] ==
+                        L->weight[((size_t)o * ic + c) * taps + t]);
+        }
+        assert_int_equal(dense, 1);
+        assert_true(event > 4);
+        assert_true(os_spike_plan_bytes(p) > 0);
+        os_model_destroy(m);
+    }
+    tu_rmdir(dir);
+}
+
+/* Nets the channels-last path does not cover (average pooling; a conv reading a ReLU; pooling
+ * of the image): the plan says so (sessions then run dense), and a conv of spikes in such a net
+ * (c3) keeps no second copy of its weights. */
+static void test_plan_incomplete(void **state)
+{
+    (void)state;
+    static const char layers[] =
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.w\"},"
+        " {\"name\":\"r\",\"op\":\"relu\"},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c2.w\"},"
+        " {\"name\":\"l\",\"op\":\"lif\",\"threshold\":0.5,\"leak\":1},"
+        " {\"name\":\"c3\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c2.w\"},"
+        " {\"name\":\"p\",\"op\":\"avgpool\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc.w\"}]";
+    static float w1[4 * 3 * 9], w2[4 * 4 * 9], fc[3 * 4];
+    tu_fill(w1, sizeof w1 / 4, 1, 0.5f);
+    tu_fill(w2, sizeof w2 / 4, 2, 0.5f);
+    tu_fill(fc, sizeof fc / 4, 3, 0.5f);
+    const os_tensor_view t[] = {
+        {"c1.w", 4, {4, 3, 3, 3}, w1, sizeof w1 / 4},
+        {"c2.w", 4, {4, 4, 3, 3}, w2, sizeof w2 / 4},
+        {"fc.w", 2, {3, 4}, fc, sizeof fc / 4},
+    };
+    char *dir = tu_tmpdir();
+    os_model *m = from_layers(layers, 8, t, 3, dir);
+    assert_false(os_spike_plan_complete(os_model_spike_plan(m)));
+    assert_false(os_spike_plan_binary(os_model_spike_plan(m), 1)); /* relu */
+    assert_true(os_spike_plan_binary(os_model_spike_plan(m), 3));
+    assert_int_equal(os_spike_plan_bytes(os_model_spike_plan(m)), 0); /* no unused copies */
+    os_model_destroy(m);
+
+    /* pooling straight on the (planar) image: nothing else disqualifies this net */
+    static const char on_image[] =
+        "[{\"name\":\"p\",\"op\":\"maxpool\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc3.w\"}]";
+    static float fc3[3 * 3];
+    tu_fill(fc3, 9, 4, 0.5f);
+    const os_tensor_view t3[] = {{"fc3.w", 2, {3, 3}, fc3, 9}};
+    m = from_layers(on_image, 8, t3, 1, dir);
+    assert_false(os_spike_plan_complete(os_model_spike_plan(m)));
+    os_model_destroy(m);
+    tu_rmdir(dir);
+}
+
+/* Whole networks on a real JPEG: the fast path's probabilities and spike counts against the
+ * dense path's, at T = 1 and T = 3. Float summation order differs, so a membrane within
+ * rounding of its threshold may flip a spike; the fixture has none (the counts match). */
+static void test_session_fast_equals_dense(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    size_t len;
+    unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+    assert_non_null(jpeg);
+    const char *archs[] = {"resnet18", "vgg11", "msresnet20"};
+    for (size_t k = 0; k < sizeof archs / sizeof *archs; k++) {
+        os_model *m = build(archs[k], 1, dir);
+        for (int T = 1; T <= 3; T += 2) {
+            os_session *fast, *dense;
+            float pf[7], pd[7];
+            fast_and_dense(m, T, jpeg, len, &fast, &dense, pf, pd);
+            double worst = 0;
+            for (int c = 0; c < 7; c++)
+                worst = fmax(worst, fabs(pf[c] - pd[c]));
+            printf("%s T=%d: max |p_fast - p_dense| = %g\n", archs[k], T, worst);
+            assert_true(worst < 1e-5);
+            uint64_t sf, nf, sd, nd, total = 0;
+            for (int i = 0; os_session_spikes(fast, i, &sf, &nf); i++) {
+                assert_true(os_session_spikes(dense, i, &sd, &nd));
+                assert_int_equal(nf, nd);
+                assert_int_equal(sf, sd);
+                total += sf;
+            }
+            assert_true(total > 0); /* the net fires: the event path did work */
+            os_session_destroy(fast);
+            os_session_destroy(dense);
+        }
+        os_model_destroy(m);
+    }
+    free(jpeg);
+    tu_rmdir(dir);
+}
+
+/* A layer that fires almost everywhere (its conv's bias is far above its threshold) makes the
+ * next conv take the dense channels-last product: the same answers as the dense path. */
+static void test_session_dense_fallback(void **state)
+{
+    (void)state;
+    static const char layers[] =
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":8,\"kernel\":3,\"pad\":1,\"weight\":\"c1.w\",\"bias\":\"c1.b\"},"
+        " {\"name\":\"l1\",\"op\":\"lif\",\"threshold\":0.5,\"leak\":1},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"out\":8,\"kernel\":3,\"pad\":1,\"weight\":\"c2.w\",\"bias\":\"c2.b\"},"
+        " {\"name\":\"l2\",\"op\":\"lif\",\"threshold\":0.3,\"leak\":1},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc.w\"}]";
+    static float w1[8 * 3 * 9], b1[8], w2[8 * 8 * 9], b2[8], fc[3 * 8];
+    tu_fill(w1, sizeof w1 / 4, 1, 0.1f);
+    for (int i = 0; i < 8; i++)
+        b1[i] = 5.0f;
+    tu_fill(w2, sizeof w2 / 4, 2, 0.5f);
+    tu_fill(b2, 8, 3, 0.5f);
+    tu_fill(fc, sizeof fc / 4, 4, 1.0f);
+    const os_tensor_view t[] = {
+        {"c1.w", 4, {8, 3, 3, 3}, w1, sizeof w1 / 4}, {"c1.b", 1, {8}, b1, 8},
+        {"c2.w", 4, {8, 8, 3, 3}, w2, sizeof w2 / 4}, {"c2.b", 1, {8}, b2, 8},
+        {"fc.w", 2, {3, 8}, fc, sizeof fc / 4},
+    };
+    char *dir = tu_tmpdir();
+    os_model *m = from_layers(layers, 16, t, 5, dir);
+    assert_true(os_spike_plan_complete(os_model_spike_plan(m)));
+    size_t len;
+    unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+    assert_non_null(jpeg);
+    os_session *fast, *dense;
+    float pf[3], pd[3];
+    fast_and_dense(m, 1, jpeg, len, &fast, &dense, pf, pd);
+    for (int c = 0; c < 3; c++)
+        assert_true(fabsf(pf[c] - pd[c]) < 1e-6f);
+    uint64_t s1, n1, s2f, n2, s2d;
+    assert_true(os_session_spikes(fast, 0, &s1, &n1));
+    assert_true((double)s1 > OS_SPIKE_DENSE_RATE * (double)n1); /* c2 takes the fallback */
+    assert_true(os_session_spikes(fast, 1, &s2f, &n2));
+    assert_true(os_session_spikes(dense, 1, &s2d, &n2));
+    assert_int_equal(s2f, s2d);
+    assert_true(s2f > 0 && s2f < n2); /* l2's pattern depends on c2's values */
+    os_session_destroy(fast);
+    os_session_destroy(dense);
+    free(jpeg);
+    os_model_destroy(m);
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_index),
+        cmocka_unit_test(test_conv_matches_naive),
+        cmocka_unit_test(test_hwc_kernels),
+        cmocka_unit_test(test_plan_of_recipes),
+        cmocka_unit_test(test_plan_incomplete),
+        cmocka_unit_test(test_session_fast_equals_dense),
+        cmocka_unit_test(test_session_dense_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

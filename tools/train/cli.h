@@ -1,0 +1,31 @@
+/* cli.h - what the onespike-train subcommands share: error reporting and small parsers. */
+#ifndef ONESPIKE_CLI_H
+#define ONESPIKE_CLI_H
+
+#include <stdbool.h>
+
+#include "onespike/parse.h"
+#include "onespike/status.h"
+
+#define CLI_PROG "onespike-train"
+
+/* Exit codes: 0 success, 1 a run that failed on its input, 2 bad usage. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Print "onespike-train: <what>: <detail or strerror>" to stderr. */
+void cli_report(const char *what, os_status st);
+
+/* Print "onespike-train <cmd>: <msg>" and a hint to run --help; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+int cmd_inspect(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_fit(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

@@ -1,0 +1,153 @@
+/* classify: offline classification of JPEG files, one result per image; a bad image is reported
+ * and the rest still run. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "onespike/session.h"
+
+enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024 };
+
+static const char help[] =
+    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense] IMAGE...\n"
+    "\n"
+    "Classify JPEG files with MODEL: decode, resize and normalise as the model says, run the\n"
+    "network, print the K most probable classes per image. An image that cannot be read or\n"
+    "decoded is reported (on stderr, or as {\"image\",\"error\"} with --json) and the others go\n"
+    "on; the exit status is then 1.\n"
+    "\n"
+    "  --model MODEL     model file (required)\n"
+    "  --top-k K         classes per image (default 3; capped at the number of classes)\n"
+    "  --json            one JSON object per line: {\"image\",\"predictions\":[{\"label\",\"index\",\"probability\"}]}\n"
+    "  --timesteps T     run the same weights for T time steps (default: the model's)\n"
+    "  --dense           dense float kernels for every layer (the reference path), not the\n"
+    "                    event-driven convolutions of spikes\n"
+    "  --max-pixels N    refuse JPEGs with more pixels than this (default 50000000)\n"
+    "  --help            this text\n";
+
+static void print_result(const os_model *m, const char *path, const float *p, const int *idx,
+                         int k, bool json)
+{
+    if (!json) {
+        printf("%s:", path);
+        for (int j = 0; j < k; j++)
+            printf("%s %s %.4f", j ? "," : "", os_model_label(m, idx[j]), p[idx[j]]);
+        printf("\n");
+        return;
+    }
+    json_t *preds = json_array();
+    for (int j = 0; j < k; j++)
+        json_array_append_new(preds, json_pack("{s:s, s:i, s:f}", "label", os_model_label(m, idx[j]),
+                                               "index", idx[j], "probability", (double)p[idx[j]]));
+    json_t *o = json_pack("{s:s, s:o}", "image", path, "predictions", preds);
+    json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    putchar('\n');
+    json_decref(o);
+}
+
+static void print_error(const char *path, os_status st, bool json)
+{
+    const char *d = os_errdetail();
+    const char *msg = *d ? d : os_strerror(st);
+    if (!json) {
+        fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path, msg);
+        return;
+    }
+    json_t *o = json_pack("{s:s, s:s}", "image", path, "error", msg);
+    json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    json_decref(o);
+}
+
+int cmd_classify(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"top-k", required_argument, NULL, 'k'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"timesteps", required_argument, NULL, 't'},
+                                         {"max-pixels", required_argument, NULL, 'p'},
+                                         {"dense", no_argument, NULL, 'D'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
+    const char *model_path = NULL;
+    long top_k = DEFAULT_TOP_K, T = 0, max_pixels = 0;
+    bool json = false, dense = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model_path = optarg; break;
+        case 'k':
+            if (!os_parse_long(optarg, 1, 100000, &top_k))
+                return cli_usage_error("classify", "--top-k \"%s\": expected an integer >= 1", optarg);
+            break;
+        case 't':
+            if (!os_parse_long(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
+                return cli_usage_error("classify", "--timesteps \"%s\": expected 1..%d", optarg,
+                                       OS_MODEL_MAX_TIMESTEPS);
+            break;
+        case 'p':
+            if (!os_parse_long(optarg, 1, 1L << 40, &max_pixels))
+                return cli_usage_error("classify", "--max-pixels \"%s\": expected an integer >= 1", optarg);
+            break;
+        case 'j': json = true; break;
+        case 'D': dense = true; break;
+        case 'h': fputs(help, stdout); return CLI_OK;
+        default: return cli_usage_error("classify", "unknown option");
+        }
+    }
+    if (!model_path)
+        return cli_usage_error("classify", "--model MODEL is required");
+    if (optind >= argc)
+        return cli_usage_error("classify", "no IMAGE given");
+
+    int rc = CLI_OK;
+    os_model *m = NULL;
+    os_session *s = NULL;
+    float *p = NULL;
+    int *idx = NULL;
+    os_status st = os_model_load(model_path, &m);
+    if (st) {
+        cli_report("cannot load model", st);
+        return CLI_FAIL;
+    }
+    os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense};
+    if ((st = os_session_create(m, &so, &s))) {
+        cli_report("cannot create a session", st);
+        rc = CLI_FAIL;
+        goto out;
+    }
+    int n = os_model_classes(m), k = top_k < n ? (int)top_k : n;
+    p = malloc((size_t)n * sizeof *p);
+    idx = malloc((size_t)n * sizeof *idx);
+    if (!p || !idx) {
+        cli_report("classify", os_fail(OS_ENOMEM, "no memory"));
+        rc = CLI_FAIL;
+        goto out;
+    }
+    for (int i = optind; i < argc; i++) {
+        void *buf = NULL;
+        size_t len = 0;
+        os_errclear();
+        st = os_read_file(argv[i], MAX_IMAGE_BYTES, &buf, &len);
+        if (!st)
+            st = os_session_classify(s, buf, len, p);
+        free(buf);
+        if (st) {
+            print_error(argv[i], st, json);
+            rc = CLI_FAIL;
+            continue;
+        }
+        os_topk(p, n, k, idx);
+        print_result(m, argv[i], p, idx, k, json);
+    }
+out:
+    free(idx);
+    free(p);
+    os_session_destroy(s);
+    os_model_destroy(m);
+    return rc;
+}

@@ -1,0 +1,81 @@
+/* eval: accuracy of a model file on a labelled image folder, through the inference engine. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "onespike/dataset.h"
+#include "onespike/fit_report.h"
+
+static const char help[] =
+    "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense]\n"
+    "\n"
+    "Classify every JPEG of DIR (one subfolder per class, named as the model's labels) or only\n"
+    "those named in FILE (paths relative to DIR, one per line), exactly as the server would, and\n"
+    "report top-1 and top-5 accuracy, per-class accuracy and the confusion matrix.\n"
+    "\n"
+    "  --json   {\"top1\",\"top5\" (fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...}\n"
+    "  --dense  dense float kernels for every layer (the reference path), not the event-driven\n"
+    "           convolutions of spikes\n";
+
+int cmd_eval(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
+                                         {"list", 1, 0, 'l'},  {"json", 0, 0, 'j'},
+                                         {"dense", 0, 0, 'D'}, {"help", 0, 0, 'h'},
+                                         {0}};
+    const char *model = NULL, *data = NULL, *list = NULL;
+    bool json = false, dense = false;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 'l': list = optarg; break;
+        case 'j': json = true; break;
+        case 'D': dense = true; break;
+        case 'h': fputs(help, stdout); return CLI_OK;
+        default: return cli_usage_error("eval", "unknown option");
+        }
+    }
+    if (!model || !data || optind != argc)
+        return cli_usage_error("eval", "--model and --data are required");
+    os_dataset *ds = NULL;
+    size_t *idx = NULL, n = 0;
+    json_t *r = NULL;
+    os_status st = os_dataset_scan(data, &ds);
+    if (!st && list)
+        st = os_dataset_select(ds, list, &idx, &n);
+    else if (!st)
+        n = os_dataset_size(ds);
+    if (!st)
+        st = fit_eval_files(model, ds, idx, n, dense, &r);
+    if (st) {
+        cli_report("eval", st);
+        free(idx);
+        os_dataset_destroy(ds);
+        return CLI_FAIL;
+    }
+    if (json) {
+        json_dumpf(r, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+    } else {
+        printf("%s on %s: top-1 %.2f %%, top-5 %.2f %% (%lld images, %lld failed)\n", model, data,
+               100 * json_number_value(json_object_get(r, "top1")),
+               100 * json_number_value(json_object_get(r, "top5")),
+               json_integer_value(json_object_get(r, "images")),
+               json_integer_value(json_object_get(r, "failed")));
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(r, "per_class"), k, v) {
+            printf("  %-24s %6.1f %%\n", k, 100 * json_number_value(v));
+        }
+    }
+    json_decref(r);
+    free(idx);
+    os_dataset_destroy(ds);
+    return CLI_OK;
+}
