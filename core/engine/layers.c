@@ -153,18 +153,6 @@ int os_pool_out(int in, int k, int stride, int pad)
     return (in + 2 * pad - k) / stride + 1;
 }
 
-/* The window of output (oy, ox) clipped to the image: rows [*y0, *y1), columns [*x0, *x1). */
-static void pool_window(int oy, int ox, int h, int w, int k, int stride, int pad, int *y0,
-                        int *y1, int *x0, int *x1)
-{
-    const int ys = oy * stride - pad;
-    const int xs = ox * stride - pad;
-    *y0 = ys < 0 ? 0 : ys;
-    *x0 = xs < 0 ? 0 : xs;
-    *y1 = ys + k > h ? h : ys + k;
-    *x1 = xs + k > w ? w : xs + k;
-}
-
 void os_maxpool2d(const float *x, int c, int h, int w, int k, int stride, int pad, float *y)
 {
     const int oh = os_pool_out(h, k, stride, pad);
@@ -177,7 +165,7 @@ void os_maxpool2d(const float *x, int c, int h, int w, int k, int stride, int pa
         for (int oy = 0; oy < oh; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 int y0, y1, x0, x1;
-                pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
+                os_pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
                 /* A window made only of padding cannot occur for pad < k (every window then
                  * touches the image); should a caller build one anyway, it yields 0, the value
                  * the padding stands for, rather than -inf. */
@@ -206,7 +194,7 @@ void os_avgpool2d(const float *x, int c, int h, int w, int k, int stride, int pa
         for (int oy = 0; oy < oh; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 int y0, y1, x0, x1;
-                pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
+                os_pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
                 float sum = 0.0f;
                 for (int iy = y0; iy < y1; iy++) {
                     const float *row = xc + (size_t)iy * (size_t)w;

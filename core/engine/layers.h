@@ -48,6 +48,17 @@ void os_add(const float *a, const float *b, size_t n, float *restrict y);
  * Max pooling ignores padded cells; average pooling divides by k*k (padding counts as zero,
  * as PyTorch's count_include_pad=True). */
 int os_pool_out(int in, int k, int stride, int pad);
+/* The input cells of output (oy, ox)'s k x k window clipped to the h x w input: rows [*y0, *y1),
+ * columns [*x0, *x1). Every pooling kernel, forward and backward, planar and channels-last. */
+static inline void os_pool_window(int oy, int ox, int h, int w, int k, int stride, int pad,
+                                  int *y0, int *y1, int *x0, int *x1)
+{
+    const int ys = oy * stride - pad, xs = ox * stride - pad;
+    *y0 = ys < 0 ? 0 : ys;
+    *x0 = xs < 0 ? 0 : xs;
+    *y1 = ys + k > h ? h : ys + k;
+    *x1 = xs + k > w ? w : xs + k;
+}
 void os_maxpool2d(const float *x, int c, int h, int w, int k, int stride, int pad, float *y);
 void os_avgpool2d(const float *x, int c, int h, int w, int k, int stride, int pad, float *y);
 

@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
+#include "isa.h"
 #include "layers.h"
-#include "spikeconv.h"
 
 struct os_session {
     const os_model *model;
@@ -13,19 +14,9 @@ struct os_session {
     int T, n_layers;
     os_decoder *dec;
     size_t max_pixels;
-    float *input;
-    float **out;      /* per layer output (aliases the input's for a folded bn) */
-    float **mem;      /* per layer membrane, LIF layers only */
-    float *col;       /* im2col scratch */
-    const os_spike_plan *plan; /* channels-last path with event-driven convs of spikes;
-                                  NULL: the dense planar kernels throughout */
-    float *flat;               /* a flattening layer's input, back in planar order */
-    uint16_t **sidx, **scnt;   /* per layer feeding such a conv: its active inputs */
-    size_t *active;            /* per such layer: how many, this step */
-    uint32_t *rows;            /* os_spike_conv scratch */
+    const os_backend *backend; /* chosen once, here: dense, or event where the plan allows */
+    os_infer_ctx cx;           /* the backend's buffers and state */
     float *logits;
-    bool count_spikes;
-    uint64_t *spikes; /* per layer */
     uint64_t runs;
     void **owned;
     int n_owned;
@@ -50,16 +41,6 @@ static size_t layer_size(const os_layer *L)
     return (size_t)L->c * (size_t)L->h * (size_t)L->w;
 }
 
-static void shape_of(const os_session *s, int from, int *c, int *h, int *w)
-{
-    if (from == OS_NET_INPUT) {
-        os_model_input(s->model, c, h, w);
-        return;
-    }
-    const os_layer *L = os_net_layer(s->net, from);
-    *c = L->c, *h = L->h, *w = L->w;
-}
-
 /* Index buffers for every binary layer an event-driven conv reads, the convs' row scratch, and
  * the planar copy a flattening linear layer reads. */
 static os_status alloc_spike_index(os_session *s)
@@ -73,18 +54,18 @@ static os_status alloc_spike_index(os_session *s)
             if (in->h * in->w > 1 && layer_size(in) > flat)
                 flat = layer_size(in);
         }
-        if (!os_spike_plan_weights(s->plan, i) || s->sidx[from])
+        if (!os_spike_plan_weights(s->cx.plan, i) || s->cx.sidx[from])
             continue;
         const os_layer *in = os_net_layer(s->net, from);
         size_t need = (size_t)L->kh * (size_t)L->kw * (size_t)in->c;
         rows = need > rows ? need : rows;
-        if (!(s->sidx[from] = sess_alloc_bytes(s, layer_size(in), sizeof(uint16_t))) ||
-            !(s->scnt[from] = sess_alloc_bytes(s, (size_t)in->h * in->w, sizeof(uint16_t))))
+        if (!(s->cx.sidx[from] = sess_alloc_bytes(s, layer_size(in), sizeof(uint16_t))) ||
+            !(s->cx.scnt[from] = sess_alloc_bytes(s, (size_t)in->h * in->w, sizeof(uint16_t))))
             return os_fail(OS_ENOMEM, "no memory for a session of model %s",
                            os_model_name(s->model));
     }
-    if ((rows && !(s->rows = sess_alloc_bytes(s, rows, sizeof(uint32_t)))) ||
-        (flat && !(s->flat = sess_alloc(s, flat))))
+    if ((rows && !(s->cx.rows = sess_alloc_bytes(s, rows, sizeof(uint32_t)))) ||
+        (flat && !(s->cx.flat = sess_alloc(s, flat))))
         return os_fail(OS_ENOMEM, "no memory for a session of model %s", os_model_name(s->model));
     return OS_OK;
 }
@@ -105,48 +86,57 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->model = m, s->net = net, s->n_layers = n;
     s->T = o.timesteps ? o.timesteps : os_model_timesteps(m);
     s->max_pixels = o.max_pixels ? o.max_pixels : OS_DEFAULT_MAX_PIXELS;
-    s->count_spikes = o.count_spikes;
-    s->out = calloc((size_t)n, sizeof *s->out);
-    s->mem = calloc((size_t)n, sizeof *s->mem);
-    s->spikes = calloc((size_t)n, sizeof *s->spikes);
+    os_infer_ctx *cx = &s->cx;
+    cx->net = net;
+    cx->count_spikes = o.count_spikes;
+    cx->out = calloc((size_t)n, sizeof *cx->out);
+    cx->mem = calloc((size_t)n, sizeof *cx->mem);
+    cx->spikes = calloc((size_t)n, sizeof *cx->spikes);
     /* per layer at most: output, membrane, spike index and counts; then input, logits, col,
      * rows, flat */
     s->owned = calloc((size_t)(4 * n + 5), sizeof *s->owned);
-    s->sidx = calloc((size_t)n, sizeof *s->sidx);
-    s->scnt = calloc((size_t)n, sizeof *s->scnt);
-    s->active = calloc((size_t)n, sizeof *s->active);
-    if (!s->out || !s->mem || !s->spikes || !s->owned || !s->sidx || !s->scnt || !s->active)
+    cx->sidx = calloc((size_t)n, sizeof *cx->sidx);
+    cx->scnt = calloc((size_t)n, sizeof *cx->scnt);
+    cx->active = calloc((size_t)n, sizeof *cx->active);
+    if (!cx->out || !cx->mem || !cx->spikes || !s->owned || !cx->sidx || !cx->scnt ||
+        !cx->active)
         goto nomem;
     const os_spike_plan *plan = os_model_spike_plan(m);
-    s->plan = !o.dense && plan && os_spike_plan_complete(plan) ? plan : NULL;
-    int c, h, w;
-    os_model_input(m, &c, &h, &w);
-    if (!(s->input = sess_alloc(s, (size_t)c * h * w)) ||
+    if (!o.dense && plan && os_spike_plan_complete(plan)) {
+        s->backend = &os_backend_event;
+        cx->plan = plan;
+        cx->kernels = os_spike_kernels_for(os_isa_best());
+    } else {
+        s->backend = &os_backend_dense;
+    }
+    os_model_input(m, &cx->in_c, &cx->in_h, &cx->in_w);
+    if (!(cx->input = sess_alloc(s, (size_t)cx->in_c * cx->in_h * cx->in_w)) ||
         !(s->logits = sess_alloc(s, (size_t)os_model_classes(m))))
         goto nomem;
     size_t col = 0;
     for (int i = 0; i < n; i++) {
         const os_layer *L = os_net_layer(net, i);
         if (L->op == OS_OP_BN && L->folded) {
-            s->out[i] = s->out[L->from[0]];
+            cx->out[i] = cx->out[L->from[0]];
             continue;
         }
-        if (!(s->out[i] = sess_alloc(s, layer_size(L))))
+        if (!(cx->out[i] = sess_alloc(s, layer_size(L))))
             goto nomem;
-        if (L->op == OS_OP_LIF && !(s->mem[i] = sess_alloc(s, layer_size(L))))
+        if (L->op == OS_OP_LIF && !(cx->mem[i] = sess_alloc(s, layer_size(L))))
             goto nomem;
         if (L->op == OS_OP_CONV) {
-            int ic, ih, iw;
-            shape_of(s, L->from[0], &ic, &ih, &iw);
-            os_conv_shape cs = {ic, ih, iw, L->out, L->kh, L->kw, L->stride, L->pad};
+            const int from = L->from[0];
+            const os_layer *in = from == OS_NET_INPUT ? NULL : os_net_layer(net, from);
+            os_conv_shape cs = {in ? in->c : cx->in_c, in ? in->h : cx->in_h,
+                                in ? in->w : cx->in_w, L->out, L->kh, L->kw, L->stride, L->pad};
             size_t need = os_conv_col_floats(&cs);
             if (need > col)
                 col = need;
         }
     }
-    if (col && !(s->col = sess_alloc(s, col)))
+    if (col && !(cx->col = sess_alloc(s, col)))
         goto nomem;
-    if (s->plan && (st = alloc_spike_index(s)))
+    if (cx->plan && (st = alloc_spike_index(s)))
         goto out;
     if ((st = os_decoder_create(&s->dec)))
         goto out;
@@ -170,18 +160,18 @@ void os_session_destroy(os_session *s)
     for (int i = 0; i < s->n_owned; i++)
         free(s->owned[i]);
     free(s->owned);
-    free(s->sidx);
-    free(s->scnt);
-    free(s->active);
-    free(s->spikes);
-    free(s->mem);
-    free(s->out);
+    free(s->cx.sidx);
+    free(s->cx.scnt);
+    free(s->cx.active);
+    free(s->cx.spikes);
+    free(s->cx.mem);
+    free(s->cx.out);
     free(s);
 }
 
 float *os_session_input(os_session *s)
 {
-    return s->input;
+    return s->cx.input;
 }
 
 size_t os_session_input_floats(const os_session *s)
@@ -194,6 +184,16 @@ size_t os_session_input_floats(const os_session *s)
 int os_session_timesteps(const os_session *s)
 {
     return s->T;
+}
+
+const char *os_session_backend(const os_session *s)
+{
+    return s->backend->name;
+}
+
+const char *os_session_isa(const os_session *s)
+{
+    return os_isa_name(s->cx.kernels ? os_spike_kernels_isa(s->cx.kernels) : OS_ISA_SCALAR);
 }
 
 os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len)
@@ -209,94 +209,8 @@ os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len)
     if (st)
         return st;
     os_image_to_tensor(&img, w, h, policy, os_model_mean(s->model), os_model_std(s->model),
-                       s->input);
+                       s->cx.input);
     return OS_OK;
-}
-
-static const float *src(const os_session *s, int from)
-{
-    return from == OS_NET_INPUT ? s->input : s->out[from];
-}
-
-static void run_layer(os_session *s, int i)
-{
-    const os_layer *L = os_net_layer(s->net, i);
-    const float *x = src(s, L->from[0]);
-    float *y = s->out[i];
-    size_t n = layer_size(L);
-    int c, h, w;
-    shape_of(s, L->from[0], &c, &h, &w);
-    switch (L->op) {
-    case OS_OP_CONV: {
-        os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-        os_conv2d(&cs, x, L->weight, L->bias, y, s->col);
-        break;
-    }
-    case OS_OP_BN:
-        if (L->folded)
-            break;
-        memcpy(y, x, n * sizeof *y);
-        os_channel_affine(y, L->c, (size_t)L->h * L->w, L->scale, L->shift);
-        break;
-    case OS_OP_RELU:
-        memcpy(y, x, n * sizeof *y);
-        os_relu(y, n);
-        break;
-    case OS_OP_LIF:
-        os_lif_step(s->mem[i], x, n, L->threshold, L->leak, y);
-        if (s->count_spikes) {
-            uint64_t k = 0;
-            for (size_t j = 0; j < n; j++)
-                k += y[j] > 0.0f;
-            s->spikes[i] += k;
-        }
-        break;
-    case OS_OP_MAXPOOL: os_maxpool2d(x, c, h, w, L->kh, L->stride, L->pad, y); break;
-    case OS_OP_AVGPOOL: os_avgpool2d(x, c, h, w, L->kh, L->stride, L->pad, y); break;
-    case OS_OP_GAP: os_global_avgpool(x, c, (size_t)h * w, y); break;
-    case OS_OP_LINEAR: os_linear(x, L->fan_in, L->out, L->weight, L->bias, y); break;
-    case OS_OP_ADD:
-        os_add(x, src(s, L->from[1]), n, y);
-        break;
-    default: break;
-    }
-}
-
-/* The channels-last path (s->plan set): layers whose kernels depend on the layout get their
- * _hwc forms, convolutions of spikes run event-driven, the rest is run_layer's. */
-static void run_layer_hwc(os_session *s, int i)
-{
-    const os_layer *L = os_net_layer(s->net, i);
-    const int from = L->from[0];
-    const float *x = src(s, from);
-    float *y = s->out[i];
-    int c, h, w;
-    shape_of(s, from, &c, &h, &w);
-    switch (L->op) {
-    case OS_OP_CONV: {
-        os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-        const float *wt = os_spike_plan_weights(s->plan, i);
-        if (wt && (double)s->active[from] <= OS_SPIKE_DENSE_RATE * (double)(c * h * w))
-            os_spike_conv(&cs, s->sidx[from], s->scnt[from], wt, L->bias, y, s->rows);
-        else if (wt) /* most inputs fired: the dense product is less work */
-            os_conv2d_hwc_wt(&cs, x, wt, L->bias, y, s->col);
-        else /* the image: planar in, channels-last out */
-            os_conv2d_hwc(&cs, x, L->weight, L->bias, y, s->col);
-        break;
-    }
-    case OS_OP_MAXPOOL: os_maxpool2d_hwc(x, c, h, w, L->kh, L->stride, L->pad, y); break;
-    case OS_OP_GAP: os_global_avgpool_hwc(x, c, (size_t)h * w, y); break;
-    case OS_OP_LINEAR:
-        if (from != OS_NET_INPUT && h * w > 1) {
-            os_hwc_to_chw(x, c, (size_t)h * w, s->flat);
-            x = s->flat;
-        }
-        os_linear(x, L->fan_in, L->out, L->weight, L->bias, y);
-        break;
-    default: run_layer(s, i); break; /* elementwise, or a folded bn */
-    }
-    if (s->sidx[i])
-        s->active[i] = os_spike_index(y, L->c, L->h * L->w, s->sidx[i], s->scnt[i]);
 }
 
 void os_session_run(os_session *s, float *probs, float *logits)
@@ -304,19 +218,9 @@ void os_session_run(os_session *s, float *probs, float *logits)
     int k = os_model_classes(s->model);
     memset(s->logits, 0, (size_t)k * sizeof *s->logits);
     for (int i = 0; i < s->n_layers; i++)
-        if (s->mem[i])
-            memset(s->mem[i], 0, layer_size(os_net_layer(s->net, i)) * sizeof(float));
-    for (int t = 0; t < s->T; t++) {
-        for (int i = 0; i < s->n_layers; i++)
-            if (t == 0 || !os_net_layer(s->net, i)->is_static) {
-                if (s->plan)
-                    run_layer_hwc(s, i);
-                else
-                    run_layer(s, i);
-            }
-        /* The last layer is non-spiking: its currents summed over the steps are the logits. */
-        os_add_inplace(s->logits, s->out[s->n_layers - 1], (size_t)k);
-    }
+        if (s->cx.mem[i])
+            memset(s->cx.mem[i], 0, layer_size(os_net_layer(s->net, i)) * sizeof(float));
+    os_exec_forward(s->net, s->T, s->backend, &s->cx, os_infer_slot, s->logits, (size_t)k);
     s->runs++;
     if (logits)
         memcpy(logits, s->logits, (size_t)k * sizeof *logits);
@@ -339,7 +243,7 @@ bool os_session_spikes(const os_session *s, int k, uint64_t *spikes, uint64_t *n
         if (L->op != OS_OP_LIF)
             continue;
         if (seen++ == k) {
-            *spikes = s->spikes[i];
+            *spikes = s->cx.spikes[i];
             *neuron_steps = s->runs * (uint64_t)s->T * layer_size(L);
             return true;
         }
@@ -349,7 +253,7 @@ bool os_session_spikes(const os_session *s, int k, uint64_t *spikes, uint64_t *n
 
 void os_session_reset_spikes(os_session *s)
 {
-    memset(s->spikes, 0, (size_t)s->n_layers * sizeof *s->spikes);
+    memset(s->cx.spikes, 0, (size_t)s->n_layers * sizeof *s->cx.spikes);
     s->runs = 0;
 }
 

@@ -243,55 +243,83 @@ SPIKE_DIRECT(4)
 SPIKE_DIRECT(2)
 SPIKE_DIRECT(1)
 
-/* The direct kernel for out_c, or NULL where out_c is not 8, 16, 32 or 64. */
+#endif
+
+/* A block kernel sums the rows into n = 8, 16, 32 or 64 output channels (in [0..3] by width);
+ * a direct kernel does a whole output position of that many channels from the index. */
+typedef void (*block_fn)(const float *w0, const uint32_t *rows, int nrows, const float *b,
+                         float *out);
 typedef void (*direct_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
                           const float *, const float *, float *);
-static direct_fn direct_for(int oc)
+
+struct os_spike_kernels {
+    os_isa isa;
+    block_fn block[4];   /* NULL: the generic loop */
+    direct_fn direct[4]; /* NULL: build the row list and use the blocks */
+};
+
+static const os_spike_kernels kernels_scalar = {OS_ISA_SCALAR, {NULL}, {NULL}};
+#ifdef SPIKE_AVX2
+static const os_spike_kernels kernels_avx2 = {
+    OS_ISA_AVX2,
+    {block_avx2_1, block_avx2_2, block_avx2_4, block_avx2_8},
+    {direct_avx2_1, direct_avx2_2, direct_avx2_4, direct_avx2_8},
+};
+#endif
+
+const os_spike_kernels *os_spike_kernels_for(os_isa isa)
 {
-    switch (oc) {
-    case 64: return direct_avx2_8;
-    case 32: return direct_avx2_4;
-    case 16: return direct_avx2_2;
-    case 8: return direct_avx2_1;
+    if (!os_isa_supported(isa))
+        return NULL;
+    switch (isa) {
+    case OS_ISA_SCALAR: return &kernels_scalar;
+#ifdef SPIKE_AVX2
+    case OS_ISA_AVX2: return &kernels_avx2;
+#endif
     default: return NULL;
     }
 }
 
-static bool have_avx2(void)
+os_isa os_spike_kernels_isa(const os_spike_kernels *k)
 {
-    return __builtin_cpu_supports("avx2");
+    return k->isa;
 }
-#endif
 
 /* Accumulate out channels [c0, c0 + n) of one output position; returns the count done (the
  * widest block that fits). */
-static int block(bool avx2, const float *wt, const uint32_t *rows, int nrows, const float *b,
-                 int c0, int n, float *out)
+static int block(const os_spike_kernels *k, const float *wt, const uint32_t *rows, int nrows,
+                 const float *b, int c0, int n, float *out)
 {
     const float *w0 = wt + c0, *bc = b ? b + c0 : NULL;
-#ifdef SPIKE_AVX2
-    if (avx2) {
-        if (n >= 64) return block_avx2_8(w0, rows, nrows, bc, out), 64;
-        if (n >= 32) return block_avx2_4(w0, rows, nrows, bc, out), 32;
-        if (n >= 16) return block_avx2_2(w0, rows, nrows, bc, out), 16;
-        if (n >= 8) return block_avx2_1(w0, rows, nrows, bc, out), 8;
+    for (int v = 3; v >= 0; v--) {
+        const int width = 8 << v;
+        if (k->block[v] && n >= width) {
+            k->block[v](w0, rows, nrows, bc, out);
+            return width;
+        }
     }
-#else
-    (void)avx2;
-#endif
     n = n < BLOCK_MAX ? n : BLOCK_MAX;
     block_generic(w0, rows, nrows, bc, n, out);
     return n;
 }
 
-void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
-                   const float *wt, const float *b, float *y, uint32_t *rows)
+static direct_fn direct_for(const os_spike_kernels *k, int oc)
+{
+    switch (oc) {
+    case 64: return k->direct[3];
+    case 32: return k->direct[2];
+    case 16: return k->direct[1];
+    case 8: return k->direct[0];
+    default: return NULL;
+    }
+}
+
+void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
+                   const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows)
 {
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c, ic = s->in_c;
-    assert(idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
-#ifdef SPIKE_AVX2
-    const bool avx2 = have_avx2();
-    const direct_fn direct = avx2 ? direct_for(oc) : NULL;
+    assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
+    const direct_fn direct = direct_for(k, oc);
     if (direct) {
         for (int oy = 0; oy < oh; oy++)
             for (int ox = 0; ox < ow; ox++)
@@ -299,9 +327,6 @@ void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *
                        y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc);
         return;
     }
-#else
-    const bool avx2 = false;
-#endif
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             /* The weight rows this position sums: one per (tap, active input channel). */
@@ -314,13 +339,13 @@ void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *
                     const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
                     const uint16_t *act = idx + p * (size_t)ic;
                     const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
-                    for (int k = 0; k < cnt[p]; k++)
-                        rows[nrows++] = (tap + act[k]) * (uint32_t)oc;
+                    for (int j = 0; j < cnt[p]; j++)
+                        rows[nrows++] = (tap + act[j]) * (uint32_t)oc;
                 }
             }
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
             for (int c0 = 0; c0 < oc;)
-                c0 += block(avx2, wt, rows, nrows, b, c0, oc - c0, yq + c0);
+                c0 += block(k, wt, rows, nrows, b, c0, oc - c0, yq + c0);
         }
     }
 }
@@ -387,9 +412,8 @@ void os_maxpool2d_hwc(const float *x, int c, int h, int w, int k, int stride, in
     const int oh = os_pool_out(h, k, stride, pad), ow = os_pool_out(w, k, stride, pad);
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
-            const int ys = oy * stride - pad, xs = ox * stride - pad;
-            const int y0 = ys < 0 ? 0 : ys, y1 = ys + k > h ? h : ys + k;
-            const int x0 = xs < 0 ? 0 : xs, x1 = xs + k > w ? w : xs + k;
+            int y0, y1, x0, x1;
+            os_pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)c;
             /* As os_maxpool2d: an all-padding window (impossible for pad < k) yields 0. */
             const float init = y0 < y1 && x0 < x1 ? -INFINITY : 0.0f;

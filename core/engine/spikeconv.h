@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "isa.h"
 #include "layers.h"
 #include "onespike/net.h"
 #include "onespike/status.h"
@@ -66,12 +67,21 @@ size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cn
  * event-driven sum: an untrained or badly thresholded network can fire at most positions. */
 #define OS_SPIKE_DENSE_RATE 0.5
 
+/* The event-driven kernels of one instruction set; chosen once per session, read-only, shared
+ * by every thread. */
+typedef struct os_spike_kernels os_spike_kernels;
+
+/* The kernels for isa, or NULL if this build or CPU lacks it (os_isa_supported). */
+const os_spike_kernels *os_spike_kernels_for(os_isa isa);
+os_isa os_spike_kernels_isa(const os_spike_kernels *k);
+
 /* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
- * (os_spike_index) and weights laid out as os_spike_plan_weights. b may be NULL. rows is
- * scratch for kh*kw*in_c values. */
-void os_spike_conv(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
-                   const float *wt, const float *b, float *y, uint32_t *rows);
+ * (os_spike_index) and weights laid out as os_spike_plan_weights, with kernels k. b may be
+ * NULL. rows is scratch for kh*kw*in_c values. Every kernel set gives the same terms; they may
+ * add them in another order (float rounding). */
+void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
+                   const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows);
 
 /* The same convolution as os_spike_conv, dense: x is the channels-last input itself (any values),
  * patches gathered per output position and multiplied by the same [kh][kw][in_c][out_c] weights

@@ -455,6 +455,7 @@ static os_status run_train_stage(fit_state *s)
     long steps_per_epoch = (long)used;
     os_epoch_config ec = {
         .batch = c->batch, .label_smoothing = (float)c->label_smoothing, .aug = s->aug_train,
+        .surrogate_gamma = (float)c->surrogate_gamma,
         .opt = {.kind = strcmp(c->optimizer, "sgd") ? OS_OPT_ADAMW : OS_OPT_SGD,
                 .lr = (float)S->lr, .momentum = 0.9f, .beta1 = 0.9f, .beta2 = 0.999f,
                 .eps = 1e-8f, .weight_decay = (float)c->weight_decay,
@@ -734,7 +735,6 @@ os_status fit_run(const fit_config *c)
     s.aug_eval = (os_aug_config){.augment = false};
     build_stages(&s);
     openblas_set_num_threads(c->threads);
-    os_set_surrogate_gamma((float)c->surrogate_gamma);
     if (c->workdir)
         snprintf(s.workdir, sizeof s.workdir, "%s", c->workdir);
     else

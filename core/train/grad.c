@@ -343,18 +343,6 @@ void os_relu_backward(const float *y, const float *dy, size_t n, float *dx)
     }
 }
 
-/* The window of output (oy, ox) clipped to the image, as in layers.c. */
-static void pool_window(int oy, int ox, int h, int w, int k, int stride, int pad, int *y0, int *y1,
-                        int *x0, int *x1)
-{
-    const int ys = oy * stride - pad;
-    const int xs = ox * stride - pad;
-    *y0 = ys < 0 ? 0 : ys;
-    *x0 = xs < 0 ? 0 : xs;
-    *y1 = ys + k > h ? h : ys + k;
-    *x1 = xs + k > w ? w : xs + k;
-}
-
 void os_maxpool2d_backward(const float *x, const float *dy, int c, int h, int w, int k, int stride,
                            int pad, float *dx)
 {
@@ -369,7 +357,7 @@ void os_maxpool2d_backward(const float *x, const float *dy, int c, int h, int w,
         for (int oy = 0; oy < oh; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 int y0, y1, x0, x1;
-                pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
+                os_pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
                 /* The forward's scan: row-major, strict >, so the first maximum wins. A window
                  * with no cell above -inf (or only NaNs) has no winner and routes nothing. */
                 float m = -INFINITY;
@@ -404,7 +392,7 @@ void os_avgpool2d_backward(const float *dy, int c, int h, int w, int k, int stri
         for (int oy = 0; oy < oh; oy++) {
             for (int ox = 0; ox < ow; ox++) {
                 int y0, y1, x0, x1;
-                pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
+                os_pool_window(oy, ox, h, w, k, stride, pad, &y0, &y1, &x0, &x1);
                 const float v = g[(size_t)oy * (size_t)ow + (size_t)ox] * inv_area;
                 for (int iy = y0; iy < y1; iy++) {
                     float *row = dc + (size_t)iy * (size_t)w;
@@ -515,24 +503,10 @@ float os_distill_kl(const float *student, const float *teacher, int n, int k, fl
  * scratch argument, one pass over each time step's arrays, and a vectorisable inner loop. */
 #define LIF_BLOCK 256
 
-static float surrogate_gamma = OS_SURROGATE_GAMMA;
-
-void os_set_surrogate_gamma(float gamma)
-{
-    if (gamma > 0.0f && gamma <= 16.0f)
-        surrogate_gamma = gamma;
-}
-
-float os_surrogate_gamma(void)
-{
-    return surrogate_gamma;
-}
-
 /* The integral of the surrogate, S(x) = int_{-inf}^{x} gamma * max(0, 1 - |t|) dt: 0 below -1,
  * a quadratic up to gamma/2 at 0, a quadratic up to gamma at 1, gamma above. */
-static float lif_soft_spike(float x)
+static float lif_soft_spike(float x, float g)
 {
-    const float g = surrogate_gamma;
     if (x < -1.0f)
         return 0.0f;
     if (x < 0.0f) {
@@ -544,46 +518,54 @@ static float lif_soft_spike(float x)
     return g;
 }
 
-void os_lif_forward_seq(const float *const *in, int T, size_t n, float thr, float leak, bool soft,
-                        float *const *u, float *const *s)
+void os_lif_forward_step(const float *in, const float *u_prev, const float *s_prev, size_t n,
+                         float thr, float leak, float soft_gamma, float *u, float *s)
 {
-    assert(T >= 1 && in != NULL && u != NULL && s != NULL);
-    assert(thr > 0.0f);
+    assert(in != NULL && u != NULL && s != NULL && (u_prev == NULL) == (s_prev == NULL));
+    assert(thr > 0.0f && soft_gamma >= 0.0f);
     const float reset_on = thr * 1.0f, reset_off = thr * 0.0f; /* thr * spike */
-    float v[LIF_BLOCK];
-
     for (size_t base = 0; base < n; base += LIF_BLOCK) {
         const size_t m = n - base < LIF_BLOCK ? n - base : LIF_BLOCK;
-        for (size_t i = 0; i < m; i++)
-            v[i] = 0.0f;
-        for (int t = 0; t < T; t++) {
-            const float *it = in[t] + base;
-            float *ut = u[t] + base;
-            float *st = s[t] + base;
-            if (soft) {
-                for (size_t i = 0; i < m; i++) {
-                    const float uu = leak * v[i] + it[i];
-                    const float sp = lif_soft_spike(uu / thr - 1.0f);
-                    ut[i] = uu;
-                    st[i] = sp;
-                    v[i] = uu - thr * sp;
-                }
-            } else {
-                /* The same values as os_lif_step, bit for bit: strict >, and the reset
-                 * subtracts thr * spike, whose two possible values are computed once here.
-                 * Written as a select of those, the loop has no branch; written as thr * sp,
-                 * the compiler splits the multiplication across a branch and will not
-                 * vectorise. */
-                for (size_t i = 0; i < m; i++) {
-                    const float uu = leak * v[i] + it[i];
-                    const bool fire = uu > thr;
-                    ut[i] = uu;
-                    st[i] = fire ? 1.0f : 0.0f;
-                    v[i] = uu - (fire ? reset_on : reset_off);
-                }
+        float v[LIF_BLOCK]; /* the membrane after the previous step's reset */
+        if (!u_prev) {
+            for (size_t i = 0; i < m; i++)
+                v[i] = 0.0f;
+        } else if (soft_gamma > 0.0f) {
+            for (size_t i = 0; i < m; i++)
+                v[i] = u_prev[base + i] - thr * s_prev[base + i];
+        } else {
+            for (size_t i = 0; i < m; i++)
+                v[i] = u_prev[base + i] - (s_prev[base + i] != 0.0f ? reset_on : reset_off);
+        }
+        const float *it = in + base;
+        float *ut = u + base, *st = s + base;
+        if (soft_gamma > 0.0f) {
+            for (size_t i = 0; i < m; i++) {
+                const float uu = leak * v[i] + it[i];
+                ut[i] = uu;
+                st[i] = lif_soft_spike(uu / thr - 1.0f, soft_gamma);
+            }
+        } else {
+            /* The same values as os_lif_step, bit for bit: strict >, and the reset subtracts
+             * thr * spike, whose two possible values are computed once above. Written as a
+             * select of those, the loops have no branch; written as thr * sp, the compiler
+             * splits the multiplication across a branch and will not vectorise. */
+            for (size_t i = 0; i < m; i++) {
+                const float uu = leak * v[i] + it[i];
+                ut[i] = uu;
+                st[i] = uu > thr ? 1.0f : 0.0f;
             }
         }
     }
+}
+
+void os_lif_forward_seq(const float *const *in, int T, size_t n, float thr, float leak,
+                        float soft_gamma, float *const *u, float *const *s)
+{
+    assert(T >= 1 && in != NULL && u != NULL && s != NULL);
+    for (int t = 0; t < T; t++)
+        os_lif_forward_step(in[t], t ? u[t - 1] : NULL, t ? s[t - 1] : NULL, n, thr, leak,
+                            soft_gamma, u[t], s[t]);
 }
 
 /* Backward through the recurrence of os_lif_forward_seq, last step first. gv is the gradient
@@ -592,12 +574,12 @@ void os_lif_forward_seq(const float *const *in, int T, size_t n, float thr, floa
  * leak gradients are summed per neuron along time in float (T terms), then over neurons in
  * double. */
 void os_lif_backward_seq(const float *const *u, const float *const *s, const float *const *ds,
-                         int T, size_t n, float thr, float leak, float *const *din, double *dthr,
-                         double *dleak)
+                         int T, size_t n, float thr, float leak, float height,
+                         float *const *din, double *dthr, double *dleak)
 {
     assert(T >= 1 && u != NULL && s != NULL && ds != NULL && din != NULL);
     assert(dthr != NULL && dleak != NULL && thr > 0.0f);
-    const float slope = surrogate_gamma / thr; /* dS/du at the threshold */
+    const float slope = height / thr; /* dS/du at the threshold */
     static const float zeros[LIF_BLOCK];          /* v[-1] = u[-1] - thr * s[-1] = 0 */
     float gv[LIF_BLOCK], athr[LIF_BLOCK], aleak[LIF_BLOCK];
     double sum_thr = 0.0, sum_leak = 0.0;

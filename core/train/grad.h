@@ -15,11 +15,10 @@
 #include "layers.h"
 
 /* docs/DESIGN.md §2: piecewise-linear surrogate dS/dx = gamma * max(0, 1 - |x|), x = u/theta - 1.
- * gamma is process-wide (training runs one network at a time): OS_SURROGATE_GAMMA (DIET-SNN's
- * dampening factor) unless set; os_set_surrogate_gamma accepts (0, 16]. */
+ * gamma is a training hyperparameter (fit --surrogate-gamma) passed to the backward pass; this
+ * is the default, DIET-SNN's dampening factor, and the accepted range. */
 #define OS_SURROGATE_GAMMA 0.3f
-void os_set_surrogate_gamma(float gamma);
-float os_surrogate_gamma(void);
+#define OS_SURROGATE_GAMMA_MAX 16.0f
 
 /* ---- convolution (one image; loop over the batch) ---- */
 
@@ -93,21 +92,28 @@ float os_distill_kl(const float *student, const float *teacher, int n, int k, fl
 
 /* ---- LIF through time ---- */
 
-/* Run T steps of os_lif_step semantics over n neurons from zero state:
- *   u[t] = leak * v[t-1] + in[t];  s[t] = S(u[t]/thr - 1);  v[t] = u[t] - thr * s[t]
- * S is the Heaviside step (strict: s = 1 iff u > thr) or, when soft is true, the integral of the
- * surrogate (a smooth ramp from 0 to gamma, used only to check gradients numerically).
- * Saves u[t] (the membrane before reset) for the backward pass. in/u/s are T pointers to n floats. */
+/* One step of os_lif_step semantics over n neurons, from the previous step's saved membrane:
+ *   v = u_prev - thr * s_prev (0 at the first step: u_prev = s_prev = NULL);
+ *   u = leak * v + in;  s = S(u/thr - 1)
+ * S is the Heaviside step (strict: s = 1 iff u > thr) when soft_gamma is 0 or, when it is > 0,
+ * the integral of the surrogate of that height (a smooth ramp from 0 to gamma, used only to
+ * check gradients numerically). Writes u (the membrane before reset, which the backward pass
+ * needs) and s; neither may overlap an input. */
+void os_lif_forward_step(const float *in, const float *u_prev, const float *s_prev, size_t n,
+                         float thr, float leak, float soft_gamma, float *u, float *s);
+
+/* T steps of os_lif_forward_step from zero state; in/u/s are T pointers to n floats. */
 void os_lif_forward_seq(const float *const *in, int T, size_t n, float thr, float leak,
-                        bool soft, float *const *u, float *const *s);
+                        float soft_gamma, float *const *u, float *const *s);
 
 /* BPTT through the same recurrence, using the surrogate derivative for dS:
  *   gs[t] = ds[t] - thr * gv[t];  gu[t] = gv[t] + gs[t] * dS/du;  din[t] = gu[t];
  *   gv[t-1] = leak * gu[t];  dleak += gu[t] * v[t-1];  dthr += gs[t] * dS/dthr - gv[t] * s[t]
- * with dS/du = gamma/thr * max(0, 1 - |u/thr - 1|), dS/dthr = -(u/thr) * dS/du.
+ * with dS/du = height/thr * max(0, 1 - |u/thr - 1|), dS/dthr = -(u/thr) * dS/du; height > 0 is
+ * the surrogate's gamma.
  * ds and din are T pointers to n floats (din written; may alias ds); dthr/dleak accumulated. */
 void os_lif_backward_seq(const float *const *u, const float *const *s, const float *const *ds,
-                         int T, size_t n, float thr, float leak, float *const *din,
-                         double *dthr, double *dleak);
+                         int T, size_t n, float thr, float leak, float height,
+                         float *const *din, double *dthr, double *dleak);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exec.h"
 #include "grad.h"
 #include "layers.h"
 #include "onespike/model.h"
@@ -38,6 +39,7 @@ struct os_tnet {
     float *ctmp;      /* conv product in [out][batch*hw] layout: max_batch * max size */
     size_t tmp_floats;
     bool trained; /* last forward was in training mode */
+    float surrogate; /* surrogate height of the backward pass running */
 };
 
 static size_t stride_of(const os_tnet *t, const tlayer *l)
@@ -250,73 +252,119 @@ static void bn_forward(os_tnet *t, const os_layer *L, tlayer *l, int s, const fl
         }
 }
 
-static void forward_layer(os_tnet *t, int i, bool train)
+/* ---- the train backend (exec.h): batched kernels on the tnet's slots --------------------
+ * Every kernel runs t->n images; `slot` gives layer i's buffer at a step (a static layer has
+ * one). BatchNorm uses batch statistics in training mode; LIF keeps each step's membrane. */
+
+static float *train_slot(void *ctx, int i, int step)
 {
-    const os_layer *L = os_net_layer(t->net, i);
-    tlayer *l = &t->L[i];
-    int n = t->n, c, h, w;
-    in_dims(t, L->from[0], &c, &h, &w);
-    size_t in_size = (size_t)c * h * w;
-    if (L->op == OS_OP_LIF) {
-        const float *in[OS_MODEL_MAX_TIMESTEPS];
-        float *u[OS_MODEL_MAX_TIMESTEPS], *s[OS_MODEL_MAX_TIMESTEPS];
-        for (int k = 0; k < t->T; k++) {
-            in[k] = slot(t, L->from[0], k);
-            u[k] = l->u + (size_t)k * stride_of(t, l);
-            s[k] = slot(t, i, k);
-        }
-        os_lif_forward_seq(in, t->T, (size_t)n * l->size, l->thr->data[0], l->leak->data[0],
-                           false, u, s);
-        return;
-    }
-    for (int k = 0; k < l->slots; k++) {
-        const float *x = slot(t, L->from[0], k);
-        float *y = slot(t, i, k);
-        switch (L->op) {
-        case OS_OP_CONV: {
-            os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-            os_conv2d_batch(&cs, n, x, l->w->data, l->b ? l->b->data : NULL, y, t->col, t->ctmp);
-            break;
-        }
-        case OS_OP_BN: bn_forward(t, L, l, k, x, y, train); break;
-        case OS_OP_RELU:
-            memcpy(y, x, (size_t)n * l->size * sizeof *y);
-            os_relu(y, (size_t)n * l->size);
-            break;
-        case OS_OP_MAXPOOL:
-            for (int j = 0; j < n; j++)
-                os_maxpool2d(x + j * in_size, c, h, w, L->kh, L->stride, L->pad, y + j * l->size);
-            break;
-        case OS_OP_AVGPOOL:
-            for (int j = 0; j < n; j++)
-                os_avgpool2d(x + j * in_size, c, h, w, L->kh, L->stride, L->pad, y + j * l->size);
-            break;
-        case OS_OP_GAP:
-            for (int j = 0; j < n; j++)
-                os_global_avgpool(x + j * in_size, c, (size_t)h * w, y + j * l->size);
-            break;
-        case OS_OP_LINEAR:
-            os_linear_batch(x, n, L->fan_in, L->out, l->w->data, l->b ? l->b->data : NULL, y);
-            break;
-        case OS_OP_ADD:
-            memcpy(y, x, (size_t)n * l->size * sizeof *y);
-            os_add_inplace(y, slot(t, L->from[1], k), (size_t)n * l->size);
-            break;
-        default: break;
-        }
-    }
+    return slot(ctx, i, step);
 }
+
+static void train_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_tnet *t = ctx;
+    const tlayer *l = &t->L[i];
+    int c, h, w;
+    in_dims(t, L->from[0], &c, &h, &w);
+    os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
+    os_conv2d_batch(&cs, t->n, io->x, l->w->data, l->b ? l->b->data : NULL, io->y, t->col,
+                    t->ctmp);
+}
+
+static void train_bn(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_tnet *t = ctx;
+    tlayer *l = &t->L[i];
+    bn_forward(t, L, l, l->slots == 1 ? 0 : io->step, io->x, io->y, t->trained);
+}
+
+static void train_relu(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    (void)L;
+    os_tnet *t = ctx;
+    const size_t n = (size_t)t->n * t->L[i].size;
+    memcpy(io->y, io->x, n * sizeof *io->y);
+    os_relu(io->y, n);
+}
+
+static void train_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    (void)L;
+    os_tnet *t = ctx;
+    tlayer *l = &t->L[i];
+    const int k = io->step;
+    const size_t stride = stride_of(t, l);
+    os_lif_forward_step(io->x, k ? l->u + (size_t)(k - 1) * stride : NULL,
+                        k ? slot(t, i, k - 1) : NULL, (size_t)t->n * l->size, l->thr->data[0],
+                        l->leak->data[0], 0.0f, l->u + (size_t)k * stride, io->y);
+}
+
+static void train_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_tnet *t = ctx;
+    int c, h, w;
+    in_dims(t, L->from[0], &c, &h, &w);
+    const size_t in_size = (size_t)c * h * w, out_size = t->L[i].size;
+    for (int j = 0; j < t->n; j++)
+        os_maxpool2d(io->x + j * in_size, c, h, w, L->kh, L->stride, L->pad, io->y + j * out_size);
+}
+
+static void train_avgpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_tnet *t = ctx;
+    int c, h, w;
+    in_dims(t, L->from[0], &c, &h, &w);
+    const size_t in_size = (size_t)c * h * w, out_size = t->L[i].size;
+    for (int j = 0; j < t->n; j++)
+        os_avgpool2d(io->x + j * in_size, c, h, w, L->kh, L->stride, L->pad, io->y + j * out_size);
+}
+
+static void train_gap(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_tnet *t = ctx;
+    int c, h, w;
+    in_dims(t, L->from[0], &c, &h, &w);
+    const size_t in_size = (size_t)c * h * w, out_size = t->L[i].size;
+    for (int j = 0; j < t->n; j++)
+        os_global_avgpool(io->x + j * in_size, c, (size_t)h * w, io->y + j * out_size);
+}
+
+static void train_linear(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_tnet *t = ctx;
+    const tlayer *l = &t->L[i];
+    os_linear_batch(io->x, t->n, L->fan_in, L->out, l->w->data, l->b ? l->b->data : NULL, io->y);
+}
+
+static void train_add(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    (void)L;
+    os_tnet *t = ctx;
+    os_add(io->x, io->x2, (size_t)t->n * t->L[i].size, io->y);
+}
+
+static const os_backend backend_train = {
+    .name = "train",
+    .op = {
+        [OS_OP_CONV] = train_conv,
+        [OS_OP_BN] = train_bn,
+        [OS_OP_RELU] = train_relu,
+        [OS_OP_LIF] = train_lif,
+        [OS_OP_MAXPOOL] = train_maxpool,
+        [OS_OP_AVGPOOL] = train_avgpool,
+        [OS_OP_GAP] = train_gap,
+        [OS_OP_LINEAR] = train_linear,
+        [OS_OP_ADD] = train_add,
+    },
+};
 
 void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logits)
 {
     t->x = x, t->n = n, t->trained = train;
-    int nl = os_net_count(t->net);
-    for (int i = 0; i < nl; i++)
-        forward_layer(t, i, train);
     size_t k = (size_t)n * t->classes;
     memset(logits, 0, k * sizeof *logits);
-    for (int s = 0; s < t->T; s++)
-        os_add_inplace(logits, slot(t, nl - 1, s), k);
+    os_exec_forward(t->net, t->T, &backend_train, t, train_slot, logits, k);
 }
 
 /* Where layer i's backward writes the gradient for input `from` at step s: straight into the
@@ -351,7 +399,7 @@ static void backward_lif(os_tnet *t, int i, const os_layer *L, tlayer *l)
     }
     double dthr = 0, dleak = 0;
     os_lif_backward_seq(u, s, ds, t->T, (size_t)t->n * l->size, l->thr->data[0],
-                        l->leak->data[0], din, &dthr, &dleak);
+                        l->leak->data[0], t->surrogate, din, &dthr, &dleak);
     l->thr->grad[0] += (float)dthr;
     l->leak->grad[0] += (float)dleak;
     for (int k = 0; k < t->T; k++)
@@ -429,8 +477,9 @@ static void backward_layer(os_tnet *t, int i)
     }
 }
 
-void os_tnet_backward(os_tnet *t, const float *dlogits)
+void os_tnet_backward(os_tnet *t, const float *dlogits, float surrogate)
 {
+    t->surrogate = surrogate;
     int nl = os_net_count(t->net);
     size_t k = (size_t)t->n * t->classes;
     for (int i = 0; i < nl - 1; i++)

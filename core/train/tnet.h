@@ -30,8 +30,9 @@ void os_tnet_destroy(os_tnet *t);
 /* x: n (<= max_batch) images of in_c*in_h*in_w floats. logits: n*classes (summed over T). */
 void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logits);
 
-/* After a forward with train = true: accumulate parameter gradients from dlogits (n*classes). */
-void os_tnet_backward(os_tnet *t, const float *dlogits);
+/* After a forward with train = true: accumulate parameter gradients from dlogits (n*classes),
+ * with the LIF surrogate derivative of that height (grad.h's gamma, e.g. OS_SURROGATE_GAMMA). */
+void os_tnet_backward(os_tnet *t, const float *dlogits, float surrogate);
 
 const os_net *os_tnet_net(const os_tnet *t);
 int os_tnet_timesteps(const os_tnet *t);

@@ -79,7 +79,8 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
                          loss, c->step0 + out->steps);
             goto out;
         }
-        os_tnet_backward(t, dlogits);
+        os_tnet_backward(t, dlogits,
+                         c->surrogate_gamma > 0.0f ? c->surrogate_gamma : OS_SURROGATE_GAMMA);
         if ((st = os_params_step(p, &c->opt, c->step0 + out->steps)))
             goto out;
         out->steps++;

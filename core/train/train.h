@@ -38,6 +38,7 @@ typedef struct {
     os_tnet *teacher;       /* optional: distil from this network's logits (its own params) */
     float distill;          /* weight of the distillation loss, 0..1 (CE gets 1 - distill) */
     float distill_temp;     /* softmax temperature of the distillation */
+    float surrogate_gamma;  /* LIF surrogate height (grad.h); 0: OS_SURROGATE_GAMMA */
 } os_epoch_config;
 
 /* One pass over the training images in a seeded shuffled order. */

@@ -49,6 +49,12 @@ os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float
 
 int os_session_timesteps(const os_session *s);
 
+/* How the session runs the network, chosen when it was created: "dense" (planar float kernels)
+ * or "event" (event-driven convolutions of spikes), and the instruction set of its
+ * hand-written kernels ("scalar", "avx2"). Static strings. */
+const char *os_session_backend(const os_session *s);
+const char *os_session_isa(const os_session *s);
+
 /* Spike statistics since creation or the last reset (count_spikes must be on): for the k-th LIF
  * layer, spikes emitted and neuron-steps run. Returns false if k is out of range. */
 bool os_session_spikes(const os_session *s, int k, uint64_t *spikes, uint64_t *neuron_steps);

@@ -60,9 +60,13 @@ static void test_index(void **state)
 /* Every kernel (direct for 8/16/32/64 outputs; blocks of 64, 32, 16, 8 and the generic tail
  * otherwise) and the window shapes of VGG/ResNet:
  * the event-driven sum equals the naive double-precision convolution to float rounding. */
-static void test_conv_matches_naive(void **state)
+static void conv_matches_naive(os_isa isa)
 {
-    (void)state;
+    const os_spike_kernels *kern = os_spike_kernels_for(isa);
+    if (!kern) {
+        print_message("skipped: this CPU or build has no %s kernels\n", os_isa_name(isa));
+        skip();
+    }
     const os_conv_shape shapes[] = {
         {5, 7, 6, 13, 3, 3, 1, 1},   {32, 16, 16, 32, 3, 3, 1, 1}, {32, 8, 8, 64, 1, 1, 2, 0},
         {16, 5, 5, 72, 3, 3, 2, 1},  {64, 2, 2, 256, 3, 3, 1, 1},  {8, 4, 4, 5, 3, 3, 1, 0},
@@ -90,12 +94,13 @@ static void test_conv_matches_naive(void **state)
             os_spike_index(xh, s->in_c, hw, idx, cnt);
             os_conv2d_naive(s, x, w, (k & 1) ? NULL : b, want);
             to_hwc(want, s->out_c, oh * ow, wanth);
-            os_spike_conv(s, idx, cnt, wt, (k & 1) ? NULL : b, got, rows);
+            os_spike_conv(kern, s, idx, cnt, wt, (k & 1) ? NULL : b, got, rows);
             double worst = 0;
             for (size_t i = 0; i < nout; i++)
                 worst = fmax(worst, fabs(got[i] - wanth[i]));
             if (worst > 1e-4)
-                fail_msg("shape %zu rate %.1f: max |spike conv - naive| = %g", k, rates[r], worst);
+                fail_msg("%s: shape %zu rate %.1f: max |spike conv - naive| = %g", os_isa_name(isa), k,
+                         rates[r], worst);
             /* the dense product a session falls back to when most inputs fired */
             os_conv2d_hwc_wt(s, xh, wt, (k & 1) ? NULL : b, got, col);
             worst = 0;
@@ -107,6 +112,20 @@ static void test_conv_matches_naive(void **state)
         free(x), free(xh), free(w), free(b), free(want), free(wanth), free(got);
         free(idx), free(cnt), free(rows), free(wt), free(col);
     }
+}
+
+/* Each instruction set's kernels against the naive convolution; a set this machine cannot run
+ * is reported as skipped. */
+static void test_conv_matches_naive_scalar(void **state)
+{
+    (void)state;
+    conv_matches_naive(OS_ISA_SCALAR);
+}
+
+static void test_conv_matches_naive_avx2(void **state)
+{
+    (void)state;
+    conv_matches_naive(OS_ISA_AVX2);
 }
 
 /* The channels-last dense conv (the image layer), max pool, global average pool and the
@@ -357,7 +376,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index),
-        cmocka_unit_test(test_conv_matches_naive),
+        cmocka_unit_test(test_conv_matches_naive_scalar),
+        cmocka_unit_test(test_conv_matches_naive_avx2),
         cmocka_unit_test(test_hwc_kernels),
         cmocka_unit_test(test_plan_of_recipes),
         cmocka_unit_test(test_plan_incomplete),

@@ -1,0 +1,25 @@
+/* isa.h - the x86 instruction sets the engine's hand-written kernels come in, and which of them
+ * this CPU runs. Kernels are compiled for every set the compiler can target (with per-function
+ * target attributes, so a generic x86-64 build carries them all) and chosen at run time, once,
+ * when a session is created; never per call.
+ */
+#ifndef ONESPIKE_ISA_H
+#define ONESPIKE_ISA_H
+
+#include <stdbool.h>
+
+typedef enum {
+    OS_ISA_SCALAR, /* portable C: the reference every other set is tested against */
+    OS_ISA_AVX2,
+    OS_ISA_COUNT
+} os_isa;
+
+/* True if this build has kernels for isa and this CPU runs them. */
+bool os_isa_supported(os_isa isa);
+
+/* The widest supported set. */
+os_isa os_isa_best(void);
+
+const char *os_isa_name(os_isa isa); /* "scalar", "avx2" */
+
+#endif
