@@ -344,7 +344,7 @@ static void train_add(void *ctx, int i, const os_layer *L, const os_exec_io *io)
     os_add(io->x, io->x2, (size_t)t->n * t->L[i].size, io->y);
 }
 
-static const os_backend backend_train = {
+const os_backend os_backend_train = {
     .name = "train",
     .op = {
         [OS_OP_CONV] = train_conv,
@@ -364,7 +364,7 @@ void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logit
     t->x = x, t->n = n, t->trained = train;
     size_t k = (size_t)n * t->classes;
     memset(logits, 0, k * sizeof *logits);
-    os_exec_forward(t->net, t->T, &backend_train, t, train_slot, logits, k);
+    os_exec_forward(t->net, t->T, &os_backend_train, t, train_slot, logits, k);
 }
 
 /* Where layer i's backward writes the gradient for input `from` at step s: straight into the

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "exec.h"
 #include "onespike/net.h"
 #include "params.h"
 #include "onespike/status.h"
@@ -22,6 +23,9 @@
 #define OS_BN_MOMENTUM 0.1f
 
 typedef struct os_tnet os_tnet;
+
+/* The kernels os_tnet_forward runs (exec.h); its context is the os_tnet. */
+extern const os_backend os_backend_train;
 
 os_status os_tnet_create(const json_t *layers, int in_c, int in_h, int in_w, int classes,
                          os_params *params, int max_batch, int timesteps, os_tnet **out);
