@@ -1,4 +1,5 @@
-/* session.c - run a model's layer graph on one image over T time steps. */
+/* session.c - one inference context: the buffers of a model's net, the backend chosen for it
+ * (backend.h), the JPEG front end; runs the net through the interpreter (exec.h). */
 #include "onespike/session.h"
 
 #include <stdlib.h>
