@@ -39,14 +39,36 @@ static void random_images(os_imageset *s, uint32_t seed)
         s->labels[i] = i % CLASSES;
 }
 
+/* The recipe's layer list as a graph (caller destroys). */
+static os_graph *graph_of(const os_arch *a)
+{
+    os_graph *g = NULL;
+    assert_int_equal(os_graph_from_json(os_arch_layers(a), "recipe", &g), OS_OK);
+    return g;
+}
+
+/* Whether g, written as a document, is the layer list want; prints both when not. */
+static bool same_layers(const char *what, const os_graph *g, const json_t *want)
+{
+    json_t *got = os_graph_to_json(g);
+    bool same = json_equal(got, want);
+    if (!same) {
+        char *x = json_dumps(got, JSON_COMPACT), *y = json_dumps(want, JSON_COMPACT);
+        fprintf(stderr, "%s\n  got  %.600s\n  want %.600s\n", what, x, y);
+        free(x), free(y);
+    }
+    json_decref(got);
+    return same;
+}
+
 /* Write layers+params as a model file and load it for the inference engine. */
-static os_model *as_model(json_t *layers, os_params *p, int T, const char *dir)
+static os_model *as_model(os_graph *layers, os_params *p, int T, const char *dir)
 {
     json_t *doc = tu_doc("[]", SIDE, SIDE, CLASSES, T);
-    json_object_set(doc, "layers", layers);
+    os_layers_sync_lif(layers, p);
+    json_object_set_new(doc, "layers", os_graph_to_json(layers));
     json_object_set_new(json_object_get(doc, "input"), "mean", json_pack("[f,f,f]", 0.0, 0.0, 0.0));
     json_object_set_new(json_object_get(doc, "input"), "std", json_pack("[f,f,f]", 1.0, 1.0, 1.0));
-    os_layers_sync_lif(json_object_get(doc, "layers"), p);
     os_tensor_view *v;
     size_t n;
     assert_int_equal(os_params_views(p, false, true, &v, &n), OS_OK);
@@ -70,7 +92,7 @@ static void test_tnet_matches_session(void **state)
     os_arch *a;
     assert_int_equal(os_arch_build(&o, &a), OS_OK);
     os_params *p = params_of(a);
-    json_t *layers = json_deep_copy(os_arch_layers(a));
+    os_graph *layers = graph_of(a);
     os_tnet *t;
     assert_int_equal(os_tnet_create(layers, 3, SIDE, SIDE, CLASSES, p, NIMG, 3, &t), OS_OK);
     os_imageset s;
@@ -102,7 +124,7 @@ static void test_tnet_matches_session(void **state)
     os_model_destroy(m);
     os_tnet_destroy(t);
     os_imageset_free(&s);
-    json_decref(layers);
+    os_graph_destroy(layers);
     os_params_destroy(p);
     os_arch_destroy(a);
     tu_rmdir(dir);
@@ -127,18 +149,14 @@ static void test_remove_units_gives_baseline(void **state)
         assert_int_equal(os_arch_build(&base, &a0), OS_OK);
         assert_int_equal(os_arch_build(&with, &a1), OS_OK);
         os_params *p0 = params_of(a0), *p1 = params_of(a1);
-        json_t *pruned = NULL;
+        os_graph *with_units = graph_of(a1), *pruned = NULL;
         assert_true(os_params_trainable(p1) > os_params_trainable(p0));
-        assert_int_equal(os_remove_units(os_arch_layers(a1), p1, &pruned), OS_OK);
-        if (!json_equal(pruned, os_arch_layers(a0))) {
-            char *x = json_dumps(pruned, JSON_COMPACT), *y = json_dumps(os_arch_layers(a0), JSON_COMPACT);
-            fprintf(stderr, "%s\n  got  %.600s\n  want %.600s\n", cases[i].arch, x, y);
-            free(x), free(y);
-        }
-        assert_true(json_equal(pruned, os_arch_layers(a0)));
+        assert_int_equal(os_remove_units(with_units, p1, &pruned), OS_OK);
+        assert_true(same_layers(cases[i].arch, pruned, os_arch_layers(a0)));
         assert_int_equal(os_params_trainable(p1), os_params_trainable(p0));
         assert_int_equal(os_params_count(p1), os_params_count(p0));
-        json_decref(pruned);
+        os_graph_destroy(pruned);
+        os_graph_destroy(with_units);
         os_params_destroy(p0), os_params_destroy(p1);
         os_arch_destroy(a0), os_arch_destroy(a1);
     }
@@ -169,16 +187,13 @@ static void test_fold_batchnorm_is_exact(void **state)
     random_images(&s, 3);
     float before[NIMG * CLASSES], after[NIMG * CLASSES];
     os_tnet *t;
-    assert_int_equal(os_tnet_create(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_graph *g = graph_of(a), *folded;
+    assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
     os_tnet_forward(t, s.pix, NIMG, false, before);
     os_tnet_destroy(t);
-    json_t *folded;
-    assert_int_equal(os_fold_batchnorm(os_arch_layers(a), p, &folded), OS_OK);
-    size_t k;
-    json_t *l;
-    json_array_foreach(folded, k, l) {
-        assert_string_not_equal(json_string_value(json_object_get(l, "op")), "bn");
-    }
+    assert_int_equal(os_fold_batchnorm(g, p, &folded), OS_OK);
+    for (int k = 0; k < os_graph_count(folded); k++)
+        assert_int_not_equal(os_graph_layer(folded, k)->op, OS_OP_BN);
     assert_int_equal(os_tnet_create(folded, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
     os_tnet_forward(t, s.pix, NIMG, false, after);
     double d = 0;
@@ -187,7 +202,8 @@ static void test_fold_batchnorm_is_exact(void **state)
     printf("BN folding: max |logit diff| = %g\n", d);
     assert_true(d < 1e-4);
     os_tnet_destroy(t);
-    json_decref(folded);
+    os_graph_destroy(folded);
+    os_graph_destroy(g);
     os_imageset_free(&s);
     os_params_destroy(p);
     os_arch_destroy(a);
@@ -208,9 +224,11 @@ static os_params *bn_free_net(os_arch **a, const os_imageset *s, float *want)
                 q->data[j] = 0.3f * tu_rand(&seed);
     }
     os_tnet *t;
-    assert_int_equal(os_tnet_create(os_arch_layers(*a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_graph *g = graph_of(*a);
+    assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
     os_tnet_forward(t, s->pix, NIMG, false, want);
     os_tnet_destroy(t);
+    os_graph_destroy(g);
     return p;
 }
 
@@ -234,26 +252,24 @@ static void test_insert_batchnorm_is_identity(void **state)
         os_arch *a;
         float want[NIMG * CLASSES], got[NIMG * CLASSES];
         os_params *p = bn_free_net(&a, &s, want);
-        json_t *withbn, *folded = NULL;
-        assert_int_equal(os_insert_batchnorm(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, &s,
-                                             &aug, NIMG, &withbn), OS_OK);
+        os_graph *g = graph_of(a), *withbn, *folded = NULL;
+        assert_int_equal(os_insert_batchnorm(g, 3, SIDE, SIDE, CLASSES, p, &s, &aug, NIMG, &withbn),
+                         OS_OK);
         int convs = 0, bns = 0;
-        size_t k;
-        json_t *l;
-        json_array_foreach(withbn, k, l) {
-            const char *op = json_string_value(json_object_get(l, "op"));
-            convs += strcmp(op, "conv") == 0;
-            bns += strcmp(op, "bn") == 0;
-            if (strcmp(op, "bn") == 0) { /* right after its conv */
-                json_t *prev = json_array_get(withbn, k - 1);
-                assert_string_equal(json_string_value(json_object_get(prev, "op")), "conv");
+        for (int k = 0; k < os_graph_count(withbn); k++) {
+            const os_layer_spec *l = os_graph_layer(withbn, k);
+            convs += l->op == OS_OP_CONV;
+            bns += l->op == OS_OP_BN;
+            if (l->op == OS_OP_BN) { /* right after its conv, and reading it */
+                assert_int_equal(os_graph_layer(withbn, k - 1)->op, OS_OP_CONV);
+                assert_int_equal(l->from[0], k - 1);
             }
         }
         assert_true(convs > 10);
         assert_int_equal(bns, convs);
         if (mode == 2) {
             assert_int_equal(os_fold_batchnorm(withbn, p, &folded), OS_OK);
-            assert_true(json_equal(folded, os_arch_layers(a)));
+            assert_true(same_layers("fold(insert)", folded, os_arch_layers(a)));
         }
         os_tnet *t;
         assert_int_equal(os_tnet_create(folded ? folded : withbn, 3, SIDE, SIDE, CLASSES, p,
@@ -264,8 +280,9 @@ static void test_insert_batchnorm_is_identity(void **state)
         printf("inserted BN (%s): max relative |logit diff| = %g\n",
                mode == 0 ? "running statistics" : mode == 1 ? "batch statistics" : "folded", d);
         assert_true(d < 1e-4);
-        json_decref(withbn);
-        json_decref(folded);
+        os_graph_destroy(withbn);
+        os_graph_destroy(folded);
+        os_graph_destroy(g);
         os_params_destroy(p);
         os_arch_destroy(a);
     }
@@ -313,12 +330,12 @@ static void test_conversion_rates_match_ann(void **state)
             os_augment(&s, (size_t)i, &aug, 0, x + (size_t)i * 3 * SIDE * SIDE);
         float ann[NIMG * CLASSES], snn[NIMG * CLASSES];
         os_tnet *t;
-        assert_int_equal(os_tnet_create(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+        os_graph *g = graph_of(a), *conv;
+        assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
         os_tnet_forward(t, x, NIMG, false, ann);
         os_tnet_destroy(t);
         enum { T = 64 };
-        json_t *conv;
-        assert_int_equal(os_convert_to_snn(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, &s, &aug,
+        assert_int_equal(os_convert_to_snn(g, 3, SIDE, SIDE, CLASSES, p, &s, &aug,
                                            100.0, 0.5, T, NIMG, &conv),
                          OS_OK);
         assert_int_equal(os_tnet_create(conv, 3, SIDE, SIDE, CLASSES, p, NIMG, T, &t), OS_OK);
@@ -348,7 +365,8 @@ static void test_conversion_rates_match_ann(void **state)
             assert_true(err < 0.3 * scale);
         }
         os_tnet_destroy(t);
-        json_decref(conv);
+        os_graph_destroy(conv);
+        os_graph_destroy(g);
         os_imageset_free(&s);
         os_params_destroy(p);
         os_arch_destroy(a);
