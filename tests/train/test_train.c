@@ -373,6 +373,197 @@ static void test_conversion_rates_match_ann(void **state)
     }
 }
 
+/* A tensor of the given shape, filled from seed around offset, added to p. */
+static void add_tensor(os_params *p, const char *name, int ndim, const int64_t *shape,
+                       uint32_t seed, float scale, float offset)
+{
+    os_tensor_view v = {.name = name, .ndim = ndim};
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)(v.shape[i] = shape[i]);
+    float *d = malloc(n * sizeof *d);
+    tu_fill(d, n, seed, scale);
+    for (size_t i = 0; i < n; i++)
+        d[i] += offset;
+    v.data = d, v.count = n;
+    assert_int_equal(os_params_add(p, &v), OS_OK);
+    free(d);
+}
+
+static os_graph *graph_text(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    os_graph *g = NULL;
+    assert_int_equal(os_graph_from_json(j, "test", &g), OS_OK);
+    json_decref(j);
+    return g;
+}
+
+static float *param_copy(os_params *p, const char *name)
+{
+    os_param *q = os_params_find(p, name);
+    assert_non_null(q);
+    float *c = malloc(q->view.count * sizeof *c);
+    memcpy(c, q->data, q->view.count * sizeof *c);
+    return c;
+}
+
+/* Conversion of a small ResNet by hand: conv-relu, then a conv added to those spikes, a relu
+ * after the sum. The scales follow the rules of train.h exactly: the conv feeding the add is
+ * rescaled to the spikes' scale, the relu after the add shifts that conv's bias, and the
+ * classifier takes the last scale. */
+static void test_convert_small_resnet(void **state)
+{
+    (void)state;
+    static const char layers[] =
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"c1.weight\",\"bias\":\"c1.bias\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"c2.weight\",\"bias\":\"c2.bias\"},"
+        " {\"name\":\"a\",\"op\":\"add\",\"from\":[\"c2\",\"r1\"]},"
+        " {\"name\":\"r2\",\"op\":\"relu\"},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\",\"bias\":\"fc.bias\"}]";
+    os_params *p = NULL;
+    assert_int_equal(os_params_create(&p), OS_OK);
+    add_tensor(p, "c1.weight", 4, (const int64_t[]){4, 3, 3, 3}, 1, 0.3f, 0);
+    add_tensor(p, "c1.bias", 1, (const int64_t[]){4}, 2, 0.1f, 0.1f);
+    add_tensor(p, "c2.weight", 4, (const int64_t[]){4, 4, 3, 3}, 3, 0.3f, 0);
+    add_tensor(p, "c2.bias", 1, (const int64_t[]){4}, 4, 0.1f, 0.1f);
+    add_tensor(p, "fc.weight", 2, (const int64_t[]){4, 4}, 5, 0.5f, 0);
+    add_tensor(p, "fc.bias", 1, (const int64_t[]){4}, 6, 0.1f, 0);
+    os_graph *g = graph_text(layers);
+    os_imageset s;
+    random_images(&s, 12);
+    os_aug_config aug = {.augment = false, .mean = {0.5f, 0.5f, 0.5f}, .std = {0.25f, 0.25f, 0.25f}};
+    float x[NIMG * 3 * SIDE * SIDE], logits[NIMG * CLASSES], peak[2] = {0, 0};
+    for (int i = 0; i < NIMG; i++)
+        os_augment(&s, (size_t)i, &aug, 0, x + (size_t)i * 3 * SIDE * SIDE);
+    os_tnet *t;
+    assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_tnet_forward(t, x, NIMG, false, logits);
+    for (int k = 0; k < 2; k++) { /* the 100th percentile: the largest pre-activation */
+        size_t cnt;
+        const char *name;
+        const float *v = os_tnet_act_input(t, k, 0, &cnt, &name);
+        for (size_t j = 0; j < cnt; j++)
+            peak[k] = fmaxf(peak[k], v[j]);
+    }
+    os_tnet_destroy(t);
+    assert_true(peak[0] > 1e-3f && peak[1] > 1e-3f);
+    float *c1w = param_copy(p, "c1.weight"), *c1b = param_copy(p, "c1.bias");
+    float *c2w = param_copy(p, "c2.weight"), *c2b = param_copy(p, "c2.bias");
+    float *fcw = param_copy(p, "fc.weight"), *fcb = param_copy(p, "fc.bias");
+    enum { T = 4 };
+    const double shift = 0.5;
+    os_graph *snn = NULL;
+    assert_int_equal(os_convert_to_snn(g, 3, SIDE, SIDE, CLASSES, p, &s, &aug, 100.0, shift, T,
+                                       NIMG, &snn),
+                     OS_OK);
+    double p1 = peak[0], p2 = peak[1], thr2 = p2 / p1;
+    const os_layer_spec *r1 = os_graph_layer(snn, 1), *r2 = os_graph_layer(snn, 4);
+    assert_int_equal(r1->op, OS_OP_LIF);
+    assert_int_equal(r2->op, OS_OP_LIF);
+    assert_true(r1->threshold == p1 && r1->leak == 1.0);
+    assert_true(fabs(r2->threshold - thr2) <= 1e-12 * thr2 && r2->leak == 1.0);
+    assert_int_equal(os_graph_layer(snn, 3)->from[0], 2); /* the add is untouched */
+    assert_int_equal(os_graph_layer(snn, 3)->from[1], 1);
+    const float *w1 = os_params_find(p, "c1.weight")->data, *b1 = os_params_find(p, "c1.bias")->data;
+    const float *w2 = os_params_find(p, "c2.weight")->data, *b2 = os_params_find(p, "c2.bias")->data;
+    const float *wf = os_params_find(p, "fc.weight")->data, *bf = os_params_find(p, "fc.bias")->data;
+    for (int k = 0; k < 4 * 3 * 3 * 3; k++)
+        assert_true(w1[k] == c1w[k]); /* reads the image, feeds spikes of scale p1: unscaled */
+    for (int k = 0; k < 4 * 4 * 3 * 3; k++)
+        assert_true(w2[k] == c2w[k]); /* reads spikes of p1, added to spikes of p1 */
+    for (int k = 0; k < 4; k++) {
+        assert_float_equal(b1[k], c1b[k] + shift * p1 / T, 1e-6);
+        assert_float_equal(b2[k], c2b[k] / p1 + shift * thr2 / T, 1e-6);
+        assert_true(bf[k] == fcb[k]);
+    }
+    for (int k = 0; k < 16; k++)
+        assert_float_equal(wf[k], fcw[k] * p2, 1e-6); /* reads spikes standing for p2 */
+    assert_int_equal(os_tnet_create(snn, 3, SIDE, SIDE, CLASSES, p, NIMG, T, &t), OS_OK);
+    os_tnet_destroy(t);
+    json_t *before = json_loads(layers, 0, NULL); /* the input graph is unchanged */
+    assert_true(same_layers("input after conversion", g, before));
+    json_decref(before);
+    os_graph_destroy(snn);
+
+    /* An add joining spikes of two scales cannot be converted; the graph is left as it was. */
+    os_graph *bad = graph_text(
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.weight\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"from\":\"r1\",\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"c2.weight\",\"bias\":\"c2.bias\"},"
+        " {\"name\":\"r2\",\"op\":\"relu\"},"
+        " {\"name\":\"a\",\"op\":\"add\",\"from\":[\"r1\",\"r2\"]},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\"}]");
+    snn = bad; /* to see it reset */
+    assert_int_equal(os_convert_to_snn(bad, 3, SIDE, SIDE, CLASSES, p, &s, &aug, 100.0, shift, T,
+                                       NIMG, &snn),
+                     OS_EARCH);
+    assert_null(snn);
+    assert_non_null(strstr(os_errdetail(), "add \"a\" joins scales"));
+    assert_int_equal(os_graph_layer(bad, 1)->op, OS_OP_RELU);
+    os_graph_destroy(bad);
+    free(c1w), free(c1b), free(c2w), free(c2b), free(fcw), free(fcb);
+    os_graph_destroy(g);
+    os_imageset_free(&s);
+    os_params_destroy(p);
+}
+
+/* Unit removal by hand: a Unit block (conv, LIF, add onto the block's input) read by a
+ * residual add outside it; its readers end up reading the Unit's input, its tensors and LIF
+ * scalars leave the parameter set, and the rest stays as it was. */
+static void test_remove_units_rewires(void **state)
+{
+    (void)state;
+    os_graph *g = graph_text(
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.weight\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"u.c\",\"op\":\"conv\",\"unit\":1,\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"u.c.weight\",\"bias\":\"u.c.bias\"},"
+        " {\"name\":\"u.r\",\"op\":\"lif\",\"unit\":1,\"threshold\":1,\"leak\":1},"
+        " {\"name\":\"u.a\",\"op\":\"add\",\"from\":[\"u.r\",\"r1\"],\"unit\":1},"
+        " {\"name\":\"j\",\"op\":\"add\",\"from\":[\"r1\",\"u.a\"]},"
+        " {\"name\":\"p\",\"op\":\"maxpool\",\"from\":\"u.a\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\",\"from\":\"j\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\"}]");
+    os_params *p = NULL;
+    assert_int_equal(os_params_create(&p), OS_OK);
+    add_tensor(p, "c1.weight", 4, (const int64_t[]){4, 3, 3, 3}, 1, 0.3f, 0);
+    add_tensor(p, "u.c.weight", 4, (const int64_t[]){4, 4, 3, 3}, 2, 0.3f, 0);
+    add_tensor(p, "u.c.bias", 1, (const int64_t[]){4}, 3, 0.1f, 0);
+    add_tensor(p, "fc.weight", 2, (const int64_t[]){4, 4}, 4, 0.5f, 0);
+    assert_int_equal(os_params_add_scalar(p, "u.r.threshold", 1), OS_OK);
+    assert_int_equal(os_params_add_scalar(p, "u.r.leak", 1), OS_OK);
+    os_graph *pruned = NULL;
+    assert_int_equal(os_remove_units(g, p, &pruned), OS_OK);
+    json_t *want = json_loads(
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.weight\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"j\",\"op\":\"add\",\"from\":[\"r1\",\"r1\"]},"
+        " {\"name\":\"p\",\"op\":\"maxpool\",\"from\":\"r1\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\",\"from\":\"j\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\"}]",
+        0, NULL);
+    assert_true(same_layers("pruned", pruned, want));
+    json_decref(want);
+    assert_int_equal(os_params_count(p), 2);
+    assert_null(os_params_find(p, "u.c.weight"));
+    assert_null(os_params_find(p, "u.r.threshold"));
+    assert_int_equal(os_graph_count(g), 9); /* the input graph is unchanged */
+    os_tnet *t;
+    assert_int_equal(os_tnet_create(pruned, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_tnet_destroy(t);
+    os_graph_destroy(pruned);
+    os_graph_destroy(g);
+    os_params_destroy(p);
+}
+
 static void test_percentile(void **state)
 {
     (void)state;
@@ -397,6 +588,8 @@ int main(void)
         cmocka_unit_test(test_imageset_spread),
         cmocka_unit_test(test_conversion_rates_match_ann),
         cmocka_unit_test(test_percentile),
+        cmocka_unit_test(test_convert_small_resnet),
+        cmocka_unit_test(test_remove_units_rewires),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
