@@ -259,7 +259,9 @@ static void test_replace_op(void **state)
     assert_null(os_graph_layer(g, 0)->tensor[OS_TENSOR_WEIGHT]);
     assert_int_equal(os_graph_replace_op(g, 4, OS_OP_RELU), OS_EARCH); /* add has two inputs */
     json_t *j = os_graph_to_json(g);
-    assert_true(json_equal(json_array_get(j, 0), parse("{\"name\":\"c1\",\"op\":\"relu\"}")));
+    json_t *relu = parse("{\"name\":\"c1\",\"op\":\"relu\"}");
+    assert_true(json_equal(json_array_get(j, 0), relu));
+    json_decref(relu);
     json_t *want = parse("{\"name\":\"r1\",\"op\":\"lif\",\"threshold\":2.0,\"leak\":1.0}");
     assert_true(json_equal(json_array_get(j, 2), want));
     json_decref(want);
