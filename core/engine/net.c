@@ -1,4 +1,5 @@
-/* net.c - parse and check the layer list of a model file, infer shapes, fold BatchNorm. */
+/* net.c - build the layer graph of a model file against its tensors: infer and check shapes,
+ * fold BatchNorm. The layer list itself is parsed by graph.c. */
 #include "onespike/net.h"
 
 #include <math.h>
@@ -6,15 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph.h"
 #include "layers.h"
 
 enum {
-    NET_MAX_LAYERS = 4096,
-    NET_MAX_DIM = 65536,
     NET_MAX_ELEMS = 1 << 28, /* values in one layer's output */
 };
-
-#define NET_DEFAULT_BN_EPS 1e-5
 
 struct os_net {
     os_layer *layers;
@@ -34,22 +32,14 @@ const char *os_op_name(os_op op)
     return (unsigned)op < OS_OP_COUNT ? op_names[op] : "?";
 }
 
-static int op_parse(const char *s)
-{
-    for (int i = 0; i < OS_OP_COUNT; i++)
-        if (strcmp(s, op_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-/* Everything a layer parser needs to report an error in context. */
+/* Everything a layer builder needs to report an error in context. */
 typedef struct {
     const char *label;
     os_tensor_find_fn find;
     const void *find_ctx;
     os_net *net;
     int index;
-    const json_t *obj;
+    const os_layer_spec *spec;
 } ctx;
 
 #define LAYER_FAIL(cx, st, fmt, ...)                                                          \
@@ -71,40 +61,6 @@ static float *net_alloc(os_net *net, size_t n)
     return p;
 }
 
-/* Integer field; `def` used when absent and def_ok. Range [lo, hi]. */
-static os_status get_int(const ctx *cx, const char *key, bool required, int def, int lo, int hi,
-                         int *out)
-{
-    const json_t *v = json_object_get(cx->obj, key);
-    if (!v) {
-        if (required)
-            return LAYER_FAIL(cx, OS_EARCH, "missing field \"%s\"", key);
-        *out = def;
-        return OS_OK;
-    }
-    if (!json_is_integer(v))
-        return LAYER_FAIL(cx, OS_EARCH, "field \"%s\" must be an integer", key);
-    json_int_t x = json_integer_value(v);
-    if (x < lo || x > hi)
-        return LAYER_FAIL(cx, OS_EARCH, "field \"%s\" = %lld, expected %d..%d", key,
-                          (long long)x, lo, hi);
-    *out = (int)x;
-    return OS_OK;
-}
-
-static os_status get_float(const ctx *cx, const char *key, double *out)
-{
-    const json_t *v = json_object_get(cx->obj, key);
-    if (!v)
-        return LAYER_FAIL(cx, OS_EARCH, "missing field \"%s\"", key);
-    if (!json_is_number(v))
-        return LAYER_FAIL(cx, OS_EARCH, "field \"%s\" must be a number", key);
-    *out = json_number_value(v);
-    if (!isfinite(*out))
-        return LAYER_FAIL(cx, OS_EARCH, "field \"%s\" is not finite", key);
-    return OS_OK;
-}
-
 static void shape_str(const os_tensor_view *t, char *buf, size_t n)
 {
     size_t o = 0;
@@ -115,20 +71,17 @@ static void shape_str(const os_tensor_view *t, char *buf, size_t n)
         snprintf(buf + o, n - o, "]");
 }
 
-/* Look up the tensor named by field `key` and check it has exactly the given shape. */
-static os_status get_tensor(const ctx *cx, const char *key, bool required, int ndim,
+/* Look up the tensor the layer binds in role r and check it has exactly the given shape. */
+static os_status get_tensor(const ctx *cx, os_tensor_role r, bool required, int ndim,
                             const int64_t *shape, const float **out, size_t *params)
 {
-    const json_t *v = json_object_get(cx->obj, key);
+    const char *key = os_tensor_role_name(r), *name = cx->spec->tensor[r];
     *out = NULL;
-    if (!v) {
+    if (!name) {
         if (required)
             return LAYER_FAIL(cx, OS_EARCH, "missing field \"%s\"", key);
         return OS_OK;
     }
-    if (!json_is_string(v))
-        return LAYER_FAIL(cx, OS_EARCH, "field \"%s\" must be a tensor name", key);
-    const char *name = json_string_value(v);
     const os_tensor_view *t = cx->find(cx->find_ctx, name);
     if (!t)
         return LAYER_FAIL(cx, OS_EARCH, "%s tensor \"%s\" is not in the file", key, name);
@@ -149,52 +102,6 @@ static os_status get_tensor(const ctx *cx, const char *key, bool required, int n
     return OS_OK;
 }
 
-static int find_layer(const os_net *net, int upto, const char *name)
-{
-    if (strcmp(name, "input") == 0)
-        return OS_NET_INPUT;
-    for (int i = upto - 1; i >= 0; i--)
-        if (strcmp(net->layers[i].name, name) == 0)
-            return i;
-    return -2;
-}
-
-static os_status parse_from(const ctx *cx, os_layer *L)
-{
-    const json_t *v = json_object_get(cx->obj, "from");
-    int want = L->op == OS_OP_ADD ? 2 : 1;
-    if (!v) {
-        if (want == 2)
-            return LAYER_FAIL(cx, OS_EARCH, "%s", "add needs \"from\": [a, b]");
-        L->from[0] = cx->index - 1; /* previous layer, or the input for the first */
-        L->n_from = 1;
-        return OS_OK;
-    }
-    const json_t *names[2] = {v, NULL};
-    int n = 1;
-    if (json_is_array(v)) {
-        n = (int)json_array_size(v);
-        if (n < 1 || n > 2)
-            return LAYER_FAIL(cx, OS_EARCH, "\"from\" has %d entries", n);
-        names[0] = json_array_get(v, 0);
-        names[1] = n > 1 ? json_array_get(v, 1) : NULL;
-    }
-    if (n != want)
-        return LAYER_FAIL(cx, OS_EARCH, "%s takes %d input(s), \"from\" names %d", os_op_name(L->op),
-                          want, n);
-    for (int i = 0; i < n; i++) {
-        if (!json_is_string(names[i]))
-            return LAYER_FAIL(cx, OS_EARCH, "%s", "\"from\" entries must be layer names");
-        int j = find_layer(cx->net, cx->index, json_string_value(names[i]));
-        if (j == -2)
-            return LAYER_FAIL(cx, OS_EARCH, "\"from\" names \"%s\", not an earlier layer",
-                              json_string_value(names[i]));
-        L->from[i] = j;
-    }
-    L->n_from = n;
-    return OS_OK;
-}
-
 static void in_shape(const os_net *net, int from, const int input[3], int *c, int *h, int *w)
 {
     if (from == OS_NET_INPUT) {
@@ -204,33 +111,9 @@ static void in_shape(const os_net *net, int from, const int input[3], int *c, in
     *c = net->layers[from].c, *h = net->layers[from].h, *w = net->layers[from].w;
 }
 
-static os_status parse_kernel(const ctx *cx, os_layer *L)
-{
-    const json_t *k = json_object_get(cx->obj, "kernel");
-    if (json_is_array(k) && json_array_size(k) == 2 && json_is_integer(json_array_get(k, 0)) &&
-        json_is_integer(json_array_get(k, 1))) {
-        json_int_t a = json_integer_value(json_array_get(k, 0));
-        json_int_t b = json_integer_value(json_array_get(k, 1));
-        if (a < 1 || b < 1 || a > NET_MAX_DIM || b > NET_MAX_DIM)
-            return LAYER_FAIL(cx, OS_EARCH, "kernel [%lld,%lld] out of range", (long long)a,
-                              (long long)b);
-        L->kh = (int)a, L->kw = (int)b;
-        return OS_OK;
-    }
-    int s = 0;
-    os_status st = get_int(cx, "kernel", true, 0, 1, NET_MAX_DIM, &s);
-    L->kh = L->kw = s;
-    return st;
-}
-
-static os_status parse_conv(const ctx *cx, os_layer *L, int c, int h, int w)
+static os_status build_conv(const ctx *cx, os_layer *L, int c, int h, int w)
 {
     os_status st;
-    if ((st = get_int(cx, "out", true, 0, 1, NET_MAX_DIM, &L->out)) ||
-        (st = parse_kernel(cx, L)) ||
-        (st = get_int(cx, "stride", false, 1, 1, NET_MAX_DIM, &L->stride)) ||
-        (st = get_int(cx, "pad", false, 0, 0, NET_MAX_DIM, &L->pad)))
-        return st;
     os_conv_shape s = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
     if (h + 2 * L->pad < L->kh || w + 2 * L->pad < L->kw)
         return LAYER_FAIL(cx, OS_EARCH, "kernel %dx%d larger than padded input %dx%d", L->kh, L->kw,
@@ -238,30 +121,26 @@ static os_status parse_conv(const ctx *cx, os_layer *L, int c, int h, int w)
     L->c = L->out, L->h = os_conv_out_h(&s), L->w = os_conv_out_w(&s);
     L->fan_in = c * L->kh * L->kw;
     int64_t wshape[4] = {L->out, c, L->kh, L->kw}, bshape[1] = {L->out};
-    if ((st = get_tensor(cx, "weight", true, 4, wshape, &L->weight, &L->params)) ||
-        (st = get_tensor(cx, "bias", false, 1, bshape, &L->bias, &L->params)))
+    if ((st = get_tensor(cx, OS_TENSOR_WEIGHT, true, 4, wshape, &L->weight, &L->params)) ||
+        (st = get_tensor(cx, OS_TENSOR_BIAS, false, 1, bshape, &L->bias, &L->params)))
         return st;
     return OS_OK;
 }
 
 /* BatchNorm at inference is y = x*scale + shift; when its input is a conv that feeds nothing
  * else, the affine goes into a copy of the conv's weights and the bn costs nothing. */
-static os_status parse_bn(const ctx *cx, os_layer *L, int c, int h, int w)
+static os_status build_bn(const ctx *cx, os_layer *L, int c, int h, int w)
 {
     os_net *net = cx->net;
     const float *g, *b, *mean, *var;
     int64_t shape[1] = {c};
     os_status st;
-    if ((st = get_tensor(cx, "weight", true, 1, shape, &g, &L->params)) ||
-        (st = get_tensor(cx, "bias", true, 1, shape, &b, &L->params)) ||
-        (st = get_tensor(cx, "mean", true, 1, shape, &mean, &L->params)) ||
-        (st = get_tensor(cx, "var", true, 1, shape, &var, &L->params)))
+    if ((st = get_tensor(cx, OS_TENSOR_WEIGHT, true, 1, shape, &g, &L->params)) ||
+        (st = get_tensor(cx, OS_TENSOR_BIAS, true, 1, shape, &b, &L->params)) ||
+        (st = get_tensor(cx, OS_TENSOR_MEAN, true, 1, shape, &mean, &L->params)) ||
+        (st = get_tensor(cx, OS_TENSOR_VAR, true, 1, shape, &var, &L->params)))
         return st;
-    double eps = NET_DEFAULT_BN_EPS;
-    if (json_object_get(cx->obj, "eps") && (st = get_float(cx, "eps", &eps)))
-        return st;
-    if (eps < 0)
-        return LAYER_FAIL(cx, OS_EARCH, "eps %g is negative", eps);
+    double eps = cx->spec->eps;
     float *scale = net_alloc(net, (size_t)c), *shift = net_alloc(net, (size_t)c);
     if (!scale || !shift)
         return os_fail(OS_ENOMEM, "%s: no memory for BatchNorm tables", cx->label);
@@ -278,16 +157,8 @@ static os_status parse_bn(const ctx *cx, os_layer *L, int c, int h, int w)
     return OS_OK;
 }
 
-static os_status parse_pool(const ctx *cx, os_layer *L, int c, int h, int w)
+static os_status build_pool(const ctx *cx, os_layer *L, int c, int h, int w)
 {
-    os_status st;
-    if ((st = parse_kernel(cx, L)))
-        return st;
-    if (L->kh != L->kw)
-        return LAYER_FAIL(cx, OS_EARCH, "pooling kernel must be square, got %dx%d", L->kh, L->kw);
-    if ((st = get_int(cx, "stride", false, L->kh, 1, NET_MAX_DIM, &L->stride)) ||
-        (st = get_int(cx, "pad", false, 0, 0, L->kh / 2, &L->pad)))
-        return st;
     if (h + 2 * L->pad < L->kh || w + 2 * L->pad < L->kw)
         return LAYER_FAIL(cx, OS_EARCH, "window %d larger than input %dx%d", L->kh, h, w);
     L->c = c;
@@ -296,85 +167,32 @@ static os_status parse_pool(const ctx *cx, os_layer *L, int c, int h, int w)
     return OS_OK;
 }
 
-static os_status parse_linear(const ctx *cx, os_layer *L, int c, int h, int w)
+static os_status build_linear(const ctx *cx, os_layer *L, int c, int h, int w)
 {
     os_status st;
-    if ((st = get_int(cx, "out", true, 0, 1, NET_MAX_DIM, &L->out)))
-        return st;
     int64_t wshape[2] = {L->out, (int64_t)c * h * w}, bshape[1] = {L->out};
-    if ((st = get_tensor(cx, "weight", true, 2, wshape, &L->weight, &L->params)) ||
-        (st = get_tensor(cx, "bias", false, 1, bshape, &L->bias, &L->params)))
+    if ((st = get_tensor(cx, OS_TENSOR_WEIGHT, true, 2, wshape, &L->weight, &L->params)) ||
+        (st = get_tensor(cx, OS_TENSOR_BIAS, false, 1, bshape, &L->bias, &L->params)))
         return st;
     L->c = L->out, L->h = 1, L->w = 1;
     L->fan_in = c * h * w;
     return OS_OK;
 }
 
-static os_status parse_lif(const ctx *cx, os_layer *L, int c, int h, int w)
-{
-    double thr, leak;
-    os_status st;
-    if ((st = get_float(cx, "threshold", &thr)) || (st = get_float(cx, "leak", &leak)))
-        return st;
-    if (!(thr > 0))
-        return LAYER_FAIL(cx, OS_EARCH, "threshold %g must be > 0", thr);
-    if (!(leak > 0 && leak <= 1))
-        return LAYER_FAIL(cx, OS_EARCH, "leak %g must be in (0, 1]", leak);
-    L->threshold = (float)thr, L->leak = (float)leak;
-    L->c = c, L->h = h, L->w = w;
-    return OS_OK;
-}
-
-static os_status parse_op(ctx *cx, os_layer *L, const int input[3], int c, int h, int w);
-
-static os_status parse_layer(ctx *cx, const int input[3])
-{
-    os_net *net = cx->net;
-    os_layer *L = &net->layers[cx->index];
-    const json_t *o = cx->obj;
-    if (!json_is_object(o))
-        return os_fail(OS_EARCH, "%s: layer %d is not an object", cx->label, cx->index);
-    const char *name = json_string_value(json_object_get(o, "name"));
-    if (!name || !*name || strlen(name) >= OS_NET_NAME_MAX)
-        return os_fail(OS_EARCH, "%s: layer %d: \"name\" must be a string of 1..%d characters",
-                       cx->label, cx->index, OS_NET_NAME_MAX - 1);
-    strcpy(L->name, name);
-    if (strcmp(name, "input") == 0 || find_layer(net, cx->index, name) >= 0)
-        return LAYER_FAIL(cx, OS_EARCH, "%s", "name is reserved or used twice");
-    const char *op = json_string_value(json_object_get(o, "op"));
-    int opi = op ? op_parse(op) : -1;
-    if (opi < 0)
-        return LAYER_FAIL(cx, OS_EARCH, "unknown op \"%s\"", op ? op : "(missing)");
-    L->op = (os_op)opi;
-    os_status st;
-    if ((st = parse_from(cx, L)) || (st = get_int(cx, "unit", false, 0, 0, NET_MAX_LAYERS, &L->unit)))
-        return st;
-    int c, h, w;
-    in_shape(net, L->from[0], input, &c, &h, &w);
-    L->is_static = true;
-    for (int i = 0; i < L->n_from; i++)
-        if (L->from[i] != OS_NET_INPUT && !net->layers[L->from[i]].is_static)
-            L->is_static = false;
-
-    if ((st = parse_op(cx, L, input, c, h, w)))
-        return st;
-    if ((int64_t)L->c * L->h * L->w > NET_MAX_ELEMS)
-        return LAYER_FAIL(cx, OS_EARCH, "output [%d,%d,%d] exceeds %d values", L->c, L->h, L->w,
-                          NET_MAX_ELEMS);
-    return OS_OK;
-}
-
-static os_status parse_op(ctx *cx, os_layer *L, const int input[3], int c, int h, int w)
+static os_status build_op(const ctx *cx, os_layer *L, const int input[3], int c, int h, int w)
 {
     switch (L->op) {
-    case OS_OP_CONV: return parse_conv(cx, L, c, h, w);
-    case OS_OP_BN: return parse_bn(cx, L, c, h, w);
+    case OS_OP_CONV: return build_conv(cx, L, c, h, w);
+    case OS_OP_BN: return build_bn(cx, L, c, h, w);
     case OS_OP_RELU: L->c = c, L->h = h, L->w = w; return OS_OK;
-    case OS_OP_LIF: L->is_static = false; return parse_lif(cx, L, c, h, w);
+    case OS_OP_LIF:
+        L->is_static = false;
+        L->c = c, L->h = h, L->w = w;
+        return OS_OK;
     case OS_OP_MAXPOOL:
-    case OS_OP_AVGPOOL: return parse_pool(cx, L, c, h, w);
+    case OS_OP_AVGPOOL: return build_pool(cx, L, c, h, w);
     case OS_OP_GAP: L->c = c, L->h = 1, L->w = 1; return OS_OK;
-    case OS_OP_LINEAR: return parse_linear(cx, L, c, h, w);
+    case OS_OP_LINEAR: return build_linear(cx, L, c, h, w);
     case OS_OP_ADD: {
         int c2, h2, w2;
         in_shape(cx->net, L->from[1], input, &c2, &h2, &w2);
@@ -386,6 +204,34 @@ static os_status parse_op(ctx *cx, os_layer *L, const int input[3], int c, int h
     default: break;
     }
     return LAYER_FAIL(cx, OS_EARCH, "%s", "unhandled op");
+}
+
+/* The described fields were checked by os_graph_from_json; what is left needs shapes. */
+static os_status build_layer(const ctx *cx, const int input[3])
+{
+    os_net *net = cx->net;
+    const os_layer_spec *S = cx->spec;
+    os_layer *L = &net->layers[cx->index];
+    snprintf(L->name, sizeof L->name, "%s", S->name);
+    L->op = S->op;
+    L->n_from = S->n_from;
+    L->from[0] = S->from[0], L->from[1] = S->n_from > 1 ? S->from[1] : 0;
+    L->unit = S->unit;
+    L->out = S->out, L->kh = S->kh, L->kw = S->kw, L->stride = S->stride, L->pad = S->pad;
+    L->threshold = (float)S->threshold, L->leak = (float)S->leak;
+    int c, h, w;
+    in_shape(net, L->from[0], input, &c, &h, &w);
+    L->is_static = true;
+    for (int i = 0; i < L->n_from; i++)
+        if (L->from[i] != OS_NET_INPUT && !net->layers[L->from[i]].is_static)
+            L->is_static = false;
+    os_status st;
+    if ((st = build_op(cx, L, input, c, h, w)))
+        return st;
+    if ((int64_t)L->c * L->h * L->w > NET_MAX_ELEMS)
+        return LAYER_FAIL(cx, OS_EARCH, "output [%d,%d,%d] exceeds %d values", L->c, L->h, L->w,
+                          NET_MAX_ELEMS);
+    return OS_OK;
 }
 
 static int consumers(const os_net *net, int idx)
@@ -429,31 +275,35 @@ static const os_tensor_view *find_in_file(const void *file, const char *name)
 os_status os_net_build(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
                        const os_st_file *tensors, const char *label, os_net **out)
 {
-    return os_net_build_ex(layers, in_c, in_h, in_w, n_classes, find_in_file, tensors, true, label,
-                           out);
+    os_graph *g = NULL;
+    *out = NULL;
+    os_status st = os_graph_from_json(layers, label, &g);
+    if (!st)
+        st = os_net_build_ex(g, in_c, in_h, in_w, n_classes, find_in_file, tensors, true, label,
+                             out);
+    os_graph_destroy(g);
+    return st;
 }
 
-os_status os_net_build_ex(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
+os_status os_net_build_ex(const os_graph *g, int in_c, int in_h, int in_w, int n_classes,
                           os_tensor_find_fn find, const void *find_ctx, bool fold_bn,
                           const char *label, os_net **out)
 {
     *out = NULL;
-    if (!json_is_array(layers) || json_array_size(layers) == 0)
+    int n = os_graph_count(g);
+    if (n == 0)
         return os_fail(OS_EARCH, "%s: \"layers\" must be a non-empty array", label);
-    size_t n = json_array_size(layers);
-    if (n > NET_MAX_LAYERS)
-        return os_fail(OS_EARCH, "%s: %zu layers, at most %d supported", label, n, NET_MAX_LAYERS);
     os_status st = OS_OK;
     os_net *net = calloc(1, sizeof *net);
-    if (!net || !(net->layers = calloc(n, sizeof *net->layers))) {
-        st = os_fail(OS_ENOMEM, "%s: no memory for %zu layers", label, n);
+    if (!net || !(net->layers = calloc((size_t)n, sizeof *net->layers))) {
+        st = os_fail(OS_ENOMEM, "%s: no memory for %d layers", label, n);
         goto out;
     }
-    net->n = (int)n;
+    net->n = n;
     const int input[3] = {in_c, in_h, in_w};
-    for (size_t i = 0; i < n; i++) {
-        ctx cx = {label, find, find_ctx, net, (int)i, json_array_get(layers, i)};
-        if ((st = parse_layer(&cx, input)))
+    for (int i = 0; i < n; i++) {
+        ctx cx = {label, find, find_ctx, net, i, os_graph_layer(g, i)};
+        if ((st = build_layer(&cx, input)))
             goto out;
     }
     const os_layer *last = &net->layers[n - 1];

@@ -81,7 +81,8 @@ typedef struct {
     os_imageset calib; /* calib_images training images spread over all classes */
     os_aug_config aug_train, aug_eval;
     int classes;
-    json_t *layers, *history;
+    os_graph *layers; /* the network; JSON only in the files written and read */
+    json_t *history;
     os_params *params;
     char workdir[PATH_LEN], ckpt[PATH_LEN];
     FILE *metrics;
@@ -155,16 +156,18 @@ static void progress(void *ctx, size_t done, size_t total, double loss, double a
 
 /* ---- checkpoints ---- */
 
-static json_t *model_doc(const fit_state *s, const json_t *layers, int T, const char *name)
+/* The model document (new reference), NULL without memory. */
+static json_t *model_doc(const fit_state *s, const os_graph *layers, int T, const char *name)
 {
     json_t *labels = json_array();
     for (int i = 0; i < s->classes; i++)
         json_array_append_new(labels, json_string(os_dataset_class(s->ds, i)));
     const float *m = s->aug_train.mean, *d = s->aug_train.std;
-    return json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i, s:[f,f,f], s:[f,f,f], s:s}, s:o, s:O}",
+    return json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i, s:[f,f,f], s:[f,f,f], s:s}, s:o, s:o}",
                      "name", name, "version", "1", "timesteps", T, "input", "channels", 3,
                      "height", s->c->input, "width", s->c->input, "mean", m[0], m[1], m[2], "std",
-                     d[0], d[1], d[2], "resize", "stretch", "labels", labels, "layers", layers);
+                     d[0], d[1], d[2], "resize", "stretch", "labels", labels, "layers",
+                     os_graph_to_json(layers));
 }
 
 static os_status write_checkpoint(fit_state *s)
@@ -172,6 +175,8 @@ static os_status write_checkpoint(fit_state *s)
     os_layers_sync_lif(s->layers, s->params);
     int T = s->stage < s->n_stages ? s->stages[s->stage].T : 1;
     json_t *doc = model_doc(s, s->layers, T, "checkpoint");
+    if (!doc)
+        return os_fail(OS_ENOMEM, "no memory for the checkpoint document");
     json_object_set_new(doc, "checkpoint",
                         json_pack("{s:i, s:i, s:i, s:f, s:O, s:o, s:I}", "version", CKPT_VERSION,
                                   "stage", s->stage, "epoch", s->epoch, "stage_seconds",
@@ -201,21 +206,19 @@ static bool same_config(const json_t *a, const json_t *b, const char **field)
     return true;
 }
 
-static os_status ensure_lif_params(json_t *layers, os_params *p)
+static os_status ensure_lif_params(const os_graph *g, os_params *p)
 {
-    size_t i;
-    json_t *l;
-    json_array_foreach(layers, i, l) {
-        if (strcmp(json_string_value(json_object_get(l, "op")), "lif"))
+    for (int i = 0; i < os_graph_count(g); i++) {
+        const os_layer_spec *l = os_graph_layer(g, i);
+        if (l->op != OS_OP_LIF)
             continue;
-        const char *name = json_string_value(json_object_get(l, "name"));
         char pn[OS_NET_NAME_MAX + 16];
         static const char *const f[2] = {"threshold", "leak"};
+        const double value[2] = {l->threshold, l->leak};
         for (int k = 0; k < 2; k++) {
-            snprintf(pn, sizeof pn, "%s.%s", name, f[k]);
+            snprintf(pn, sizeof pn, "%s.%s", l->name, f[k]);
             os_status st;
-            if (!os_params_find(p, pn) &&
-                (st = os_params_add_scalar(p, pn, (float)json_number_value(json_object_get(l, f[k])))))
+            if (!os_params_find(p, pn) && (st = os_params_add_scalar(p, pn, (float)value[k])))
                 return st;
         }
     }
@@ -267,8 +270,10 @@ static os_status load_checkpoint(fit_state *s)
     s->started = (time_t)json_integer_value(json_object_get(ck, "started"));
     json_decref(s->history);
     s->history = json_deep_copy(json_object_get(ck, "history"));
-    json_decref(s->layers);
-    s->layers = json_deep_copy(json_object_get(doc, "layers"));
+    os_graph_destroy(s->layers);
+    s->layers = NULL;
+    if ((st = os_graph_from_json(json_object_get(doc, "layers"), s->ckpt, &s->layers)))
+        goto out;
     const float *mean = os_model_mean(m), *sd = os_model_std(m);
     for (int c = 0; c < 3; c++) {
         s->aug_train.mean[c] = s->aug_eval.mean[c] = mean[c];
@@ -370,14 +375,14 @@ static bool stop_requested(void)
 /* The distillation teacher: the trained ANN (--ann-from, or this run's ann.safetensors). */
 typedef struct {
     os_params *params;
-    json_t *layers;
+    os_graph *layers;
     os_tnet *net;
 } teacher;
 
 static void teacher_free(teacher *tc)
 {
     os_tnet_destroy(tc->net);
-    json_decref(tc->layers);
+    os_graph_destroy(tc->layers);
     os_params_destroy(tc->params);
     memset(tc, 0, sizeof *tc);
 }
@@ -393,11 +398,11 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
     os_status st = os_model_load(path, &m);
     if (!st)
         st = params_from_model(m, &tc->params);
-    if (!st) {
-        tc->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
+    if (!st)
+        st = os_graph_from_json(json_object_get(os_model_doc(m), "layers"), path, &tc->layers);
+    if (!st)
         st = os_tnet_create(tc->layers, 3, s->c->input, s->c->input, s->classes, tc->params,
                             s->c->batch, 1, &tc->net);
-    }
     os_model_destroy(m);
     if (st)
         teacher_free(tc);
@@ -412,7 +417,7 @@ static bool bn_finetune(const fit_state *s)
 
 static os_status swap_layers(fit_state *s, bool insert)
 {
-    json_t *next = NULL;
+    os_graph *next = NULL;
     os_status st;
     if (insert) {
         st = os_insert_batchnorm(s->layers, 3, s->c->input, s->c->input, s->classes, s->params,
@@ -422,7 +427,7 @@ static os_status swap_layers(fit_state *s, bool insert)
     }
     if (st)
         return st;
-    json_decref(s->layers);
+    os_graph_destroy(s->layers);
     s->layers = next;
     return OS_OK;
 }
@@ -523,6 +528,8 @@ static os_status write_ann_snapshot(fit_state *s)
     char path[PATH_LEN + 32];
     snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
     json_t *doc = model_doc(s, s->layers, 1, "ann");
+    if (!doc)
+        return os_fail(OS_ENOMEM, "no memory for the ANN document");
     json_object_set_new(doc, "description", json_string("the ANN stage of onespike-train fit"));
     json_object_set_new(doc, "arch", json_pack("{s:s, s:f, s:i, s:i}", "name", s->c->arch,
                                                "width_mult", s->c->width_mult, "units",
@@ -563,8 +570,9 @@ static os_status load_start_model(fit_state *s, const char *path, bool spiking)
                                 "(a model written by onespike-train fit)", path);
     if (!st)
         st = params_from_model(m, &s->params);
+    if (!st)
+        st = os_graph_from_json(json_object_get(os_model_doc(m), "layers"), path, &s->layers);
     if (!st) {
-        s->layers = json_deep_copy(json_object_get(os_model_doc(m), "layers"));
         if (spiking)
             st = ensure_lif_params(s->layers, s->params);
         for (int k = 0; k < 3; k++) {
@@ -580,16 +588,16 @@ static os_status run_convert_stage(fit_state *s)
 {
     const fit_config *c = s->c;
     double t0 = now_s();
-    json_t *folded = NULL, *snn = NULL;
+    os_graph *folded = NULL, *snn = NULL;
     os_status st = os_fold_batchnorm(s->layers, s->params, &folded);
     if (st)
         return st;
     st = os_convert_to_snn(folded, 3, c->input, c->input, s->classes, s->params, &s->calib,
                            &s->aug_eval, c->percentile, c->convert_shift, c->t0, c->batch, &snn);
-    json_decref(folded);
+    os_graph_destroy(folded);
     if (st)
         return st;
-    json_decref(s->layers);
+    os_graph_destroy(s->layers);
     s->layers = snn;
     if ((st = ensure_lif_params(s->layers, s->params)))
         return st;
@@ -600,11 +608,11 @@ static os_status run_convert_stage(fit_state *s)
 static os_status run_prune_stage(fit_state *s)
 {
     double t0 = now_s();
-    json_t *pruned = NULL;
+    os_graph *pruned = NULL;
     os_status st = os_remove_units(s->layers, s->params, &pruned);
     if (st)
         return st;
-    json_decref(s->layers);
+    os_graph_destroy(s->layers);
     s->layers = pruned;
     s->stage_seconds = now_s() - t0;
     return record_stage(s, 1, NULL, s->stage == s->n_stages - 1);
@@ -679,7 +687,8 @@ static os_status init_fresh(fit_state *s)
     if (!(st = os_params_create(&s->params)))
         for (size_t i = 0; i < nt && !st; i++)
             st = os_params_add(s->params, &t[i]);
-    s->layers = json_deep_copy(os_arch_layers(a));
+    if (!st) /* the recipe's document, read as a model file's would be */
+        st = os_graph_from_json(os_arch_layers(a), c->arch, &s->layers);
     os_arch_destroy(a);
     float mean[3], sd[3];
     os_imageset_stats(&s->train, mean, sd);
@@ -697,6 +706,8 @@ static os_status export_model(fit_state *s, double total_seconds)
     char name[128];
     snprintf(name, sizeof name, "%s", c->name ? c->name : "onespike-model");
     json_t *doc = model_doc(s, s->layers, 1, name);
+    if (!doc)
+        return os_fail(OS_ENOMEM, "no memory for the model document");
     json_object_set_new(doc, "description",
                         json_string("one-time-step spiking network trained by onespike-train fit"));
     json_t *arch = json_pack("{s:s, s:f, s:i, s:i, s:i}", "name", c->arch, "width_mult",
@@ -806,7 +817,7 @@ os_status fit_run(const fit_config *c)
 out:
     if (s.metrics)
         fclose(s.metrics);
-    json_decref(s.layers);
+    os_graph_destroy(s.layers);
     json_decref(s.history);
     os_params_destroy(s.params);
     os_imageset_free(&s.train);

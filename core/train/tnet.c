@@ -72,17 +72,17 @@ static void in_dims(const os_tnet *t, int from, int *c, int *h, int *w)
     *c = L->c, *h = L->h, *w = L->w;
 }
 
-static os_status bind_param(os_tnet *t, const char *layer, const char *field, const json_t *obj,
+static os_status bind_param(os_tnet *t, const os_layer_spec *spec, os_tensor_role r,
                             os_param **out)
 {
-    const char *name = json_string_value(json_object_get(obj, field));
+    const char *name = spec->tensor[r];
     *out = NULL;
     if (!name)
         return OS_OK;
     *out = os_params_find(t->params, name);
     if (!*out)
-        return os_fail(OS_EARCH, "layer \"%s\": %s tensor \"%s\" is not a parameter", layer, field,
-                       name);
+        return os_fail(OS_EARCH, "layer \"%s\": %s tensor \"%s\" is not a parameter", spec->name,
+                       os_tensor_role_name(r), name);
     return OS_OK;
 }
 
@@ -102,14 +102,14 @@ static os_status bind_lif(os_tnet *t, const os_layer *L, tlayer *l)
     return OS_OK;
 }
 
-static os_status alloc_layers(os_tnet *t, const json_t *layers)
+static os_status alloc_layers(os_tnet *t, const os_graph *g)
 {
     int n = os_net_count(t->net);
     size_t col = 0, maxsize = t->in_size;
     for (int i = 0; i < n; i++) {
         const os_layer *L = os_net_layer(t->net, i);
         tlayer *l = &t->L[i];
-        const json_t *obj = json_array_get(layers, (size_t)i);
+        const os_layer_spec *spec = os_graph_layer(g, i);
         l->slots = L->is_static ? 1 : t->T;
         l->size = (size_t)L->c * L->h * L->w;
         if (l->size > maxsize)
@@ -123,8 +123,8 @@ static os_status alloc_layers(os_tnet *t, const json_t *layers)
         switch (L->op) {
         case OS_OP_CONV:
         case OS_OP_LINEAR:
-            if ((st = bind_param(t, L->name, "weight", obj, &l->w)) ||
-                (st = bind_param(t, L->name, "bias", obj, &l->b)))
+            if ((st = bind_param(t, spec, OS_TENSOR_WEIGHT, &l->w)) ||
+                (st = bind_param(t, spec, OS_TENSOR_BIAS, &l->b)))
                 return st;
             if (L->op == OS_OP_CONV) {
                 int c, h, w;
@@ -135,9 +135,8 @@ static os_status alloc_layers(os_tnet *t, const json_t *layers)
             }
             break;
         case OS_OP_BN: {
-            static const char *const f[4] = {"weight", "bias", "mean", "var"};
-            for (int k = 0; k < 4; k++)
-                if ((st = bind_param(t, L->name, f[k], obj, &l->bn[k])))
+            for (int k = 0; k < OS_TENSOR_ROLES; k++)
+                if ((st = bind_param(t, spec, (os_tensor_role)k, &l->bn[k])))
                     return st;
             l->mean = malloc((size_t)l->slots * L->c * sizeof(float));
             l->invstd = malloc((size_t)l->slots * L->c * sizeof(float));
@@ -174,7 +173,7 @@ static os_status alloc_layers(os_tnet *t, const json_t *layers)
     return OS_OK;
 }
 
-os_status os_tnet_create(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+os_status os_tnet_create(const os_graph *g, int in_c, int in_h, int in_w, int classes,
                          os_params *params, int max_batch, int timesteps, os_tnet **out)
 {
     *out = NULL;
@@ -189,12 +188,12 @@ os_status os_tnet_create(const json_t *layers, int in_c, int in_h, int in_w, int
     t->params = params, t->T = timesteps, t->max_batch = max_batch;
     t->in_c = in_c, t->in_h = in_h, t->in_w = in_w, t->classes = classes;
     t->in_size = (size_t)in_c * in_h * in_w;
-    os_status st = os_net_build_ex(layers, in_c, in_h, in_w, classes, os_params_view, params, false,
+    os_status st = os_net_build_ex(g, in_c, in_h, in_w, classes, os_params_view, params, false,
                                    "training network", &t->net);
     if (!st && !(t->L = calloc((size_t)os_net_count(t->net), sizeof *t->L)))
         st = os_fail(OS_ENOMEM, "no memory for the training network");
     if (!st)
-        st = alloc_layers(t, layers);
+        st = alloc_layers(t, g);
     if (st) {
         os_tnet_destroy(t);
         return st;

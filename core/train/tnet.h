@@ -1,5 +1,6 @@
-/* tnet.h - the training executor: a layer graph (net.h) run on a batch over T time steps with
- * every activation kept, and its backward pass (BPTT) into a parameter set (params.h).
+/* tnet.h - the training executor: a layer graph (graph.h, built as net.h) run on a batch over T
+ * time steps with every activation kept, and its backward pass (BPTT) into a parameter set
+ * (params.h).
  *
  * Weights, biases and BatchNorm tensors are the parameter set's own tensors (same names as in
  * the layer list); each LIF layer's threshold and leak are the scalars "<layer>.threshold" and
@@ -13,9 +14,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "exec.h"
+#include "graph.h"
 #include "onespike/net.h"
 #include "params.h"
 #include "onespike/status.h"
@@ -27,7 +27,9 @@ typedef struct os_tnet os_tnet;
 /* The kernels os_tnet_forward runs (exec.h); its context is the os_tnet. */
 extern const os_backend os_backend_train;
 
-os_status os_tnet_create(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+/* Build for graph g (borrowed; the tnet keeps what it needs) over params (borrowed, must
+ * outlive the tnet; LIF scalars missing from it are added). */
+os_status os_tnet_create(const os_graph *g, int in_c, int in_h, int in_w, int classes,
                          os_params *params, int max_batch, int timesteps, os_tnet **out);
 void os_tnet_destroy(os_tnet *t);
 

@@ -1,4 +1,5 @@
-/* train.c - epochs, evaluation, BN folding, ANN -> SNN conversion, Unit removal; see train.h. */
+/* train.c - epochs, evaluation, and the rewrites of the layer graph (BN folding and insertion,
+ * ANN -> SNN conversion, Unit removal); see train.h. */
 #include "train.h"
 
 #include <math.h>
@@ -173,113 +174,27 @@ void os_eval_result_free(os_eval_result *r)
     memset(r, 0, sizeof *r);
 }
 
-/* ---- layer-list surgery ---- */
+/* ---- rewrites of the layer graph ----
+ *
+ * Each rewrite edits a copy of its input graph, so that on failure the caller keeps the graph
+ * it had (the parameter set may have been changed, as the error says the run cannot go on).
+ */
 
-static const char *lname(const json_t *l)
+static os_param *tensor_param(os_params *p, const os_layer_spec *l, os_tensor_role r)
 {
-    return json_string_value(json_object_get(l, "name"));
+    return l->tensor[r] ? os_params_find(p, l->tensor[r]) : NULL;
 }
 
-static const char *lop(const json_t *l)
+/* Remove from p the tensors layer l binds and its LIF scalars. */
+static void drop_layer_params(os_params *p, const os_layer_spec *l)
 {
-    return json_string_value(json_object_get(l, "op"));
-}
-
-/* A deep copy with every "from" written out as an array of names. */
-static json_t *explicit_froms(const json_t *layers)
-{
-    json_t *out = json_deep_copy(layers);
-    const char *prev = "input";
-    size_t i;
-    json_t *l;
-    json_array_foreach(out, i, l) {
-        json_t *f = json_object_get(l, "from");
-        json_t *arr = json_array();
-        if (!f)
-            json_array_append_new(arr, json_string(prev));
-        else if (json_is_string(f))
-            json_array_append(arr, f);
-        else
-            json_array_extend(arr, f);
-        json_object_set_new(l, "from", arr);
-        prev = lname(l);
-    }
-    return out;
-}
-
-/* Drop "from" where it is just the previous layer; single names as strings. */
-static void compact_froms(json_t *layers)
-{
-    const char *prev = "input";
-    size_t i;
-    json_t *l;
-    json_array_foreach(layers, i, l) {
-        json_t *f = json_object_get(l, "from");
-        if (json_is_array(f) && json_array_size(f) == 1) {
-            const char *only = json_string_value(json_array_get(f, 0));
-            if (only && strcmp(only, prev) == 0)
-                json_object_del(l, "from");
-            else
-                json_object_set_new(l, "from", json_string(only));
-        }
-        prev = lname(l);
-    }
-}
-
-static int find_index(const json_t *layers, const char *name)
-{
-    size_t i;
-    json_t *l;
-    json_array_foreach(layers, i, l) {
-        if (strcmp(lname(l), name) == 0)
-            return (int)i;
-    }
-    return -1;
-}
-
-static void rename_refs(json_t *layers, const char *from, const char *to)
-{
-    size_t i, k;
-    json_t *l, *f;
-    json_array_foreach(layers, i, l) {
-        json_array_foreach(json_object_get(l, "from"), k, f) {
-            if (strcmp(json_string_value(f), from) == 0)
-                json_array_set_new(json_object_get(l, "from"), k, json_string(to));
-        }
-    }
-}
-
-static int count_consumers(const json_t *layers, const char *name)
-{
-    int n = 0;
-    size_t i, k;
-    json_t *l, *f;
-    json_array_foreach(layers, i, l) {
-        json_array_foreach(json_object_get(l, "from"), k, f) {
-            n += strcmp(json_string_value(f), name) == 0;
-        }
-    }
-    return n;
-}
-
-static os_param *field_param(os_params *p, const json_t *l, const char *field)
-{
-    const char *n = json_string_value(json_object_get(l, field));
-    return n ? os_params_find(p, n) : NULL;
-}
-
-static void drop_layer_params(os_params *p, const json_t *l)
-{
-    static const char *const fields[] = {"weight", "bias", "mean", "var"};
-    for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
-        const char *n = json_string_value(json_object_get(l, fields[k]));
-        if (n)
-            os_params_remove(p, n);
-    }
+    for (int r = 0; r < OS_TENSOR_ROLES; r++)
+        if (l->tensor[r])
+            os_params_remove(p, l->tensor[r]);
     char name[OS_NET_NAME_MAX + 16];
-    snprintf(name, sizeof name, "%s.threshold", lname(l));
+    snprintf(name, sizeof name, "%s.threshold", l->name);
     os_params_remove(p, name);
-    snprintf(name, sizeof name, "%s.leak", lname(l));
+    snprintf(name, sizeof name, "%s.leak", l->name);
     os_params_remove(p, name);
 }
 
@@ -297,95 +212,112 @@ static os_status add_filled(os_params *p, const char *name, int c, float value)
     return st;
 }
 
-os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out)
+/* Fold BatchNorm i of g into the conv ci it reads (that conv feeding nothing else). */
+static os_status fold_one(os_graph *g, int i, int ci, os_params *p)
 {
-    json_t *L = explicit_froms(layers);
-    *out = NULL;
-    for (size_t i = 0; i < json_array_size(L);) {
-        json_t *bn = json_array_get(L, i);
-        if (strcmp(lop(bn), "bn") != 0) {
-            i++;
-            continue;
-        }
-        const char *src = json_string_value(json_array_get(json_object_get(bn, "from"), 0));
-        int ci = find_index(L, src);
-        json_t *conv = ci >= 0 ? json_array_get(L, (size_t)ci) : NULL;
-        if (!conv || strcmp(lop(conv), "conv") != 0 || count_consumers(L, src) != 1) {
-            json_decref(L);
-            return os_fail(OS_EARCH, "cannot fold BatchNorm \"%s\": its input is not a conv used only by it",
-                           lname(bn));
-        }
-        os_param *w = field_param(p, conv, "weight"), *b = field_param(p, conv, "bias");
-        os_param *g = field_param(p, bn, "weight"), *be = field_param(p, bn, "bias");
-        os_param *m = field_param(p, bn, "mean"), *v = field_param(p, bn, "var");
-        if (!w || !g || !be || !m || !v) {
-            json_decref(L);
-            return os_fail(OS_EARCH, "BatchNorm \"%s\" or conv \"%s\" lacks tensors", lname(bn), src);
-        }
-        double eps = json_is_number(json_object_get(bn, "eps"))
-                         ? json_number_value(json_object_get(bn, "eps")) : 1e-5;
-        int outc = (int)w->view.shape[0];
-        size_t fan = w->view.count / (size_t)outc;
-        if (!b) {
-            char bname[OS_NET_NAME_MAX + 16];
-            snprintf(bname, sizeof bname, "%s.bias", src);
-            os_status st = add_filled(p, bname, outc, 0.0f);
-            if (st) {
-                json_decref(L);
-                return st;
-            }
-            json_object_set_new(conv, "bias", json_string(bname));
-            b = os_params_find(p, bname);
-        }
-        for (int o = 0; o < outc; o++) {
-            float scale = (float)(g->data[o] / sqrt((double)v->data[o] + eps));
-            for (size_t j = 0; j < fan; j++)
-                w->data[(size_t)o * fan + j] *= scale;
-            b->data[o] = (b->data[o] - m->data[o]) * scale + be->data[o];
-        }
-        drop_layer_params(p, bn);
-        rename_refs(L, lname(bn), src);
-        json_array_remove(L, i);
+    const os_layer_spec *bn = os_graph_layer(g, i), *conv = os_graph_layer(g, ci);
+    os_param *w = tensor_param(p, conv, OS_TENSOR_WEIGHT);
+    os_param *b = tensor_param(p, conv, OS_TENSOR_BIAS);
+    os_param *ga = tensor_param(p, bn, OS_TENSOR_WEIGHT), *be = tensor_param(p, bn, OS_TENSOR_BIAS);
+    os_param *m = tensor_param(p, bn, OS_TENSOR_MEAN), *v = tensor_param(p, bn, OS_TENSOR_VAR);
+    if (!w || !ga || !be || !m || !v)
+        return os_fail(OS_EARCH, "BatchNorm \"%s\" or conv \"%s\" lacks tensors", bn->name,
+                       conv->name);
+    int outc = (int)w->view.shape[0];
+    size_t fan = w->view.count / (size_t)outc;
+    if (!b) {
+        char bname[OS_NET_NAME_MAX + 16];
+        snprintf(bname, sizeof bname, "%s.bias", conv->name);
+        os_status st;
+        if ((st = add_filled(p, bname, outc, 0.0f)) ||
+            (st = os_graph_set_tensor(g, ci, OS_TENSOR_BIAS, bname)))
+            return st;
+        b = os_params_find(p, bname);
     }
-    compact_froms(L);
-    *out = L;
+    for (int o = 0; o < outc; o++) {
+        float scale = (float)(ga->data[o] / sqrt((double)v->data[o] + bn->eps));
+        for (size_t j = 0; j < fan; j++)
+            w->data[(size_t)o * fan + j] *= scale;
+        b->data[o] = (b->data[o] - m->data[o]) * scale + be->data[o];
+    }
+    drop_layer_params(p, bn);
     return OS_OK;
 }
 
-/* Insert an identity-initialised BN after conv layer i of L (explicit froms); its tensors go
- * into p. */
-static os_status insert_bn_after(json_t *L, size_t i, os_params *p)
+os_status os_fold_batchnorm(const os_graph *layers, os_params *p, os_graph **out)
 {
-    json_t *conv = json_array_get(L, i);
-    const char *cname = lname(conv);
-    os_param *w = field_param(p, conv, "weight");
+    *out = NULL;
+    int n = os_graph_count(layers);
+    os_graph *g = NULL;
+    int *consumers = malloc((size_t)n * sizeof *consumers);
+    int *alias = malloc((size_t)n * sizeof *alias); /* a folded BN reads as its conv */
+    bool *drop = calloc((size_t)n, sizeof *drop);
+    os_status st = OS_OK;
+    if (!consumers || !alias || !drop)
+        st = os_fail(OS_ENOMEM, "no memory to fold BatchNorm");
+    if (!st)
+        st = os_graph_clone(layers, &g);
+    if (!st)
+        os_graph_consumers(g, consumers);
+    for (int i = 0; i < n && !st; i++) {
+        const os_layer_spec *bn = os_graph_layer(g, i);
+        alias[i] = i;
+        if (bn->op != OS_OP_BN)
+            continue;
+        int ci = bn->from[0] == OS_NET_INPUT ? OS_NET_INPUT : alias[bn->from[0]];
+        if (ci == OS_NET_INPUT || os_graph_layer(g, ci)->op != OS_OP_CONV || consumers[ci] != 1) {
+            st = os_fail(OS_EARCH, "cannot fold BatchNorm \"%s\": its input is not a conv used only by it",
+                         bn->name);
+            break;
+        }
+        if ((st = fold_one(g, i, ci, p)))
+            break;
+        consumers[ci] = consumers[i]; /* what read the BN reads the conv */
+        alias[i] = ci;
+        drop[i] = true;
+    }
+    if (!st) {
+        os_graph_remove_where(g, drop);
+        *out = g;
+        g = NULL;
+    }
+    os_graph_destroy(g);
+    free(consumers);
+    free(alias);
+    free(drop);
+    return st;
+}
+
+/* Insert an identity-initialised BN after conv layer i of g; its tensors go into p. */
+static os_status insert_bn_after(os_graph *g, int i, os_params *p)
+{
+    const os_layer_spec *conv = os_graph_layer(g, i);
+    const char *cname = conv->name;
+    os_param *w = tensor_param(p, conv, OS_TENSOR_WEIGHT);
     if (!w)
         return os_fail(OS_EARCH, "conv \"%s\" has no weight tensor", cname);
     int c = (int)w->view.shape[0];
-    char name[OS_NET_NAME_MAX + 8], tn[OS_NET_NAME_MAX + 32];
+    char name[OS_NET_NAME_MAX + 8], tn[OS_TENSOR_ROLES][OS_NET_NAME_MAX + 32];
     size_t len = strlen(cname);
     if (len > 5 && strcmp(cname + len - 5, ".conv") == 0)
         snprintf(name, sizeof name, "%.*s.bn", (int)(len - 5), cname);
     else
         snprintf(name, sizeof name, "%s.bn", cname);
-    if (strlen(name) >= OS_NET_NAME_MAX || find_index(L, name) >= 0)
+    if (strlen(name) >= OS_NET_NAME_MAX || os_graph_find(g, name) != -2)
         return os_fail(OS_EARCH, "cannot name a BatchNorm after conv \"%s\"", cname);
-    json_t *bn = json_pack("{s:s, s:s, s:[s]}", "name", name, "op", "bn", "from", cname);
-    static const char *const key[4] = {"weight", "bias", "mean", "var"};
-    static const char *const suffix[4] = {"weight", "bias", "running_mean", "running_var"};
-    static const float init[4] = {1, 0, 0, 1};
-    for (int k = 0; k < 4; k++) {
-        snprintf(tn, sizeof tn, "%s.%s", name, suffix[k]);
-        os_status st = add_filled(p, tn, c, init[k]);
-        if (st) {
-            json_decref(bn);
+    os_layer_spec bn = {.op = OS_OP_BN, .eps = OS_GRAPH_DEFAULT_BN_EPS};
+    snprintf(bn.name, sizeof bn.name, "%s", name);
+    static const char *const suffix[OS_TENSOR_ROLES] = {"weight", "bias", "running_mean",
+                                                        "running_var"};
+    static const float init[OS_TENSOR_ROLES] = {1, 0, 0, 1};
+    for (int k = 0; k < OS_TENSOR_ROLES; k++) {
+        snprintf(tn[k], sizeof tn[k], "%s.%s", name, suffix[k]);
+        os_status st = add_filled(p, tn[k], c, init[k]);
+        if (st)
             return st;
-        }
-        json_object_set_new(bn, key[k], json_string(tn));
+        bn.tensor[k] = tn[k];
     }
-    rename_refs(L, cname, name);
-    json_array_insert_new(L, i + 1, bn);
-    return OS_OK;
+    return os_graph_insert_after(g, i, &bn); /* copies the names */
 }
 
 /* n images spread evenly over calib (image k * calib->n / n), normalised by aug, into one
@@ -399,25 +331,16 @@ static float *spread_batch(const os_imageset *calib, const os_aug_config *aug, i
     return x;
 }
 
-static const os_layer *net_layer_named(const os_net *net, const char *name)
-{
-    for (int i = 0; i < os_net_count(net); i++)
-        if (strcmp(os_net_layer(net, i)->name, name) == 0)
-            return os_net_layer(net, i);
-    return NULL;
-}
-
-os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+os_status os_insert_batchnorm(const os_graph *layers, int in_c, int in_h, int in_w, int classes,
                               os_params *p, const os_imageset *calib, const os_aug_config *aug,
-                              int batch, json_t **out)
+                              int batch, os_graph **out)
 {
     *out = NULL;
-    json_t *L = explicit_froms(layers);
-    os_status st = OS_OK;
-    for (size_t i = 0; i < json_array_size(L) && !st; i++)
-        if (strcmp(lop(json_array_get(L, i)), "conv") == 0)
-            st = insert_bn_after(L, i++, p); /* skip the BN just inserted */
-    compact_froms(L);
+    os_graph *g = NULL;
+    os_status st = os_graph_clone(layers, &g);
+    for (int i = 0; !st && i < os_graph_count(g); i++)
+        if (os_graph_layer(g, i)->op == OS_OP_CONV)
+            st = insert_bn_after(g, i++, p); /* skip the BN just inserted */
     int n = (int)(calib->n < (size_t)batch ? calib->n : (size_t)batch);
     float *x = st ? NULL : spread_batch(calib, aug, n);
     float *logits = st ? NULL : malloc((size_t)(n ? n : 1) * classes * sizeof *logits);
@@ -427,20 +350,19 @@ os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w
     if (!st && n == 0)
         st = os_fail(OS_EINVAL, "BatchNorm initialisation needs calibration images");
     if (!st)
-        st = os_tnet_create(L, in_c, in_h, in_w, classes, p, n, 1, &t);
+        st = os_tnet_create(g, in_c, in_h, in_w, classes, p, n, 1, &t);
     /* Layer by layer: with running statistics zeroed, one training-mode forward leaves
-     * momentum * (batch mean, batch variance) in them; the BNs before this one are final. */
-    size_t i;
-    json_t *l;
-    json_array_foreach(L, i, l) {
-        if (st)
-            break;
-        if (strcmp(lop(l), "bn") != 0)
+     * momentum * (batch mean, batch variance) in them; the BNs before this one are final.
+     * The tnet's layers are the graph's, index for index. */
+    for (int i = 0; !st && i < os_graph_count(g); i++) {
+        const os_layer_spec *l = os_graph_layer(g, i);
+        if (l->op != OS_OP_BN)
             continue;
-        os_param *g = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
-        os_param *m = field_param(p, l, "mean"), *v = field_param(p, l, "var");
-        const os_layer *bl = net_layer_named(os_tnet_net(t), lname(l));
-        size_t c = g->view.count;
+        os_param *ga = tensor_param(p, l, OS_TENSOR_WEIGHT);
+        os_param *b = tensor_param(p, l, OS_TENSOR_BIAS);
+        os_param *m = tensor_param(p, l, OS_TENSOR_MEAN), *v = tensor_param(p, l, OS_TENSOR_VAR);
+        const os_layer *bl = os_net_layer(os_tnet_net(t), i);
+        size_t c = ga->view.count;
         memset(m->data, 0, c * sizeof *m->data);
         memset(v->data, 0, c * sizeof *v->data);
         os_tnet_forward(t, x, n, true, logits);
@@ -450,30 +372,32 @@ os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w
         for (size_t k = 0; k < c; k++) {
             m->data[k] /= OS_BN_MOMENTUM;
             v->data[k] = (float)(v->data[k] / OS_BN_MOMENTUM * biased);
-            g->data[k] = (float)sqrt(v->data[k] + bl->eps);
+            ga->data[k] = (float)sqrt(v->data[k] + bl->eps);
             b->data[k] = m->data[k];
         }
     }
     /* Each pass also moved the running statistics of the BNs before it: restore them. */
-    json_array_foreach(L, i, l) {
-        if (st || strcmp(lop(l), "bn") != 0)
+    for (int i = 0; !st && i < os_graph_count(g); i++) {
+        const os_layer_spec *l = os_graph_layer(g, i);
+        if (l->op != OS_OP_BN)
             continue;
-        os_param *g = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
-        os_param *m = field_param(p, l, "mean"), *v = field_param(p, l, "var");
-        const os_layer *bl = net_layer_named(os_tnet_net(t), lname(l));
-        for (size_t k = 0; k < g->view.count; k++) {
+        os_param *ga = tensor_param(p, l, OS_TENSOR_WEIGHT);
+        os_param *b = tensor_param(p, l, OS_TENSOR_BIAS);
+        os_param *m = tensor_param(p, l, OS_TENSOR_MEAN), *v = tensor_param(p, l, OS_TENSOR_VAR);
+        const os_layer *bl = os_net_layer(os_tnet_net(t), i);
+        for (size_t k = 0; k < ga->view.count; k++) {
             m->data[k] = b->data[k];
-            v->data[k] = fmaxf(g->data[k] * g->data[k] - bl->eps, 0.0f);
+            v->data[k] = fmaxf(ga->data[k] * ga->data[k] - bl->eps, 0.0f);
         }
     }
     os_tnet_destroy(t);
     free(x);
     free(logits);
     if (st) {
-        json_decref(L);
+        os_graph_destroy(g);
         return st;
     }
-    *out = L;
+    *out = g;
     return OS_OK;
 }
 
@@ -513,7 +437,7 @@ float os_percentile(float *v, size_t n, double pct)
 }
 
 /* Percentile of each ReLU's input over the calibration images. */
-static os_status calibrate(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+static os_status calibrate(const os_graph *layers, int in_c, int in_h, int in_w, int classes,
                            os_params *p, const os_imageset *calib, const os_aug_config *aug,
                            double pct, int batch, float **out, int *n_act)
 {
@@ -565,109 +489,136 @@ static os_status calibrate(const json_t *layers, int in_c, int in_h, int in_w, i
     return OS_OK;
 }
 
-static bool is_free(const json_t *l)
+static bool is_free(const os_layer_spec *l)
 {
-    return !strcmp(lop(l), "conv") || !strcmp(lop(l), "linear");
+    return l->op == OS_OP_CONV || l->op == OS_OP_LINEAR;
 }
 
-os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+/* Where each layer is one input of an add: the add and its other input, listed per layer
+ * (entries first[i] .. first[i + 1] - 1) in graph order. Built in one pass, so that conversion
+ * does not scan the graph once per conv. */
+typedef struct {
+    int *first;
+    struct add_use {
+        int add, other;
+    } *use;
+} add_uses;
+
+static os_status add_uses_build(const os_graph *g, add_uses *u)
+{
+    int n = os_graph_count(g);
+    u->first = calloc((size_t)n + 2, sizeof *u->first);
+    u->use = malloc((size_t)(2 * n + 1) * sizeof *u->use);
+    if (!u->first || !u->use)
+        return os_fail(OS_ENOMEM, "no memory for conversion");
+    for (int j = 0; j < n; j++) {
+        const os_layer_spec *a = os_graph_layer(g, j);
+        for (int q = 0; a->op == OS_OP_ADD && q < 2; q++)
+            if (a->from[q] != OS_NET_INPUT)
+                u->first[a->from[q] + 2]++;
+    }
+    for (int i = 0; i < n; i++) /* first[i + 2] counts; shifted prefix sums leave slots */
+        u->first[i + 2] += u->first[i + 1];
+    for (int j = 0; j < n; j++) {
+        const os_layer_spec *a = os_graph_layer(g, j);
+        for (int q = 0; a->op == OS_OP_ADD && q < 2; q++)
+            if (a->from[q] != OS_NET_INPUT)
+                u->use[u->first[a->from[q] + 1]++] = (struct add_use){j, a->from[1 - q]};
+    }
+    return OS_OK;
+}
+
+os_status os_convert_to_snn(const os_graph *layers, int in_c, int in_h, int in_w, int classes,
                             os_params *p, const os_imageset *calib, const os_aug_config *aug,
                             double percentile, double shift, int timesteps, int batch,
-                            json_t **out)
+                            os_graph **out)
 {
     *out = NULL;
     float *pre = NULL;
     int na = 0;
+    os_graph *g = NULL;
+    double *sigma = NULL;
+    add_uses uses = {0};
     os_status st = calibrate(layers, in_c, in_h, in_w, classes, p, calib, aug, percentile, batch,
                              &pre, &na);
     if (st)
         return st;
-    json_t *L = explicit_froms(layers);
-    size_t n = json_array_size(L);
-    double *sigma = calloc(n, sizeof *sigma);
-    if (!sigma) {
-        free(pre);
-        json_decref(L);
-        return os_fail(OS_ENOMEM, "no memory");
+    int n = os_graph_count(layers);
+    if ((st = os_graph_clone(layers, &g)) || (st = add_uses_build(g, &uses)))
+        goto out;
+    if (!(sigma = calloc((size_t)n, sizeof *sigma))) {
+        st = os_fail(OS_ENOMEM, "no memory");
+        goto out;
     }
     int act = 0;
-    for (size_t i = 0; i < n && !st; i++) {
-        json_t *l = json_array_get(L, i);
-        const char *op = lop(l);
-        json_t *from = json_object_get(l, "from");
-        int fi = find_index(L, json_string_value(json_array_get(from, 0)));
+    for (int i = 0; i < n && !st; i++) {
+        os_layer_spec *l = os_graph_edit(g, i);
+        int fi = l->from[0];
         double s_in = fi < 0 ? 1.0 : sigma[fi];
         if (is_free(l)) {
             /* Output scale: 1, or the scale of the spike tensor this output is added to. */
             double target = 1.0;
-            size_t j;
-            json_t *c;
-            json_array_foreach(L, j, c) {
-                json_t *cf = json_object_get(c, "from");
-                if (strcmp(lop(c), "add") || json_array_size(cf) != 2)
-                    continue;
-                for (int q = 0; q < 2; q++) {
-                    if (strcmp(json_string_value(json_array_get(cf, (size_t)q)), lname(l)))
-                        continue;
-                    int other = find_index(L, json_string_value(json_array_get(cf, (size_t)(1 - q))));
-                    if (other >= 0 && !is_free(json_array_get(L, (size_t)other))) {
-                        if ((size_t)other > i)
-                            st = os_fail(OS_EARCH, "conversion: add \"%s\" takes a spike input defined after \"%s\"",
-                                         lname(c), lname(l));
-                        target = sigma[other];
-                    }
+            for (int e = uses.first[i]; e < uses.first[i + 1]; e++) {
+                int other = uses.use[e].other;
+                if (other >= 0 && !is_free(os_graph_layer(g, other))) {
+                    if (other > i)
+                        st = os_fail(OS_EARCH, "conversion: add \"%s\" takes a spike input defined after \"%s\"",
+                                     os_graph_layer(g, uses.use[e].add)->name, l->name);
+                    target = sigma[other];
                 }
             }
-            os_param *w = field_param(p, l, "weight"), *b = field_param(p, l, "bias");
+            os_param *w = tensor_param(p, l, OS_TENSOR_WEIGHT);
+            os_param *b = tensor_param(p, l, OS_TENSOR_BIAS);
             float ws = (float)(s_in / target);
             for (size_t k = 0; w && k < w->view.count; k++)
                 w->data[k] *= ws;
             for (size_t k = 0; b && k < b->view.count; k++)
                 b->data[k] = (float)(b->data[k] / target);
             sigma[i] = target;
-        } else if (!strcmp(op, "relu")) {
+        } else if (l->op == OS_OP_RELU) {
             double pk = pre[act++], thr = pk / s_in;
-            json_object_set_new(l, "op", json_string("lif"));
-            json_object_set_new(l, "threshold", json_real(thr));
             /* The current comes from a conv/linear, or an add with one such input. */
-            json_t *src = fi >= 0 ? json_array_get(L, (size_t)fi) : NULL;
-            if (src && !strcmp(lop(src), "add")) {
-                json_t *sf = json_object_get(src, "from");
+            const os_layer_spec *src = fi >= 0 ? os_graph_layer(g, fi) : NULL;
+            if (src && src->op == OS_OP_ADD) {
                 for (int q = 0; q < 2; q++) {
-                    int k = find_index(L, json_string_value(json_array_get(sf, (size_t)q)));
-                    if (k >= 0 && is_free(json_array_get(L, (size_t)k))) {
-                        src = json_array_get(L, (size_t)k);
+                    int k = src->from[q];
+                    if (k >= 0 && is_free(os_graph_layer(g, k))) {
+                        src = os_graph_layer(g, k);
                         break;
                     }
                 }
             }
-            os_param *b = src && is_free(src) ? field_param(p, src, "bias") : NULL;
+            os_param *b = src && is_free(src) ? tensor_param(p, src, OS_TENSOR_BIAS) : NULL;
             for (size_t k = 0; b && k < b->view.count; k++)
                 b->data[k] += (float)(shift * thr / timesteps);
-            json_object_set_new(l, "leak", json_real(1.0));
+            if ((st = os_graph_replace_op(g, i, OS_OP_LIF)))
+                break;
+            l->threshold = thr, l->leak = 1.0;
             sigma[i] = pk;
-        } else if (!strcmp(op, "add")) {
-            int f2 = find_index(L, json_string_value(json_array_get(from, 1)));
+        } else if (l->op == OS_OP_ADD) {
+            int f2 = l->from[1];
             double s2 = f2 < 0 ? 1.0 : sigma[f2];
             if (fabs(s_in - s2) > 1e-6 * fmax(s_in, s2))
-                st = os_fail(OS_EARCH, "conversion: add \"%s\" joins scales %g and %g", lname(l),
+                st = os_fail(OS_EARCH, "conversion: add \"%s\" joins scales %g and %g", l->name,
                              s_in, s2);
             sigma[i] = s_in;
-        } else if (!strcmp(op, "bn") || !strcmp(op, "lif")) {
-            st = os_fail(OS_EARCH, "conversion wants a BN-free ReLU network, found %s \"%s\"", op,
-                         lname(l));
+        } else if (l->op == OS_OP_BN || l->op == OS_OP_LIF) {
+            st = os_fail(OS_EARCH, "conversion wants a BN-free ReLU network, found %s \"%s\"",
+                         os_op_name(l->op), l->name);
         } else {
             sigma[i] = s_in; /* pooling commutes with a positive scale */
         }
     }
+out:
     free(sigma);
     free(pre);
+    free(uses.first);
+    free(uses.use);
     if (st) {
-        json_decref(L);
+        os_graph_destroy(g);
         return st;
     }
-    compact_froms(L);
-    *out = L;
+    *out = g;
     return OS_OK;
 }
 
@@ -690,7 +641,7 @@ static double lif_rate(const float *const *in, int T, size_t n, float thr, float
 
 enum { RECAL_ITERS = 40 };
 
-os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, int in_w,
+os_status os_recalibrate_thresholds(const os_graph *layers, int in_c, int in_h, int in_w,
                                     int classes, os_params *p, const os_imageset *calib,
                                     const os_aug_config *aug, int t_old, int t_new, int batch)
 {
@@ -764,56 +715,46 @@ out:
     return st;
 }
 
-os_status os_remove_units(const json_t *layers, os_params *p, json_t **out)
+os_status os_remove_units(const os_graph *layers, os_params *p, os_graph **out)
 {
-    json_t *L = explicit_froms(layers);
-    json_t *replaced = json_object(); /* unit layer name -> the Unit chain's input */
-    size_t i;
-    json_t *l;
-    json_array_foreach(L, i, l) {
-        if (json_integer_value(json_object_get(l, "unit")) <= 0)
-            continue;
-        const char *src = json_string_value(json_array_get(json_object_get(l, "from"), 0));
-        json_t *r = json_object_get(replaced, src);
-        json_object_set_new(replaced, lname(l), json_string(r ? json_string_value(r) : src));
-    }
-    json_t *kept = json_array();
-    json_array_foreach(L, i, l) {
-        if (json_integer_value(json_object_get(l, "unit")) > 0) {
+    *out = NULL;
+    int n = os_graph_count(layers);
+    bool *drop = calloc((size_t)n + 1, sizeof *drop);
+    if (!drop)
+        return os_fail(OS_ENOMEM, "no memory to remove Units");
+    os_graph *g = NULL;
+    os_status st = os_graph_clone(layers, &g);
+    for (int i = 0; !st && i < n; i++) {
+        const os_layer_spec *l = os_graph_layer(g, i);
+        if (l->unit > 0) {
+            drop[i] = true;
             drop_layer_params(p, l);
-            continue;
         }
-        size_t k;
-        json_t *f;
-        json_array_foreach(json_object_get(l, "from"), k, f) {
-            json_t *r = json_object_get(replaced, json_string_value(f));
-            if (r)
-                json_array_set(json_object_get(l, "from"), k, r);
-        }
-        json_array_append(kept, l);
     }
-    json_decref(replaced);
-    json_decref(L);
-    compact_froms(kept);
-    *out = kept;
-    return OS_OK;
+    /* A Unit's consumers read the Unit chain's input: each removed layer passes on its first
+     * input (a block's add its body, which leads back to the chain's input). */
+    if (!st)
+        os_graph_remove_where(g, drop);
+    free(drop);
+    if (!st)
+        *out = g;
+    return st;
 }
 
-void os_layers_sync_lif(json_t *layers, os_params *p)
+void os_layers_sync_lif(os_graph *g, os_params *p)
 {
-    size_t i;
-    json_t *l;
-    json_array_foreach(layers, i, l) {
-        if (strcmp(lop(l), "lif") != 0)
+    for (int i = 0; i < os_graph_count(g); i++) {
+        os_layer_spec *l = os_graph_edit(g, i);
+        if (l->op != OS_OP_LIF)
             continue;
         char name[OS_NET_NAME_MAX + 16];
-        snprintf(name, sizeof name, "%s.threshold", lname(l));
+        snprintf(name, sizeof name, "%s.threshold", l->name);
         os_param *t = os_params_find(p, name);
         if (t)
-            json_object_set_new(l, "threshold", json_real(t->data[0]));
-        snprintf(name, sizeof name, "%s.leak", lname(l));
+            l->threshold = t->data[0];
+        snprintf(name, sizeof name, "%s.leak", l->name);
         os_param *k = os_params_find(p, name);
         if (k)
-            json_object_set_new(l, "leak", json_real(k->data[0]));
+            l->leak = k->data[0];
     }
 }

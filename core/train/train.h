@@ -8,9 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "onespike/dataset.h"
+#include "graph.h"
 #include "loader.h"
 #include "params.h"
 #include "tnet.h"
@@ -60,32 +59,37 @@ os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *a
                       os_eval_result *out);
 void os_eval_result_free(os_eval_result *r);
 
-/* Fold every BatchNorm that follows a conv into that conv (the conv gains a bias); returns a
- * new layer list (caller decrefs) and updates the parameter set (BN tensors removed). */
-os_status os_fold_batchnorm(const json_t *layers, os_params *p, json_t **out);
+/* The rewrites below read a graph (borrowed) and return a new one (caller destroys with
+ * os_graph_destroy); on failure *out is NULL and the input graph is unchanged, though p may
+ * have been changed. */
+
+/* Fold every BatchNorm that follows a conv into that conv (the conv gains a bias), updating the
+ * parameter set (BN tensors removed). */
+os_status os_fold_batchnorm(const os_graph *g, os_params *p, os_graph **out);
 
 /* The reverse of os_fold_batchnorm, for training a BN-free (converted) net with BatchNorm
  * (ours): a BatchNorm "<conv>.bn" after every conv, initialised from `calib` (normalised by aug,
  * at most `batch` images, one time step) so that in training mode it reproduces the conv's
  * output: gamma = std, beta = mean of that output, layer by layer (images spread evenly over
  * calib, as in os_recalibrate_thresholds). The function of the net is
- * unchanged up to batch noise; os_fold_batchnorm removes them again. Returns a new layer list
- * (caller decrefs) and adds the BN tensors to p. */
-os_status os_insert_batchnorm(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+ * unchanged up to batch noise; os_fold_batchnorm removes them again. Adds the BN tensors to
+ * p. */
+os_status os_insert_batchnorm(const os_graph *g, int in_c, int in_h, int in_w, int classes,
                               os_params *p, const os_imageset *calib, const os_aug_config *aug,
-                              int batch, json_t **out);
+                              int batch, os_graph **out);
 
-/* ANN -> SNN (docs/DESIGN.md §2, step 2). `layers` must be BN-free (see os_fold_batchnorm).
+/* ANN -> SNN (docs/DESIGN.md §2, step 2). g must be BN-free (see os_fold_batchnorm).
  * Runs the ANN on `calib` (normalised by aug) to find, for each ReLU, the given percentile
  * of its pre-activation p_l; replaces it by a LIF with leak 1 and a threshold such that a spike
  * stands for p_l, rescaling weights so that SNN firing rates approximate ANN activations
  * (rate-based equivalence; ours: the paper gives no formula). `shift` adds shift*threshold/T
  * to the bias feeding each LIF, so that over T steps the spike count rounds the ANN activation
- * instead of flooring it (0.5: rounding; 0: the plain conversion). Returns the SNN layer list. */
-os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, int classes,
+ * instead of flooring it (0.5: rounding; 0: the plain conversion). Returns the SNN graph; time
+ * linear in the number of layers besides the calibration pass. */
+os_status os_convert_to_snn(const os_graph *g, int in_c, int in_h, int in_w, int classes,
                             os_params *p, const os_imageset *calib, const os_aug_config *aug,
                             double percentile, double shift, int timesteps, int batch,
-                            json_t **out);
+                            os_graph **out);
 
 /* Temporal pruning hand-over (ours): before training at T_new < T_old, set each LIF layer's
  * threshold, in order, so that at T_new it fires at the same rate (spikes per neuron-step) as
@@ -93,16 +97,16 @@ os_status os_convert_to_snn(const json_t *layers, int in_c, int in_h, int in_w, 
  * currents that needed several steps to reach the threshold never do at T = 1, and the deeper
  * layers fall silent (no spikes, no surrogate gradient). Uses `batch` images spread evenly over
  * calib (image k * calib->n / batch), in one forward pass. */
-os_status os_recalibrate_thresholds(const json_t *layers, int in_c, int in_h, int in_w,
+os_status os_recalibrate_thresholds(const os_graph *g, int in_c, int in_h, int in_w,
                                     int classes, os_params *p, const os_imageset *calib,
                                     const os_aug_config *aug, int t_old, int t_new, int batch);
 
 /* Remove every layer marked as part of a Unit, rewiring consumers to the Unit's input, and
- * drop their parameters. Returns the new list (caller decrefs). */
-os_status os_remove_units(const json_t *layers, os_params *p, json_t **out);
+ * drop their parameters. */
+os_status os_remove_units(const os_graph *g, os_params *p, os_graph **out);
 
-/* Copy trained LIF thresholds/leaks from p into the layer list (in place). */
-void os_layers_sync_lif(json_t *layers, os_params *p);
+/* Copy trained LIF thresholds/leaks from p into the graph's lif layers (in place). */
+void os_layers_sync_lif(os_graph *g, os_params *p);
 
 /* Percentile (0..100) of n values; reorders v. */
 float os_percentile(float *v, size_t n, double pct);

@@ -70,19 +70,15 @@ typedef struct os_net os_net;
 
 /* Build from a JSON array of layer objects (borrowed), with the input shape, the number of
  * classes, and the tensors of the file (borrowed; must outlive the net). label names the file
- * in error messages. */
+ * in error messages. The list is parsed by the engine's layer graph (core/engine/graph.h),
+ * whose os_net_build_ex is the general form (tensors from a lookup function, optional BatchNorm
+ * folding) that training uses. */
 os_status os_net_build(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
                        const os_st_file *tensors, const char *label, os_net **out);
 void os_net_destroy(os_net *net); /* NULL is fine */
 
-/* The general form, for training: tensors come from find(find_ctx, name) (NULL if absent; the
- * views must outlive the net, and their data may change between passes: the net keeps
- * pointers, not copies), and BatchNorm is folded only when fold_bn. Without folding, the bn
- * layers' scale/shift tables reflect the running statistics at build time only. */
+/* Where os_net_build_ex finds a tensor by name: NULL if absent. */
 typedef const os_tensor_view *(*os_tensor_find_fn)(const void *find_ctx, const char *name);
-os_status os_net_build_ex(const json_t *layers, int in_c, int in_h, int in_w, int n_classes,
-                          os_tensor_find_fn find, const void *find_ctx, bool fold_bn,
-                          const char *label, os_net **out);
 
 int os_net_count(const os_net *net);
 const os_layer *os_net_layer(const os_net *net, int i);

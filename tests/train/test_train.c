@@ -39,14 +39,36 @@ static void random_images(os_imageset *s, uint32_t seed)
         s->labels[i] = i % CLASSES;
 }
 
+/* The recipe's layer list as a graph (caller destroys). */
+static os_graph *graph_of(const os_arch *a)
+{
+    os_graph *g = NULL;
+    assert_int_equal(os_graph_from_json(os_arch_layers(a), "recipe", &g), OS_OK);
+    return g;
+}
+
+/* Whether g, written as a document, is the layer list want; prints both when not. */
+static bool same_layers(const char *what, const os_graph *g, const json_t *want)
+{
+    json_t *got = os_graph_to_json(g);
+    bool same = json_equal(got, want);
+    if (!same) {
+        char *x = json_dumps(got, JSON_COMPACT), *y = json_dumps(want, JSON_COMPACT);
+        fprintf(stderr, "%s\n  got  %.600s\n  want %.600s\n", what, x, y);
+        free(x), free(y);
+    }
+    json_decref(got);
+    return same;
+}
+
 /* Write layers+params as a model file and load it for the inference engine. */
-static os_model *as_model(json_t *layers, os_params *p, int T, const char *dir)
+static os_model *as_model(os_graph *layers, os_params *p, int T, const char *dir)
 {
     json_t *doc = tu_doc("[]", SIDE, SIDE, CLASSES, T);
-    json_object_set(doc, "layers", layers);
+    os_layers_sync_lif(layers, p);
+    json_object_set_new(doc, "layers", os_graph_to_json(layers));
     json_object_set_new(json_object_get(doc, "input"), "mean", json_pack("[f,f,f]", 0.0, 0.0, 0.0));
     json_object_set_new(json_object_get(doc, "input"), "std", json_pack("[f,f,f]", 1.0, 1.0, 1.0));
-    os_layers_sync_lif(json_object_get(doc, "layers"), p);
     os_tensor_view *v;
     size_t n;
     assert_int_equal(os_params_views(p, false, true, &v, &n), OS_OK);
@@ -70,7 +92,7 @@ static void test_tnet_matches_session(void **state)
     os_arch *a;
     assert_int_equal(os_arch_build(&o, &a), OS_OK);
     os_params *p = params_of(a);
-    json_t *layers = json_deep_copy(os_arch_layers(a));
+    os_graph *layers = graph_of(a);
     os_tnet *t;
     assert_int_equal(os_tnet_create(layers, 3, SIDE, SIDE, CLASSES, p, NIMG, 3, &t), OS_OK);
     os_imageset s;
@@ -102,7 +124,7 @@ static void test_tnet_matches_session(void **state)
     os_model_destroy(m);
     os_tnet_destroy(t);
     os_imageset_free(&s);
-    json_decref(layers);
+    os_graph_destroy(layers);
     os_params_destroy(p);
     os_arch_destroy(a);
     tu_rmdir(dir);
@@ -127,18 +149,14 @@ static void test_remove_units_gives_baseline(void **state)
         assert_int_equal(os_arch_build(&base, &a0), OS_OK);
         assert_int_equal(os_arch_build(&with, &a1), OS_OK);
         os_params *p0 = params_of(a0), *p1 = params_of(a1);
-        json_t *pruned = NULL;
+        os_graph *with_units = graph_of(a1), *pruned = NULL;
         assert_true(os_params_trainable(p1) > os_params_trainable(p0));
-        assert_int_equal(os_remove_units(os_arch_layers(a1), p1, &pruned), OS_OK);
-        if (!json_equal(pruned, os_arch_layers(a0))) {
-            char *x = json_dumps(pruned, JSON_COMPACT), *y = json_dumps(os_arch_layers(a0), JSON_COMPACT);
-            fprintf(stderr, "%s\n  got  %.600s\n  want %.600s\n", cases[i].arch, x, y);
-            free(x), free(y);
-        }
-        assert_true(json_equal(pruned, os_arch_layers(a0)));
+        assert_int_equal(os_remove_units(with_units, p1, &pruned), OS_OK);
+        assert_true(same_layers(cases[i].arch, pruned, os_arch_layers(a0)));
         assert_int_equal(os_params_trainable(p1), os_params_trainable(p0));
         assert_int_equal(os_params_count(p1), os_params_count(p0));
-        json_decref(pruned);
+        os_graph_destroy(pruned);
+        os_graph_destroy(with_units);
         os_params_destroy(p0), os_params_destroy(p1);
         os_arch_destroy(a0), os_arch_destroy(a1);
     }
@@ -169,16 +187,13 @@ static void test_fold_batchnorm_is_exact(void **state)
     random_images(&s, 3);
     float before[NIMG * CLASSES], after[NIMG * CLASSES];
     os_tnet *t;
-    assert_int_equal(os_tnet_create(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_graph *g = graph_of(a), *folded;
+    assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
     os_tnet_forward(t, s.pix, NIMG, false, before);
     os_tnet_destroy(t);
-    json_t *folded;
-    assert_int_equal(os_fold_batchnorm(os_arch_layers(a), p, &folded), OS_OK);
-    size_t k;
-    json_t *l;
-    json_array_foreach(folded, k, l) {
-        assert_string_not_equal(json_string_value(json_object_get(l, "op")), "bn");
-    }
+    assert_int_equal(os_fold_batchnorm(g, p, &folded), OS_OK);
+    for (int k = 0; k < os_graph_count(folded); k++)
+        assert_int_not_equal(os_graph_layer(folded, k)->op, OS_OP_BN);
     assert_int_equal(os_tnet_create(folded, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
     os_tnet_forward(t, s.pix, NIMG, false, after);
     double d = 0;
@@ -187,7 +202,8 @@ static void test_fold_batchnorm_is_exact(void **state)
     printf("BN folding: max |logit diff| = %g\n", d);
     assert_true(d < 1e-4);
     os_tnet_destroy(t);
-    json_decref(folded);
+    os_graph_destroy(folded);
+    os_graph_destroy(g);
     os_imageset_free(&s);
     os_params_destroy(p);
     os_arch_destroy(a);
@@ -208,9 +224,11 @@ static os_params *bn_free_net(os_arch **a, const os_imageset *s, float *want)
                 q->data[j] = 0.3f * tu_rand(&seed);
     }
     os_tnet *t;
-    assert_int_equal(os_tnet_create(os_arch_layers(*a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_graph *g = graph_of(*a);
+    assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
     os_tnet_forward(t, s->pix, NIMG, false, want);
     os_tnet_destroy(t);
+    os_graph_destroy(g);
     return p;
 }
 
@@ -234,26 +252,24 @@ static void test_insert_batchnorm_is_identity(void **state)
         os_arch *a;
         float want[NIMG * CLASSES], got[NIMG * CLASSES];
         os_params *p = bn_free_net(&a, &s, want);
-        json_t *withbn, *folded = NULL;
-        assert_int_equal(os_insert_batchnorm(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, &s,
-                                             &aug, NIMG, &withbn), OS_OK);
+        os_graph *g = graph_of(a), *withbn, *folded = NULL;
+        assert_int_equal(os_insert_batchnorm(g, 3, SIDE, SIDE, CLASSES, p, &s, &aug, NIMG, &withbn),
+                         OS_OK);
         int convs = 0, bns = 0;
-        size_t k;
-        json_t *l;
-        json_array_foreach(withbn, k, l) {
-            const char *op = json_string_value(json_object_get(l, "op"));
-            convs += strcmp(op, "conv") == 0;
-            bns += strcmp(op, "bn") == 0;
-            if (strcmp(op, "bn") == 0) { /* right after its conv */
-                json_t *prev = json_array_get(withbn, k - 1);
-                assert_string_equal(json_string_value(json_object_get(prev, "op")), "conv");
+        for (int k = 0; k < os_graph_count(withbn); k++) {
+            const os_layer_spec *l = os_graph_layer(withbn, k);
+            convs += l->op == OS_OP_CONV;
+            bns += l->op == OS_OP_BN;
+            if (l->op == OS_OP_BN) { /* right after its conv, and reading it */
+                assert_int_equal(os_graph_layer(withbn, k - 1)->op, OS_OP_CONV);
+                assert_int_equal(l->from[0], k - 1);
             }
         }
         assert_true(convs > 10);
         assert_int_equal(bns, convs);
         if (mode == 2) {
             assert_int_equal(os_fold_batchnorm(withbn, p, &folded), OS_OK);
-            assert_true(json_equal(folded, os_arch_layers(a)));
+            assert_true(same_layers("fold(insert)", folded, os_arch_layers(a)));
         }
         os_tnet *t;
         assert_int_equal(os_tnet_create(folded ? folded : withbn, 3, SIDE, SIDE, CLASSES, p,
@@ -264,8 +280,9 @@ static void test_insert_batchnorm_is_identity(void **state)
         printf("inserted BN (%s): max relative |logit diff| = %g\n",
                mode == 0 ? "running statistics" : mode == 1 ? "batch statistics" : "folded", d);
         assert_true(d < 1e-4);
-        json_decref(withbn);
-        json_decref(folded);
+        os_graph_destroy(withbn);
+        os_graph_destroy(folded);
+        os_graph_destroy(g);
         os_params_destroy(p);
         os_arch_destroy(a);
     }
@@ -313,12 +330,12 @@ static void test_conversion_rates_match_ann(void **state)
             os_augment(&s, (size_t)i, &aug, 0, x + (size_t)i * 3 * SIDE * SIDE);
         float ann[NIMG * CLASSES], snn[NIMG * CLASSES];
         os_tnet *t;
-        assert_int_equal(os_tnet_create(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+        os_graph *g = graph_of(a), *conv;
+        assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
         os_tnet_forward(t, x, NIMG, false, ann);
         os_tnet_destroy(t);
         enum { T = 64 };
-        json_t *conv;
-        assert_int_equal(os_convert_to_snn(os_arch_layers(a), 3, SIDE, SIDE, CLASSES, p, &s, &aug,
+        assert_int_equal(os_convert_to_snn(g, 3, SIDE, SIDE, CLASSES, p, &s, &aug,
                                            100.0, 0.5, T, NIMG, &conv),
                          OS_OK);
         assert_int_equal(os_tnet_create(conv, 3, SIDE, SIDE, CLASSES, p, NIMG, T, &t), OS_OK);
@@ -348,11 +365,203 @@ static void test_conversion_rates_match_ann(void **state)
             assert_true(err < 0.3 * scale);
         }
         os_tnet_destroy(t);
-        json_decref(conv);
+        os_graph_destroy(conv);
+        os_graph_destroy(g);
         os_imageset_free(&s);
         os_params_destroy(p);
         os_arch_destroy(a);
     }
+}
+
+/* A tensor of the given shape, filled from seed around offset, added to p. */
+static void add_tensor(os_params *p, const char *name, int ndim, const int64_t *shape,
+                       uint32_t seed, float scale, float offset)
+{
+    os_tensor_view v = {.name = name, .ndim = ndim};
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)(v.shape[i] = shape[i]);
+    float *d = malloc(n * sizeof *d);
+    tu_fill(d, n, seed, scale);
+    for (size_t i = 0; i < n; i++)
+        d[i] += offset;
+    v.data = d, v.count = n;
+    assert_int_equal(os_params_add(p, &v), OS_OK);
+    free(d);
+}
+
+static os_graph *graph_text(const char *text)
+{
+    json_t *j = json_loads(text, 0, NULL);
+    assert_non_null(j);
+    os_graph *g = NULL;
+    assert_int_equal(os_graph_from_json(j, "test", &g), OS_OK);
+    json_decref(j);
+    return g;
+}
+
+static float *param_copy(os_params *p, const char *name)
+{
+    os_param *q = os_params_find(p, name);
+    assert_non_null(q);
+    float *c = malloc(q->view.count * sizeof *c);
+    memcpy(c, q->data, q->view.count * sizeof *c);
+    return c;
+}
+
+/* Conversion of a small ResNet by hand: conv-relu, then a conv added to those spikes, a relu
+ * after the sum. The scales follow the rules of train.h exactly: the conv feeding the add is
+ * rescaled to the spikes' scale, the relu after the add shifts that conv's bias, and the
+ * classifier takes the last scale. */
+static void test_convert_small_resnet(void **state)
+{
+    (void)state;
+    static const char layers[] =
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"c1.weight\",\"bias\":\"c1.bias\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"c2.weight\",\"bias\":\"c2.bias\"},"
+        " {\"name\":\"a\",\"op\":\"add\",\"from\":[\"c2\",\"r1\"]},"
+        " {\"name\":\"r2\",\"op\":\"relu\"},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\",\"bias\":\"fc.bias\"}]";
+    os_params *p = NULL;
+    assert_int_equal(os_params_create(&p), OS_OK);
+    add_tensor(p, "c1.weight", 4, (const int64_t[]){4, 3, 3, 3}, 1, 0.3f, 0);
+    add_tensor(p, "c1.bias", 1, (const int64_t[]){4}, 2, 0.1f, 0.1f);
+    add_tensor(p, "c2.weight", 4, (const int64_t[]){4, 4, 3, 3}, 3, 0.3f, 0);
+    add_tensor(p, "c2.bias", 1, (const int64_t[]){4}, 4, 0.1f, 0.1f);
+    add_tensor(p, "fc.weight", 2, (const int64_t[]){4, 4}, 5, 0.5f, 0);
+    add_tensor(p, "fc.bias", 1, (const int64_t[]){4}, 6, 0.1f, 0);
+    os_graph *g = graph_text(layers);
+    os_imageset s;
+    random_images(&s, 12);
+    os_aug_config aug = {.augment = false, .mean = {0.5f, 0.5f, 0.5f}, .std = {0.25f, 0.25f, 0.25f}};
+    float x[NIMG * 3 * SIDE * SIDE], logits[NIMG * CLASSES], peak[2] = {0, 0};
+    for (int i = 0; i < NIMG; i++)
+        os_augment(&s, (size_t)i, &aug, 0, x + (size_t)i * 3 * SIDE * SIDE);
+    os_tnet *t;
+    assert_int_equal(os_tnet_create(g, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_tnet_forward(t, x, NIMG, false, logits);
+    for (int k = 0; k < 2; k++) { /* the 100th percentile: the largest pre-activation */
+        size_t cnt;
+        const char *name;
+        const float *v = os_tnet_act_input(t, k, 0, &cnt, &name);
+        for (size_t j = 0; j < cnt; j++)
+            peak[k] = fmaxf(peak[k], v[j]);
+    }
+    os_tnet_destroy(t);
+    assert_true(peak[0] > 1e-3f && peak[1] > 1e-3f);
+    float *c1w = param_copy(p, "c1.weight"), *c1b = param_copy(p, "c1.bias");
+    float *c2w = param_copy(p, "c2.weight"), *c2b = param_copy(p, "c2.bias");
+    float *fcw = param_copy(p, "fc.weight"), *fcb = param_copy(p, "fc.bias");
+    enum { T = 4 };
+    const double shift = 0.5;
+    os_graph *snn = NULL;
+    assert_int_equal(os_convert_to_snn(g, 3, SIDE, SIDE, CLASSES, p, &s, &aug, 100.0, shift, T,
+                                       NIMG, &snn),
+                     OS_OK);
+    double p1 = peak[0], p2 = peak[1], thr2 = p2 / p1;
+    const os_layer_spec *r1 = os_graph_layer(snn, 1), *r2 = os_graph_layer(snn, 4);
+    assert_int_equal(r1->op, OS_OP_LIF);
+    assert_int_equal(r2->op, OS_OP_LIF);
+    assert_true(r1->threshold == p1 && r1->leak == 1.0);
+    assert_true(fabs(r2->threshold - thr2) <= 1e-12 * thr2 && r2->leak == 1.0);
+    assert_int_equal(os_graph_layer(snn, 3)->from[0], 2); /* the add is untouched */
+    assert_int_equal(os_graph_layer(snn, 3)->from[1], 1);
+    const float *w1 = os_params_find(p, "c1.weight")->data, *b1 = os_params_find(p, "c1.bias")->data;
+    const float *w2 = os_params_find(p, "c2.weight")->data, *b2 = os_params_find(p, "c2.bias")->data;
+    const float *wf = os_params_find(p, "fc.weight")->data, *bf = os_params_find(p, "fc.bias")->data;
+    for (int k = 0; k < 4 * 3 * 3 * 3; k++)
+        assert_true(w1[k] == c1w[k]); /* reads the image, feeds spikes of scale p1: unscaled */
+    for (int k = 0; k < 4 * 4 * 3 * 3; k++)
+        assert_true(w2[k] == c2w[k]); /* reads spikes of p1, added to spikes of p1 */
+    for (int k = 0; k < 4; k++) {
+        assert_float_equal(b1[k], c1b[k] + shift * p1 / T, 1e-6);
+        assert_float_equal(b2[k], c2b[k] / p1 + shift * thr2 / T, 1e-6);
+        assert_true(bf[k] == fcb[k]);
+    }
+    for (int k = 0; k < 16; k++)
+        assert_float_equal(wf[k], fcw[k] * p2, 1e-6); /* reads spikes standing for p2 */
+    assert_int_equal(os_tnet_create(snn, 3, SIDE, SIDE, CLASSES, p, NIMG, T, &t), OS_OK);
+    os_tnet_destroy(t);
+    json_t *before = json_loads(layers, 0, NULL); /* the input graph is unchanged */
+    assert_true(same_layers("input after conversion", g, before));
+    json_decref(before);
+    os_graph_destroy(snn);
+
+    /* An add joining spikes of two scales cannot be converted; the graph is left as it was. */
+    os_graph *bad = graph_text(
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.weight\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"c2\",\"op\":\"conv\",\"from\":\"r1\",\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"c2.weight\",\"bias\":\"c2.bias\"},"
+        " {\"name\":\"r2\",\"op\":\"relu\"},"
+        " {\"name\":\"a\",\"op\":\"add\",\"from\":[\"r1\",\"r2\"]},"
+        " {\"name\":\"g\",\"op\":\"gap\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\"}]");
+    snn = bad; /* to see it reset */
+    assert_int_equal(os_convert_to_snn(bad, 3, SIDE, SIDE, CLASSES, p, &s, &aug, 100.0, shift, T,
+                                       NIMG, &snn),
+                     OS_EARCH);
+    assert_null(snn);
+    assert_non_null(strstr(os_errdetail(), "add \"a\" joins scales"));
+    assert_int_equal(os_graph_layer(bad, 1)->op, OS_OP_RELU);
+    os_graph_destroy(bad);
+    free(c1w), free(c1b), free(c2w), free(c2b), free(fcw), free(fcb);
+    os_graph_destroy(g);
+    os_imageset_free(&s);
+    os_params_destroy(p);
+}
+
+/* Unit removal by hand: a Unit block (conv, LIF, add onto the block's input) read by a
+ * residual add outside it; its readers end up reading the Unit's input, its tensors and LIF
+ * scalars leave the parameter set, and the rest stays as it was. */
+static void test_remove_units_rewires(void **state)
+{
+    (void)state;
+    os_graph *g = graph_text(
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.weight\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"u.c\",\"op\":\"conv\",\"unit\":1,\"out\":4,\"kernel\":3,\"pad\":1,"
+        "  \"weight\":\"u.c.weight\",\"bias\":\"u.c.bias\"},"
+        " {\"name\":\"u.r\",\"op\":\"lif\",\"unit\":1,\"threshold\":1,\"leak\":1},"
+        " {\"name\":\"u.a\",\"op\":\"add\",\"from\":[\"u.r\",\"r1\"],\"unit\":1},"
+        " {\"name\":\"j\",\"op\":\"add\",\"from\":[\"r1\",\"u.a\"]},"
+        " {\"name\":\"p\",\"op\":\"maxpool\",\"from\":\"u.a\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\",\"from\":\"j\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\"}]");
+    os_params *p = NULL;
+    assert_int_equal(os_params_create(&p), OS_OK);
+    add_tensor(p, "c1.weight", 4, (const int64_t[]){4, 3, 3, 3}, 1, 0.3f, 0);
+    add_tensor(p, "u.c.weight", 4, (const int64_t[]){4, 4, 3, 3}, 2, 0.3f, 0);
+    add_tensor(p, "u.c.bias", 1, (const int64_t[]){4}, 3, 0.1f, 0);
+    add_tensor(p, "fc.weight", 2, (const int64_t[]){4, 4}, 4, 0.5f, 0);
+    assert_int_equal(os_params_add_scalar(p, "u.r.threshold", 1), OS_OK);
+    assert_int_equal(os_params_add_scalar(p, "u.r.leak", 1), OS_OK);
+    os_graph *pruned = NULL;
+    assert_int_equal(os_remove_units(g, p, &pruned), OS_OK);
+    json_t *want = json_loads(
+        "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":4,\"kernel\":3,\"pad\":1,\"weight\":\"c1.weight\"},"
+        " {\"name\":\"r1\",\"op\":\"relu\"},"
+        " {\"name\":\"j\",\"op\":\"add\",\"from\":[\"r1\",\"r1\"]},"
+        " {\"name\":\"p\",\"op\":\"maxpool\",\"from\":\"r1\",\"kernel\":2},"
+        " {\"name\":\"g\",\"op\":\"gap\",\"from\":\"j\"},"
+        " {\"name\":\"fc\",\"op\":\"linear\",\"out\":4,\"weight\":\"fc.weight\"}]",
+        0, NULL);
+    assert_true(same_layers("pruned", pruned, want));
+    json_decref(want);
+    assert_int_equal(os_params_count(p), 2);
+    assert_null(os_params_find(p, "u.c.weight"));
+    assert_null(os_params_find(p, "u.r.threshold"));
+    assert_int_equal(os_graph_count(g), 9); /* the input graph is unchanged */
+    os_tnet *t;
+    assert_int_equal(os_tnet_create(pruned, 3, SIDE, SIDE, CLASSES, p, NIMG, 1, &t), OS_OK);
+    os_tnet_destroy(t);
+    os_graph_destroy(pruned);
+    os_graph_destroy(g);
+    os_params_destroy(p);
 }
 
 static void test_percentile(void **state)
@@ -379,6 +588,8 @@ int main(void)
         cmocka_unit_test(test_imageset_spread),
         cmocka_unit_test(test_conversion_rates_match_ann),
         cmocka_unit_test(test_percentile),
+        cmocka_unit_test(test_convert_small_resnet),
+        cmocka_unit_test(test_remove_units_rewires),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
