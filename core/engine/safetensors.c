@@ -23,6 +23,8 @@
 
 #include <jansson.h>
 
+#include "onespike/utf8.h"
+
 /* The format is little-endian; tensor bytes are copied as they are in memory. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c copies F32 data in host byte order: a big-endian host needs byte swapping"
@@ -450,45 +452,13 @@ const void *os_st_data(const os_st_file *f, size_t *len)
  * Serialising.
  */
 
-/* Strict UTF-8 check (no overlongs, surrogates or code points past U+10FFFF), done here so that
- * a NULL from jansson afterwards can only mean out of memory. */
-static int utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s, n, cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3, cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (unsigned k = 1; k <= n; k++) {
-            if ((s[k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
-
 static os_status check_view(const os_tensor_view *t, size_t idx)
 {
     char q[ST_QUOTE_BUF], sh[ST_SHAPE_BUF];
     if (!t->name)
         return os_fail(OS_EINVAL, "serialize: tensor %zu has no name", idx);
     quote(q, t->name);
-    if (!utf8_valid(t->name))
+    if (!os_utf8_valid(t->name))
         return os_fail(OS_EINVAL, "serialize: tensor name %s is not valid UTF-8", q);
     if (strcmp(t->name, META_KEY) == 0)
         return os_fail(OS_EINVAL, "serialize: tensor name %s is reserved", q);
@@ -542,7 +512,8 @@ os_status os_st_serialize(const os_tensor_view *tensors, size_t n, const os_st_m
                 st = os_fail(OS_EINVAL, "serialize: metadata entry %zu has a NULL key or value", i);
                 goto out;
             }
-            if (!utf8_valid(k) || !utf8_valid(v)) {
+            /* Checked here, so that a NULL from jansson below can only mean out of memory. */
+            if (!os_utf8_valid(k) || !os_utf8_valid(v)) {
                 st = os_fail(OS_EINVAL, "serialize: metadata %s is not valid UTF-8", quote(q, k));
                 goto out;
             }
