@@ -23,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "onespike/shape.h"
 #include "onespike/utf8.h"
 
 /* The format is little-endian; tensor bytes are copied as they are in memory. */
@@ -41,7 +42,7 @@ enum {
     ST_HEADER_PAD = 8, /* serialised headers are padded so data starts 8-aligned */
     ST_QUOTE_MAX = 80, /* longest name quoted in a message before it is cut */
     ST_QUOTE_BUF = 4 * ST_QUOTE_MAX + 8,
-    ST_SHAPE_BUF = OS_ST_MAX_DIMS * 21 + 3,
+    ST_SHAPE_BUF = OS_SHAPE_TEXT_MAX(OS_ST_MAX_DIMS),
     READ_ALIGN = 64, /* os_read_file's buffer alignment */
 };
 
@@ -85,17 +86,6 @@ static const char *quote(char buf[ST_QUOTE_BUF], const char *s)
         }
     }
     buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
-static const char *shape_str(char buf[ST_SHAPE_BUF], const int64_t *shape, int ndim)
-{
-    size_t o = 0;
-    buf[o++] = '[';
-    for (int i = 0; i < ndim; i++)
-        o += (size_t)snprintf(buf + o, ST_SHAPE_BUF - o, i ? ",%" PRId64 : "%" PRId64, shape[i]);
-    buf[o++] = ']';
     buf[o] = '\0';
     return buf;
 }
@@ -239,7 +229,7 @@ static os_status parse_entry(const char *label, const char *name, json_t *obj, c
         uint64_t dim = (uint64_t)e->v.shape[i];
         if (count > (UINT64_MAX / ST_F32_BYTES) / dim)
             return os_fail(OS_EFORMAT, "%s: tensor %s: shape %s is too large", label, q,
-                           shape_str(sh, e->v.shape, e->v.ndim));
+                           os_shape_format(sh, sizeof sh, e->v.shape, e->v.ndim));
         count *= dim;
     }
     if (empty)
@@ -265,9 +255,10 @@ static os_status parse_entry(const char *label, const char *name, json_t *obj, c
                        "] past end of data section (%zu bytes; file truncated?)",
                        label, q, begin, end, data_len);
     if (count * ST_F32_BYTES != end - begin)
-        return os_fail(
-            OS_EFORMAT, "%s: tensor %s shape %s needs %" PRIu64 " bytes, offsets give %" PRIu64,
-            label, q, shape_str(sh, e->v.shape, e->v.ndim), count * ST_F32_BYTES, end - begin);
+        return os_fail(OS_EFORMAT,
+                       "%s: tensor %s shape %s needs %" PRIu64 " bytes, offsets give %" PRIu64,
+                       label, q, os_shape_format(sh, sizeof sh, e->v.shape, e->v.ndim),
+                       count * ST_F32_BYTES, end - begin);
     if ((data_start + begin) % ST_DATA_ALIGN != 0)
         return os_fail(OS_EFORMAT,
                        "%s: tensor %s: data at file offset %" PRIu64 " is not %d-byte aligned",
@@ -469,17 +460,17 @@ static os_status check_view(const os_tensor_view *t, size_t idx)
     for (int i = 0; i < t->ndim; i++) {
         if (t->shape[i] < 0)
             return os_fail(OS_EINVAL, "serialize: tensor %s has negative shape %s", q,
-                           shape_str(sh, t->shape, t->ndim));
+                           os_shape_format(sh, sizeof sh, t->shape, t->ndim));
         uint64_t d = (uint64_t)t->shape[i];
         if (d != 0 && count > (SIZE_MAX / ST_F32_BYTES) / d)
             return os_fail(OS_EINVAL, "serialize: tensor %s shape %s is too large", q,
-                           shape_str(sh, t->shape, t->ndim));
+                           os_shape_format(sh, sizeof sh, t->shape, t->ndim));
         count *= d;
     }
     if (count != t->count)
         return os_fail(OS_EINVAL,
                        "serialize: tensor %s shape %s has %" PRIu64 " elements but count is %zu", q,
-                       shape_str(sh, t->shape, t->ndim), count, t->count);
+                       os_shape_format(sh, sizeof sh, t->shape, t->ndim), count, t->count);
     if (count > 0 && !t->data)
         return os_fail(OS_EINVAL, "serialize: tensor %s has no data", q);
     return OS_OK;
