@@ -1,9 +1,9 @@
 /* rng.h - the project's one pseudo-random generator: splitmix64 (Steele, Lea & Flood, 2014).
  *
- * Everything random in onespike (weight initialisation, the validation split, data order,
- * augmentation) draws from it, so one seed reproduces a run bit for bit on any machine: the
- * stream depends only on the seed, never on the platform, the thread count or the C library.
- * Not for cryptography.
+ * Everything random in the libraries (weight initialisation, the validation split, data order,
+ * augmentation) draws from it, so one seed reproduces a run: the bits depend only on the seed,
+ * never on the platform or the thread count (the normal deviate also goes through libm's log and
+ * cos, which C libraries may round differently in the last bit). Not for cryptography.
  *
  * The state is a plain uint64_t owned by the caller; every value, 0 included, is a valid seed.
  * Callers that need independent streams from one user seed derive distinct states from it
