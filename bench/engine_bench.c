@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "onespike/clock.h"
 #include "onespike/model.h"
 #include "onespike/safetensors.h"
 #include "onespike/session.h"
@@ -34,13 +34,6 @@ typedef struct {
     os_status st;
     float *probs;
 } job;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void *run(void *arg)
 {
@@ -92,10 +85,10 @@ int main(int argc, char **argv)
     for (int t = 0; t < threads; t++)
         pthread_create(&th[t], NULL, run, &jobs[t]);
     pthread_barrier_wait(&warm);
-    double t0 = now_s();
+    double t0 = os_clock_s();
     for (int t = 0; t < threads; t++)
         pthread_join(th[t], NULL);
-    double secs = now_s() - t0;
+    double secs = os_clock_s() - t0;
     pthread_barrier_destroy(&warm);
     for (int t = 0; t < threads; t++)
         if (jobs[t].st) {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "onespike/clock.h"
 #include "onespike/model.h"
 #include "onespike/parse.h"
 #include "onespike/safetensors.h"
@@ -44,13 +45,6 @@ char *openblas_get_corename(void);
 #define MAX_IMAGE_BYTES (64 << 20)
 #define MAX_INPUT_BYTES ((size_t)1 << 31)
 #define DUMP_TIMESTEPS  1 /* the exported peers are the T = 1 network */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* "what: detail", where the library's detail does not start with `what` already. */
 static int fail(const char *what, os_status st)
@@ -197,9 +191,9 @@ static void *run(void *arg)
         one_call(s, j, &next, probs);
     pthread_barrier_wait(&warm);
     for (long i = 0; i < j->o->iters && !j->st; i++) {
-        double t0 = now_s();
+        double t0 = os_clock_s();
         one_call(s, j, &next, probs);
-        j->call_s[i] = now_s() - t0;
+        j->call_s[i] = os_clock_s() - t0;
     }
     os_session_destroy(s);
     free(probs);
@@ -257,10 +251,10 @@ static int cmd_time(const os_model *m, const char *input, const time_opts *o)
     for (int t = 0; t < o->threads; t++)
         pthread_create(&th[t], NULL, run, &jobs[t]);
     pthread_barrier_wait(&warm);
-    double t0 = now_s();
+    double t0 = os_clock_s();
     for (int t = 0; t < o->threads; t++)
         pthread_join(th[t], NULL);
-    double secs = now_s() - t0;
+    double secs = os_clock_s() - t0;
     pthread_barrier_destroy(&warm);
     for (int t = 0; t < o->threads; t++)
         if (jobs[t].st) {

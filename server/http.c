@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "log.h"
+#include "onespike/clock.h"
 #include "request.h"
 #include "routes.h"
 
@@ -54,13 +54,6 @@ struct srv_http {
     atomic_int active;
     struct MHD_Response *busy; /* shared answer when no slot is free */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static http_slot *slot_take(srv_http *h)
 {
@@ -158,7 +151,7 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
     MHD_destroy_response(resp);
     slot->answered = true;
     srv_metrics_count(h->srv->metrics, r->route, rp->status);
-    log_request(slot, rp->status, (double)(now_ns() - r->t_start_ns) / 1e6);
+    log_request(slot, rp->status, (double)(os_clock_ns() - r->t_start_ns) / 1e6);
     return ret;
 }
 
@@ -272,7 +265,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? "shutdown"
                                                                  : "client closed");
         srv_metrics_count(h->srv->metrics, slot->req.route, HTTP_CLIENT_CLOSED);
-        log_request(slot, HTTP_CLIENT_CLOSED, (double)(now_ns() - slot->req.t_start_ns) / 1e6);
+        log_request(slot, HTTP_CLIENT_CLOSED, (double)(os_clock_ns() - slot->req.t_start_ns) / 1e6);
     }
     *con_cls = NULL;
     slot_put(h, slot);

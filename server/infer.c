@@ -4,11 +4,11 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "b64.h"
 #include "multipart.h"
 #include "oip.h"
+#include "onespike/clock.h"
 #include "request.h"
 #include "server.h"
 
@@ -22,13 +22,6 @@
 #define NS_PER_MS              1e6
 #define NS_PER_S               1e9
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static srv_request *request_of(srv_job *job)
 {
     return (srv_request *)(void *)((char *)job - offsetof(srv_request, job));
@@ -37,7 +30,7 @@ static srv_request *request_of(srv_job *job)
 /* True (and the reply set to 504) when the request's deadline has passed. */
 static bool past_deadline(srv_request *r, const char *stage)
 {
-    uint64_t now = now_ns();
+    uint64_t now = os_clock_ns();
     if (now <= r->deadline_ns)
         return false;
     srv_reply_error(&r->reply, HTTP_DEADLINE,
@@ -51,10 +44,10 @@ static bool past_deadline(srv_request *r, const char *stage)
 static bool load_image(srv_request *r, os_session *sess, const void *img, size_t len,
                        const char *what)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = os_clock_ns();
     os_errclear();
     os_status st = os_session_load_jpeg(sess, img, len);
-    double secs = (double)(now_ns() - t0) / NS_PER_S;
+    double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
     r->decode_ms += secs * 1e3;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_DECODE, r->model, secs);
     const char *d = *os_errdetail() ? os_errdetail() : os_strerror(st);
@@ -75,9 +68,9 @@ static bool load_image(srv_request *r, os_session *sess, const void *img, size_t
 
 static void run_network(srv_request *r, os_session *sess, float *probs)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = os_clock_ns();
     os_session_run(sess, probs, NULL);
-    double secs = (double)(now_ns() - t0) / NS_PER_S;
+    double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
     r->compute_ms += secs * 1e3;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_COMPUTE, r->model, secs);
 }
@@ -86,7 +79,7 @@ static json_t *timing(const srv_request *r)
 {
     return json_pack("{s:f, s:f, s:f, s:f}", "queue", r->queue_ms, "decode", r->decode_ms,
                      "compute", r->compute_ms, "total",
-                     (double)(now_ns() - r->t_start_ns) / NS_PER_MS);
+                     (double)(os_clock_ns() - r->t_start_ns) / NS_PER_MS);
 }
 
 static void run_classify(srv_worker *w, srv_request *r)
@@ -195,7 +188,7 @@ out:
 void srv_infer_run(srv_worker *w, srv_job *job)
 {
     srv_request *r = request_of(job);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = os_clock_ns();
     r->queue_ms = (double)(t0 - job->enqueued_ns) / NS_PER_MS;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
     if (!past_deadline(r, "in the queue")) {

@@ -1,12 +1,13 @@
 /* log.c - JSON lines on stderr, assembled on the stack (see log.h). */
 #include "log.h"
-#include "reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "onespike/utf8.h"
 
 /* Room kept at the end of the buffer for the closing `,"truncated":true}\n`. */
 #define LOG_TAIL_RESERVE 24
@@ -58,8 +59,8 @@ static void put_escaped(srv_logline *l, const char *s)
             } else if (*p < 0x80) {
                 put_raw(l, (const char *)p, 1);
             } else {
-                /* Logs must stay valid JSON: bytes that are not UTF-8 become U+FFFD. */
-                size_t n = srv_utf8_seq(p);
+                /* Logs must stay valid JSON: bytes that are not strict UTF-8 become U+FFFD. */
+                size_t n = os_utf8_seq((const char *)p);
                 if (n)
                     put_raw(l, (const char *)p, n), p += n - 1;
                 else

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -28,6 +27,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "onespike/clock.h"
 #include "pool.h"
 #include "probe.h"
 #include "server.h"
@@ -42,13 +42,6 @@ void openblas_set_num_threads(int num_threads);
 #define FLUSH_GRACE_MS    1000 /* after the pool stops: time for resumed answers to be sent */
 
 static srv_config cfg; /* large (paths); static rather than on the stack */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Read the bearer token: the file's first line, without surrounding whitespace. */
 static bool read_token(const char *path, srv_server *s)
@@ -152,9 +145,9 @@ static bool install_signals(void)
 static int wait_signal(long timeout_ms)
 {
     struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
-    long long end = now_ms() + timeout_ms;
+    long long end = os_clock_ms() + timeout_ms;
     for (;;) {
-        long left = timeout_ms < 0 ? -1 : (long)(end - now_ms());
+        long left = timeout_ms < 0 ? -1 : (long)(end - os_clock_ms());
         if (timeout_ms >= 0 && left < 0)
             left = 0;
         int n = poll(&p, 1, (int)left);
@@ -170,7 +163,7 @@ static int wait_signal(long timeout_ms)
 
 static void drain(srv_server *s, srv_http *h, int sig)
 {
-    long long t0 = now_ms(), deadline = t0 + cfg.drain_ms;
+    long long t0 = os_clock_ms(), deadline = t0 + cfg.drain_ms;
     int at_signal = srv_http_active(h);
     srv_logline l;
     srv_log_begin_lifecycle(&l, "draining");
@@ -181,7 +174,7 @@ static void drain(srv_server *s, srv_http *h, int sig)
     atomic_store(&s->draining, true);
     srv_http_quiesce(h);
     bool cut_short = false;
-    while (srv_http_active(h) > 0 && now_ms() < deadline) {
+    while (srv_http_active(h) > 0 && os_clock_ms() < deadline) {
         if (wait_signal(DRAIN_POLL_MS) > 0) {
             cut_short = true;
             break;
@@ -193,11 +186,11 @@ static void drain(srv_server *s, srv_http *h, int sig)
     /* Anything still queued is answered 503; running inferences finish (they cannot be
      * interrupted, and each is bounded by the model's size). */
     srv_pool_shutdown(s->pool);
-    long long grace = now_ms() + FLUSH_GRACE_MS;
-    while (srv_http_active(h) > 0 && now_ms() < grace)
+    long long grace = os_clock_ms() + FLUSH_GRACE_MS;
+    while (srv_http_active(h) > 0 && os_clock_ms() < grace)
         wait_signal(DRAIN_POLL_MS);
     srv_log_begin_lifecycle(&l, "drained");
-    srv_log_int(&l, "ms", now_ms() - t0);
+    srv_log_int(&l, "ms", os_clock_ms() - t0);
     srv_log_int(&l, "unfinished_at_deadline", left);
     srv_log_int(&l, "cancelled_in_queue", queued);
     srv_log_bool(&l, "cut_short_by_second_signal", cut_short);

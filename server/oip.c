@@ -5,8 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onespike/shape.h"
+
 #define OIP_MAX_DEPTH 8 /* nesting of an FP32 "data" array, at most */
 #define OIP_PLATFORM  "onespike"
+#define OIP_SHAPE_TEXT 96                   /* bytes of a shape quoted in a message */
+#define OIP_SHAPE_DIMS (OIP_SHAPE_TEXT / 2) /* more dimensions than fit in that text */
 
 /* Walk a (possibly nested) number array in row-major order. Counts numbers into *count; when dst
  * is set, copies those with index in [from, from + n) to dst. False if something other than an
@@ -34,21 +38,18 @@ static bool walk_numbers(const json_t *a, int depth, size_t *count, float *dst, 
     return true;
 }
 
-static void shape_text(const json_t *shape, char *out, size_t cap)
+/* The shape of a request as text for its error messages. The array can be as long as the client
+ * likes; every dimension takes two characters or more ("1,"), so dimensions past the first
+ * OIP_SHAPE_DIMS are cut from the text anyway. Entries are known to be integers here. */
+static void shape_text(const json_t *shape, char out[OIP_SHAPE_TEXT])
 {
-    size_t n = 0, i;
-    const json_t *v;
-    out[0] = '\0';
-    n += (size_t)snprintf(out, cap, "[");
-    json_array_foreach(shape, i, v)
-    {
-        if (n >= cap)
-            break;
-        n += (size_t)snprintf(out + n, cap - n, "%s%lld", i ? "," : "",
-                              json_is_integer(v) ? (long long)json_integer_value(v) : -999LL);
-    }
-    if (n < cap)
-        snprintf(out + n, cap - n, "]");
+    int64_t dims[OIP_SHAPE_DIMS];
+    size_t n = json_array_size(shape);
+    if (n > OIP_SHAPE_DIMS)
+        n = OIP_SHAPE_DIMS;
+    for (size_t i = 0; i < n; i++)
+        dims[i] = (int64_t)json_integer_value(json_array_get(shape, i));
+    os_shape_format(out, OIP_SHAPE_TEXT, dims, (int)n);
 }
 
 #if defined(__GNUC__)
@@ -86,7 +87,7 @@ static bool check_outputs(const json_t *outputs, char *err, size_t cap)
 
 bool srv_oip_parse(json_t *root, const os_model *m, srv_oip_request *out, char *err, size_t cap)
 {
-    char shape_buf[96];
+    char shape_buf[OIP_SHAPE_TEXT];
     memset(out, 0, sizeof *out);
     if (!json_is_object(root))
         return fail(err, cap, "request body must be a JSON object");
@@ -123,7 +124,7 @@ bool srv_oip_parse(json_t *root, const os_model *m, srv_oip_request *out, char *
     json_t *data = json_object_get(in, "data");
     if (!json_is_array(data))
         return fail(err, cap, "inputs[0].data missing or not an array");
-    shape_text(shape, shape_buf, sizeof shape_buf);
+    shape_text(shape, shape_buf);
     out->data = data;
 
     if (!strcmp(dt, "BYTES")) {

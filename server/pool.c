@@ -3,7 +3,8 @@
 
 #include <pthread.h>
 #include <stdlib.h>
-#include <time.h>
+
+#include "onespike/clock.h"
 
 struct srv_worker {
     srv_pool *pool;
@@ -24,13 +25,6 @@ struct srv_pool {
     int n_workers, n_models;
     srv_worker *workers;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void *worker_main(void *arg)
 {
@@ -116,7 +110,7 @@ srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job)
     } else if (p->count == p->cap) {
         r = SRV_SUBMIT_FULL;
     } else {
-        job->enqueued_ns = now_ns();
+        job->enqueued_ns = os_clock_ns();
         p->ring[(p->head + p->count) % p->cap] = job;
         p->count++;
         pthread_cond_signal(&p->nonempty);

@@ -9,28 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "onespike/clock.h"
 
 #define PROBE_HOST_MAX    64
 #define PROBE_REQUEST_MAX 2048
 #define PROBE_STATUS_MAX  64
 #define HTTP_DEFAULT_PORT 80
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for fd to become ready for `events` until the probe's deadline; false on timeout. */
 static bool wait_fd(int fd, short events, long long deadline)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - os_clock_ms();
         if (left <= 0)
             return false;
         struct pollfd p = {.fd = fd, .events = events};
@@ -47,7 +40,7 @@ int srv_probe_run(const char *url)
     static const char scheme[] = "http://";
     char host[PROBE_HOST_MAX], req[PROBE_REQUEST_MAX], status[PROBE_STATUS_MAX];
     int rc = 1, fd = -1;
-    long long deadline = now_ms() + SRV_PROBE_TIMEOUT_MS;
+    long long deadline = os_clock_ms() + SRV_PROBE_TIMEOUT_MS;
     if (strncmp(url, scheme, sizeof scheme - 1)) {
         fprintf(stderr, "%s --probe: \"%s\": expected http://HOST:PORT/PATH\n", SRV_PROG, url);
         return 2;

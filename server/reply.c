@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onespike/utf8.h"
+
 #define HTTP_INTERNAL_ERROR 500
 #define HTTP_UNAVAILABLE    503
 
@@ -47,32 +49,6 @@ void srv_reply_json(srv_reply *rp, int status, json_t *j)
     json_decref(j);
 }
 
-size_t srv_utf8_seq(const unsigned char *p)
-{
-    size_t n = *p < 0x80                 ? 1
-               : *p >= 0xC2 && *p < 0xE0 ? 2
-               : *p >= 0xE0 && *p < 0xF0 ? 3
-               : *p >= 0xF0 && *p < 0xF5 ? 4
-                                         : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return n;
-}
-
-void srv_utf8_sanitize(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = srv_utf8_seq(p);
-        if (!n) {
-            *p++ = '?';
-            continue;
-        }
-        p += n;
-    }
-}
-
 void srv_reply_error(srv_reply *rp, int status, const char *fmt, ...)
 {
     char msg[SRV_ERROR_MAX];
@@ -80,7 +56,9 @@ void srv_reply_error(srv_reply *rp, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    srv_utf8_sanitize(msg);
+    /* The message may quote the request (a path, a header); jansson refuses what is not strict
+     * UTF-8, and a refused string here would turn a 4xx into a bodiless 500. */
+    os_utf8_sanitize(msg, '?');
     srv_reply_json(rp, status, json_pack("{s:s}", "error", msg));
     if (rp->status == status)
         memcpy(rp->error, msg, sizeof msg);

@@ -30,8 +30,9 @@ typedef struct {
 /* Set a JSON answer; takes j (decref'd here). Out of memory leaves status 500 and no body. */
 void srv_reply_json(srv_reply *rp, int status, json_t *j);
 
-/* Set {"error": message}. Bytes of the message that are not UTF-8 (they may come from the
- * request) are replaced by '?'. 503 answers get Retry-After. */
+/* Set {"error": message}. Bytes of the message that are not strict UTF-8 (utf8.h; they may come
+ * from the request) are replaced by '?', so the answer is always JSON. 503 answers get
+ * Retry-After. */
 void srv_reply_error(srv_reply *rp, int status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -43,12 +44,5 @@ void srv_reply_text(srv_reply *rp, int status, char *body, size_t len, const cha
 
 /* Free the body and forget the answer. */
 void srv_reply_clear(srv_reply *rp);
-
-/* Length of the valid UTF-8 sequence at p (1 for ASCII), or 0 if p starts an invalid one
- * (the terminating NUL stops a sequence). */
-size_t srv_utf8_seq(const unsigned char *p);
-
-/* Replace in place every byte of s that does not belong to a valid UTF-8 sequence by '?'. */
-void srv_utf8_sanitize(char *s);
 
 #endif

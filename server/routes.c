@@ -14,6 +14,7 @@
 #include "infer.h"
 #include "multipart.h"
 #include "oip.h"
+#include "onespike/clock.h"
 
 #define HTTP_OK                 200
 #define HTTP_BAD_REQUEST        400
@@ -46,13 +47,6 @@ int srv_server_find_model(const srv_server *s, const char *name, size_t len)
         if (strlen(s->names[i]) == len && !memcmp(s->names[i], name, len))
             return i;
     return -1;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* A client's X-Request-Id is kept if it is short and plain; otherwise we make one up. */
@@ -271,7 +265,7 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
 {
     assign_id(r, h->request_id);
     r->path = h->path;
-    r->t_start_ns = now_ns();
+    r->t_start_ns = os_clock_ns();
     r->deadline_ns = r->t_start_ns + (uint64_t)s->cfg->deadline_ms * 1000000u;
     r->model = -1;
     r->method = !strcmp(h->method, "GET")    ? SRV_METHOD_GET

@@ -9,6 +9,7 @@
 
 #include "graph.h"
 #include "layers.h"
+#include "onespike/shape.h"
 
 enum {
     NET_MAX_ELEMS = 1 << 28, /* values in one layer's output */
@@ -61,16 +62,6 @@ static float *net_alloc(os_net *net, size_t n)
     return p;
 }
 
-static void shape_str(const os_tensor_view *t, char *buf, size_t n)
-{
-    size_t o = 0;
-    o += (size_t)snprintf(buf + o, n - o, "[");
-    for (int i = 0; i < t->ndim && o < n; i++)
-        o += (size_t)snprintf(buf + o, n - o, "%s%lld", i ? "," : "", (long long)t->shape[i]);
-    if (o < n)
-        snprintf(buf + o, n - o, "]");
-}
-
 /* Look up the tensor the layer binds in role r and check it has exactly the given shape. */
 static os_status get_tensor(const ctx *cx, os_tensor_role r, bool required, int ndim,
                             const int64_t *shape, const float **out, size_t *params)
@@ -90,10 +81,8 @@ static os_status get_tensor(const ctx *cx, os_tensor_role r, bool required, int 
         ok = t->shape[i] == shape[i];
     if (!ok) {
         char have[128], want[128];
-        os_tensor_view w = {.ndim = ndim};
-        memcpy(w.shape, shape, (size_t)ndim * sizeof *shape);
-        shape_str(t, have, sizeof have);
-        shape_str(&w, want, sizeof want);
+        os_shape_format(have, sizeof have, t->shape, t->ndim);
+        os_shape_format(want, sizeof want, shape, ndim);
         return os_fail(OS_ESHAPE, "%s: tensor \"%s\" shape %s, architecture wants %s (layer \"%s\")",
                        cx->label, name, have, want, cx->net->layers[cx->index].name);
     }

@@ -23,6 +23,9 @@
 
 #include <jansson.h>
 
+#include "onespike/shape.h"
+#include "onespike/utf8.h"
+
 /* The format is little-endian; tensor bytes are copied as they are in memory. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c copies F32 data in host byte order: a big-endian host needs byte swapping"
@@ -39,7 +42,7 @@ enum {
     ST_HEADER_PAD = 8, /* serialised headers are padded so data starts 8-aligned */
     ST_QUOTE_MAX = 80, /* longest name quoted in a message before it is cut */
     ST_QUOTE_BUF = 4 * ST_QUOTE_MAX + 8,
-    ST_SHAPE_BUF = OS_ST_MAX_DIMS * 21 + 3,
+    ST_SHAPE_BUF = OS_SHAPE_TEXT_MAX(OS_ST_MAX_DIMS),
     READ_ALIGN = 64, /* os_read_file's buffer alignment */
 };
 
@@ -83,17 +86,6 @@ static const char *quote(char buf[ST_QUOTE_BUF], const char *s)
         }
     }
     buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
-static const char *shape_str(char buf[ST_SHAPE_BUF], const int64_t *shape, int ndim)
-{
-    size_t o = 0;
-    buf[o++] = '[';
-    for (int i = 0; i < ndim; i++)
-        o += (size_t)snprintf(buf + o, ST_SHAPE_BUF - o, i ? ",%" PRId64 : "%" PRId64, shape[i]);
-    buf[o++] = ']';
     buf[o] = '\0';
     return buf;
 }
@@ -237,7 +229,7 @@ static os_status parse_entry(const char *label, const char *name, json_t *obj, c
         uint64_t dim = (uint64_t)e->v.shape[i];
         if (count > (UINT64_MAX / ST_F32_BYTES) / dim)
             return os_fail(OS_EFORMAT, "%s: tensor %s: shape %s is too large", label, q,
-                           shape_str(sh, e->v.shape, e->v.ndim));
+                           os_shape_format(sh, sizeof sh, e->v.shape, e->v.ndim));
         count *= dim;
     }
     if (empty)
@@ -263,9 +255,10 @@ static os_status parse_entry(const char *label, const char *name, json_t *obj, c
                        "] past end of data section (%zu bytes; file truncated?)",
                        label, q, begin, end, data_len);
     if (count * ST_F32_BYTES != end - begin)
-        return os_fail(
-            OS_EFORMAT, "%s: tensor %s shape %s needs %" PRIu64 " bytes, offsets give %" PRIu64,
-            label, q, shape_str(sh, e->v.shape, e->v.ndim), count * ST_F32_BYTES, end - begin);
+        return os_fail(OS_EFORMAT,
+                       "%s: tensor %s shape %s needs %" PRIu64 " bytes, offsets give %" PRIu64,
+                       label, q, os_shape_format(sh, sizeof sh, e->v.shape, e->v.ndim),
+                       count * ST_F32_BYTES, end - begin);
     if ((data_start + begin) % ST_DATA_ALIGN != 0)
         return os_fail(OS_EFORMAT,
                        "%s: tensor %s: data at file offset %" PRIu64 " is not %d-byte aligned",
@@ -450,45 +443,13 @@ const void *os_st_data(const os_st_file *f, size_t *len)
  * Serialising.
  */
 
-/* Strict UTF-8 check (no overlongs, surrogates or code points past U+10FFFF), done here so that
- * a NULL from jansson afterwards can only mean out of memory. */
-static int utf8_valid(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned c = *s, n, cp;
-        if (c < 0x80) {
-            s++;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1, cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2, cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3, cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        for (unsigned k = 1; k <= n; k++) {
-            if ((s[k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[k] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        s += n + 1;
-    }
-    return 1;
-}
-
 static os_status check_view(const os_tensor_view *t, size_t idx)
 {
     char q[ST_QUOTE_BUF], sh[ST_SHAPE_BUF];
     if (!t->name)
         return os_fail(OS_EINVAL, "serialize: tensor %zu has no name", idx);
     quote(q, t->name);
-    if (!utf8_valid(t->name))
+    if (!os_utf8_valid(t->name))
         return os_fail(OS_EINVAL, "serialize: tensor name %s is not valid UTF-8", q);
     if (strcmp(t->name, META_KEY) == 0)
         return os_fail(OS_EINVAL, "serialize: tensor name %s is reserved", q);
@@ -499,17 +460,17 @@ static os_status check_view(const os_tensor_view *t, size_t idx)
     for (int i = 0; i < t->ndim; i++) {
         if (t->shape[i] < 0)
             return os_fail(OS_EINVAL, "serialize: tensor %s has negative shape %s", q,
-                           shape_str(sh, t->shape, t->ndim));
+                           os_shape_format(sh, sizeof sh, t->shape, t->ndim));
         uint64_t d = (uint64_t)t->shape[i];
         if (d != 0 && count > (SIZE_MAX / ST_F32_BYTES) / d)
             return os_fail(OS_EINVAL, "serialize: tensor %s shape %s is too large", q,
-                           shape_str(sh, t->shape, t->ndim));
+                           os_shape_format(sh, sizeof sh, t->shape, t->ndim));
         count *= d;
     }
     if (count != t->count)
         return os_fail(OS_EINVAL,
                        "serialize: tensor %s shape %s has %" PRIu64 " elements but count is %zu", q,
-                       shape_str(sh, t->shape, t->ndim), count, t->count);
+                       os_shape_format(sh, sizeof sh, t->shape, t->ndim), count, t->count);
     if (count > 0 && !t->data)
         return os_fail(OS_EINVAL, "serialize: tensor %s has no data", q);
     return OS_OK;
@@ -542,7 +503,8 @@ os_status os_st_serialize(const os_tensor_view *tensors, size_t n, const os_st_m
                 st = os_fail(OS_EINVAL, "serialize: metadata entry %zu has a NULL key or value", i);
                 goto out;
             }
-            if (!utf8_valid(k) || !utf8_valid(v)) {
+            /* Checked here, so that a NULL from jansson below can only mean out of memory. */
+            if (!os_utf8_valid(k) || !os_utf8_valid(v)) {
                 st = os_fail(OS_EINVAL, "serialize: metadata %s is not valid UTF-8", quote(q, k));
                 goto out;
             }

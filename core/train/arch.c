@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "onespike/net.h"
+#include "onespike/rng.h"
 
 enum {
     ARCH_MIN_CHANNELS = 4,
@@ -24,7 +25,7 @@ struct os_arch {
     size_t nt;
     char *names[ARCH_MAX_TENSORS];
     float *data[ARCH_MAX_TENSORS];
-    uint64_t rng;
+    uint64_t rng;     /* rng.h state for the initial weights */
     const char *prev; /* name of the last layer added */
     char prev_buf[OS_NET_NAME_MAX];
     os_status err;
@@ -43,21 +44,6 @@ int os_arch_stages(const char *name)
     if (!strcmp(name, "resnet20") || !strcmp(name, "msresnet20"))
         return 3;
     return 0;
-}
-
-/* xorshift64* and Box-Muller: deterministic initialisation from the seed. */
-static double rng_uniform(os_arch *a)
-{
-    a->rng ^= a->rng >> 12, a->rng ^= a->rng << 25, a->rng ^= a->rng >> 27;
-    return (double)((a->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0;
-}
-
-static double rng_normal(os_arch *a)
-{
-    double u1 = rng_uniform(a), u2 = rng_uniform(a);
-    if (u1 < 1e-300)
-        u1 = 1e-300;
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
 static int channels(const os_arch *a, int base)
@@ -91,8 +77,8 @@ static const char *tensor(os_arch *a, const char *layer, const char *suffix, int
     }
     snprintf(a->names[k], len, "%s.%s", layer, suffix);
     for (size_t i = 0; i < count; i++)
-        a->data[k][i] = init == 'n'   ? (float)(rng_normal(a) * std)
-                        : init == 'u' ? (float)((2 * rng_uniform(a) - 1) * std)
+        a->data[k][i] = init == 'n'   ? (float)(os_rng_normal(&a->rng) * std)
+                        : init == 'u' ? (float)((2 * os_rng_uniform(&a->rng) - 1) * std)
                         : init == '1' ? 1.0f
                                       : 0.0f;
     os_tensor_view *t = &a->t[k];
@@ -347,6 +333,7 @@ os_status os_arch_build(const os_arch_opts *o, os_arch **out)
         return os_fail(OS_ENOMEM, "no memory for architecture %s", o->name);
     }
     a->o = *o;
+    /* Derived, not the seed itself: the split and the data order draw from the plain seed. */
     a->rng = o->seed * 0x9E3779B97F4A7C15ull + 1;
     if (!strcmp(o->name, "vgg11"))
         build_vgg(a, vgg11);

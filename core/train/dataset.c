@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "onespike/image.h"
+#include "onespike/rng.h"
 #include "onespike/safetensors.h"
 
 enum { DS_MAX_IMAGE_BYTES = 64 * 1024 * 1024, DS_MAX_THREADS = 64, DS_PATH_MAX = 4096 };

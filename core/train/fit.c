@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "onespike/arch.h"
+#include "onespike/clock.h"
 #include "onespike/dataset.h"
 #include "onespike/fit_report.h"
 #include "grad.h"
@@ -89,13 +90,6 @@ typedef struct {
     time_t started;
 } fit_state;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void build_stages(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -146,7 +140,7 @@ static void progress(void *ctx, size_t done, size_t total, double loss, double a
     for (int i = 0; i < BAR; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[BAR] = '\0';
-    double elapsed = now_s() - p->t0, eta = done ? elapsed * (double)(total - done) / done : 0;
+    double elapsed = os_clock_s() - p->t0, eta = done ? elapsed * (double)(total - done) / done : 0;
     fprintf(stderr, "\r[%s %d/%d] %s %zu/%zu  %.0f img/s  loss %.3f  acc %.1f%%  ETA %dm%02ds ",
             p->s->stages[p->s->stage].name, p->epoch + 1, p->epochs, bar, done, total, ips, loss,
             100 * acc, (int)eta / 60, (int)eta % 60);
@@ -480,7 +474,7 @@ static os_status run_train_stage(fit_state *s)
     }
     os_epoch_stats es = {0};
     while (s->epoch < S->epochs) {
-        progress_ctx pc = {s, s->epoch, S->epochs, now_s(), !c->quiet && isatty(2)};
+        progress_ctx pc = {s, s->epoch, S->epochs, os_clock_s(), !c->quiet && isatty(2)};
         ec.seed = c->seed * 1000003u + (uint64_t)s->stage * 10007u + (uint64_t)s->epoch;
         ec.step0 = (long)s->epoch * steps_per_epoch;
         ec.progress = progress, ec.progress_ctx = &pc;
@@ -587,7 +581,7 @@ static os_status load_start_model(fit_state *s, const char *path, bool spiking)
 static os_status run_convert_stage(fit_state *s)
 {
     const fit_config *c = s->c;
-    double t0 = now_s();
+    double t0 = os_clock_s();
     os_graph *folded = NULL, *snn = NULL;
     os_status st = os_fold_batchnorm(s->layers, s->params, &folded);
     if (st)
@@ -601,20 +595,20 @@ static os_status run_convert_stage(fit_state *s)
     s->layers = snn;
     if ((st = ensure_lif_params(s->layers, s->params)))
         return st;
-    s->stage_seconds = now_s() - t0;
+    s->stage_seconds = os_clock_s() - t0;
     return record_stage(s, s->stages[s->stage].T, NULL, false);
 }
 
 static os_status run_prune_stage(fit_state *s)
 {
-    double t0 = now_s();
+    double t0 = os_clock_s();
     os_graph *pruned = NULL;
     os_status st = os_remove_units(s->layers, s->params, &pruned);
     if (st)
         return st;
     os_graph_destroy(s->layers);
     s->layers = pruned;
-    s->stage_seconds = now_s() - t0;
+    s->stage_seconds = os_clock_s() - t0;
     return record_stage(s, 1, NULL, s->stage == s->n_stages - 1);
 }
 

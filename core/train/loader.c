@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onespike/rng.h"
+
 enum { LOADER_BUFFERS = 2 };
 
 #define ASPECT_MIN (3.0 / 4.0)

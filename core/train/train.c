@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "grad.h"
+#include "onespike/clock.h"
 #include "onespike/model.h"
 
 enum {
@@ -17,13 +17,6 @@ enum {
 };
 
 #define MIN_CALIB_THRESHOLD 1e-3f
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int net_classes(const os_tnet *t)
 {
@@ -57,7 +50,7 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
     const float *x;
     const int *labels;
     int count;
-    double t0 = now_s(), loss_sum = 0;
+    double t0 = os_clock_s(), loss_sum = 0;
     long correct_sum = 0, seen = 0;
     size_t total = (used + (size_t)c->batch - 1) / (size_t)c->batch, done = 0;
     while (os_loader_next(l, &x, &labels, &count)) {
@@ -91,9 +84,9 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
         done++;
         if (c->progress)
             c->progress(c->progress_ctx, done, total, loss_sum / seen, (double)correct_sum / seen,
-                        seen / (now_s() - t0));
+                        seen / (os_clock_s() - t0));
     }
-    out->seconds = now_s() - t0;
+    out->seconds = os_clock_s() - t0;
     out->loss = seen ? loss_sum / seen : 0;
     out->acc = seen ? (double)correct_sum / seen : 0;
     out->images_per_s = out->seconds > 0 ? seen / out->seconds : 0;

@@ -63,18 +63,4 @@ os_status os_imageset_spread(const os_imageset *s, size_t n, os_imageset *out);
 /* Per-channel mean and std of a set (on the [0,1] scale), for the model's normalisation. */
 void os_imageset_stats(const os_imageset *s, float mean[3], float std[3]);
 
-/* splitmix64: the seeded generator used throughout training. */
-static inline uint64_t os_rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static inline double os_rng_uniform(uint64_t *s)
-{
-    return (double)(os_rng_next(s) >> 11) / 9007199254740992.0;
-}
-
 #endif

@@ -29,6 +29,15 @@ def main():
         s.check("SIGTERM: exit 0", srv.stop() == 0)
         recs = srv.records()
         s.check("every log line is JSON", all("not_json" not in r for r in recs))
+        with open(srv.log_path, "rb") as f:
+            log = f.read()
+        try:
+            log.decode("utf-8")  # strict: refuses overlongs and surrogates as JSON parsers do
+            strict = True
+        except UnicodeDecodeError as e:
+            strict = e
+        s.check("the log is well-formed UTF-8 (bad request bytes logged as U+FFFD)",
+                strict is True and "\\ufffd" in log.decode("utf-8", "replace"), strict)
         errs = [r for r in recs if r.get("msg") == "request" and r.get("status") == 415]
         s.check("error requests are logged with their message",
                 errs and all("JPEG" in r.get("error", "") for r in errs), errs[:2])
@@ -120,6 +129,24 @@ def run(s, srv, jpeg, png, trunc, huge, rnd):
            "version")
     expect(s, srv, "unknown route", srv.json("GET", "/v3/whatever"), 404, "/v3/whatever")
     expect(s, srv, "non-UTF-8 path", srv.json("GET", "/v2/models/%ff%fe"), 404, "not found")
+    # Malformed UTF-8 that a lax check takes for text (overlong forms, surrogates, past
+    # U+10FFFF): the answer is still a JSON 404, the bad bytes replaced by '?' in its message.
+    bad_paths = {"overlong": (b"\xe0\x80\xaf", "???"), "surrogate": (b"\xed\xa0\x80", "???"),
+                 "past U+10FFFF": (b"\xf4\x90\x80\x80", "????")}
+    for name, (raw_bytes, shown) in bad_paths.items():
+        pct = "".join(f"%{b:02X}" for b in raw_bytes)
+        expect(s, srv, f"{name} model name, percent-encoded",
+               srv.json("GET", f"/v2/models/x{pct}y"), 404, f'model "x{shown}y" not found')
+        expect(s, srv, f"{name} route, percent-encoded", srv.json("GET", f"/v3/{pct}"), 404,
+               f"no route GET /v3/{shown}")
+        st, h, body = parse_raw_response(raw_exchange(
+            srv.port, b"GET /v3/a" + raw_bytes + b"b HTTP/1.1\r\nHost: x\r\n\r\n"))
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except ValueError:
+            doc = {"not_json": body[:200]}
+        expect(s, srv, f"{name} route, raw bytes", (st, h, doc), 404,
+               f"no route GET /v3/a{shown}b")
     r = srv.json("DELETE", "/v2/models/m/classify")
     expect(s, srv, "DELETE on classify", r, 405, "DELETE", "POST")
     s.check("405 classify: Allow POST", r[1].get("allow") == "POST", r[1])
