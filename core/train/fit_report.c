@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onespike/fit_flags.h"
 #include "onespike/model.h"
 #include "onespike/safetensors.h"
 #include "onespike/session.h"
@@ -159,6 +160,27 @@ static void md_engine_sections(FILE *f, const json_t *engine, const os_dataset *
     }
 }
 
+/* The recorded config (fit_config_json's keys), one row per flag of the table: what a reader
+ * passes to repeat the run, and where it left the defaults. */
+static void md_config(FILE *f, const fit_config *c)
+{
+    fit_config d;
+    fit_defaults(&d);
+    fprintf(f, "\n## Configuration\n\n"
+               "| flag | value | default |\n|---|---|---|\n");
+    size_t n;
+    const fit_flag *t = fit_flags(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].key)
+            continue;
+        char v[256], dv[256];
+        fit_flag_format(&t[i], c, v, sizeof v);
+        fit_flag_format(&t[i], &d, dv, sizeof dv);
+        const char *mark = fit_flag_is_default(&t[i], c) ? "" : "**";
+        fprintf(f, "| --%s | %s%s%s | %s |\n", t[i].name, mark, v, mark, dv);
+    }
+}
+
 os_status fit_write_report(const fit_config *c, const json_t *history, const os_dataset *ds,
                            const os_imageset *val, double seconds)
 {
@@ -212,6 +234,7 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
                        "re-evaluated on.\n");
         else
             md_engine_sections(f, engine, ds, last);
+        md_config(f, c);
         fclose(f);
         snprintf(path, sizeof path, "%s.report.md", c->out);
         st = os_write_file_atomic(path, md, mdlen);

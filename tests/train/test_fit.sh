@@ -14,6 +14,25 @@ check() {
     if "$@"; then echo "ok $n - $name"; else echo "not ok $n - $name"; failed=$((failed + 1)); fi
 }
 
+SRC=$(dirname "$0")/../..
+
+# The flag table: --print-config shows the config a command would use, --help every default.
+"$TRAIN" fit --print-config --input 48 --optimizer sgd --seed 7 --train-list a.txt \
+    --val-list b.txt --threads 3 >"$T/flags.json"
+check "--print-config shows the flags given" $PY - "$T/flags.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert (c["input"], c["optimizer"], c["seed"], c["train_list"], c["val_list"]) == \
+    (48, "sgd", 7, "a.txt", "b.txt"), c
+assert "threads" not in c and c["data"] is None, c
+PY
+"$TRAIN" fit --help >"$T/help.txt"
+check "--help lists every default" sh -c 'grep -q -- "--arch A .*" "$1" &&
+    grep -q "(default resnet18)" "$1" && grep -q -- "--input PX .*(default 64)" "$1" &&
+    grep -q -- "--epochs-finetune N .*(default 60)" "$1" && grep -q -- "--print-config" "$1"' _ "$T/help.txt"
+"$TRAIN" fit --print-config --val-list b.txt 2>"$T/vl.err" >/dev/null
+check "flag rules hold for --print-config too" grep -q "needs --train-list" "$T/vl.err"
+
 "$SYNTH" "$T/data" 4 40 32 7 1 || exit 1
 COMMON=(--data "$T/data" --arch resnet20 --width-mult 0.25 --input 16 --batch 16 --t0 3
         --units 1 --unit-at 2 --val-fraction 0.25 --lr-snn 1e-3 --lr-finetune 5e-4 --threads 1)
@@ -51,7 +70,10 @@ assert abs(eng["top1"] - acc["finetune"]) < 0.05, (eng["top1"], acc["finetune"])
 rates = [x["rate"] for x in r["stages"][-1]["spike_rates"]]
 assert all(0 < x < 1 for x in rates), rates
 assert len(r["final"]["sha256"]) == 64 and r["final"]["timesteps"] == 1
+assert r["config"]["input"] == 16, r["config"]
 PY
+check "report.md: the configuration, flags off the defaults marked" grep -q "^| --input | \*\*16\*\* | 64 |" \
+    "$T/m.safetensors.report.md"
 
 "$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --json >"$T/eval.json" 2>"$T/eval.err"
 check "eval --json: fractions, per class, confusion" $PY - "$T/eval.json" <<'PY'
@@ -118,7 +140,6 @@ check "--val-fraction 0 warns and trains" \
 check "--val-fraction 0: the report reads - for validation, never 0 %" \
     sh -c 'grep -q "No validation split" "$1" && grep -q "^| finetune | 1 | - | - |" "$1" &&
            ! grep -q "0.00 %" "$1"' _ "$T/all.safetensors.report.md"
-SRC=$(dirname "$0")/../..
 $PY "$SRC/scripts/model_card.py" "$T/all.safetensors" --split-report "$T/f.safetensors.report.json" \
     >"$T/all.card.md" 2>>"$T/all.err"
 check "model card of an all-image model: the split run's figures, said so" $PY - "$T/all.card.md" "$T/f.safetensors.report.json" "$T/all.safetensors.report.json" <<'PY'
