@@ -14,7 +14,8 @@ static const char *const optimizers[] = {"adamw", "sgd", NULL};
 
 #define AT(field) offsetof(fit_config, field)
 
-/* Help lines stay under 100 columns. */
+/* Defaults: the recorded config of models/ucm-msresnet18-t1.safetensors (run 12's recipe in
+ * docs/results), except --val-fraction (see fit_flags.h). Help lines stay under 100 columns. */
 static const fit_flag table[] = {
     {"data", "DIR", FIT_FLAG_STRING, AT(data), "data", .section = "data",
      .help = "image folder (required)", .def_help = ""},
@@ -43,11 +44,11 @@ static const fit_flag table[] = {
              "--ann-from names the ANN teacher",
      .def_help = ""},
 
-    {"arch", "A", FIT_FLAG_STRING, AT(arch), "arch", .def_str = "resnet18", .section = "network",
+    {"arch", "A", FIT_FLAG_STRING, AT(arch), "arch", .def_str = "msresnet18", .section = "network",
      .help = "vgg11, vgg16, resnet18, resnet20,\nmsresnet18, msresnet20"},
     {"width-mult", "W", FIT_FLAG_DOUBLE, AT(width_mult), "width_mult", .def = 0.5, .min = 0.01,
      .max = 16, .help = "channel multiplier"},
-    {"input", "PX", FIT_FLAG_INT, AT(input), "input", .def = 64, .min = 8, .max = 1024,
+    {"input", "PX", FIT_FLAG_INT, AT(input), "input", .def = 96, .min = 8, .max = 1024,
      .help = "square training/serving input size"},
     {"units", "M", FIT_FLAG_INT, AT(units), "units", .def = 1, .min = 0, .max = 16,
      .help = "Units inserted for training, removed before export"},
@@ -60,11 +61,11 @@ static const fit_flag table[] = {
      .help = "time steps of the first SNN stage; 1 = train at T = 1 directly"},
     {"epochs-ann", "N", FIT_FLAG_INT, AT(epochs_ann), "epochs_ann", .def = 60, .min = 0,
      .max = 10000, .help = "ANN epochs"},
-    {"epochs-snn", "N", FIT_FLAG_INT, AT(epochs_snn), "epochs_snn", .def = 3, .min = 0,
+    {"epochs-snn", "N", FIT_FLAG_INT, AT(epochs_snn), "epochs_snn", .def = 2, .min = 0,
      .max = 10000, .help = "epochs of each later SNN time-step stage T0-1..1"},
-    {"epochs-t0", "N", FIT_FLAG_INT, AT(epochs_t0), "epochs_t0", .def = 8, .min = 0, .max = 10000,
+    {"epochs-t0", "N", FIT_FLAG_INT, AT(epochs_t0), "epochs_t0", .def = 4, .min = 0, .max = 10000,
      .help = "epochs of the first SNN stage, at T0"},
-    {"epochs-finetune", "N", FIT_FLAG_INT, AT(epochs_finetune), "epochs_finetune", .def = 60,
+    {"epochs-finetune", "N", FIT_FLAG_INT, AT(epochs_finetune), "epochs_finetune", .def = 100,
      .min = 0, .max = 10000, .help = "T = 1 epochs after Unit removal"},
     {"warmup-epochs", "N", FIT_FLAG_INT, AT(warmup_epochs), "warmup_epochs", .def = 1, .min = 0,
      .max = 1000, .help = "linear warm-up of each stage's learning rate"},
@@ -92,7 +93,7 @@ static const fit_flag table[] = {
      .min = 0, .max = 1, .help = "bias += S*threshold/T0 at conversion; 0.5 rounds rates"},
     {"recalibrate", "0|1", FIT_FLAG_INT, AT(recalibrate), "recalibrate", .def = 1, .min = 0,
      .max = 1, .help = "at each T -> T-1 step, reset thresholds to keep spike rates"},
-    {"surrogate-gamma", "G", FIT_FLAG_DOUBLE, AT(surrogate_gamma), "surrogate_gamma", .def = 0.3,
+    {"surrogate-gamma", "G", FIT_FLAG_DOUBLE, AT(surrogate_gamma), "surrogate_gamma", .def = 1.0,
      .min = 0.01, .max = 16, .help = "height of the spike's surrogate derivative, SNN stages"},
     {"finetune-bn", "0|1", FIT_FLAG_INT, AT(finetune_bn), "finetune_bn", .def = 0, .min = 0,
      .max = 1,

@@ -161,12 +161,12 @@ static void md_engine_sections(FILE *f, const json_t *engine, const os_dataset *
 }
 
 /* The recorded config (fit_config_json's keys), one row per flag of the table: what a reader
- * passes to repeat the run, and where it left the defaults. */
+ * passes to repeat the run, and where it left the shipped recipe. */
 static void md_config(FILE *f, const fit_config *c)
 {
     fit_config d;
     fit_defaults(&d);
-    fprintf(f, "\n## Configuration\n\n"
+    fprintf(f, "\n## Configuration (the defaults are the shipped model's recipe)\n\n"
                "| flag | value | default |\n|---|---|---|\n");
     size_t n;
     const fit_flag *t = fit_flags(&n);

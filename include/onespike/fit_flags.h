@@ -5,6 +5,11 @@
  * parsing and --help, fit_config_json (checkpoints, model files, reports; a resume compares it)
  * and the report's configuration section, so a new flag is one new row (and its field).
  *
+ * The defaults are the recipe of the shipped model (models/ucm-msresnet18-t1.safetensors records
+ * the config it was trained with; tests/train/test_fit.sh fails if they drift apart), so
+ * `onespike-train fit --data DIR --out MODEL` trains it again. The one exception on purpose:
+ * --val-fraction keeps a validation split by default; the shipped file was retrained with
+ * --val-fraction 0 on every image once its recipe had been measured with the split.
  */
 #ifndef ONESPIKE_FIT_FLAGS_H
 #define ONESPIKE_FIT_FLAGS_H

@@ -51,8 +51,8 @@ static void test_defaults_round_trip(void **state)
         assert_true(fit_flag_is_default(&t[i], &c));
     }
     assert_true(d.threads >= 1);
-    assert_string_equal(d.arch, "resnet18");
-    assert_int_equal(d.input, 64);
+    assert_string_equal(d.arch, "msresnet18");
+    assert_int_equal(d.input, 96);
 }
 
 static void test_config_json_types(void **state)

@@ -22,7 +22,9 @@ static void help(void)
         "names are the label order): ANN with Units -> BN folding and conversion to LIF ->\n"
         "SNN at T0 steps -> temporal pruning T0, T0-1, ..., 1 -> Unit removal -> fine-tune at\n"
         "T = 1 -> MODEL (written atomically) with MODEL.report.md/.json beside it. A checkpoint\n"
-        "is written to the work dir after every epoch; --resume continues a killed run.\n");
+        "is written to the work dir after every epoch; --resume continues a killed run.\n"
+        "The defaults are the recipe of the shipped model (models/ucm-msresnet18-t1.md), so\n"
+        "--data and --out alone train it again.\n");
     size_t n;
     const fit_flag *t = fit_flags(&n);
     fit_config d;
