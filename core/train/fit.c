@@ -27,40 +27,7 @@ enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1, CALIB_BATCH = 128
 #define METRICS_FILE "metrics.jsonl"
 #define ANN_FILE "ann.safetensors"
 
-void fit_defaults(fit_config *c)
-{
-    *c = (fit_config){
-        .arch = "resnet18", .width_mult = 0.5, .input = 64, .units = 1, .unit_at = 2, .t0 = 5,
-        .epochs_ann = 60, .epochs_snn = 3, .epochs_finetune = 60, .warmup_epochs = 1,
-        .batch = 32, .threads = 2, .calib_images = 256, .optimizer = "adamw",
-        .lr_ann = 2e-3, .lr_snn = 5e-4, .lr_finetune = 1e-3, .weight_decay = 0.05,
-        .label_smoothing = 0.1, .val_fraction = 0.125, .percentile = 99.7,
-        .crop_min_area = 0.5, .jitter = 0.1, .lif_lr_scale = 1.0, .seed = 1, .convert_shift = 0.5,
-        .recalibrate = 1, .finetune_bn = 0, .surrogate_gamma = OS_SURROGATE_GAMMA, .epochs_t0 = 8,
-        .distill = 0.5, .distill_temp = 4,
-    };
-}
-
-json_t *fit_config_json(const fit_config *c)
-{
-    return json_pack(
-        "{s:s, s:s?, s:s?, s:s?, s:s, s:f, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s,"
-        " s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:i, s:f, s:i, s:i, s:f, s:f,"
-        " s:s?, s:i, s:f}",
-        "data", c->data, "train_list", c->train_list, "val_list", c->val_list, "ann_from",
-        c->ann_from, "arch", c->arch,
-        "width_mult", c->width_mult, "input", c->input, "units", c->units, "unit_at", c->unit_at,
-        "t0", c->t0, "epochs_ann", c->epochs_ann, "epochs_snn", c->epochs_snn, "epochs_finetune",
-        c->epochs_finetune, "warmup_epochs", c->warmup_epochs, "batch", c->batch, "optimizer",
-        c->optimizer, "lr_ann", c->lr_ann, "lr_snn", c->lr_snn, "lr_finetune", c->lr_finetune,
-        "weight_decay", c->weight_decay, "label_smoothing", c->label_smoothing, "val_fraction",
-        c->val_fraction, "percentile", c->percentile, "crop_min_area", c->crop_min_area,
-        "jitter", c->jitter, "lif_lr_scale", c->lif_lr_scale, "seed", (json_int_t)c->seed,
-        "calib_images", c->calib_images, "convert_shift", c->convert_shift, "recalibrate",
-        c->recalibrate, "epochs_t0", c->epochs_t0, "distill", c->distill, "distill_temp",
-        c->distill_temp, "snn_from", c->snn_from, "finetune_bn", c->finetune_bn,
-        "surrogate_gamma", c->surrogate_gamma);
-}
+/* fit_defaults and fit_config_json are driven by the flag table: fit_flags.c. */
 
 typedef enum { STAGE_TRAIN, STAGE_CONVERT, STAGE_PRUNE, STAGE_START } stage_kind;
 

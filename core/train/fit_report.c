@@ -5,30 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "onespike/fit_flags.h"
 #include "onespike/model.h"
 #include "onespike/safetensors.h"
 #include "onespike/session.h"
+#include "score.h"
 
-enum { EVAL_TOPK = 5, MAX_IMAGE_BYTES = 64 * 1024 * 1024 };
+enum { MAX_IMAGE_BYTES = 64 * 1024 * 1024 };
 
+/* Scored by os_score (score.h), on the probabilities the server ranks. The tally is in the
+ * model's label order; the JSON's rows follow the data's classes (map: class -> label). */
 os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
                          size_t n, bool dense, json_t **out)
 {
     *out = NULL;
     os_model *m = NULL;
     os_session *s = NULL;
+    os_score sc = {0};
     os_status st = os_model_load(model_path, &m);
     if (st)
         return st;
     int K = os_model_classes(m), C = os_dataset_classes(ds);
-    int *map = malloc((size_t)C * sizeof *map); /* dataset class -> model label */
-    long *conf = calloc((size_t)C * K, sizeof *conf), *tot = calloc((size_t)C, sizeof *tot);
+    int *map = malloc((size_t)C * sizeof *map);
     float *p = malloc((size_t)K * sizeof *p);
-    int *top = malloc((size_t)K * sizeof *top);
-    if (!map || !conf || !tot || !p || !top) {
+    if (!map || !p) {
         st = os_fail(OS_ENOMEM, "no memory for evaluation");
         goto out;
     }
+    if ((st = os_score_init(&sc, K)))
+        goto out;
     for (int c = 0; c < C; c++) {
         map[c] = -1;
         for (int k = 0; k < K; k++)
@@ -42,7 +47,7 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
     }
     if ((st = os_session_create(m, &(os_session_opts){.dense = dense}, &s)))
         goto out;
-    long top1 = 0, top5 = 0, failed = 0, done = 0;
+    long failed = 0;
     for (size_t i = 0; i < n; i++) {
         const os_sample *smp = os_dataset_sample(ds, idx ? idx[i] : i);
         void *buf = NULL;
@@ -56,34 +61,29 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
             failed++;
             continue;
         }
-        int want = map[smp->label];
-        os_topk(p, K, K < EVAL_TOPK ? K : EVAL_TOPK, top);
-        top1 += top[0] == want;
-        for (int k = 0; k < (K < EVAL_TOPK ? K : EVAL_TOPK); k++)
-            top5 += top[k] == want;
-        conf[(size_t)smp->label * K + top[0]]++;
-        tot[smp->label]++;
-        done++;
+        os_score_add(&sc, p, map[smp->label]);
     }
     json_t *pc = json_object(), *cm = json_array();
     for (int c = 0; c < C; c++) {
+        double acc;
         json_object_set_new(pc, os_dataset_class(ds, c),
-                            tot[c] ? json_real((double)conf[(size_t)c * K + map[c]] / tot[c])
-                                   : json_null());
+                            os_score_class_accuracy(&sc, map[c], &acc) ? json_real(acc)
+                                                                       : json_null());
         json_t *row = json_array();
         for (int k = 0; k < K; k++)
-            json_array_append_new(row, json_integer(conf[(size_t)c * K + k]));
+            json_array_append_new(row, json_integer(sc.confusion[(size_t)map[c] * K + k]));
         json_array_append_new(cm, row);
     }
     json_t *labels = json_array();
     for (int k = 0; k < K; k++)
         json_array_append_new(labels, json_string(os_model_label(m, k)));
     *out = json_pack("{s:s, s:f, s:f, s:I, s:I, s:o, s:o, s:o}", "model", model_path, "top1",
-                     done ? (double)top1 / done : 0.0, "top5", done ? (double)top5 / done : 0.0,
-                     "images", (json_int_t)done, "failed", (json_int_t)failed, "per_class", pc,
-                     "confusion_labels", labels, "confusion", cm);
+                     os_score_top1(&sc), "top5", os_score_top5(&sc), "images", (json_int_t)sc.n,
+                     "failed", (json_int_t)failed, "per_class", pc, "confusion_labels", labels,
+                     "confusion", cm);
 out:
-    free(map), free(conf), free(tot), free(p), free(top);
+    free(map), free(p);
+    os_score_free(&sc);
     os_session_destroy(s);
     os_model_destroy(m);
     return st;
@@ -160,6 +160,27 @@ static void md_engine_sections(FILE *f, const json_t *engine, const os_dataset *
     }
 }
 
+/* The recorded config (fit_config_json's keys), one row per flag of the table: what a reader
+ * passes to repeat the run, and where it left the shipped recipe. */
+static void md_config(FILE *f, const fit_config *c)
+{
+    fit_config d;
+    fit_defaults(&d);
+    fprintf(f, "\n## Configuration (the defaults are the shipped model's recipe)\n\n"
+               "| flag | value | default |\n|---|---|---|\n");
+    size_t n;
+    const fit_flag *t = fit_flags(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].key)
+            continue;
+        char v[256], dv[256];
+        fit_flag_format(&t[i], c, v, sizeof v);
+        fit_flag_format(&t[i], &d, dv, sizeof dv);
+        const char *mark = fit_flag_is_default(&t[i], c) ? "" : "**";
+        fprintf(f, "| --%s | %s%s%s | %s |\n", t[i].name, mark, v, mark, dv);
+    }
+}
+
 os_status fit_write_report(const fit_config *c, const json_t *history, const os_dataset *ds,
                            const os_imageset *val, double seconds)
 {
@@ -213,6 +234,7 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
                        "re-evaluated on.\n");
         else
             md_engine_sections(f, engine, ds, last);
+        md_config(f, c);
         fclose(f);
         snprintf(path, sizeof path, "%s.report.md", c->out);
         st = os_write_file_atomic(path, md, mdlen);

@@ -9,11 +9,11 @@
 
 #include "grad.h"
 #include "onespike/clock.h"
+#include "score.h"
 #include "onespike/model.h"
 
 enum {
     CALIB_MAX_VALUES = 1 << 21, /* pre-activation samples kept per layer for the percentile */
-    TOPK = 5,
 };
 
 #define MIN_CALIB_THRESHOLD 1e-3f
@@ -99,26 +99,29 @@ out:
     return st;
 }
 
+/* Scored by os_score (score.h): the engine's ranking of the logits, so the figures are those
+ * fit_eval_files gets from the exported model whenever the two nets agree. */
 os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *aug, int classes,
                       os_eval_result *out)
 {
     memset(out, 0, sizeof *out);
     int B = os_tnet_max_batch(t);
     size_t per = (size_t)3 * set->side * set->side;
+    os_score sc;
+    os_status st = os_score_init(&sc, classes);
+    if (st)
+        return st;
     out->classes = classes;
-    out->confusion = calloc((size_t)classes * classes, sizeof *out->confusion);
     out->per_class = calloc((size_t)classes, sizeof *out->per_class);
     out->n_lif = os_tnet_lif_count(t);
     out->spikes = calloc((size_t)out->n_lif + 1, sizeof *out->spikes);
     out->neuron_steps = calloc((size_t)out->n_lif + 1, sizeof *out->neuron_steps);
     float *x = malloc((size_t)B * per * sizeof *x);
     float *logits = malloc((size_t)B * classes * sizeof *logits);
-    if (!out->confusion || !out->per_class || !out->spikes || !out->neuron_steps || !x || !logits) {
-        free(x), free(logits);
-        os_eval_result_free(out);
-        return os_fail(OS_ENOMEM, "no memory for evaluation");
+    if (!out->per_class || !out->spikes || !out->neuron_steps || !x || !logits) {
+        st = os_fail(OS_ENOMEM, "no memory for evaluation");
+        goto out;
     }
-    long top1 = 0, top5 = 0;
     for (size_t i0 = 0; i0 < set->n; i0 += (size_t)B) {
         int count = (int)(set->n - i0 < (size_t)B ? set->n - i0 : (size_t)B);
         for (int k = 0; k < count; k++)
@@ -130,32 +133,23 @@ os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *a
             os_tnet_spikes(t, k, &name, &sp, &ns);
             out->spikes[k] += sp, out->neuron_steps[k] += ns;
         }
-        for (int k = 0; k < count; k++) {
-            const float *z = logits + (size_t)k * classes;
-            int label = set->labels[i0 + (size_t)k], rank = 0, best = 0;
-            for (int j = 0; j < classes; j++) {
-                if (z[j] > z[label] || (z[j] == z[label] && j < label))
-                    rank++;
-                if (z[j] > z[best])
-                    best = j;
-            }
-            top1 += rank == 0;
-            top5 += rank < TOPK;
-            out->confusion[(size_t)label * classes + best]++;
-        }
+        for (int k = 0; k < count; k++)
+            os_score_add(&sc, logits + (size_t)k * classes, set->labels[i0 + (size_t)k]);
     }
     out->n = set->n;
-    out->top1 = set->n ? (double)top1 / set->n : 0;
-    out->top5 = set->n ? (double)top5 / set->n : 0;
-    for (int c = 0; c < classes; c++) {
-        long tot = 0;
-        for (int j = 0; j < classes; j++)
-            tot += out->confusion[(size_t)c * classes + j];
-        out->per_class[c] = tot ? (double)out->confusion[(size_t)c * classes + c] / tot : 0;
-    }
+    out->top1 = os_score_top1(&sc);
+    out->top5 = os_score_top5(&sc);
+    for (int c = 0; c < classes; c++)
+        os_score_class_accuracy(&sc, c, &out->per_class[c]);
+    out->confusion = sc.confusion; /* taken */
+    sc.confusion = NULL;
+out:
     free(x);
     free(logits);
-    return OS_OK;
+    os_score_free(&sc);
+    if (st)
+        os_eval_result_free(out);
+    return st;
 }
 
 void os_eval_result_free(os_eval_result *r)

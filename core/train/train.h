@@ -54,7 +54,8 @@ typedef struct {
     uint64_t *spikes, *neuron_steps; /* malloc'd, n_lif each */
 } os_eval_result;
 
-/* Evaluate (no augmentation, BN running statistics) in batches of t's max batch. */
+/* Evaluate (no augmentation, BN running statistics) in batches of t's max batch; top-1/top-5
+ * and the confusion matrix by the one scoring rule (score.h: os_topk's ranking of the logits). */
 os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *aug, int classes,
                       os_eval_result *out);
 void os_eval_result_free(os_eval_result *r);

@@ -12,6 +12,7 @@
 
 #include "onespike/status.h"
 
+/* One field per flag (the table in fit_flags.h names them); strings are borrowed. */
 typedef struct {
     const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer, *ann_from;
     const char *snn_from; /* start at the T = 1 fine-tune from this one-step model */
@@ -28,13 +29,18 @@ typedef struct {
     char *command; /* the exact command line, for the report */
 } fit_config;
 
+/* Every field from the flag table's defaults (fit_flags.h): the recipe of the shipped model,
+ * threads from the machine (cores - 1, at least 1), command NULL. */
 void fit_defaults(fit_config *c);
 
 /* Run (or resume) the pipeline; prints progress to stderr and writes the model, its report
  * (<out>.report.md/.json) and the work dir's metrics.jsonl and checkpoint. */
 os_status fit_run(const fit_config *c);
 
-/* The JSON form of a config (for checkpoints and reports). */
+/* The JSON form of a config: one key per recipe flag of the table (fit_flags.h), in its order;
+ * what checkpoints, model files ("training"."config") and reports record, and what a resume
+ * compares. Paths of this run's outputs, threads, quiet and the command are not in it. New
+ * object (caller decrefs), NULL without memory. */
 json_t *fit_config_json(const fit_config *c);
 
 #endif

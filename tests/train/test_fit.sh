@@ -14,9 +14,50 @@ check() {
     if "$@"; then echo "ok $n - $name"; else echo "not ok $n - $name"; failed=$((failed + 1)); fi
 }
 
+SRC=$(dirname "$0")/../..
+SHIPPED=$SRC/models/ucm-msresnet18-t1.safetensors
+
+# fit's defaults are the shipped model's recipe: the config the model file records (less this
+# run's data, its split and where it started from) is what `fit --print-config` gives, key for
+# key and type for type, and the config keeps exactly the keys that file has (a resume and the
+# report read them).
+"$TRAIN" inspect --json "$SHIPPED" >"$T/shipped.json"
+"$TRAIN" fit --print-config >"$T/defaults.json"
+check "the defaults are the recipe the shipped model records" $PY - "$T/shipped.json" "$T/defaults.json" <<'PY'
+import json, sys
+rec = json.load(open(sys.argv[1]))["training"]["config"]
+got = json.load(open(sys.argv[2]))
+assert sorted(got) == sorted(rec), set(got) ^ set(rec)
+per_run = {"data", "train_list", "val_list", "ann_from", "snn_from", "val_fraction"}
+drift = {k: (got[k], rec[k]) for k in rec if k not in per_run
+         and (got[k] != rec[k] or type(got[k]) is not type(rec[k]))}
+assert not drift, "defaults (printed, recorded): %s" % drift
+assert got["val_fraction"] > 0, got   # a validation split by default (the file used 0)
+assert got["arch"] == "msresnet18" and got["input"] == 96 and got["epochs_finetune"] == 100
+PY
+"$TRAIN" fit --print-config --input 64 --optimizer sgd --seed 7 --train-list a.txt \
+    --val-list b.txt --threads 3 >"$T/flags.json"
+check "--print-config shows the flags given" $PY - "$T/flags.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert (c["input"], c["optimizer"], c["seed"], c["train_list"], c["val_list"]) == \
+    (64, "sgd", 7, "a.txt", "b.txt"), c
+assert "threads" not in c and c["data"] is None, c
+PY
+"$TRAIN" fit --help >"$T/help.txt"
+check "--help lists the recipe's defaults" sh -c 'grep -q -- "--arch A .*" "$1" &&
+    grep -q "(default msresnet18)" "$1" && grep -q -- "--input PX .*(default 96)" "$1" &&
+    grep -q -- "--epochs-finetune N .*(default 100)" "$1" &&
+    grep -q -- "--surrogate-gamma G .*(default 1)" "$1" && grep -q -- "--print-config" "$1"' _ "$T/help.txt"
+"$TRAIN" fit --print-config --val-list b.txt 2>"$T/vl.err" >/dev/null
+check "flag rules hold for --print-config too" grep -q "needs --train-list" "$T/vl.err"
+
 "$SYNTH" "$T/data" 4 40 32 7 1 || exit 1
+# Every run pins the schedule it was tuned with: small values, fast, and independent of the
+# defaults (the shipped recipe, hours of training). --surrogate-gamma 0.3: its earlier default.
 COMMON=(--data "$T/data" --arch resnet20 --width-mult 0.25 --input 16 --batch 16 --t0 3
-        --units 1 --unit-at 2 --val-fraction 0.25 --lr-snn 1e-3 --lr-finetune 5e-4 --threads 1)
+        --units 1 --unit-at 2 --val-fraction 0.25 --lr-snn 1e-3 --lr-finetune 5e-4 --threads 1
+        --surrogate-gamma 0.3)
 
 "$TRAIN" fit "${COMMON[@]}" --epochs-ann 20 --epochs-snn 8 --epochs-t0 8 --epochs-finetune 8 \
     --out "$T/m.safetensors" --quiet 2>"$T/fit.err"
@@ -51,7 +92,10 @@ assert abs(eng["top1"] - acc["finetune"]) < 0.05, (eng["top1"], acc["finetune"])
 rates = [x["rate"] for x in r["stages"][-1]["spike_rates"]]
 assert all(0 < x < 1 for x in rates), rates
 assert len(r["final"]["sha256"]) == 64 and r["final"]["timesteps"] == 1
+assert r["config"]["input"] == 16 and r["config"]["surrogate_gamma"] == 0.3, r["config"]
 PY
+check "report.md: the configuration, flags off the recipe marked" grep -q "^| --input | \*\*16\*\* | 96 |" \
+    "$T/m.safetensors.report.md"
 
 "$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --json >"$T/eval.json" 2>"$T/eval.err"
 check "eval --json: fractions, per class, confusion" $PY - "$T/eval.json" <<'PY'
@@ -118,7 +162,6 @@ check "--val-fraction 0 warns and trains" \
 check "--val-fraction 0: the report reads - for validation, never 0 %" \
     sh -c 'grep -q "No validation split" "$1" && grep -q "^| finetune | 1 | - | - |" "$1" &&
            ! grep -q "0.00 %" "$1"' _ "$T/all.safetensors.report.md"
-SRC=$(dirname "$0")/../..
 $PY "$SRC/scripts/model_card.py" "$T/all.safetensors" --split-report "$T/f.safetensors.report.json" \
     >"$T/all.card.md" 2>>"$T/all.err"
 check "model card of an all-image model: the split run's figures, said so" $PY - "$T/all.card.md" "$T/f.safetensors.report.json" "$T/all.safetensors.report.json" <<'PY'

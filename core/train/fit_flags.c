@@ -1,0 +1,284 @@
+/* fit_flags.c - the table of fit's flags and what is driven by it; see fit_flags.h. */
+#include "onespike/fit_flags.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "grad.h" /* OS_SURROGATE_GAMMA_MAX */
+#include "onespike/parse.h"
+
+#define SEED_MAX (1L << 62)
+
+static const char *const optimizers[] = {"adamw", "sgd", NULL};
+
+#define AT(field) offsetof(fit_config, field)
+
+/* Defaults: the recorded config of models/ucm-msresnet18-t1.safetensors (run 12's recipe in
+ * docs/results), except --val-fraction (see fit_flags.h). Help lines stay under 100 columns. */
+static const fit_flag table[] = {
+    {"data", "DIR", FIT_FLAG_STRING, AT(data), "data", .section = "data",
+     .help = "image folder (required)", .def_help = ""},
+    {"out", "MODEL", FIT_FLAG_STRING, AT(out), NULL, .help = "model file to write (required)",
+     .def_help = ""},
+    {"workdir", "DIR", FIT_FLAG_STRING, AT(workdir), NULL, .help = "checkpoints and metrics.jsonl",
+     .def_help = "MODEL.work"},
+    {"resume", NULL, FIT_FLAG_BOOL, AT(resume), NULL,
+     .help = "continue from the work dir's checkpoint", .def_help = ""},
+    {"val-fraction", "F", FIT_FLAG_DOUBLE, AT(val_fraction), "val_fraction", .def = 0.125, .min = 0,
+     .max = 0.9, .help = "stratified validation share per class"},
+    {"train-list", "FILE", FIT_FLAG_STRING, AT(train_list), "train_list",
+     .help = "explicit training images (paths relative to DIR), instead of a split",
+     .def_help = ""},
+    {"val-list", "FILE", FIT_FLAG_STRING, AT(val_list), "val_list",
+     .help = "explicit validation images (with --train-list)", .def_help = ""},
+    {"seed", "N", FIT_FLAG_SEED, AT(seed), "seed", .def = 1,
+     .help = "split, initialisation, data order and augmentation"},
+    {"ann-from", "FILE", FIT_FLAG_STRING, AT(ann_from), "ann_from",
+     .help = "skip the ANN stage: convert this trained ANN (the work dir's\n"
+             "ann.safetensors of an earlier run), to compare SNN schedules",
+     .def_help = ""},
+    {"snn-from", "FILE", FIT_FLAG_STRING, AT(snn_from), "snn_from",
+     .help = "skip to the T = 1 fine-tune: continue training this one-step\n"
+             "model (a fit output; --input must match). With --distill,\n"
+             "--ann-from names the ANN teacher",
+     .def_help = ""},
+
+    {"arch", "A", FIT_FLAG_STRING, AT(arch), "arch", .def_str = "msresnet18", .section = "network",
+     .help = "vgg11, vgg16, resnet18, resnet20,\nmsresnet18, msresnet20"},
+    {"width-mult", "W", FIT_FLAG_DOUBLE, AT(width_mult), "width_mult", .def = 0.5, .min = 0.01,
+     .max = 16, .help = "channel multiplier"},
+    {"input", "PX", FIT_FLAG_INT, AT(input), "input", .def = 96, .min = 8, .max = 1024,
+     .help = "square training/serving input size"},
+    {"units", "M", FIT_FLAG_INT, AT(units), "units", .def = 1, .min = 0, .max = 16,
+     .help = "Units inserted for training, removed before export"},
+    {"unit-at", "AS", FIT_FLAG_INT, AT(unit_at), "unit_at", .def = 2, .min = 1, .max = 16,
+     .help = "stage that gets the Units"},
+    {"name", "NAME", FIT_FLAG_STRING, AT(name), NULL, .def_str = "onespike-model",
+     .help = "model name"},
+
+    {"t0", "T", FIT_FLAG_INT, AT(t0), "t0", .def = 5, .min = 1, .max = 16, .section = "schedule",
+     .help = "time steps of the first SNN stage; 1 = train at T = 1 directly"},
+    {"epochs-ann", "N", FIT_FLAG_INT, AT(epochs_ann), "epochs_ann", .def = 60, .min = 0,
+     .max = 10000, .help = "ANN epochs"},
+    {"epochs-snn", "N", FIT_FLAG_INT, AT(epochs_snn), "epochs_snn", .def = 2, .min = 0,
+     .max = 10000, .help = "epochs of each later SNN time-step stage T0-1..1"},
+    {"epochs-t0", "N", FIT_FLAG_INT, AT(epochs_t0), "epochs_t0", .def = 4, .min = 0, .max = 10000,
+     .help = "epochs of the first SNN stage, at T0"},
+    {"epochs-finetune", "N", FIT_FLAG_INT, AT(epochs_finetune), "epochs_finetune", .def = 100,
+     .min = 0, .max = 10000, .help = "T = 1 epochs after Unit removal"},
+    {"warmup-epochs", "N", FIT_FLAG_INT, AT(warmup_epochs), "warmup_epochs", .def = 1, .min = 0,
+     .max = 1000, .help = "linear warm-up of each stage's learning rate"},
+    {"batch", "N", FIT_FLAG_INT, AT(batch), "batch", .def = 32, .min = 1, .max = 4096,
+     .help = "batch size"},
+    {"optimizer", "O", FIT_FLAG_CHOICE, AT(optimizer), "optimizer", .def_str = "adamw",
+     .choices = optimizers, .help = "adamw, or sgd with momentum 0.9"},
+    {"lr-ann", "LR", FIT_FLAG_DOUBLE, AT(lr_ann), "lr_ann", .def = 2e-3, .min = 0, .max = 10,
+     .help = "peak learning rate, ANN stage"},
+    {"lr-snn", "LR", FIT_FLAG_DOUBLE, AT(lr_snn), "lr_snn", .def = 5e-4, .min = 0, .max = 10,
+     .help = "peak learning rate, SNN stages"},
+    {"lr-finetune", "LR", FIT_FLAG_DOUBLE, AT(lr_finetune), "lr_finetune", .def = 1e-3, .min = 0,
+     .max = 10, .help = "peak learning rate, fine-tune"},
+    {"lif-lr-scale", "S", FIT_FLAG_DOUBLE, AT(lif_lr_scale), "lif_lr_scale", .def = 1.0, .min = 0,
+     .max = 1000, .help = "threshold/leak learning rate relative to the weights'"},
+    {"weight-decay", "WD", FIT_FLAG_DOUBLE, AT(weight_decay), "weight_decay", .def = 0.05, .min = 0,
+     .max = 10, .help = "decoupled weight decay on weights"},
+    {"label-smoothing", "E", FIT_FLAG_DOUBLE, AT(label_smoothing), "label_smoothing", .def = 0.1,
+     .min = 0, .max = 0.99, .help = "label smoothing of the cross-entropy"},
+    {"percentile", "P", FIT_FLAG_DOUBLE, AT(percentile), "percentile", .def = 99.7, .min = 50,
+     .max = 100, .help = "conversion threshold percentile of pre-activations"},
+    {"calib-images", "N", FIT_FLAG_INT, AT(calib_images), "calib_images", .def = 256, .min = 1,
+     .max = 1000000, .help = "training images used for that calibration"},
+    {"convert-shift", "S", FIT_FLAG_DOUBLE, AT(convert_shift), "convert_shift", .def = 0.5,
+     .min = 0, .max = 1, .help = "bias += S*threshold/T0 at conversion; 0.5 rounds rates"},
+    {"recalibrate", "0|1", FIT_FLAG_INT, AT(recalibrate), "recalibrate", .def = 1, .min = 0,
+     .max = 1, .help = "at each T -> T-1 step, reset thresholds to keep spike rates"},
+    {"surrogate-gamma", "G", FIT_FLAG_DOUBLE, AT(surrogate_gamma), "surrogate_gamma", .def = 1.0,
+     .min = 0.01, .max = OS_SURROGATE_GAMMA_MAX, .help = "height of the spike's surrogate derivative, SNN stages"},
+    {"finetune-bn", "0|1", FIT_FLAG_INT, AT(finetune_bn), "finetune_bn", .def = 0, .min = 0,
+     .max = 1,
+     .help = "BatchNorm after every conv during the T = 1 fine-tune, initialised\n"
+             "to leave the net unchanged and folded away after it"},
+    {"distill", "A", FIT_FLAG_DOUBLE, AT(distill), "distill", .def = 0.5, .min = 0, .max = 1,
+     .help = "SNN stages learn from the trained ANN's logits too: loss =\n"
+             "(1-A) cross-entropy + A distillation; 0: off"},
+    {"distill-temp", "TAU", FIT_FLAG_DOUBLE, AT(distill_temp), "distill_temp", .def = 4, .min = 0.1,
+     .max = 100, .help = "distillation temperature"},
+    {"crop-min-area", "A", FIT_FLAG_DOUBLE, AT(crop_min_area), "crop_min_area", .def = 0.5,
+     .min = 0.05, .max = 1, .help = "random resized crop area range [A, 1]"},
+    {"jitter", "J", FIT_FLAG_DOUBLE, AT(jitter), "jitter", .def = 0.1, .min = 0, .max = 0.9,
+     .help = "brightness/contrast/saturation jitter"},
+
+    /* threads: fit_defaults sets it from the machine; not part of the recipe (the same run on
+     * another machine is the same run). */
+    {"threads", "N", FIT_FLAG_INT, AT(threads), NULL, .min = 1, .max = 256, .section = "machine",
+     .help = "BLAS and decoding threads; the batch loader runs on a thread\nof its own",
+     .def_help = "cores - 1, at least 1"},
+    {"quiet", NULL, FIT_FLAG_BOOL, AT(quiet), NULL, .help = "no progress output", .def_help = ""},
+};
+
+#define N_FLAGS (sizeof table / sizeof table[0])
+
+const fit_flag *fit_flags(size_t *n)
+{
+    *n = N_FLAGS;
+    return table;
+}
+
+const fit_flag *fit_flag_find(const char *name)
+{
+    for (size_t i = 0; i < N_FLAGS; i++)
+        if (!strcmp(table[i].name, name))
+            return &table[i];
+    return NULL;
+}
+
+#define FIELD(c, f, type)  ((type *)((char *)(c) + (f)->offset))
+#define CFIELD(c, f, type) ((const type *)((const char *)(c) + (f)->offset))
+
+/* One core stays with the loader thread: on 2 cores, 1 BLAS thread trains faster than 2
+ * (measured: 130 vs 107 images/s, ResNet-18 x0.5 at 64 px). */
+static int default_threads(void)
+{
+    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
+    return nproc > 2 ? (int)nproc - 1 : 1;
+}
+
+void fit_defaults(fit_config *c)
+{
+    *c = (fit_config){0};
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        const fit_flag *f = &table[i];
+        switch (f->type) {
+        case FIT_FLAG_STRING:
+        case FIT_FLAG_CHOICE: *FIELD(c, f, const char *) = f->def_str; break;
+        case FIT_FLAG_BOOL: *FIELD(c, f, bool) = false; break;
+        case FIT_FLAG_INT: *FIELD(c, f, int) = (int)f->def; break;
+        case FIT_FLAG_DOUBLE: *FIELD(c, f, double) = f->def; break;
+        case FIT_FLAG_SEED: *FIELD(c, f, uint64_t) = (uint64_t)f->def; break;
+        }
+    }
+    c->threads = default_threads();
+}
+
+os_status fit_flag_set(const fit_flag *f, fit_config *c, const char *arg)
+{
+    long v;
+    switch (f->type) {
+    case FIT_FLAG_STRING: *FIELD(c, f, const char *) = arg; return OS_OK;
+    case FIT_FLAG_BOOL: *FIELD(c, f, bool) = true; return OS_OK;
+    case FIT_FLAG_CHOICE: {
+        char list[256] = "";
+        size_t len = 0;
+        for (const char *const *ch = f->choices; *ch; ch++) {
+            if (!strcmp(arg, *ch)) {
+                *FIELD(c, f, const char *) = *ch;
+                return OS_OK;
+            }
+            const char *sep = ch == f->choices ? "" : ch[1] ? ", " : " or ";
+            int w = snprintf(list + len, sizeof list - len, "%s%s", sep, *ch);
+            if (w > 0 && (size_t)w < sizeof list - len)
+                len += (size_t)w;
+        }
+        return os_fail(OS_EINVAL, "--%s \"%s\": %s", f->name, arg, list);
+    }
+    case FIT_FLAG_INT:
+        if (!os_parse_long(arg, (long)f->min, (long)f->max, &v))
+            return os_fail(OS_EINVAL, "--%s \"%s\": expected an integer in %ld..%ld", f->name, arg,
+                           (long)f->min, (long)f->max);
+        *FIELD(c, f, int) = (int)v;
+        return OS_OK;
+    case FIT_FLAG_DOUBLE:
+        if (!os_parse_double(arg, f->min, f->max, FIELD(c, f, double)))
+            return os_fail(OS_EINVAL, "--%s \"%s\": expected a number in %g..%g", f->name, arg,
+                           f->min, f->max);
+        return OS_OK;
+    case FIT_FLAG_SEED:
+        if (!os_parse_long(arg, 0, SEED_MAX, &v))
+            return os_fail(OS_EINVAL, "--%s \"%s\": expected an integer >= 0", f->name, arg);
+        *FIELD(c, f, uint64_t) = (uint64_t)v;
+        return OS_OK;
+    }
+    return os_fail(OS_EINVAL, "--%s: unknown flag type", f->name);
+}
+
+void fit_flag_format(const fit_flag *f, const fit_config *c, char *buf, size_t n)
+{
+    const char *s;
+    switch (f->type) {
+    case FIT_FLAG_STRING:
+    case FIT_FLAG_CHOICE:
+        s = *CFIELD(c, f, const char *);
+        snprintf(buf, n, "%s", s ? s : "-");
+        break;
+    case FIT_FLAG_BOOL: snprintf(buf, n, "%s", *CFIELD(c, f, bool) ? "yes" : "no"); break;
+    case FIT_FLAG_INT: snprintf(buf, n, "%d", *CFIELD(c, f, int)); break;
+    case FIT_FLAG_DOUBLE: snprintf(buf, n, "%g", *CFIELD(c, f, double)); break;
+    case FIT_FLAG_SEED:
+        snprintf(buf, n, "%llu", (unsigned long long)*CFIELD(c, f, uint64_t));
+        break;
+    }
+}
+
+bool fit_flag_is_default(const fit_flag *f, const fit_config *c)
+{
+    fit_config d; /* not f->def: fit_defaults also knows the machine's (threads) */
+    fit_defaults(&d);
+    const char *s, *ds;
+    switch (f->type) {
+    case FIT_FLAG_STRING:
+    case FIT_FLAG_CHOICE:
+        s = *CFIELD(c, f, const char *), ds = *CFIELD(&d, f, const char *);
+        return s == ds || (s && ds && !strcmp(s, ds));
+    case FIT_FLAG_BOOL: return *CFIELD(c, f, bool) == *CFIELD(&d, f, bool);
+    case FIT_FLAG_INT: return *CFIELD(c, f, int) == *CFIELD(&d, f, int);
+    case FIT_FLAG_DOUBLE: return *CFIELD(c, f, double) == *CFIELD(&d, f, double);
+    case FIT_FLAG_SEED: return *CFIELD(c, f, uint64_t) == *CFIELD(&d, f, uint64_t);
+    }
+    return false;
+}
+
+/* Every row with a key, in table order. The JSON types are part of the format: a resume compares
+ * configs with json_equal, where 1 (integer) is not 1.0 (real), so INT and SEED are integers,
+ * DOUBLE always real, and an unset STRING null. */
+json_t *fit_config_json(const fit_config *c)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < N_FLAGS; i++) {
+        const fit_flag *f = &table[i];
+        if (!f->key)
+            continue;
+        json_t *v = NULL;
+        const char *s;
+        switch (f->type) {
+        case FIT_FLAG_STRING:
+        case FIT_FLAG_CHOICE:
+            s = *CFIELD(c, f, const char *);
+            v = s ? json_string(s) : json_null();
+            break;
+        case FIT_FLAG_BOOL: v = json_boolean(*CFIELD(c, f, bool)); break;
+        case FIT_FLAG_INT: v = json_integer(*CFIELD(c, f, int)); break;
+        case FIT_FLAG_DOUBLE: v = json_real(*CFIELD(c, f, double)); break;
+        case FIT_FLAG_SEED: v = json_integer((json_int_t)*CFIELD(c, f, uint64_t)); break;
+        }
+        if (!v || json_object_set_new(o, f->key, v)) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
+os_status fit_config_check(const fit_config *c)
+{
+    if (c->val_list && !c->train_list)
+        return os_fail(OS_EINVAL, "--val-list needs --train-list");
+    if (c->snn_from && c->distill > 0 && !c->ann_from)
+        return os_fail(OS_EINVAL, "--snn-from with --distill needs the teacher: pass --ann-from "
+                                  "ANN, or --distill 0");
+    if (c->snn_from && c->epochs_finetune == 0)
+        return os_fail(OS_EINVAL, "--snn-from trains only the fine-tune: --epochs-finetune must "
+                                  "be > 0");
+    return OS_OK;
+}
