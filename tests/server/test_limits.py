@@ -4,7 +4,10 @@ cut off, and SIGTERM during load finishes what was received and exits 0 (or, pas
 answers what is still queued with 503 and still exits 0).
 
 A "slow" model (an untrained ResNet-18 at 256x256, 8 time steps: a few hundred ms a request)
-keeps the single worker busy long enough for requests to pile up deterministically."""
+keeps the single worker busy long enough for requests to pile up deterministically. Servers whose
+cases need requests to finish run with a deadline far beyond any machine's time (NO_DEADLINE):
+under a sanitizer on a loaded machine, four queued slow requests can take longer than the
+10 s default."""
 import json
 import socket
 import threading
@@ -13,6 +16,7 @@ import time
 from harness import HOST, Env, Server, Suite, parse_raw_response
 
 SLOW = dict(arch="resnet18", width=0.5, size=256, timesteps=8)
+NO_DEADLINE = ["--deadline-ms", "600000"]
 
 
 def concurrent(srv, n, image, model="slow", headers=None):
@@ -68,7 +72,7 @@ def main():
 
 
 def queue_full(env, s, slow, jpeg):
-    srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "1"],
+    srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "1"] + NO_DEADLINE,
                  name="queue")
     try:
         threads, out = concurrent(srv, 6, jpeg)
@@ -214,7 +218,7 @@ def drain(env, s, slow, jpeg):
     # A long --conn-timeout: the kept-open connection below idles while the slow requests run,
     # and on a loaded machine (ASan, CI) that can outlast the 30 s default.
     srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
-                       "--drain-ms", "60000", "--conn-timeout", "600"], name="drain")
+                       "--drain-ms", "60000", "--conn-timeout", "600"] + NO_DEADLINE, name="drain")
     try:
         keep = srv.conn()
         st, _, _ = srv.request("GET", "/v2/health/ready", conn=keep)
@@ -258,7 +262,7 @@ def drain(env, s, slow, jpeg):
 
 def drain_timeout(env, s, slow, jpeg):
     srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
-                       "--drain-ms", "100"], name="draintimeout")
+                       "--drain-ms", "100"] + NO_DEADLINE, name="draintimeout")
     try:
         threads, out = concurrent(srv, 4, jpeg)
         s.check("drain timeout: 4 requests in flight",
