@@ -127,7 +127,9 @@ int cmd_fit(int argc, char **argv)
     }
     if (print_config) {
         json_t *j = fit_config_json(&c);
-        if (!j || json_dumpf(j, stdout, JSON_INDENT(2)) != 0) {
+        /* 15 digits: the decimal a user typed (5e-4, not 0.00050000000000000001); reads back as
+         * the same double. */
+        if (!j || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0) {
             cli_report("fit", os_fail(OS_ENOMEM, "cannot print the config"));
             rc = CLI_FAIL;
         } else {
