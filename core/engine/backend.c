@@ -1,6 +1,7 @@
 /* backend.c - the dense and event-driven inference backends (see backend.h). */
 #include "backend.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "layers.h"
@@ -35,6 +36,19 @@ float *os_infer_slot(void *ctx, int i, int step)
     return i == OS_NET_INPUT ? c->input : c->out[i];
 }
 
+/* Input and output of image j of the pass: layers hold their n tensors back to back. */
+static const float *in_at(const os_infer_ctx *c, const os_layer *L, const float *x, int j)
+{
+    int ic, ih, iw;
+    in_shape(c, L, &ic, &ih, &iw);
+    return x + (size_t)j * ic * ih * iw;
+}
+
+static float *out_at(const os_layer *L, float *y, int j)
+{
+    return y + (size_t)j * layer_size(L);
+}
+
 /* ---- dense: planar CHW ---------------------------------------------------------------------- */
 
 static void dense_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io)
@@ -42,29 +56,33 @@ static void dense_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     (void)i;
     os_infer_ctx *c = ctx;
     const os_conv_shape cs = conv_shape(c, L);
-    os_conv2d(&cs, io->x, L->weight, L->bias, io->y, c->col);
+    for (int j = 0; j < c->n; j++)
+        os_conv2d(&cs, in_at(c, L, io->x, j), L->weight, L->bias, out_at(L, io->y, j), c->col);
 }
 
 static void dense_bn(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
-    (void)ctx, (void)i;
+    (void)i;
+    const os_infer_ctx *c = ctx;
     if (L->folded) /* its output is its conv's, which already holds the affine */
         return;
-    memcpy(io->y, io->x, layer_size(L) * sizeof *io->y);
-    os_channel_affine(io->y, L->c, (size_t)L->h * L->w, L->scale, L->shift);
+    memcpy(io->y, io->x, (size_t)c->n * layer_size(L) * sizeof *io->y);
+    for (int j = 0; j < c->n; j++)
+        os_channel_affine(out_at(L, io->y, j), L->c, (size_t)L->h * L->w, L->scale, L->shift);
 }
 
 static void dense_relu(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
-    (void)ctx, (void)i;
-    memcpy(io->y, io->x, layer_size(L) * sizeof *io->y);
-    os_relu(io->y, layer_size(L));
+    (void)i;
+    const size_t n = (size_t)((const os_infer_ctx *)ctx)->n * layer_size(L);
+    memcpy(io->y, io->x, n * sizeof *io->y);
+    os_relu(io->y, n);
 }
 
 static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_infer_ctx *c = ctx;
-    const size_t n = layer_size(L);
+    const size_t n = (size_t)c->n * layer_size(L); /* elementwise: the batch is one array */
     os_lif_step(c->mem[i], io->x, n, L->threshold, L->leak, io->y);
     if (c->count_spikes) {
         uint64_t k = 0;
@@ -77,37 +95,50 @@ static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 static void dense_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     (void)i;
+    const os_infer_ctx *c = ctx;
     int ic, ih, iw;
-    in_shape(ctx, L, &ic, &ih, &iw);
-    os_maxpool2d(io->x, ic, ih, iw, L->kh, L->stride, L->pad, io->y);
+    in_shape(c, L, &ic, &ih, &iw);
+    for (int j = 0; j < c->n; j++)
+        os_maxpool2d(in_at(c, L, io->x, j), ic, ih, iw, L->kh, L->stride, L->pad,
+                     out_at(L, io->y, j));
 }
 
 static void dense_avgpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     (void)i;
+    const os_infer_ctx *c = ctx;
     int ic, ih, iw;
-    in_shape(ctx, L, &ic, &ih, &iw);
-    os_avgpool2d(io->x, ic, ih, iw, L->kh, L->stride, L->pad, io->y);
+    in_shape(c, L, &ic, &ih, &iw);
+    for (int j = 0; j < c->n; j++)
+        os_avgpool2d(in_at(c, L, io->x, j), ic, ih, iw, L->kh, L->stride, L->pad,
+                     out_at(L, io->y, j));
 }
 
 static void dense_gap(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     (void)i;
+    const os_infer_ctx *c = ctx;
     int ic, ih, iw;
-    in_shape(ctx, L, &ic, &ih, &iw);
-    os_global_avgpool(io->x, ic, (size_t)ih * iw, io->y);
+    in_shape(c, L, &ic, &ih, &iw);
+    for (int j = 0; j < c->n; j++)
+        os_global_avgpool(in_at(c, L, io->x, j), ic, (size_t)ih * iw, out_at(L, io->y, j));
 }
 
+/* One GEMV per image rather than one GEMM for the batch: the head is a small share of the work,
+ * and the same kernel keeps each image's logits bit-identical to a run of that image alone. */
 static void dense_linear(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
-    (void)ctx, (void)i;
-    os_linear(io->x, L->fan_in, L->out, L->weight, L->bias, io->y);
+    (void)i;
+    const os_infer_ctx *c = ctx;
+    for (int j = 0; j < c->n; j++)
+        os_linear(in_at(c, L, io->x, j), L->fan_in, L->out, L->weight, L->bias,
+                  out_at(L, io->y, j));
 }
 
 static void dense_add(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
-    (void)ctx, (void)i;
-    os_add(io->x, io->x2, layer_size(L), io->y);
+    (void)i;
+    os_add(io->x, io->x2, (size_t)((const os_infer_ctx *)ctx)->n * layer_size(L), io->y);
 }
 
 const os_backend os_backend_dense = {
@@ -135,51 +166,71 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     const os_conv_shape cs = conv_shape(c, L);
     const int from = L->from[0];
     const float *wt = os_spike_plan_weights(c->plan, i);
-    const double inputs = (double)cs.in_c * cs.in_h * cs.in_w;
-    if (!wt) /* the image: planar in, channels-last out */
-        os_conv2d_hwc(&cs, io->x, L->weight, L->bias, io->y, c->col);
-    else if ((double)c->active[from] <= OS_SPIKE_DENSE_RATE * inputs)
-        os_spike_conv(c->kernels, &cs, c->sidx[from], c->scnt[from], wt, L->bias, io->y, c->rows);
-    else /* most inputs fired: the dense product is less work */
-        os_conv2d_hwc_wt(&cs, io->x, wt, L->bias, io->y, c->col);
+    const size_t inputs = (size_t)cs.in_c * cs.in_h * cs.in_w, hw = (size_t)cs.in_h * cs.in_w;
+    for (int j = 0; j < c->n; j++) {
+        const float *x = in_at(c, L, io->x, j);
+        float *y = out_at(L, io->y, j);
+        if (!wt) { /* the image: planar in, channels-last out */
+            os_conv2d_hwc(&cs, x, L->weight, L->bias, y, c->col);
+        } else if ((double)c->active[(size_t)from * c->max_batch + j] <=
+                   OS_SPIKE_DENSE_RATE * (double)inputs) {
+            os_spike_conv(c->kernels, &cs, c->sidx[from] + j * inputs, c->scnt[from] + j * hw,
+                          wt, L->bias, y, c->rows);
+        } else { /* most inputs fired: the dense product is less work */
+            os_conv2d_hwc_wt(&cs, x, wt, L->bias, y, c->col);
+        }
+    }
 }
 
 static void event_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     (void)i;
+    const os_infer_ctx *c = ctx;
     int ic, ih, iw;
-    in_shape(ctx, L, &ic, &ih, &iw);
-    os_maxpool2d_hwc(io->x, ic, ih, iw, L->kh, L->stride, L->pad, io->y);
+    in_shape(c, L, &ic, &ih, &iw);
+    for (int j = 0; j < c->n; j++)
+        os_maxpool2d_hwc(in_at(c, L, io->x, j), ic, ih, iw, L->kh, L->stride, L->pad,
+                         out_at(L, io->y, j));
 }
 
 static void event_gap(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     (void)i;
+    const os_infer_ctx *c = ctx;
     int ic, ih, iw;
-    in_shape(ctx, L, &ic, &ih, &iw);
-    os_global_avgpool_hwc(io->x, ic, (size_t)ih * iw, io->y);
+    in_shape(c, L, &ic, &ih, &iw);
+    for (int j = 0; j < c->n; j++)
+        os_global_avgpool_hwc(in_at(c, L, io->x, j), ic, (size_t)ih * iw, out_at(L, io->y, j));
 }
 
 static void event_linear(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     (void)i;
     os_infer_ctx *c = ctx;
-    const float *x = io->x;
     int ic, ih, iw;
     in_shape(c, L, &ic, &ih, &iw);
-    if (L->from[0] != OS_NET_INPUT && ih * iw > 1) { /* flattening: back to planar order */
-        os_hwc_to_chw(x, ic, (size_t)ih * iw, c->flat);
-        x = c->flat;
+    const bool flatten = L->from[0] != OS_NET_INPUT && ih * iw > 1;
+    for (int j = 0; j < c->n; j++) {
+        const float *x = in_at(c, L, io->x, j);
+        if (flatten) { /* back to planar order */
+            os_hwc_to_chw(x, ic, (size_t)ih * iw, c->flat);
+            x = c->flat;
+        }
+        os_linear(x, L->fan_in, L->out, L->weight, L->bias, out_at(L, io->y, j));
     }
-    os_linear(x, L->fan_in, L->out, L->weight, L->bias, io->y);
 }
 
-/* A layer that an event-driven conv reads: list its active inputs for that conv. */
+/* A layer that an event-driven conv reads: list each image's active inputs for that conv. */
 static void event_index(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_infer_ctx *c = ctx;
-    if (c->sidx[i])
-        c->active[i] = os_spike_index(io->y, L->c, L->h * L->w, c->sidx[i], c->scnt[i]);
+    if (!c->sidx[i])
+        return;
+    const size_t size = layer_size(L), hw = (size_t)L->h * L->w;
+    for (int j = 0; j < c->n; j++)
+        c->active[(size_t)i * c->max_batch + j] =
+            os_spike_index(out_at(L, io->y, j), L->c, L->h * L->w, c->sidx[i] + j * size,
+                           c->scnt[i] + j * hw);
 }
 
 const os_backend os_backend_event = {

@@ -7,7 +7,9 @@
  *                     and channels-last out. Only for nets whose spike plan is complete.
  *
  * A session (session.c) allocates the context from the model, once, and owns every buffer in
- * it; the kernels allocate nothing. One image per pass.
+ * it; the kernels allocate nothing. A pass runs n images (a batch): every buffer holds n of its
+ * layer's tensors back to back, and each kernel runs its layer for all n before the next layer,
+ * computing each image exactly as it would alone.
  */
 #ifndef ONESPIKE_BACKEND_H
 #define ONESPIKE_BACKEND_H
@@ -21,8 +23,9 @@
 
 typedef struct {
     const os_net *net;
+    int n;                 /* images in this pass */
     int in_c, in_h, in_w;  /* the input's shape */
-    float *input;          /* the input image, planar */
+    float *input;          /* the input images, planar */
     float **out;           /* per layer: its output (a folded bn aliases its conv's) */
     float **mem;           /* per layer: a LIF layer's membrane, else NULL */
     float *col;            /* im2col scratch, the largest any conv needs */
@@ -32,7 +35,9 @@ typedef struct {
     const os_spike_plan *plan;
     const os_spike_kernels *kernels;
     uint16_t **sidx, **scnt; /* per layer an event-driven conv reads: its active inputs */
-    size_t *active;          /* per such layer: how many, this step */
+    size_t *active;          /* per such layer and image: how many, this step
+                                ([layer * max_batch + image]) */
+    int max_batch;
     uint32_t *rows;          /* os_spike_conv scratch */
     float *flat;             /* a flattening layer's input back in planar order */
 } os_infer_ctx;

@@ -2,6 +2,7 @@
  * (backend.h), the JPEG front end; runs the net through the interpreter (exec.h). */
 #include "onespike/session.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,8 +61,9 @@ static os_status alloc_spike_index(os_session *s)
         const os_layer *in = os_net_layer(s->net, from);
         size_t need = (size_t)L->kh * (size_t)L->kw * (size_t)in->c;
         rows = need > rows ? need : rows;
-        if (!(s->cx.sidx[from] = sess_alloc_bytes(s, layer_size(in), sizeof(uint16_t))) ||
-            !(s->cx.scnt[from] = sess_alloc_bytes(s, (size_t)in->h * in->w, sizeof(uint16_t))))
+        const size_t nb = (size_t)s->cx.max_batch;
+        if (!(s->cx.sidx[from] = sess_alloc_bytes(s, nb * layer_size(in), sizeof(uint16_t))) ||
+            !(s->cx.scnt[from] = sess_alloc_bytes(s, nb * in->h * in->w, sizeof(uint16_t))))
             return os_fail(OS_ENOMEM, "no memory for a session of model %s",
                            os_model_name(s->model));
     }
@@ -78,6 +80,9 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     if (o.timesteps < 0 || o.timesteps > OS_MODEL_MAX_TIMESTEPS)
         return os_fail(OS_EINVAL, "timesteps %d out of range 0..%d", o.timesteps,
                        OS_MODEL_MAX_TIMESTEPS);
+    if (o.max_batch < 0 || o.max_batch > OS_SESSION_MAX_BATCH)
+        return os_fail(OS_EINVAL, "batch %d out of range 0..%d", o.max_batch,
+                       OS_SESSION_MAX_BATCH);
     const os_net *net = os_model_net(m);
     int n = os_net_count(net);
     os_status st = OS_OK;
@@ -87,6 +92,8 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->model = m, s->net = net, s->n_layers = n;
     s->T = o.timesteps ? o.timesteps : os_model_timesteps(m);
     s->max_pixels = o.max_pixels ? o.max_pixels : OS_DEFAULT_MAX_PIXELS;
+    s->cx.max_batch = o.max_batch ? o.max_batch : 1;
+    const size_t nb = (size_t)s->cx.max_batch;
     os_infer_ctx *cx = &s->cx;
     cx->net = net;
     cx->count_spikes = o.count_spikes;
@@ -98,7 +105,7 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->owned = calloc((size_t)(4 * n + 5), sizeof *s->owned);
     cx->sidx = calloc((size_t)n, sizeof *cx->sidx);
     cx->scnt = calloc((size_t)n, sizeof *cx->scnt);
-    cx->active = calloc((size_t)n, sizeof *cx->active);
+    cx->active = calloc((size_t)n * nb, sizeof *cx->active);
     if (!cx->out || !cx->mem || !cx->spikes || !s->owned || !cx->sidx || !cx->scnt ||
         !cx->active)
         goto nomem;
@@ -111,8 +118,8 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
         s->backend = &os_backend_dense;
     }
     os_model_input(m, &cx->in_c, &cx->in_h, &cx->in_w);
-    if (!(cx->input = sess_alloc(s, (size_t)cx->in_c * cx->in_h * cx->in_w)) ||
-        !(s->logits = sess_alloc(s, (size_t)os_model_classes(m))))
+    if (!(cx->input = sess_alloc(s, nb * cx->in_c * cx->in_h * cx->in_w)) ||
+        !(s->logits = sess_alloc(s, nb * os_model_classes(m))))
         goto nomem;
     size_t col = 0;
     for (int i = 0; i < n; i++) {
@@ -121,9 +128,9 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
             cx->out[i] = cx->out[L->from[0]];
             continue;
         }
-        if (!(cx->out[i] = sess_alloc(s, layer_size(L))))
+        if (!(cx->out[i] = sess_alloc(s, nb * layer_size(L))))
             goto nomem;
-        if (L->op == OS_OP_LIF && !(cx->mem[i] = sess_alloc(s, layer_size(L))))
+        if (L->op == OS_OP_LIF && !(cx->mem[i] = sess_alloc(s, nb * layer_size(L))))
             goto nomem;
         if (L->op == OS_OP_CONV) {
             const int from = L->from[0];
@@ -175,6 +182,17 @@ float *os_session_input(os_session *s)
     return s->cx.input;
 }
 
+float *os_session_input_at(os_session *s, int k)
+{
+    return k >= 0 && k < s->cx.max_batch ? s->cx.input + (size_t)k * os_session_input_floats(s)
+                                      : NULL;
+}
+
+int os_session_max_batch(const os_session *s)
+{
+    return s->cx.max_batch;
+}
+
 size_t os_session_input_floats(const os_session *s)
 {
     int c, h, w;
@@ -197,8 +215,10 @@ const char *os_session_isa(const os_session *s)
     return os_isa_name(s->cx.kernels ? os_spike_kernels_isa(s->cx.kernels) : OS_ISA_SCALAR);
 }
 
-os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len)
+os_status os_session_load_jpeg_at(os_session *s, int k, const void *jpeg, size_t len)
 {
+    if (k < 0 || k >= s->cx.max_batch)
+        return os_fail(OS_EINVAL, "image %d of a batch of at most %d", k, s->cx.max_batch);
     int c, h, w;
     os_model_input(s->model, &c, &h, &w);
     os_resize_policy policy = os_model_resize(s->model);
@@ -210,22 +230,37 @@ os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len)
     if (st)
         return st;
     os_image_to_tensor(&img, w, h, policy, os_model_mean(s->model), os_model_std(s->model),
-                       s->cx.input);
+                       os_session_input_at(s, k));
     return OS_OK;
+}
+
+os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len)
+{
+    return os_session_load_jpeg_at(s, 0, jpeg, len);
+}
+
+void os_session_run_batch(os_session *s, int n, float *probs, float *logits)
+{
+    assert(n >= 1 && n <= s->cx.max_batch);
+    const int k = os_model_classes(s->model);
+    const size_t nk = (size_t)n * k;
+    memset(s->logits, 0, nk * sizeof *s->logits);
+    for (int i = 0; i < s->n_layers; i++)
+        if (s->cx.mem[i])
+            memset(s->cx.mem[i], 0,
+                   (size_t)n * layer_size(os_net_layer(s->net, i)) * sizeof(float));
+    s->cx.n = n;
+    os_exec_forward(s->net, s->T, s->backend, &s->cx, os_infer_slot, s->logits, nk);
+    s->runs += (uint64_t)n;
+    if (logits)
+        memcpy(logits, s->logits, nk * sizeof *logits);
+    for (int j = 0; j < n; j++)
+        os_softmax(s->logits + (size_t)j * k, k, probs + (size_t)j * k);
 }
 
 void os_session_run(os_session *s, float *probs, float *logits)
 {
-    int k = os_model_classes(s->model);
-    memset(s->logits, 0, (size_t)k * sizeof *s->logits);
-    for (int i = 0; i < s->n_layers; i++)
-        if (s->cx.mem[i])
-            memset(s->cx.mem[i], 0, layer_size(os_net_layer(s->net, i)) * sizeof(float));
-    os_exec_forward(s->net, s->T, s->backend, &s->cx, os_infer_slot, s->logits, (size_t)k);
-    s->runs++;
-    if (logits)
-        memcpy(logits, s->logits, (size_t)k * sizeof *logits);
-    os_softmax(s->logits, k, probs);
+    os_session_run_batch(s, 1, probs, logits);
 }
 
 os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float *probs)

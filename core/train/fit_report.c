@@ -11,7 +11,8 @@
 #include "onespike/session.h"
 #include "score.h"
 
-enum { MAX_IMAGE_BYTES = 64 * 1024 * 1024 };
+/* EVAL_BATCH: images per pass through the network (os_session_run_batch). */
+enum { MAX_IMAGE_BYTES = 64 * 1024 * 1024, EVAL_BATCH = 8 };
 
 /* Scored by os_score (score.h), on the probabilities the server ranks. The tally is in the
  * model's label order; the JSON's rows follow the data's classes (map: class -> label). */
@@ -27,8 +28,9 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
         return st;
     int K = os_model_classes(m), C = os_dataset_classes(ds);
     int *map = malloc((size_t)C * sizeof *map);
-    float *p = malloc((size_t)K * sizeof *p);
-    if (!map || !p) {
+    float *p = malloc((size_t)EVAL_BATCH * K * sizeof *p);
+    int *label = malloc((size_t)EVAL_BATCH * sizeof *label);
+    if (!map || !p || !label) {
         st = os_fail(OS_ENOMEM, "no memory for evaluation");
         goto out;
     }
@@ -45,23 +47,33 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
             goto out;
         }
     }
-    if ((st = os_session_create(m, &(os_session_opts){.dense = dense}, &s)))
+    os_session_opts so = {.dense = dense, .max_batch = EVAL_BATCH};
+    if ((st = os_session_create(m, &so, &s)))
         goto out;
     long failed = 0;
-    for (size_t i = 0; i < n; i++) {
-        const os_sample *smp = os_dataset_sample(ds, idx ? idx[i] : i);
-        void *buf = NULL;
-        size_t len = 0;
-        os_status e = os_read_file(smp->path, MAX_IMAGE_BYTES, &buf, &len);
-        if (!e)
-            e = os_session_classify(s, buf, len, p);
-        free(buf);
-        if (e) {
-            fprintf(stderr, "onespike-train: %s: %s (not counted)\n", smp->path, os_errdetail());
-            failed++;
-            continue;
+    for (size_t i = 0; i < n;) {
+        int loaded = 0;
+        for (; i < n && loaded < EVAL_BATCH; i++) {
+            const os_sample *smp = os_dataset_sample(ds, idx ? idx[i] : i);
+            void *buf = NULL;
+            size_t len = 0;
+            os_status e = os_read_file(smp->path, MAX_IMAGE_BYTES, &buf, &len);
+            if (!e)
+                e = os_session_load_jpeg_at(s, loaded, buf, len);
+            free(buf);
+            if (e) {
+                fprintf(stderr, "onespike-train: %s: %s (not counted)\n", smp->path,
+                        os_errdetail());
+                failed++;
+                continue;
+            }
+            label[loaded++] = map[smp->label];
         }
-        os_score_add(&sc, p, map[smp->label]);
+        if (!loaded)
+            continue;
+        os_session_run_batch(s, loaded, p, NULL);
+        for (int j = 0; j < loaded; j++)
+            os_score_add(&sc, p + (size_t)j * K, label[j]);
     }
     json_t *pc = json_object(), *cm = json_array();
     for (int c = 0; c < C; c++) {
@@ -82,7 +94,7 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
                      "failed", (json_int_t)failed, "per_class", pc, "confusion_labels", labels,
                      "confusion", cm);
 out:
-    free(map), free(p);
+    free(map), free(p), free(label);
     os_score_free(&sc);
     os_session_destroy(s);
     os_model_destroy(m);

@@ -17,6 +17,7 @@
 #include "onespike/status.h"
 
 #define OS_DEFAULT_MAX_PIXELS ((size_t)50 * 1000 * 1000)
+#define OS_SESSION_MAX_BATCH 256
 
 typedef struct {
     int timesteps;        /* 0: the model's own; else run the same weights at this many steps */
@@ -24,6 +25,8 @@ typedef struct {
     bool count_spikes;    /* keep per-layer spike counts (os_session_spikes) */
     bool dense;           /* run every layer with the dense float kernels (the reference path),
                              even where a layer's input is binary spikes */
+    int max_batch;        /* images one os_session_run_batch can take, 1..OS_SESSION_MAX_BATCH;
+                             0: 1. Every buffer is sized for them at creation. */
 } os_session_opts;
 
 typedef struct os_session os_session;
@@ -39,10 +42,22 @@ size_t os_session_input_floats(const os_session *s);
 /* Decode JPEG bytes, resize and normalise them into the input buffer. Errors as image.h. */
 os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len);
 
+/* Batches: image k's input buffer (k < os_session_max_batch; NULL otherwise), and the decoder
+ * writing into it. A failed load leaves the other images' buffers as they were. */
+int os_session_max_batch(const os_session *s);
+float *os_session_input_at(os_session *s, int k);
+os_status os_session_load_jpeg_at(os_session *s, int k, const void *jpeg, size_t len);
+
 /* Run the network on the input buffer for the session's time steps; write the class
  * probabilities (softmax of the logits) to probs and, if logits is not NULL, the logits.
  * Both have os_model_classes() floats. */
 void os_session_run(os_session *s, float *probs, float *logits);
+
+/* Run images 0..n-1 of the input buffers (1 <= n <= os_session_max_batch) layer by layer, all n
+ * through each layer before the next, so a layer's weights are read while they are in cache
+ * for every image. Each image's answer is exactly the one os_session_run gives it alone (the
+ * same kernels, the same order of sums). probs (and logits if not NULL): n * classes. */
+void os_session_run_batch(os_session *s, int n, float *probs, float *logits);
 
 /* load_jpeg + run. */
 os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float *probs);

@@ -9,7 +9,8 @@
 #include "cli.h"
 #include "onespike/session.h"
 
-enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024 };
+/* CLASSIFY_BATCH: images per pass through the network (os_session_run_batch). */
+enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024, CLASSIFY_BATCH = 8 };
 
 static const char help[] =
     "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense] IMAGE...\n"
@@ -48,10 +49,8 @@ static void print_result(const os_model *m, const char *path, const float *p, co
     json_decref(o);
 }
 
-static void print_error(const char *path, os_status st, bool json)
+static void print_error(const char *path, const char *msg, bool json)
 {
-    const char *d = os_errdetail();
-    const char *msg = *d ? d : os_strerror(st);
     if (!json) {
         fprintf(stderr, "%s: %s: %s\n", CLI_PROG, path, msg);
         return;
@@ -114,35 +113,53 @@ int cmd_classify(int argc, char **argv)
         cli_report("cannot load model", st);
         return CLI_FAIL;
     }
-    os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense};
+    os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense,
+                          .max_batch = CLASSIFY_BATCH};
     if ((st = os_session_create(m, &so, &s))) {
         cli_report("cannot create a session", st);
         rc = CLI_FAIL;
         goto out;
     }
     int n = os_model_classes(m), k = top_k < n ? (int)top_k : n;
-    p = malloc((size_t)n * sizeof *p);
+    p = malloc((size_t)CLASSIFY_BATCH * n * sizeof *p);
     idx = malloc((size_t)n * sizeof *idx);
     if (!p || !idx) {
         cli_report("classify", os_fail(OS_ENOMEM, "no memory"));
         rc = CLI_FAIL;
         goto out;
     }
-    for (int i = optind; i < argc; i++) {
-        void *buf = NULL;
-        size_t len = 0;
-        os_errclear();
-        st = os_read_file(argv[i], MAX_IMAGE_BYTES, &buf, &len);
-        if (!st)
-            st = os_session_classify(s, buf, len, p);
-        free(buf);
-        if (st) {
-            print_error(argv[i], st, json);
-            rc = CLI_FAIL;
-            continue;
+    /* Images go through the network a batch at a time; answers and errors are printed in the
+     * order the images were given. */
+    for (int first = optind; first < argc;) {
+        int arg[CLASSIFY_BATCH * 2], slot[CLASSIFY_BATCH * 2], n_args = 0, loaded = 0;
+        char err[CLASSIFY_BATCH * 2][256];
+        for (; first < argc && loaded < CLASSIFY_BATCH && n_args < CLASSIFY_BATCH * 2; first++) {
+            void *buf = NULL;
+            size_t len = 0;
+            os_errclear();
+            st = os_read_file(argv[first], MAX_IMAGE_BYTES, &buf, &len);
+            if (!st)
+                st = os_session_load_jpeg_at(s, loaded, buf, len);
+            free(buf);
+            arg[n_args] = first;
+            slot[n_args] = st ? -1 : loaded++;
+            if (st)
+                snprintf(err[n_args], sizeof err[n_args], "%s",
+                         *os_errdetail() ? os_errdetail() : os_strerror(st));
+            n_args++;
         }
-        os_topk(p, n, k, idx);
-        print_result(m, argv[i], p, idx, k, json);
+        if (loaded)
+            os_session_run_batch(s, loaded, p, NULL);
+        for (int a = 0; a < n_args; a++) {
+            if (slot[a] < 0) {
+                print_error(argv[arg[a]], err[a], json);
+                rc = CLI_FAIL;
+                continue;
+            }
+            const float *pa = p + (size_t)slot[a] * n;
+            os_topk(pa, n, k, idx);
+            print_result(m, argv[arg[a]], pa, idx, k, json);
+        }
     }
 out:
     free(idx);
