@@ -23,6 +23,8 @@ enum {
     OPT_DRAIN_MS,
     OPT_CONN_TIMEOUT,
     OPT_MAX_CONNS,
+    OPT_MAX_BATCH,
+    OPT_BATCH_DELAY,
     OPT_LOG_LEVEL,
     OPT_TOKEN_FILE,
     OPT_PROBE,
@@ -50,6 +52,8 @@ static const opt_def opt_defs[] = {
     {"drain-ms", "ONESPIKE_DRAIN_MS", OPT_DRAIN_MS, true},
     {"conn-timeout", "ONESPIKE_CONN_TIMEOUT", OPT_CONN_TIMEOUT, true},
     {"max-conns", "ONESPIKE_MAX_CONNS", OPT_MAX_CONNS, true},
+    {"max-batch", "ONESPIKE_MAX_BATCH", OPT_MAX_BATCH, true},
+    {"batch-delay-us", "ONESPIKE_BATCH_DELAY_US", OPT_BATCH_DELAY, true},
     {"log-level", "ONESPIKE_LOG_LEVEL", OPT_LOG_LEVEL, true},
     {"token-file", "ONESPIKE_TOKEN_FILE", OPT_TOKEN_FILE, true},
     {"probe", NULL, OPT_PROBE, true},
@@ -93,6 +97,12 @@ void srv_config_print_help(FILE *f)
         "                      (default %d); env ONESPIKE_CONN_TIMEOUT\n"
         "  --max-conns N       concurrent connections (default %d)\n"
         "                      env ONESPIKE_MAX_CONNS\n"
+        "  --max-batch N       classify requests of one model that a worker runs through\n"
+        "                      the network together when they are queued (default %d;\n"
+        "                      1: never); env ONESPIKE_MAX_BATCH\n"
+        "  --batch-delay-us US how long a worker waits for a batch to fill (default %ld:\n"
+        "                      it never waits, so a lone request is never delayed)\n"
+        "                      env ONESPIKE_BATCH_DELAY_US\n"
         "  --log-level L       debug, info, warn or error (default info)\n"
         "                      env ONESPIKE_LOG_LEVEL\n"
         "  --token-file FILE   require 'Authorization: Bearer <token>' (the file's first\n"
@@ -109,7 +119,7 @@ void srv_config_print_help(FILE *f)
         SRV_MAX_MODELS, SRV_DEFAULT_LISTEN, SRV_DEFAULT_PORT, cores > 0 ? cores : 1,
         SRV_DEFAULT_QUEUE, SRV_DEFAULT_MAX_BODY >> 20, SRV_DEFAULT_MAX_PIXELS,
         SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_DRAIN_MS, SRV_DEFAULT_CONN_TIMEOUT_S,
-        SRV_DEFAULT_MAX_CONNS);
+        SRV_DEFAULT_MAX_CONNS, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US);
 }
 
 #if defined(__GNUC__)
@@ -277,6 +287,17 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
             return bad_value(o->flag, where, "\"%s\": expected 1..%d", v, SRV_MAX_CONNS_LIMIT);
         cfg->max_conns = (int)l;
         return true;
+    case OPT_MAX_BATCH:
+        if (!os_parse_long(v, 1, SRV_MAX_BATCH, &l))
+            return bad_value(o->flag, where, "\"%s\": expected 1..%d", v, SRV_MAX_BATCH);
+        cfg->max_batch = (int)l;
+        return true;
+    case OPT_BATCH_DELAY:
+        if (!os_parse_long(v, 0, SRV_MAX_BATCH_DELAY_US, &l))
+            return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v,
+                             SRV_MAX_BATCH_DELAY_US);
+        cfg->batch_delay_us = l;
+        return true;
     case OPT_LOG_LEVEL: {
         int lv = srv_log_level_parse(v);
         if (lv < 0)
@@ -305,6 +326,8 @@ static void set_defaults(srv_config *cfg)
     cfg->drain_ms = SRV_DEFAULT_DRAIN_MS;
     cfg->conn_timeout_s = SRV_DEFAULT_CONN_TIMEOUT_S;
     cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
+    cfg->max_batch = SRV_DEFAULT_MAX_BATCH;
+    cfg->batch_delay_us = SRV_DEFAULT_BATCH_DELAY_US;
     cfg->log_level = SRV_LOG_INFO;
 }
 

@@ -32,6 +32,8 @@
 #define SRV_DEFAULT_DRAIN_MS       10000
 #define SRV_DEFAULT_CONN_TIMEOUT_S 30
 #define SRV_DEFAULT_MAX_CONNS      256
+#define SRV_DEFAULT_MAX_BATCH      8
+#define SRV_DEFAULT_BATCH_DELAY_US 0
 
 /* Ranges accepted for the numeric settings. */
 #define SRV_MAX_WORKERS     256
@@ -39,6 +41,8 @@
 #define SRV_MAX_BODY_LIMIT  ((size_t)1 << 30)
 #define SRV_MAX_MS          (24L * 3600 * 1000)
 #define SRV_MAX_CONNS_LIMIT 16384
+#define SRV_MAX_BATCH       64
+#define SRV_MAX_BATCH_DELAY_US 10000000L
 #define SRV_MAX_PIXELS_LIMIT (1L << 40)
 
 typedef struct {
@@ -59,6 +63,8 @@ typedef struct {
     long drain_ms;      /* SIGTERM: time given to queued and running requests */
     int conn_timeout_s; /* idle or slow connections are closed after this */
     int max_conns;      /* concurrent connections */
+    int max_batch;      /* classify requests of one model a worker runs together */
+    long batch_delay_us; /* how long a worker waits for a batch to fill (0: never) */
     srv_log_level log_level;
     char token_file[SRV_PATH_MAX]; /* "" when no bearer token is required */
     char probe_url[SRV_PATH_MAX];  /* --probe: check this URL and exit */

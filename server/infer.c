@@ -39,14 +39,14 @@ static bool past_deadline(srv_request *r, const char *stage)
     return true;
 }
 
-/* Decode one image into the session's input; on failure set the reply. what names the image in
- * messages ("body", "field \"image\"", "inputs[0].data[1]"). */
-static bool load_image(srv_request *r, os_session *sess, const void *img, size_t len,
+/* Decode one image into input k of the session; on failure set the reply. what names the image
+ * in messages ("body", "field \"image\"", "inputs[0].data[1]"). */
+static bool load_image(srv_request *r, os_session *sess, int k, const void *img, size_t len,
                        const char *what)
 {
     uint64_t t0 = os_clock_ns();
     os_errclear();
-    os_status st = os_session_load_jpeg(sess, img, len);
+    os_status st = os_session_load_jpeg_at(sess, k, img, len);
     double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
     r->decode_ms += secs * 1e3;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_DECODE, r->model, secs);
@@ -66,13 +66,16 @@ static bool load_image(srv_request *r, os_session *sess, const void *img, size_t
     return false;
 }
 
-static void run_network(srv_request *r, os_session *sess, float *probs)
+/* Run images 0..n-1 of the session; the compute time is every request's of the batch. */
+static void run_network(srv_request *const *rs, int n_req, os_session *sess, int n, float *probs)
 {
     uint64_t t0 = os_clock_ns();
-    os_session_run(sess, probs, NULL);
+    os_session_run_batch(sess, n, probs, NULL);
     double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
-    r->compute_ms += secs * 1e3;
-    srv_metrics_observe(r->srv->metrics, SRV_HIST_COMPUTE, r->model, secs);
+    for (int j = 0; j < n_req; j++) {
+        rs[j]->compute_ms += secs * 1e3;
+        srv_metrics_observe(rs[j]->srv->metrics, SRV_HIST_COMPUTE, rs[j]->model, secs);
+    }
 }
 
 static json_t *timing(const srv_request *r)
@@ -82,13 +85,10 @@ static json_t *timing(const srv_request *r)
                      (double)(os_clock_ns() - r->t_start_ns) / NS_PER_MS);
 }
 
-static void run_classify(srv_worker *w, srv_request *r)
+/* A classify request's image into input k; false with the reply set if it has none or it does
+ * not decode, or if the deadline passed. */
+static bool classify_load(srv_request *r, os_session *sess, int k)
 {
-    const srv_server *s = r->srv;
-    const os_model *m = s->models[r->model];
-    os_session *sess = srv_worker_session(w, r->model);
-    float *probs = srv_worker_probs(w);
-    int *idx = srv_worker_index(w);
     const unsigned char *img = r->body;
     size_t len = r->body_len;
     const char *what = "body";
@@ -97,17 +97,22 @@ static void run_classify(srv_worker *w, srv_request *r)
         if (!srv_multipart_find(r->body, r->body_len, r->boundary, SRV_CLASSIFY_FIELD, &img, &len,
                                 err, sizeof err)) {
             srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s", err);
-            return;
+            return false;
         }
         what = "field \"" SRV_CLASSIFY_FIELD "\"";
     }
-    if (!load_image(r, sess, img, len, what) || past_deadline(r, "before computing"))
-        return;
-    run_network(r, sess, probs);
+    return load_image(r, sess, k, img, len, what) && !past_deadline(r, "before computing");
+}
+
+/* The answer from the class probabilities computed for the request's image. */
+static void classify_answer(srv_worker *w, srv_request *r, const float *probs)
+{
     if (past_deadline(r, "while computing"))
         return;
-    int k = os_model_classes(m);
-    os_topk(probs, k, r->top_k, idx);
+    const srv_server *s = r->srv;
+    const os_model *m = s->models[r->model];
+    int *idx = srv_worker_index(w);
+    os_topk(probs, os_model_classes(m), r->top_k, idx);
     json_t *preds = json_array();
     for (int j = 0; j < r->top_k; j++)
         json_array_append_new(preds,
@@ -117,6 +122,26 @@ static void run_classify(srv_worker *w, srv_request *r)
                    json_pack("{s:s, s:s, s:s, s:o, s:o}", "model_name", s->names[r->model],
                              "model_version", os_model_version(m), "id", r->id, "predictions",
                              preds, "timing_ms", timing(r)));
+}
+
+/* n classify requests of one model through the network together: each is loaded, checked and
+ * answered on its own (a bad image or a passed deadline is that request's error only), and the
+ * images that loaded run as one batch. */
+static void run_classify_batch(srv_worker *w, srv_request *const *rs, int n)
+{
+    os_session *sess = srv_worker_session(w, rs[0]->model);
+    float *probs = srv_worker_probs(w);
+    const int k = os_model_classes(rs[0]->srv->models[rs[0]->model]);
+    srv_request *ok[SRV_MAX_BATCH];
+    int loaded = 0;
+    for (int j = 0; j < n; j++)
+        if (classify_load(rs[j], sess, loaded))
+            ok[loaded++] = rs[j];
+    if (!loaded)
+        return;
+    run_network(ok, loaded, sess, loaded, probs);
+    for (int j = 0; j < loaded; j++)
+        classify_answer(w, ok[j], probs + (size_t)j * k);
 }
 
 static void run_infer(srv_worker *w, srv_request *r)
@@ -144,32 +169,40 @@ static void run_infer(srv_worker *w, srv_request *r)
         srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "out of memory");
         goto out;
     }
-    for (int i = 0; i < rq.batch; i++) {
-        snprintf(what, sizeof what, "inputs[0].data[%d]", i);
-        if (rq.kind == SRV_OIP_BYTES) {
-            const char *text;
-            size_t tlen, jlen = 0, bad = 0;
-            srv_oip_bytes_item(&rq, i, &text, &tlen);
-            /* The body has been parsed into `root`, so its buffer is free to hold the decoded
-             * JPEG; it is always large enough (decoded bytes <= 3/4 of the base64 text). */
-            if ((tlen / 4 + 1) * 3 > r->body_expected) {
-                srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "%s: no room to decode", what);
-                goto out;
+    /* The request's images go through the network os_session_max_batch at a time. */
+    const int mb = os_session_max_batch(sess);
+    for (int i0 = 0; i0 < rq.batch; i0 += mb) {
+        const int nb = rq.batch - i0 < mb ? rq.batch - i0 : mb;
+        for (int j = 0; j < nb; j++) {
+            const int i = i0 + j;
+            snprintf(what, sizeof what, "inputs[0].data[%d]", i);
+            if (rq.kind == SRV_OIP_BYTES) {
+                const char *text;
+                size_t tlen, jlen = 0, bad = 0;
+                srv_oip_bytes_item(&rq, i, &text, &tlen);
+                /* The body has been parsed into `root`, so its buffer is free to hold the
+                 * decoded JPEG; it is always large enough (decoded bytes <= 3/4 of the base64
+                 * text). */
+                if ((tlen / 4 + 1) * 3 > r->body_expected) {
+                    srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "%s: no room to decode",
+                                    what);
+                    goto out;
+                }
+                if (!srv_b64_decode(text, tlen, r->body, &jlen, &bad)) {
+                    srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                                    "%s: invalid base64 at offset %zu of %zu", what, bad, tlen);
+                    goto out;
+                }
+                if (!load_image(r, sess, j, r->body, jlen, what))
+                    goto out;
+            } else {
+                srv_oip_fp32_item(&rq, i, os_session_input_at(sess, j));
             }
-            if (!srv_b64_decode(text, tlen, r->body, &jlen, &bad)) {
-                srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
-                                "%s: invalid base64 at offset %zu of %zu", what, bad, tlen);
-                goto out;
-            }
-            if (!load_image(r, sess, r->body, jlen, what))
-                goto out;
-        } else {
-            srv_oip_fp32_item(&rq, i, os_session_input(sess));
         }
         if (past_deadline(r, "before computing"))
             goto out;
-        run_network(r, sess, probs);
-        for (int j = 0; j < k; j++)
+        run_network(&r, 1, sess, nb, probs);
+        for (int j = 0; j < nb * k; j++)
             json_array_append_new(out, json_real((double)probs[j]));
     }
     if (past_deadline(r, "while computing"))
@@ -193,11 +226,29 @@ void srv_infer_run(srv_worker *w, srv_job *job)
     srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
     if (!past_deadline(r, "in the queue")) {
         if (r->route == SRV_ROUTE_CLASSIFY)
-            run_classify(w, r);
+            run_classify_batch(w, &r, 1);
         else
             run_infer(w, r);
     }
     r->complete(r);
+}
+
+void srv_infer_run_batch(srv_worker *w, srv_job **jobs, int n)
+{
+    srv_request *rs[SRV_MAX_BATCH], *live[SRV_MAX_BATCH];
+    int n_live = 0;
+    const uint64_t t0 = os_clock_ns();
+    for (int j = 0; j < n; j++) {
+        srv_request *r = rs[j] = request_of(jobs[j]);
+        r->queue_ms = (double)(t0 - jobs[j]->enqueued_ns) / NS_PER_MS;
+        srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
+        if (!past_deadline(r, "in the queue"))
+            live[n_live++] = r;
+    }
+    if (n_live)
+        run_classify_batch(w, live, n_live);
+    for (int j = 0; j < n; j++)
+        rs[j]->complete(rs[j]);
 }
 
 void srv_infer_cancel(srv_job *job)

@@ -16,6 +16,8 @@
 
 /* srv_job callbacks; the job must be the `job` member of a srv_request. */
 void srv_infer_run(srv_worker *w, srv_job *job);
+/* n (<= SRV_MAX_BATCH) classify jobs of one model: run together, answered one by one. */
+void srv_infer_run_batch(srv_worker *w, srv_job **jobs, int n);
 void srv_infer_cancel(srv_job *job); /* answers 503: the server shut down first */
 
 #endif

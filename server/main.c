@@ -234,7 +234,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < s->n_models; i++)
         versions[i] = os_model_version(s->models[i]);
     os_status st = srv_metrics_create(s->names, versions, s->n_models, &s->metrics);
-    srv_pool_opts po = {.workers = cfg.workers, .queue = cfg.queue, .max_pixels = cfg.max_pixels};
+    srv_pool_opts po = {.workers = cfg.workers, .queue = cfg.queue, .max_pixels = cfg.max_pixels,
+                        .max_batch = cfg.max_batch, .batch_delay_us = cfg.batch_delay_us};
     if (!st)
         st = srv_pool_create(s->models, s->n_models, &po, &s->pool);
     if (!st)

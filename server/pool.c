@@ -1,8 +1,10 @@
 /* pool.c - worker threads around a bounded ring of jobs (see pool.h). */
 #include "pool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "onespike/clock.h"
 
@@ -14,17 +16,55 @@ struct srv_worker {
     os_session **sessions; /* one per model */
     float *probs;
     int *index;
+    srv_job **batch; /* the jobs being run: max_batch */
 };
 
 struct srv_pool {
     pthread_mutex_t mu;
-    pthread_cond_t nonempty;
+    pthread_cond_t nonempty; /* on the monotonic clock */
     srv_job **ring;
     int cap, head, count, busy;
     bool closed, joined;
     int n_workers, n_models;
+    int max_batch;
+    long batch_delay_us;
     srv_worker *workers;
 };
+
+static srv_job *pop(srv_pool *p)
+{
+    srv_job *job = p->ring[p->head];
+    p->head = (p->head + 1) % p->cap;
+    p->count--;
+    return job;
+}
+
+/* With the lock held and batch[0] taken: take the jobs at the head with its key, waiting up to
+ * the batch delay for the batch to fill. Returns the batch's size. */
+static int gather(srv_pool *p, srv_job **batch)
+{
+    const int key = batch[0]->batch_key;
+    int n = 1;
+    if (key < 0 || p->max_batch < 2)
+        return n;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += (p->batch_delay_us % 1000000) * 1000;
+    until.tv_sec += p->batch_delay_us / 1000000 + until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    for (;;) {
+        while (n < p->max_batch && p->count > 0 && p->ring[p->head]->batch_key == key)
+            batch[n++] = pop(p);
+        if (n == p->max_batch || p->batch_delay_us <= 0 || p->closed ||
+            (p->count > 0 && p->ring[p->head]->batch_key != key))
+            return n;
+        if (pthread_cond_timedwait(&p->nonempty, &p->mu, &until) == ETIMEDOUT) {
+            while (n < p->max_batch && p->count > 0 && p->ring[p->head]->batch_key == key)
+                batch[n++] = pop(p);
+            return n;
+        }
+    }
+}
 
 static void *worker_main(void *arg)
 {
@@ -36,12 +76,16 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&p->nonempty, &p->mu);
         if (p->count == 0)
             break; /* closed and nothing left */
-        srv_job *job = p->ring[p->head];
-        p->head = (p->head + 1) % p->cap;
-        p->count--;
+        w->batch[0] = pop(p);
+        int n = gather(p, w->batch);
+        if (p->count > 0) /* what this batch left (another model's job) is another worker's */
+            pthread_cond_signal(&p->nonempty);
         p->busy++;
         pthread_mutex_unlock(&p->mu);
-        job->run(w, job);
+        if (n == 1)
+            w->batch[0]->run(w, w->batch[0]);
+        else
+            w->batch[0]->run_batch(w, w->batch, n);
         pthread_mutex_lock(&p->mu);
         p->busy--;
     }
@@ -58,8 +102,14 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
     if (!p)
         return os_fail(OS_ENOMEM, "no memory for the worker pool");
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->nonempty, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the batch delay must not jump */
+    pthread_cond_init(&p->nonempty, &ca);
+    pthread_condattr_destroy(&ca);
     p->cap = o->queue, p->n_workers = o->workers, p->n_models = n_models;
+    p->max_batch = o->max_batch > 1 ? o->max_batch : 1;
+    p->batch_delay_us = o->batch_delay_us;
     p->ring = calloc((size_t)p->cap, sizeof *p->ring);
     p->workers = calloc((size_t)p->n_workers, sizeof *p->workers);
     if (!p->ring || !p->workers) {
@@ -70,14 +120,15 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
     for (int m = 0; m < n_models; m++)
         if (os_model_classes(models[m]) > classes)
             classes = os_model_classes(models[m]);
-    os_session_opts so = {.max_pixels = o->max_pixels};
+    os_session_opts so = {.max_pixels = o->max_pixels, .max_batch = p->max_batch};
     for (int i = 0; i < p->n_workers; i++) {
         srv_worker *w = &p->workers[i];
         w->pool = p, w->id = i;
         w->sessions = calloc((size_t)n_models, sizeof *w->sessions);
-        w->probs = calloc((size_t)classes, sizeof *w->probs);
+        w->probs = calloc((size_t)classes * p->max_batch, sizeof *w->probs);
         w->index = calloc((size_t)classes, sizeof *w->index);
-        if (!w->sessions || !w->probs || !w->index) {
+        w->batch = calloc((size_t)p->max_batch, sizeof *w->batch);
+        if (!w->sessions || !w->probs || !w->index || !w->batch) {
             st = os_fail(OS_ENOMEM, "no memory for worker %d", i);
             goto out;
         }
@@ -148,9 +199,7 @@ void srv_pool_shutdown(srv_pool *p)
     /* Take the queued jobs out under the lock, cancel them outside it: cancel answers a
      * request, which must not happen while holding the pool's lock. */
     while (p->count > 0) {
-        srv_job *job = p->ring[p->head];
-        p->head = (p->head + 1) % p->cap;
-        p->count--;
+        srv_job *job = pop(p);
         pthread_mutex_unlock(&p->mu);
         job->cancel(job);
         pthread_mutex_lock(&p->mu);
@@ -178,6 +227,7 @@ void srv_pool_destroy(srv_pool *p)
         free(w->sessions);
         free(w->probs);
         free(w->index);
+        free(w->batch);
     }
     free(p->workers);
     free(p->ring);

@@ -24,6 +24,10 @@ typedef struct srv_job srv_job;
 struct srv_job {
     void (*run)(srv_worker *w, srv_job *job); /* on a worker thread */
     void (*cancel)(srv_job *job);             /* pool closed with the job still queued */
+    /* Jobs with the same batch_key >= 0 may run together: run_batch(w, jobs, n), 2 <= n, in
+     * queue order, instead of run for each. -1: always alone. */
+    int batch_key;
+    void (*run_batch)(srv_worker *w, srv_job **jobs, int n);
     uint64_t enqueued_ns;                     /* set by srv_pool_submit (monotonic) */
 };
 
@@ -31,6 +35,8 @@ typedef struct {
     int workers;
     int queue;         /* capacity of the queue */
     size_t max_pixels; /* passed to every session */
+    int max_batch;     /* jobs one batch may hold (1: no batching); sessions are sized for it */
+    long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
 } srv_pool_opts;
 
 /* Create the sessions (workers x models) and start the threads. models are borrowed and must
@@ -57,7 +63,7 @@ void srv_pool_destroy(srv_pool *p);
 
 /* What a worker offers a running job; borrowed, valid during run. */
 os_session *srv_worker_session(srv_worker *w, int model);
-float *srv_worker_probs(srv_worker *w); /* room for the largest model's classes */
+float *srv_worker_probs(srv_worker *w); /* room for max_batch x the largest model's classes */
 int *srv_worker_index(srv_worker *w);   /* same length, for os_topk */
 int srv_worker_id(const srv_worker *w);
 

@@ -338,5 +338,8 @@ bool srv_routes_finish(srv_server *s, srv_request *r)
     }
     r->job.run = srv_infer_run;
     r->job.cancel = srv_infer_cancel;
+    /* One image per classify request: those of one model can share a pass (pool.h). */
+    r->job.batch_key = r->route == SRV_ROUTE_CLASSIFY ? r->model : -1;
+    r->job.run_batch = srv_infer_run_batch;
     return true;
 }

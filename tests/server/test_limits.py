@@ -67,6 +67,7 @@ def main():
     slow_client(env, s, fast)
     drain(env, s, slow, jpeg)
     drain_timeout(env, s, slow, jpeg)
+    dynamic_batching(env, s, fast)
     env.cleanup()
     return s.done()
 
@@ -261,8 +262,10 @@ def drain(env, s, slow, jpeg):
 
 
 def drain_timeout(env, s, slow, jpeg):
+    # --max-batch 1: batched, the four would all be running when SIGTERM comes, none queued.
     srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
-                       "--drain-ms", "100"] + NO_DEADLINE, name="draintimeout")
+                       "--drain-ms", "100", "--max-batch", "1"] + NO_DEADLINE,
+                 name="draintimeout")
     try:
         threads, out = concurrent(srv, 4, jpeg)
         s.check("drain timeout: 4 requests in flight",
@@ -277,6 +280,54 @@ def drain_timeout(env, s, slow, jpeg):
         t0 = time.time()
         rc = srv.stop(timeout=120, signal_it=False)  # SIGTERM was sent above
         s.check("drain timeout: exit 0 promptly", rc == 0 and time.time() - t0 < 30, rc)
+    finally:
+        srv.kill()
+
+
+def dynamic_batching(env, s, fast):
+    """Classify requests of one model queued together run as one batch, and each gets exactly
+    the answer it gets alone. A long --batch-delay-us makes the batch deterministic: the worker
+    that takes the first request waits for the others (released together), and starts as soon as
+    --max-batch of them are there, not when the delay ends."""
+    imgs = [env.read_fixture(f) for f in ("ucm_beach00.jpg", "ucm_airplane00.jpg",
+                                          "ucm_harbor10.jpg", "ucm_beach00.jpg")]
+    alone = Server(env, ["--model", f"m={fast}", "--workers", "1", "--max-batch", "1"],
+                   name="batch1")
+    try:
+        want = [alone.classify(img, top_k=3)[2]["predictions"] for img in imgs]
+    finally:
+        alone.kill()
+    srv = Server(env, ["--model", f"m={fast}", "--workers", "1", "--max-batch", "4",
+                       "--batch-delay-us", "5000000"] + NO_DEADLINE, name="batch4")
+    try:
+        out = [None] * 4
+        barrier = threading.Barrier(4)
+
+        def one(i):
+            try:
+                barrier.wait(timeout=60)
+                out[i] = srv.classify(imgs[i], top_k=3)
+            except Exception as e:  # reported by the checks below
+                out[i] = (0, {}, {"exception": repr(e)})
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        t0 = time.time()
+        for t in threads:
+            t.start()
+        join(threads)
+        took = time.time() - t0
+        s.check("batching: every request of the batch answered 200",
+                all(o and o[0] == 200 for o in out), out)
+        s.check("batching: each answer is the one it gets alone",
+                all(o[0] == 200 and o[2]["predictions"] == want[i] for i, o in enumerate(out)),
+                (out, want))
+        computes = {o[2]["timing_ms"]["compute"] for o in out if o[0] == 200}
+        s.check("batching: the four ran in one pass (one compute time)", len(computes) == 1,
+                computes)
+        s.check("batching: a full batch starts without waiting out the delay", took < 4.5, took)
+        st, _, doc = srv.classify(imgs[0], top_k=3)
+        s.check("batching: a lone request is answered too (after the delay)",
+                st == 200 and doc["predictions"] == want[0], (st, doc))
     finally:
         srv.kill()
 
