@@ -229,8 +229,8 @@ static void event_index(void *ctx, int i, const os_layer *L, const os_exec_io *i
     const size_t size = layer_size(L), hw = (size_t)L->h * L->w;
     for (int j = 0; j < c->n; j++)
         c->active[(size_t)i * c->max_batch + j] =
-            os_spike_index(out_at(L, io->y, j), L->c, L->h * L->w, c->sidx[i] + j * size,
-                           c->scnt[i] + j * hw);
+            os_spike_kernels_index(c->kernels, out_at(L, io->y, j), L->c, L->h * L->w,
+                                   c->sidx[i] + j * size, c->scnt[i] + j * hw);
 }
 
 const os_backend os_backend_event = {

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -243,6 +244,55 @@ SPIKE_DIRECT(4)
 SPIKE_DIRECT(2)
 SPIKE_DIRECT(1)
 
+/* lut[m]: the positions of the set bits of m, in order (the rest 0): the lane permutation that
+ * packs the channels that fired to the front of a group of 8. Filled once. */
+static uint8_t pack_lut[256][8];
+static pthread_once_t pack_lut_once = PTHREAD_ONCE_INIT;
+
+static void pack_lut_fill(void)
+{
+    for (int m = 0; m < 256; m++)
+        for (int b = 0, n = 0; b < 8; b++)
+            if (m >> b & 1)
+                pack_lut[m][n++] = (uint8_t)b;
+}
+
+/* os_spike_index, 8 channels at a time: compare, move the mask out, and store the channel
+ * numbers that fired packed to the front with one permutation (no branch per channel). Each
+ * store writes 8 slots from the current end of the list; the list never runs past its
+ * position's c slots, because a group starting at channel ch leaves at most ch entries before
+ * it. */
+__attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, int hw,
+                                                         uint16_t *idx, uint16_t *cnt)
+{
+    size_t total = 0;
+    const __m256 zero = _mm256_setzero_ps();
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * (size_t)c;
+        uint16_t *ip = idx + (size_t)p * (size_t)c;
+        int n = 0, ch = 0;
+        for (; ch + 8 <= c; ch += 8) {
+            const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(xp + ch), zero,
+                                                           _CMP_NEQ_UQ));
+            const __m256i lanes = _mm256_add_epi32(
+                _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])),
+                _mm256_set1_epi32(ch));
+            /* 8 x int32 -> 8 x uint16 in the low half: pack, then join the two 64-bit halves */
+            const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes),
+                                                            0x08);
+            _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
+            n += __builtin_popcount((unsigned)m);
+        }
+        for (; ch < c; ch++) { /* the tail, as the scalar loop */
+            ip[n] = (uint16_t)ch;
+            n += xp[ch] != 0.0f;
+        }
+        cnt[p] = (uint16_t)n;
+        total += (size_t)n;
+    }
+    return total;
+}
+
 #endif
 
 /* A block kernel sums the rows into n = 8, 16, 32 or 64 output channels (in [0..3] by width);
@@ -252,16 +302,20 @@ typedef void (*block_fn)(const float *w0, const uint32_t *rows, int nrows, const
 typedef void (*direct_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
                           const float *, const float *, float *);
 
+typedef size_t (*index_fn)(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
+
 struct os_spike_kernels {
     os_isa isa;
+    index_fn index;
     block_fn block[4];   /* NULL: the generic loop */
     direct_fn direct[4]; /* NULL: build the row list and use the blocks */
 };
 
-static const os_spike_kernels kernels_scalar = {OS_ISA_SCALAR, {NULL}, {NULL}};
+static const os_spike_kernels kernels_scalar = {OS_ISA_SCALAR, os_spike_index, {NULL}, {NULL}};
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
     OS_ISA_AVX2,
+    index_avx2,
     {block_avx2_1, block_avx2_2, block_avx2_4, block_avx2_8},
     {direct_avx2_1, direct_avx2_2, direct_avx2_4, direct_avx2_8},
 };
@@ -274,7 +328,9 @@ const os_spike_kernels *os_spike_kernels_for(os_isa isa)
     switch (isa) {
     case OS_ISA_SCALAR: return &kernels_scalar;
 #ifdef SPIKE_AVX2
-    case OS_ISA_AVX2: return &kernels_avx2;
+    case OS_ISA_AVX2:
+        pthread_once(&pack_lut_once, pack_lut_fill);
+        return &kernels_avx2;
 #endif
     default: return NULL;
     }
@@ -283,6 +339,13 @@ const os_spike_kernels *os_spike_kernels_for(os_isa isa)
 os_isa os_spike_kernels_isa(const os_spike_kernels *k)
 {
     return k->isa;
+}
+
+size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, int hw,
+                              uint16_t *idx, uint16_t *cnt)
+{
+    assert(c >= 0 && c <= OS_SPIKE_MAX_CHANNELS);
+    return k->index(x, c, hw, idx, cnt);
 }
 
 /* Accumulate out channels [c0, c0 + n) of one output position; returns the count done (the

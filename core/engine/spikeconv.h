@@ -75,6 +75,11 @@ typedef struct os_spike_kernels os_spike_kernels;
 const os_spike_kernels *os_spike_kernels_for(os_isa isa);
 os_isa os_spike_kernels_isa(const os_spike_kernels *k);
 
+/* os_spike_index with kernels k: the same lists (channels that fired, ascending), the same
+ * counts. */
+size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, int hw,
+                              uint16_t *idx, uint16_t *cnt);
+
 /* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
  * (os_spike_index) and weights laid out as os_spike_plan_weights, with kernels k. b may be

@@ -57,6 +57,53 @@ static void test_index(void **state)
         assert_int_equal(idx[8 + k], k);
 }
 
+/* Each instruction set's index kernel gives the scalar reference's lists and counts exactly:
+ * channel counts with and without a tail of fewer than 8, firing from none to all, and
+ * non-zero values other than 1 (a max pool of spikes is 0/1, but the index must not care). */
+static void index_matches_scalar(os_isa isa)
+{
+    const os_spike_kernels *kern = os_spike_kernels_for(isa);
+    if (!kern) {
+        print_message("skipped: this CPU or build has no %s kernels\n", os_isa_name(isa));
+        skip();
+    }
+    const int channels[] = {1, 5, 8, 13, 32, 64, 100, 256};
+    const float rates[] = {0.0f, 0.1f, 0.25f, 0.5f, 1.0f};
+    enum { HW = 37 };
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++)
+        for (size_t r = 0; r < sizeof rates / sizeof *rates; r++) {
+            const int c = channels[a];
+            const size_t n = (size_t)c * HW;
+            float *x = malloc(n * sizeof *x);
+            uint16_t *want = malloc(n * 2), *got = malloc(n * 2), wc[HW], gc[HW];
+            fill_spikes(x, n, 7000 + (uint32_t)(a * 11 + r), rates[r]);
+            for (size_t i = 0; i < n; i += 7)
+                x[i] *= 2.5f;
+            const size_t tw = os_spike_index(x, c, HW, want, wc);
+            const size_t tg = os_spike_kernels_index(kern, x, c, HW, got, gc);
+            assert_int_equal(tg, tw);
+            for (int p = 0; p < HW; p++) {
+                assert_int_equal(gc[p], wc[p]);
+                if (memcmp(got + (size_t)p * c, want + (size_t)p * c, wc[p] * sizeof *got))
+                    fail_msg("%s: c %d rate %.2f position %d: lists differ", os_isa_name(isa),
+                             c, rates[r], p);
+            }
+            free(x), free(want), free(got);
+        }
+}
+
+static void test_index_scalar(void **state)
+{
+    (void)state;
+    index_matches_scalar(OS_ISA_SCALAR);
+}
+
+static void test_index_avx2(void **state)
+{
+    (void)state;
+    index_matches_scalar(OS_ISA_AVX2);
+}
+
 /* Every kernel (direct for 8/16/32/64 outputs; blocks of 64, 32, 16, 8 and the generic tail
  * otherwise) and the window shapes of VGG/ResNet:
  * the event-driven sum equals the naive double-precision convolution to float rounding. */
@@ -376,6 +423,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index),
+        cmocka_unit_test(test_index_scalar),
+        cmocka_unit_test(test_index_avx2),
         cmocka_unit_test(test_conv_matches_naive_scalar),
         cmocka_unit_test(test_conv_matches_naive_avx2),
         cmocka_unit_test(test_hwc_kernels),
