@@ -7,6 +7,9 @@
  *       logits (N x classes float32) of a T = 1 run on exactly those tensors, once per path:
  *       OUTDIR/onespike.logits.f32 (dense = false, the default) and
  *       OUTDIR/onespike-dense.logits.f32 (dense = true, the reference float kernels).
+ *       The JSON line on stdout carries the default path's spike counts over all the images, per
+ *       LIF layer in file order ("spikes": [[spikes, neurons], ...]), which bench/accumulates.py
+ *       checks its own count of the engine's work against.
  *
  *   engine_tensors time MODEL INPUT.f32 [--threads N] [--batch B] [--iters N] [--warmup N]
  *                       [--timesteps T] [--dense]
@@ -74,11 +77,14 @@ static int write_floats(const char *dir, const char *name, const float *x, size_
     return 0;
 }
 
-/* Logits of every tensor in `in` (n images of `per` floats) through one session. */
+#define MAX_LIF 256
+
+/* Logits of every tensor in `in` (n images of `per` floats) through one session; the spike
+ * counts of its LIF layers into spikes[2 * k], spikes[2 * k + 1] (spikes, neurons), *n_lif. */
 static os_status run_all(const os_model *m, bool dense, const float *in, size_t per, int n,
-                         float *logits, float *probs)
+                         float *logits, float *probs, uint64_t *spikes, int *n_lif)
 {
-    os_session_opts o = {.timesteps = DUMP_TIMESTEPS, .dense = dense};
+    os_session_opts o = {.timesteps = DUMP_TIMESTEPS, .dense = dense, .count_spikes = true};
     os_session *s = NULL;
     os_status st = os_session_create(m, &o, &s);
     if (st)
@@ -88,6 +94,10 @@ static os_status run_all(const os_model *m, bool dense, const float *in, size_t 
         memcpy(os_session_input(s), in + (size_t)i * per, per * sizeof *in);
         os_session_run(s, probs, logits + (size_t)i * (size_t)k);
     }
+    for (*n_lif = 0;
+         *n_lif < MAX_LIF && os_session_spikes(s, *n_lif, &spikes[2 * *n_lif], &spikes[2 * *n_lif + 1]);
+         (*n_lif)++)
+        ;
     os_session_destroy(s);
     return OS_OK;
 }
@@ -129,8 +139,10 @@ static int cmd_dump(const os_model *m, const char *dir, int n, char **images)
         bool dense;
         const char *file;
     } paths[] = {{false, "onespike.logits.f32"}, {true, "onespike-dense.logits.f32"}};
-    for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
-        if ((st = run_all(m, paths[p].dense, in, per, n, logits, probs))) {
+    static uint64_t spikes[2 * MAX_LIF];
+    int n_lif = 0;
+    for (size_t p = sizeof paths / sizeof *paths; p-- > 0;) { /* the default path's counts last */
+        if ((st = run_all(m, paths[p].dense, in, per, n, logits, probs, spikes, &n_lif))) {
             rc = fail("session", st);
             goto out;
         }
@@ -138,8 +150,14 @@ static int cmd_dump(const os_model *m, const char *dir, int n, char **images)
             goto out;
     }
     printf("{\"images\":%d,\"channels\":%d,\"height\":%d,\"width\":%d,\"classes\":%d,"
-           "\"timesteps\":%d,\"openblas_core\":\"%s\"}\n",
-           n, c, h, w, k, DUMP_TIMESTEPS, openblas_get_corename());
+           "\"timesteps\":%d,\"openblas_core\":\"%s\",\"backend\":\"%s\",\"isa\":\"%s\","
+           "\"spikes\":[",
+           n, c, h, w, k, DUMP_TIMESTEPS, openblas_get_corename(), os_session_backend(s),
+           os_session_isa(s));
+    for (int l = 0; l < n_lif; l++)
+        printf("%s[%llu,%llu]", l ? "," : "", (unsigned long long)spikes[2 * l],
+               (unsigned long long)spikes[2 * l + 1]);
+    printf("]}\n");
     rc = 0;
 out:
     free(jpeg);

@@ -11,6 +11,10 @@ RUNDIR holds what run.sh collected in this run (nothing here is a stored number)
   serve.txt      bench/serve_bench.sh output (last line: JSON summary)
   train.txt      bench/train_bench.sh output if it ran (last line: JSON summary)
   images.txt     the agreement images
+  quant.json, quant.txt, int8.json, int8.fused.txt   ORT int8 (bench/quant_agree.py,
+                 bench/quantize_onnx.py's ranges, the ops ORT ran it as)
+  acc.json       bench/accumulates.py (work per image on the default path)
+  ceiling.jsonl  bench/ceiling (the sweep and the network's layers)
 Prints the summary (ratios and targets met/missed) on stdout. Standard library only.
 """
 import argparse
@@ -22,8 +26,10 @@ import platform
 import sys
 
 # The issue's targets (onespike = the default path, dense = false).
-LATENCY_FLOOR = 1.0   # onespike batch-1 latency / ORT's must be <= this
+LATENCY_FLOOR = 1.0   # onespike batch-1 latency / ORT int8's must be <= this
 LATENCY_AIM = 0.5     # ... and the aim
+LATENCY_FP32 = 0.4    # onespike batch-1 latency / ORT fp32's
+THROUGHPUT_FLOOR = 1.0  # onespike best 2-thread img/s / ORT int8's best (any batch, threading)
 SERVER_FLOOR = 0.85   # server req/s at 64 connections / engine images/s (2 threads, with decode)
 T_SPEEDUP = 4.0       # latency at T=5 / latency at T=1
 
@@ -74,9 +80,11 @@ class Timings:
     def __init__(self, rows):
         self.rows = rows
 
-    def get(self, engine, threads, batch, path=None, timesteps=1):
+    def get(self, engine, threads, batch, path=None, timesteps=1, sessions=1):
         for r in self.rows:
             if r["engine"] != engine or r["threads"] != threads or r["batch"] != batch:
+                continue
+            if r.get("sessions", 1) != sessions:
                 continue
             if engine == "onespike" and (r["path"] != path or r["timesteps"] != timesteps):
                 continue
@@ -84,12 +92,15 @@ class Timings:
         return None
 
 
-ENGINES = [  # (key, label, engine field, onespike path)
-    ("onespike", "onespike (default path)", "onespike", "default"),
-    ("onespike-dense", "onespike (dense=true)", "onespike", "dense"),
-    ("ort", "ONNX Runtime (CPU EP)", "ort", None),
-    ("torch-eager", "PyTorch eager", "torch-eager", None),
-    ("torchscript", "TorchScript (trace+freeze)", "torchscript", None),
+ENGINES = [  # (key, label, engine field, onespike path, sessions)
+    ("onespike", "onespike (default path)", "onespike", "default", 1),
+    ("onespike-dense", "onespike (dense=true)", "onespike", "dense", 1),
+    ("ort", "ONNX Runtime fp32 (CPU EP)", "ort", None, 1),
+    ("ort-2s", "ONNX Runtime fp32, 2 sessions x 1 thread", "ort", None, 2),
+    ("ort-int8", "ONNX Runtime int8 (QDQ)", "ort-int8", None, 1),
+    ("ort-int8-2s", "ONNX Runtime int8, 2 sessions x 1 thread", "ort-int8", None, 2),
+    ("torch-eager", "PyTorch eager", "torch-eager", None, 1),
+    ("torchscript", "TorchScript (trace+freeze)", "torchscript", None, 1),
 ]
 
 
@@ -107,6 +118,7 @@ def svg_bars(path, title_l, lat, title_r, thr, note):
     W = 2 * (left + bar_w + value_w) + 20
     H = 44 + max(len(lat), len(thr)) * row_h + 44
     colors = {"onespike": "#1b7837", "onespike-dense": "#7fbf7b", "ort": "#2166ac",
+              "ort-2s": "#4393c3", "ort-int8": "#542788", "ort-int8-2s": "#8073ac",
               "torch-eager": "#d6604d", "torchscript": "#f4a582"}
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'font-family="sans-serif" font-size="12">' % (W, H),
@@ -136,6 +148,20 @@ def svg_bars(path, title_l, lat, title_r, thr, note):
         f.write("\n".join(out) + "\n")
 
 
+def _load(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _read(path):
+    if not os.path.exists(path):
+        return ""
+    with open(path) as f:
+        return f.read().rstrip()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
@@ -162,8 +188,8 @@ def main():
     say = md.append
 
     def row_for(key, threads, batch, timesteps=1):
-        _, _, eng, path = next(e for e in ENGINES if e[0] == key)
-        return T.get(eng, threads, batch, path, timesteps)
+        _, _, eng, path, sessions = next(e for e in ENGINES if e[0] == key)
+        return T.get(eng, threads, batch, path, timesteps, sessions)
 
     versions = {}
     for r in T.rows:
@@ -175,7 +201,7 @@ def main():
     lat_tab = ["| engine | median ms | p90 ms | calls | onespike / engine (median) |",
                "|---|---:|---:|---:|---:|"]
     lat_svg = []
-    for key, label, _, _ in ENGINES:
+    for key, label, _, _, _ in ENGINES:
         r = row_for(key, 1, 1)
         if not r:
             continue
@@ -190,7 +216,7 @@ def main():
                "|---|---:|---:|---:|---:|"]
     thr_svg = []
     os_b1, os_b8 = row_for("onespike", 2, 1), row_for("onespike", 2, 8)
-    for key, label, _, _ in ENGINES:
+    for key, label, _, _, _ in ENGINES:
         b1, b8 = row_for(key, 2, 1), row_for(key, 2, 8)
         if not b1 and not b8:
             continue
@@ -236,18 +262,35 @@ def main():
         r = row_for(key, 1, 1)
         return r["median_ms"] if r else None
 
+    def ips(key, batch):
+        r = row_for(key, 2, batch)
+        return r["images_per_s"] if r else None
+
+    def best_ips(*keys):
+        v = [x for k in keys for x in (ips(k, 1), ips(k, 8)) if x]
+        return max(v) if v else None
+
     r_ort = ratio(med("onespike"), med("ort"))
+    r_int8 = ratio(med("onespike"), med("ort-int8"))
+    r_thr_int8 = ratio(best_ips("onespike"), best_ips("ort-int8", "ort-int8-2s"))
     r_eager = ratio(med("onespike"), med("torch-eager"))
     r_ts = ratio(med("onespike"), med("torchscript"))
     summary = [
-        ("latency onespike / ORT (batch 1, 1 thread, median)", r_ort),
-        ("latency onespike dense / ORT", ratio(med("onespike-dense"), med("ort"))),
+        ("latency onespike / ORT int8 (batch 1, 1 thread, median)", r_int8),
+        ("latency onespike / ORT fp32 (batch 1, 1 thread, median)", r_ort),
+        ("latency onespike dense / ORT fp32", ratio(med("onespike-dense"), med("ort"))),
         ("latency onespike / PyTorch eager", r_eager),
         ("latency onespike / TorchScript", r_ts),
-        ("throughput onespike / ORT (2 threads, batch 1)",
-         ratio(*(x["images_per_s"] if x else None for x in (os_b1, row_for("ort", 2, 1))))),
-        ("throughput onespike / ORT (2 threads, batch 8)",
-         ratio(*(x["images_per_s"] if x else None for x in (os_b8, row_for("ort", 2, 8))))),
+        ("throughput onespike / ORT int8 (2 threads, best of each, any batch/threading)",
+         r_thr_int8),
+        ("throughput onespike / ORT int8 2 sessions (2 threads, batch 1)",
+         ratio(ips("onespike", 1), ips("ort-int8-2s", 1))),
+        ("throughput onespike / ORT int8 2 sessions (2 threads, batch 8)",
+         ratio(ips("onespike", 8), ips("ort-int8-2s", 8))),
+        ("throughput onespike / ORT fp32 (2 threads, batch 1)", ratio(ips("onespike", 1), ips("ort", 1))),
+        ("throughput onespike / ORT fp32 (2 threads, batch 8)", ratio(ips("onespike", 8), ips("ort", 8))),
+        ("throughput onespike / ORT fp32 2 sessions (2 threads, batch 8)",
+         ratio(ips("onespike", 8), ips("ort-2s", 8))),
         ("throughput onespike / PyTorch eager (2 threads, batch 8)",
          ratio(*(x["images_per_s"] if x else None for x in (os_b8, row_for("torch-eager", 2, 8))))),
         ("throughput onespike / TorchScript (2 threads, batch 8)",
@@ -263,10 +306,16 @@ def main():
                 "n/a" if value is None else ("met" if ok(value) else "MISSED"))
 
     targets = [
-        target("onespike batch-1 latency <= ORT (floor: ratio <= %.2f)" % LATENCY_FLOOR, r_ort,
-               lambda v: v <= LATENCY_FLOOR),
-        target("onespike batch-1 latency <= %.1fx ORT (aim)" % LATENCY_AIM, r_ort,
+        target("onespike batch-1 latency <= ORT int8 (floor: ratio <= %.2f)" % LATENCY_FLOOR,
+               r_int8, lambda v: v <= LATENCY_FLOOR),
+        target("onespike batch-1 latency <= %.1fx ORT int8 (aim)" % LATENCY_AIM, r_int8,
                lambda v: v <= LATENCY_AIM),
+        target("onespike batch-1 latency <= %.1fx ORT fp32" % LATENCY_FP32, r_ort,
+               lambda v: v <= LATENCY_FP32),
+        target("onespike 2-thread img/s >= ORT int8's best (floor)", r_thr_int8,
+               lambda v: v >= THROUGHPUT_FLOOR),
+        target("onespike 2-thread img/s >= 2x ORT int8's best (aim)", r_thr_int8,
+               lambda v: v >= 2 * THROUGHPUT_FLOOR),
         target("onespike below PyTorch eager (ratio < 1)", r_eager, lambda v: v < 1),
         target("onespike below TorchScript (ratio < 1)", r_ts, lambda v: v < 1),
         target("server at 64 conns >= %.2fx engine img/s" % SERVER_FLOOR, srv.get("64"),
@@ -294,14 +343,67 @@ def main():
                 targets.append(target("training %s >= %.2fx PyTorch" % (label, tgt), v,
                                       lambda x, t=tgt: x >= t))
 
+    # ---- ORT int8: answers changed and accuracy
+    quant = _load(os.path.join(D, "quant.json"))
+    quant_txt = _read(os.path.join(D, "quant.txt"))
+    int8 = _load(os.path.join(D, "int8.json"))
+    fused = _read(os.path.join(D, "int8.fused.txt"))
+    int8_lines = []
+    if quant:
+        for q in quant["sets"]:
+            t = q["top1"]
+            int8_lines.append(
+                "ORT int8 on %d images (%s): %s answers of ORT fp32 changed (%s of onespike dense); "
+                "top-1 int8 %.2f %%, ORT fp32 %.2f %%, onespike %.2f %%" % (
+                    q["images"], q["set"], q.get("changed_vs_ort", "-"),
+                    q.get("changed_vs_onespike-dense", "-"), 100 * t.get("ort-int8", float("nan")),
+                    100 * t.get("ort", float("nan")), 100 * t.get("onespike", float("nan"))))
+
+    # ---- the limit: work per image, achieved rate, the kernels' ceiling
+    acc = _load(os.path.join(D, "acc.json"))
+    ceil = read_json_lines(os.path.join(D, "ceiling.jsonl")) if os.path.exists(
+        os.path.join(D, "ceiling.jsonl")) else []
+    sweep = [c for c in ceil if c["kind"] == "sweep"]
+    cmodel = next((c for c in ceil if c["kind"] == "model"), None)
+    limit_lines = []
+    if acc and os_lat:
+        t_ms = os_lat["median_ms"]
+        achieved = acc["accumulates"] / (t_ms * 1e-3) * 1e-9
+        limit_lines.append("work per image (default path, %d images): %.2f M event-driven "
+                           "accumulates (dense: %.1f M MACs) + %.2f M dense MACs (stem, head)"
+                           % (acc["images"], acc["accumulates"] / 1e6,
+                              acc["event_convs_dense_macs"] / 1e6, acc["dense_macs"] / 1e6))
+        limit_lines.append("achieved: %.2f G accumulates/s (all of the %.3f ms batch-1 latency "
+                           "charged to them)" % (achieved, t_ms))
+        if cmodel:
+            limit_lines.append(
+                "ceiling for these layers (bench/ceiling, the network's shapes in sequence): "
+                "%.2f G/s, %.3f ms per image: the engine takes %.2fx that"
+                % (cmodel["gacc_per_s"], cmodel["us"] / 1e3, t_ms / (cmodel["us"] / 1e3)))
+        if sweep:
+            pk = max(sweep, key=lambda c: c["gacc_per_s"])
+            limit_lines.append("peak of the kernel shape (sweep): %.2f G/s (%s, %s, %d B of "
+                               "weights); from 11 MiB of weights: %s G/s"
+                               % (pk["gacc_per_s"], pk["name"], pk["kernel"], pk["weight_bytes"],
+                                  "/".join("%.2f" % c["gacc_per_s"] for c in sweep
+                                           if c["name"].startswith("11MiB"))))
+
     # ---- stdout summary
     print("\n== " + agree_line)
+    for ln in int8_lines:
+        print("== " + ln)
+    if fused:
+        print("== " + fused)
+    if limit_lines:
+        print("\n== the limit ==")
+        for ln in limit_lines:
+            print("  " + ln)
     print("\n== summary (ratios measured in this run) ==")
     for name, v in summary:
-        print("  %-58s %s" % (name, fmt(v)))
+        print("  %-76s %s" % (name, fmt(v)))
     print("\n== targets ==")
     for name, v, verdict in targets:
-        print("  %-58s %6s  %s" % (name, v, verdict))
+        print("  %-60s %6s  %s" % (name, v, verdict))
 
     # ---- Markdown
     today = datetime.date.today().isoformat()
@@ -313,8 +415,9 @@ def main():
         "load.\n")
     say("## Machine\n")
     say("- CPU: %s, %d cores (%s)" % (mach["cpu"], mach["cores"], mach["flags"] or "no AVX flags"))
-    say("- OpenBLAS core: %s (single-threaded inside onespike; one session per thread)"
-        % mach["openblas_core"])
+    say("- onespike default path: %s kernels, instruction set %s; OpenBLAS core: %s "
+        "(single-threaded inside onespike; one session per thread)"
+        % (dump.get("backend", "?"), dump.get("isa", "?"), mach["openblas_core"]))
     say("- kernel %s; load average before %s, after %s (other processes on the machine share "
         "the cores)" % (mach["kernel"], mach["load_before"], mach["load_after"]))
     try:
@@ -343,11 +446,48 @@ def main():
     say("\n| target | value | |\n|---|---:|---|")
     for name, v, verdict in targets:
         say("| %s | %s | %s |" % (name, v, verdict))
+    for ln in int8_lines:
+        say("\n" + ln + ".")
+    if limit_lines:
+        say("\nThe limit: " + "; ".join(limit_lines) + ".")
     say("\n![latency and throughput](%s)\n" % os.path.basename(a.svg))
     say("## Agreement\n")
     say("Same input tensors; reference: onespike with dense=true. A near-threshold membrane value "
         "can flip a spike under another summation order; disagreements are counted, not hidden.\n")
     say("```\n%s\n```\n" % agree_txt)
+    if quant_txt:
+        say("## ORT int8: the QDQ graph against fp32\n")
+        say("`bench/quantize_onnx.py`: int8 weights with one scale per output channel; the spike "
+            "inputs of every conv after the first as uint8 (exact, they are 0/1); each such conv's "
+            "output quantized with one per-tensor range, the min/max over %s calibration images "
+            "(round robin over the classes from each class's lowest-numbered image; none of the "
+            "agreement images); the first conv, the adds, the spikes and the linear head in "
+            "fp32. %s. Answers changed (argmax) and top-1 accuracy against the folder labels:\n"
+            % (int8["calibration_images"] if int8 else "?", fused or "ORT's fused graph not read"))
+        say("```\n%s\n```\n" % quant_txt)
+    if limit_lines:
+        say("## The limit: work per image and the kernels' ceiling\n")
+        say("Accumulates: for each event-driven conv, the weight rows of out_c floats its output "
+            "positions add (one per tap inside the image and active input), counted exactly from "
+            "the spike maps on the agreement images (`bench/accumulates.py`; its spike counts are "
+            "checked against the engine's own). `bench/ceiling` runs core/engine/spikeconv.c's "
+            "AVX2 kernels in the same code shape (direct kernel for out_c <= 64, row list + "
+            "64-channel blocks above) on synthetic random spikes: a sweep of shapes and weight "
+            "sizes, and the network's own layers in sequence with their measured rows per "
+            "position, single-threaded, best of several runs.\n")
+        say("\n".join("- " + ln for ln in limit_lines) + "\n")
+        say("| ceiling run | kernel | out_c | in_c | taps | weights KiB | rows/position | G acc/s |")
+        say("|---|---|---:|---:|---:|---:|---:|---:|")
+        for c in ceil:
+            if c["kind"] == "model":
+                continue
+            say("| %s %s | %s | %d | %d | %d | %.0f | %.1f | %.2f |" % (
+                c["kind"], c["name"], c["kernel"], c["out_c"], c["in_c"], c["taps"],
+                c["weight_bytes"] / 1024, c["rows_per_position"], c["gacc_per_s"]))
+        if cmodel:
+            say("| **network, layers in sequence** | | | | | %.0f | | **%.2f** |"
+                % (cmodel["weight_bytes"] / 1024, cmodel["gacc_per_s"]))
+        say("")
     say("## Latency: batch 1, 1 thread\n")
     say("Each call runs one image; median and p90 over the timed calls after warm-up. onespike: "
         "copy the tensor into the session input + `os_session_run`; ORT: `session.run` "
@@ -356,7 +496,9 @@ def main():
     say("## Throughput: 2 threads\n")
     say("onespike: two threads, one session each (as the server's workers); batch 8 means each "
         "call runs 8 images **in sequence** (onespike has no batched kernel). ORT and PyTorch: one "
-        "caller, 2 intra-op threads; batch 8 is one [8, C, H, W] tensor.\n")
+        "caller, 2 intra-op threads; batch 8 is one [8, C, H, W] tensor. ORT \"2 sessions x 1 "
+        "thread\": two independent sessions on two worker threads, started together, images/s "
+        "over both (the way onespike-serve runs two workers).\n")
     say("\n".join(thr_tab) + "\n")
     say("## Time steps: T = 5 vs T = 1\n")
     say("Same weights run for 5 steps (`os_session_opts.timesteps = 5`), batch 1, 1 thread.\n")

@@ -12,11 +12,16 @@
 # BENCH_MODEL (models/ucm-msresnet18-t1.safetensors), BENCH_DATA (../shared/data/ucmerced),
 # BENCH_KEEP=1 keeps the run folder (input tensors, ONNX file, logits, raw JSON) and names it.
 #
+# BENCH_INT8_ALL=0 skips ORT int8's agreement on every image of BENCH_DATA (on the 50 it runs).
+#
 # Steps: install missing peers (apt: python3-onnx python3-torch nodejs npm wrk; npm:
 # onnxruntime-node into ./node_modules with --ignore-scripts), build a release build, decode 50
 # UC Merced JPEGs with onespike's preprocessing into one float32 file, export the model to ONNX
-# in a temporary folder, check that all engines agree (exit 1 if not), time them, run the
-# service and training benchmarks, summarise.
+# in a temporary folder, check that all engines agree (exit 1 if not); export the int8 QDQ graph
+# calibrated on 100 other images (bench/quantize_onnx.py) and count the answers it changes on the
+# 50 and on every image; count the default path's work per image (bench/accumulates.py) and
+# measure its kernels' ceiling (bench/ceiling); time the engines (ORT fp32 and int8 also as two
+# independent 1-thread sessions), run the service and training benchmarks, summarise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0 TRAIN=1 SERVE=1
@@ -87,7 +92,7 @@ json() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]
 SHAPE="$(json "$W/dump.json" channels),$(json "$W/dump.json" height),$(json "$W/dump.json" width)"
 CLASSES=$(json "$W/dump.json" classes)
 echo "== inputs: ${#IMAGES[@]} UC Merced images, tensors $SHAPE, $CLASSES classes"
-echo "== machine: $(nproc) cores, OpenBLAS $(json "$W/dump.json" openblas_core), load $LOAD_BEFORE"
+echo "== machine: $(nproc) cores, OpenBLAS $(json "$W/dump.json" openblas_core), load $LOAD_BEFORE; onespike default path: $(json "$W/dump.json" backend) kernels, $(json "$W/dump.json" isa)"
 
 # ---- export + agreement -------------------------------------------------------------------
 $PY bench/export_onnx.py "$MODEL" "$W/model.onnx"
@@ -101,6 +106,63 @@ if ! $PY bench/agree.py "$W" --classes "$CLASSES" --json "$W/agree.json" | tee "
     exit 1
 fi
 
+# ---- ORT int8: calibration on 100 images (round robin over the classes from each class's
+# lowest-numbered image, so none of the 50 above), QDQ export, answers changed --------------
+$PY - "$DATA" >"$W/all.txt" <<'PY'
+import os, sys
+root = sys.argv[1]
+for c in sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))):
+    for f in sorted(f for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(".jpg")):
+        print(os.path.join(root, c, f))
+PY
+$PY - "$W/all.txt" 100 >"$W/calib.txt" <<'PY'
+import collections, os, sys
+by = collections.defaultdict(list)
+for p in open(sys.argv[1]).read().split("\n"):
+    if p:
+        by[os.path.basename(os.path.dirname(p))].append(p)
+out, k, n = [], 0, int(sys.argv[2])
+while len(out) < n and k < max(len(v) for v in by.values()):
+    out += [by[c][k] for c in sorted(by) if k < len(by[c])][:n - len(out)]
+    k += 1
+print("\n".join(out))
+PY
+mapfile -t CALIB <"$W/calib.txt"
+mkdir -p "$W/calib" "$W/all"
+"$E" dump "$MODEL" "$W/calib" "${CALIB[@]}" >/dev/null
+$PY bench/quantize_onnx.py "$MODEL" "$W/calib/input.f32" "$W/model.int8.onnx" --json "$W/int8.json"
+node bench/peers/ort_bench.js "$W/model.int8.onnx" "$W/input.f32" --shape "$SHAPE" --configs none \
+    --logits "$W/ort-int8.logits.f32" --save-optimized "$W/model.int8.ort.onnx" 2>/dev/null
+$PY - "$W/model.int8.ort.onnx" <<'PY' | tee "$W/int8.fused.txt"
+import collections, sys
+import onnx
+c = collections.Counter(n.op_type for n in onnx.load(sys.argv[1]).graph.node)
+print("ORT runs the int8 graph as: %s" % ", ".join(
+    "%d %s" % (c[k], k) for k in ("QLinearConv", "ConvInteger", "Conv", "QuantizeLinear",
+                                  "DequantizeLinear", "Gemm") if c[k]))
+PY
+QSETS=(--set agreement "$W" "$W/images.txt")
+if [ "${BENCH_INT8_ALL:-1}" != 0 ]; then
+    mapfile -t ALL <"$W/all.txt"
+    echo "== ORT int8 vs fp32 on all ${#ALL[@]} images of $DATA (BENCH_INT8_ALL=0 skips this)"
+    "$E" dump "$MODEL" "$W/all" "${ALL[@]}" >/dev/null
+    for m in ort:model ort-int8:model.int8; do
+        node bench/peers/ort_bench.js "$W/${m#*:}.onnx" "$W/all/input.f32" --shape "$SHAPE" \
+            --configs none --logits "$W/all/${m%%:*}.logits.f32"
+    done
+    QSETS+=(--set all "$W/all" "$W/all.txt")
+fi
+LABELS=$($PY -c "import sys; sys.path.insert(0, 'bench/peers'); import onespike_file; print(','.join(onespike_file.load(sys.argv[1])['labels']))" "$MODEL")
+echo "== ORT int8 (QDQ, calibrated on ${#CALIB[@]} images): answers changed, top-1"
+$PY bench/quant_agree.py "${QSETS[@]}" --labels "$LABELS" --json "$W/quant.json" | tee "$W/quant.txt"
+rm -rf "${W:?}/all" "${W:?}/calib" # 200 MB of tensors
+
+# ---- the limit: work per image on the default path, and the kernels' ceiling ----------------
+echo "== work per image and the kernels' ceiling (bench/accumulates.py, bench/ceiling)"
+$PY bench/accumulates.py "$MODEL" "$W/input.f32" --dump "$W/dump.json" --json "$W/acc.json" \
+    --layers "$W/layers.txt"
+{ "$B/bench/ceiling" && "$B/bench/ceiling" --layers "$W/layers.txt"; } >"$W/ceiling.jsonl"
+
 # ---- timings --------------------------------------------------------------------------------
 echo "== timings ($ITERS timed calls per configuration after $WARMUP warm-up calls)"
 TJ=$W/timings.jsonl
@@ -112,8 +174,11 @@ for path in "" --dense; do
             --iters "$ITERS" --warmup "$WARMUP" $path | tee -a "$TJ"
     done
 done
-node bench/peers/ort_bench.js "$W/model.onnx" "$W/input.f32" --shape "$SHAPE" \
-    --configs 1:1,2:1,2:8 --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+for m in ort:model ort-int8:model.int8; do # 2x1: two independent sessions of 1 thread
+    node bench/peers/ort_bench.js "$W/${m#*:}.onnx" "$W/input.f32" --shape "$SHAPE" \
+        --engine "${m%%:*}" --configs 1:1,2:1,2:8,2x1:1,2x1:8 --iters "$ITERS" --warmup "$WARMUP" |
+        tee -a "$TJ"
+done
 $PY bench/peers/torch_bench.py "$MODEL" "$W/input.f32" --configs 1:1,2:1,2:8 \
     --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
 
