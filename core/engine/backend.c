@@ -83,7 +83,10 @@ static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_infer_ctx *c = ctx;
     const size_t n = (size_t)c->n * layer_size(L); /* elementwise: the batch is one array */
-    os_lif_step(c->mem[i], io->x, n, L->threshold, L->leak, io->y);
+    if (io->step == 0) /* the membrane starts at 0: nothing to read, nothing to clear */
+        os_lif_first(c->T > 1 ? c->mem[i] : NULL, io->x, n, L->threshold, io->y);
+    else
+        os_lif_step(c->mem[i], io->x, n, L->threshold, L->leak, io->y);
     if (c->count_spikes) {
         uint64_t k = 0;
         for (size_t j = 0; j < n; j++)

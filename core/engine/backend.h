@@ -24,10 +24,11 @@
 typedef struct {
     const os_net *net;
     int n;                 /* images in this pass */
+    int T;                 /* time steps of a pass */
     int in_c, in_h, in_w;  /* the input's shape */
     float *input;          /* the input images, planar */
     float **out;           /* per layer: its output (a folded bn aliases its conv's) */
-    float **mem;           /* per layer: a LIF layer's membrane, else NULL */
+    float **mem;           /* per layer: a LIF layer's membrane, else NULL (set by its step 0) */
     float *col;            /* im2col scratch, the largest any conv needs */
     bool count_spikes;
     uint64_t *spikes;      /* per layer: spikes a LIF layer emitted, when counting */

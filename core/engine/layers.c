@@ -230,6 +230,18 @@ void os_linear(const float *x, int in, int out, const float *w, const float *b, 
     cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 1.0f, y, 1);
 }
 
+void os_lif_first(float *restrict u, const float *restrict in, size_t n, float threshold,
+                  float *restrict spike)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float v = in[i] + 0.0f; /* leak * 0 + in, to the bit (-0 becomes +0 there too) */
+        const float s = (float)isgreater(v, threshold);
+        spike[i] = s;
+        if (u)
+            u[i] = v - threshold * s;
+    }
+}
+
 void os_lif_step(float *restrict u, const float *restrict in, size_t n, float threshold,
                  float leak, float *restrict spike)
 {

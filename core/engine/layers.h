@@ -75,6 +75,12 @@ void os_linear(const float *x, int in, int out, const float *w, const float *b, 
 void os_lif_step(float *restrict u, const float *restrict in, size_t n, float threshold,
                  float leak, float *restrict spike);
 
+/* os_lif_step's first step, from a zero membrane that is never read: the same spikes, bit for
+ * bit; u (the membrane after the step, for the next one) is written only if not NULL, so a
+ * one-step network neither clears nor stores membranes. */
+void os_lif_first(float *restrict u, const float *restrict in, size_t n, float threshold,
+                  float *restrict spike);
+
 /* Numerically stable softmax of n values; p may alias x. */
 void os_softmax(const float *x, int n, float *p);
 

@@ -96,6 +96,7 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     const size_t nb = (size_t)s->cx.max_batch;
     os_infer_ctx *cx = &s->cx;
     cx->net = net;
+    cx->T = s->T;
     cx->count_spikes = o.count_spikes;
     cx->out = calloc((size_t)n, sizeof *cx->out);
     cx->mem = calloc((size_t)n, sizeof *cx->mem);
@@ -245,11 +246,7 @@ void os_session_run_batch(os_session *s, int n, float *probs, float *logits)
     const int k = os_model_classes(s->model);
     const size_t nk = (size_t)n * k;
     memset(s->logits, 0, nk * sizeof *s->logits);
-    for (int i = 0; i < s->n_layers; i++)
-        if (s->cx.mem[i])
-            memset(s->cx.mem[i], 0,
-                   (size_t)n * layer_size(os_net_layer(s->net, i)) * sizeof(float));
-    s->cx.n = n;
+    s->cx.n = n; /* membranes need no clearing: every LIF layer's step 0 starts them */
     os_exec_forward(s->net, s->T, s->backend, &s->cx, os_infer_slot, s->logits, nk);
     s->runs += (uint64_t)n;
     if (logits)
