@@ -23,6 +23,9 @@ enum {
     OPT_DRAIN_MS,
     OPT_CONN_TIMEOUT,
     OPT_MAX_CONNS,
+    OPT_HEADER_TIMEOUT,
+    OPT_BODY_TIMEOUT,
+    OPT_BODY_BUDGET,
     OPT_MAX_BATCH,
     OPT_BATCH_DELAY,
     OPT_LOG_LEVEL,
@@ -52,6 +55,9 @@ static const opt_def opt_defs[] = {
     {"drain-ms", "ONESPIKE_DRAIN_MS", OPT_DRAIN_MS, true},
     {"conn-timeout", "ONESPIKE_CONN_TIMEOUT", OPT_CONN_TIMEOUT, true},
     {"max-conns", "ONESPIKE_MAX_CONNS", OPT_MAX_CONNS, true},
+    {"header-timeout", "ONESPIKE_HEADER_TIMEOUT", OPT_HEADER_TIMEOUT, true},
+    {"body-timeout", "ONESPIKE_BODY_TIMEOUT", OPT_BODY_TIMEOUT, true},
+    {"body-budget", "ONESPIKE_BODY_BUDGET", OPT_BODY_BUDGET, true},
     {"max-batch", "ONESPIKE_MAX_BATCH", OPT_MAX_BATCH, true},
     {"batch-delay-us", "ONESPIKE_BATCH_DELAY_US", OPT_BATCH_DELAY, true},
     {"log-level", "ONESPIKE_LOG_LEVEL", OPT_LOG_LEVEL, true},
@@ -86,17 +92,27 @@ void srv_config_print_help(FILE *f)
         "  --queue N           requests waiting for a worker (default %d); when full: 503\n"
         "                      with Retry-After; env ONESPIKE_QUEUE\n"
         "  --max-body BYTES    request body limit, K/M/G suffixes (default %zuM); over it:\n"
-        "                      413 before the body is read; env ONESPIKE_MAX_BODY\n"
+        "                      413 (before reading when Content-Length says so, else as soon\n"
+        "                      as a chunked body passes it); env ONESPIKE_MAX_BODY\n"
+        "  --body-budget BYTES request bodies held at once, all connections together\n"
+        "                      (default %zuM); bodies are allocated as they arrive; over it:\n"
+        "                      503 with Retry-After; env ONESPIKE_BODY_BUDGET\n"
         "  --max-pixels N      JPEG width*height limit (default %zu); over it: 422,\n"
         "                      checked before decoding; env ONESPIKE_MAX_PIXELS\n"
         "  --deadline-ms MS    answer within this or 504 (default %d)\n"
         "                      env ONESPIKE_DEADLINE_MS\n"
         "  --drain-ms MS       on SIGTERM/SIGINT, time to finish the requests received\n"
         "                      (default %d); env ONESPIKE_DRAIN_MS\n"
-        "  --conn-timeout S    close idle or stalled connections after S seconds\n"
-        "                      (default %d); env ONESPIKE_CONN_TIMEOUT\n"
-        "  --max-conns N       concurrent connections (default %d)\n"
-        "                      env ONESPIKE_MAX_CONNS\n"
+        "  --conn-timeout S    close connections idle for S seconds (default %d)\n"
+        "                      env ONESPIKE_CONN_TIMEOUT\n"
+        "  --header-timeout S  a request head must be complete S seconds after it began,\n"
+        "                      however steadily it trickles (default %d); else the\n"
+        "                      connection is closed; env ONESPIKE_HEADER_TIMEOUT\n"
+        "  --body-timeout S    a body must be complete S seconds after its head (default\n"
+        "                      %d); else 408 and close; env ONESPIKE_BODY_TIMEOUT\n"
+        "  --max-conns N       concurrent connections (default %d); beyond them: 503 with\n"
+        "                      Retry-After at once; %d more are kept for health, readiness\n"
+        "                      and metrics requests; env ONESPIKE_MAX_CONNS\n"
         "  --max-batch N       classify requests of one model that a worker runs through\n"
         "                      the network together when they are queued (default %d;\n"
         "                      1: never); env ONESPIKE_MAX_BATCH\n"
@@ -117,9 +133,11 @@ void srv_config_print_help(FILE *f)
         "/v2/models/NAME/ready, /metrics; POST /v2/models/NAME/infer (OIP JSON),\n"
         "/v2/models/NAME/classify (image/jpeg or multipart/form-data field \"image\", ?top_k=N).\n",
         SRV_MAX_MODELS, SRV_DEFAULT_LISTEN, SRV_DEFAULT_PORT, cores > 0 ? cores : 1,
-        SRV_DEFAULT_QUEUE, SRV_DEFAULT_MAX_BODY >> 20, SRV_DEFAULT_MAX_PIXELS,
-        SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_DRAIN_MS, SRV_DEFAULT_CONN_TIMEOUT_S,
-        SRV_DEFAULT_MAX_CONNS, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US);
+        SRV_DEFAULT_QUEUE, SRV_DEFAULT_MAX_BODY >> 20, SRV_DEFAULT_BODY_BUDGET >> 20,
+        SRV_DEFAULT_MAX_PIXELS, SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_DRAIN_MS,
+        SRV_DEFAULT_CONN_TIMEOUT_S, SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S,
+        SRV_DEFAULT_MAX_CONNS, SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH,
+        (long)SRV_DEFAULT_BATCH_DELAY_US);
 }
 
 #if defined(__GNUC__)
@@ -278,9 +296,19 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
         *(o->id == OPT_DEADLINE_MS ? &cfg->deadline_ms : &cfg->drain_ms) = l;
         return true;
     case OPT_CONN_TIMEOUT:
-        if (!os_parse_long(v, 1, 3600, &l))
-            return bad_value(o->flag, where, "\"%s\": expected seconds 1..3600", v);
-        cfg->conn_timeout_s = (int)l;
+    case OPT_HEADER_TIMEOUT:
+    case OPT_BODY_TIMEOUT:
+        if (!os_parse_long(v, 1, SRV_MAX_TIMEOUT_S, &l))
+            return bad_value(o->flag, where, "\"%s\": expected seconds 1..%d", v,
+                             SRV_MAX_TIMEOUT_S);
+        *(o->id == OPT_CONN_TIMEOUT     ? &cfg->conn_timeout_s
+          : o->id == OPT_HEADER_TIMEOUT ? &cfg->header_timeout_s
+                                        : &cfg->body_timeout_s) = (int)l;
+        return true;
+    case OPT_BODY_BUDGET:
+        if (!parse_size(v, 1, SRV_MAX_BODY_BUDGET, &z))
+            return bad_value(o->flag, where, "\"%s\": expected bytes 1..16G (K/M/G suffixes)", v);
+        cfg->body_budget = z;
         return true;
     case OPT_MAX_CONNS:
         if (!os_parse_long(v, 1, SRV_MAX_CONNS_LIMIT, &l))
@@ -326,6 +354,9 @@ static void set_defaults(srv_config *cfg)
     cfg->drain_ms = SRV_DEFAULT_DRAIN_MS;
     cfg->conn_timeout_s = SRV_DEFAULT_CONN_TIMEOUT_S;
     cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
+    cfg->header_timeout_s = SRV_DEFAULT_HEADER_TIMEOUT_S;
+    cfg->body_timeout_s = SRV_DEFAULT_BODY_TIMEOUT_S;
+    cfg->body_budget = SRV_DEFAULT_BODY_BUDGET;
     cfg->max_batch = SRV_DEFAULT_MAX_BATCH;
     cfg->batch_delay_us = SRV_DEFAULT_BATCH_DELAY_US;
     cfg->log_level = SRV_LOG_INFO;
@@ -383,6 +414,13 @@ srv_config_result srv_config_parse(int argc, char **argv, srv_config *cfg)
         for (size_t i = 0; i < N_OPTS; i++)
             if (opt_defs[i].id == ch && !apply(cfg, &opt_defs[i], optarg, NULL))
                 return SRV_CONFIG_USAGE;
+    }
+    if (cfg->body_budget < cfg->max_body) {
+        fprintf(stderr,
+                "%s: --body-budget %zu is below --max-body %zu: no body of the largest size "
+                "could ever be received\n(see '%s --help')\n",
+                SRV_PROG, cfg->body_budget, cfg->max_body, SRV_PROG);
+        return SRV_CONFIG_USAGE;
     }
     if (!cfg->probe_url[0] && cfg->n_models == 0) {
         fprintf(stderr,

@@ -34,6 +34,10 @@
 #define SRV_DEFAULT_MAX_CONNS      256
 #define SRV_DEFAULT_MAX_BATCH      8
 #define SRV_DEFAULT_BATCH_DELAY_US 0
+/* nginx's client_header_timeout is 60 s; heads are small */
+#define SRV_DEFAULT_HEADER_TIMEOUT_S 10
+#define SRV_DEFAULT_BODY_TIMEOUT_S 60   /* 8 MB in 60 s is 140 KB/s, slower than any pipeline */
+#define SRV_DEFAULT_BODY_BUDGET    ((size_t)256 << 20)
 
 /* Ranges accepted for the numeric settings. */
 #define SRV_MAX_WORKERS     256
@@ -44,6 +48,11 @@
 #define SRV_MAX_BATCH       64
 #define SRV_MAX_BATCH_DELAY_US 10000000L
 #define SRV_MAX_PIXELS_LIMIT (1L << 40)
+#define SRV_MAX_TIMEOUT_S    3600
+#define SRV_MAX_BODY_BUDGET  ((size_t)16 << 30)
+/* Connections beyond --max-conns admitted only for GET health, readiness and metrics: an
+ * orchestrator's probes still answer while clients hold every ordinary slot. */
+#define SRV_HEALTH_RESERVE 8
 
 typedef struct {
     char name[SRV_MODEL_NAME_MAX];
@@ -61,7 +70,10 @@ typedef struct {
     size_t max_pixels;  /* JPEG width*height, at most */
     long deadline_ms;   /* a request not answered by then gets 504 */
     long drain_ms;      /* SIGTERM: time given to queued and running requests */
-    int conn_timeout_s; /* idle or slow connections are closed after this */
+    int conn_timeout_s; /* idle connections are closed after this */
+    int header_timeout_s; /* a request head not complete this long after it began: closed */
+    int body_timeout_s;   /* a body not complete this long after its head: 408 */
+    size_t body_budget;   /* bytes of request bodies held at once, all connections together */
     int max_conns;      /* concurrent connections */
     int max_batch;      /* classify requests of one model a worker runs together */
     long batch_delay_us; /* how long a worker waits for a batch to fill (0: never) */

@@ -1,16 +1,20 @@
 /* http.c - libmicrohttpd glue (see http.h). */
+#define _GNU_SOURCE /* accept4, pipe2 */
 #include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,38 +25,104 @@
 #include "request.h"
 #include "routes.h"
 
+#define HTTP_BAD_REQUEST       400
+#define HTTP_TIMEOUT           408
+#define HTTP_TOO_LARGE         413
 #define HTTP_INTERNAL_ERROR    500
 #define HTTP_UNAVAILABLE       503
 #define HTTP_GATEWAY_TIMEOUT   504
 #define HTTP_CLIENT_CLOSED     499 /* nginx's code for "client went away before the answer" */
 #define RETRY_AFTER_MAX_DIGITS 16
 #define MHD_LOG_MAX            512
+#define RAW_ANSWER_MAX         1024
 /* Slots beyond the connection limit: a closing connection's slot may come back just after a
  * new connection's request begins. */
 #define SLOT_MARGIN 16
+/* The door thread's period: how late a deadline or a half-closed client can be noticed. */
+#define TICK_MS 100
+/* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503) closes our side for
+ * writing and then reads and drops what the client still sends for this long, so the client
+ * reads the answer instead of a reset; then the connection is cut. */
+#define LINGER_NS (2000ull * 1000000ull)
+/* Refused connections (over --max-conns + the health reserve) lingering at once, at most;
+ * beyond it a refused connection is closed at once (a reset). */
+#define REFUSED_LINGER_MAX 64
+/* A client seen half-closed (CLOSE-WAIT) on this many consecutive ticks, while we still wait for
+ * its head or body, has lost its slot: it cannot send the rest. Two ticks, so a request that
+ * arrived complete with its FIN is not cut before libmicrohttpd read it. */
+#define CLOSE_WAIT_TICKS 2
+/* The first allocation of a body; it then doubles as bytes arrive, up to the request's limit. */
+#define BODY_FIRST_ALLOC ((size_t)16 << 10)
+#define NS_PER_S         1000000000ull
 
 static const char oom_body[] = "{\"error\":\"out of memory\"}";
-static const char busy_body[] = "{\"error\":\"too many connections\"}";
+#define REFUSED_BODY "{\"error\":\"too many connections (--max-conns): retry later or elsewhere\"}"
 
-typedef struct http_slot {
+/* Where a connection is; the door thread and libmicrohttpd's thread move it with compare and
+ * swap, so exactly one of them acts on a deadline, a half-close or the end of a body. */
+typedef enum {
+    PH_HEAD = 0, /* waiting for (the rest of) a request head */
+    PH_BODY,     /* head seen, body arriving */
+    PH_WORK,     /* body complete: routed, queued, running or being answered */
+    PH_DONE,     /* answered outside libmicrohttpd or cut: drop input, close */
+} conn_phase;
+
+typedef struct http_slot http_slot;
+
+/* One accepted connection (libmicrohttpd's socket context). */
+typedef struct {
+    struct MHD_Connection *mc;
+    int fd;
+    bool used;
+    bool reserved; /* admitted into the health reserve: only health routes are served */
+    bool nul;      /* the request's path or query held %00 (seen while unescaping) */
+    atomic_int phase;
+    _Atomic uint64_t since_ns; /* start of the phase (monotonic) */
+    http_slot *slot;           /* the current request; under conn_mu */
+    int close_wait_ticks;      /* door thread only */
+    uint64_t close_wait_since;
+    bool cut; /* door thread only: shut down for good */
+} http_conn;
+
+struct http_slot {
     srv_request req; /* first: the slot is found from its request */
     struct MHD_Connection *conn;
-    struct http_slot *next_free;
-    bool answered; /* a response has been queued */
-} http_slot;
+    http_conn *cs;
+    http_slot *next_free;
+    atomic_bool answered; /* a response has been queued or sent */
+    bool close_after;     /* answer with Connection: close */
+};
+
+typedef struct {
+    int fd;
+    uint64_t until_ns;
+} refused_conn;
 
 struct srv_http {
     srv_server *srv;
     struct MHD_Daemon *daemon;
     int listen_fd;
     int port;
-    bool quiesced;
+    atomic_bool quiesced;
     http_slot *slots;
     int n_slots;
     http_slot *free_list;
     pthread_mutex_t mu; /* free_list */
     atomic_int active;
-    struct MHD_Response *busy; /* shared answer when no slot is free */
+    /* Connections: a table of n_conns, under conn_mu; open counts the accepted ones. */
+    http_conn *conns;
+    int n_conns;
+    pthread_mutex_t conn_mu;
+    atomic_int open;
+    _Atomic size_t body_bytes; /* allocated for bodies, all requests together */
+    refused_conn refused[REFUSED_LINGER_MAX];
+    int n_refused;
+    pthread_t door;
+    bool door_started;
+    atomic_bool stopping;
+    int wake[2]; /* wakes the door thread to stop */
+    char refused_answer[RAW_ANSWER_MAX];
+    size_t refused_len;
 };
 
 static http_slot *slot_take(srv_http *h)
@@ -68,14 +138,25 @@ static http_slot *slot_take(srv_http *h)
 static void slot_put(srv_http *h, http_slot *s)
 {
     free(s->req.body);
+    atomic_fetch_sub(&h->body_bytes, s->req.body_cap);
     srv_reply_clear(&s->req.reply);
     memset(&s->req, 0, offsetof(srv_request, reply));
     s->conn = NULL;
-    s->answered = false;
+    s->cs = NULL;
+    atomic_store(&s->answered, false);
+    s->close_after = false;
     pthread_mutex_lock(&h->mu);
     s->next_free = h->free_list;
     h->free_list = s;
     pthread_mutex_unlock(&h->mu);
+}
+
+static const char *method_name(srv_method m)
+{
+    return m == SRV_METHOD_GET    ? "GET"
+           : m == SRV_METHOD_HEAD ? "HEAD"
+           : m == SRV_METHOD_POST ? "POST"
+                                  : "other";
 }
 
 static void log_request(const http_slot *slot, int status, double ms)
@@ -89,11 +170,7 @@ static void log_request(const http_slot *slot, int status, double ms)
     if (!srv_log_begin(&l, lv, "request"))
         return;
     srv_log_str(&l, "id", r->id);
-    srv_log_str(&l, "method",
-                r->method == SRV_METHOD_GET    ? "GET"
-                : r->method == SRV_METHOD_HEAD ? "HEAD"
-                : r->method == SRV_METHOD_POST ? "POST"
-                                               : "other");
+    srv_log_str(&l, "method", method_name(r->method));
     srv_log_str(&l, "path", r->path);
     srv_log_str(&l, "route", srv_route_name(r->route));
     if (r->model >= 0)
@@ -145,14 +222,60 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"onespike\"");
     /* While draining, tell keep-alive clients not to send more on this connection. */
-    if (atomic_load(&h->srv->draining))
+    if (slot->close_after || atomic_load(&h->srv->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(slot->conn, (unsigned)rp->status, resp);
     MHD_destroy_response(resp);
-    slot->answered = true;
+    atomic_store(&slot->answered, true);
     srv_metrics_count(h->srv->metrics, r->route, rp->status);
     log_request(slot, rp->status, (double)(os_clock_ns() - r->t_start_ns) / 1e6);
     return ret;
+}
+
+/* Answer on the socket itself, where libmicrohttpd 0.9.75 cannot: it queues a response only
+ * right after the head or once the body is complete, and a deadline or a cap passed in the middle
+ * of a body is neither. Safe because in PH_BODY libmicrohttpd writes nothing (its 100 Continue
+ * went out before the first body byte). The caller moved the connection to PH_DONE; our side is
+ * then shut for writing, and the input dropped until the client closes or LINGER_NS pass.
+ * msg is ours (plain ASCII, no quotes). Called under conn_mu or on libmicrohttpd's thread. */
+static void answer_raw(srv_http *h, http_conn *cs, http_slot *slot, int status, const char *msg)
+{
+    char buf[RAW_ANSWER_MAX], body[SRV_ERROR_MAX];
+    const char *reason = status == HTTP_TIMEOUT       ? "Request Timeout"
+                         : status == HTTP_TOO_LARGE   ? "Content Too Large"
+                         : status == HTTP_BAD_REQUEST ? "Bad Request"
+                         : status == HTTP_UNAVAILABLE ? "Service Unavailable"
+                                                      : "Internal Server Error";
+    int bn = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
+    int n = snprintf(buf, sizeof buf,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s%s"
+                     "Content-Length: %d\r\n\r\n%s",
+                     status, reason, slot ? "X-Request-Id: " : "", slot ? slot->req.id : "",
+                     slot ? "\r\n" : "", status == HTTP_UNAVAILABLE ? "Retry-After: 1\r\n" : "", bn,
+                     body);
+    if (n > 0 && (size_t)n < sizeof buf) {
+        ssize_t w = send(cs->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w; /* a client that cannot take a few hundred bytes gets the close alone */
+    }
+    shutdown(cs->fd, SHUT_WR);
+    atomic_store(&cs->since_ns, os_clock_ns());
+    if (!slot)
+        return;
+    const srv_request *r = &slot->req;
+    atomic_store(&slot->answered, true);
+    srv_metrics_count(h->srv->metrics, r->route, status);
+    srv_logline l;
+    if (srv_log_begin(&l, status >= HTTP_INTERNAL_ERROR ? SRV_LOG_WARN : SRV_LOG_INFO, "request")) {
+        srv_log_str(&l, "id", r->id);
+        srv_log_str(&l, "method", method_name(r->method));
+        srv_log_str(&l, "path", r->path);
+        srv_log_str(&l, "route", srv_route_name(r->route));
+        srv_log_int(&l, "status", status);
+        srv_log_num(&l, "ms", (double)(os_clock_ns() - r->t_start_ns) / 1e6);
+        srv_log_str(&l, "error", msg);
+        srv_log_end(&l);
+    }
 }
 
 /* A worker finished (or the pool cancelled) the request: wake the connection up. Called on the
@@ -168,12 +291,79 @@ static const char *header(struct MHD_Connection *c, const char *name)
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
+/* What the header fields say about framing (RFC 9112 §6.3) and NUL bytes. */
+typedef struct {
+    int n_cl, n_te;
+    const char *cl, *te;
+    size_t cl_len;
+    bool cl_differ, nul;
+} head_scan;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    head_scan *hs = cls;
+    (void)kind;
+    /* libmicrohttpd keeps the field's length: a shorter C string means a NUL inside. */
+    if (strlen(key) != key_size || (value && strlen(value) != value_size))
+        hs->nul = true;
+    if (!value)
+        return MHD_YES;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (hs->n_cl++ && (value_size != hs->cl_len || memcmp(value, hs->cl, value_size)))
+            hs->cl_differ = true;
+        hs->cl = value;
+        hs->cl_len = value_size;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        hs->n_te++;
+        hs->te = value;
+    }
+    return MHD_YES;
+}
+
+/* The message of a head that must be refused with 400 before anything else, or NULL. A request
+ * whose length two parties could read differently is how requests are smuggled behind a proxy:
+ * it is never guessed at. */
+static const char *head_error(struct MHD_Connection *c, const http_conn *cs)
+{
+    head_scan hs = {0};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_header, &hs);
+    if (hs.nul)
+        return "NUL byte in a header field";
+    if (cs && cs->nul)
+        return "NUL byte (%00) in the path or query";
+    if (hs.cl_differ)
+        return "Content-Length given twice with different values";
+    if (hs.n_te && hs.n_cl)
+        return "both Transfer-Encoding and Content-Length: send one";
+    if (hs.n_te > 1 || (hs.n_te && strcasecmp(hs.te, "chunked")))
+        return "Transfer-Encoding not supported: only chunked (alone) is";
+    return NULL;
+}
+
+static bool health_route(srv_route r)
+{
+    return r == SRV_ROUTE_LIVE || r == SRV_ROUTE_READY || r == SRV_ROUTE_MODEL_READY ||
+           r == SRV_ROUTE_METRICS;
+}
+
+static http_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *url,
                              const char *method, void **con_cls)
 {
+    http_conn *cs = conn_of(c);
+    int expect = PH_HEAD;
+    if (cs && !atomic_compare_exchange_strong(&cs->phase, &expect, PH_WORK))
+        return MHD_NO; /* the door thread cut the head off at its deadline */
     http_slot *slot = slot_take(h);
-    if (!slot) /* cannot happen with one slot per allowed connection; answer anyway */
-        return MHD_queue_response(c, HTTP_UNAVAILABLE, h->busy);
+    if (!slot) /* cannot happen with one slot per allowed connection */
+        return MHD_NO;
     *con_cls = slot;
     slot->conn = c;
     srv_request *r = &slot->req;
@@ -191,19 +381,80 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
         .request_id = header(c, "X-Request-Id"),
         .top_k = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "top_k"),
     };
+    const char *bad = head_error(c, cs);
     srv_routes_begin(h->srv, r, &hd);
-    if (!r->reply.status && r->body_expected && !(r->body = malloc(r->body_expected)))
-        srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "no memory for a body of %zu bytes",
-                        r->body_expected);
+    if (bad) { /* the framing or the bytes are wrong: nothing else about the request counts */
+        srv_reply_clear(&r->reply);
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s", bad);
+        slot->close_after = true;
+    } else if (cs && cs->reserved && !health_route(r->route)) {
+        srv_reply_clear(&r->reply);
+        srv_reply_error(&r->reply, HTTP_UNAVAILABLE,
+                        "too many connections (--max-conns %d): this one is kept for health "
+                        "checks; retry later",
+                        h->srv->cfg->max_conns);
+        slot->close_after = true;
+    }
+    if (cs)
+        cs->nul = false;
     /* An answer decided from the head goes out now only if a body is on its way (then it is not
      * read, and libmicrohttpd closes the connection after answering). Without a body, the next
      * call comes at once and answering there keeps the connection alive. */
     bool body_follows =
         hd.transfer_encoding ||
         (hd.content_length && strspn(hd.content_length, "0") != strlen(hd.content_length));
+    if (cs) {
+        pthread_mutex_lock(&h->conn_mu);
+        slot->cs = cs;
+        cs->slot = slot;
+        pthread_mutex_unlock(&h->conn_mu);
+        if (!r->reply.status && body_follows) {
+            atomic_store(&cs->since_ns, os_clock_ns());
+            atomic_store(&cs->phase, PH_BODY);
+        }
+    }
     if (r->reply.status && body_follows)
         return send_reply(h, slot);
     return MHD_YES;
+}
+
+/* Make room for `more` bytes of body: doubling, within the request's limit and the server's
+ * body budget. False with the status to answer. */
+static bool body_grow(srv_http *h, srv_request *r, size_t more, int *status, const char **msg)
+{
+    const srv_config *cfg = h->srv->cfg;
+    size_t limit = r->body_chunked ? cfg->max_body : r->body_expected;
+    if (more > limit - r->body_len) {
+        *status = HTTP_TOO_LARGE;
+        *msg = "body over the limit of --max-body bytes";
+        return false;
+    }
+    size_t need = r->body_len + more;
+    if (need <= r->body_cap)
+        return true;
+    size_t cap = r->body_cap ? r->body_cap * 2 : BODY_FIRST_ALLOC;
+    if (cap < need)
+        cap = need;
+    if (cap > limit)
+        cap = limit;
+    size_t grow = cap - r->body_cap;
+    size_t before = atomic_fetch_add(&h->body_bytes, grow);
+    if (before + grow > cfg->body_budget) {
+        atomic_fetch_sub(&h->body_bytes, grow);
+        *status = HTTP_UNAVAILABLE;
+        *msg = "server busy: request bodies fill the memory budget (--body-budget), retry later";
+        return false;
+    }
+    unsigned char *p = realloc(r->body, cap);
+    if (!p) {
+        atomic_fetch_sub(&h->body_bytes, grow);
+        *status = HTTP_INTERNAL_ERROR;
+        *msg = "out of memory for the request body";
+        return false;
+    }
+    r->body = p;
+    r->body_cap = cap;
+    return true;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -216,22 +467,43 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!slot)
         return begin(h, c, url, method, con_cls);
     srv_request *r = &slot->req;
-    if (slot->answered) { /* answered early: drop whatever body still arrives */
+    http_conn *cs = slot->cs;
+    if (cs && atomic_load(&cs->phase) == PH_DONE) { /* answered outside: drop, then close */
+        if (!*upload_size)
+            return MHD_NO;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (atomic_load(&slot->answered)) { /* answered early: drop whatever body still arrives */
         *upload_size = 0;
         return MHD_YES;
     }
     if (r->reply.status) /* resumed by the worker with its answer */
         return send_reply(h, slot);
     if (*upload_size) {
-        /* libmicrohttpd never delivers more than Content-Length, which was checked. */
         size_t n = *upload_size;
-        if (n > r->body_expected - r->body_len)
-            return MHD_NO;
+        *upload_size = 0;
+        int status;
+        const char *msg;
+        if (!body_grow(h, r, n, &status, &msg)) {
+            int expect = PH_BODY;
+            if (!cs) /* not tracked (cannot happen): nothing to answer on */
+                return MHD_NO;
+            pthread_mutex_lock(&h->conn_mu);
+            if (atomic_compare_exchange_strong(&cs->phase, &expect, PH_DONE))
+                answer_raw(h, cs, slot, status, msg);
+            pthread_mutex_unlock(&h->conn_mu);
+            return MHD_YES;
+        }
         memcpy(r->body + r->body_len, upload_data, n);
         r->body_len += n;
-        *upload_size = 0;
         return MHD_YES;
     }
+    int expect = PH_BODY;
+    if (cs && !atomic_compare_exchange_strong(&cs->phase, &expect, PH_WORK) && expect != PH_WORK)
+        return MHD_NO; /* the door thread answered it at the body's deadline */
+    if (r->body_chunked)
+        r->body_expected = r->body_len;
     if (!srv_routes_finish(h->srv, r))
         return send_reply(h, slot);
     /* Suspend before submitting: the worker may resume the connection at any moment after. */
@@ -257,7 +529,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)c;
     if (!slot)
         return;
-    if (!slot->answered) { /* the client went away (or timed out) before an answer was queued */
+    http_conn *cs = slot->cs;
+    if (cs) { /* from here the door thread no longer sees the request */
+        pthread_mutex_lock(&h->conn_mu);
+        cs->slot = NULL;
+        pthread_mutex_unlock(&h->conn_mu);
+        int ph = atomic_load(&cs->phase);
+        if (ph != PH_DONE) { /* keep-alive: the next head's clock starts now */
+            atomic_store(&cs->since_ns, os_clock_ns());
+            atomic_compare_exchange_strong(&cs->phase, &ph, PH_HEAD);
+        }
+    }
+    if (!atomic_load(&slot->answered)) { /* the client went away (or timed out) first */
         srv_reply_clear(&slot->req.reply);
         snprintf(slot->req.reply.error, sizeof slot->req.reply.error,
                  "connection closed before the answer (%s)",
@@ -271,6 +554,213 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     slot_put(h, slot);
     srv_metrics_inflight_add(h->srv->metrics, -1);
     atomic_fetch_sub(&h->active, 1);
+}
+
+/* Connection start and end: the table the door thread supervises. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        http_conn *cs = *socket_context;
+        if (!cs)
+            return;
+        /* Before libmicrohttpd closes the descriptor: the door thread never touches a reused
+         * one. */
+        pthread_mutex_lock(&h->conn_mu);
+        cs->used = false;
+        cs->mc = NULL;
+        cs->fd = -1;
+        pthread_mutex_unlock(&h->conn_mu);
+        *socket_context = NULL;
+        atomic_fetch_sub(&h->open, 1);
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    pthread_mutex_lock(&h->conn_mu);
+    int in_use = 0;
+    http_conn *cs = NULL;
+    for (int i = 0; i < h->n_conns; i++) {
+        if (h->conns[i].used)
+            in_use++;
+        else if (!cs)
+            cs = &h->conns[i];
+    }
+    if (cs) {
+        memset(cs, 0, sizeof *cs);
+        cs->used = true;
+        cs->mc = c;
+        cs->fd = ci ? ci->connect_fd : -1;
+        cs->reserved = in_use >= h->srv->cfg->max_conns;
+        atomic_init(&cs->phase, PH_HEAD);
+        atomic_init(&cs->since_ns, os_clock_ns());
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    *socket_context = cs; /* NULL (no room, cannot happen): served, not supervised */
+}
+
+/* libmicrohttpd unescapes the path and each query key and value in place; a %00 would cut them
+ * short where we read them as strings, so it is remembered and the request refused. */
+static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    size_t n = MHD_http_unescape(s);
+    if (strlen(s) != n) {
+        http_conn *cs = conn_of(c);
+        if (cs)
+            cs->nul = true;
+    }
+    return n;
+}
+
+static bool client_half_closed(int fd)
+{
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    return fd >= 0 && !getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) &&
+           ti.tcpi_state == TCP_CLOSE_WAIT;
+}
+
+static void log_cut(const char *why, int seconds)
+{
+    srv_logline l;
+    if (srv_log_begin(&l, SRV_LOG_WARN, "connection closed")) {
+        srv_log_str(&l, "reason", why);
+        if (seconds > 0)
+            srv_log_int(&l, "after_s", seconds);
+        srv_log_end(&l);
+    }
+}
+
+/* One pass of the supervisor over the table: total deadlines (however steadily a client
+ * trickles, which libmicrohttpd's idle timeout does not see), clients that closed half-way, and
+ * the end of lingering. Shutting a socket down makes libmicrohttpd's next read see the end and
+ * close the connection on its own thread, which frees the slot. */
+static void supervise(srv_http *h)
+{
+    const srv_config *cfg = h->srv->cfg;
+    uint64_t now = os_clock_ns();
+    uint64_t head_ns = (uint64_t)cfg->header_timeout_s * NS_PER_S;
+    uint64_t body_ns = (uint64_t)cfg->body_timeout_s * NS_PER_S;
+    pthread_mutex_lock(&h->conn_mu);
+    for (int i = 0; i < h->n_conns; i++) {
+        http_conn *cs = &h->conns[i];
+        if (!cs->used || cs->cut || cs->fd < 0)
+            continue;
+        int ph = atomic_load(&cs->phase);
+        uint64_t since = atomic_load(&cs->since_ns);
+        uint64_t age = now > since ? now - since : 0;
+        if (ph == PH_DONE) {
+            if (age > LINGER_NS || client_half_closed(cs->fd)) {
+                shutdown(cs->fd, SHUT_RDWR);
+                cs->cut = true;
+            }
+            continue;
+        }
+        if (ph == PH_HEAD && age > head_ns) {
+            /* Closed without an answer, as nginx does at client_header_timeout: for an idle
+             * keep-alive connection, an unasked-for 408 could be read as the next answer. */
+            if (atomic_compare_exchange_strong(&cs->phase, &ph, PH_DONE)) {
+                shutdown(cs->fd, SHUT_RDWR);
+                cs->cut = true;
+                log_cut("request head not complete within --header-timeout", cfg->header_timeout_s);
+            }
+            continue;
+        }
+        if (ph == PH_BODY && age > body_ns) {
+            if (atomic_compare_exchange_strong(&cs->phase, &ph, PH_DONE))
+                answer_raw(h, cs, cs->slot, HTTP_TIMEOUT,
+                           "request body not complete within --body-timeout");
+            continue;
+        }
+        if (ph != PH_HEAD && ph != PH_BODY)
+            continue;
+        if (!client_half_closed(cs->fd) || cs->close_wait_since != since) {
+            cs->close_wait_ticks = client_half_closed(cs->fd) ? 1 : 0;
+            cs->close_wait_since = since;
+            continue;
+        }
+        if (++cs->close_wait_ticks >= CLOSE_WAIT_TICKS &&
+            atomic_compare_exchange_strong(&cs->phase, &ph, PH_DONE)) {
+            shutdown(cs->fd, SHUT_RDWR);
+            cs->cut = true;
+            log_cut(ph == PH_HEAD ? "client closed its side in the middle of a request head"
+                                  : "client closed its side in the middle of a request body",
+                    0);
+        }
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+}
+
+/* Refused connections: drop what they send until they close or their time is up. */
+static void linger_refused(srv_http *h, uint64_t now)
+{
+    char sink[4096];
+    int k = 0;
+    for (int i = 0; i < h->n_refused; i++) {
+        refused_conn *rc = &h->refused[i];
+        ssize_t n;
+        while ((n = recv(rc->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0)
+            ;
+        bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        if (gone || now > rc->until_ns)
+            close(rc->fd);
+        else
+            h->refused[k++] = *rc;
+    }
+    h->n_refused = k;
+}
+
+/* Over --max-conns and the health reserve: a well-formed 503 at once, never the backlog. */
+static void refuse(srv_http *h, int fd)
+{
+    ssize_t w = send(fd, h->refused_answer, h->refused_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    shutdown(fd, SHUT_WR);
+    if (h->n_refused == REFUSED_LINGER_MAX) {
+        close(fd);
+        return;
+    }
+    h->refused[h->n_refused++] = (refused_conn){fd, os_clock_ns() + LINGER_NS};
+}
+
+static void accept_all(srv_http *h)
+{
+    int limit = h->srv->cfg->max_conns + SRV_HEALTH_RESERVE;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or a transient error (EMFILE...): tried again next tick */
+        if (atomic_load(&h->open) >= limit) {
+            refuse(h, fd);
+            continue;
+        }
+        atomic_fetch_add(&h->open, 1);
+        if (MHD_add_connection(h->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
+            atomic_fetch_sub(&h->open, 1); /* libmicrohttpd closed it */
+    }
+}
+
+/* The door thread: accepts (libmicrohttpd runs without a listening socket of its own, so no
+ * connection ever waits unanswered in the kernel's backlog), refuses beyond the limits, and
+ * supervises the open connections every TICK_MS. */
+static void *door_main(void *arg)
+{
+    srv_http *h = arg;
+    while (!atomic_load(&h->stopping)) {
+        struct pollfd p[2] = {
+            {.fd = h->wake[0], .events = POLLIN},
+            {.fd = atomic_load(&h->quiesced) ? -1 : h->listen_fd, .events = POLLIN}};
+        int n = poll(p, 2, TICK_MS);
+        if (n > 0 && (p[1].revents & POLLIN) && !atomic_load(&h->quiesced))
+            accept_all(h);
+        linger_refused(h, os_clock_ns());
+        supervise(h);
+    }
+    return NULL;
 }
 
 /* libmicrohttpd's own messages become log lines. */
@@ -342,35 +832,54 @@ os_status srv_http_start(srv_server *s, srv_http **out)
         return os_fail(OS_ENOMEM, "no memory for the HTTP server");
     h->srv = s;
     h->listen_fd = -1;
+    h->wake[0] = h->wake[1] = -1;
     pthread_mutex_init(&h->mu, NULL);
-    h->n_slots = cfg->max_conns + SLOT_MARGIN;
+    pthread_mutex_init(&h->conn_mu, NULL);
+    h->n_conns = cfg->max_conns + SRV_HEALTH_RESERVE;
+    h->n_slots = h->n_conns + SLOT_MARGIN;
     h->slots = calloc((size_t)h->n_slots, sizeof *h->slots);
-    h->busy = MHD_create_response_from_buffer(sizeof busy_body - 1, (void *)busy_body,
-                                              MHD_RESPMEM_PERSISTENT);
-    if (!h->slots || !h->busy) {
+    h->conns = calloc((size_t)h->n_conns, sizeof *h->conns);
+    if (!h->slots || !h->conns) {
         st = os_fail(OS_ENOMEM, "no memory for %d connection slots", h->n_slots);
         goto out;
     }
-    MHD_add_response_header(h->busy, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(h->busy, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    h->refused_len =
+        (size_t)snprintf(h->refused_answer, sizeof h->refused_answer,
+                         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                         "Cache-Control: no-store\r\nRetry-After: %d\r\nConnection: close\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         SRV_RETRY_AFTER_S, sizeof REFUSED_BODY - 1, REFUSED_BODY);
     for (int i = h->n_slots - 1; i >= 0; i--) {
         h->slots[i].next_free = h->free_list;
         h->free_list = &h->slots[i];
     }
+    if (pipe2(h->wake, O_CLOEXEC | O_NONBLOCK)) {
+        st = os_fail(OS_EIO, "cannot create a pipe: %s", strerror(errno));
+        goto out;
+    }
     if ((st = open_listener(cfg->listen, cfg->port, &h->listen_fd, &family, &h->port)))
         goto out;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* libmicrohttpd's own limit is above ours: the door thread admits, so libmicrohttpd never
+     * stops reading its (absent) listening socket and never refuses on its own. */
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-                                 on_mhd_log, h, MHD_OPTION_LISTEN_SOCKET, h->listen_fd,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_conns,
+                                 on_mhd_log, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->n_slots,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                                 MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h, MHD_OPTION_END);
     if (!h->daemon) {
         st = os_fail(OS_EIO, "libmicrohttpd could not start on %s port %d", cfg->listen, h->port);
         goto out;
     }
+    if (pthread_create(&h->door, NULL, door_main, h)) {
+        st = os_fail(OS_EIO, "cannot start the connection thread");
+        goto out;
+    }
+    h->door_started = true;
 out:
     if (st) {
         srv_http_stop(h);
@@ -387,13 +896,10 @@ int srv_http_port(const srv_http *h)
 
 void srv_http_quiesce(srv_http *h)
 {
-    if (h->quiesced)
+    if (atomic_exchange(&h->quiesced, true))
         return;
-    MHD_quiesce_daemon(h->daemon);
-    h->quiesced = true;
-    /* The socket stays open until the daemon stops (libmicrohttpd's rule), and an open
-     * listening socket would still complete handshakes into its backlog, leaving clients
-     * hanging until exit. Shutting it down (without closing) makes the kernel refuse them. */
+    /* The door thread stops accepting at its next tick; shutting the socket down (it is closed
+     * at stop) makes the kernel refuse new connections instead of queueing them. */
     shutdown(h->listen_fd, SHUT_RDWR);
 }
 
@@ -406,18 +912,28 @@ void srv_http_stop(srv_http *h)
 {
     if (!h)
         return;
+    if (h->door_started) {
+        atomic_store(&h->stopping, true);
+        ssize_t w = write(h->wake[1], "x", 1);
+        (void)w;
+        pthread_join(h->door, NULL);
+    }
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
-    /* libmicrohttpd closes the listening socket itself unless it was quiesced. */
-    if (h->listen_fd >= 0 && (h->quiesced || !h->daemon))
+    if (h->listen_fd >= 0)
         close(h->listen_fd);
-    if (h->busy)
-        MHD_destroy_response(h->busy);
+    for (int i = 0; i < h->n_refused; i++)
+        close(h->refused[i].fd);
+    for (int i = 0; i < 2; i++)
+        if (h->wake[i] >= 0)
+            close(h->wake[i]);
     for (int i = 0; h->slots && i < h->n_slots; i++) {
         free(h->slots[i].req.body);
         srv_reply_clear(&h->slots[i].req.reply);
     }
     free(h->slots);
+    free(h->conns);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->conn_mu);
     free(h);
 }

@@ -1,10 +1,12 @@
 /* http.h - the libmicrohttpd side: listening socket, request lifecycle, suspend/resume around
  * the worker pool, sending answers, access logs and request metrics.
  *
- * One internal epoll thread parses HTTP and collects bodies into a buffer of exactly
- * Content-Length bytes (refused with 413 before reading when over --max-body). Inference
- * requests are handed to the worker pool with the connection suspended; the worker resumes it
- * with the answer. Request state lives in a slab of --max-conns slots allocated at start-up.
+ * A door thread accepts connections (503 at once beyond --max-conns and the health reserve) and
+ * every 100 ms enforces the head and body deadlines and cuts clients that half-closed mid-request.
+ * libmicrohttpd's epoll thread parses HTTP and collects bodies into buffers grown as the bytes
+ * arrive, within --max-body and --body-budget. Inference requests are handed to the worker pool
+ * with the connection suspended; the worker resumes it with the answer. Request and connection
+ * state live in tables allocated at start-up.
  */
 #ifndef SRV_HTTP_H
 #define SRV_HTTP_H

@@ -11,6 +11,10 @@
  * are refused with 503), stop accepting connections, wait up to --drain-ms for every request
  * already received to be answered, cancel what is still queued after that (503), let running
  * inferences finish, stop, exit 0. A second signal cuts the wait short.
+ *
+ * SIGHUP (a terminal closing, or an operator expecting a reload) is logged and ignored: there is
+ * no reload (models and flags are read once; restart the process, or roll the pods, to change
+ * them), and dying on it would lose every request in flight.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -137,11 +141,13 @@ static bool install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client that hangs up is not fatal */
     return true;
 }
 
-/* The next SIGTERM/SIGINT, or 0 after timeout_ms (< 0: wait for ever). */
+/* The next SIGTERM/SIGINT, or 0 after timeout_ms (< 0: wait for ever). SIGHUP is logged here
+ * and waited past. */
 static int wait_signal(long timeout_ms)
 {
     struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
@@ -152,8 +158,15 @@ static int wait_signal(long timeout_ms)
             left = 0;
         int n = poll(&p, 1, (int)left);
         if (n > 0) {
-            unsigned char b;
-            if (read(sig_pipe[0], &b, 1) == 1)
+            unsigned char b = 0;
+            bool got = read(sig_pipe[0], &b, 1) == 1;
+            if (got && b == SIGHUP) {
+                srv_log_detail(SRV_LOG_WARN, "SIGHUP ignored",
+                               "no reload: models and settings are read at start-up; restart "
+                               "to change them");
+                continue;
+            }
+            if (got)
                 return b;
         }
         if (n == 0 || (n < 0 && errno != EINTR))

@@ -67,8 +67,12 @@ struct srv_request {
     srv_body_kind body_kind;
     char boundary[SRV_BOUNDARY_MAX];
     int top_k;
-    unsigned char *body; /* malloc'd once, body_expected bytes; freed by http.c */
-    size_t body_len, body_expected;
+    /* Grown by http.c as the body arrives (within --max-body and --body-budget) and freed by it;
+     * body_cap bytes allocated, body_len received. body_expected is the Content-Length, or 0
+     * with body_chunked until the body is complete, then body_len. */
+    unsigned char *body;
+    size_t body_len, body_cap, body_expected;
+    bool body_chunked;
     uint64_t t_start_ns, deadline_ns; /* monotonic */
     double queue_ms, decode_ms, compute_ms;
     srv_reply reply;

@@ -209,18 +209,19 @@ static void answer_get(srv_server *s, srv_request *r)
     }
 }
 
-/* Content-Length: 411 if absent (chunked uploads are refused: the cap must be known before the
- * body is read), 413 if over --max-body. */
+/* The body's framing: chunked (the length is learnt while reading; http.c enforces --max-body
+ * as the bytes arrive), else a Content-Length: 411 if absent, 413 if over --max-body. Conflicting
+ * or unknown framings were refused by http.c before the routes saw the head (RFC 9112 §6.3). */
 static bool check_length(srv_server *s, srv_request *r, const srv_request_head *h)
 {
-    if (h->transfer_encoding && strcasecmp(h->transfer_encoding, "identity")) {
-        srv_reply_error(&r->reply, HTTP_LENGTH_REQUIRED,
-                        "Transfer-Encoding \"%.32s\" not accepted: send a Content-Length",
-                        h->transfer_encoding);
-        return false;
+    if (h->transfer_encoding) {
+        r->body_chunked = true;
+        r->body_expected = 0;
+        return true;
     }
     if (!h->content_length) {
-        srv_reply_error(&r->reply, HTTP_LENGTH_REQUIRED, "Content-Length required");
+        srv_reply_error(&r->reply, HTTP_LENGTH_REQUIRED,
+                        "Content-Length or Transfer-Encoding: chunked required");
         return false;
     }
     const char *cl = h->content_length;

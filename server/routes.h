@@ -2,8 +2,8 @@
  *
  * srv_routes_begin sees the head (method, path, headers, query) before any body byte is read, so
  * everything that can be refused early is refused there without reading the body: unknown route
- * or model (404), wrong method (405), missing token (401), missing or too large Content-Length
- * (411/413), bad top_k (400), unsupported Content-Type (415), draining (503). GET routes are
+ * or model (404), wrong method (405), missing token (401), no framing or too large
+ * Content-Length (411/413), bad top_k (400), unsupported Content-Type (415), draining (503). GET routes are
  * answered right there. srv_routes_finish runs once a POST body is complete and prepares the
  * request for the worker pool.
  */
@@ -15,9 +15,10 @@
 #include "request.h"
 #include "server.h"
 
-/* Classify the request from its head (borrowed). Afterwards either r->reply.status is set
- * (answer now, without reading the body), or r->body_expected bytes are to be collected into
- * r->body (possibly 0, then the body is complete at once). */
+/* Classify the request from its head (borrowed; its framing already checked by http.c).
+ * Afterwards either r->reply.status is set (answer now, without reading the body), or the body
+ * is to be collected into r->body: r->body_expected bytes (possibly 0, then the body is complete
+ * at once), or with r->body_chunked, up to --max-body bytes. */
 void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h);
 
 /* The body is complete. Returns true when r->job is ready to be submitted to the pool; false

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Abuse run of onespike-serve: each hostile-client class of issue 14 against a release server
+on loopback, with plain good traffic alongside, then a table: case | expected | observed | pass.
+
+Not part of the default test run. Bounded: about a minute of wall time, every wait capped.
+Loopback only. Exit status 0 only if every row passes.
+
+    python3 tests/abuse/run.py BUILD_DIR      (a release build: meson setup -Dbuildtype=release)
+"""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "server"))
+from harness import HOST, parse_raw_response  # noqa: E402
+
+MAX_CONNS = 32
+BOUND_S = 30
+HEAD = b"POST /v2/models/m/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+
+
+def start(build, tmp, model):
+    log = open(os.path.join(tmp, "server.log"), "wb")
+    p = subprocess.Popen([os.path.join(build, "server", "onespike-serve"), "--listen", HOST,
+                          "--port", "0", "--model", f"m={model}", "--max-conns", str(MAX_CONNS),
+                          "--header-timeout", "3", "--body-timeout", "4", "--conn-timeout", "60",
+                          "--max-body", "2M", "--body-budget", "64M", "--workers", "1"],
+                         stdout=log, stderr=log)
+    for _ in range(600):
+        time.sleep(0.05)
+        for line in open(log.name):
+            d = json.loads(line)
+            if d.get("msg") == "listening":
+                return p, d["port"], log.name
+    raise SystemExit("server did not start")
+
+
+def recv_all(k, timeout=BOUND_S):
+    k.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            c = k.recv(65536)
+            if not c:
+                break
+            out += c
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return out
+
+
+def status_of(raw):
+    return parse_raw_response(raw)[0] if raw.startswith(b"HTTP/") else ("closed" if not raw
+                                                                         else "garbled")
+
+
+def is_json_error(raw):
+    try:
+        return "error" in json.loads(parse_raw_response(raw)[2])
+    except ValueError:
+        return False
+
+
+class Good(threading.Thread):
+    """Plain classify traffic on keep-alive connections for the whole run."""
+
+    def __init__(self, port, jpeg):
+        super().__init__(daemon=True)
+        self.port, self.jpeg = port, jpeg
+        self.ok = self.shed = self.other = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                c = http.client.HTTPConnection(HOST, self.port, timeout=BOUND_S)
+                for _ in range(20):
+                    c.request("POST", "/v2/models/m/classify", self.jpeg,
+                              {"Content-Type": "image/jpeg"})
+                    r = c.getresponse()
+                    r.read()
+                    if r.status == 200:
+                        self.ok += 1
+                    elif r.status == 503 and r.getheader("Retry-After"):
+                        self.shed += 1  # every slot taken by the attack: refused, not hung
+                        break
+                    else:
+                        self.other += 1
+                c.close()
+            except (OSError, http.client.HTTPException):
+                self.other += 1
+            time.sleep(0.01)
+
+
+def trickle(k, data, stop, every=0.1):
+    for i in range(len(data)):
+        if stop.is_set():
+            return
+        try:
+            k.send(data[i:i + 1])
+        except OSError:
+            return
+        time.sleep(every)
+
+
+def live(port):
+    try:
+        c = http.client.HTTPConnection(HOST, port, timeout=BOUND_S)
+        c.request("GET", "/v2/health/live")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        return r.status == 200
+    except OSError:
+        return False
+
+
+def rss(port):
+    c = http.client.HTTPConnection(HOST, port, timeout=BOUND_S)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for line in text.splitlines():
+        if line.startswith("process_resident_memory_bytes "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    t_start = time.time()
+    tmp = tempfile.mkdtemp(prefix="onespike-abuse-")
+    model = os.path.join(tmp, "m.safetensors")
+    subprocess.run([os.path.join(build, "tools", "onespike-train"), "init", "--arch", "resnet20",
+                    "--width-mult", "0.25", "--input", "32", "--labels", "a,b,c", "--threshold",
+                    "0.1", "--name", "m", "--out", model], check=True, stdout=subprocess.DEVNULL)
+    jpeg = open(os.path.join(HERE, "..", "fixtures", "ucm_beach00.jpg"), "rb").read()
+    proc, port, log = start(build, tmp, model)
+    rows = []
+
+    def row(case, expected, observed, ok):
+        rows.append((case, expected, str(observed), "pass" if ok else "FAIL"))
+
+    good = Good(port, jpeg)
+    good.start()
+    rss0 = rss(port)
+
+    # 1a. heads trickled a byte at a time on every slot
+    stop = threading.Event()
+    # MAX_CONNS - 1 attackers: the good client keeps one ordinary slot, health uses the reserve
+    socks = [socket.create_connection((HOST, port)) for _ in range(MAX_CONNS - 1)]
+    time.sleep(0.2)
+    head = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 2000 + b"\r\n\r\n"
+    ts = [threading.Thread(target=trickle, args=(k, head, stop), daemon=True) for k in socks]
+    for t in ts:
+        t.start()
+    time.sleep(1)
+    row("health while max-conns heads trickle", "200", 200 if live(port) else "no answer",
+        live(port))
+    t0 = time.time()
+    outs = [recv_all(k) for k in socks]
+    stop.set()
+    row("trickled heads (header-timeout 3 s)", "closed <= 3 s + tick",
+        f"{sum(1 for o in outs if not o)}/{len(outs)} closed in {time.time() - t0 + 1:.1f}s",
+        all(not o for o in outs) and time.time() - t0 < BOUND_S)
+    for k in socks:
+        k.close()
+
+    # 1b. bodies trickled a byte at a time
+    stop = threading.Event()
+    socks = [socket.create_connection((HOST, port)) for _ in range(MAX_CONNS - 1)]
+    time.sleep(0.2)
+    for k in socks:
+        k.sendall(HEAD + b"Content-Length: 1000000\r\n\r\n")
+    ts = [threading.Thread(target=trickle, args=(k, b"\xff" * 100000, stop), daemon=True)
+          for k in socks]
+    for t in ts:
+        t.start()
+    time.sleep(1)
+    ok_live = live(port)
+    row("health while max-conns bodies trickle", "200", 200 if ok_live else "no answer", ok_live)
+    outs = [recv_all(k) for k in socks]
+    stop.set()
+    sts = [status_of(o) for o in outs]
+    row("trickled bodies (body-timeout 4 s)", "408 JSON",
+        f"{sts.count(408)}/{len(sts)} 408", all(s == 408 for s in sts) and
+        all(is_json_error(o) for o in outs))
+    for k in socks:
+        k.close()
+
+    # 2. half-close mid-body, many times
+    t0 = time.time()
+    freed = 0
+    for _ in range(3 * MAX_CONNS):
+        k = socket.create_connection((HOST, port))
+        k.sendall(HEAD + b"Content-Length: 100000\r\n\r\n" + b"\xff" * 500)
+        k.shutdown(socket.SHUT_WR)
+        if not recv_all(k, timeout=3):
+            freed += 1
+        k.close()
+    row("half-close mid-body x3 max-conns", "slot freed at once (< 3 s each)",
+        f"{freed}/{3 * MAX_CONNS} freed, {time.time() - t0:.1f}s", freed == 3 * MAX_CONNS)
+
+    # 3. beyond max-conns (+ the reserve of 8): immediate 503
+    held = [socket.create_connection((HOST, port)) for _ in range(MAX_CONNS + 8)]
+    time.sleep(0.5)
+    k = socket.create_connection((HOST, port), timeout=BOUND_S)
+    k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    t0 = time.time()
+    raw = recv_all(k)
+    k.close()
+    h = parse_raw_response(raw)[1] if raw else {}
+    row("connection beyond max-conns + reserve", "503 JSON Retry-After",
+        f"{status_of(raw)} in {time.time() - t0:.2f}s",
+        status_of(raw) == 503 and "retry-after" in h and is_json_error(raw))
+    rss_held = rss_with_bodies = 0.0
+    for k in held:
+        k.close()
+    time.sleep(1)
+
+    # 6. memory with max-conns connections each holding most of a 2 MB body
+    socks = [socket.create_connection((HOST, port)) for _ in range(MAX_CONNS - 1)]
+    time.sleep(0.2)
+    for k in socks:
+        k.sendall(HEAD + b"Content-Length: 2097152\r\n\r\n" + b"\xff" * 2000000)
+    time.sleep(1)
+    rss_with_bodies = rss(port)
+    row("RSS, max-conns bodies of 2 MB in flight", "<= budget 64M + base",
+        f"{rss_with_bodies / 2**20:.0f} MiB (idle {rss0 / 2**20:.0f})",
+        rss_with_bodies < rss0 + 64 * 2**20 + 16 * 2**20)
+    for k in socks:
+        k.close()
+    time.sleep(1)
+
+    # 4. framing
+    n = len(jpeg)
+    cases = [
+        ("two different Content-Length",
+         HEAD + f"Content-Length: {n}\r\nContent-Length: {n - 9}\r\n\r\n".encode() + jpeg, 400),
+        ("Transfer-Encoding gzip + CL",
+         HEAD + f"Transfer-Encoding: gzip\r\nContent-Length: {n}\r\n\r\n".encode() + jpeg, 400),
+        ("chunked + Content-Length",
+         HEAD + f"Transfer-Encoding: chunked\r\nContent-Length: {n}\r\n\r\n".encode(), 400),
+        ("%00 in path", b"GET /v2/health/live%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ]
+    for name, data, want in cases:
+        k = socket.create_connection((HOST, port), timeout=BOUND_S)
+        k.sendall(data)
+        raw = recv_all(k)
+        k.close()
+        row(name, f"{want} JSON, one answer", status_of(raw),
+            status_of(raw) == want and is_json_error(raw) and raw.count(b"HTTP/1.1 ") == 1)
+
+    # 8. chunked
+    c = http.client.HTTPConnection(HOST, port, timeout=BOUND_S)
+    c.request("POST", "/v2/models/m/classify", body=iter([jpeg[:5000], jpeg[5000:]]),
+              headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    row("chunked upload (generator body)", "200", r.status, r.status == 200)
+    k = socket.create_connection((HOST, port), timeout=BOUND_S)
+    k.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+    for _ in range(140):  # 140 x 16 KB > 2 MB
+        try:
+            k.sendall(b"4000\r\n" + b"\xff" * 16384 + b"\r\n")
+        except OSError:
+            break
+    raw = recv_all(k)
+    k.close()
+    row("chunked over max-body", "413 JSON", status_of(raw),
+        status_of(raw) == 413 and is_json_error(raw))
+
+    # 7. SIGHUP
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    alive = proc.poll() is None and live(port)
+    row("SIGHUP", "logged, still serving", "serving" if alive else "died", alive)
+
+    good.stop.set()
+    good.join(timeout=BOUND_S)
+    row("good traffic alongside", "200 (503+Retry-After when full)",
+        f"{good.ok} ok, {good.shed} shed, {good.other} other", good.ok > 0 and good.other == 0)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=BOUND_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = "killed"
+    row("SIGTERM at the end", "exit 0", rc, rc == 0)
+
+    w = [max(len(r[i]) for r in rows + [("case", "expected", "observed", "pass")])
+         for i in range(4)]
+    print("| " + " | ".join(h.ljust(w[i]) for i, h in
+                            enumerate(("case", "expected", "observed", "pass"))) + " |")
+    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for r in rows:
+        print("| " + " | ".join(r[i].ljust(w[i]) for i in range(4)) + " |")
+    print(f"{sum(r[3] == 'pass' for r in rows)}/{len(rows)} rows pass, "
+          f"{time.time() - t_start:.0f} s")
+    return 0 if all(r[3] == "pass" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""onespike-serve end to end, connection handling against hostile clients: total deadlines for
+the head and the body however steadily a client trickles, clients that half-close in the middle
+of a body, connections beyond --max-conns (a fast 503; health checks keep the reserve),
+conflicting framing (RFC 9112 §6.3), NUL bytes, chunked uploads within --max-body, the body
+memory budget, and SIGHUP.
+
+Nothing here depends on how fast the machine is: the slow clients are ours (sockets held open,
+bytes trickled on our clock), the deadlines are the server's own timers, and every bound we wait
+for is many times what the server needs (a deadline of 2 s is checked within 30 s)."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+from harness import HOST, Env, Server, Suite, parse_raw_response, raw_exchange
+
+BOUND_S = 30  # longest wait for anything the server does on its own timers
+POST_HEAD = (b"POST /v2/models/m/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n")
+
+
+def wait_for(cond, timeout=BOUND_S, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def connect(port):
+    return socket.create_connection((HOST, port), timeout=BOUND_S)
+
+
+def read_until_close(sock, timeout=BOUND_S):
+    """Everything the server sends until it closes (b"" on a reset with nothing before)."""
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            c = sock.recv(65536)
+            if not c:
+                break
+            out += c
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return out
+
+
+def closed_by_server(sock, timeout=BOUND_S):
+    """True once the server closes the connection (EOF or reset), within timeout."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+class Trickler(threading.Thread):
+    """Sends data one byte every `every` seconds until it has all gone or the server closes."""
+
+    def __init__(self, sock, data, every=0.2):
+        super().__init__(daemon=True)
+        self.sock, self.data, self.every = sock, data, every
+        self.sent = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        for i in range(len(self.data)):
+            if self.stop.is_set():
+                return
+            try:
+                self.sock.send(self.data[i:i + 1])
+            except OSError:
+                return
+            self.sent += 1
+            time.sleep(self.every)
+
+
+def main():
+    env = Env()
+    s = Suite()
+    model = env.model("m")
+    jpeg = env.read_fixture("ucm_beach00.jpg")
+    deadlines(env, s, model, jpeg)
+    limits(env, s, model, jpeg)
+    framing(env, s, model, jpeg)
+    chunked(env, s, model, jpeg)
+    budget(env, s, model, jpeg)
+    sighup(env, s, model, jpeg)
+    env.cleanup()
+    return s.done()
+
+
+def deadlines(env, s, model, jpeg):
+    max_conns = 4
+    srv = Server(env, ["--model", f"m={model}", "--max-conns", str(max_conns),
+                       "--header-timeout", "2", "--body-timeout", "3", "--conn-timeout", "60"],
+                 name="deadlines")
+    try:
+        # --max-conns clients trickling their heads a byte at a time: every byte is activity,
+        # which an idle timeout (60 s here) never sees.
+        head = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 400 + b"\r\n\r\n"
+        socks = [connect(srv.port) for _ in range(max_conns)]
+        ts = [Trickler(k, head) for k in socks]
+        for t in ts:
+            t.start()
+        time.sleep(0.5)
+        s.check("health answers while --max-conns clients trickle heads", srv.live())
+        t0 = time.time()
+        cut = [closed_by_server(k) for k in socks]
+        took = time.time() - t0
+        for t in ts:
+            t.stop.set()
+        s.check("trickled heads cut at --header-timeout", all(cut), cut)
+        s.check("trickled heads cut before their bytes ran out",
+                all(t.sent < len(head) for t in ts), [t.sent for t in ts])
+        s.check("trickled heads: cut within the bound", took < BOUND_S, took)
+        for k in socks:
+            k.close()
+        s.check("classify works after the heads were cut",
+                wait_for(lambda: srv.classify(jpeg)[0] == 200))
+
+        # bodies trickled a byte at a time: 408 JSON at --body-timeout
+        socks = [connect(srv.port) for _ in range(max_conns)]
+        ts = []
+        for k in socks:
+            k.sendall(POST_HEAD + b"Content-Length: 100000\r\n\r\n")
+            ts.append(Trickler(k, b"\xff" * 100000))
+        for t in ts:
+            t.start()
+        time.sleep(0.5)
+        s.check("health answers while --max-conns clients trickle bodies", srv.live())
+        outs = [read_until_close(k) for k in socks]
+        for t in ts:
+            t.stop.set()
+        sts = [parse_raw_response(o) for o in outs]
+        s.check("trickled bodies: 408", all(st == 408 for st, _, _ in sts),
+                [o[:120] for o in outs])
+        s.check("trickled bodies: JSON error naming --body-timeout",
+                all(b"--body-timeout" in b and json.loads(b).get("error") for _, _, b in sts
+                    if b), [b for _, _, b in sts])
+        for k in socks:
+            k.close()
+        s.check("classify works after the bodies were cut",
+                wait_for(lambda: srv.classify(jpeg)[0] == 200))
+
+        # half-close in the middle of a body: the slot comes back at once, not at a timeout
+        held = [connect(srv.port) for _ in range(max_conns)]
+        for k in held:
+            k.sendall(POST_HEAD + b"Content-Length: 100000\r\n\r\n" + b"\xff" * 1000)
+            k.shutdown(socket.SHUT_WR)
+        freed = [closed_by_server(k, timeout=2.5) for k in held]
+        s.check("half-closed bodies: connection closed before any deadline", all(freed), freed)
+        for k in held:
+            k.close()
+        st, _, doc = srv.classify(jpeg)
+        s.check("half-closed bodies: a classify gets an ordinary slot", st == 200, (st, doc))
+    finally:
+        srv.stop()
+
+
+def limits(env, s, model, jpeg):
+    max_conns = 2
+    srv = Server(env, ["--model", f"m={model}", "--max-conns", str(max_conns),
+                       "--header-timeout", "60", "--conn-timeout", "60"], name="limits")
+    try:
+        held = [connect(srv.port) for _ in range(max_conns)]
+        time.sleep(0.3)  # the door thread has admitted them
+        s.check("beyond --max-conns: live answers from the reserve", srv.live())
+        st, h, doc = srv.classify(jpeg)
+        s.check("beyond --max-conns: classify gets 503 JSON with Retry-After",
+                st == 503 and "retry-after" in h and "max-conns" in doc.get("error", ""),
+                (st, h, doc))
+        reserve = [connect(srv.port) for _ in range(8)]  # SRV_HEALTH_RESERVE
+        time.sleep(0.3)
+        k = connect(srv.port)
+        k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        t0 = time.time()
+        raw = read_until_close(k)
+        st, h, body = parse_raw_response(raw)
+        s.check("beyond the reserve too: immediate 503 JSON, Retry-After, close",
+                st == 503 and h.get("retry-after") == "1" and json.loads(body).get("error"),
+                raw[:200])
+        s.check("the refusal does not wait for a slot", time.time() - t0 < BOUND_S)
+        k.close()
+        for k in held + reserve:
+            k.close()
+        s.check("slots come back once the holders close",
+                wait_for(lambda: srv.classify(jpeg)[0] == 200))
+    finally:
+        srv.stop()
+
+
+def framing(env, s, model, jpeg):
+    srv = Server(env, ["--model", f"m={model}"], name="framing")
+    try:
+        def ask(name, head, body, want, needle):
+            raw = raw_exchange(srv.port, head + body, timeout=BOUND_S)
+            st, h, b = parse_raw_response(raw)
+            try:
+                doc = json.loads(b)
+            except ValueError:
+                doc = {}
+            s.check(f"{name}: {want} JSON", st == want and needle in doc.get("error", ""),
+                    raw[:300])
+            return raw
+
+        n = len(jpeg)
+        raw = ask("two different Content-Length", POST_HEAD +
+                  f"Content-Length: {n}\r\nContent-Length: {n - 10}\r\n\r\n".encode(), jpeg, 400,
+                  "Content-Length")
+        s.check("two different Content-Length: one answer, no second request",
+                raw.count(b"HTTP/1.1") == 1, raw.count(b"HTTP/1.1"))
+        ask("Transfer-Encoding gzip", POST_HEAD +
+            f"Transfer-Encoding: gzip\r\nContent-Length: {n}\r\n\r\n".encode(), jpeg, 400,
+            "Transfer-Encoding")
+        ask("Transfer-Encoding gzip alone", POST_HEAD + b"Transfer-Encoding: gzip\r\n\r\n", jpeg,
+            400, "chunked")
+        ask("chunked plus Content-Length", POST_HEAD +
+            f"Transfer-Encoding: chunked\r\nContent-Length: {n}\r\n\r\n".encode(), jpeg, 400,
+            "Content-Length")
+        ask("%00 in the path", b"GET /v2/health/live%00x HTTP/1.1\r\nHost: x\r\n\r\n", b"", 400,
+            "NUL")
+        ask("%00 in the query", b"POST /v2/models/m/classify?top_k=1%00 HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 0\r\n\r\n", b"", 400, "NUL")
+        raw = raw_exchange(srv.port, POST_HEAD + f"Content-Length: {n}\r\nContent-Length: {n}"
+                           f"\r\n\r\n".encode() + jpeg, timeout=BOUND_S)
+        s.check("the same Content-Length twice is one length (RFC 9110 §8.6)",
+                parse_raw_response(raw)[0] == 200, raw[:200])
+        s.check("framing: server stays live", srv.live())
+    finally:
+        srv.stop()
+
+
+def chunked(env, s, model, jpeg):
+    cap = 64 * 1024
+    srv = Server(env, ["--model", f"m={model}", "--max-body", str(cap)], name="chunked")
+    try:
+        st, _, want = srv.classify(jpeg)
+
+        def gen():
+            for i in range(0, len(jpeg), 1000):
+                yield jpeg[i:i + 1000]
+
+        c = srv.conn()
+        c.request("POST", "/v2/models/m/classify", body=gen(),
+                  headers={"Content-Type": "image/jpeg"}, encode_chunked=True)
+        r = c.getresponse()
+        got = json.loads(r.read())
+        c.close()
+        s.check("chunked upload (http.client, generator body): 200, same answer",
+                r.status == 200 and got["predictions"] == want["predictions"], (r.status, got))
+        if shutil.which("curl"):
+            out = subprocess.run(
+                ["curl", "-s", "-X", "POST", "-T", "-", "-H", "Content-Type: image/jpeg", "-w", "\n%{http_code}",
+                 f"http://{HOST}:{srv.port}/v2/models/m/classify"],
+                input=jpeg, capture_output=True, timeout=BOUND_S).stdout
+            body, _, code = out.rpartition(b"\n")
+            s.check("curl -T - (chunked from stdin): 200, same answer",
+                    code == b"200" and json.loads(body)["predictions"] == want["predictions"],
+                    out[:200])
+        # over the cap: 413 as soon as it is passed, while the client still holds the rest
+        k = connect(srv.port)
+        k.sendall(POST_HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        chunk = 16 * 1024
+        for _ in range(cap // chunk + 1):
+            k.sendall(b"%x\r\n" % chunk + b"\xff" * chunk + b"\r\n")
+        raw = read_until_close(k)
+        k.close()
+        st, _, b = parse_raw_response(raw)
+        s.check("chunked over --max-body: 413 JSON before the body ends",
+                st == 413 and "max-body" in json.loads(b or b"{}").get("error", ""), raw[:300])
+        s.check("chunked: server stays live", srv.live())
+    finally:
+        srv.stop()
+
+
+def budget(env, s, model, jpeg):
+    cap = 64 * 1024
+    srv = Server(env, ["--model", f"m={model}", "--max-body", str(cap), "--body-budget",
+                       str(2 * cap)], name="budget")
+    try:
+        held = []
+        for _ in range(2):  # each grows its buffer to the full 64 KB: the budget is spent
+            k = connect(srv.port)
+            k.sendall(POST_HEAD + f"Content-Length: {cap}\r\n\r\n".encode() + b"\xff" * (cap - 1))
+            held.append(k)
+        time.sleep(0.5)
+        k = connect(srv.port)
+        k.sendall(POST_HEAD + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg)
+        raw = read_until_close(k)
+        k.close()
+        st, h, b = parse_raw_response(raw)
+        s.check("over --body-budget: 503 JSON with Retry-After",
+                st == 503 and "retry-after" in h and "body-budget" in b.decode(), raw[:300])
+        for k in held:
+            k.close()
+        s.check("the budget comes back when the bodies go",
+                wait_for(lambda: srv.classify(jpeg)[0] == 200))
+        out = subprocess.run([env.serve, "--model", f"m={model}", "--max-body", "2M",
+                              "--body-budget", "1M"], capture_output=True, text=True,
+                             timeout=BOUND_S)
+        s.check("--body-budget below --max-body: usage error", out.returncode == 2 and
+                "--body-budget" in out.stderr, out.stderr)
+    finally:
+        srv.stop()
+
+
+def sighup(env, s, model, jpeg):
+    srv = Server(env, ["--model", f"m={model}"], name="sighup")
+    try:
+        k = connect(srv.port)  # a request in flight across the signal
+        k.sendall(POST_HEAD + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg[:100])
+        srv.proc.send_signal(signal.SIGHUP)
+        s.check("SIGHUP: logged", wait_for(
+            lambda: any(r.get("msg") == "SIGHUP ignored" for r in srv.records())))
+        k.sendall(jpeg[100:])
+        st, _, _ = parse_raw_response(read_until_close_or_answer(k))
+        k.close()
+        s.check("SIGHUP: the request in flight is answered", st == 200, st)
+        s.check("SIGHUP: still serving", srv.proc.poll() is None and srv.live())
+    finally:
+        s.check("SIGHUP: exits 0 on SIGTERM afterwards", srv.stop() == 0)
+
+
+def read_until_close_or_answer(sock):
+    sock.settimeout(BOUND_S)
+    out = b""
+    while True:
+        head, sep, body = out.partition(b"\r\n\r\n")
+        if sep:
+            n = [ln.split(b":", 1)[1] for ln in head.split(b"\r\n")[1:]
+                 if ln.lower().startswith(b"content-length:")]
+            if n and len(body) >= int(n[0]):
+                return out
+        try:
+            c = sock.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            return out
+        if not c:
+            return out
+        out += c
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
