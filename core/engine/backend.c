@@ -134,10 +134,14 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     os_infer_ctx *c = ctx;
     const os_conv_shape cs = conv_shape(c, L);
     const int from = L->from[0];
-    const float *wt = os_spike_plan_weights(c->plan, i);
+    const float *wt = os_spike_plan_weights(c->plan, i), *scale;
+    const int8_t *wq = os_spike_plan_weights_q8(c->plan, i, &scale);
     const double inputs = (double)cs.in_c * cs.in_h * cs.in_w;
-    if (!wt) /* the image: planar in, channels-last out */
+    if (!os_spike_plan_event(c->plan, i)) /* the image: planar in, channels-last out */
         os_conv2d_hwc(&cs, io->x, L->weight, L->bias, io->y, c->col);
+    else if (wq) /* at any rate: an int8 plan keeps no float rows to fall back on */
+        os_spike_conv_q8(c->kernels, &cs, c->sidx[from], c->scnt[from], wq, scale, L->bias, io->y,
+                         c->rows);
     else if ((double)c->active[from] <= OS_SPIKE_DENSE_RATE * inputs)
         os_spike_conv(c->kernels, &cs, c->sidx[from], c->scnt[from], wt, L->bias, io->y, c->rows);
     else /* most inputs fired: the dense product is less work */
