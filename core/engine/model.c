@@ -298,6 +298,10 @@ const char *os_model_weights(const os_model *m)
 {
     return os_spike_format_name(m->weights);
 }
+size_t os_model_plan_bytes(const os_model *m)
+{
+    return os_spike_plan_bytes(m->plan);
+}
 const os_st_file *os_model_tensors(const os_model *m) { return m->st; }
 
 void os_model_input(const os_model *m, int *channels, int *height, int *width)

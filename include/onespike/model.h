@@ -79,6 +79,8 @@ const os_net *os_model_net(const os_model *m);
 const os_spike_plan *os_model_spike_plan(const os_model *m);
 /* The weight format of that plan's event-driven convolutions: "fp32" or "int8". Static. */
 const char *os_model_weights(const os_model *m);
+/* Bytes of the weight copies that plan holds (0 when sessions run the net dense). */
+size_t os_model_plan_bytes(const os_model *m);
 const os_st_file *os_model_tensors(const os_model *m);
 
 #endif
