@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onespike/session.h"
 #include "onespike/shape.h"
 
 #define OIP_MAX_DEPTH 8 /* nesting of an FP32 "data" array, at most */
@@ -218,9 +219,12 @@ json_t *srv_oip_model_meta(const char *name, const os_model *m)
     const float *mean = os_model_mean(m), *std = os_model_std(m);
     const json_t *doc = os_model_doc(m);
     json_t *arch = json_object_get(doc, "arch");
+    /* "runs": the workers' path ("event, avx2, fp32"): their sessions take default options */
+    char runs[64] = "unknown";
+    (void)os_session_describe(m, NULL, runs, sizeof runs);
     return json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i,i,i,i]}],"
                      " s:[{s:s, s:s, s:[i,i]}], s:o, s:{s:i, s:i, s:i}, s:i,"
-                     " s:{s:s, s:[f,f,f], s:[f,f,f], s:s, s:I, s:i, s:O?}}",
+                     " s:{s:s, s:[f,f,f], s:[f,f,f], s:s, s:I, s:i, s:O?, s:s}}",
                      "name", name, "versions", os_model_version(m), "platform", OIP_PLATFORM,
                      "inputs", "name", "image", "datatype", "BYTES", "shape", -1, "name", "input",
                      "datatype", "FP32", "shape", -1, c, h, w, "outputs", "name", SRV_OIP_OUTPUT,
@@ -230,5 +234,5 @@ json_t *srv_oip_model_meta(const char *name, const os_model *m)
                      (double)mean[1], (double)mean[2], "std", (double)std[0], (double)std[1],
                      (double)std[2], "sha256", os_model_sha256(m), "params",
                      (json_int_t)os_net_params(os_model_net(m)), "layers",
-                     os_net_count(os_model_net(m)), "arch", arch);
+                     os_net_count(os_model_net(m)), "arch", arch, "runs", runs);
 }

@@ -168,20 +168,23 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     os_infer_ctx *c = ctx;
     const os_conv_shape cs = conv_shape(c, L);
     const int from = L->from[0];
-    const float *wt = os_spike_plan_weights(c->plan, i);
+    const float *wt = os_spike_plan_weights(c->plan, i), *scale;
+    const int8_t *wq = os_spike_plan_weights_q8(c->plan, i, &scale);
+    const bool event = os_spike_plan_event(c->plan, i);
     const size_t inputs = (size_t)cs.in_c * cs.in_h * cs.in_w, hw = (size_t)cs.in_h * cs.in_w;
     for (int j = 0; j < c->n; j++) {
         const float *x = in_at(c, L, io->x, j);
         float *y = out_at(L, io->y, j);
-        if (!wt) { /* the image: planar in, channels-last out */
+        const uint16_t *idx = c->sidx[from] + j * inputs, *cnt = c->scnt[from] + j * hw;
+        if (!event) /* the image: planar in, channels-last out */
             os_conv2d_hwc(&cs, x, L->weight, L->bias, y, c->col);
-        } else if ((double)c->active[(size_t)from * c->max_batch + j] <=
-                   OS_SPIKE_DENSE_RATE * (double)inputs) {
-            os_spike_conv(c->kernels, &cs, c->sidx[from] + j * inputs, c->scnt[from] + j * hw,
-                          wt, L->bias, y, c->rows);
-        } else { /* most inputs fired: the dense product is less work */
+        else if (wq) /* at any rate: an int8 plan keeps no float rows to fall back on */
+            os_spike_conv_q8(c->kernels, &cs, idx, cnt, wq, scale, L->bias, y, c->rows);
+        else if ((double)c->active[(size_t)from * c->max_batch + j] <=
+                 OS_SPIKE_DENSE_RATE * (double)inputs)
+            os_spike_conv(c->kernels, &cs, idx, cnt, wt, L->bias, y, c->rows);
+        else /* most inputs fired: the dense product is less work */
             os_conv2d_hwc_wt(&cs, x, wt, L->bias, y, c->col);
-        }
     }
 }
 

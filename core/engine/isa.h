@@ -11,15 +11,21 @@
 typedef enum {
     OS_ISA_SCALAR, /* portable C: the reference every other set is tested against */
     OS_ISA_AVX2,
+    OS_ISA_AVX512, /* AVX-512 F + BW + VL (Skylake-SP, Ice Lake, Zen 4 and later) */
     OS_ISA_COUNT
 } os_isa;
 
-/* True if this build has kernels for isa and this CPU runs them. */
+/* True if this build has kernels for isa and this CPU runs them (for the wide sets: the CPU has
+ * the instructions and the OS saves their registers, which __builtin_cpu_supports checks
+ * through OSXSAVE/XGETBV). */
 bool os_isa_supported(os_isa isa);
 
 /* The widest supported set. */
 os_isa os_isa_best(void);
 
-const char *os_isa_name(os_isa isa); /* "scalar", "avx2" */
+const char *os_isa_name(os_isa isa); /* "scalar", "avx2", "avx512" */
+
+/* The set named name (as os_isa_name); false if there is none of that name. */
+bool os_isa_parse(const char *name, os_isa *out);
 
 #endif

@@ -21,6 +21,7 @@ struct os_model {
     json_t *doc;
     os_net *net;
     os_spike_plan *plan; /* event-driven weights for convs of spikes */
+    os_spike_format weights; /* the plan's format, chosen at load */
     char sha[65];
     const char *name, *version;
     int timesteps, in_c, in_h, in_w;
@@ -150,13 +151,36 @@ static os_status parse_doc(os_model *m)
     if ((st = os_net_build(json_object_get(m->doc, "layers"), m->in_c, m->in_h, m->in_w,
                            m->n_labels, m->st, m->label, &m->net)))
         return st;
-    return os_spike_plan_create(m->net, &m->plan);
+    return os_spike_plan_create(m->net, m->weights, &m->plan);
+}
+
+/* The weight format opts or the environment name; checked before the file is read, so a
+ * mistyped name is reported as such and not as a damaged model. */
+static os_status weights_format(const os_model_opts *opts, const char *label, os_spike_format *f)
+{
+    const char *name = opts && opts->weights ? opts->weights : getenv(OS_MODEL_WEIGHTS_ENV);
+    const char *from = opts && opts->weights ? "weight format" : OS_MODEL_WEIGHTS_ENV;
+    *f = OS_SPIKE_FP32;
+    if (!name || !*name || os_spike_format_parse(name, f))
+        return OS_OK;
+    return os_fail(OS_EINVAL, "%s: %s \"%s\" is not one of fp32, int8", label, from, name);
 }
 
 os_status os_model_load_buffer(void *buf, size_t len, const char *label, os_model **out)
 {
+    return os_model_load_buffer_ex(buf, len, label, NULL, out);
+}
+
+os_status os_model_load_buffer_ex(void *buf, size_t len, const char *label,
+                                  const os_model_opts *opts, os_model **out)
+{
     *out = NULL;
-    os_status st = OS_OK;
+    os_spike_format format;
+    os_status st = weights_format(opts, label, &format);
+    if (st) {
+        free(buf);
+        return st;
+    }
     os_model *m = calloc(1, sizeof *m);
     if (!m || !(m->label = strdup(label))) {
         free(buf);
@@ -164,6 +188,7 @@ os_status os_model_load_buffer(void *buf, size_t len, const char *label, os_mode
         return os_fail(OS_ENOMEM, "%s: no memory", label);
     }
     m->buf = buf;
+    m->weights = format;
     if ((st = os_st_parse(buf, len, label, &m->st)) || (st = check_checksum(m)) ||
         (st = parse_doc(m)))
         goto out;
@@ -178,13 +203,21 @@ out:
 
 os_status os_model_load(const char *path, os_model **out)
 {
+    return os_model_load_ex(path, NULL, out);
+}
+
+os_status os_model_load_ex(const char *path, const os_model_opts *opts, os_model **out)
+{
     void *buf;
     size_t len;
+    os_spike_format format;
     *out = NULL;
-    os_status st = os_read_file(path, OS_MODEL_MAX_BYTES, &buf, &len);
+    os_status st = weights_format(opts, path, &format);
     if (st)
         return st;
-    return os_model_load_buffer(buf, len, path, out);
+    if ((st = os_read_file(path, OS_MODEL_MAX_BYTES, &buf, &len)))
+        return st;
+    return os_model_load_buffer_ex(buf, len, path, opts, out);
 }
 
 void os_model_destroy(os_model *m)
@@ -261,6 +294,14 @@ const char *os_model_sha256(const os_model *m) { return m->sha; }
 const json_t *os_model_doc(const os_model *m) { return m->doc; }
 const os_net *os_model_net(const os_model *m) { return m->net; }
 const os_spike_plan *os_model_spike_plan(const os_model *m) { return m->plan; }
+const char *os_model_weights(const os_model *m)
+{
+    return os_spike_format_name(m->weights);
+}
+size_t os_model_plan_bytes(const os_model *m)
+{
+    return os_spike_plan_bytes(m->plan);
+}
 const os_st_file *os_model_tensors(const os_model *m) { return m->st; }
 
 void os_model_input(const os_model *m, int *channels, int *height, int *width)

@@ -3,6 +3,7 @@
 #include "onespike/session.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,7 @@ static os_status alloc_spike_index(os_session *s)
             if (in->h * in->w > 1 && layer_size(in) > flat)
                 flat = layer_size(in);
         }
-        if (!os_spike_plan_weights(s->cx.plan, i) || s->cx.sidx[from])
+        if (!os_spike_plan_event(s->cx.plan, i) || s->cx.sidx[from])
             continue;
         const os_layer *in = os_net_layer(s->net, from);
         size_t need = (size_t)L->kh * (size_t)L->kw * (size_t)in->c;
@@ -70,6 +71,57 @@ static os_status alloc_spike_index(os_session *s)
     if ((rows && !(s->cx.rows = sess_alloc_bytes(s, rows, sizeof(uint32_t)))) ||
         (flat && !(s->cx.flat = sess_alloc(s, flat))))
         return os_fail(OS_ENOMEM, "no memory for a session of model %s", os_model_name(s->model));
+    return OS_OK;
+}
+
+/* The instruction set o or the environment asks for, or the widest this CPU runs. */
+static os_status choose_isa(const os_session_opts *o, os_isa *isa)
+{
+    const bool given = o->isa && *o->isa;
+    const char *name = given ? o->isa : getenv(OS_SESSION_ISA_ENV);
+    const char *from = given ? "instruction set" : OS_SESSION_ISA_ENV;
+    *isa = os_isa_best();
+    if (!name || !*name || strcmp(name, "auto") == 0)
+        return OS_OK;
+    if (!os_isa_parse(name, isa))
+        return os_fail(OS_EINVAL, "%s \"%s\" is not one of scalar, avx2, avx512, auto", from, name);
+    if (!os_spike_kernels_for(*isa))
+        return os_fail(OS_EINVAL,
+                       "%s \"%s\": this CPU (or build) cannot run it; the widest it "
+                       "runs is %s",
+                       from, name, os_isa_name(os_isa_best()));
+    return OS_OK;
+}
+
+/* The backend and kernel set for m with o: event where the plan allows and o does not ask for
+ * dense. */
+static os_status choose_path(const os_model *m, const os_session_opts *o, const os_backend **be,
+                             const os_spike_kernels **kernels)
+{
+    os_isa isa;
+    os_status st = choose_isa(o, &isa);
+    if (st)
+        return st;
+    const os_spike_plan *plan = os_model_spike_plan(m);
+    const bool event = !o->dense && plan && os_spike_plan_complete(plan);
+    *be = event ? &os_backend_event : &os_backend_dense;
+    *kernels = event ? os_spike_kernels_for(isa) : NULL;
+    return OS_OK;
+}
+
+os_status os_session_describe(const os_model *m, const os_session_opts *opts, char *buf, size_t n)
+{
+    const os_session_opts o = opts ? *opts : (os_session_opts){0};
+    const os_backend *be;
+    const os_spike_kernels *k;
+    os_status st = choose_path(m, &o, &be, &k);
+    if (st)
+        return st;
+    if (k)
+        snprintf(buf, n, "%s, %s, %s", be->name, os_isa_name(os_spike_kernels_isa(k)),
+                 os_model_weights(m));
+    else
+        snprintf(buf, n, "%s", be->name);
     return OS_OK;
 }
 
@@ -110,14 +162,10 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     if (!cx->out || !cx->mem || !cx->spikes || !s->owned || !cx->sidx || !cx->scnt ||
         !cx->active)
         goto nomem;
-    const os_spike_plan *plan = os_model_spike_plan(m);
-    if (!o.dense && plan && os_spike_plan_complete(plan)) {
-        s->backend = &os_backend_event;
-        cx->plan = plan;
-        cx->kernels = os_spike_kernels_for(os_isa_best());
-    } else {
-        s->backend = &os_backend_dense;
-    }
+    if ((st = choose_path(m, &o, &s->backend, &cx->kernels)))
+        goto out;
+    if (cx->kernels)
+        cx->plan = os_model_spike_plan(m);
     os_model_input(m, &cx->in_c, &cx->in_h, &cx->in_w);
     if (!(cx->input = sess_alloc(s, nb * cx->in_c * cx->in_h * cx->in_w)) ||
         !(s->logits = sess_alloc(s, nb * os_model_classes(m))))
@@ -214,6 +262,11 @@ const char *os_session_backend(const os_session *s)
 const char *os_session_isa(const os_session *s)
 {
     return os_isa_name(s->cx.kernels ? os_spike_kernels_isa(s->cx.kernels) : OS_ISA_SCALAR);
+}
+
+const char *os_session_weights(const os_session *s)
+{
+    return s->cx.plan ? os_model_weights(s->model) : "fp32";
 }
 
 os_status os_session_load_jpeg_at(os_session *s, int k, const void *jpeg, size_t len)

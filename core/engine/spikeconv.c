@@ -16,14 +16,27 @@
 #define SPIKE_AVX2 1
 #endif
 
-/* Output channels one pass over the active rows accumulates: 8 AVX2 registers of 8 floats,
- * leaving the other 8 registers for the loads. */
+/* Output channels one pass of the generic loop accumulates; wider layers take several. */
 #define BLOCK_MAX 64
+
+/* int8 rows: the widest block of output channels any kernel set sums in one pass (AVX-512:
+ * 8 registers of 32 int16 lanes), the size of the int32 sums the caller keeps on its stack. */
+#define QBLOCK_MAX 256
+
+/* int8 rows are summed in int16 lanes and widened into int32 every this many rows: |q| <= 127,
+ * so 256 rows reach at most 32512 and the int16 partial sums cannot overflow. Integer sums are
+ * exact, so every kernel set gives the same sums in any order. */
+#define Q8_FLUSH_ROWS 256
+#define Q8_MAX        127
 
 struct os_spike_plan {
     int n;
+    os_spike_format format;
     bool *binary;   /* per layer: output is 0/1 */
-    float **wt;     /* per layer: re-laid-out conv weights, or NULL */
+    float **wt;     /* per layer, fp32: re-laid-out conv weights, or NULL */
+    int8_t **wq;    /* per layer, int8: the same layout quantized, or NULL */
+    float **scale;  /* per layer, int8: out_c scales (weight = scale[oc] * q) */
+    bool *event;    /* per layer: a conv os_spike_conv runs */
     size_t bytes;
     bool complete;  /* every layer has a channels-last kernel */
 };
@@ -34,16 +47,53 @@ static os_status plan_fail(os_spike_plan *p)
     return os_fail(OS_ENOMEM, "no memory for the spike-conv weights");
 }
 
-os_status os_spike_plan_create(const os_net *net, os_spike_plan **out)
+static const char *const format_names[OS_SPIKE_FORMAT_COUNT] = {"fp32", "int8"};
+
+const char *os_spike_format_name(os_spike_format f)
+{
+    return f >= 0 && f < OS_SPIKE_FORMAT_COUNT ? format_names[f] : "unknown";
+}
+
+bool os_spike_format_parse(const char *name, os_spike_format *out)
+{
+    for (int i = 0; i < OS_SPIKE_FORMAT_COUNT; i++)
+        if (strcmp(name, format_names[i]) == 0) {
+            *out = (os_spike_format)i;
+            return true;
+        }
+    return false;
+}
+
+/* -128 is never used, which keeps Q8_FLUSH_ROWS exact. */
+void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float *scale)
+{
+    for (size_t o = 0; o < oc; o++) {
+        float m = 0.0f;
+        for (size_t r = 0; r < rows; r++)
+            m = fmaxf(m, fabsf(wt[r * oc + o]));
+        scale[o] = m / Q8_MAX;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t o = 0; o < oc; o++) {
+            const float v = scale[o] > 0.0f ? rintf(wt[r * oc + o] / scale[o]) : 0.0f;
+            q[r * oc + o] = (int8_t)fminf(fmaxf(v, -Q8_MAX), Q8_MAX);
+        }
+}
+
+os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spike_plan **out)
 {
     *out = NULL;
     os_spike_plan *p = calloc(1, sizeof *p);
     if (!p)
         return plan_fail(p);
     p->n = os_net_count(net);
+    p->format = format;
     p->binary = calloc((size_t)p->n, sizeof *p->binary);
+    p->event = calloc((size_t)p->n, sizeof *p->event);
     p->wt = calloc((size_t)p->n, sizeof *p->wt);
-    if (!p->binary || !p->wt)
+    p->wq = calloc((size_t)p->n, sizeof *p->wq);
+    p->scale = calloc((size_t)p->n, sizeof *p->scale);
+    if (!p->binary || !p->event || !p->wt || !p->wq || !p->scale)
         return plan_fail(p);
     p->complete = true;
     for (int i = 0; i < p->n; i++) {
@@ -77,12 +127,29 @@ os_status os_spike_plan_create(const os_net *net, os_spike_plan **out)
             for (size_t c = 0; c < ic; c++)
                 for (size_t t = 0; t < taps; t++)
                     wt[(t * ic + c) * oc + o] = L->weight[(o * ic + c) * taps + t];
-        p->wt[i] = wt;
-        p->bytes += taps * ic * oc * sizeof *wt;
+        p->event[i] = true;
+        if (format == OS_SPIKE_INT8) {
+            p->wq[i] = malloc(taps * ic * oc);
+            p->scale[i] = malloc(oc * sizeof **p->scale);
+            if (!p->wq[i] || !p->scale[i]) {
+                free(wt);
+                return plan_fail(p);
+            }
+            os_spike_quantize(wt, taps * ic, oc, p->wq[i], p->scale[i]);
+            free(wt);
+            p->bytes += taps * ic * oc + oc * sizeof **p->scale;
+        } else {
+            p->wt[i] = wt;
+            p->bytes += taps * ic * oc * sizeof *wt;
+        }
     }
     if (!p->complete) { /* sessions run such a net dense: the copies would only take memory */
-        for (int i = 0; i < p->n; i++)
+        for (int i = 0; i < p->n; i++) {
             free(p->wt[i]), p->wt[i] = NULL;
+            free(p->wq[i]), p->wq[i] = NULL;
+            free(p->scale[i]), p->scale[i] = NULL;
+            p->event[i] = false;
+        }
         p->bytes = 0;
     }
     *out = p;
@@ -93,10 +160,18 @@ void os_spike_plan_destroy(os_spike_plan *p)
 {
     if (!p)
         return;
-    if (p->wt)
-        for (int i = 0; i < p->n; i++)
+    for (int i = 0; i < p->n; i++) {
+        if (p->wt)
             free(p->wt[i]);
+        if (p->wq)
+            free(p->wq[i]);
+        if (p->scale)
+            free(p->scale[i]);
+    }
     free(p->wt);
+    free(p->wq);
+    free(p->scale);
+    free(p->event);
     free(p->binary);
     free(p);
 }
@@ -111,9 +186,27 @@ bool os_spike_plan_binary(const os_spike_plan *p, int i)
     return i >= 0 && i < p->n && p->binary[i];
 }
 
+bool os_spike_plan_event(const os_spike_plan *p, int i)
+{
+    return i >= 0 && i < p->n && p->event[i];
+}
+
+os_spike_format os_spike_plan_format(const os_spike_plan *p)
+{
+    return p->format;
+}
+
 const float *os_spike_plan_weights(const os_spike_plan *p, int i)
 {
     return i >= 0 && i < p->n ? p->wt[i] : NULL;
+}
+
+const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const float **scale)
+{
+    if (i < 0 || i >= p->n || !p->wq[i])
+        return NULL;
+    *scale = p->scale[i];
+    return p->wq[i];
 }
 
 size_t os_spike_plan_bytes(const os_spike_plan *p)
@@ -151,6 +244,18 @@ static void block_generic(const float *w0, const uint32_t *rows, int nrows, cons
         const float *w = w0 + rows[r];
         for (int j = 0; j < n; j++)
             out[j] += w[j];
+    }
+}
+
+/* sum[0..n) = the n int8 values at w0 + rows[r], summed over the nrows rows, exactly. */
+static void qblock_generic(const int8_t *w0, const uint32_t *rows, int nrows, int n, int32_t *sum)
+{
+    for (int j = 0; j < n; j++)
+        sum[j] = 0;
+    for (int r = 0; r < nrows; r++) {
+        const int8_t *w = w0 + rows[r];
+        for (int j = 0; j < n; j++)
+            sum[j] += w[j];
     }
 }
 
@@ -293,31 +398,294 @@ __attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, 
     return total;
 }
 
+/* int8 rows, n = 16*NV channels: each row's bytes sign-extended to int16 lanes (vpmovsxbw) and
+ * added in NV registers, half the instructions of int32 lanes; every Q8_FLUSH_ROWS rows the
+ * int16 sums are widened and added to the int32 sums in memory (rare: at most once per layer
+ * position for the shipped nets). */
+__attribute__((target("avx2"))) static inline void q8_flush_avx2(__m256i a, int32_t *sum)
+{
+    const __m256i lo = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(a));
+    const __m256i hi = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(a, 1));
+    _mm256_storeu_si256((__m256i *)sum, _mm256_add_epi32(_mm256_loadu_si256((__m256i *)sum), lo));
+    _mm256_storeu_si256((__m256i *)(sum + 8),
+                        _mm256_add_epi32(_mm256_loadu_si256((__m256i *)(sum + 8)), hi));
+}
+
+#define Q8_ROW_AVX2(a, w, NV)                                                                      \
+    for (int v = 0; v < NV; v++)                                                                   \
+    a[v] = _mm256_add_epi16(                                                                       \
+        a[v], _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((w) + 16 * v))))
+
+#define SPIKE_QBLOCK(NV)                                                                           \
+    __attribute__((target("avx2"))) static void qblock_avx2_##NV(                                  \
+        const int8_t *w0, const uint32_t *rows, int nrows, int32_t *sum)                           \
+    {                                                                                              \
+        __m256i a[NV];                                                                             \
+        memset(sum, 0, sizeof *sum * 16 * NV);                                                     \
+        for (int r0 = 0; r0 < nrows; r0 += Q8_FLUSH_ROWS) {                                        \
+            const int r1 = nrows - r0 < Q8_FLUSH_ROWS ? nrows : r0 + Q8_FLUSH_ROWS;                \
+            for (int v = 0; v < NV; v++)                                                           \
+                a[v] = _mm256_setzero_si256();                                                     \
+            for (int r = r0; r < r1; r++) {                                                        \
+                if (r + PREFETCH_ROWS < nrows)                                                     \
+                    for (int v = 0; v < NV; v += 4)                                                \
+                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 16 * v),        \
+                                     _MM_HINT_T0);                                                 \
+                Q8_ROW_AVX2(a, w0 + rows[r], NV);                                                  \
+            }                                                                                      \
+            for (int v = 0; v < NV; v++)                                                           \
+                q8_flush_avx2(a[v], sum + 16 * v);                                                 \
+        }                                                                                          \
+    }
+SPIKE_QBLOCK(8)
+SPIKE_QBLOCK(4)
+SPIKE_QBLOCK(2)
+SPIKE_QBLOCK(1)
+
+/* Walk the index of output (oy, ox) for out_c = OC channels: ROW(w) adds one int8 row, FLUSH()
+ * widens the int16 sums before they could overflow. Shared by the int8 direct kernels. */
+#define Q8_DIRECT_WALK(OC, ROW, FLUSH)                                                             \
+    int ky0, ky1, kx0, kx1, pending = 0;                                                           \
+    window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                                     \
+    for (int ky = ky0; ky < ky1; ky++) {                                                           \
+        const int iy = oy * s->stride - s->pad + ky;                                               \
+        for (int kx = kx0; kx < kx1; kx++) {                                                       \
+            const int ix = ox * s->stride - s->pad + kx;                                           \
+            const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                            \
+            const uint16_t *act = idx + p * (size_t)s->in_c;                                       \
+            const int8_t *w0 = wq + (size_t)(ky * s->kw + kx) * (size_t)s->in_c * (OC);            \
+            for (int k = 0; k < cnt[p];) {                                                         \
+                const int room = Q8_FLUSH_ROWS - pending;                                          \
+                const int m = cnt[p] - k < room ? cnt[p] - k : room;                               \
+                for (int j = k; j < k + m; j++)                                                    \
+                    ROW(w0 + (size_t)act[j] * (OC));                                               \
+                k += m, pending += m;                                                              \
+                if (pending == Q8_FLUSH_ROWS) {                                                    \
+                    FLUSH();                                                                       \
+                    pending = 0;                                                                   \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    FLUSH()
+
+#define SPIKE_QDIRECT(NV)                                                                          \
+    __attribute__((target("avx2"))) static void qdirect_avx2_##NV(                                 \
+        const os_conv_shape *s, int oy, int ox, const uint16_t *idx, const uint16_t *cnt,          \
+        const int8_t *wq, int32_t *sum)                                                            \
+    {                                                                                              \
+        enum { NVEC = NV }; /* for ROW and FLUSH, expanded after NV is substituted */              \
+        __m256i a[NV];                                                                             \
+        memset(sum, 0, sizeof *sum * 16 * NV);                                                     \
+        for (int v = 0; v < NV; v++)                                                               \
+            a[v] = _mm256_setzero_si256();                                                         \
+        Q8_DIRECT_WALK(16 * NV, ROW, FLUSH);                                                       \
+    }
+#define ROW(w) Q8_ROW_AVX2(a, w, NVEC)
+#define FLUSH()                                                                                    \
+    do {                                                                                           \
+        for (int v = 0; v < NVEC; v++) {                                                           \
+            q8_flush_avx2(a[v], sum + 16 * v);                                                     \
+            a[v] = _mm256_setzero_si256();                                                         \
+        }                                                                                          \
+    } while (0)
+SPIKE_QDIRECT(8)
+SPIKE_QDIRECT(4)
+SPIKE_QDIRECT(2)
+SPIKE_QDIRECT(1)
+#undef ROW
+#undef FLUSH
+
+/* ---- AVX-512 (F + BW + VL): the same kernels on 16-float (32-int16) registers ---------------
+ * 32 registers: twice the lanes and twice the registers of AVX2, so one pass covers up to 128
+ * fp32 or 256 int8 channels. Widths below 16 fall to the AVX2 set (every AVX-512 CPU has it). */
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+
+#define SPIKE_BLOCK512(NV)                                                                         \
+    TARGET_AVX512 static void block_avx512_##NV(const float *w0, const uint32_t *rows, int nrows,  \
+                                                const float *b, float *out)                        \
+    {                                                                                              \
+        __m512 a[NV];                                                                              \
+        for (int v = 0; v < NV; v++)                                                               \
+            a[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();                          \
+        for (int r = 0; r < nrows; r++) {                                                          \
+            const float *w = w0 + rows[r];                                                         \
+            if (r + PREFETCH_ROWS < nrows)                                                         \
+                for (int v = 0; v < NV; v++)                                                       \
+                    _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 16 * v),            \
+                                 _MM_HINT_T0);                                                     \
+            for (int v = 0; v < NV; v++)                                                           \
+                a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(w + 16 * v));                           \
+        }                                                                                          \
+        for (int v = 0; v < NV; v++)                                                               \
+            _mm512_storeu_ps(out + 16 * v, a[v]);                                                  \
+    }
+SPIKE_BLOCK512(8)
+SPIKE_BLOCK512(4)
+SPIKE_BLOCK512(2)
+SPIKE_BLOCK512(1)
+
+#define SPIKE_DIRECT512(NV)                                                                        \
+    TARGET_AVX512 static void direct_avx512_##NV(const os_conv_shape *s, int oy, int ox,           \
+                                                 const uint16_t *idx, const uint16_t *cnt,         \
+                                                 const float *wt, const float *b, float *out)      \
+    {                                                                                              \
+        const int ic = s->in_c;                                                                    \
+        __m512 a[NV], z[NV];                                                                       \
+        for (int v = 0; v < NV; v++) {                                                             \
+            a[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();                          \
+            z[v] = _mm512_setzero_ps();                                                            \
+        }                                                                                          \
+        int ky0, ky1, kx0, kx1;                                                                    \
+        window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                                 \
+        for (int ky = ky0; ky < ky1; ky++) {                                                       \
+            const int iy = oy * s->stride - s->pad + ky;                                           \
+            for (int kx = kx0; kx < kx1; kx++) {                                                   \
+                const int ix = ox * s->stride - s->pad + kx;                                       \
+                const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                        \
+                const uint16_t *act = idx + p * (size_t)ic;                                        \
+                const float *w0 = wt + (size_t)(ky * s->kw + kx) * (size_t)ic * (16 * NV);         \
+                int k = 0;                                                                         \
+                for (; k + 1 < cnt[p]; k += 2) {                                                   \
+                    const float *w = w0 + (size_t)act[k] * (16 * NV);                              \
+                    const float *u = w0 + (size_t)act[k + 1] * (16 * NV);                          \
+                    for (int v = 0; v < NV; v++) {                                                 \
+                        a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(w + 16 * v));                   \
+                        z[v] = _mm512_add_ps(z[v], _mm512_loadu_ps(u + 16 * v));                   \
+                    }                                                                              \
+                }                                                                                  \
+                if (k < cnt[p]) {                                                                  \
+                    const float *w = w0 + (size_t)act[k] * (16 * NV);                              \
+                    for (int v = 0; v < NV; v++)                                                   \
+                        a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(w + 16 * v));                   \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int v = 0; v < NV; v++)                                                               \
+            _mm512_storeu_ps(out + 16 * v, _mm512_add_ps(a[v], z[v]));                             \
+    }
+SPIKE_DIRECT512(8)
+SPIKE_DIRECT512(4)
+SPIKE_DIRECT512(2)
+SPIKE_DIRECT512(1)
+
+TARGET_AVX512 static inline void q8_flush_avx512(__m512i a, int32_t *sum)
+{
+    const __m512i lo = _mm512_cvtepi16_epi32(_mm512_castsi512_si256(a));
+    const __m512i hi = _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(a, 1));
+    _mm512_storeu_si512(sum, _mm512_add_epi32(_mm512_loadu_si512(sum), lo));
+    _mm512_storeu_si512(sum + 16, _mm512_add_epi32(_mm512_loadu_si512(sum + 16), hi));
+}
+
+#define Q8_ROW_AVX512(a, w, NV)                                                                    \
+    for (int v = 0; v < NV; v++)                                                                   \
+    a[v] = _mm512_add_epi16(                                                                       \
+        a[v], _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)((w) + 32 * v))))
+
+#define SPIKE_QBLOCK512(NV)                                                                        \
+    TARGET_AVX512 static void qblock_avx512_##NV(const int8_t *w0, const uint32_t *rows,           \
+                                                 int nrows, int32_t *sum)                          \
+    {                                                                                              \
+        __m512i a[NV];                                                                             \
+        memset(sum, 0, sizeof *sum * 32 * NV);                                                     \
+        for (int r0 = 0; r0 < nrows; r0 += Q8_FLUSH_ROWS) {                                        \
+            const int r1 = nrows - r0 < Q8_FLUSH_ROWS ? nrows : r0 + Q8_FLUSH_ROWS;                \
+            for (int v = 0; v < NV; v++)                                                           \
+                a[v] = _mm512_setzero_si512();                                                     \
+            for (int r = r0; r < r1; r++) {                                                        \
+                if (r + PREFETCH_ROWS < nrows)                                                     \
+                    for (int v = 0; v < NV; v += 2)                                                \
+                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 32 * v),        \
+                                     _MM_HINT_T0);                                                 \
+                Q8_ROW_AVX512(a, w0 + rows[r], NV);                                                \
+            }                                                                                      \
+            for (int v = 0; v < NV; v++)                                                           \
+                q8_flush_avx512(a[v], sum + 32 * v);                                               \
+        }                                                                                          \
+    }
+SPIKE_QBLOCK512(8)
+SPIKE_QBLOCK512(4)
+SPIKE_QBLOCK512(2)
+SPIKE_QBLOCK512(1)
+
+#define SPIKE_QDIRECT512(NV)                                                                       \
+    TARGET_AVX512 static void qdirect_avx512_##NV(const os_conv_shape *s, int oy, int ox,          \
+                                                  const uint16_t *idx, const uint16_t *cnt,        \
+                                                  const int8_t *wq, int32_t *sum)                  \
+    {                                                                                              \
+        enum { NVEC = NV }; /* for ROW and FLUSH, expanded after NV is substituted */              \
+        __m512i a[NV];                                                                             \
+        memset(sum, 0, sizeof *sum * 32 * NV);                                                     \
+        for (int v = 0; v < NV; v++)                                                               \
+            a[v] = _mm512_setzero_si512();                                                         \
+        Q8_DIRECT_WALK(32 * NV, ROW, FLUSH);                                                       \
+    }
+#define ROW(w) Q8_ROW_AVX512(a, w, NVEC)
+#define FLUSH()                                                                                    \
+    do {                                                                                           \
+        for (int v = 0; v < NVEC; v++) {                                                           \
+            q8_flush_avx512(a[v], sum + 32 * v);                                                   \
+            a[v] = _mm512_setzero_si512();                                                         \
+        }                                                                                          \
+    } while (0)
+SPIKE_QDIRECT512(8)
+SPIKE_QDIRECT512(4)
+SPIKE_QDIRECT512(2)
+SPIKE_QDIRECT512(1)
+#undef ROW
+#undef FLUSH
+
 #endif
 
-/* A block kernel sums the rows into n = 8, 16, 32 or 64 output channels (in [0..3] by width);
- * a direct kernel does a whole output position of that many channels from the index. */
+/* A block kernel sums the rows into n = width << v output channels (v in [0..3]); a direct
+ * kernel does a whole output position of that many channels from the index. */
 typedef void (*block_fn)(const float *w0, const uint32_t *rows, int nrows, const float *b,
                          float *out);
 typedef void (*direct_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
                           const float *, const float *, float *);
+typedef void (*qblock_fn)(const int8_t *w0, const uint32_t *rows, int nrows, int32_t *sum);
+typedef void (*qdirect_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
+                           const int8_t *, int32_t *);
 
 typedef size_t (*index_fn)(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 
 struct os_spike_kernels {
     os_isa isa;
     index_fn index;
+    int width;           /* fp32: block[v] and direct[v] cover width << v channels */
     block_fn block[4];   /* NULL: the generic loop */
     direct_fn direct[4]; /* NULL: build the row list and use the blocks */
+    int qwidth;          /* int8 rows: the same for qblock, qdirect */
+    qblock_fn qblock[4];
+    qdirect_fn qdirect[4];
+    const os_spike_kernels *narrow; /* for channels below width: a narrower set, or NULL */
 };
 
-static const os_spike_kernels kernels_scalar = {OS_ISA_SCALAR, os_spike_index, {NULL}, {NULL}};
+static const os_spike_kernels kernels_scalar = {
+    OS_ISA_SCALAR, os_spike_index, 8, {NULL}, {NULL}, 16, {NULL}, {NULL}, NULL,
+};
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
     OS_ISA_AVX2,
     index_avx2,
+    8,
     {block_avx2_1, block_avx2_2, block_avx2_4, block_avx2_8},
     {direct_avx2_1, direct_avx2_2, direct_avx2_4, direct_avx2_8},
+    16,
+    {qblock_avx2_1, qblock_avx2_2, qblock_avx2_4, qblock_avx2_8},
+    {qdirect_avx2_1, qdirect_avx2_2, qdirect_avx2_4, qdirect_avx2_8},
+    NULL,
+};
+static const os_spike_kernels kernels_avx512 = {
+    OS_ISA_AVX512,
+    index_avx2, /* the index is bound by its stores, not the width */
+    16,
+    {block_avx512_1, block_avx512_2, block_avx512_4, block_avx512_8},
+    {direct_avx512_1, direct_avx512_2, direct_avx512_4, direct_avx512_8},
+    32,
+    {qblock_avx512_1, qblock_avx512_2, qblock_avx512_4, qblock_avx512_8},
+    {qdirect_avx512_1, qdirect_avx512_2, qdirect_avx512_4, qdirect_avx512_8},
+    &kernels_avx2,
 };
 #endif
 
@@ -331,6 +699,9 @@ const os_spike_kernels *os_spike_kernels_for(os_isa isa)
     case OS_ISA_AVX2:
         pthread_once(&pack_lut_once, pack_lut_fill);
         return &kernels_avx2;
+    case OS_ISA_AVX512:
+        pthread_once(&pack_lut_once, pack_lut_fill);
+        return &kernels_avx512;
 #endif
     default: return NULL;
     }
@@ -349,18 +720,19 @@ size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, 
 }
 
 /* Accumulate out channels [c0, c0 + n) of one output position; returns the count done (the
- * widest block that fits). */
+ * widest block of k or its narrower sets that fits). */
 static int block(const os_spike_kernels *k, const float *wt, const uint32_t *rows, int nrows,
                  const float *b, int c0, int n, float *out)
 {
     const float *w0 = wt + c0, *bc = b ? b + c0 : NULL;
-    for (int v = 3; v >= 0; v--) {
-        const int width = 8 << v;
-        if (k->block[v] && n >= width) {
-            k->block[v](w0, rows, nrows, bc, out);
-            return width;
+    for (const os_spike_kernels *q = k; q; q = q->narrow)
+        for (int v = 3; v >= 0; v--) {
+            const int width = q->width << v;
+            if (q->block[v] && n >= width) {
+                q->block[v](w0, rows, nrows, bc, out);
+                return width;
+            }
         }
-    }
     n = n < BLOCK_MAX ? n : BLOCK_MAX;
     block_generic(w0, rows, nrows, bc, n, out);
     return n;
@@ -368,19 +740,38 @@ static int block(const os_spike_kernels *k, const float *wt, const uint32_t *row
 
 static direct_fn direct_for(const os_spike_kernels *k, int oc)
 {
-    switch (oc) {
-    case 64: return k->direct[3];
-    case 32: return k->direct[2];
-    case 16: return k->direct[1];
-    case 8: return k->direct[0];
-    default: return NULL;
+    for (const os_spike_kernels *q = k; q; q = q->narrow)
+        for (int v = 0; v < 4; v++)
+            if (q->direct[v] && oc == q->width << v)
+                return q->direct[v];
+    return NULL;
+}
+
+/* The rows output (oy, ox) sums: one offset (in row elements) per (tap, active input channel). */
+static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
+                    const uint16_t *cnt, uint32_t *rows)
+{
+    const int ic = s->in_c, oc = s->out_c;
+    int nrows = 0, ky0, ky1, kx0, kx1;
+    window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
+    for (int ky = ky0; ky < ky1; ky++) {
+        const int iy = oy * s->stride - s->pad + ky;
+        for (int kx = kx0; kx < kx1; kx++) {
+            const int ix = ox * s->stride - s->pad + kx;
+            const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
+            const uint16_t *act = idx + p * (size_t)ic;
+            const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
+            for (int j = 0; j < cnt[p]; j++)
+                rows[nrows++] = (tap + act[j]) * (uint32_t)oc;
+        }
     }
+    return nrows;
 }
 
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                    const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows)
 {
-    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c, ic = s->in_c;
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
     assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
     const direct_fn direct = direct_for(k, oc);
     if (direct) {
@@ -392,23 +783,71 @@ void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint
     }
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
-            /* The weight rows this position sums: one per (tap, active input channel). */
-            int nrows = 0, ky0, ky1, kx0, kx1;
-            window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
-            for (int ky = ky0; ky < ky1; ky++) {
-                const int iy = oy * s->stride - s->pad + ky;
-                for (int kx = kx0; kx < kx1; kx++) {
-                    const int ix = ox * s->stride - s->pad + kx;
-                    const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
-                    const uint16_t *act = idx + p * (size_t)ic;
-                    const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
-                    for (int j = 0; j < cnt[p]; j++)
-                        rows[nrows++] = (tap + act[j]) * (uint32_t)oc;
-                }
-            }
+            const int nrows = row_list(s, oy, ox, idx, cnt, rows);
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
             for (int c0 = 0; c0 < oc;)
                 c0 += block(k, wt, rows, nrows, b, c0, oc - c0, yq + c0);
+        }
+    }
+}
+
+/* y = b + scale * sum for n channels: one routine for every kernel set, compiled without the
+ * wide targets, so no set contracts it into a fused multiply-add and all give equal floats. */
+static void q8_finish(const int32_t *sum, const float *scale, const float *b, int n, float *y)
+{
+    for (int j = 0; j < n; j++)
+        y[j] = (b ? b[j] : 0.0f) + scale[j] * (float)sum[j];
+}
+
+static int qblock(const os_spike_kernels *k, const int8_t *wq, const uint32_t *rows, int nrows,
+                  int c0, int n, int32_t *sum)
+{
+    const int8_t *w0 = wq + c0;
+    for (const os_spike_kernels *q = k; q; q = q->narrow)
+        for (int v = 3; v >= 0; v--) {
+            const int width = q->qwidth << v;
+            if (q->qblock[v] && n >= width) {
+                q->qblock[v](w0, rows, nrows, sum);
+                return width;
+            }
+        }
+    n = n < QBLOCK_MAX ? n : QBLOCK_MAX;
+    qblock_generic(w0, rows, nrows, n, sum);
+    return n;
+}
+
+static qdirect_fn qdirect_for(const os_spike_kernels *k, int oc)
+{
+    for (const os_spike_kernels *q = k; q; q = q->narrow)
+        for (int v = 0; v < 4; v++)
+            if (q->qdirect[v] && oc == q->qwidth << v)
+                return q->qdirect[v];
+    return NULL;
+}
+
+void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
+                      const uint16_t *cnt, const int8_t *wq, const float *scale, const float *b,
+                      float *y, uint32_t *rows)
+{
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
+    assert(k != NULL && idx != NULL && cnt != NULL && wq != NULL && scale != NULL && y != NULL &&
+           rows != NULL);
+    int32_t sum[QBLOCK_MAX];
+    const qdirect_fn direct = qdirect_for(k, oc);
+    for (int oy = 0; oy < oh; oy++) {
+        for (int ox = 0; ox < ow; ox++) {
+            float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
+            if (direct) { /* qdirect widths are at most QBLOCK_MAX */
+                direct(s, oy, ox, idx, cnt, wq, sum);
+                q8_finish(sum, scale, b, oc, yq);
+                continue;
+            }
+            const int nrows = row_list(s, oy, ox, idx, cnt, rows);
+            for (int c0 = 0; c0 < oc;) {
+                const int n = qblock(k, wq, rows, nrows, c0, oc - c0, sum);
+                q8_finish(sum, scale + c0, b ? b + c0 : NULL, n, yq + c0);
+                c0 += n;
+            }
         }
     }
 }

@@ -33,12 +33,24 @@
 /* Largest input channel count the index can hold (channel numbers are uint16_t). */
 #define OS_SPIKE_MAX_CHANNELS 65535
 
+/* The precision of the weight rows an event-driven convolution sums.
+ *   fp32  the model's weights, exactly (the default)
+ *   int8  per output channel oc, q = round(w / scale[oc]) in [-127, 127] with scale[oc] =
+ *         max |w| of the channel / 127; the selected rows are summed exactly in integers (the
+ *         inputs are 0/1, so the event-driven sum needs no multiplication) and y = b + scale *
+ *         sum. A quarter of the bytes to stream; each output is off from fp32's by at most
+ *         (active rows) * scale[oc] / 2, and every kernel set gives identical floats. */
+typedef enum { OS_SPIKE_FP32, OS_SPIKE_INT8, OS_SPIKE_FORMAT_COUNT } os_spike_format;
+
+const char *os_spike_format_name(os_spike_format f); /* "fp32", "int8" */
+bool os_spike_format_parse(const char *name, os_spike_format *out);
+
 /* For one net: which layers emit binary outputs, and for each convolution that reads one, its
- * weights laid out for os_spike_conv. Owns those copies; borrows the net, which must outlive
- * it. Immutable after creation, so sessions on several threads may share one plan. */
+ * weights laid out for os_spike_conv in format. Owns those copies; borrows the net, which must
+ * outlive it. Immutable after creation, so sessions on several threads may share one plan. */
 typedef struct os_spike_plan os_spike_plan;
 
-os_status os_spike_plan_create(const os_net *net, os_spike_plan **out);
+os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spike_plan **out);
 void os_spike_plan_destroy(os_spike_plan *p); /* NULL is fine */
 
 /* True if the whole net can run channels-last with every convolution but those reading the
@@ -50,12 +62,21 @@ bool os_spike_plan_complete(const os_spike_plan *p);
 /* True if layer i's output holds only 0 and 1 (a LIF layer, or max pooling of one). */
 bool os_spike_plan_binary(const os_spike_plan *p, int i);
 
-/* Layer i's weights as [kh][kw][in_c][out_c] if it is a convolution of a binary input that
- * os_spike_conv runs; NULL otherwise, and for every layer of a plan that is not complete (no
- * session uses them). Borrowed from the plan. */
+/* True if layer i is a convolution of a binary input that the event-driven kernels run (never
+ * in a plan that is not complete: no session would use it). */
+bool os_spike_plan_event(const os_spike_plan *p, int i);
+
+os_spike_format os_spike_plan_format(const os_spike_plan *p);
+
+/* Layer i's weights as [kh][kw][in_c][out_c] if it is an event-driven convolution and the
+ * plan's format is fp32; NULL otherwise. Borrowed from the plan. */
 const float *os_spike_plan_weights(const os_spike_plan *p, int i);
 
-/* Bytes of weight copies the plan holds. */
+/* The same for an int8 plan: the quantized rows, and in *scale layer i's out_c scales; NULL
+ * (and *scale untouched) otherwise. Borrowed from the plan. */
+const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const float **scale);
+
+/* Bytes of weight copies (and int8 scales) the plan holds. */
 size_t os_spike_plan_bytes(const os_spike_plan *p);
 
 /* List the active inputs of x (channels-last: hw positions of c values, each 0 or nonzero):
@@ -87,6 +108,15 @@ size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, 
  * add them in another order (float rounding). */
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                    const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows);
+
+/* The int8 format of rows x oc weights wt (laid out [rows][oc]): q as wt, scale oc floats. */
+void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float *scale);
+
+/* os_spike_conv with int8 rows (os_spike_plan_weights_q8): y = b + scale[oc] * the exact
+ * integer sum of the selected rows. Every kernel set gives identical results. */
+void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
+                      const uint16_t *cnt, const int8_t *wq, const float *scale, const float *b,
+                      float *y, uint32_t *rows);
 
 /* The same convolution as os_spike_conv, dense: x is the channels-last input itself (any values),
  * patches gathered per output position and multiplied by the same [kh][kw][in_c][out_c] weights

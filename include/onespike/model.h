@@ -33,11 +33,25 @@
 typedef struct os_model os_model;
 typedef struct os_spike_plan os_spike_plan; /* core/engine/spikeconv.h */
 
-os_status os_model_load(const char *path, os_model **out);
+/* Choices made when a model is loaded, which its sessions share. */
+typedef struct {
+    /* Weight rows of the event-driven convolutions: "fp32" (exact) or "int8" (per output
+     * channel scale, a quarter of the bytes; docs/results/README.md gives its accuracy). NULL:
+     * the environment's ONESPIKE_WEIGHTS if set, else "fp32". Unknown names: OS_EINVAL. */
+    const char *weights;
+} os_model_opts;
+
+/* The environment variable that picks the weight format when os_model_opts does not. */
+#define OS_MODEL_WEIGHTS_ENV "ONESPIKE_WEIGHTS"
+
+os_status os_model_load(const char *path, os_model **out); /* default options */
+os_status os_model_load_ex(const char *path, const os_model_opts *opts, os_model **out);
 
 /* As os_model_load, from a malloc'd 4-byte aligned buffer that the model takes over (freed with
  * free() by os_model_destroy, or here on failure). label names it in messages. */
 os_status os_model_load_buffer(void *buf, size_t len, const char *label, os_model **out);
+os_status os_model_load_buffer_ex(void *buf, size_t len, const char *label,
+                                  const os_model_opts *opts, os_model **out);
 
 void os_model_destroy(os_model *m); /* NULL is fine */
 
@@ -63,6 +77,10 @@ const json_t *os_model_doc(const os_model *m);   /* the whole onespike.model doc
 const os_net *os_model_net(const os_model *m);
 /* The net's event-driven convolution plan (spikeconv.h); shared by the model's sessions. */
 const os_spike_plan *os_model_spike_plan(const os_model *m);
+/* The weight format of that plan's event-driven convolutions: "fp32" or "int8". Static. */
+const char *os_model_weights(const os_model *m);
+/* Bytes of the weight copies that plan holds (0 when sessions run the net dense). */
+size_t os_model_plan_bytes(const os_model *m);
 const os_st_file *os_model_tensors(const os_model *m);
 
 #endif

@@ -27,7 +27,15 @@ typedef struct {
                              even where a layer's input is binary spikes */
     int max_batch;        /* images one os_session_run_batch can take, 1..OS_SESSION_MAX_BATCH;
                              0: 1. Every buffer is sized for them at creation. */
+    const char *isa;      /* instruction set of the event-driven kernels: "scalar", "avx2",
+                             "avx512" or "auto" (the widest this CPU runs); NULL: the
+                             environment's ONESPIKE_ISA if set, else "auto". A set this CPU or
+                             build lacks, or an unknown name, fails with OS_EINVAL. */
 } os_session_opts;
+
+/* The environment variable that overrides the instruction set when os_session_opts does not;
+ * read when a session is created. */
+#define OS_SESSION_ISA_ENV "ONESPIKE_ISA"
 
 typedef struct os_session os_session;
 
@@ -65,10 +73,18 @@ os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float
 int os_session_timesteps(const os_session *s);
 
 /* How the session runs the network, chosen when it was created: "dense" (planar float kernels)
- * or "event" (event-driven convolutions of spikes), and the instruction set of its
- * hand-written kernels ("scalar", "avx2"). Static strings. */
+ * or "event" (event-driven convolutions of spikes), the instruction set of its hand-written
+ * kernels ("scalar", "avx2", "avx512"; "scalar" on the dense path, whose convolutions are
+ * BLAS's) and the weight format of its event-driven convolutions (os_model_weights; "fp32" on
+ * the dense path). Static strings. */
 const char *os_session_backend(const os_session *s);
 const char *os_session_isa(const os_session *s);
+const char *os_session_weights(const os_session *s);
+
+/* The path os_session_create(m, opts) would take, as one line for people and metadata:
+ * "event, avx2, fp32" (backend, instruction set, weight format) or "dense". Fails as
+ * os_session_create would on a bad instruction-set choice; creates nothing. */
+os_status os_session_describe(const os_model *m, const os_session_opts *opts, char *buf, size_t n);
 
 /* Spike statistics since creation or the last reset (count_spikes must be on): for the k-th LIF
  * layer, spikes emitted and neuron-steps run. Returns false if k is out of range. */

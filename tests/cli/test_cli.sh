@@ -23,6 +23,33 @@ check "init wrote a model" test -s "$M"
 check "inspect names the model" grep -q "name        resnet20 (version 1)" "$T/inspect.txt"
 check "inspect shows the checksum verified" grep -q "(verified)" "$T/inspect.txt"
 check "inspect lists layers with shapes" grep -Eq "s3.b2.act +lif .* 16x8x8" "$T/inspect.txt"
+check "inspect names the path a session takes" grep -Eq "^  runs        event, (scalar|avx2|avx512), fp32 \(event-driven weight copies" "$T/inspect.txt"
+"$TRAIN" inspect --isa scalar --weights int8 "$M" >"$T/inspect-q.txt"
+check "inspect --isa --weights" grep -q "^  runs        event, scalar, int8 (" "$T/inspect-q.txt"
+
+# The kernel set and weight format: every set this CPU runs gives the fp32 answers of the
+# scalar set, int8 gives the same answers on every set; a set or format it lacks is refused.
+for f in fp32 int8; do
+    "$TRAIN" classify --model "$M" --top-k 1 --isa scalar --weights $f "$FIX/ucm_beach00.jpg" \
+        "$FIX/ucm_harbor10.jpg" >"$T/scalar-$f.txt"
+    for isa in avx2 avx512; do
+        if "$TRAIN" classify --model "$M" --top-k 1 --isa $isa --weights $f "$FIX/ucm_beach00.jpg" \
+            "$FIX/ucm_harbor10.jpg" >"$T/$isa-$f.txt" 2>"$T/$isa.err"; then
+            check "classify --isa $isa --weights $f: the scalar set's answers" \
+                $PY -c 'import sys; a, b = (open(f).read().split() for f in sys.argv[1:]); assert [x for i, x in enumerate(a) if i % 3 != 2] == [x for i, x in enumerate(b) if i % 3 != 2]' \
+                "$T/scalar-$f.txt" "$T/$isa-$f.txt"
+        else
+            check "classify --isa $isa: refused as not run by this CPU" grep -q "cannot run it" "$T/$isa.err"
+            echo "# skipped: $isa kernels (this CPU lacks them)"
+        fi
+    done
+done
+set +e
+"$TRAIN" classify --model "$M" --isa sse9 "$FIX/ucm_beach00.jpg" >/dev/null 2>"$T/isa.err"; rc=$?
+"$TRAIN" classify --model "$M" --weights fp8 "$FIX/ucm_beach00.jpg" >/dev/null 2>"$T/w.err"; rc2=$?
+set -e
+check "an unknown instruction set is refused" test $rc -eq 1 -a -n "$(grep 'not one of scalar' "$T/isa.err")"
+check "an unknown weight format is refused" test $rc2 -eq 1 -a -n "$(grep 'not one of fp32, int8' "$T/w.err")"
 
 "$TRAIN" inspect --json "$M" >"$T/inspect.json"
 check "inspect --json values" $PY - "$T/inspect.json" <<'PY'

@@ -304,10 +304,18 @@ static void test_batch_equals_single(void **state)
     static const char *const files[] = {"ucm_beach00.jpg", "ucm_airplane00.jpg",
                                         "ucm_harbor10.jpg"};
     char *dir = tu_tmpdir();
-    os_arch_opts o = {.name = "msresnet20", .width_mult = 0.5, .input = 32, .classes = NK,
-                      .spiking = true, .batchnorm = true, .threshold = 0.5f, .leak = 1.0f,
+    os_arch_opts o = {.name = "msresnet20",
+                      .width_mult = 0.5,
+                      .input = 32,
+                      .classes = NK,
+                      .spiking = true,
+                      .batchnorm = true,
+                      .threshold = 0.5f,
+                      .leak = 1.0f,
                       .seed = 11};
-    os_model *m = tu_arch_model(&o, dir);
+    os_model_destroy(tu_arch_model(&o, dir)); /* writes dir/msresnet20.safetensors */
+    char model_path[512];
+    snprintf(model_path, sizeof model_path, "%s/msresnet20.safetensors", dir);
     unsigned char *jpeg[3];
     size_t len[3];
     for (int f = 0; f < 3; f++) {
@@ -315,40 +323,49 @@ static void test_batch_equals_single(void **state)
         snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, files[f]);
         assert_non_null(jpeg[f] = tu_slurp(path, &len[f]));
     }
-    for (int dense = 0; dense < 2; dense++)
-        for (int T = 1; T <= 3; T += 2) {
-            os_session_opts so = {.dense = dense, .timesteps = T, .max_batch = NB};
-            os_session *single = NULL, *batch = NULL;
-            assert_int_equal(os_session_create(m, &(os_session_opts){.dense = dense,
-                                                                      .timesteps = T},
-                                               &single),
-                             OS_OK);
-            assert_int_equal(os_session_create(m, &so, &batch), OS_OK);
-            assert_int_equal(os_session_max_batch(batch), NB);
-            float want[3][NK], got[NB * NK], lg[NB * NK], lwant[3][NK];
-            for (int f = 0; f < 3; f++) {
-                assert_int_equal(os_session_load_jpeg(single, jpeg[f], len[f]), OS_OK);
-                os_session_run(single, want[f], lwant[f]);
-            }
-            for (int n = 1; n <= NB; n++) {
-                for (int j = 0; j < n; j++) /* image order 2, 0, 1, 2, 0: repeats included */
-                    assert_int_equal(os_session_load_jpeg_at(batch, j, jpeg[(j + 2) % 3],
-                                                             len[(j + 2) % 3]),
-                                     OS_OK);
-                os_session_run_batch(batch, n, got, lg);
-                for (int j = 0; j < n; j++) {
-                    const int f = (j + 2) % 3;
-                    if (memcmp(got + j * NK, want[f], sizeof want[f]) ||
-                        memcmp(lg + j * NK, lwant[f], sizeof lwant[f]))
-                        fail_msg("%s T=%d batch %d image %d: not the single-image answer",
-                                 dense ? "dense" : "event", T, n, j);
+    static const char *const formats[] = {"fp32", "int8"};
+    os_model *m = NULL;
+    for (int w = 0; w < 2; w++)
+        for (int dense = 0; dense < 2; dense++)
+            for (int T = 1; T <= 3; T += 2) {
+                if (dense == 0 && T == 1) {
+                    os_model_destroy(m);
+                    assert_int_equal(
+                        os_model_load_ex(model_path, &(os_model_opts){.weights = formats[w]}, &m),
+                        OS_OK);
                 }
+                os_session_opts so = {.dense = dense, .timesteps = T, .max_batch = NB};
+                os_session *single = NULL, *batch = NULL;
+                assert_int_equal(
+                    os_session_create(m, &(os_session_opts){.dense = dense, .timesteps = T},
+                                      &single),
+                    OS_OK);
+                assert_int_equal(os_session_create(m, &so, &batch), OS_OK);
+                assert_int_equal(os_session_max_batch(batch), NB);
+                float want[3][NK], got[NB * NK], lg[NB * NK], lwant[3][NK];
+                for (int f = 0; f < 3; f++) {
+                    assert_int_equal(os_session_load_jpeg(single, jpeg[f], len[f]), OS_OK);
+                    os_session_run(single, want[f], lwant[f]);
+                }
+                for (int n = 1; n <= NB; n++) {
+                    for (int j = 0; j < n; j++) /* image order 2, 0, 1, 2, 0: repeats included */
+                        assert_int_equal(
+                            os_session_load_jpeg_at(batch, j, jpeg[(j + 2) % 3], len[(j + 2) % 3]),
+                            OS_OK);
+                    os_session_run_batch(batch, n, got, lg);
+                    for (int j = 0; j < n; j++) {
+                        const int f = (j + 2) % 3;
+                        if (memcmp(got + j * NK, want[f], sizeof want[f]) ||
+                            memcmp(lg + j * NK, lwant[f], sizeof lwant[f]))
+                            fail_msg("%s %s T=%d batch %d image %d: not the single-image answer",
+                                     formats[w], dense ? "dense" : "event", T, n, j);
+                    }
+                }
+                assert_string_equal(os_session_backend(batch), dense ? "dense" : "event");
+                assert_int_equal(os_session_load_jpeg_at(batch, NB, jpeg[0], len[0]), OS_EINVAL);
+                os_session_destroy(single);
+                os_session_destroy(batch);
             }
-            assert_string_equal(os_session_backend(batch), dense ? "dense" : "event");
-            assert_int_equal(os_session_load_jpeg_at(batch, NB, jpeg[0], len[0]), OS_EINVAL);
-            os_session_destroy(single);
-            os_session_destroy(batch);
-        }
     os_session *bad = NULL;
     assert_int_equal(os_session_create(m, &(os_session_opts){.max_batch = -1}, &bad), OS_EINVAL);
     assert_null(bad);

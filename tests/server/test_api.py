@@ -77,7 +77,9 @@ def run(env, s, srv, m, m2, offline, offline2, imgs):
           and {"name": "input", "datatype": "FP32", "shape": [-1, 3, 32, 32]} in doc["inputs"]
           and doc["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}]
           and len(doc["parameters"]["sha256"]) == 64 and doc["parameters"]["params"] > 0
-          and doc["parameters"]["resize"] in ("stretch", "center_crop"))
+          and doc["parameters"]["resize"] in ("stretch", "center_crop")
+          and doc["parameters"]["runs"].split(", ")[0] == "event"
+          and doc["parameters"]["runs"].split(", ")[2] in ("fp32", "int8"))
     s.check("model metadata: name, versions, platform, inputs, outputs, labels, size, steps", ok,
             doc)
     st2, _, doc2 = srv.json("GET", "/v2/models/m/versions/1")

@@ -13,7 +13,8 @@
 enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024, CLASSIFY_BATCH = 8 };
 
 static const char help[] =
-    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense] IMAGE...\n"
+    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense]\n"
+    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] IMAGE...\n"
     "\n"
     "Classify JPEG files with MODEL: decode, resize and normalise as the model says, run the\n"
     "network, print the K most probable classes per image. An image that cannot be read or\n"
@@ -22,10 +23,15 @@ static const char help[] =
     "\n"
     "  --model MODEL     model file (required)\n"
     "  --top-k K         classes per image (default 3; capped at the number of classes)\n"
-    "  --json            one JSON object per line: {\"image\",\"predictions\":[{\"label\",\"index\",\"probability\"}]}\n"
+    "  --json            one JSON object per line: "
+    "{\"image\",\"predictions\":[{\"label\",\"index\",\"probability\"}]}\n"
     "  --timesteps T     run the same weights for T time steps (default: the model's)\n"
     "  --dense           dense float kernels for every layer (the reference path), not the\n"
     "                    event-driven convolutions of spikes\n"
+    "  --isa SET         instruction set of the event-driven kernels (default: ONESPIKE_ISA,\n"
+    "                    else the widest this CPU runs); a set it lacks is refused\n"
+    "  --weights FMT     weight rows of the event-driven convolutions: fp32 (exact, default:\n"
+    "                    ONESPIKE_WEIGHTS, else fp32) or int8 (per-channel scale, 1/4 the bytes)\n"
     "  --max-pixels N    refuse JPEGs with more pixels than this (default 50000000)\n"
     "  --help            this text\n";
 
@@ -69,9 +75,11 @@ int cmd_classify(int argc, char **argv)
                                          {"timesteps", required_argument, NULL, 't'},
                                          {"max-pixels", required_argument, NULL, 'p'},
                                          {"dense", no_argument, NULL, 'D'},
+                                         {"isa", required_argument, NULL, 'I'},
+                                         {"weights", required_argument, NULL, 'W'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    const char *model_path = NULL;
+    const char *model_path = NULL, *isa = NULL, *weights = NULL;
     long top_k = DEFAULT_TOP_K, T = 0, max_pixels = 0;
     bool json = false, dense = false;
     int ch;
@@ -94,6 +102,8 @@ int cmd_classify(int argc, char **argv)
             break;
         case 'j': json = true; break;
         case 'D': dense = true; break;
+        case 'I': isa = optarg; break;
+        case 'W': weights = optarg; break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("classify", "unknown option");
         }
@@ -108,13 +118,14 @@ int cmd_classify(int argc, char **argv)
     os_session *s = NULL;
     float *p = NULL;
     int *idx = NULL;
-    os_status st = os_model_load(model_path, &m);
+    const os_model_opts mo = {.weights = weights};
+    os_status st = os_model_load_ex(model_path, &mo, &m);
     if (st) {
         cli_report("cannot load model", st);
         return CLI_FAIL;
     }
     os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense,
-                          .max_batch = CLASSIFY_BATCH};
+                          .isa = isa, .max_batch = CLASSIFY_BATCH};
     if ((st = os_session_create(m, &so, &s))) {
         cli_report("cannot create a session", st);
         rc = CLI_FAIL;

@@ -8,24 +8,32 @@
 #include "cli.h"
 #include "onespike/dataset.h"
 #include "onespike/fit_report.h"
+#include "onespike/model.h"
+#include "onespike/session.h"
 
 static const char help[] =
     "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense]\n"
+    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8]\n"
     "\n"
     "Classify every JPEG of DIR (one subfolder per class, named as the model's labels) or only\n"
     "those named in FILE (paths relative to DIR, one per line), exactly as the server would, and\n"
     "report top-1 and top-5 accuracy, per-class accuracy and the confusion matrix.\n"
     "\n"
-    "  --json   {\"top1\",\"top5\" (fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...}\n"
+    "  --json   {\"top1\",\"top5\" "
+    "(fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...}\n"
     "  --dense  dense float kernels for every layer (the reference path), not the event-driven\n"
-    "           convolutions of spikes\n";
+    "           convolutions of spikes\n"
+    "  --isa SET    instruction set of the event-driven kernels (as ONESPIKE_ISA; default: the\n"
+    "               widest this CPU runs); a set it lacks is refused\n"
+    "  --weights F  weight rows of the event-driven convolutions, fp32 (default) or int8 (as\n"
+    "               ONESPIKE_WEIGHTS)\n";
 
 int cmd_eval(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", 1, 0, 'm'}, {"data", 1, 0, 'd'},
-                                         {"list", 1, 0, 'l'},  {"json", 0, 0, 'j'},
-                                         {"dense", 0, 0, 'D'}, {"help", 0, 0, 'h'},
-                                         {0}};
+    static const struct option opts[] = {
+        {"model", 1, 0, 'm'},   {"data", 1, 0, 'd'},  {"list", 1, 0, 'l'},
+        {"json", 0, 0, 'j'},    {"dense", 0, 0, 'D'}, {"isa", 1, 0, 'I'},
+        {"weights", 1, 0, 'W'}, {"help", 0, 0, 'h'},  {0}};
     const char *model = NULL, *data = NULL, *list = NULL;
     bool json = false, dense = false;
     int ch;
@@ -37,6 +45,11 @@ int cmd_eval(int argc, char **argv)
         case 'l': list = optarg; break;
         case 'j': json = true; break;
         case 'D': dense = true; break;
+        /* The evaluation loads the model and creates its session itself (fit_eval_files, the
+         * same routine fit's report uses), so the choices reach it the way they reach every
+         * session: through the environment, set before anything else runs. */
+        case 'I': setenv(OS_SESSION_ISA_ENV, optarg, 1); break;
+        case 'W': setenv(OS_MODEL_WEIGHTS_ENV, optarg, 1); break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("eval", "unknown option");
         }

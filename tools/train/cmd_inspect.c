@@ -7,17 +7,23 @@
 
 #include "cli.h"
 #include "onespike/model.h"
+#include "onespike/session.h"
 
 static const char help[] =
-    "usage: " CLI_PROG " inspect MODEL [--json]\n"
+    "usage: " CLI_PROG " inspect MODEL [--json] [--isa SET] [--weights FMT]\n"
     "\n"
     "Load MODEL with full validation (container, SHA-256 of the tensors, architecture against\n"
     "tensor shapes) and describe it: name, version, input and preprocessing, time steps, labels,\n"
     "layer by layer with output shapes, parameters, LIF threshold/leak and Unit membership.\n"
     "A damaged or invalid file is refused with the reason and exit status 1.\n"
     "\n"
-    "  --json    one JSON object instead of text\n"
-    "  --help    this text\n";
+    "The \"runs\" line names the path a session on this machine takes: backend, instruction set\n"
+    "and weight format of the event-driven convolutions (\"event, avx2, fp32\"), or \"dense\".\n"
+    "\n"
+    "  --json         one JSON object instead of text\n"
+    "  --isa SET      as classify's: scalar, avx2, avx512 or auto (default: ONESPIKE_ISA)\n"
+    "  --weights FMT  as classify's: fp32 or int8 (default: ONESPIKE_WEIGHTS, else fp32)\n"
+    "  --help         this text\n";
 
 static void from_names(const os_net *net, const os_layer *L, char *buf, size_t n)
 {
@@ -52,7 +58,7 @@ static json_t *layer_json(const os_net *net, const os_layer *L)
     return o;
 }
 
-static int print_json(const os_model *m)
+static int print_json(const os_model *m, const char *runs)
 {
     const os_net *net = os_model_net(m);
     int c, h, w;
@@ -73,6 +79,8 @@ static int print_json(const os_model *m)
         os_model_classes(m), "sha256", os_model_sha256(m), "checksum", "verified", "parameters",
         (json_int_t)os_net_params(net), "units", os_net_units(net), "lif_layers",
         os_net_lif_count(net), "layers", layers);
+    json_object_set_new(o, "runs", json_string(runs));
+    json_object_set_new(o, "plan_bytes", json_integer((json_int_t)os_model_plan_bytes(m)));
     const json_t *doc = os_model_doc(m);
     const char *extra[] = {"arch", "training", "metrics", "description"};
     for (size_t i = 0; i < sizeof extra / sizeof *extra; i++) {
@@ -86,7 +94,7 @@ static int print_json(const os_model *m)
     return rc;
 }
 
-static void print_text(const os_model *m)
+static void print_text(const os_model *m, const char *runs)
 {
     const os_net *net = os_model_net(m);
     int c, h, w;
@@ -102,6 +110,8 @@ static void print_text(const os_model *m)
            os_net_lif_count(net) ? "" : " (no LIF layers: an ANN)");
     printf("  parameters  %zu in %d layers (%d LIF, %d Units)\n", os_net_params(net),
            os_net_count(net), os_net_lif_count(net), os_net_units(net));
+    printf("  runs        %s (event-driven weight copies: %.2f MB)\n", runs,
+           (double)os_model_plan_bytes(m) / 1e6);
     printf("  labels      %d:", os_model_classes(m));
     for (int i = 0; i < os_model_classes(m); i++)
         printf("%s %s", i ? "," : "", os_model_label(m, i));
@@ -127,14 +137,20 @@ static void print_text(const os_model *m)
 
 int cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {0}};
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"isa", required_argument, NULL, 'I'},
+                                         {"weights", required_argument, NULL, 'W'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {0}};
     bool json = false;
+    const char *isa = NULL, *weights = NULL;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'j': json = true; break;
+        case 'I': isa = optarg; break;
+        case 'W': weights = optarg; break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("inspect", "unknown option");
         }
@@ -142,16 +158,24 @@ int cmd_inspect(int argc, char **argv)
     if (optind != argc - 1)
         return cli_usage_error("inspect", "expected exactly one MODEL file");
     os_model *m = NULL;
-    os_status st = os_model_load(argv[optind], &m);
+    const os_model_opts mo = {.weights = weights};
+    os_status st = os_model_load_ex(argv[optind], &mo, &m);
     if (st) {
         cli_report("cannot load model", st);
         return CLI_FAIL;
     }
+    char runs[64];
+    const os_session_opts so = {.isa = isa};
+    if ((st = os_session_describe(m, &so, runs, sizeof runs))) {
+        cli_report("inspect", st);
+        os_model_destroy(m);
+        return CLI_FAIL;
+    }
     int rc = CLI_OK;
     if (json)
-        rc = print_json(m);
+        rc = print_json(m, runs);
     else
-        print_text(m);
+        print_text(m, runs);
     os_model_destroy(m);
     return rc;
 }
