@@ -95,6 +95,7 @@ class Timings:
 ENGINES = [  # (key, label, engine field, onespike path, sessions)
     ("onespike", "onespike (default path)", "onespike", "default", 1),
     ("onespike-dense", "onespike (dense=true)", "onespike", "dense", 1),
+    ("onespike-int8", "onespike (int8 weight rows)", "onespike", "int8", 1),
     ("ort", "ONNX Runtime fp32 (CPU EP)", "ort", None, 1),
     ("ort-2s", "ONNX Runtime fp32, 2 sessions x 1 thread", "ort", None, 2),
     ("ort-int8", "ONNX Runtime int8 (QDQ)", "ort-int8", None, 1),
@@ -117,7 +118,8 @@ def svg_bars(path, title_l, lat, title_r, thr, note):
     row_h, left, bar_w, value_w = 22, 200, 250, 110  # value_w: room for the number after a bar
     W = 2 * (left + bar_w + value_w) + 20
     H = 44 + max(len(lat), len(thr)) * row_h + 44
-    colors = {"onespike": "#1b7837", "onespike-dense": "#7fbf7b", "ort": "#2166ac",
+    colors = {"onespike": "#1b7837", "onespike-dense": "#7fbf7b", "onespike-int8": "#00441b",
+              "ort": "#2166ac",
               "ort-2s": "#4393c3", "ort-int8": "#542788", "ort-int8-2s": "#8073ac",
               "torch-eager": "#d6604d", "torchscript": "#f4a582"}
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
@@ -279,6 +281,10 @@ def main():
         ("latency onespike / ORT int8 (batch 1, 1 thread, median)", r_int8),
         ("latency onespike / ORT fp32 (batch 1, 1 thread, median)", r_ort),
         ("latency onespike dense / ORT fp32", ratio(med("onespike-dense"), med("ort"))),
+        ("latency onespike int8 rows / ORT int8 (batch 1, 1 thread)",
+         ratio(med("onespike-int8"), med("ort-int8"))),
+        ("throughput onespike int8 rows / ORT int8 (2 threads, best of each)",
+         ratio(best_ips("onespike-int8"), best_ips("ort-int8", "ort-int8-2s"))),
         ("latency onespike / PyTorch eager", r_eager),
         ("latency onespike / TorchScript", r_ts),
         ("throughput onespike / ORT int8 (2 threads, best of each, any batch/threading)",

@@ -174,6 +174,12 @@ for path in "" --dense; do
             --iters "$ITERS" --warmup "$WARMUP" $path | tee -a "$TJ"
     done
 done
+# int8 weight rows (the reduced-precision option beside ORT int8)
+for cfg in "1 1 1" "2 1 1" "2 8 1"; do
+    read -r th ba ts <<<"$cfg"
+    ONESPIKE_WEIGHTS=int8 "$E" time "$MODEL" "$W/input.f32" --threads "$th" --batch "$ba" \
+        --timesteps "$ts" --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+done
 for m in ort:model ort-int8:model.int8; do # 2x1: two independent sessions of 1 thread
     node bench/peers/ort_bench.js "$W/${m#*:}.onnx" "$W/input.f32" --shape "$SHAPE" \
         --engine "${m%%:*}" --configs 1:1,2:1,2:8,2x1:1,2x1:8 --iters "$ITERS" --warmup "$WARMUP" |
