@@ -19,6 +19,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[] = "/tmp/onespike-fuzz-ds-XXXXXX";
 static char list_path[FUZZ_PATH_MAX];
 
+static void remove_dir(void)
+{
+    char cmd[sizeof dir + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "fuzz_dataset_list: could not remove %s\n", dir);
+}
+
 static os_dataset *dataset_once(void)
 {
     static os_dataset *d;
@@ -28,6 +36,7 @@ static os_dataset *dataset_once(void)
     char p[FUZZ_PATH_MAX];
     if (!mkdtemp(dir))
         abort();
+    atexit(remove_dir); /* libFuzzer ends a timed run with exit() */
     for (int c = 0; c < 2; c++) {
         snprintf(p, sizeof p, "%s/%s", dir, classes[c]);
         if (mkdir(p, 0700))
