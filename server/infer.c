@@ -13,6 +13,7 @@
 #include "server.h"
 
 #define HTTP_BAD_REQUEST       400
+#define HTTP_TOO_LARGE         413
 #define HTTP_UNSUPPORTED_MEDIA 415
 #define HTTP_UNPROCESSABLE     422
 #define HTTP_INTERNAL_ERROR    500
@@ -152,12 +153,12 @@ static void run_infer(srv_worker *w, srv_request *r)
     float *probs = srv_worker_probs(w);
     int k = os_model_classes(m);
     char err[SRV_ERROR_MAX], what[64];
-    json_error_t je;
-    json_t *out = NULL;
-    json_t *root = json_loadb((const char *)r->body, r->body_len, 0, &je);
-    if (!root) {
-        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "malformed JSON at line %d column %d: %s",
-                        je.line, je.column, je.text);
+    json_t *out = NULL, *root = NULL;
+    /* Counted before it is parsed (the tree's memory is bounded), duplicate keys refused. */
+    os_status ls = srv_oip_load(r->body, r->body_len, m, &root, err, sizeof err);
+    if (ls) {
+        srv_reply_error(&r->reply, ls == OS_ETOOBIG ? HTTP_TOO_LARGE : HTTP_BAD_REQUEST, "%s",
+                        err);
         goto out;
     }
     srv_oip_request rq;

@@ -1,6 +1,7 @@
 /* log.c - JSON lines on stderr, assembled on the stack (see log.h). */
 #include "log.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +10,8 @@
 
 #include "onespike/utf8.h"
 
-/* Room kept at the end of the buffer for the closing `,"truncated":true}\n`. */
+/* Room kept at the end of the buffer for what closes a cut line: the quote of the string being
+ * cut, `,"truncated":true`, `}` and the newline (1 + 17 + 2 bytes, with room to spare). */
 #define LOG_TAIL_RESERVE 24
 
 static srv_log_level log_min = SRV_LOG_INFO;
@@ -28,21 +30,28 @@ int srv_log_level_parse(const char *s)
     return -1;
 }
 
-static void put_raw(srv_logline *l, const char *s, size_t n)
+/* Append n bytes whole or not at all: a cut never splits an escape or a UTF-8 sequence. Once
+ * something did not fit the line is full and nothing more is added, so what the line holds is
+ * a prefix of what was logged. */
+static bool put_raw(srv_logline *l, const char *s, size_t n)
 {
-    size_t room = SRV_LOG_LINE_MAX - LOG_TAIL_RESERVE - l->len;
-    if (n > room) {
-        n = room;
+    size_t cap = SRV_LOG_LINE_MAX - LOG_TAIL_RESERVE;
+    if (l->full || l->len > cap || n > cap - l->len) {
         l->full = true;
+        return false;
     }
     memcpy(l->buf + l->len, s, n);
     l->len += n;
+    return true;
 }
 
-static void put_escaped(srv_logline *l, const char *s)
+/* A JSON string. Cut short when the line fills, but always closed: the closing quote goes into
+ * the reserved tail. False (nothing written) when not even the opening quote fits. */
+static bool put_escaped(srv_logline *l, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    put_raw(l, "\"", 1);
+    if (!put_raw(l, "\"", 1))
+        return false;
     for (const unsigned char *p = (const unsigned char *)s; *p && !l->full; p++) {
         char e[6];
         switch (*p) {
@@ -68,14 +77,28 @@ static void put_escaped(srv_logline *l, const char *s)
             }
         }
     }
-    put_raw(l, "\"", 1);
+    if (!put_raw(l, "\"", 1))
+        l->buf[l->len++] = '"'; /* the line is full now; the quote fits in LOG_TAIL_RESERVE */
+    return true;
 }
 
-static void put_key(srv_logline *l, const char *key)
+/* `,"key":`, or nothing if it does not fit whole (the caller then drops the value too). */
+static bool put_key(srv_logline *l, const char *key)
 {
-    put_raw(l, ",", 1);
-    put_escaped(l, key);
-    put_raw(l, ":", 1);
+    size_t mark = l->len;
+    if (put_raw(l, ",", 1) && put_escaped(l, key) && !l->full && put_raw(l, ":", 1))
+        return true;
+    l->len = mark;
+    l->full = true;
+    return false;
+}
+
+/* A key and a value that is not a string (number, boolean): both or neither. */
+static void put_field(srv_logline *l, const char *key, const char *val, size_t n)
+{
+    size_t mark = l->len;
+    if (put_key(l, key) && !put_raw(l, val, n))
+        l->len = mark;
 }
 
 static void begin_line(srv_logline *l, srv_log_level level, const char *msg)
@@ -112,30 +135,30 @@ void srv_log_str(srv_logline *l, const char *key, const char *val)
 {
     if (!val)
         return;
-    put_key(l, key);
-    put_escaped(l, val);
+    size_t mark = l->len;
+    /* The value may be cut (and is then closed); a key without any value is taken back. */
+    if (put_key(l, key) && !put_escaped(l, val))
+        l->len = mark;
 }
 
 void srv_log_int(srv_logline *l, const char *key, long long val)
 {
     char b[32];
     int n = snprintf(b, sizeof b, "%lld", val);
-    put_key(l, key);
-    put_raw(l, b, (size_t)n);
+    put_field(l, key, b, (size_t)n);
 }
 
 void srv_log_num(srv_logline *l, const char *key, double val)
 {
     char b[64];
-    int n = snprintf(b, sizeof b, "%.3f", val);
-    put_key(l, key);
-    put_raw(l, b, (size_t)n);
+    /* JSON has no inf or nan; a non-finite timing would make the line unparseable. */
+    int n = isfinite(val) ? snprintf(b, sizeof b, "%.3f", val) : snprintf(b, sizeof b, "null");
+    put_field(l, key, b, (size_t)n);
 }
 
 void srv_log_bool(srv_logline *l, const char *key, bool val)
 {
-    put_key(l, key);
-    put_raw(l, val ? "true" : "false", val ? 4 : 5);
+    put_field(l, key, val ? "true" : "false", val ? 4 : 5);
 }
 
 void srv_log_end(srv_logline *l)

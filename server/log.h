@@ -3,7 +3,9 @@
  * One line per event: {"ts":"2024-05-01T12:00:00.123Z","level":"info","msg":"request",...}.
  * A line is assembled in a fixed buffer on the caller's stack (no allocation) and written with one
  * write(2), so lines from different threads never interleave. Values are JSON-escaped; a line
- * longer than SRV_LOG_LINE_MAX is cut and marked "truncated":true.
+ * longer than SRV_LOG_LINE_MAX is cut and marked "truncated":true, and is still one JSON object:
+ * a string value is cut between characters (never inside an escape or a UTF-8 sequence) and
+ * closed, a field that does not fit is left out whole, and nothing after it is added.
  *
  *     srv_logline l;
  *     if (srv_log_begin(&l, SRV_LOG_INFO, "request")) {
@@ -41,7 +43,7 @@ bool srv_log_begin(srv_logline *l, srv_log_level level, const char *msg);
 void srv_log_begin_lifecycle(srv_logline *l, const char *msg);
 void srv_log_str(srv_logline *l, const char *key, const char *val); /* NULL val: skipped */
 void srv_log_int(srv_logline *l, const char *key, long long val);
-void srv_log_num(srv_logline *l, const char *key, double val); /* 3 decimals */
+void srv_log_num(srv_logline *l, const char *key, double val); /* 3 decimals; inf/nan: null */
 void srv_log_bool(srv_logline *l, const char *key, bool val);
 void srv_log_end(srv_logline *l); /* close and write the line */
 

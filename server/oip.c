@@ -1,6 +1,8 @@
 /* oip.c - Open Inference Protocol documents (see oip.h). */
 #include "oip.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,30 +15,37 @@
 #define OIP_SHAPE_TEXT 96                   /* bytes of a shape quoted in a message */
 #define OIP_SHAPE_DIMS (OIP_SHAPE_TEXT / 2) /* more dimensions than fit in that text */
 
+typedef enum { WALK_OK = 0, WALK_NOT_NUMBER, WALK_TOO_DEEP, WALK_RANGE } walk_result;
+
 /* Walk a (possibly nested) number array in row-major order. Counts numbers into *count; when dst
- * is set, copies those with index in [from, from + n) to dst. False if something other than an
- * array or a number appears, or the nesting is too deep. */
-static bool walk_numbers(const json_t *a, int depth, size_t *count, float *dst, size_t from,
-                         size_t n)
+ * is set, copies those with index in [from, from + n) to dst. Stops at something other than an
+ * array or a number, at nesting deeper than OIP_MAX_DEPTH, and at a number a float cannot hold
+ * (converting it would be undefined behaviour); *count is then the index of the culprit. */
+static walk_result walk_numbers(const json_t *a, int depth, size_t *count, float *dst, size_t from,
+                                size_t n)
 {
     if (depth > OIP_MAX_DEPTH)
-        return false;
+        return WALK_TOO_DEEP;
     size_t i;
     const json_t *v;
     json_array_foreach(a, i, v)
     {
         if (json_is_array(v)) {
-            if (!walk_numbers(v, depth + 1, count, dst, from, n))
-                return false;
+            walk_result r = walk_numbers(v, depth + 1, count, dst, from, n);
+            if (r)
+                return r;
         } else if (json_is_number(v)) {
+            double x = json_number_value(v);
+            if (!(fabs(x) <= FLT_MAX))
+                return WALK_RANGE;
             if (dst && *count >= from && *count < from + n)
-                dst[*count - from] = (float)json_number_value(v);
+                dst[*count - from] = (float)x;
             (*count)++;
         } else {
-            return false;
+            return WALK_NOT_NUMBER;
         }
     }
-    return true;
+    return WALK_OK;
 }
 
 /* The shape of a request as text for its error messages. The array can be as long as the client
@@ -84,6 +93,64 @@ static bool check_outputs(const json_t *outputs, char *err, size_t cap)
                         i, name, SRV_OIP_OUTPUT);
     }
     return true;
+}
+
+/* Values (containers, strings, numbers, literals; keys included) in a JSON text, counted without
+ * building anything: a linear scan that only needs to be right for valid JSON and never read
+ * out of bounds on anything else (jansson reports what is malformed afterwards). Stops counting
+ * once past limit. */
+static size_t count_values(const char *b, size_t len, size_t limit)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n <= limit; i++) {
+        char ch = b[i];
+        if (ch == '"') {
+            for (i++; i < len && b[i] != '"'; i++)
+                if (b[i] == '\\')
+                    i++;
+            n++;
+        } else if (ch == '[' || ch == '{') {
+            n++;
+        } else if (ch == '-' || (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')) {
+            while (i + 1 < len &&
+                   (b[i + 1] == '-' || b[i + 1] == '+' || b[i + 1] == '.' ||
+                    (b[i + 1] >= '0' && b[i + 1] <= '9') || (b[i + 1] >= 'a' && b[i + 1] <= 'z') ||
+                    (b[i + 1] >= 'A' && b[i + 1] <= 'Z')))
+                i++;
+            n++;
+        }
+    }
+    return n;
+}
+
+size_t srv_oip_max_values(const os_model *m)
+{
+    int c, h, w;
+    os_model_input(m, &c, &h, &w);
+    return (size_t)SRV_OIP_MAX_BATCH * (size_t)c * (size_t)h * (size_t)w + SRV_OIP_EXTRA_VALUES;
+}
+
+os_status srv_oip_load(const void *body, size_t len, const os_model *m, json_t **root, char *err,
+                       size_t cap)
+{
+    *root = NULL;
+    size_t limit = srv_oip_max_values(m), n = count_values(body, len, limit);
+    if (n > limit) {
+        snprintf(err, cap,
+                 "request holds more than %zu JSON values, more than any request to this model "
+                 "needs (%d inputs of its size)",
+                 limit, SRV_OIP_MAX_BATCH);
+        return OS_ETOOBIG;
+    }
+    json_error_t je;
+    /* Duplicate keys are refused: with last-wins, a proxy or logger that reads the first
+     * "datatype" or "shape" would see another request than the one we run. */
+    *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!*root) {
+        snprintf(err, cap, "malformed JSON at line %d column %d: %s", je.line, je.column, je.text);
+        return OS_EFORMAT;
+    }
+    return OS_OK;
 }
 
 bool srv_oip_parse(json_t *root, const os_model *m, srv_oip_request *out, char *err, size_t cap)
@@ -165,9 +232,16 @@ bool srv_oip_parse(json_t *root, const os_model *m, srv_oip_request *out, char *
         return fail(err, cap, "inputs[0].shape %s: batch of at most %d", shape_buf,
                     SRV_OIP_MAX_BATCH);
     size_t count = 0, want = (size_t)n * (size_t)c * (size_t)h * (size_t)w;
-    if (!walk_numbers(data, 1, &count, NULL, 0, 0))
+    switch (walk_numbers(data, 1, &count, NULL, 0, 0)) {
+    case WALK_OK: break;
+    case WALK_RANGE:
+        return fail(err, cap, "inputs[0].data: number %zu is outside the range of FP32 (+-%g)",
+                    count, (double)FLT_MAX);
+    case WALK_NOT_NUMBER:
+    case WALK_TOO_DEEP:
         return fail(err, cap, "inputs[0].data must hold only numbers (nested at most %d deep)",
                     OIP_MAX_DEPTH);
+    }
     if (count != want)
         return fail(err, cap, "inputs[0].data has %zu numbers, shape %s needs %zu", count,
                     shape_buf, want);
@@ -187,8 +261,8 @@ void srv_oip_bytes_item(const srv_oip_request *rq, int i, const char **text, siz
 void srv_oip_fp32_item(const srv_oip_request *rq, int i, float *dst)
 {
     size_t count = 0;
-    /* Validated by srv_oip_parse: every element is a number and the count matches. */
-    walk_numbers(rq->data, 1, &count, dst, (size_t)i * rq->item_floats, rq->item_floats);
+    /* Validated by srv_oip_parse: every element is a number in range and the count matches. */
+    (void)walk_numbers(rq->data, 1, &count, dst, (size_t)i * rq->item_floats, rq->item_floats);
 }
 
 json_t *srv_oip_response(const char *model, const char *version, const char *id, int batch,

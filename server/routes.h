@@ -3,9 +3,11 @@
  * srv_routes_begin sees the head (method, path, headers, query) before any body byte is read, so
  * everything that can be refused early is refused there without reading the body: unknown route
  * or model (404), wrong method (405), missing token (401), no framing or too large
- * Content-Length (411/413), bad top_k (400), unsupported Content-Type (415), draining (503). GET routes are
- * answered right there. srv_routes_finish runs once a POST body is complete and prepares the
- * request for the worker pool.
+ * Content-Length (411/413), bad top_k or a multipart Content-Type without a usable boundary
+ * (400), draining (503). GET routes are answered right there. The Content-Type header does not
+ * decide the image format: the body's bytes do, so an image that is not JPEG gets its 415 from the worker
+ * (infer.c) once the body is read, whatever the header claimed. srv_routes_finish runs once a
+ * POST body is complete and prepares the request for the worker pool.
  */
 #ifndef SRV_ROUTES_H
 #define SRV_ROUTES_H

@@ -18,6 +18,7 @@ enum {
     IMG_DECODE_FLAGS = TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS,
 };
 
+#define IMG_BLOCK_COEF_BYTES 128   /* an 8x8 block of 16-bit DCT coefficients */
 #define IMG_MAX_LEVEL 255.0 /* 8-bit samples map onto [0, 1] before normalising */
 
 struct os_decoder {
@@ -133,18 +134,42 @@ static const char *colorspace_name(int cs)
     return cs == TJCS_CMYK ? "CMYK" : cs == TJCS_YCCK ? "YCCK" : "?";
 }
 
-/* Does the stream carry its own quantisation and Huffman tables before its first scan?
- * libjpeg keeps the tables of the previous image in the handle, so an abbreviated stream (no
- * DQT/DHT) would decode with whatever the last request left there: an answer that depends on
- * another client's image. Such streams are refused here; a truncated header is left for
- * TurboJPEG to report. Arithmetic-coded frames need no DHT. */
-static bool has_own_tables(const uint8_t *b, size_t len)
+/* What the markers before the first scan say, read by our own scan of them (TurboJPEG 2.1 tells
+ * neither whether a frame is progressive nor how many components its first scan has). */
+typedef struct {
+    bool dqt, dht, arith; /* tables seen; arithmetic coding needs no DHT */
+    bool progressive;     /* SOF2 / SOF10 */
+    bool sof, sos;        /* a frame header / a first scan header was read whole */
+    int width, height, n_comp, scan_comp;
+    uint8_t hs[4], vs[4]; /* sampling factors of the first four components */
+} jpeg_frame;
+
+static void read_sof(jpeg_frame *f, const uint8_t *seg, size_t seg_len)
 {
-    bool dqt = false, dht = false, arith = false;
+    /* P(1) Y(2) X(2) Nf(1), then Nf x {C, HV, Tq} */
+    if (seg_len < 6)
+        return;
+    f->height = seg[1] << 8 | seg[2];
+    f->width = seg[3] << 8 | seg[4];
+    f->n_comp = seg[5];
+    if (f->n_comp < 1 || (size_t)f->n_comp * 3 + 6 > seg_len)
+        return;
+    for (int c = 0; c < f->n_comp && c < 4; c++) {
+        f->hs[c] = seg[6 + 3 * c + 1] >> 4;
+        f->vs[c] = seg[6 + 3 * c + 1] & 15;
+    }
+    f->sof = true;
+}
+
+/* Walk the markers from SOI to the first SOS. A truncated or malformed header is left for
+ * TurboJPEG to report (the fields stay unset). */
+static void scan_markers(const uint8_t *b, size_t len, jpeg_frame *f)
+{
+    memset(f, 0, sizeof *f);
     size_t i = 2; /* after SOI */
     while (i + 4 <= len) {
         if (b[i] != 0xFF)
-            return true; /* not a marker where one must be: TurboJPEG will say what is wrong */
+            return; /* not a marker where one must be: TurboJPEG will say what is wrong */
         uint8_t m = b[i + 1];
         if (m == 0xFF) { /* fill byte */
             i++;
@@ -154,14 +179,68 @@ static bool has_own_tables(const uint8_t *b, size_t len)
             i += 2;
             continue;
         }
-        if (m == 0xDA) /* start of scan: the tables must have come by now */
-            return dqt && (dht || arith);
-        dqt |= m == 0xDB;
-        dht |= m == 0xC4;
-        arith |= m == 0xC9 || m == 0xCA || m == 0xCB || m == 0xCD || m == 0xCE || m == 0xCF;
-        i += 2 + ((size_t)b[i + 2] << 8 | b[i + 3]);
+        size_t seg_len = (size_t)b[i + 2] << 8 | b[i + 3];
+        const uint8_t *seg = b + i + 4;
+        size_t have = len - (i + 4) < seg_len ? len - (i + 4) : seg_len;
+        if (seg_len >= 2)
+            have = have < seg_len - 2 ? have : seg_len - 2;
+        else
+            have = 0;
+        if (m == 0xDA) { /* start of scan: Ns is its first byte */
+            if (have >= 1) {
+                f->scan_comp = seg[0];
+                f->sos = true;
+            }
+            return;
+        }
+        f->dqt |= m == 0xDB;
+        f->dht |= m == 0xC4;
+        f->arith |= m == 0xC9 || m == 0xCA || m == 0xCB || m == 0xCD || m == 0xCE || m == 0xCF;
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC && !f->sof) {
+            f->progressive = m == 0xC2 || m == 0xCA;
+            read_sof(f, seg, have);
+        }
+        i += 2 + seg_len;
     }
-    return true;
+}
+
+/* Does the stream carry its own quantisation and Huffman tables before its first scan?
+ * libjpeg keeps the tables of the previous image in the handle, so an abbreviated stream (no
+ * DQT/DHT) would decode with whatever the last request left there: an answer that depends on
+ * another client's image. Such streams are refused; a truncated header (no scan found) is left
+ * for TurboJPEG to report. */
+static bool has_own_tables(const jpeg_frame *f)
+{
+    return !f->sos || (f->dqt && (f->dht || f->arith));
+}
+
+/* Bytes of the whole-image coefficient buffers libjpeg allocates for a frame that is decoded
+ * scan by scan (progressive, or sequential with a first scan that does not hold every
+ * component): per component, its blocks rounded up to its sampling factors, 64 coefficients of
+ * 2 bytes each (jdcoefct.c). 0 for a single-scan frame, which is decoded a row of blocks at a
+ * time, or when the header is not one libjpeg would accept anyway. */
+static uint64_t coef_buffer_bytes(const jpeg_frame *f)
+{
+    if (!f->sof || !f->sos || f->n_comp < 1 || f->n_comp > 4)
+        return 0;
+    if (!f->progressive && f->scan_comp >= f->n_comp)
+        return 0;
+    int hmax = 0, vmax = 0;
+    for (int c = 0; c < f->n_comp; c++) {
+        if (f->hs[c] < 1 || f->hs[c] > 4 || f->vs[c] < 1 || f->vs[c] > 4)
+            return 0;
+        hmax = f->hs[c] > hmax ? f->hs[c] : hmax;
+        vmax = f->vs[c] > vmax ? f->vs[c] : vmax;
+    }
+    uint64_t total = 0;
+    for (int c = 0; c < f->n_comp; c++) {
+        uint64_t bw = ((uint64_t)f->width * f->hs[c] + 8u * hmax - 1) / (8u * hmax);
+        uint64_t bh = ((uint64_t)f->height * f->vs[c] + 8u * vmax - 1) / (8u * vmax);
+        bw = (bw + f->hs[c] - 1) / f->hs[c] * f->hs[c];
+        bh = (bh + f->vs[c] - 1) / f->vs[c] * f->vs[c];
+        total += bw * bh * IMG_BLOCK_COEF_BYTES;
+    }
+    return total;
 }
 
 os_status os_decoder_decode(os_decoder *d, const void *buf, size_t len, size_t max_pixels,
@@ -202,13 +281,23 @@ os_status os_decoder_decode(os_decoder *d, const void *buf, size_t len, size_t m
         st = os_fail(OS_ECORRUPT, "JPEG holds no image (tables only)");
         goto tj_failed;
     }
-    if (!has_own_tables(buf, len))
+    jpeg_frame fr;
+    scan_markers(buf, len, &fr);
+    if (!has_own_tables(&fr))
         return os_fail(OS_ECORRUPT, "JPEG without its own quantisation/Huffman tables "
                                     "(abbreviated stream), refused");
     uint64_t npix = (uint64_t)w * (uint64_t)h;
     if (max_pixels > 0 && npix > max_pixels)
         return os_fail(OS_ETOOBIG, "JPEG %dx%d (%llu pixels) exceeds the limit of %zu pixels", w, h,
                        (unsigned long long)npix, max_pixels);
+    uint64_t coef = coef_buffer_bytes(&fr);
+    if (coef > OS_JPEG_MAX_COEF_BYTES)
+        return os_fail(OS_ETOOBIG,
+                       "%s JPEG %dx%d needs %llu MB of coefficient buffers to decode, over the "
+                       "budget of %llu MB (the same image as baseline JPEG would need none)",
+                       fr.progressive ? "progressive" : "multi-scan", w, h,
+                       (unsigned long long)(coef >> 20),
+                       (unsigned long long)(OS_JPEG_MAX_COEF_BYTES >> 20));
     if (cs == TJCS_CMYK || cs == TJCS_YCCK)
         return os_fail(OS_EUNSUPPORTED, "%s JPEG, expected RGB/YCbCr or grayscale",
                        colorspace_name(cs));

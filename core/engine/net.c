@@ -2,6 +2,7 @@
  * fold BatchNorm. The layer list itself is parsed by graph.c. */
 #include "onespike/net.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -107,8 +108,14 @@ static os_status build_conv(const ctx *cx, os_layer *L, int c, int h, int w)
     if (h + 2 * L->pad < L->kh || w + 2 * L->pad < L->kw)
         return LAYER_FAIL(cx, OS_EARCH, "kernel %dx%d larger than padded input %dx%d", L->kh, L->kw,
                           h + 2 * L->pad, w + 2 * L->pad);
+    /* Each factor is bounded by the graph (65536), their product is not: a crafted model would
+     * overflow int here, before the weight tensor's shape is checked. */
+    int64_t fan_in = (int64_t)c * L->kh * L->kw;
+    if (fan_in > INT_MAX)
+        return LAYER_FAIL(cx, OS_EARCH, "kernel %dx%d over %d channels: fan-in %lld is too large",
+                          L->kh, L->kw, c, (long long)fan_in);
     L->c = L->out, L->h = os_conv_out_h(&s), L->w = os_conv_out_w(&s);
-    L->fan_in = c * L->kh * L->kw;
+    L->fan_in = (int)fan_in;
     int64_t wshape[4] = {L->out, c, L->kh, L->kw}, bshape[1] = {L->out};
     if ((st = get_tensor(cx, OS_TENSOR_WEIGHT, true, 4, wshape, &L->weight, &L->params)) ||
         (st = get_tensor(cx, OS_TENSOR_BIAS, false, 1, bshape, &L->bias, &L->params)))
@@ -159,12 +166,16 @@ static os_status build_pool(const ctx *cx, os_layer *L, int c, int h, int w)
 static os_status build_linear(const ctx *cx, os_layer *L, int c, int h, int w)
 {
     os_status st;
-    int64_t wshape[2] = {L->out, (int64_t)c * h * w}, bshape[1] = {L->out};
+    int64_t fan_in = (int64_t)c * h * w;
+    if (fan_in > INT_MAX)
+        return LAYER_FAIL(cx, OS_EARCH, "input %dx%dx%d: %lld features is too many", c, h, w,
+                          (long long)fan_in);
+    int64_t wshape[2] = {L->out, fan_in}, bshape[1] = {L->out};
     if ((st = get_tensor(cx, OS_TENSOR_WEIGHT, true, 2, wshape, &L->weight, &L->params)) ||
         (st = get_tensor(cx, OS_TENSOR_BIAS, false, 1, bshape, &L->bias, &L->params)))
         return st;
     L->c = L->out, L->h = 1, L->w = 1;
-    L->fan_in = c * h * w;
+    L->fan_in = (int)fan_in;
     return OS_OK;
 }
 

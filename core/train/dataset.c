@@ -54,10 +54,14 @@ static os_status list_dir(const char *dir, bool want_dirs, char ***out, size_t *
             continue;
         char path[DS_PATH_MAX];
         struct stat sb;
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
-            stat(path, &sb) != 0)
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
             continue;
-        if (want_dirs ? !S_ISDIR(sb.st_mode) : !(S_ISREG(sb.st_mode) && is_jpeg_name(e->d_name)))
+        bool stat_ok = stat(path, &sb) == 0;
+        /* A file named as a JPEG is listed even when it is a broken link, a link loop or a
+         * FIFO: decoding then skips it with the warning an undecodable file gets (see
+         * check_regular), rather than it vanishing from the dataset unannounced. */
+        if (want_dirs ? !(stat_ok && S_ISDIR(sb.st_mode))
+                      : !(is_jpeg_name(e->d_name) && !(stat_ok && S_ISDIR(sb.st_mode))))
             continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
@@ -263,6 +267,22 @@ typedef struct {
     pthread_mutex_t *warn_lock;
 } decode_job;
 
+/* A listed image that is not a regular file: a broken symbolic link, a link loop, a FIFO (which
+ * open(2) would wait on for ever), a socket or a device. Checked before opening it. */
+static os_status check_regular(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return os_fail(OS_EIO, "cannot read: %s", strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return os_fail(OS_EIO, "not a regular file (%s)",
+                       S_ISFIFO(sb.st_mode)   ? "a FIFO"
+                       : S_ISSOCK(sb.st_mode) ? "a socket"
+                       : S_ISDIR(sb.st_mode)  ? "a folder"
+                                              : "a device");
+    return OS_OK;
+}
+
 static void *decode_worker(void *arg)
 {
     decode_job *j = arg;
@@ -277,7 +297,9 @@ static void *decode_worker(void *arg)
         size_t len = 0;
         os_rgb_image img;
         os_errclear();
-        os_status st = os_read_file(path, DS_MAX_IMAGE_BYTES, &buf, &len);
+        os_status st = check_regular(path);
+        if (!st)
+            st = os_read_file(path, DS_MAX_IMAGE_BYTES, &buf, &len);
         if (!st)
             st = os_decoder_decode(dec, buf, len, DS_MAX_PIXELS, j->side, j->side, &img);
         free(buf);

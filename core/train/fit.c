@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,8 +226,22 @@ static os_status load_checkpoint(fit_state *s)
     json_decref(cfg);
     if (st)
         goto out;
-    s->stage = (int)json_integer_value(json_object_get(ck, "stage"));
-    s->epoch = (int)json_integer_value(json_object_get(ck, "epoch"));
+    /* The stage indexes s->stages: a checkpoint edited by hand, or written by a build with
+     * other stages, must not take the run outside the table (n_stages means "export"). */
+    json_int_t ck_stage = json_integer_value(json_object_get(ck, "stage"));
+    json_int_t epoch = json_integer_value(json_object_get(ck, "epoch"));
+    if (!json_is_integer(json_object_get(ck, "stage")) || ck_stage < 0 || ck_stage > s->n_stages) {
+        st = os_fail(OS_EFORMAT, "%s: checkpoint stage %lld is not one of this run's stages 0..%d",
+                     s->ckpt, (long long)ck_stage, s->n_stages);
+        goto out;
+    }
+    if (epoch < 0 || epoch > INT_MAX) {
+        st = os_fail(OS_EFORMAT, "%s: checkpoint epoch %lld out of range", s->ckpt,
+                     (long long)epoch);
+        goto out;
+    }
+    s->stage = (int)ck_stage;
+    s->epoch = (int)epoch;
     s->stage_seconds = json_number_value(json_object_get(ck, "stage_seconds"));
     s->started = (time_t)json_integer_value(json_object_get(ck, "started"));
     json_decref(s->history);

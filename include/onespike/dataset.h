@@ -20,7 +20,9 @@ typedef struct {
 
 typedef struct os_dataset os_dataset;
 
-/* Scan DIR. Fails (naming DIR) if it has no class subfolder or a class has no JPEG file. */
+/* Scan DIR. Fails (naming DIR) if it has no class subfolder or a class has no JPEG file. A JPEG
+ * name that is not a regular file (broken link, link loop, FIFO) is listed all the same, so that
+ * os_imageset_load reports and skips it like an undecodable image. */
 os_status os_dataset_scan(const char *dir, os_dataset **out);
 void os_dataset_destroy(os_dataset *d);
 

@@ -47,9 +47,18 @@ typedef struct os_decoder os_decoder;
 os_status os_decoder_create(os_decoder **out);
 void os_decoder_destroy(os_decoder *d); /* NULL is fine */
 
+/* The most memory libjpeg may take for the whole-image DCT coefficient buffers that a
+ * progressive (or multi-scan sequential) JPEG needs: about 2 bytes per pixel per component
+ * whatever the scale it is decoded at, so ~300 MB for a 7000x7000 4:4:4 image. 64 MB admits a
+ * progressive 4:2:0 photo of ~22 megapixels (4:4:4: ~11). A baseline JPEG is decoded a row of
+ * blocks at a time and needs no such buffer. */
+#define OS_JPEG_MAX_COEF_BYTES ((uint64_t)64 << 20)
+
 /* Decode JPEG bytes (borrowed) into *out.
  * - len == 0 -> OS_EEMPTY; another format -> OS_EUNSUPPORTED naming it.
  * - header width*height > max_pixels (0 = no limit) -> OS_ETOOBIG, before any decoding.
+ * - a progressive or multi-scan JPEG whose coefficient buffers would exceed
+ *   OS_JPEG_MAX_COEF_BYTES -> OS_ETOOBIG, before any decoding (the server answers 422).
  * - corrupt/truncated data -> OS_ECORRUPT with TurboJPEG's message.
  * - min_w/min_h > 0: decode at the smallest TurboJPEG scale whose result is at least
  *   min_w x min_h (never upscales in the decoder); 0 means full size.

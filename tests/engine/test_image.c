@@ -498,6 +498,100 @@ static unsigned char *compress(const uint8_t *px, int pixel_size, int pf, int su
     return jpeg;
 }
 
+/* Compress with explicit size and flags (TJFLAG_PROGRESSIVE); freed with tjFree. */
+static unsigned char *compress_flags(const uint8_t *px, int side, int subsamp, int flags,
+                                     unsigned long *len)
+{
+    tjhandle tj = tjInitCompress();
+    assert_non_null(tj);
+    unsigned char *jpeg = NULL;
+    *len = 0;
+    if (tjCompress2(tj, px, side, side * 3, side, TJPF_RGB, &jpeg, len, subsamp, SYNTH_QUALITY,
+                    flags) != 0)
+        fail_msg("tjCompress2: %s", tjGetErrorStr2(tj));
+    tjDestroy(tj);
+    return jpeg;
+}
+
+/* Offset of the payload of the first SOF marker of any kind (after FFCn and the length). */
+static size_t find_sof_any(const unsigned char *b, size_t len, unsigned char *kind)
+{
+    for (size_t i = 2; i + 4 < len; i++)
+        if (b[i] == 0xFF && b[i + 1] >= 0xC0 && b[i + 1] <= 0xC2) {
+            *kind = b[i + 1];
+            return i + 4;
+        }
+    fail_msg("no SOF marker");
+    return 0;
+}
+
+static void patch_size(unsigned char *b, size_t sof, int w, int h)
+{
+    b[sof + 1] = (unsigned char)(h >> 8), b[sof + 2] = (unsigned char)h;
+    b[sof + 3] = (unsigned char)(w >> 8), b[sof + 4] = (unsigned char)w;
+}
+
+/* A progressive JPEG needs whole-image coefficient buffers (~6 bytes a pixel at 4:4:4, 3 at
+ * 4:2:0, whatever the scale decoded at): refused before decoding once they pass the budget,
+ * while a small one decodes like its baseline twin, and a baseline header of the same large
+ * size is not refused by the budget (it needs no such buffers). */
+static void test_decode_progressive_budget(void **state)
+{
+    fixture *fx = *state;
+    enum { SIDE = 32, BIG = 6000, FITS_444 = 3200, PIXEL_TOLERANCE = 4 };
+    uint8_t rgb[SIDE * SIDE * 3];
+    for (int i = 0; i < SIDE * SIDE * 3; i++)
+        rgb[i] = (uint8_t)(i * 7 % 251);
+    unsigned long plen, blen;
+    unsigned char *prog = compress_flags(rgb, SIDE, TJSAMP_444, TJFLAG_PROGRESSIVE, &plen);
+    unsigned char *base = compress_flags(rgb, SIDE, TJSAMP_444, 0, &blen);
+    unsigned char kind = 0;
+    size_t psof = find_sof_any(prog, plen, &kind);
+    assert_int_equal(kind, 0xC2);
+
+    /* small: decodes, and to the same pixels as the baseline encoding (within rounding) */
+    os_rgb_image img;
+    uint8_t first[SIDE * SIDE * 3];
+    ASSERT_STATUS(os_decoder_decode(fx->dec, base, blen, 0, 0, 0, &img), OS_OK);
+    memcpy(first, img.pixels, sizeof first);
+    ASSERT_STATUS(os_decoder_decode(fx->dec, prog, plen, 0, 0, 0, &img), OS_OK);
+    assert_int_equal(img.width, SIDE);
+    for (size_t i = 0; i < sizeof first; i++)
+        assert_in_range(img.pixels[i] - first[i] + PIXEL_TOLERANCE, 0, 2 * PIXEL_TOLERANCE);
+
+    /* 6000x6000 at 4:4:4: 3 x 750 x 750 blocks x 128 bytes = 216e6 bytes (205 MB of 2^20),
+     * over 64 MB */
+    patch_size(prog, psof, BIG, BIG);
+    ASSERT_STATUS(os_decoder_decode(fx->dec, prog, plen, 0, 224, 224, &img), OS_ETOOBIG);
+    assert_null(img.pixels);
+    assert_non_null(strstr(os_errdetail(), "progressive JPEG 6000x6000 needs 205 MB"));
+    assert_non_null(strstr(os_errdetail(), "budget of 64 MB"));
+    /* 3200x3200: 3 x 400 x 400 x 128 = 61.4e6 bytes, inside: passes the check, then fails as the
+     * corrupt data it is (the scans are those of a 32x32 image) */
+    patch_size(prog, psof, FITS_444, FITS_444);
+    os_status st = os_decoder_decode(fx->dec, prog, plen, 0, 224, 224, &img);
+    assert_int_not_equal(st, OS_ETOOBIG);
+
+    size_t bsof = find_sof_any(base, blen, &kind);
+    assert_int_equal(kind, 0xC0);
+    patch_size(base, bsof, BIG, BIG);
+    st = os_decoder_decode(fx->dec, base, blen, 0, 224, 224, &img);
+    assert_int_not_equal(st, OS_ETOOBIG);
+    tjFree(prog);
+    tjFree(base);
+
+    /* 4:2:0 quarters the chroma: 6000x6000 is 750x750 + 2 x 375x375 blocks = 108e6 bytes,
+     * refused; 4200x4200 is 53e6, not */
+    unsigned char *p420 = compress_flags(rgb, SIDE, TJSAMP_420, TJFLAG_PROGRESSIVE, &plen);
+    psof = find_sof_any(p420, plen, &kind);
+    patch_size(p420, psof, BIG, BIG);
+    ASSERT_STATUS(os_decoder_decode(fx->dec, p420, plen, 0, 224, 224, &img), OS_ETOOBIG);
+    assert_non_null(strstr(os_errdetail(), "needs 102 MB"));
+    patch_size(p420, psof, 4200, 4200);
+    assert_int_not_equal(os_decoder_decode(fx->dec, p420, plen, 0, 224, 224, &img), OS_ETOOBIG);
+    tjFree(p420);
+}
+
 static void test_decode_grayscale_is_rgb(void **state)
 {
     fixture *fx = *state;
@@ -836,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_decode_tables_only),
         cmocka_unit_test(test_decode_refuses_huge_header),
         cmocka_unit_test(test_decode_max_pixels),
+        cmocka_unit_test(test_decode_progressive_budget),
         cmocka_unit_test(test_decode_grayscale_is_rgb),
         cmocka_unit_test(test_decode_colour_order),
         cmocka_unit_test(test_decode_cmyk_refused),

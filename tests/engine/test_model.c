@@ -253,6 +253,9 @@ static void test_architecture_errors(void **state)
         {"\"weight\":\"fc.weight\"", "\"weight\":\"fc.missing\"", "fc.missing", OS_EARCH, 3},
         {"\"name\":\"lif1\"", "\"name\":\"conv1\"", "used twice", OS_EARCH, 3},
         {"\"kernel\":3,", "\"kernel\":40,", "larger than padded input", OS_EARCH, 3},
+        /* 3 x 65536 x 65536 overflows an int: refused before the weight's shape is looked at */
+        {"\"kernel\":3,\"stride\":2,\"pad\":1", "\"kernel\":65536,\"stride\":2,\"pad\":32768",
+         "fan-in 12884901888 is too large", OS_EARCH, 3},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char layers[2048];

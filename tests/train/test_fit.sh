@@ -85,10 +85,21 @@ names = [s["stage"] for s in r["stages"]]
 assert names == ["ann", "convert", "snn-T3", "snn-T2", "snn-T1", "remove-units", "finetune"], names
 acc = {s["stage"]: s["val_top1"] for s in r["stages"]}
 print("stage accuracies:", acc)
-assert acc["ann"] >= 0.9, acc
-assert acc["finetune"] >= 0.5, acc          # chance is 0.25
+# Every stage, not only the ends (chance is 0.25; this run measured ann 1.0, convert 0.58,
+# T3 0.80, T2 0.88, T1 0.70, remove-units 0.65, finetune 0.78): a stage that breaks the
+# network shows here even when the fine-tune would hide it.
+floor = {"ann": 0.9, "convert": 0.4, "snn-T3": 0.6, "snn-T2": 0.6, "snn-T1": 0.5,
+         "remove-units": 0.45, "finetune": 0.6}
+low = {k: (acc[k], v) for k, v in floor.items() if acc[k] < v}
+assert not low, "stages below their floor (got, floor): %s" % low
+assert acc["snn-T3"] >= acc["convert"], acc        # training at T0 recovers from conversion
+assert acc["finetune"] >= acc["remove-units"] - 0.05, acc
+# The engine against the trainer on the same net and the same validation images: they differ
+# only in float summation order, so by one image at most.
 eng = r["final"]["validation_engine"]
-assert abs(eng["top1"] - acc["finetune"]) < 0.05, (eng["top1"], acc["finetune"])
+n = eng["images"]
+assert n >= 30, eng
+assert abs(eng["top1"] - acc["finetune"]) * n <= 1 + 1e-9, (eng, acc["finetune"])
 rates = [x["rate"] for x in r["stages"][-1]["spike_rates"]]
 assert all(0 < x < 1 for x in rates), rates
 assert len(r["final"]["sha256"]) == 64 and r["final"]["timesteps"] == 1
@@ -150,8 +161,8 @@ d, r = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 assert d["timesteps"] == 1 and not any(l["op"] == "bn" for l in d["layers"]), d["layers"]
 assert r["config"]["finetune_bn"] == 1 and r["config"]["surrogate_gamma"] == 1, r["config"]
 assert r["stages"][-1]["val_top1"] >= 0.5, r["stages"]
-eng = r["final"]["validation_engine"]["top1"]   # the folded file = the trained BN net
-assert abs(eng - r["stages"][-1]["val_top1"]) < 0.05, (eng, r["stages"][-1])
+eng = r["final"]["validation_engine"]   # the folded file = the trained BN net: one image at most
+assert abs(eng["top1"] - r["stages"][-1]["val_top1"]) * eng["images"] <= 1 + 1e-9, (eng, r["stages"][-1])
 PY
 # --val-fraction 0 (the shipped model's retraining on every image): no validation figures, so the
 # report says so instead of printing 0 %, and the model card takes them from a split run.
@@ -183,6 +194,26 @@ check "--snn-from an ANN is refused" grep -q "not a one-time-step spiking networ
 check "--snn-from with distillation but no teacher is a usage error" grep -q "needs the teacher" "$T/snnkd.err"
 
 # Refusals.
+# A checkpoint whose stage is outside this run's stages (edited, or from another build) is
+# refused by name, not used as an index.
+cp -r "$T/b.safetensors.work" "$T/k.safetensors.work"
+$PY - "$T/k.safetensors.work/checkpoint.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+doc = json.loads(h["__metadata__"]["onespike.model"])
+doc["checkpoint"]["stage"] = 99
+h["__metadata__"]["onespike.model"] = json.dumps(doc)
+t = json.dumps(h).encode()
+t += b" " * (-(8 + len(t)) % 8)
+open(p, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/k.safetensors" --resume 2>"$T/stage.err"
+rc=$?
+check "a checkpoint stage out of range is refused, naming it" \
+    sh -c 'test $0 -ne 0 && grep -q "checkpoint stage 99 is not one of this run" "$1"' $rc "$T/stage.err"
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/b.safetensors" 2>"$T/exists.err"
 check "an existing checkpoint is not overwritten without --resume" grep -q "pass --resume" "$T/exists.err"
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --out "$T/c.safetensors" --batch 8 --resume 2>/dev/null
