@@ -394,6 +394,7 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
                         "checks; retry later",
                         h->srv->cfg->max_conns);
         slot->close_after = true;
+        srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_MAX_CONNS);
     }
     if (cs)
         cs->nul = false;
@@ -443,6 +444,7 @@ static bool body_grow(srv_http *h, srv_request *r, size_t more, int *status, con
         atomic_fetch_sub(&h->body_bytes, grow);
         *status = HTTP_UNAVAILABLE;
         *msg = "server busy: request bodies fill the memory budget (--body-budget), retry later";
+        srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_BUDGET);
         return false;
     }
     unsigned char *p = realloc(r->body, cap);
@@ -535,6 +537,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         cs->slot = NULL;
         pthread_mutex_unlock(&h->conn_mu);
         int ph = atomic_load(&cs->phase);
+        /* libmicrohttpd read the client's end (or a reset) in the middle of the body before the
+         * door thread saw it: the same half-close, counted once whoever moves it out of PH_BODY
+         * first. (Its code is CLIENT_ABORT, READ_ERROR or WITH_ERROR depending on how the read
+         * ended.) */
+        if (ph == PH_BODY && toe != MHD_REQUEST_TERMINATED_TIMEOUT_REACHED &&
+            toe != MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN &&
+            atomic_compare_exchange_strong(&cs->phase, &ph, PH_WORK)) {
+            srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HALF_CLOSE);
+            ph = PH_WORK;
+        }
         if (ph != PH_DONE) { /* keep-alive: the next head's clock starts now */
             atomic_store(&cs->since_ns, os_clock_ns());
             atomic_compare_exchange_strong(&cs->phase, &ph, PH_HEAD);
@@ -563,6 +575,10 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     srv_http *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         http_conn *cs = *socket_context;
+        /* Every connection the door admitted ends here, tracked or not: the count the door
+         * admits against must come back down for each. */
+        atomic_fetch_sub(&h->open, 1);
+        srv_metrics_conn_open_add(h->srv->metrics, -1);
         if (!cs)
             return;
         /* Before libmicrohttpd closes the descriptor: the door thread never touches a reused
@@ -573,9 +589,9 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         cs->fd = -1;
         pthread_mutex_unlock(&h->conn_mu);
         *socket_context = NULL;
-        atomic_fetch_sub(&h->open, 1);
         return;
     }
+    srv_metrics_conn_open_add(h->srv->metrics, 1);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_mutex_lock(&h->conn_mu);
@@ -665,13 +681,16 @@ static void supervise(srv_http *h)
                 shutdown(cs->fd, SHUT_RDWR);
                 cs->cut = true;
                 log_cut("request head not complete within --header-timeout", cfg->header_timeout_s);
+                srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HEADER_TIMEOUT);
             }
             continue;
         }
         if (ph == PH_BODY && age > body_ns) {
-            if (atomic_compare_exchange_strong(&cs->phase, &ph, PH_DONE))
+            if (atomic_compare_exchange_strong(&cs->phase, &ph, PH_DONE)) {
                 answer_raw(h, cs, cs->slot, HTTP_TIMEOUT,
                            "request body not complete within --body-timeout");
+                srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_BODY_TIMEOUT);
+            }
             continue;
         }
         if (ph != PH_HEAD && ph != PH_BODY)
@@ -688,6 +707,7 @@ static void supervise(srv_http *h)
             log_cut(ph == PH_HEAD ? "client closed its side in the middle of a request head"
                                   : "client closed its side in the middle of a request body",
                     0);
+            srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HALF_CLOSE);
         }
     }
     pthread_mutex_unlock(&h->conn_mu);
@@ -717,6 +737,7 @@ static void refuse(srv_http *h, int fd)
 {
     ssize_t w = send(fd, h->refused_answer, h->refused_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
+    srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_MAX_CONNS);
     shutdown(fd, SHUT_WR);
     if (h->n_refused == REFUSED_LINGER_MAX) {
         close(fd);

@@ -29,11 +29,18 @@ typedef struct {
 struct srv_metrics {
     atomic_uint_fast64_t requests[SRV_ROUTE_COUNT][STATUS_SPAN];
     atomic_int inflight;
+    atomic_int conn_open;
+    atomic_uint_fast64_t conn_cut[SRV_CUT_COUNT];
+    atomic_uint_fast64_t conn_refused[SRV_REFUSE_COUNT];
     int n_models;
     const char *const *names;
     const char *const *versions;
     histogram *hist; /* [n_models][SRV_HIST_COUNT] */
 };
+
+static const char *const cut_names[SRV_CUT_COUNT] = {"header_timeout", "body_timeout",
+                                                     "half_close"};
+static const char *const refuse_names[SRV_REFUSE_COUNT] = {"max_conns", "budget"};
 
 static const char *const hist_names[SRV_HIST_COUNT] = {"queue_wait", "decode", "compute"};
 static const char *const hist_help[SRV_HIST_COUNT] = {
@@ -89,6 +96,21 @@ void srv_metrics_observe(srv_metrics *m, srv_hist which, int model, double secon
 void srv_metrics_inflight_add(srv_metrics *m, int delta)
 {
     atomic_fetch_add_explicit(&m->inflight, delta, memory_order_relaxed);
+}
+
+void srv_metrics_conn_open_add(srv_metrics *m, int delta)
+{
+    atomic_fetch_add_explicit(&m->conn_open, delta, memory_order_relaxed);
+}
+
+void srv_metrics_conn_cut(srv_metrics *m, srv_cut_reason why)
+{
+    atomic_fetch_add_explicit(&m->conn_cut[why], 1, memory_order_relaxed);
+}
+
+void srv_metrics_conn_refused(srv_metrics *m, srv_refuse_reason why)
+{
+    atomic_fetch_add_explicit(&m->conn_refused[why], 1, memory_order_relaxed);
 }
 
 typedef struct {
@@ -211,6 +233,22 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
         "# TYPE onespike_model_loaded gauge\n",
         atomic_load_explicit(&m->inflight, memory_order_relaxed), g->queued, g->queue_capacity,
         g->workers, g->busy, g->ready ? 1 : 0);
+    /* Every reason is always present: a counter that appears only after its first event
+     * breaks rate() over the scrape where it appears. */
+    put(&b,
+        "# HELP onespike_connections_open Connections accepted and not yet closed.\n"
+        "# TYPE onespike_connections_open gauge\nonespike_connections_open %d\n"
+        "# HELP onespike_connections_closed_total Connections the server cut, by reason.\n"
+        "# TYPE onespike_connections_closed_total counter\n",
+        atomic_load_explicit(&m->conn_open, memory_order_relaxed));
+    for (int i = 0; i < SRV_CUT_COUNT; i++)
+        put(&b, "onespike_connections_closed_total{reason=\"%s\"} %llu\n", cut_names[i],
+            (unsigned long long)load(&m->conn_cut[i]));
+    put(&b, "# HELP onespike_connections_refused_total Connections or requests refused before "
+            "being read, by reason.\n# TYPE onespike_connections_refused_total counter\n");
+    for (int i = 0; i < SRV_REFUSE_COUNT; i++)
+        put(&b, "onespike_connections_refused_total{reason=\"%s\"} %llu\n", refuse_names[i],
+            (unsigned long long)load(&m->conn_refused[i]));
     /* Every configured model is loaded: start-up refuses to run otherwise (see main.c). */
     for (int mi = 0; mi < m->n_models; mi++) {
         char version[LABEL_MAX];

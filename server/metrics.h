@@ -8,6 +8,12 @@
  *   onespike_decode_seconds{model}                 histogram (JPEG decode + resize)
  *   onespike_compute_seconds{model}                histogram (network + softmax)
  *   onespike_inflight_requests                     gauge (received, not yet answered)
+ *   onespike_connections_open                      gauge (accepted, not yet closed)
+ *   onespike_connections_closed_total{reason}      counter (cut by the server: header_timeout,
+ *                                                  body_timeout, half_close)
+ *   onespike_connections_refused_total{reason}     counter (max_conns: at the door, or a
+ *                                                  non-health request in the health reserve;
+ *                                                  budget: a body over --body-budget)
  *   onespike_queue_depth, onespike_queue_capacity  gauges
  *   onespike_workers, onespike_workers_busy        gauges
  *   onespike_ready                                 gauge (0 while draining)
@@ -36,6 +42,25 @@ void srv_metrics_destroy(srv_metrics *m); /* NULL is fine */
 void srv_metrics_count(srv_metrics *m, srv_route route, int status);
 void srv_metrics_observe(srv_metrics *m, srv_hist h, int model, double seconds);
 void srv_metrics_inflight_add(srv_metrics *m, int delta);
+
+/* Why the server ended a connection on its own. */
+typedef enum {
+    SRV_CUT_HEADER_TIMEOUT = 0, /* head not complete within --header-timeout */
+    SRV_CUT_BODY_TIMEOUT,       /* body not complete within --body-timeout */
+    SRV_CUT_HALF_CLOSE,         /* the client closed its side in the middle of a request */
+    SRV_CUT_COUNT
+} srv_cut_reason;
+
+/* Why the server refused a connection or a request before reading it. */
+typedef enum {
+    SRV_REFUSE_MAX_CONNS = 0, /* beyond --max-conns and the health reserve */
+    SRV_REFUSE_BUDGET,        /* its body did not fit in --body-budget */
+    SRV_REFUSE_COUNT
+} srv_refuse_reason;
+
+void srv_metrics_conn_open_add(srv_metrics *m, int delta);
+void srv_metrics_conn_cut(srv_metrics *m, srv_cut_reason why);
+void srv_metrics_conn_refused(srv_metrics *m, srv_refuse_reason why);
 
 /* Gauges that live elsewhere, sampled by the caller at scrape time. */
 typedef struct {

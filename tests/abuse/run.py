@@ -10,6 +10,7 @@ Loopback only. Exit status 0 only if every row passes.
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -77,9 +78,16 @@ class Good(threading.Thread):
         self.port, self.jpeg = port, jpeg
         self.ok = self.shed = self.other = 0
         self.stop = threading.Event()
+        self.pause = threading.Event()  # set: no connection of ours open
+        self.paused = threading.Event()
 
     def run(self):
         while not self.stop.is_set():
+            if self.pause.is_set():
+                self.paused.set()
+                time.sleep(0.01)
+                continue
+            self.paused.clear()
             try:
                 c = http.client.HTTPConnection(HOST, self.port, timeout=BOUND_S)
                 for _ in range(20):
@@ -121,6 +129,14 @@ def live(port):
         return r.status == 200
     except OSError:
         return False
+
+
+def metrics(port):
+    c = http.client.HTTPConnection(HOST, port, timeout=BOUND_S)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
 
 
 def rss(port):
@@ -199,19 +215,42 @@ def main():
     # 2. half-close mid-body, many times
     t0 = time.time()
     freed = 0
+    stuck = []
     for _ in range(3 * MAX_CONNS):
         k = socket.create_connection((HOST, port))
         k.sendall(HEAD + b"Content-Length: 100000\r\n\r\n" + b"\xff" * 500)
         k.shutdown(socket.SHUT_WR)
-        if not recv_all(k, timeout=3):
+        t1 = time.time()
+        got = recv_all(k, timeout=3)
+        if not got and time.time() - t1 < 3:
             freed += 1
+        else:  # what a connection that was not simply closed received (or that it timed out)
+            stuck.append(got[:160] or "nothing, not closed within 3 s")
         k.close()
     row("half-close mid-body x3 max-conns", "slot freed at once (< 3 s each)",
-        f"{freed}/{3 * MAX_CONNS} freed, {time.time() - t0:.1f}s", freed == 3 * MAX_CONNS)
+        f"{freed}/{3 * MAX_CONNS} freed, {time.time() - t0:.1f}s" +
+        (f", got {stuck[0]!r}" if stuck else ""), freed == 3 * MAX_CONNS)
 
-    # 3. beyond max-conns (+ the reserve of 8): immediate 503
+    # 3. beyond max-conns (+ the reserve of 8): immediate 503. The good client pauses: its
+    # connection coming and going would free the last slot for the probe at random moments.
+    good.pause.set()
+    good.paused.wait(BOUND_S)
+    for _ in range(BOUND_S * 10):  # the good client's last close reaches the server
+        open_before = int(metrics(port)["onespike_connections_open"])
+        if open_before == 1:
+            break
+        time.sleep(0.1)
     held = [socket.create_connection((HOST, port)) for _ in range(MAX_CONNS + 8)]
     time.sleep(0.5)
+    for _ in range(20):  # the scrape's own connection may still have held a slot: take its place
+        refused = [k for k in held if select.select([k], [], [], 0)[0]]
+        if not refused:
+            break
+        for k in refused:
+            k.close()
+            held.remove(k)
+            held.append(socket.create_connection((HOST, port)))
+        time.sleep(0.2)
     k = socket.create_connection((HOST, port), timeout=BOUND_S)
     k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     t0 = time.time()
@@ -221,9 +260,11 @@ def main():
     row("connection beyond max-conns + reserve", "503 JSON Retry-After",
         f"{status_of(raw)} in {time.time() - t0:.2f}s",
         status_of(raw) == 503 and "retry-after" in h and is_json_error(raw))
-    rss_held = rss_with_bodies = 0.0
+    row("open connections before the probe (no drift)", "1 (the scrape)", open_before,
+        open_before == 1)
     for k in held:
         k.close()
+    good.pause.clear()
     time.sleep(1)
 
     # 6. memory with max-conns connections each holding most of a 2 MB body
@@ -287,6 +328,16 @@ def main():
 
     good.stop.set()
     good.join(timeout=BOUND_S)
+    m = metrics(port)
+    cut = {r: int(m[f'onespike_connections_closed_total{{reason="{r}"}}'])
+           for r in ("header_timeout", "body_timeout", "half_close")}
+    refused = {r: int(m[f'onespike_connections_refused_total{{reason="{r}"}}'])
+               for r in ("max_conns", "budget")}
+    row("cuts counted (header, body, half-close)", f">= {MAX_CONNS - 1}, {MAX_CONNS - 1}, "
+        f"{3 * MAX_CONNS}", f"{cut['header_timeout']}, {cut['body_timeout']}, "
+        f"{cut['half_close']}; refused {refused}",
+        cut["header_timeout"] >= MAX_CONNS - 1 and cut["body_timeout"] >= MAX_CONNS - 1 and
+        cut["half_close"] >= 3 * MAX_CONNS and refused["max_conns"] >= 1)
     row("good traffic alongside", "200 (503+Retry-After when full)",
         f"{good.ok} ok, {good.shed} shed, {good.other} other", good.ok > 0 and good.other == 0)
     proc.send_signal(signal.SIGTERM)
