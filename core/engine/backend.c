@@ -175,10 +175,12 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     for (int j = 0; j < c->n; j++) {
         const float *x = in_at(c, L, io->x, j);
         float *y = out_at(L, io->y, j);
-        const uint16_t *idx = c->sidx[from] + j * inputs, *cnt = c->scnt[from] + j * hw;
-        if (!event) /* the image: planar in, channels-last out */
+        if (!event) { /* the image: planar in, channels-last out */
             os_conv2d_hwc(&cs, x, L->weight, L->bias, y, c->col);
-        else if (wq) /* at any rate: an int8 plan keeps no float rows to fall back on */
+            continue;
+        }
+        const uint16_t *idx = c->sidx[from] + j * inputs, *cnt = c->scnt[from] + j * hw;
+        if (wq) /* at any rate: an int8 plan keeps no float rows to fall back on */
             os_spike_conv_q8(c->kernels, &cs, idx, cnt, wq, scale, L->bias, y, c->rows);
         else if ((double)c->active[(size_t)from * c->max_batch + j] <=
                  OS_SPIKE_DENSE_RATE * (double)inputs)

@@ -101,6 +101,13 @@ def main():
     return s.done()
 
 
+def settle(srv):
+    """Wait until the server holds no connection but the scrape asking: one that a client has
+    closed still counts against --max-conns until the server has seen it close, so a phase that
+    takes every slot starts only once the last phase's connections are gone."""
+    return wait_for(lambda: srv.metric("onespike_connections_open") == 1)
+
+
 def deadlines(env, s, model, jpeg):
     max_conns = 4
     srv = Server(env, ["--model", f"m={model}", "--max-conns", str(max_conns),
@@ -109,6 +116,7 @@ def deadlines(env, s, model, jpeg):
     try:
         # --max-conns clients trickling their heads a byte at a time: every byte is activity,
         # which an idle timeout (60 s here) never sees.
+        settle(srv)
         head = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 400 + b"\r\n\r\n"
         socks = [connect(srv.port) for _ in range(max_conns)]
         ts = [Trickler(k, head) for k in socks]
@@ -131,6 +139,7 @@ def deadlines(env, s, model, jpeg):
                 wait_for(lambda: srv.classify(jpeg)[0] == 200))
 
         # bodies trickled a byte at a time: 408 JSON at --body-timeout
+        settle(srv)
         socks = [connect(srv.port) for _ in range(max_conns)]
         ts = []
         for k in socks:
@@ -155,6 +164,7 @@ def deadlines(env, s, model, jpeg):
                 wait_for(lambda: srv.classify(jpeg)[0] == 200))
 
         # half-close in the middle of a body: the slot comes back at once, not at a timeout
+        settle(srv)
         held = [connect(srv.port) for _ in range(max_conns)]
         for k in held:
             k.sendall(POST_HEAD + b"Content-Length: 100000\r\n\r\n" + b"\xff" * 1000)
@@ -169,11 +179,13 @@ def deadlines(env, s, model, jpeg):
         # every cut is counted once, by reason
         cut = {r: srv.metric("onespike_connections_closed_total", {"reason": r})
                for r in ("header_timeout", "body_timeout", "half_close")}
-        # at least: a connection of the body phase can land in the health reserve instead (see
-        # the check of the 408s above) and then count as a half-close
+        # half_close only roughly (a known imprecision): an idle keep-alive connection whose
+        # client closed it can be counted when libmicrohttpd has not closed it within two of the
+        # door's ticks, and a half-closed one that libmicrohttpd closes as an ordinary end is not;
+        # a loaded or sanitized machine makes both happen
         s.check("metrics: connections cut, by reason",
-                cut["header_timeout"] == max_conns and cut["body_timeout"] >= 1 and
-                cut["half_close"] >= max_conns - 1, cut)
+                cut["header_timeout"] == max_conns and cut["body_timeout"] == max_conns and
+                max_conns - 1 <= cut["half_close"] <= max_conns + 2, cut)
 
         # after all that, the count of open connections is back to what is really open (the
         # scrape's own)
