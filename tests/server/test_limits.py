@@ -225,10 +225,12 @@ def slow_client(env, s, fast):
 
 
 def drain(env, s, slow, jpeg):
-    # A long --conn-timeout: the kept-open connection below idles while the slow requests run,
-    # and on a loaded machine (ASan, CI) that can outlast the 30 s default.
+    # A long --conn-timeout and --header-timeout: the kept-open connection below idles while the
+    # slow requests run, and on a loaded machine (ASan, CI) that can outlast the defaults (the
+    # header deadline of a keep-alive connection counts from its previous answer).
     srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
-                       "--drain-ms", "60000", "--conn-timeout", "600"] + NO_DEADLINE, name="drain")
+                       "--drain-ms", "60000", "--conn-timeout", "600", "--header-timeout", "600"]
+                 + NO_DEADLINE, name="drain")
     try:
         keep = srv.conn()
         st, _, _ = srv.request("GET", "/v2/health/ready", conn=keep)
