@@ -21,7 +21,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "server"))
-from harness import HOST, parse_raw_response  # noqa: E402
+from harness import HOST, parse_raw_response, read_until_close  # noqa: E402
 
 MAX_CONNS = 32
 BOUND_S = 30
@@ -42,20 +42,6 @@ def start(build, tmp, model):
             if d.get("msg") == "listening":
                 return p, d["port"], log.name
     raise SystemExit("server did not start")
-
-
-def recv_all(k, timeout=BOUND_S):
-    k.settimeout(timeout)
-    out = b""
-    try:
-        while True:
-            c = k.recv(65536)
-            if not c:
-                break
-            out += c
-    except (ConnectionResetError, socket.timeout):
-        pass
-    return out
 
 
 def status_of(raw):
@@ -182,7 +168,7 @@ def main():
     row("health while max-conns heads trickle", "200", 200 if live(port) else "no answer",
         live(port))
     t0 = time.time()
-    outs = [recv_all(k) for k in socks]
+    outs = [read_until_close(k, timeout=BOUND_S) for k in socks]
     stop.set()
     row("trickled heads (header-timeout 3 s)", "closed <= 3 s + tick",
         f"{sum(1 for o in outs if not o)}/{len(outs)} closed in {time.time() - t0 + 1:.1f}s",
@@ -203,7 +189,7 @@ def main():
     time.sleep(1)
     ok_live = live(port)
     row("health while max-conns bodies trickle", "200", 200 if ok_live else "no answer", ok_live)
-    outs = [recv_all(k) for k in socks]
+    outs = [read_until_close(k, timeout=BOUND_S) for k in socks]
     stop.set()
     sts = [status_of(o) for o in outs]
     row("trickled bodies (body-timeout 4 s)", "408 JSON",
@@ -221,7 +207,7 @@ def main():
         k.sendall(HEAD + b"Content-Length: 100000\r\n\r\n" + b"\xff" * 500)
         k.shutdown(socket.SHUT_WR)
         t1 = time.time()
-        got = recv_all(k, timeout=3)
+        got = read_until_close(k, timeout=3)
         if not got and time.time() - t1 < 3:
             freed += 1
         else:  # what a connection that was not simply closed received (or that it timed out)
@@ -254,7 +240,7 @@ def main():
     k = socket.create_connection((HOST, port), timeout=BOUND_S)
     k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     t0 = time.time()
-    raw = recv_all(k)
+    raw = read_until_close(k, timeout=BOUND_S)
     k.close()
     h = parse_raw_response(raw)[1] if raw else {}
     row("connection beyond max-conns + reserve", "503 JSON Retry-After",
@@ -295,7 +281,7 @@ def main():
     for name, data, want in cases:
         k = socket.create_connection((HOST, port), timeout=BOUND_S)
         k.sendall(data)
-        raw = recv_all(k)
+        raw = read_until_close(k, timeout=BOUND_S)
         k.close()
         row(name, f"{want} JSON, one answer", status_of(raw),
             status_of(raw) == want and is_json_error(raw) and raw.count(b"HTTP/1.1 ") == 1)
@@ -315,7 +301,7 @@ def main():
             k.sendall(b"4000\r\n" + b"\xff" * 16384 + b"\r\n")
         except OSError:
             break
-    raw = recv_all(k)
+    raw = read_until_close(k, timeout=BOUND_S)
     k.close()
     row("chunked over max-body", "413 JSON", status_of(raw),
         status_of(raw) == 413 and is_json_error(raw))

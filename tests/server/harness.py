@@ -221,6 +221,22 @@ def raw_exchange(port, data, timeout=10):
         s.close()
 
 
+def read_until_close(sock, timeout=30):
+    """Everything the server sends until it closes the connection (what came before a reset or
+    the timeout, if one of those ends it instead)."""
+    sock.settimeout(timeout)
+    out = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    return out
+
+
 def parse_raw_response(raw):
     """(status, headers, body) of a raw HTTP/1.1 response with Content-Length."""
     head, _, body = raw.partition(b"\r\n\r\n")

@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 
-from harness import HOST, Env, Server, Suite, parse_raw_response, raw_exchange
+from harness import HOST, Env, Server, Suite, parse_raw_response, raw_exchange, read_until_close
 
 BOUND_S = 30  # longest wait for anything the server does on its own timers
 POST_HEAD = (b"POST /v2/models/m/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n")
@@ -35,21 +35,6 @@ def wait_for(cond, timeout=BOUND_S, step=0.05):
 
 def connect(port):
     return socket.create_connection((HOST, port), timeout=BOUND_S)
-
-
-def read_until_close(sock, timeout=BOUND_S):
-    """Everything the server sends until it closes (b"" on a reset with nothing before)."""
-    sock.settimeout(timeout)
-    out = b""
-    try:
-        while True:
-            c = sock.recv(65536)
-            if not c:
-                break
-            out += c
-    except (ConnectionResetError, socket.timeout):
-        pass
-    return out
 
 
 def closed_by_server(sock, timeout=BOUND_S):

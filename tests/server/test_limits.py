@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 
-from harness import HOST, Env, Server, Suite, parse_raw_response
+from harness import HOST, Env, Server, Suite, parse_raw_response, read_until_close
 
 SLOW = dict(arch="resnet18", width=0.5, size=256, timesteps=8)
 NO_DEADLINE = ["--deadline-ms", "600000"]
@@ -123,12 +123,7 @@ def held_classify(srv, image, model, hold_s):
         sock.sendall(head)
         time.sleep(hold_s)
         sock.sendall(image)
-        raw = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
+        raw = read_until_close(sock)
     finally:
         sock.close()
     st, _, body = parse_raw_response(raw)
