@@ -547,9 +547,16 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HALF_CLOSE);
             ph = PH_WORK;
         }
-        if (ph != PH_DONE) { /* keep-alive: the next head's clock starts now */
+        if (ph != PH_DONE) {
             atomic_store(&cs->since_ns, os_clock_ns());
-            atomic_compare_exchange_strong(&cs->phase, &ph, PH_HEAD);
+            /* Completed: keep-alive, the next head's clock starts now. Any other end (or an
+             * answer with Connection: close) closes the connection: it leaves the ordinary slots
+             * now, not when libmicrohttpd gets round to closing it. */
+            atomic_compare_exchange_strong(&cs->phase, &ph,
+                                           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+                                                   !slot->close_after
+                                               ? PH_HEAD
+                                               : PH_DONE);
         }
     }
     if (!atomic_load(&slot->answered)) { /* the client went away (or timed out) first */
@@ -598,10 +605,15 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     int in_use = 0;
     http_conn *cs = NULL;
     for (int i = 0; i < h->n_conns; i++) {
-        if (h->conns[i].used)
+        /* A connection answered outside libmicrohttpd or cut (PH_DONE) is on its way out: it
+         * no longer holds one of the --max-conns ordinary slots, however late its close is
+         * processed. */
+        if (!h->conns[i].used) {
+            if (!cs)
+                cs = &h->conns[i];
+        } else if (atomic_load(&h->conns[i].phase) != PH_DONE) {
             in_use++;
-        else if (!cs)
-            cs = &h->conns[i];
+        }
     }
     if (cs) {
         memset(cs, 0, sizeof *cs);
