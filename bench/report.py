@@ -501,7 +501,9 @@ def main():
     say("\n".join(lat_tab) + "\n")
     say("## Throughput: 2 threads\n")
     say("onespike: two threads, one session each (as the server's workers); batch 8 means each "
-        "call runs 8 images **in sequence** (onespike has no batched kernel). ORT and PyTorch: one "
+        "call runs 8 images as one pass (`os_session_run_batch`: layer by layer, every image "
+        "through a layer before the next layer, each image's answer bit-identical to its run "
+        "alone). ORT and PyTorch: one "
         "caller, 2 intra-op threads; batch 8 is one [8, C, H, W] tensor. ORT \"2 sessions x 1 "
         "thread\": two independent sessions on two worker threads, started together, images/s "
         "over both (the way onespike-serve runs two workers).\n")
