@@ -53,12 +53,63 @@ static void tap_range(const os_conv_shape *s, int oh, int ow, int ky, int kx, in
 #define WIDE_ROW 32
 #define MAX_TAPS 64
 
+/* A stride-1 conv whose output is its input's size ("same" padding): each tap's plane of col
+ * is the input plane shifted by one flat offset, yoff*in_w + xoff. So a tap is one long copy
+ * (vectorised, however narrow the rows) plus zeros: the rows outside the image, and in every
+ * other row the |xoff| cells the shift wrapped in from the neighbouring row. */
+static bool same_shift(const os_conv_shape *s, int oh, int ow)
+{
+    return s->stride == 1 && oh == s->in_h && ow == s->in_w;
+}
+
+static void tap_plane_shift(float *dst, const float *xc, int oh, int ow, int oy0, int oy1, int ox0,
+                            int ox1, long off)
+{
+    const long plane = (long)oh * ow, j0 = (long)oy0 * ow, j1 = (long)oy1 * ow;
+    long a = j0, b = j1;
+    if (a + off < 0) /* only the wrapped cell(s) of the first valid row, zeroed below */
+        a = -off;
+    if (b + off > plane)
+        b = plane - off;
+    for (long j = 0; j < a; j++)
+        dst[j] = 0.0f;
+    for (long j = a; j < b; j++)
+        dst[j] = xc[j + off];
+    for (long j = b; j < plane; j++)
+        dst[j] = 0.0f;
+    for (int oy = oy0; oy < oy1; oy++) {
+        float *row = dst + (long)oy * ow;
+        for (int ox = 0; ox < ox0; ox++)
+            row[ox] = 0.0f;
+        for (int ox = ox1; ox < ow; ox++)
+            row[ox] = 0.0f;
+    }
+}
+
+/* One row of a tap: zeros left of ox0, the input from ox0 to ox1, zeros from ox1 (loops the
+ * compiler vectorises: no select per cell). */
+static inline void tap_row(float *dst, const float *xr, int ow, int ox0, int ox1, int st, int xoff)
+{
+    for (int ox = 0; ox < ox0; ox++)
+        dst[ox] = 0.0f;
+    if (st == 1) {
+        for (int ox = ox0; ox < ox1; ox++) /* ox + xoff >= 0 from ox0 on */
+            dst[ox] = xr[ox + xoff];
+    } else {
+        for (int ox = ox0; ox < ox1; ox++)
+            dst[ox] = xr[ox * st + xoff];
+    }
+    for (int ox = ox1; ox < ow; ox++)
+        dst[ox] = 0.0f;
+}
+
 /* The narrow form: each tap's valid ranges worked out once for all channels. */
 static void im2col_narrow(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
                           size_t ld)
 {
     const int st = s->stride, taps = s->kh * s->kw;
     const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
+    const bool same = same_shift(s, oh, ow);
     int r[MAX_TAPS][4];
     for (int t = 0; t < taps; t++)
         tap_range(s, oh, ow, t / s->kw, t % s->kw, &r[t][0], &r[t][1], &r[t][2], &r[t][3]);
@@ -67,17 +118,19 @@ static void im2col_narrow(const os_conv_shape *s, int oh, int ow, const float *x
         const float *xc = x + (size_t)ic * plane;
         for (int t = 0; t < taps; t++, dst_row += ld) {
             const int yoff = t / s->kw - s->pad, xoff = t % s->kw - s->pad;
-            for (int oy = 0; oy < oh; oy++) {
-                float *dst = dst_row + (size_t)oy * (size_t)ow;
-                if (oy < r[t][0] || oy >= r[t][1]) {
-                    for (int ox = 0; ox < ow; ox++)
-                        dst[ox] = 0.0f;
-                    continue;
-                }
-                const float *xr = xc + (size_t)(oy * st + yoff) * (size_t)s->in_w;
-                for (int ox = 0; ox < ow; ox++)
-                    dst[ox] = ox >= r[t][2] && ox < r[t][3] ? xr[ox * st + xoff] : 0.0f;
+            const int oy0 = r[t][0], oy1 = r[t][1], ox0 = r[t][2], ox1 = r[t][3];
+            if (same) {
+                tap_plane_shift(dst_row, xc, oh, ow, oy0, oy1, ox0, ox1,
+                                (long)yoff * s->in_w + xoff);
+                continue;
             }
+            for (int j = 0; j < oy0 * ow; j++)
+                dst_row[j] = 0.0f;
+            for (int oy = oy0; oy < oy1; oy++)
+                tap_row(dst_row + (size_t)oy * (size_t)ow,
+                        xc + (size_t)(oy * st + yoff) * (size_t)s->in_w, ow, ox0, ox1, st, xoff);
+            for (int j = oy1 * ow; j < oh * ow; j++)
+                dst_row[j] = 0.0f;
         }
     }
 }
@@ -88,7 +141,7 @@ static void im2col_narrow(const os_conv_shape *s, int oh, int ow, const float *x
  * on either side a memset, its valid span a memcpy (stride 1) or a strided gather. */
 void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col, size_t ld)
 {
-    if (ow < WIDE_ROW && s->kh * s->kw <= MAX_TAPS) {
+    if ((ow < WIDE_ROW || same_shift(s, oh, ow)) && s->kh * s->kw <= MAX_TAPS) {
         im2col_narrow(s, oh, ow, x, col, ld);
         return;
     }
@@ -132,14 +185,48 @@ void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *co
     }
 }
 
+/* col2im of a "same" stride-1 conv: per tap, the cells im2col left at zero (rows outside,
+ * wrapped cells) are zeroed in col, then the tap's plane is one flat add into dx. */
+static void col2im_shift(const os_conv_shape *s, int oh, int ow, float *col, float *dx, size_t ld)
+{
+    const size_t plane = (size_t)oh * (size_t)ow;
+    float *src_row = col;
+    for (int ic = 0; ic < s->in_c; ic++) {
+        float *dc = dx + (size_t)ic * plane;
+        for (int ky = 0; ky < s->kh; ky++)
+            for (int kx = 0; kx < s->kw; kx++, src_row += ld) {
+                int oy0, oy1, ox0, ox1;
+                tap_range(s, oh, ow, ky, kx, &oy0, &oy1, &ox0, &ox1);
+                const long off = (long)(ky - s->pad) * s->in_w + (kx - s->pad);
+                long a = (long)oy0 * ow, b = (long)oy1 * ow;
+                if (a + off < 0)
+                    a = -off;
+                if (b + off > (long)plane)
+                    b = (long)plane - off;
+                for (int oy = oy0; oy < oy1; oy++) {
+                    float *row = src_row + (long)oy * ow;
+                    for (int ox = 0; ox < ox0; ox++)
+                        row[ox] = 0.0f;
+                    for (int ox = ox1; ox < ow; ox++)
+                        row[ox] = 0.0f;
+                }
+                for (long j = a; j < b; j++)
+                    dc[j + off] += src_row[j];
+            }
+    }
+}
+
 /* The adjoint of im2col: dx[ic][iy][ix] += every col entry that im2col copied from that cell.
  * Entries im2col set to zero (padding) are dropped. dx must be initialised by the caller. */
-void os_col2im_add(const os_conv_shape *s, int oh, int ow, const float *col, float *dx,
-                   size_t ld)
+void os_col2im_add(const os_conv_shape *s, int oh, int ow, float *col, float *dx, size_t ld)
 {
     const int st = s->stride;
     const size_t plane = (size_t)s->in_h * (size_t)s->in_w;
     const size_t n = ld;
+    if (same_shift(s, oh, ow)) {
+        col2im_shift(s, oh, ow, col, dx, ld);
+        return;
+    }
     const float *src_row = col;
 
     for (int ic = 0; ic < s->in_c; ic++) {

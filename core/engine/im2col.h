@@ -19,8 +19,8 @@ bool os_conv_is_direct(const os_conv_shape *s);
 void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col, size_t ld);
 
 /* The adjoint: dx[ic][iy][ix] += every col entry im2col copied from that cell (padding entries
- * are dropped). dx is initialised by the caller. */
-void os_col2im_add(const os_conv_shape *s, int oh, int ow, const float *col, float *dx,
-                   size_t ld);
+ * are dropped). dx is initialised by the caller. col is scratch: its padding entries may be
+ * overwritten (with zeros). */
+void os_col2im_add(const os_conv_shape *s, int oh, int ow, float *col, float *dx, size_t ld);
 
 #endif

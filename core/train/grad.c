@@ -137,66 +137,94 @@ void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, 
     }
 }
 
+/* Images side by side in chunks: col is [K][c*hw] and the product [out][c*hw] for c images at
+ * a time. One sgemm for several images keeps BLAS efficient on the small feature maps of deep
+ * layers, where per-image products are a few columns wide; chunks keep col (the im2col of the
+ * chunk, K*c*hw floats, nine times its input for a 3x3 conv) within the caches, where one matrix
+ * for a whole batch of 32 was tens of MB written and read back from memory. */
+#define COL_CHUNK_FLOATS (256u * 1024u) /* col's size a chunk aims at (1 MiB) */
+#define CHUNK_MIN_COLS   256            /* but at least this many product columns */
+
+static int conv_chunk(const os_conv_shape *s, int n)
+{
+    const size_t hw = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
+    const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    if (k == 0 || hw == 0)
+        return n;
+    size_t c = COL_CHUNK_FLOATS / (k * hw);
+    const size_t min_c = (CHUNK_MIN_COLS + hw - 1) / hw;
+    if (c < min_c)
+        c = min_c;
+    return c < (size_t)n ? (int)c : n;
+}
+
 size_t os_conv_batch_floats(const os_conv_shape *s, int n)
 {
     size_t hw = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
     size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
-    return k * hw * (size_t)n;
+    return k * hw * (size_t)conv_chunk(s, n);
 }
 
-/* Images side by side: col is [K][n*hw] and the product [out][n*hw]; one sgemm for the batch
- * keeps BLAS efficient on the small feature maps of deep layers, where per-image products
- * are a few columns wide. */
 void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float *w, const float *b,
                      float *y, float *col, float *tmp)
 {
-    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
-    const size_t hw = (size_t)oh * (size_t)ow, ld = hw * (size_t)n;
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), chunk = conv_chunk(s, n);
+    const size_t hw = (size_t)oh * (size_t)ow;
     const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
     const size_t in_size = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
-    for (int i = 0; i < n; i++)
-        os_im2col(s, oh, ow, x + (size_t)i * in_size, col + (size_t)i * hw, ld);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, to_blas_int(ld),
-                to_blas_int(k), 1.0f, w, to_blas_int(k), col, to_blas_int(ld), 0.0f, tmp,
-                to_blas_int(ld));
-    for (int i = 0; i < n; i++)
-        for (int o = 0; o < s->out_c; o++) {
-            const float *src = tmp + (size_t)o * ld + (size_t)i * hw;
-            float *dst = y + ((size_t)i * (size_t)s->out_c + (size_t)o) * hw;
-            float bias = b ? b[o] : 0.0f;
-            for (size_t j = 0; j < hw; j++)
-                dst[j] = src[j] + bias;
-        }
+    for (int i0 = 0; i0 < n; i0 += chunk) {
+        const int c = n - i0 < chunk ? n - i0 : chunk;
+        const size_t ld = hw * (size_t)c;
+        for (int i = 0; i < c; i++)
+            os_im2col(s, oh, ow, x + (size_t)(i0 + i) * in_size, col + (size_t)i * hw, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, to_blas_int(ld),
+                    to_blas_int(k), 1.0f, w, to_blas_int(k), col, to_blas_int(ld), 0.0f, tmp,
+                    to_blas_int(ld));
+        for (int i = 0; i < c; i++)
+            for (int o = 0; o < s->out_c; o++) {
+                const float *src = tmp + (size_t)o * ld + (size_t)i * hw;
+                float *dst = y + ((size_t)(i0 + i) * (size_t)s->out_c + (size_t)o) * hw;
+                float bias = b ? b[o] : 0.0f;
+                for (size_t j = 0; j < hw; j++)
+                    dst[j] = src[j] + bias;
+            }
+    }
 }
 
 void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, const float *w,
                               const float *dy, float *dw, float *db, float *dx, float *col,
                               float *tmp)
 {
-    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
-    const size_t hw = (size_t)oh * (size_t)ow, ld = hw * (size_t)n;
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), chunk = conv_chunk(s, n);
+    const size_t hw = (size_t)oh * (size_t)ow;
     const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
     const size_t in_size = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
-    for (int i = 0; i < n; i++) /* dy into the [out][n*hw] layout */
-        for (int o = 0; o < s->out_c; o++)
-            memcpy(tmp + (size_t)o * ld + (size_t)i * hw,
-                   dy + ((size_t)i * (size_t)s->out_c + (size_t)o) * hw, hw * sizeof(float));
-    if (db != NULL)
-        for (int o = 0; o < s->out_c; o++)
-            db[o] += (float)sum_floats(tmp + (size_t)o * ld, ld);
-    for (int i = 0; i < n; i++)
-        os_im2col(s, oh, ow, x + (size_t)i * in_size, col + (size_t)i * hw, ld);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k),
-                to_blas_int(ld), 1.0f, tmp, to_blas_int(ld), col, to_blas_int(ld), 1.0f, dw,
-                to_blas_int(k));
-    if (dx == NULL)
-        return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(ld),
-                s->out_c, 1.0f, w, to_blas_int(k), tmp, to_blas_int(ld), 0.0f, col,
-                to_blas_int(ld));
-    memset(dx, 0, (size_t)n * in_size * sizeof(float));
-    for (int i = 0; i < n; i++)
-        os_col2im_add(s, oh, ow, col + (size_t)i * hw, dx + (size_t)i * in_size, ld);
+    for (int i0 = 0; i0 < n; i0 += chunk) {
+        const int c = n - i0 < chunk ? n - i0 : chunk;
+        const size_t ld = hw * (size_t)c;
+        for (int i = 0; i < c; i++) /* dy into the [out][c*hw] layout */
+            for (int o = 0; o < s->out_c; o++)
+                memcpy(tmp + (size_t)o * ld + (size_t)i * hw,
+                       dy + ((size_t)(i0 + i) * (size_t)s->out_c + (size_t)o) * hw,
+                       hw * sizeof(float));
+        if (db != NULL)
+            for (int o = 0; o < s->out_c; o++)
+                db[o] += (float)sum_floats(tmp + (size_t)o * ld, ld);
+        for (int i = 0; i < c; i++)
+            os_im2col(s, oh, ow, x + (size_t)(i0 + i) * in_size, col + (size_t)i * hw, ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k),
+                    to_blas_int(ld), 1.0f, tmp, to_blas_int(ld), col, to_blas_int(ld), 1.0f, dw,
+                    to_blas_int(k));
+        if (dx == NULL)
+            continue;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(ld),
+                    s->out_c, 1.0f, w, to_blas_int(k), tmp, to_blas_int(ld), 0.0f, col,
+                    to_blas_int(ld));
+        float *dxc = dx + (size_t)i0 * in_size;
+        memset(dxc, 0, (size_t)c * in_size * sizeof(float));
+        for (int i = 0; i < c; i++)
+            os_col2im_add(s, oh, ow, col + (size_t)i * hw, dxc + (size_t)i * in_size, ld);
+    }
 }
 
 /* ---- linear ------------------------------------------------------------------------------- */

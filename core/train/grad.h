@@ -29,7 +29,8 @@
 void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, const float *dy,
                         float *dw, float *db, float *dx, float *col);
 
-/* The same for n images at once with one sgemm each way (faster on small feature maps).
+/* The same for n images at once, a chunk of images per sgemm each way (faster on small
+ * feature maps; the chunk's im2col sized to stay in cache).
  * col: os_conv_batch_floats(s, n) floats; tmp: n * out_c * oh * ow floats. */
 size_t os_conv_batch_floats(const os_conv_shape *s, int n);
 void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float *w, const float *b,

@@ -92,6 +92,7 @@ static const conv_case conv_cases[] = {
     {{2, 5, 4, 3, 4, 4, 2, 3}, 1},     /* padding nearly as wide as the kernel */
     {{1, 1, 1, 2, 3, 3, 1, 1}, 1},     /* 1x1 image, 3x3 kernel: all but the centre is padding */
     {{64, 16, 16, 32, 3, 3, 1, 1}, 1}, /* deep reduction, K = 576 */
+    {{2, 4, 3, 3, 5, 5, 1, 2}, 1},     /* same size, the tap shift wider than a row */
 };
 
 static void test_conv_vs_naive(void **state)
@@ -507,6 +508,7 @@ int main(void)
         CONV_CASE(10, "conv_vs_naive_4x4_s2_p3_5x4_bias"),
         CONV_CASE(11, "conv_vs_naive_3x3_s1_p1_1x1_image"),
         CONV_CASE(12, "conv_vs_naive_3x3_s1_p1_64ch"),
+        CONV_CASE(13, "conv_vs_naive_5x5_s1_p2_4x3_bias"),
         cmocka_unit_test(test_conv_hand_cross_correlation),
         cmocka_unit_test(test_conv_hand_layout_bias),
         cmocka_unit_test(test_conv_hand_pad_stride),
@@ -522,6 +524,6 @@ int main(void)
         cmocka_unit_test(test_channel_affine),
         cmocka_unit_test(test_add),
     };
-    _Static_assert(COUNT(conv_cases) == 13, "one CONV_CASE entry per conv_cases row");
+    _Static_assert(COUNT(conv_cases) == 14, "one CONV_CASE entry per conv_cases row");
     return cmocka_run_group_tests(tests, NULL, print_conv_diff);
 }
