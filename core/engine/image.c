@@ -52,6 +52,8 @@ os_image_format os_image_sniff(const void *buf, size_t len)
         return OS_IMG_WEBP;
     if (has_prefix(b, len, "BM", 2))
         return OS_IMG_BMP;
+    if (has_prefix(b, len, "\0\0\0\x0CjP  \r\n\x87\n", 12) || has_prefix(b, len, "\xFF\x4F\xFF\x51", 4))
+        return OS_IMG_JP2;
     return OS_IMG_UNKNOWN;
 }
 
@@ -66,6 +68,7 @@ const char *os_image_format_name(os_image_format f)
     case OS_IMG_TIFF: return "TIFF";
     case OS_IMG_WEBP: return "WebP";
     case OS_IMG_BMP: return "BMP";
+    case OS_IMG_JP2: return "JPEG 2000";
     }
     return "unknown";
 }
