@@ -45,7 +45,8 @@ os_image_format os_image_sniff(const void *buf, size_t len)
         return OS_IMG_PNG;
     if (has_prefix(b, len, "GIF87a", 6) || has_prefix(b, len, "GIF89a", 6))
         return OS_IMG_GIF;
-    if (has_prefix(b, len, "II*\0", 4) || has_prefix(b, len, "MM\0*", 4))
+    if (has_prefix(b, len, "II*\0", 4) || has_prefix(b, len, "MM\0*", 4) ||
+        has_prefix(b, len, "II+\0", 4) || has_prefix(b, len, "MM\0+", 4)) /* TIFF, BigTIFF */
         return OS_IMG_TIFF;
     /* RIFF is a generic container (WAV, AVI); only the form type at offset 8 says WebP. */
     if (has_prefix(b, len, "RIFF", 4) && len >= 12 && memcmp(b + 8, "WEBP", 4) == 0)

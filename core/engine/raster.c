@@ -3,6 +3,7 @@
 #include "onespike/raster.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cpl_conv.h>
@@ -253,6 +255,11 @@ os_status os_raster_open(const char *path, const os_raster_limits *lim, os_raste
     if (!strncmp(path, RASTER_VSI_PREFIX, sizeof RASTER_VSI_PREFIX - 1))
         return os_fail(OS_EINVAL, "%s: not a plain file path (GDAL virtual file systems, the "
                                   "network included, are not read)", path);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return os_fail(OS_EIO, "%s: cannot read: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return os_fail(OS_EIO, "%s: not a regular file", path);
     os_raster *r = calloc(1, sizeof *r);
     if (!r)
         return os_fail(OS_ENOMEM, "%s: no memory", path);

@@ -71,7 +71,8 @@ typedef struct {
 
 typedef struct os_raster os_raster;
 
-/* Open a raster file (path borrowed; a plain path, "/vsi..." refused with OS_EINVAL). Reads the
+/* Open a raster file (path borrowed; a plain path, "/vsi..." refused with OS_EINVAL; missing or
+ * not a regular file: OS_EIO). Reads the
  * header only and checks it against lim (NULL: no pixel limit, default side and band limits).
  * Not a raster GDAL's allowed drivers read: OS_EUNSUPPORTED; a damaged header: OS_ECORRUPT;
  * over a limit: OS_ETOOBIG. Close with os_raster_close. */
