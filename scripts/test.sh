@@ -30,7 +30,8 @@ meson setup build-tsan --reconfigure -Dwerror=true -Db_sanitize=thread -Dbuildty
     meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debugoptimized \
         -Db_lundef=false
 meson compile -C build-tsan
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+# tests/tsan.supp: GDAL-internal lock-order reports only (see the file).
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp \
     meson test -C build-tsan -v --print-errorlogs --num-processes 2 --suite server
 
 echo "== fuzzing (clang, libFuzzer + ASan/UBSan): seed corpora, then ${FUZZ_SECONDS} s per harness =="
