@@ -21,10 +21,10 @@
 #include <gdal.h>
 #include <gdal_frmts.h>
 
-#define RASTER_MAX_LEVEL 255.0
-#define RASTER_PERCENT 100.0
+#define RASTER_MAX_LEVEL  255.0
+#define RASTER_PERCENT    100.0
 #define RASTER_VSI_PREFIX "/vsi"
-#define RASTER_FORMATS "JPEG, TIFF, PNG or JPEG 2000"
+#define RASTER_FORMATS    "JPEG, TIFF, PNG or JPEG 2000"
 /* GDAL's block cache, shared by every open raster of the process (MB). Small: a window is read
  * once, and a server's memory is sized by its requests, not by a cache. */
 #define RASTER_CACHE_MB "64"
@@ -156,8 +156,10 @@ os_status os_raster_scale_parse(const char *text, os_raster_input *in)
     } else if (!strncmp(text, range, sizeof range - 1)) {
         int n = parse_numbers(text + sizeof range - 1, v, 2 * RASTER_CHANNELS);
         if (n != 2 && n != 2 * RASTER_CHANNELS)
-            return os_fail(OS_EINVAL, "scale \"%.64s\": expected range:LO,HI or "
-                                      "range:LO1,HI1,LO2,HI2,LO3,HI3", text);
+            return os_fail(OS_EINVAL,
+                           "scale \"%.64s\": expected range:LO,HI or "
+                           "range:LO1,HI1,LO2,HI2,LO3,HI3",
+                           text);
         got.scale = OS_SCALE_RANGE;
         for (int c = 0; c < RASTER_CHANNELS; c++) {
             got.lo[c] = v[n == 2 ? 0 : 2 * c];
@@ -169,15 +171,19 @@ os_status os_raster_scale_parse(const char *text, os_raster_input *in)
     } else if (!strncmp(text, pct, sizeof pct - 1)) {
         if (parse_numbers(text + sizeof pct - 1, v, 2) != 2 || v[0] < 0 || v[1] > RASTER_PERCENT ||
             !(v[1] > v[0]))
-            return os_fail(OS_EINVAL, "scale \"%.64s\": expected percentile:LO,HI with "
-                                      "0 <= LO < HI <= 100, e.g. percentile:2,98", text);
+            return os_fail(OS_EINVAL,
+                           "scale \"%.64s\": expected percentile:LO,HI with "
+                           "0 <= LO < HI <= 100, e.g. percentile:2,98",
+                           text);
         got.scale = OS_SCALE_PERCENTILE;
         memset(got.lo, 0, sizeof got.lo);
         memset(got.hi, 0, sizeof got.hi);
         got.lo[0] = v[0], got.hi[0] = v[1];
     } else {
-        return os_fail(OS_EINVAL, "scale \"%.64s\": expected none, range:LO,HI or "
-                                  "percentile:LO,HI", text);
+        return os_fail(OS_EINVAL,
+                       "scale \"%.64s\": expected none, range:LO,HI or "
+                       "percentile:LO,HI",
+                       text);
     }
     *in = got;
     return OS_OK;
@@ -187,7 +193,9 @@ void os_raster_scale_format(const os_raster_input *in, char *buf, size_t n)
 {
     switch (in->scale) {
     case OS_SCALE_NONE: snprintf(buf, n, "none"); return;
-    case OS_SCALE_PERCENTILE: snprintf(buf, n, "percentile:%.17g,%.17g", in->lo[0], in->hi[0]); return;
+    case OS_SCALE_PERCENTILE:
+        snprintf(buf, n, "percentile:%.17g,%.17g", in->lo[0], in->hi[0]);
+        return;
     case OS_SCALE_RANGE:
         if (in->lo[1] == in->lo[0] && in->lo[2] == in->lo[0] && in->hi[1] == in->hi[0] &&
             in->hi[2] == in->hi[0])
@@ -219,8 +227,8 @@ static os_status open_dataset(const char *name, const char *label, const os_rast
      * fails to open is a damaged file of its format. */
     GDALDriverH drv = GDALIdentifyDriverEx(name, GDAL_OF_RASTER, allowed_drivers, NULL);
     if (!drv)
-        return os_fail(OS_EUNSUPPORTED, "%s: not a raster this build reads, expected "
-                       RASTER_FORMATS, label);
+        return os_fail(OS_EUNSUPPORTED,
+                       "%s: not a raster this build reads, expected " RASTER_FORMATS, label);
     r->ds = GDALOpenEx(name, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR,
                        allowed_drivers, NULL, NULL);
     if (!r->ds)
@@ -253,8 +261,10 @@ os_status os_raster_open(const char *path, const os_raster_limits *lim, os_raste
     assert(path && out);
     *out = NULL;
     if (!strncmp(path, RASTER_VSI_PREFIX, sizeof RASTER_VSI_PREFIX - 1))
-        return os_fail(OS_EINVAL, "%s: not a plain file path (GDAL virtual file systems, the "
-                                  "network included, are not read)", path);
+        return os_fail(OS_EINVAL,
+                       "%s: not a plain file path (GDAL virtual file systems, the "
+                       "network included, are not read)",
+                       path);
     struct stat sb;
     if (stat(path, &sb) != 0)
         return os_fail(OS_EIO, "%s: cannot read: %s", path, strerror(errno));
@@ -284,8 +294,8 @@ os_status os_raster_open_bytes(const void *buf, size_t len, const os_raster_limi
     if (!r)
         return os_fail(OS_ENOMEM, "raster of %zu bytes: no memory", len);
     gdal_begin();
-    /* A name no other call uses, this process's or another's sharing GDAL's /vsimem/ (it is
-     * per process, but a fork keeps the counter). */
+    /* A name no other call uses: a process-wide counter, and the pid so that a forked child
+     * (which inherits both /vsimem/ and the counter) never reuses its parent's names. */
     snprintf(r->vsi_name, sizeof r->vsi_name, "/vsimem/onespike/%ld-%lu", (long)getpid(),
              (unsigned long)atomic_fetch_add(&vsi_serial, 1));
     /* GDAL reads the caller's bytes in place (no copy, not taken: bTakeOwnership 0). */
@@ -319,10 +329,22 @@ void os_raster_close(os_raster *r)
     free(r);
 }
 
-int os_raster_width(const os_raster *r) { return r->width; }
-int os_raster_height(const os_raster *r) { return r->height; }
-int os_raster_bands(const os_raster *r) { return r->bands; }
-const char *os_raster_dtype(const os_raster *r) { return GDALGetDataTypeName(r->type); }
+int os_raster_width(const os_raster *r)
+{
+    return r->width;
+}
+int os_raster_height(const os_raster *r)
+{
+    return r->height;
+}
+int os_raster_bands(const os_raster *r)
+{
+    return r->bands;
+}
+const char *os_raster_dtype(const os_raster *r)
+{
+    return GDALGetDataTypeName(r->type);
+}
 const char *os_raster_driver(const os_raster *r)
 {
     return GDALGetDriverShortName(GDALGetDatasetDriver(r->ds));
@@ -345,8 +367,8 @@ const char *os_raster_crs_wkt(const os_raster *r)
 
 void os_raster_describe(const os_raster *r, char *buf, size_t n)
 {
-    snprintf(buf, n, "%d band%s, %s, %dx%d", r->bands, r->bands == 1 ? "" : "s",
-             os_raster_dtype(r), r->width, r->height);
+    snprintf(buf, n, "%d band%s, %s, %dx%d", r->bands, r->bands == 1 ? "" : "s", os_raster_dtype(r),
+             r->width, r->height);
 }
 
 static void bands_text(const os_raster_input *in, char *buf, size_t n)
@@ -367,8 +389,9 @@ os_status os_raster_check(const os_raster *r, const os_raster_input *in)
                            has, want, in->bands[c]);
         GDALDataType t = GDALGetRasterDataType(GDALGetRasterBand(r->ds, in->bands[c]));
         if (GDALDataTypeIsComplex(t))
-            return os_fail(OS_EMISMATCH, "the raster has %s; band %d holds complex values (%s), "
-                                         "which no scale maps to RGB",
+            return os_fail(OS_EMISMATCH,
+                           "the raster has %s; band %d holds complex values (%s), "
+                           "which no scale maps to RGB",
                            has, in->bands[c], GDALGetDataTypeName(t));
         if (in->scale == OS_SCALE_NONE && t != GDT_Byte)
             return os_fail(OS_EMISMATCH,
@@ -449,8 +472,9 @@ static void scale_band(const float *v, size_t n, double lo, double hi, uint8_t *
     const double k = hi > lo ? RASTER_MAX_LEVEL / (hi - lo) : 0.0;
     for (size_t i = 0; i < n; i++) {
         double q = k > 0 && !isnan(v[i]) ? floor(((double)v[i] - lo) * k + 0.5) : 0.0;
-        pix[i * RASTER_CHANNELS + (size_t)c] =
-            (uint8_t)(q < 0 ? 0 : q > RASTER_MAX_LEVEL ? RASTER_MAX_LEVEL : q);
+        pix[i * RASTER_CHANNELS + (size_t)c] = (uint8_t)(q < 0                  ? 0
+                                                         : q > RASTER_MAX_LEVEL ? RASTER_MAX_LEVEL
+                                                                                : q);
     }
 }
 
@@ -460,8 +484,8 @@ os_status os_raster_read(os_raster *r, int x, int y, int w, int h, const os_rast
     assert(r && in && b && out);
     memset(out, 0, sizeof *out);
     if (x < 0 || y < 0 || w < 1 || h < 1 || x > r->width - w || y > r->height - h)
-        return os_fail(OS_EINVAL, "window %dx%d at (%d,%d) is not inside the raster's %dx%d", w,
-                       h, x, y, r->width, r->height);
+        return os_fail(OS_EINVAL, "window %dx%d at (%d,%d) is not inside the raster's %dx%d", w, h,
+                       x, y, r->width, r->height);
     if (out_w <= 0 || out_h <= 0)
         out_w = w, out_h = h;
     os_status st = os_raster_check(r, in);
@@ -487,8 +511,8 @@ os_status os_raster_read(os_raster *r, int x, int y, int w, int h, const os_rast
     } else {
         for (int c = 0; c < RASTER_CHANNELS; c++) {
             GDALRasterBandH band = GDALGetRasterBand(r->ds, bands[c]);
-            if (GDALRasterIOEx(band, GF_Read, x, y, w, h, b->val, out_w, out_h, GDT_Float32, 0,
-                               0, &extra) != CE_None)
+            if (GDALRasterIOEx(band, GF_Read, x, y, w, h, b->val, out_w, out_h, GDT_Float32, 0, 0,
+                               &extra) != CE_None)
                 return os_fail(OS_ECORRUPT, "%s band %d of window %dx%d at (%d,%d): %s",
                                os_raster_driver(r), bands[c], w, h, x, y,
                                gdal_reason("read failed"));
@@ -522,18 +546,19 @@ os_status os_raster_decode_any(os_decoder *d, os_raster_buf *b, const void *buf,
         if (!os_raster_input_is_default(in)) {
             char scale[OS_RASTER_TEXT_MAX];
             os_raster_scale_format(in, scale, sizeof scale);
-            return os_fail(OS_EMISMATCH, "a JPEG is read as bands 1,2,3 (R,G,B), 8-bit; bands "
-                                         "%d,%d,%d with scale %s apply to TIFF, PNG or JPEG 2000",
+            return os_fail(OS_EMISMATCH,
+                           "a JPEG is read as bands 1,2,3 (R,G,B), 8-bit; bands "
+                           "%d,%d,%d with scale %s apply to TIFF, PNG or JPEG 2000",
                            in->bands[0], in->bands[1], in->bands[2], scale);
         }
         return os_decoder_decode(d, buf, len, max_pixels, min_w, min_h, out);
-    case OS_IMG_EMPTY:
-        return os_fail(OS_EEMPTY, "empty image (0 bytes), expected " RASTER_FORMATS);
+    case OS_IMG_EMPTY: return os_fail(OS_EEMPTY, "empty image (0 bytes), expected " RASTER_FORMATS);
     case OS_IMG_UNKNOWN: {
         const uint8_t *p = buf;
-        return os_fail(OS_EUNSUPPORTED,
-                       "unrecognised image data (%zu bytes, starting %02X %02X), expected "
-                       RASTER_FORMATS, len, p[0], len > 1 ? p[1] : 0);
+        return os_fail(
+            OS_EUNSUPPORTED,
+            "unrecognised image data (%zu bytes, starting %02X %02X), expected " RASTER_FORMATS,
+            len, p[0], len > 1 ? p[1] : 0);
     }
     default: /* GIF, WebP, BMP */
         return os_fail(OS_EUNSUPPORTED, "%s image, expected " RASTER_FORMATS,

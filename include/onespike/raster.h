@@ -23,9 +23,9 @@
 #include "onespike/image.h"
 #include "onespike/status.h"
 
-#define OS_RASTER_MAX_SIDE 1000000 /* pixels per side, whatever the pixel limit */
-#define OS_RASTER_MAX_BANDS 1024   /* bands a raster may declare */
-#define OS_RASTER_TEXT_MAX 160     /* room for os_raster_input_format and a band list */
+#define OS_RASTER_MAX_SIDE  1000000 /* pixels per side, whatever the pixel limit */
+#define OS_RASTER_MAX_BANDS 1024    /* bands a raster may declare */
+#define OS_RASTER_TEXT_MAX  160     /* room for os_raster_input_format and a band list */
 
 /* ---- the model's input description ---- */
 

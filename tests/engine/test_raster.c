@@ -28,17 +28,20 @@
 #error "build with -DFIXTURE_DIR=\"/abs/path/tests/fixtures\""
 #endif
 
-#define NAIP "/work/shared/data/geotiff/m_4709963_se_14_1_20090818.tif"
+#define NAIP    "/work/shared/data/geotiff/m_4709963_se_14_1_20090818.tif"
 #define UCM_TIF "/work/shared/data/ucmerced-tif/airplane/airplane00.tif"
 
 enum {
-    W16 = 40, H16 = 30, /* the 16-bit test raster */
+    W16 = 40,
+    H16 = 30, /* the 16-bit test raster */
     UCM_SIDE = 256,
     NET_SIDE = 96, /* the shipped model's input */
     THREADS = 4,
     THREAD_ROUNDS = 25,
     CUT_HEADER = 30, /* bytes: inside a PNG's IHDR chunk, before a TIFF's first directory */
-    NAIP_W = 934, NAIP_H = 724, NAIP_BANDS = 4,
+    NAIP_W = 934,
+    NAIP_H = 724,
+    NAIP_BANDS = 4,
 };
 
 static const float UCM_MEAN[3] = {0.4835f, 0.4890f, 0.4495f};
@@ -85,8 +88,8 @@ static void write_tiff(const char *path, int w, int h, int bands, GDALDataType t
         for (int y = 0; y < h; y++) {
             for (int x = 0; x < w; x++)
                 row[x] = value(b, x, y);
-            assert_int_equal(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 0, y, w, 1, row, w,
-                                          1, GDT_Float64, 0, 0),
+            assert_int_equal(GDALRasterIO(GDALGetRasterBand(ds, b), GF_Write, 0, y, w, 1, row, w, 1,
+                                          GDT_Float64, 0, 0),
                              CE_None);
         }
     free(row);
@@ -114,8 +117,8 @@ static void test_input_parse(void **state)
     assert_int_equal(in.bands[0], 4);
     assert_int_equal(in.bands[2], 2);
     assert_false(os_raster_input_is_default(&in));
-    const char *bad_bands[] = {"", "1,2", "1,2,3,4", "0,1,2", "1,2,x", "1.5,2,3", "1,,3", "1,2,3,",
-                               "-1,2,3", "1,2,99999"};
+    const char *bad_bands[] = {"",        "1,2",  "1,2,3,4", "0,1,2",  "1,2,x",
+                               "1.5,2,3", "1,,3", "1,2,3,",  "-1,2,3", "1,2,99999"};
     for (size_t i = 0; i < sizeof bad_bands / sizeof *bad_bands; i++) {
         assert_int_equal(os_raster_bands_parse(bad_bands[i], &in), OS_EINVAL);
         assert_int_equal(in.bands[0], 4); /* unchanged */
@@ -134,9 +137,17 @@ static void test_input_parse(void **state)
     assert_int_equal(in.scale, OS_SCALE_PERCENTILE);
     os_raster_scale_format(&in, text, sizeof text);
     assert_string_equal(text, "percentile:2,98");
-    const char *bad_scale[] = {"", "None", "range:5,5", "range:0", "range:0,1,2,3",
-                               "percentile:50,10", "percentile:-1,50", "percentile:2,101",
-                               "range:0,inf", "range:nan,1", "stretch"};
+    const char *bad_scale[] = {"",
+                               "None",
+                               "range:5,5",
+                               "range:0",
+                               "range:0,1,2,3",
+                               "percentile:50,10",
+                               "percentile:-1,50",
+                               "percentile:2,101",
+                               "range:0,inf",
+                               "range:nan,1",
+                               "stretch"};
     for (size_t i = 0; i < sizeof bad_scale / sizeof *bad_scale; i++) {
         assert_int_equal(os_raster_scale_parse(bad_scale[i], &in), OS_EINVAL);
         assert_int_equal(in.scale, OS_SCALE_PERCENTILE); /* unchanged */
@@ -219,10 +230,15 @@ static void test_huge_sparse_refused(void **state)
     (void)state;
     char path[512];
     path_in_tmp(path, sizeof path, "huge.tif");
-    char *opts[] = {"TILED=YES", "SPARSE_OK=TRUE", "BLOCKXSIZE=512", "BLOCKYSIZE=512",
-                    "COMPRESS=DEFLATE", "BIGTIFF=YES", NULL};
-    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, 200000, 200000, 3, GDT_Byte,
-                                 opts);
+    char *opts[] = {"TILED=YES",
+                    "SPARSE_OK=TRUE",
+                    "BLOCKXSIZE=512",
+                    "BLOCKYSIZE=512",
+                    "COMPRESS=DEFLATE",
+                    "BIGTIFF=YES",
+                    NULL};
+    GDALDatasetH ds =
+        GDALCreate(GDALGetDriverByName("GTiff"), path, 200000, 200000, 3, GDT_Byte, opts);
     assert_non_null(ds);
     GDALClose(ds);
     size_t len = 0;
@@ -318,7 +334,7 @@ static void test_scaling(void **state)
     assert_int_equal(os_raster_scale_parse("percentile:0,100", &in), OS_OK);
     assert_int_equal(os_raster_read(r, 0, 0, W16, H16, &in, 0, 0, b, &img), OS_OK);
     for (int c = 0; c < 3; c++) {
-        assert_int_equal(img.pixels[c], 0);                                          /* (0,0) */
+        assert_int_equal(img.pixels[c], 0);                                            /* (0,0) */
         assert_int_equal(img.pixels[(H16 - 1) * img.stride + 3 * (W16 - 1) + c], 255); /* max */
     }
     /* A window: the same values as the whole image's, at its offset. */
@@ -375,16 +391,16 @@ static void test_same_pixels_same_tensor(void **state)
     const char *paths[] = {tif, tiled};
     char **opts[] = {NULL, tiled_opts};
     for (int i = 0; i < 2; i++) {
-        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), paths[i], ref.width,
-                                     ref.height, 3, GDT_Byte, opts[i]);
+        GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), paths[i], ref.width, ref.height,
+                                     3, GDT_Byte, opts[i]);
         assert_non_null(ds);
         assert_int_equal(GDALDatasetRasterIO(ds, GF_Write, 0, 0, ref.width, ref.height, pix,
                                              ref.width, ref.height, GDT_Byte, 3, bands, 3,
                                              ref.stride, 1),
                          CE_None);
         if (i == 0) {
-            GDALDatasetH p = GDALCreateCopy(GDALGetDriverByName("PNG"), png, ds, 0, NULL, NULL,
-                                            NULL);
+            GDALDatasetH p =
+                GDALCreateCopy(GDALGetDriverByName("PNG"), png, ds, 0, NULL, NULL, NULL);
             assert_non_null(p);
             GDALClose(p);
         }

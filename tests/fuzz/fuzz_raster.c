@@ -62,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const os_raster_limits lim = {.max_pixels = FUZZ_MAX_PIXELS};
     if (os_raster_open_bytes(data, size, &lim, &r) == OS_OK) {
         int w = os_raster_width(r), h = os_raster_height(r);
-        os_raster_read(r, w / 2, h / 2, w - w / 2, h - h / 2, &in, FUZZ_WIN_OUT, FUZZ_WIN_OUT,
-                       buf, &img);
+        os_raster_read(r, w / 2, h / 2, w - w / 2, h - h / 2, &in, FUZZ_WIN_OUT, FUZZ_WIN_OUT, buf,
+                       &img);
         os_raster_close(r);
     }
     char **left = VSIReadDir("/vsimem/onespike");

@@ -21,7 +21,8 @@
 
 static int fail(const char *what, os_status st)
 {
-    fprintf(stderr, "raster_dump: %s: %s\n", what, *os_errdetail() ? os_errdetail() : os_strerror(st));
+    fprintf(stderr, "raster_dump: %s: %s\n", what,
+            *os_errdetail() ? os_errdetail() : os_strerror(st));
     return 1;
 }
 
@@ -56,7 +57,8 @@ static int cmd_rgb(int argc, char **argv)
     os_raster_buf *b = NULL;
     os_rgb_image img;
     int rc = 1;
-    if ((st = os_raster_buf_create(&b)) || (st = os_raster_read(r, x, y, w, h, &in, ow, oh, b, &img))) {
+    if ((st = os_raster_buf_create(&b)) ||
+        (st = os_raster_read(r, x, y, w, h, &in, ow, oh, b, &img))) {
         rc = fail(argv[2], st);
         goto out;
     }
@@ -119,7 +121,8 @@ static int cmd_jpeg2tiff(char **argv)
     os_raster_open(argv[2], NULL, &probe);
     os_raster_close(probe);
     GDALDriverH drv = GDALGetDriverByName("GTiff");
-    GDALDatasetH ds = drv ? GDALCreate(drv, argv[3], img.width, img.height, 3, GDT_Byte, NULL) : NULL;
+    GDALDatasetH ds =
+        drv ? GDALCreate(drv, argv[3], img.width, img.height, 3, GDT_Byte, NULL) : NULL;
     if (!ds) {
         fprintf(stderr, "raster_dump: cannot create %s\n", argv[3]);
         goto out;

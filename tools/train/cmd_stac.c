@@ -13,12 +13,12 @@
 #include "onespike/model.h"
 #include "onespike/session.h"
 
-#define STAC_VERSION "1.0.0"
-#define MLM_SCHEMA "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
+#define STAC_VERSION          "1.0.0"
+#define MLM_SCHEMA            "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
 #define CLASSIFICATION_SCHEMA "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
-#define STAC_SUFFIX ".stac.json"
-#define MODEL_SUFFIX ".safetensors"
-#define LEVELS 255.0 /* raster values are scaled to 0..255 before the model's normalisation */
+#define STAC_SUFFIX           ".stac.json"
+#define MODEL_SUFFIX          ".safetensors"
+#define LEVELS                255.0 /* raster values are scaled to 0..255 before the model's normalisation */
 
 enum { STAC_BATCH_SUGGESTION = 8, STAC_PATH_MAX = 4096 };
 
@@ -50,8 +50,7 @@ static json_t *value_scaling(const os_model *m, const os_raster_input *ri)
         double lo = ri->scale == OS_SCALE_RANGE ? ri->lo[c] : 0.0;
         double hi = ri->scale == OS_SCALE_RANGE ? ri->hi[c] : LEVELS;
         json_array_append_new(a, json_pack("{s:s, s:f, s:f}", "type", "z-score", "mean",
-                                           lo + mean[c] * (hi - lo), "stddev",
-                                           std[c] * (hi - lo)));
+                                           lo + mean[c] * (hi - lo), "stddev", std[c] * (hi - lo)));
     }
     return a;
 }
@@ -59,8 +58,8 @@ static json_t *value_scaling(const os_model *m, const os_raster_input *ri)
 static json_t *pre_processing(const os_raster_input *ri, const char *scale)
 {
     char expr[2 * OS_RASTER_TEXT_MAX];
-    snprintf(expr, sizeof expr, "bands=%d,%d,%d scale=%s", ri->bands[0], ri->bands[1],
-             ri->bands[2], scale);
+    snprintf(expr, sizeof expr, "bands=%d,%d,%d scale=%s", ri->bands[0], ri->bands[1], ri->bands[2],
+             scale);
     return json_pack("{s:s, s:s}", "format", "onespike-raster", "expression", expr);
 }
 
@@ -88,12 +87,11 @@ static json_t *mlm_input(const os_model *m)
         snprintf(name, sizeof name, "band%d", ri->bands[k]);
         json_array_append_new(bands, json_string(name));
     }
-    json_t *in = json_pack("{s:s, s:o, s:{s:[i,i,i,i], s:[s,s,s,s], s:s}, s:s, s:o, s:s, s:o}",
-                           "name", "RGB scene", "bands", bands, "input", "shape", -1, c, h, w,
-                           "dim_order", "batch", "channel", "height", "width", "data_type",
-                           "float32", "description", desc, "value_scaling",
-                           value_scaling(m, ri), "resize_type", "interpolation-area",
-                           "pre_processing_function", pre_processing(ri, scale));
+    json_t *in = json_pack(
+        "{s:s, s:o, s:{s:[i,i,i,i], s:[s,s,s,s], s:s}, s:s, s:o, s:s, s:o}", "name", "RGB scene",
+        "bands", bands, "input", "shape", -1, c, h, w, "dim_order", "batch", "channel", "height",
+        "width", "data_type", "float32", "description", desc, "value_scaling", value_scaling(m, ri),
+        "resize_type", "interpolation-area", "pre_processing_function", pre_processing(ri, scale));
     return json_pack("[o]", in);
 }
 
@@ -101,15 +99,14 @@ static json_t *mlm_output(const os_model *m)
 {
     json_t *classes = json_array();
     for (int k = 0; k < os_model_classes(m); k++)
-        json_array_append_new(classes, json_pack("{s:i, s:s}", "value", k, "name",
-                                                 os_model_label(m, k)));
-    json_t *out = json_pack("{s:s, s:[s, s], s:{s:[i,i], s:[s,s], s:s}, s:s, s:o, s:o}", "name",
-                            "classification", "tasks", "scene-classification", "classification",
-                            "result", "shape", -1, os_model_classes(m), "dim_order", "batch",
-                            "class", "data_type", "float32", "description",
-                            "class probabilities: softmax of the logits",
-                            "classification:classes", classes, "post_processing_function",
-                            json_null());
+        json_array_append_new(classes,
+                              json_pack("{s:i, s:s}", "value", k, "name", os_model_label(m, k)));
+    json_t *out =
+        json_pack("{s:s, s:[s, s], s:{s:[i,i], s:[s,s], s:s}, s:s, s:o, s:o}", "name",
+                  "classification", "tasks", "scene-classification", "classification", "result",
+                  "shape", -1, os_model_classes(m), "dim_order", "batch", "class", "data_type",
+                  "float32", "description", "class probabilities: softmax of the logits",
+                  "classification:classes", classes, "post_processing_function", json_null());
     return json_pack("[o]", out);
 }
 
@@ -130,9 +127,9 @@ static json_t *stac_item(const os_model *m, const char *model_href)
         "mlm:name", os_model_name(m), "mlm:tasks", "scene-classification", "classification",
         "mlm:architecture", arch ? arch : "unknown", "mlm:framework", "onespike",
         "mlm:framework_version", CLI_VERSION, "mlm:total_parameters",
-        (json_int_t)os_net_params(os_model_net(m)), "mlm:pretrained", 0, "mlm:accelerator",
-        "amd64", "mlm:accelerator_constrained", 1, "mlm:batch_size_suggestion",
-        STAC_BATCH_SUGGESTION, "mlm:input", mlm_input(m), "mlm:output", mlm_output(m));
+        (json_int_t)os_net_params(os_model_net(m)), "mlm:pretrained", 0, "mlm:accelerator", "amd64",
+        "mlm:accelerator_constrained", 1, "mlm:batch_size_suggestion", STAC_BATCH_SUGGESTION,
+        "mlm:input", mlm_input(m), "mlm:output", mlm_output(m));
     json_object_set_new(props, "mlm:pretrained_source", json_null());
     json_object_set_new(props, "onespike:timesteps", json_integer(os_model_timesteps(m)));
     json_object_set_new(props, "onespike:sha256", json_string(os_model_sha256(m)));
@@ -143,8 +140,8 @@ static json_t *stac_item(const os_model *m, const char *model_href)
                               "mlm:weights", "mlm:artifact_type", "onespike.safetensors");
     return json_pack("{s:s, s:s, s:[s,s], s:s, s:n, s:o, s:[], s:{s:o}}", "type", "Feature",
                      "stac_version", STAC_VERSION, "stac_extensions", MLM_SCHEMA,
-                     CLASSIFICATION_SCHEMA, "id", os_model_name(m), "geometry", "properties",
-                     props, "links", "assets", "model", asset);
+                     CLASSIFICATION_SCHEMA, "id", os_model_name(m), "geometry", "properties", props,
+                     "links", "assets", "model", asset);
 }
 
 int cmd_stac(int argc, char **argv)
