@@ -13,13 +13,14 @@ ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
-# python3, numpy and curl only run tests (CLI checks, safetensors interoperability, server end
-# to end; test_api.py's metric counts assume its curl checks ran).
+# python3, numpy, python3-gdal and curl only run tests (CLI checks, safetensors interoperability,
+# rasters written by GDAL's Python bindings, server end to end; test_api.py's metric counts
+# assume its curl checks ran).
 RUN apt-get -o DPkg::Lock::Timeout=600 update -qq \
  && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
         gcc libc6-dev meson ninja-build pkg-config \
-        libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libopenblas-dev libcmocka-dev \
-        python3 python3-numpy curl >/dev/null \
+        libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libgdal-dev libopenblas-dev \
+        libcmocka-dev python3 python3-numpy python3-gdal curl >/dev/null \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY meson.build meson_options.txt ./
@@ -51,13 +52,15 @@ RUN /build/tools/onespike-train inspect /out/models/ucm.safetensors \
 
 FROM ${BASE}
 ARG DEBIAN_FRONTEND=noninteractive
-# Runtime libraries only (no docs, man pages or locales); OpenBLAS is the pthread build.
+# Runtime libraries only (no docs, man pages or locales); OpenBLAS is the pthread build. libgdal32
+# (TIFF, GeoTIFF, PNG, JPEG 2000 through GDAL) brings its own dependencies, most of the image's
+# size; no gdal-bin or Python here.
 RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-exclude /usr/share/man/*' \
         'path-exclude /usr/share/locale/*' 'path-exclude /usr/share/info/*' \
         > /etc/dpkg/dpkg.cfg.d/01-onespike-nodoc \
  && apt-get -o DPkg::Lock::Timeout=600 update -qq \
  && apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-        libmicrohttpd12 libjansson4 libturbojpeg0 libopenblas0-pthread >/dev/null \
+        libmicrohttpd12 libjansson4 libturbojpeg0 libgdal32 libopenblas0-pthread >/dev/null \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log \
  && groupadd --gid 10001 onespike \

@@ -3,8 +3,9 @@
 #   bash scripts/install-deps.sh [EXTRA_PACKAGE...]    (extras: e.g. the benchmark's peers)
 set -euo pipefail
 PKGS=(gcc meson ninja-build pkg-config
-      libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libopenblas-dev libcmocka-dev
-      libcurl4-openssl-dev curl python3 python3-numpy "$@")
+      libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libgdal-dev libopenblas-dev libcmocka-dev
+      libcurl4-openssl-dev curl python3 python3-numpy
+      gdal-bin python3-gdal "$@")  # the last two: the raster tests write rasters with GDAL
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -86,6 +86,10 @@ def main():
       "mean %s and std %s (on the [0,1] scale; computed on the training split) |"
       % (inp.get("resize", "stretch"), inp["width"], inp["height"],
          [round(x, 4) for x in inp["mean"]], [round(x, 4) for x in inp["std"]]))
+    w("| rasters | TIFF/GeoTIFF, PNG, JPEG 2000: bands %s read as R,G,B, scale %s%s (the model "
+      "file's `input.bands` / `input.scale`; `bands=` / `scale=` override them per request) |"
+      % (",".join(str(b) for b in inp.get("bands", [1, 2, 3])), inp.get("scale", "none"),
+         "" if "bands" in inp or "scale" in inp else " (defaults: not in the file)"))
     w("| labels | %d: %s |" % (len(doc["labels"]), ", ".join(doc["labels"])))
     w("| training command | `%s` |" % tr["command"])
     w("| seed | %s |" % tr["seed"])

@@ -30,7 +30,8 @@ meson setup build-tsan --reconfigure -Dwerror=true -Db_sanitize=thread -Dbuildty
     meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debugoptimized \
         -Db_lundef=false
 meson compile -C build-tsan
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+# tests/tsan.supp: GDAL-internal lock-order reports only (see the file).
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp \
     meson test -C build-tsan -v --print-errorlogs --num-processes 2 --suite server
 
 echo "== fuzzing (clang, libFuzzer + ASan/UBSan): seed corpora, then ${FUZZ_SECONDS} s per harness =="
@@ -39,7 +40,7 @@ FUZZ_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugopti
            -Dc_args=-fsanitize=fuzzer-no-link)
 CC=clang meson setup build-fuzz --reconfigure "${FUZZ_OPTS[@]}" >/dev/null 2>&1 ||
     CC=clang meson setup build-fuzz "${FUZZ_OPTS[@]}"
-FUZZERS=(jpeg multipart oip b64 routes model dataset_list)
+FUZZERS=(jpeg raster multipart oip b64 routes model dataset_list)
 meson compile -C build-fuzz "${FUZZERS[@]/#/fuzz_}" # only the harnesses: the rest is built above
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-fuzz --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz

@@ -97,8 +97,9 @@ void srv_config_print_help(FILE *f)
         "  --body-budget BYTES request bodies held at once, all connections together\n"
         "                      (default %zuM); bodies are allocated as they arrive; over it:\n"
         "                      503 with Retry-After; env ONESPIKE_BODY_BUDGET\n"
-        "  --max-pixels N      JPEG width*height limit (default %zu); over it: 422,\n"
-        "                      checked before decoding; env ONESPIKE_MAX_PIXELS\n"
+        "  --max-pixels N      image width*height limit, JPEG or raster (default %zu); over\n"
+        "                      it: 422, checked from the header before decoding;\n"
+        "                      env ONESPIKE_MAX_PIXELS\n"
         "  --deadline-ms MS    answer within this or 504 (default %d)\n"
         "                      env ONESPIKE_DEADLINE_MS\n"
         "  --drain-ms MS       on SIGTERM/SIGINT, time to finish the requests received\n"
@@ -131,7 +132,9 @@ void srv_config_print_help(FILE *f)
         "\n"
         "Routes: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/versions/V],\n"
         "/v2/models/NAME/ready, /metrics; POST /v2/models/NAME/infer (OIP JSON),\n"
-        "/v2/models/NAME/classify (image/jpeg or multipart/form-data field \"image\", ?top_k=N).\n",
+        "/v2/models/NAME/classify (image/jpeg, image/tiff, image/png, image/jp2, or\n"
+        "multipart/form-data field \"image\"; ?top_k=N, ?bands=R,G,B, ?scale=none|range:LO,HI|\n"
+        "percentile:LO,HI for rasters; bands or data type the model cannot read: 422).\n",
         SRV_MAX_MODELS, SRV_DEFAULT_LISTEN, SRV_DEFAULT_PORT, cores > 0 ? cores : 1,
         SRV_DEFAULT_QUEUE, SRV_DEFAULT_MAX_BODY >> 20, SRV_DEFAULT_BODY_BUDGET >> 20,
         SRV_DEFAULT_MAX_PIXELS, SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_DRAIN_MS,

@@ -41,13 +41,17 @@ static bool past_deadline(srv_request *r, const char *stage)
 }
 
 /* Decode one image into input k of the session; on failure set the reply. what names the image
- * in messages ("body", "field \"image\"", "inputs[0].data[1]"). */
+ * in messages ("body", "field \"image\"", "inputs[0].data[1]"). classify takes any format
+ * (raster.h), through the request's bands/scale (NULL: the model's); the OIP BYTES input is
+ * JPEG only (jpeg_only). */
 static bool load_image(srv_request *r, os_session *sess, int k, const void *img, size_t len,
-                       const char *what)
+                       const char *what, bool jpeg_only)
 {
     uint64_t t0 = os_clock_ns();
     os_errclear();
-    os_status st = os_session_load_jpeg_at(sess, k, img, len);
+    os_status st = jpeg_only ? os_session_load_jpeg_at(sess, k, img, len)
+                             : os_session_load_image_at(sess, k, img, len,
+                                                        r->raster_set ? &r->raster_in : NULL);
     double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
     r->decode_ms += secs * 1e3;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_DECODE, r->model, secs);
@@ -59,9 +63,12 @@ static bool load_image(srv_request *r, os_session *sess, int k, const void *img,
         srv_reply_error(&r->reply, HTTP_UNSUPPORTED_MEDIA, "%s: %s", what, d);
         break;
     case OS_ECORRUPT:
-        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s: corrupt or truncated JPEG: %s", what, d);
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s: corrupt or truncated image: %s", what, d);
         break;
-    case OS_ETOOBIG: srv_reply_error(&r->reply, HTTP_UNPROCESSABLE, "%s: %s", what, d); break;
+    case OS_ETOOBIG:
+    case OS_EMISMATCH: /* over a limit, or bands / data type the model cannot read */
+        srv_reply_error(&r->reply, HTTP_UNPROCESSABLE, "%s: %s", what, d);
+        break;
     default: srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "%s: %s", what, d); break;
     }
     return false;
@@ -102,7 +109,7 @@ static bool classify_load(srv_request *r, os_session *sess, int k)
         }
         what = "field \"" SRV_CLASSIFY_FIELD "\"";
     }
-    return load_image(r, sess, k, img, len, what) && !past_deadline(r, "before computing");
+    return load_image(r, sess, k, img, len, what, false) && !past_deadline(r, "before computing");
 }
 
 /* The answer from the class probabilities computed for the request's image. */
@@ -194,7 +201,7 @@ static void run_infer(srv_worker *w, srv_request *r)
                                     "%s: invalid base64 at offset %zu of %zu", what, bad, tlen);
                     goto out;
                 }
-                if (!load_image(r, sess, j, r->body, jlen, what))
+                if (!load_image(r, sess, j, r->body, jlen, what, true))
                     goto out;
             } else {
                 srv_oip_fp32_item(&rq, i, os_session_input_at(sess, j));

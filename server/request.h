@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "onespike/raster.h"
 #include "pool.h"
 #include "reply.h"
 
@@ -52,7 +53,8 @@ typedef struct {
     const char *method, *path;
     const char *content_length, *transfer_encoding, *content_type;
     const char *authorization, *request_id;
-    const char *top_k; /* query argument */
+    const char *top_k;        /* query argument */
+    const char *bands, *scale; /* query arguments: raster bands as R,G,B and value scaling */
 } srv_request_head;
 
 typedef struct srv_request srv_request;
@@ -67,6 +69,10 @@ struct srv_request {
     srv_body_kind body_kind;
     char boundary[SRV_BOUNDARY_MAX];
     int top_k;
+    /* classify: the model's raster input with ?bands= / ?scale= applied (raster_set), else the
+     * model's own is used */
+    os_raster_input raster_in;
+    bool raster_set;
     /* Grown by http.c as the body arrives (within --max-body and --body-budget) and freed by it;
      * body_cap bytes allocated, body_len received. body_expected is the Content-Length, or 0
      * with body_chunked until the body is complete, then body_len. */

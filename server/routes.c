@@ -262,6 +262,21 @@ static bool parse_top_k(srv_server *s, srv_request *r, const char *v)
     return true;
 }
 
+/* ?bands=R,G,B and ?scale=... over the model's raster input; 400 on a bad text. */
+static bool parse_raster_input(srv_server *s, srv_request *r, const srv_request_head *h)
+{
+    r->raster_set = h->bands || h->scale;
+    if (!r->raster_set)
+        return true;
+    r->raster_in = *os_model_raster_input(s->models[r->model]);
+    if ((h->bands && os_raster_bands_parse(h->bands, &r->raster_in)) ||
+        (h->scale && os_raster_scale_parse(h->scale, &r->raster_in))) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s", os_errdetail());
+        return false;
+    }
+    return true;
+}
+
 void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
 {
     assign_id(r, h->request_id);
@@ -311,10 +326,11 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
         r->body_kind = SRV_BODY_OIP;
         return;
     }
-    if (!parse_top_k(s, r, h->top_k))
+    if (!parse_top_k(s, r, h->top_k) || !parse_raster_input(s, r, h))
         return;
     /* multipart/form-data reads the "image" field; any other Content-Type is taken as the image
-     * itself, and the bytes decide: a PNG is answered 415 whatever the header claims. */
+     * itself, and the bytes decide (JPEG, TIFF, PNG, JPEG 2000; a GIF is answered 415 whatever
+     * the header claims). */
     r->body_kind = SRV_BODY_IMAGE;
     if (h->content_type && !strncasecmp(h->content_type, "multipart/", 10)) {
         if (!srv_multipart_boundary(h->content_type, r->boundary, sizeof r->boundary)) {
@@ -334,7 +350,7 @@ bool srv_routes_finish(srv_server *s, srv_request *r)
     if (r->body_len == 0) {
         srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "empty body: expected %s",
                         r->route == SRV_ROUTE_INFER ? "an Open Inference Protocol JSON request"
-                                                    : "a JPEG image");
+                                                    : "an image (JPEG, TIFF, PNG, JPEG 2000)");
         return false;
     }
     r->job.run = srv_infer_run;

@@ -21,6 +21,7 @@ static const char *const messages[OS_ECOUNT] = {
     [OS_EUNSUPPORTED] = "unsupported input",
     [OS_ECORRUPT] = "corrupt data",
     [OS_ETOOBIG] = "input too large",
+    [OS_EMISMATCH] = "input does not fit the model",
 };
 
 const char *os_strerror(os_status st)

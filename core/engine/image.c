@@ -45,13 +45,16 @@ os_image_format os_image_sniff(const void *buf, size_t len)
         return OS_IMG_PNG;
     if (has_prefix(b, len, "GIF87a", 6) || has_prefix(b, len, "GIF89a", 6))
         return OS_IMG_GIF;
-    if (has_prefix(b, len, "II*\0", 4) || has_prefix(b, len, "MM\0*", 4))
+    if (has_prefix(b, len, "II*\0", 4) || has_prefix(b, len, "MM\0*", 4) ||
+        has_prefix(b, len, "II+\0", 4) || has_prefix(b, len, "MM\0+", 4)) /* TIFF, BigTIFF */
         return OS_IMG_TIFF;
     /* RIFF is a generic container (WAV, AVI); only the form type at offset 8 says WebP. */
     if (has_prefix(b, len, "RIFF", 4) && len >= 12 && memcmp(b + 8, "WEBP", 4) == 0)
         return OS_IMG_WEBP;
     if (has_prefix(b, len, "BM", 2))
         return OS_IMG_BMP;
+    if (has_prefix(b, len, "\0\0\0\x0CjP  \r\n\x87\n", 12) || has_prefix(b, len, "\xFF\x4F\xFF\x51", 4))
+        return OS_IMG_JP2;
     return OS_IMG_UNKNOWN;
 }
 
@@ -66,6 +69,7 @@ const char *os_image_format_name(os_image_format f)
     case OS_IMG_TIFF: return "TIFF";
     case OS_IMG_WEBP: return "WebP";
     case OS_IMG_BMP: return "BMP";
+    case OS_IMG_JP2: return "JPEG 2000";
     }
     return "unknown";
 }

@@ -2,6 +2,7 @@
 #include "onespike/model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ struct os_model {
     int timesteps, in_c, in_h, in_w;
     float mean[3], std[3];
     os_resize_policy resize;
+    os_raster_input raster; /* input.bands / input.scale, defaults when absent */
     const char **labels;
     int n_labels;
 };
@@ -80,6 +82,38 @@ static os_status get_dim(const os_model *m, const json_t *obj, const char *where
     return OS_OK;
 }
 
+/* input.bands ([R, G, B] raster band numbers) and input.scale (raster.h's text form): how a
+ * raster's values become the model's 8-bit RGB. Absent: bands 1,2,3, scale "none", which is
+ * what every model trained on JPEGs or 8-bit RGB TIFFs reads. */
+static os_status parse_raster_input(os_model *m, const json_t *in)
+{
+    m->raster = os_raster_input_default();
+    const json_t *bands = json_object_get(in, "bands");
+    if (bands) {
+        char text[OS_RASTER_TEXT_MAX] = "";
+        bool ok = json_is_array(bands) && json_array_size(bands) == 3;
+        for (size_t i = 0; ok && i < 3; i++) {
+            const json_t *b = json_array_get(bands, i);
+            ok = json_is_integer(b);
+            size_t at = strlen(text);
+            if (ok)
+                snprintf(text + at, sizeof text - at, "%s%lld", i ? "," : "",
+                         (long long)json_integer_value(b));
+        }
+        if (!ok || os_raster_bands_parse(text, &m->raster))
+            return os_fail(OS_EFORMAT, "%s: input.bands must be 3 band numbers 1..%d (R, G, B)",
+                           m->label, OS_RASTER_MAX_BANDS);
+    }
+    const json_t *scale = json_object_get(in, "scale");
+    if (scale && (!json_is_string(scale) ||
+                  os_raster_scale_parse(json_string_value(scale), &m->raster))) {
+        char why[OS_RASTER_TEXT_MAX * 2];
+        snprintf(why, sizeof why, "%s", json_is_string(scale) ? os_errdetail() : "not a string");
+        return os_fail(OS_EFORMAT, "%s: input.scale: %s", m->label, why);
+    }
+    return OS_OK;
+}
+
 static os_status parse_input(os_model *m)
 {
     const json_t *in = json_object_get(m->doc, "input");
@@ -103,7 +137,7 @@ static os_status parse_input(os_model *m)
                            m->label);
         m->resize = (os_resize_policy)p;
     }
-    return OS_OK;
+    return parse_raster_input(m, in);
 }
 
 static os_status parse_labels(os_model *m)
@@ -288,6 +322,7 @@ int os_model_timesteps(const os_model *m) { return m->timesteps; }
 const float *os_model_mean(const os_model *m) { return m->mean; }
 const float *os_model_std(const os_model *m) { return m->std; }
 os_resize_policy os_model_resize(const os_model *m) { return m->resize; }
+const os_raster_input *os_model_raster_input(const os_model *m) { return &m->raster; }
 int os_model_classes(const os_model *m) { return m->n_labels; }
 const char *os_model_label(const os_model *m, int i) { return m->labels[i]; }
 const char *os_model_sha256(const os_model *m) { return m->sha; }

@@ -16,6 +16,7 @@ struct os_session {
     const os_net *net;
     int T, n_layers;
     os_decoder *dec;
+    os_raster_buf *rbuf; /* pixels of rasters (TIFF, PNG, JPEG 2000) */
     size_t max_pixels;
     const os_backend *backend; /* chosen once, here: dense, or event where the plan allows */
     os_infer_ctx cx;           /* the backend's buffers and state */
@@ -195,7 +196,7 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
         goto nomem;
     if (cx->plan && (st = alloc_spike_index(s)))
         goto out;
-    if ((st = os_decoder_create(&s->dec)))
+    if ((st = os_decoder_create(&s->dec)) || (st = os_raster_buf_create(&s->rbuf)))
         goto out;
     goto out;
 nomem:
@@ -214,6 +215,7 @@ void os_session_destroy(os_session *s)
     if (!s)
         return;
     os_decoder_destroy(s->dec);
+    os_raster_buf_destroy(s->rbuf);
     for (int i = 0; i < s->n_owned; i++)
         free(s->owned[i]);
     free(s->owned);
@@ -269,22 +271,76 @@ const char *os_session_weights(const os_session *s)
     return s->cx.plan ? os_model_weights(s->model) : "fp32";
 }
 
-os_status os_session_load_jpeg_at(os_session *s, int k, const void *jpeg, size_t len)
+/* The smallest decoded size that serves the model's input: its size, or for a centre crop the
+ * longer side squared (the crop is taken from the decoded image). */
+static void decode_min(const os_session *s, int *min_w, int *min_h)
+{
+    int c, h, w;
+    os_model_input(s->model, &c, &h, &w);
+    *min_w = w, *min_h = h;
+    if (os_model_resize(s->model) == OS_RESIZE_CENTER_CROP)
+        *min_w = *min_h = w > h ? w : h;
+}
+
+static void to_input(os_session *s, int k, const os_rgb_image *img)
+{
+    int c, h, w;
+    os_model_input(s->model, &c, &h, &w);
+    os_image_to_tensor(img, w, h, os_model_resize(s->model), os_model_mean(s->model),
+                       os_model_std(s->model), os_session_input_at(s, k));
+}
+
+static os_status check_slot(const os_session *s, int k)
 {
     if (k < 0 || k >= s->cx.max_batch)
         return os_fail(OS_EINVAL, "image %d of a batch of at most %d", k, s->cx.max_batch);
-    int c, h, w;
-    os_model_input(s->model, &c, &h, &w);
-    os_resize_policy policy = os_model_resize(s->model);
-    int min_w = w, min_h = h;
-    if (policy == OS_RESIZE_CENTER_CROP)
-        min_w = min_h = w > h ? w : h;
-    os_rgb_image img;
-    os_status st = os_decoder_decode(s->dec, jpeg, len, s->max_pixels, min_w, min_h, &img);
+    return OS_OK;
+}
+
+os_status os_session_load_jpeg_at(os_session *s, int k, const void *jpeg, size_t len)
+{
+    os_status st = check_slot(s, k);
     if (st)
         return st;
-    os_image_to_tensor(&img, w, h, policy, os_model_mean(s->model), os_model_std(s->model),
-                       os_session_input_at(s, k));
+    int min_w, min_h;
+    decode_min(s, &min_w, &min_h);
+    os_rgb_image img;
+    if ((st = os_decoder_decode(s->dec, jpeg, len, s->max_pixels, min_w, min_h, &img)))
+        return st;
+    to_input(s, k, &img);
+    return OS_OK;
+}
+
+os_status os_session_load_image_at(os_session *s, int k, const void *buf, size_t len,
+                                   const os_raster_input *in)
+{
+    os_status st = check_slot(s, k);
+    if (st)
+        return st;
+    int min_w, min_h;
+    decode_min(s, &min_w, &min_h);
+    os_rgb_image img;
+    if ((st = os_raster_decode_any(s->dec, s->rbuf, buf, len, s->max_pixels, min_w, min_h,
+                                   in ? in : os_model_raster_input(s->model), &img)))
+        return st;
+    to_input(s, k, &img);
+    return OS_OK;
+}
+
+os_status os_session_load_window_at(os_session *s, int k, os_raster *r, int x, int y, int w,
+                                    int h, const os_raster_input *in)
+{
+    os_status st = check_slot(s, k);
+    if (st)
+        return st;
+    if (s->max_pixels && (uint64_t)w * (uint64_t)h > s->max_pixels)
+        return os_fail(OS_ETOOBIG, "window %dx%d exceeds the limit of %zu pixels", w, h,
+                       s->max_pixels);
+    os_rgb_image img;
+    if ((st = os_raster_read(r, x, y, w, h, in ? in : os_model_raster_input(s->model), 0, 0,
+                             s->rbuf, &img)))
+        return st;
+    to_input(s, k, &img);
     return OS_OK;
 }
 

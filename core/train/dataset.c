@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "onespike/image.h"
+#include "onespike/raster.h"
 #include "onespike/rng.h"
 #include "onespike/safetensors.h"
 
@@ -32,13 +33,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool is_jpeg_name(const char *s)
-{
-    const char *dot = strrchr(s, '.');
-    return dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
-}
-
-/* Sorted names in dir that are folders (want_dirs) or JPEG files. */
+/* Sorted names in dir that are folders (want_dirs) or image files (os_raster_is_image_name). */
 static os_status list_dir(const char *dir, bool want_dirs, char ***out, size_t *n)
 {
     *out = NULL, *n = 0;
@@ -57,11 +52,11 @@ static os_status list_dir(const char *dir, bool want_dirs, char ***out, size_t *
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
             continue;
         bool stat_ok = stat(path, &sb) == 0;
-        /* A file named as a JPEG is listed even when it is a broken link, a link loop or a
+        /* A file named as an image is listed even when it is a broken link, a link loop or a
          * FIFO: decoding then skips it with the warning an undecodable file gets (see
          * check_regular), rather than it vanishing from the dataset unannounced. */
         if (want_dirs ? !(stat_ok && S_ISDIR(sb.st_mode))
-                      : !(is_jpeg_name(e->d_name) && !(stat_ok && S_ISDIR(sb.st_mode))))
+                      : !(os_raster_is_image_name(e->d_name) && !(stat_ok && S_ISDIR(sb.st_mode))))
             continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
@@ -138,7 +133,9 @@ os_status os_dataset_scan(const char *dir, os_dataset **out)
         if ((st = list_dir(path, false, &files, &nf)))
             break;
         if (nf == 0)
-            st = os_fail(OS_EINVAL, "%s: class \"%s\" has no .jpg/.jpeg files", dir, d->classes[c]);
+            st = os_fail(OS_EINVAL,
+                         "%s: class \"%s\" has no image files (.jpg .jpeg .tif .tiff .png .jp2)",
+                         dir, d->classes[c]);
         for (size_t i = 0; !st && i < nf; i++)
             st = add_sample(d, d->classes[c], files[i], c);
         free_names(files, nf);
@@ -287,8 +284,12 @@ static void *decode_worker(void *arg)
 {
     decode_job *j = arg;
     os_decoder *dec = NULL;
-    if (os_decoder_create(&dec))
+    os_raster_buf *rbuf = NULL;
+    const os_raster_input rgb = os_raster_input_default(); /* training reads 8-bit R,G,B */
+    if (os_decoder_create(&dec) || os_raster_buf_create(&rbuf)) {
+        os_decoder_destroy(dec);
         return NULL;
+    }
     static const float mean0[3] = {0, 0, 0}, std1[3] = {1, 1, 1};
     size_t per = (size_t)3 * j->side * j->side;
     for (size_t i = (size_t)j->tid; i < j->n; i += (size_t)j->threads) {
@@ -301,7 +302,8 @@ static void *decode_worker(void *arg)
         if (!st)
             st = os_read_file(path, DS_MAX_IMAGE_BYTES, &buf, &len);
         if (!st)
-            st = os_decoder_decode(dec, buf, len, DS_MAX_PIXELS, j->side, j->side, &img);
+            st = os_raster_decode_any(dec, rbuf, buf, len, DS_MAX_PIXELS, j->side, j->side, &rgb,
+                                      &img);
         free(buf);
         if (st) {
             char msg[1024];
@@ -319,6 +321,7 @@ static void *decode_worker(void *arg)
         j->ok[i] = 1;
     }
     os_decoder_destroy(dec);
+    os_raster_buf_destroy(rbuf);
     return NULL;
 }
 

@@ -17,7 +17,7 @@ enum { MAX_IMAGE_BYTES = 64 * 1024 * 1024, EVAL_BATCH = 8 };
 /* Scored by os_score (score.h), on the probabilities the server ranks. The tally is in the
  * model's label order; the JSON's rows follow the data's classes (map: class -> label). */
 os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
-                         size_t n, bool dense, json_t **out)
+                         size_t n, bool dense, const os_raster_input *in, json_t **out)
 {
     *out = NULL;
     os_model *m = NULL;
@@ -30,7 +30,9 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
     int *map = malloc((size_t)C * sizeof *map);
     float *p = malloc((size_t)EVAL_BATCH * K * sizeof *p);
     int *label = malloc((size_t)EVAL_BATCH * sizeof *label);
-    if (!map || !p || !label) {
+    const os_sample *batch[EVAL_BATCH];
+    json_t *answers = json_array();
+    if (!map || !p || !label || !answers) {
         st = os_fail(OS_ENOMEM, "no memory for evaluation");
         goto out;
     }
@@ -59,21 +61,33 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
             size_t len = 0;
             os_status e = os_read_file(smp->path, MAX_IMAGE_BYTES, &buf, &len);
             if (!e)
-                e = os_session_load_jpeg_at(s, loaded, buf, len);
+                e = os_session_load_image_at(s, loaded, buf, len, in);
             free(buf);
             if (e) {
                 fprintf(stderr, "onespike-train: %s: %s (not counted)\n", smp->path,
                         os_errdetail());
+                json_array_append_new(answers, json_pack("{s:s, s:s}", "image", smp->path,
+                                                         "error", os_errdetail()));
                 failed++;
                 continue;
             }
+            batch[loaded] = smp;
             label[loaded++] = map[smp->label];
         }
         if (!loaded)
             continue;
         os_session_run_batch(s, loaded, p, NULL);
-        for (int j = 0; j < loaded; j++)
-            os_score_add(&sc, p + (size_t)j * K, label[j]);
+        for (int j = 0; j < loaded; j++) {
+            const float *pj = p + (size_t)j * K;
+            int top;
+            os_topk(pj, K, 1, &top);
+            os_score_add(&sc, pj, label[j]);
+            json_array_append_new(answers,
+                                  json_pack("{s:s, s:s, s:s, s:f}", "image", batch[j]->path,
+                                            "class", os_dataset_class(ds, batch[j]->label),
+                                            "top1", os_model_label(m, top), "probability",
+                                            (double)pj[top]));
+        }
     }
     json_t *pc = json_object(), *cm = json_array();
     for (int c = 0; c < C; c++) {
@@ -89,12 +103,14 @@ os_status fit_eval_files(const char *model_path, const os_dataset *ds, const siz
     json_t *labels = json_array();
     for (int k = 0; k < K; k++)
         json_array_append_new(labels, json_string(os_model_label(m, k)));
-    *out = json_pack("{s:s, s:f, s:f, s:I, s:I, s:o, s:o, s:o}", "model", model_path, "top1",
-                     os_score_top1(&sc), "top5", os_score_top5(&sc), "images", (json_int_t)sc.n,
-                     "failed", (json_int_t)failed, "per_class", pc, "confusion_labels", labels,
-                     "confusion", cm);
+    *out = json_pack("{s:s, s:f, s:f, s:I, s:I, s:o, s:o, s:o, s:o}", "model", model_path,
+                     "top1", os_score_top1(&sc), "top5", os_score_top5(&sc), "images",
+                     (json_int_t)sc.n, "failed", (json_int_t)failed, "per_class", pc,
+                     "confusion_labels", labels, "confusion", cm, "answers", answers);
+    answers = NULL; /* taken by *out */
 out:
     free(map), free(p), free(label);
+    json_decref(answers);
     os_score_free(&sc);
     os_session_destroy(s);
     os_model_destroy(m);
@@ -197,9 +213,10 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
                            const os_imageset *val, double seconds)
 {
     json_t *engine = NULL;
-    os_status st = fit_eval_files(c->out, ds, val->source, val->n, false, &engine);
+    os_status st = fit_eval_files(c->out, ds, val->source, val->n, false, NULL, &engine);
     if (st)
         return st;
+    json_object_del(engine, "answers"); /* the report keeps the totals, not every image */
     os_model *m = NULL;
     if ((st = os_model_load(c->out, &m))) {
         json_decref(engine);

@@ -1,9 +1,11 @@
-/* dataset.h - a folder of class subfolders of JPEGs, split and decoded once for training.
+/* dataset.h - a folder of class subfolders of images, split and decoded once for training.
  *
- * Layout: DIR/<class>/<image>.jpg (or .jpeg, any case); classes are the sorted subfolder names
- * and their order is the label order. Images inside a class are sorted by name, so a scan is
- * deterministic. Decoding uses exactly the serving path (session.h): TurboJPEG scaled decode
- * then area/bilinear resize to the model input, so training sees what the server will see.
+ * Layout: DIR/<class>/<image>.jpg (or .jpeg, .tif, .tiff, .png, .jp2, any case: raster.h);
+ * classes are the sorted subfolder names and their order is the label order. Images inside a
+ * class are sorted by name, so a scan is deterministic. Decoding uses exactly the serving path
+ * (session.h): TurboJPEG scaled decode for JPEGs, GDAL for the others (bands 1,2,3 as R,G,B,
+ * 8-bit), then area/bilinear resize to the model input, so training sees what the server will
+ * see.
  */
 #ifndef ONESPIKE_DATASET_H
 #define ONESPIKE_DATASET_H

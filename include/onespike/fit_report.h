@@ -8,16 +8,19 @@
 
 #include "onespike/dataset.h"
 #include "onespike/fit.h"
+#include "onespike/raster.h"
 #include "onespike/status.h"
 
 os_status fit_write_report(const fit_config *c, const json_t *history, const os_dataset *ds,
                            const os_imageset *val, double seconds);
 
-/* Classify dataset images idx[0..n) from their JPEG files with the model at path, through a
+/* Classify dataset images idx[0..n) from their image files with the model at path, through a
  * session (exactly the serving path). Fills top1/top5, per-class accuracy, confusion (K x K,
- * malloc'd) into a JSON object (caller decrefs); failed images are counted, not fatal.
- * dense: run the dense float kernels everywhere (os_session_opts.dense). */
+ * malloc'd) and "answers" (per image: path, class, top-1 label and its probability) into a
+ * JSON object (caller decrefs); failed images are counted, not fatal.
+ * dense: run the dense float kernels everywhere (os_session_opts.dense). in: the raster bands
+ * and scale (borrowed; NULL: the model's). */
 os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
-                         size_t n, bool dense, json_t **out);
+                         size_t n, bool dense, const os_raster_input *in, json_t **out);
 
 #endif

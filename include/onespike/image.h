@@ -25,6 +25,7 @@ typedef enum {
     OS_IMG_TIFF,
     OS_IMG_WEBP,
     OS_IMG_BMP,
+    OS_IMG_JP2, /* JPEG 2000: a JP2 file or a bare codestream */
 } os_image_format;
 
 /* Recognise a format by its leading magic bytes. buf may be NULL when len == 0. */

@@ -6,7 +6,9 @@
  *   onespike.model   a JSON document (below)
  *   onespike.sha256  SHA-256 of the tensor bytes, lowercase hex
  * The document: {"name", "version", "timesteps", "input": {"channels": 3, "height", "width",
- * "mean": [3], "std": [3], "resize": "stretch"|"center_crop"}, "labels": [...], "layers": [...]
+ * "mean": [3], "std": [3], "resize": "stretch"|"center_crop", optional "bands": [R, G, B] raster
+ * band numbers (default [1,2,3]) and "scale": "none"|"range:LO,HI"|"percentile:LO,HI" (raster.h;
+ * default "none")}, "labels": [...], "layers": [...]
  * (see net.h), and free-form "arch", "training", "metrics", "description"}.
  *
  * Loading checks, in order: the container (safetensors.h), the format tag, the checksum, the
@@ -22,6 +24,7 @@
 
 #include "onespike/image.h"
 #include "onespike/net.h"
+#include "onespike/raster.h"
 #include "onespike/safetensors.h"
 #include "onespike/status.h"
 
@@ -70,6 +73,8 @@ void os_model_input(const os_model *m, int *channels, int *height, int *width);
 const float *os_model_mean(const os_model *m); /* 3 values, on the [0,1] pixel scale */
 const float *os_model_std(const os_model *m);
 os_resize_policy os_model_resize(const os_model *m);
+/* The raster bands read as R, G, B and how their values become 0..255 (input.bands/scale). */
+const os_raster_input *os_model_raster_input(const os_model *m);
 int os_model_classes(const os_model *m);
 const char *os_model_label(const os_model *m, int i);
 const char *os_model_sha256(const os_model *m);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "onespike/model.h"
+#include "onespike/raster.h"
 #include "onespike/status.h"
 
 #define OS_DEFAULT_MAX_PIXELS ((size_t)50 * 1000 * 1000)
@@ -21,7 +22,7 @@
 
 typedef struct {
     int timesteps;        /* 0: the model's own; else run the same weights at this many steps */
-    size_t max_pixels;    /* JPEG pixel limit; 0: OS_DEFAULT_MAX_PIXELS */
+    size_t max_pixels;    /* image (JPEG or raster) pixel limit; 0: OS_DEFAULT_MAX_PIXELS */
     bool count_spikes;    /* keep per-layer spike counts (os_session_spikes) */
     bool dense;           /* run every layer with the dense float kernels (the reference path),
                              even where a layer's input is binary spikes */
@@ -55,6 +56,19 @@ os_status os_session_load_jpeg(os_session *s, const void *jpeg, size_t len);
 int os_session_max_batch(const os_session *s);
 float *os_session_input_at(os_session *s, int k);
 os_status os_session_load_jpeg_at(os_session *s, int k, const void *jpeg, size_t len);
+
+/* As os_session_load_jpeg_at for any image format of raster.h: JPEG through TurboJPEG, TIFF,
+ * GeoTIFF, PNG and JPEG 2000 through GDAL (read whole at full size, then resized as a JPEG
+ * is). `in` (borrowed) says which bands are R,G,B and how values are scaled; NULL: the model's
+ * (os_model_raster_input). A raster that does not fit `in`: OS_EMISMATCH. */
+os_status os_session_load_image_at(os_session *s, int k, const void *buf, size_t len,
+                                   const os_raster_input *in);
+
+/* The window (x, y, w, h) of an open raster (borrowed) through `in` (NULL: the model's), resized
+ * and normalised into input k: the primitive of a scene map. w*h over the session's pixel
+ * limit: OS_ETOOBIG. */
+os_status os_session_load_window_at(os_session *s, int k, os_raster *r, int x, int y, int w,
+                                    int h, const os_raster_input *in);
 
 /* Run the network on the input buffer for the session's time steps; write the class
  * probabilities (softmax of the logits) to probs and, if logits is not NULL, the logits.

@@ -23,6 +23,7 @@ typedef enum {
     OS_EUNSUPPORTED,/* input of a kind we do not handle (PNG, CMYK JPEG, ...) */
     OS_ECORRUPT,    /* corrupt or truncated image data */
     OS_ETOOBIG,     /* input over a configured limit */
+    OS_EMISMATCH,   /* input that decodes but does not fit the model (bands, data type) */
     OS_ECOUNT       /* number of codes; not a status */
 } os_status;
 

@@ -103,9 +103,11 @@ def run(s, srv, jpeg, png, trunc, huge, rnd):
     # images
     expect(s, srv, "empty body", srv.classify(b""), 400, "empty")
     expect(s, srv, "random bytes", srv.classify(rnd), 415, "expected JPEG")
-    expect(s, srv, "PNG", srv.classify(png), 415, "PNG")
-    expect(s, srv, "PNG sent as image/png", srv.classify(png, headers={"Content-Type":
-                                                                       "image/png"}), 415, "PNG")
+    st, _, _ = srv.classify(png)
+    s.check("a PNG is classified (GDAL)", st == 200, st)
+    st, _, _ = srv.classify(png, headers={"Content-Type": "image/png"})
+    s.check("a PNG sent as image/png is classified", st == 200, st)
+    expect(s, srv, "GIF", srv.classify(b"GIF89a" + b"\0" * 40), 415, "GIF")
     expect(s, srv, "truncated JPEG", srv.classify(trunc), 400, "truncated", "JPEG")
     expect(s, srv, "header claiming 60000x60000", srv.classify(huge), 422, "60000x60000",
            "limit")
@@ -189,8 +191,8 @@ def run(s, srv, jpeg, png, trunc, huge, rnd):
            srv.json("POST", "/v2/models/m/classify", body[:len(body) // 2],
                     {"Content-Type": ctype}), 400, "not closed")
     body, ctype = multipart([("image", "x.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"0" * 50)])
-    expect(s, srv, "multipart holding a PNG",
-           srv.json("POST", "/v2/models/m/classify", body, {"Content-Type": ctype}), 415,
+    expect(s, srv, "multipart holding a broken PNG",
+           srv.json("POST", "/v2/models/m/classify", body, {"Content-Type": ctype}), 400,
            "PNG", "image")
 
     # OIP JSON

@@ -1,7 +1,8 @@
 /* test_dataset.c - core/train/dataset.c: the stratified split (deterministic per seed, a
  * partition, the documented per-class counts), and files named as JPEGs that are not regular
  * files (broken link, link loop, FIFO) reported and skipped like an undecodable image instead
- * of vanishing or, for a FIFO, blocking the load for ever. */
+ * of vanishing or, for a FIFO, blocking the load for ever; image folders holding TIFF and PNG
+ * files beside JPEGs (listed by extension, decoded through the raster reader). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,7 +15,10 @@
 
 #include <cmocka.h>
 
+#include <gdal.h>
+
 #include "onespike/dataset.h"
+#include "onespike/raster.h"
 #include "testutil.h"
 
 #ifndef FIXTURE_DIR
@@ -181,12 +185,62 @@ static void test_not_regular_files_warned_and_skipped(void **state)
     tu_rmdir(dir);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    size_t n = 0;
+    unsigned char *b = tu_slurp(from, &n);
+    tu_spit(to, b, n);
+    free(b);
+}
+
+/* One class of a JPEG, a PNG and a TIFF of the PNG's pixels (written by GDAL), plus files that
+ * are not listed (.txt, .gif, .aux.xml). All three decode; the PNG and the TIFF to the same
+ * values. */
+static void test_rasters_listed_and_decoded(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir(), p[1024], q[1024];
+    snprintf(p, sizeof p, "%s/airplane", dir);
+    mkdir(p, 0700);
+    snprintf(p, sizeof p, "%s/airplane/a.jpg", dir);
+    copy_file(FIXTURE_DIR "/ucm_airplane00.jpg", p);
+    snprintf(p, sizeof p, "%s/airplane/b.PNG", dir);
+    copy_file(FIXTURE_DIR "/tiny_2x2.png", p);
+    /* Opening a raster once registers GDAL's drivers (raster.c), so GTiff can write. */
+    os_raster *r = NULL;
+    assert_int_equal(os_raster_open(p, NULL, &r), OS_OK);
+    os_raster_close(r);
+    GDALDatasetH src = GDALOpen(p, GA_ReadOnly);
+    snprintf(q, sizeof q, "%s/airplane/c.tif", dir);
+    GDALDatasetH dst = GDALCreateCopy(GDALGetDriverByName("GTiff"), q, src, 0, NULL, NULL, NULL);
+    assert_non_null(dst);
+    GDALClose(dst);
+    GDALClose(src);
+    touch(dir, "airplane", "notes.txt");
+    touch(dir, "airplane", "d.gif");
+    touch(dir, "airplane", "c.tif.aux.xml");
+    os_dataset *d = NULL;
+    assert_int_equal(os_dataset_scan(dir, &d), OS_OK);
+    assert_int_equal(os_dataset_size(d), 3);
+    size_t idx[3] = {0, 1, 2}, failed = 9;
+    os_imageset set;
+    assert_int_equal(os_imageset_load(d, idx, 3, 8, 1, NULL, &set, &failed), OS_OK);
+    assert_int_equal(failed, 0);
+    assert_int_equal(set.n, 3);
+    const size_t per = (size_t)3 * 8 * 8;
+    assert_memory_equal(set.pix + per, set.pix + 2 * per, per * sizeof *set.pix);
+    os_imageset_free(&set);
+    os_dataset_destroy(d);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_counts_and_partition),
         cmocka_unit_test(test_split_is_seeded),
         cmocka_unit_test(test_not_regular_files_warned_and_skipped),
+        cmocka_unit_test(test_rasters_listed_and_decoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

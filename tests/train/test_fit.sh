@@ -221,7 +221,7 @@ check "an existing checkpoint is not overwritten without --resume" grep -q "pass
 check "resume with other flags is refused, naming the field" grep -q "batch" "$T/mismatch.err"
 mkdir -p "$T/bad/a" "$T/bad/b" && cp "$T/data/class00/img000.jpg" "$T/bad/a/"
 "$TRAIN" fit --data "$T/bad" --out "$T/bad.safetensors" --quiet 2>"$T/bad.err"
-check "an empty class is refused by name" grep -q 'class "b" has no .jpg' "$T/bad.err"
+check "an empty class is refused by name" grep -q 'class "b" has no image files (.jpg' "$T/bad.err"
 "$TRAIN" fit --data "$T/data" --out "$T/x.safetensors" --arch resnet50 --quiet 2>"$T/arch.err"
 check "unknown architecture named" grep -q "resnet50" "$T/arch.err"
 "$TRAIN" fit --data "$T/data" --out "$T/x.safetensors" --lr-ann abc 2>"$T/flag.err"

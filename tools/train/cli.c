@@ -20,3 +20,12 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     fprintf(stderr, "\n(see '%s %s --help')\n", CLI_PROG, cmd);
     return CLI_USAGE;
 }
+
+int cli_raster_input(const char *cmd, const os_model *m, const char *bands, const char *scale,
+                     os_raster_input *in)
+{
+    *in = *os_model_raster_input(m);
+    if ((bands && os_raster_bands_parse(bands, in)) || (scale && os_raster_scale_parse(scale, in)))
+        return cli_usage_error(cmd, "%s", os_errdetail());
+    return CLI_OK;
+}

@@ -4,7 +4,9 @@
 
 #include <stdbool.h>
 
+#include "onespike/model.h"
 #include "onespike/parse.h"
+#include "onespike/raster.h"
 #include "onespike/status.h"
 
 #define CLI_PROG "onespike-train"
@@ -22,10 +24,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* The model's raster input (bands, scale) with --bands / --scale text applied over it (NULL:
+ * kept). A bad text is a usage error of cmd: returns CLI_USAGE, else CLI_OK. */
+int cli_raster_input(const char *cmd, const os_model *m, const char *bands, const char *scale,
+                     os_raster_input *in);
+
 int cmd_inspect(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_stac(int argc, char **argv);
 
 #endif

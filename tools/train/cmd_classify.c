@@ -1,5 +1,5 @@
-/* classify: offline classification of JPEG files, one result per image; a bad image is reported
- * and the rest still run. */
+/* classify: offline classification of image files (JPEG, TIFF, GeoTIFF, PNG, JPEG 2000), one
+ * result per image; a bad image is reported and the rest still run. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +14,11 @@ enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024, CLASSIFY_BATCH = 
 
 static const char help[] =
     "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense]\n"
-    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] IMAGE...\n"
+    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B] [--scale S]\n"
+    "       IMAGE...\n"
     "\n"
-    "Classify JPEG files with MODEL: decode, resize and normalise as the model says, run the\n"
+    "Classify image files (JPEG; TIFF, GeoTIFF, PNG, JPEG 2000 through GDAL) with MODEL:\n"
+    "decode, pick the bands and scale the values, resize and normalise as the model says, run the\n"
     "network, print the K most probable classes per image. An image that cannot be read or\n"
     "decoded is reported (on stderr, or as {\"image\",\"error\"} with --json) and the others go\n"
     "on; the exit status is then 1.\n"
@@ -32,7 +34,12 @@ static const char help[] =
     "                    else the widest this CPU runs); a set it lacks is refused\n"
     "  --weights FMT     weight rows of the event-driven convolutions: fp32 (exact, default:\n"
     "                    ONESPIKE_WEIGHTS, else fp32) or int8 (per-channel scale, 1/4 the bytes)\n"
-    "  --max-pixels N    refuse JPEGs with more pixels than this (default 50000000)\n"
+    "  --max-pixels N    refuse images with more pixels than this (default 50000000), checked\n"
+    "                    from the header before decoding\n"
+    "  --bands R,G,B     raster bands read as R, G, B (default: the model's, else 1,2,3)\n"
+    "  --scale S         how raster values become 0..255 (default: the model's, else none):\n"
+    "                    none (8-bit only), range:LO,HI, range:LO1,HI1,LO2,HI2,LO3,HI3, or\n"
+    "                    percentile:LO,HI (per image, from the pixels read)\n"
     "  --help            this text\n";
 
 static void print_result(const os_model *m, const char *path, const float *p, const int *idx,
@@ -77,9 +84,11 @@ int cmd_classify(int argc, char **argv)
                                          {"dense", no_argument, NULL, 'D'},
                                          {"isa", required_argument, NULL, 'I'},
                                          {"weights", required_argument, NULL, 'W'},
+                                         {"bands", required_argument, NULL, 'b'},
+                                         {"scale", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
-    const char *model_path = NULL, *isa = NULL, *weights = NULL;
+    const char *model_path = NULL, *isa = NULL, *weights = NULL, *bands = NULL, *scale = NULL;
     long top_k = DEFAULT_TOP_K, T = 0, max_pixels = 0;
     bool json = false, dense = false;
     int ch;
@@ -104,6 +113,8 @@ int cmd_classify(int argc, char **argv)
         case 'D': dense = true; break;
         case 'I': isa = optarg; break;
         case 'W': weights = optarg; break;
+        case 'b': bands = optarg; break;
+        case 's': scale = optarg; break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("classify", "unknown option");
         }
@@ -124,6 +135,9 @@ int cmd_classify(int argc, char **argv)
         cli_report("cannot load model", st);
         return CLI_FAIL;
     }
+    os_raster_input in;
+    if ((rc = cli_raster_input("classify", m, bands, scale, &in)) != CLI_OK)
+        goto out;
     os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense,
                           .isa = isa, .max_batch = CLASSIFY_BATCH};
     if ((st = os_session_create(m, &so, &s))) {
@@ -150,7 +164,7 @@ int cmd_classify(int argc, char **argv)
             os_errclear();
             st = os_read_file(argv[first], MAX_IMAGE_BYTES, &buf, &len);
             if (!st)
-                st = os_session_load_jpeg_at(s, loaded, buf, len);
+                st = os_session_load_image_at(s, loaded, buf, len, &in);
             free(buf);
             arg[n_args] = first;
             slot[n_args] = st ? -1 : loaded++;

@@ -13,28 +13,35 @@
 
 static const char help[] =
     "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense]\n"
-    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8]\n"
+    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B] [--scale S]\n"
     "\n"
-    "Classify every JPEG of DIR (one subfolder per class, named as the model's labels) or only\n"
+    "Classify every image (.jpg .jpeg .tif .tiff .png .jp2) of DIR (one subfolder per class, named as the model's labels) or only\n"
     "those named in FILE (paths relative to DIR, one per line), exactly as the server would, and\n"
     "report top-1 and top-5 accuracy, per-class accuracy and the confusion matrix.\n"
     "\n"
     "  --json   {\"top1\",\"top5\" "
-    "(fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...}\n"
+    "(fractions),\"per_class\",\"confusion\",\"images\",\"failed\",...,\"answers\"}\n"
+    "           answers: per image {\"image\",\"class\",\"top1\",\"probability\"} or "
+    "{\"image\",\"error\"}\n"
     "  --dense  dense float kernels for every layer (the reference path), not the event-driven\n"
     "           convolutions of spikes\n"
     "  --isa SET    instruction set of the event-driven kernels (as ONESPIKE_ISA; default: the\n"
     "               widest this CPU runs); a set it lacks is refused\n"
     "  --weights F  weight rows of the event-driven convolutions, fp32 (default) or int8 (as\n"
-    "               ONESPIKE_WEIGHTS)\n";
+    "               ONESPIKE_WEIGHTS)\n"
+    "  --bands R,G,B    raster bands read as R, G, B (default: the model's, else 1,2,3)\n"
+    "  --scale S        how raster values become 0..255: none, range:LO,HI,\n"
+    "                   range:LO1,HI1,LO2,HI2,LO3,HI3 or percentile:LO,HI (per image)\n";
 
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"model", 1, 0, 'm'},   {"data", 1, 0, 'd'},  {"list", 1, 0, 'l'},
         {"json", 0, 0, 'j'},    {"dense", 0, 0, 'D'}, {"isa", 1, 0, 'I'},
-        {"weights", 1, 0, 'W'}, {"help", 0, 0, 'h'},  {0}};
+        {"weights", 1, 0, 'W'}, {"bands", 1, 0, 'b'}, {"scale", 1, 0, 's'},
+        {"help", 0, 0, 'h'},    {0}};
     const char *model = NULL, *data = NULL, *list = NULL;
+    const char *bands = NULL, *scale = NULL;
     bool json = false, dense = false;
     int ch;
     optind = 1;
@@ -50,12 +57,28 @@ int cmd_eval(int argc, char **argv)
          * session: through the environment, set before anything else runs. */
         case 'I': setenv(OS_SESSION_ISA_ENV, optarg, 1); break;
         case 'W': setenv(OS_MODEL_WEIGHTS_ENV, optarg, 1); break;
+        case 'b': bands = optarg; break;
+        case 's': scale = optarg; break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("eval", "unknown option");
         }
     }
     if (!model || !data || optind != argc)
         return cli_usage_error("eval", "--model and --data are required");
+    os_raster_input in;
+    const bool have_in = bands || scale;
+    if (have_in) { /* the overrides apply over the model's own description */
+        os_model *mm = NULL;
+        os_status ms = os_model_load(model, &mm);
+        if (ms) {
+            cli_report("eval", ms);
+            return CLI_FAIL;
+        }
+        int urc = cli_raster_input("eval", mm, bands, scale, &in);
+        os_model_destroy(mm);
+        if (urc != CLI_OK)
+            return urc;
+    }
     os_dataset *ds = NULL;
     size_t *idx = NULL, n = 0;
     json_t *r = NULL;
@@ -65,7 +88,7 @@ int cmd_eval(int argc, char **argv)
     else if (!st)
         n = os_dataset_size(ds);
     if (!st)
-        st = fit_eval_files(model, ds, idx, n, dense, &r);
+        st = fit_eval_files(model, ds, idx, n, dense, have_in ? &in : NULL, &r);
     if (st) {
         cli_report("eval", st);
         free(idx);

@@ -79,6 +79,12 @@ static int print_json(const os_model *m, const char *runs)
         os_model_classes(m), "sha256", os_model_sha256(m), "checksum", "verified", "parameters",
         (json_int_t)os_net_params(net), "units", os_net_units(net), "lif_layers",
         os_net_lif_count(net), "layers", layers);
+    const os_raster_input *ri = os_model_raster_input(m);
+    char scale[OS_RASTER_TEXT_MAX];
+    os_raster_scale_format(ri, scale, sizeof scale);
+    json_t *in = json_object_get(o, "input");
+    json_object_set_new(in, "bands", json_pack("[i,i,i]", ri->bands[0], ri->bands[1], ri->bands[2]));
+    json_object_set_new(in, "scale", json_string(scale));
     json_object_set_new(o, "runs", json_string(runs));
     json_object_set_new(o, "plan_bytes", json_integer((json_int_t)os_model_plan_bytes(m)));
     const json_t *doc = os_model_doc(m);
@@ -106,6 +112,11 @@ static void print_text(const os_model *m, const char *runs)
     printf("  input       %dx%dx%d, resize %s, mean [%.4f %.4f %.4f], std [%.4f %.4f %.4f]\n", c,
            h, w, os_resize_policy_name(os_model_resize(m)), mean[0], mean[1], mean[2], std[0],
            std[1], std[2]);
+    const os_raster_input *ri = os_model_raster_input(m);
+    char scale[OS_RASTER_TEXT_MAX];
+    os_raster_scale_format(ri, scale, sizeof scale);
+    printf("  rasters     bands %d,%d,%d as R,G,B, scale %s%s\n", ri->bands[0], ri->bands[1],
+           ri->bands[2], scale, os_raster_input_is_default(ri) ? " (default)" : "");
     printf("  timesteps   %d%s\n", os_model_timesteps(m),
            os_net_lif_count(net) ? "" : " (no LIF layers: an ANN)");
     printf("  parameters  %zu in %d layers (%d LIF, %d Units)\n", os_net_params(net),

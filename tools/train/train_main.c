@@ -10,10 +10,11 @@ static const char usage[] =
     "commands:\n"
     "  inspect MODEL [--json]        architecture, shapes, parameters, labels, checksum\n"
     "  classify --model MODEL [--top-k K] [--json] [--timesteps T] IMAGE...\n"
-    "                                classify JPEG files offline\n"
+    "                                classify images offline (JPEG, TIFF, GeoTIFF, PNG, JPEG 2000)\n"
     "  fit --data DIR --out MODEL    train a one-time-step SNN (ANN+Units -> SNN T0..1 -> prune Units)\n"
     "  eval --model M --data DIR     top-1/top-5, per-class accuracy, confusion matrix\n"
     "  init --arch A --out FILE ...  write an untrained model of a recipe (for tests and demos)\n"
+    "  stac --model M [--out FILE]   the model's input/output as a STAC MLM Item (JSON)\n"
     "\n"
     "'" CLI_PROG " COMMAND --help' describes each command's options.\n";
 
@@ -36,6 +37,8 @@ int main(int argc, char **argv)
         return cmd_fit(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval"))
         return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stac"))
+        return cmd_stac(argc - 1, argv + 1);
     if (!strcmp(cmd, "init"))
         return cmd_init(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command \"%s\"\n\n%s", CLI_PROG, cmd, usage);
