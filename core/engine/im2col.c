@@ -53,6 +53,14 @@ static void tap_range(const os_conv_shape *s, int oh, int ow, int ky, int kx, in
 #define WIDE_ROW 32
 #define MAX_TAPS 64
 
+/* The small maps' zero fills are a few floats each: gcc would turn each loop into a memset
+ * call that costs more than the stores. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_MEMSET_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NO_MEMSET_CALLS
+#endif
+
 /* A stride-1 conv whose output is its input's size ("same" padding): each tap's plane of col
  * is the input plane shifted by one flat offset, yoff*in_w + xoff. So a tap is one long copy
  * (vectorised, however narrow the rows) plus zeros: the rows outside the image, and in every
@@ -62,7 +70,7 @@ static bool same_shift(const os_conv_shape *s, int oh, int ow)
     return s->stride == 1 && oh == s->in_h && ow == s->in_w;
 }
 
-static void tap_plane_shift(float *dst, const float *xc, int oh, int ow, int oy0, int oy1, int ox0,
+NO_MEMSET_CALLS static void tap_plane_shift(float *dst, const float *xc, int oh, int ow, int oy0, int oy1, int ox0,
                             int ox1, long off)
 {
     const long plane = (long)oh * ow, j0 = (long)oy0 * ow, j1 = (long)oy1 * ow;
@@ -88,7 +96,7 @@ static void tap_plane_shift(float *dst, const float *xc, int oh, int ow, int oy0
 
 /* One row of a tap: zeros left of ox0, the input from ox0 to ox1, zeros from ox1 (loops the
  * compiler vectorises: no select per cell). */
-static inline void tap_row(float *dst, const float *xr, int ow, int ox0, int ox1, int st, int xoff)
+NO_MEMSET_CALLS static inline void tap_row(float *dst, const float *xr, int ow, int ox0, int ox1, int st, int xoff)
 {
     for (int ox = 0; ox < ox0; ox++)
         dst[ox] = 0.0f;
@@ -104,7 +112,7 @@ static inline void tap_row(float *dst, const float *xr, int ow, int ox0, int ox1
 }
 
 /* The narrow form: each tap's valid ranges worked out once for all channels. */
-static void im2col_narrow(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
+NO_MEMSET_CALLS static void im2col_narrow(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
                           size_t ld)
 {
     const int st = s->stride, taps = s->kh * s->kw;
@@ -187,7 +195,7 @@ void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *co
 
 /* col2im of a "same" stride-1 conv: per tap, the cells im2col left at zero (rows outside,
  * wrapped cells) are zeroed in col, then the tap's plane is one flat add into dx. */
-static void col2im_shift(const os_conv_shape *s, int oh, int ow, float *col, float *dx, size_t ld)
+NO_MEMSET_CALLS static void col2im_shift(const os_conv_shape *s, int oh, int ow, float *col, float *dx, size_t ld)
 {
     const size_t plane = (size_t)oh * (size_t)ow;
     float *src_row = col;
