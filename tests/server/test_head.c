@@ -240,7 +240,7 @@ static char *target_of(size_t n, size_t *len)
     memcpy(s, "GET ", 4);
     memset(s + 4, 'a', n);
     s[4] = '/';
-    *len = 4 + n + (size_t)sprintf(s + 4 + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    *len = 4 + n + (size_t)snprintf(s + 4 + n, 64, " HTTP/1.1\r\nHost: x\r\n\r\n");
     return s;
 }
 
@@ -273,13 +273,14 @@ static void test_fields_limit_at_and_past(void **state)
     expect_bad_lim(five, sizeof five - 1, 431, "more than 4 header fields", &small);
     /* the default: 100 fields fine, 101 not */
     char buf[4096];
-    size_t n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\nHost: x\r\n");
+    size_t n = (size_t)snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: x\r\n");
     for (int i = 1; i < SRV_HEAD_FIELDS_MAX; i++)
-        n += (size_t)sprintf(buf + n, "X-%d: v\r\n", i);
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "X-%d: v\r\n", i);
     size_t at = n;
-    n += (size_t)sprintf(buf + n, "\r\n");
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "\r\n");
+    assert_true(n < sizeof buf);
     expect_ok_lim(buf, n, 0, dflt());
-    n = at + (size_t)sprintf(buf + at, "X-last: v\r\n\r\n");
+    n = at + (size_t)snprintf(buf + at, sizeof buf - at, "X-last: v\r\n\r\n");
     expect_bad_lim(buf, n, 431, "more than 100 header fields", dflt());
 }
 
