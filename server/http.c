@@ -412,8 +412,8 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
  * close_after): a client that sent one bad head does not get to send more on it.
  *
  * On a keep-alive request libmicrohttpd answers some bad heads itself, with its HTML page, before
- * this is called: a head over its own memory (SRV_HEAD_MHD_MEMORY, of which the read buffer is
- * half; between SRV_HEAD_MAX and that, the answer is ours), a request line it cannot parse (no
+ * this is called: a head that does not fit its memory per connection (SRV_HEAD_MHD_MEMORY: it
+ * grows its read buffer into nearly all of it; between SRV_HEAD_MAX and that, the answer is ours), a request line it cannot parse (no
  * version, a version not HTTP/d.d, HTTP/0.x or 2 and above), a field line without a colon or
  * with a NUL before it, a Content-Length that is not a number. The door refuses all of these
  * with JSON on a connection's first request. */
