@@ -18,7 +18,25 @@
 
 srv_head_limits srv_head_default_limits(void)
 {
-    return (srv_head_limits){SRV_HEAD_MAX, SRV_HEAD_TARGET_MAX, SRV_HEAD_FIELDS_MAX};
+    return (srv_head_limits){SRV_HEAD_MAX, SRV_HEAD_TARGET_MAX, SRV_HEAD_ITEMS_MAX};
+}
+
+static int count_parts(const char *s, size_t n, const char *seps)
+{
+    int k = 1;
+    for (size_t i = 0; i < n; i++)
+        k += s[i] && strchr(seps, s[i]) != NULL;
+    return k;
+}
+
+int srv_head_query_items(const char *q, size_t n)
+{
+    return n ? count_parts(q, n, "&") : 0;
+}
+
+int srv_head_cookie_items(const char *v, size_t n)
+{
+    return count_parts(v, n, ";,"); /* an empty Cookie is one (empty) cookie there */
 }
 
 static bool is_ctl(unsigned char c)
@@ -101,7 +119,7 @@ static srv_head_result bad_ctl(int c, const char *where)
 
 /* The request line s[0..n), without its line end. */
 static srv_head_result request_line(const char *s, size_t n, const srv_head_limits *lim,
-                                    bool *http11)
+                                    bool *http11, int *items)
 {
     int c = first_ctl(s, n, false);
     if (c >= 0)
@@ -116,6 +134,10 @@ static srv_head_result request_line(const char *s, size_t n, const srv_head_limi
         return bad(HTTP_URI_TOO_LONG, "request target longer than %zu bytes", lim->max_target);
     if (!sp2 || tn == 0)
         return bad(HTTP_BAD_REQUEST, SHAPE);
+    const char *q = memchr(t, '?', tn);
+    *items = q ? srv_head_query_items(q + 1, (size_t)(t + tn - q - 1)) : 0;
+    if (*items > lim->max_items)
+        return bad(HTTP_URI_TOO_LONG, "more than %d query parameters", lim->max_items);
     if (!srv_head_is_token(s, (size_t)(sp1 - s)))
         return bad(HTTP_BAD_REQUEST, "request method is not a token");
     const char *v = sp2 + 1;
@@ -132,13 +154,15 @@ static srv_head_result request_line(const char *s, size_t n, const srv_head_limi
 
 /* What the field lines said so far. */
 typedef struct {
-    int n_fields, n_host;
+    int n_items; /* header fields, query parameters and cookies */
+    int n_host;
     const char *cl; /* the first Content-Length value */
     size_t cl_len;
 } fields_seen;
 
-#define CL_NAME   "Content-Length"
-#define HOST_NAME "Host"
+#define CL_NAME     "Content-Length"
+#define HOST_NAME   "Host"
+#define COOKIE_NAME "Cookie"
 
 static bool name_is(const char *s, size_t n, const char *name)
 {
@@ -190,11 +214,15 @@ static srv_head_result field_line(const char *s, size_t n, const srv_head_limits
                    memchr(s, ' ', nn) || memchr(s, '\t', nn)
                        ? "whitespace before the colon of a header field (RFC 9112 section 5.1)"
                        : "header field name is not a token");
-    if (++fs->n_fields > lim->max_fields)
-        return bad(HTTP_FIELDS_TOO_LARGE, "more than %d header fields", lim->max_fields);
     const char *v = colon + 1, *end = s + n;
     while (v < end && (*v == ' ' || *v == '\t'))
         v++;
+    fs->n_items +=
+        1 + (name_is(s, nn, COOKIE_NAME) ? srv_head_cookie_items(v, (size_t)(end - v)) : 0);
+    if (fs->n_items > lim->max_items)
+        return bad(HTTP_FIELDS_TOO_LARGE,
+                   "more than %d header fields, query parameters and cookies together",
+                   lim->max_items);
     if (name_is(s, nn, CL_NAME))
         return content_length(v, (size_t)(end - v), fs);
     if (name_is(s, nn, HOST_NAME) && ++fs->n_host > 1)
@@ -262,7 +290,7 @@ srv_head_result srv_head_check(const char *buf, size_t len, const srv_head_limit
             end--;
         srv_head_result r;
         if (!in_fields) {
-            r = request_line(buf + pos, end - pos, lim, &http11);
+            r = request_line(buf + pos, end - pos, lim, &http11, &fs.n_items);
             in_fields = true;
         } else if (end == pos) { /* the empty line: the end of the head */
             if (next > lim->max_head)

@@ -25,20 +25,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Bytes of a whole head (request line, fields, the empty line) the server reads, at most: as
- * nginx's default large_client_header_buffers (4 x 8k) would take in practice for one request,
- * and well inside libmicrohttpd's per-connection memory (http.c sets it to SRV_HEAD_MHD_MEMORY). */
-#define SRV_HEAD_MAX ((size_t)16 << 10)
+/* The limits are chosen from libmicrohttpd 0.9.75's memory per connection, so that a head the door
+ * let through is never refused by libmicrohttpd's own limit (with its HTML page):
+ *
+ * SRV_HEAD_MHD_MEMORY (MHD_OPTION_CONNECTION_MEMORY_LIMIT, set by http.c) is 32 KiB, its
+ * default, and not more: above 32 KiB libmicrohttpd maps each connection's memory with mmap (and
+ * unmaps it at the close) instead of malloc, which measured about 80 us more per connection on
+ * a batch-1 request (docs/DESIGN-NOTES.md has the runs). Of it, libmicrohttpd first takes half
+ * (16 KiB) as the read buffer, which holds the head (SRV_HEAD_MAX, 8 KiB: as Tomcat's and Jetty's
+ * defaults); from the other half it allocates a 64-byte record per header field, per query
+ * parameter and per cookie (the Cookie field split at ';' and ','), a copy of the Cookie value,
+ * and later the response headers: SRV_HEAD_ITEMS_MAX (64) records take 4 KiB, the Cookie copy
+ * less than 8 KiB, which leaves 4 KiB to spare. */
+#define SRV_HEAD_MAX ((size_t)8 << 10)
 /* Bytes of the request target (path and query), at most; more is 414. */
-#define SRV_HEAD_TARGET_MAX ((size_t)8 << 10)
-/* Header fields in a head, at most; more is 431 (Apache's LimitRequestFields default). Keeps the
- * field records libmicrohttpd allocates per field within its per-connection memory. */
-#define SRV_HEAD_FIELDS_MAX 100
-/* libmicrohttpd's memory per connection: half is its first read buffer, which must hold a whole
- * head the door accepted (and whatever of the body came with it), the rest its field records and
- * the response headers. Four times SRV_HEAD_MAX: a head the door let through is never refused by
- * libmicrohttpd's own limit. */
-#define SRV_HEAD_MHD_MEMORY (4 * SRV_HEAD_MAX)
+#define SRV_HEAD_TARGET_MAX ((size_t)4 << 10)
+/* Header fields, query parameters and cookies of a head together, at most; more is 431 (414
+ * when the query parameters alone pass it). */
+#define SRV_HEAD_ITEMS_MAX  64
+#define SRV_HEAD_MHD_MEMORY ((size_t)32 << 10)
 
 #define SRV_HEAD_MSG_MAX 128
 
@@ -51,7 +56,7 @@ typedef enum {
 typedef struct {
     size_t max_head;   /* SRV_HEAD_MAX */
     size_t max_target; /* SRV_HEAD_TARGET_MAX */
-    int max_fields;    /* SRV_HEAD_FIELDS_MAX */
+    int max_items;     /* SRV_HEAD_ITEMS_MAX */
 } srv_head_limits;
 
 typedef struct {
@@ -66,6 +71,11 @@ typedef struct {
 /* The defaults above. */
 srv_head_limits srv_head_default_limits(void);
 
+/* How many records libmicrohttpd makes of a query (the target's part after '?', q[0..n)) or of
+ * a Cookie field value: an upper bound, one per part between separators. */
+int srv_head_query_items(const char *q, size_t n);
+int srv_head_cookie_items(const char *v, size_t n);
+
 /* Check buf[0..len), the bytes a client has sent so far on a new connection. A prefix of an
  * acceptable head is always INCOMPLETE, never BAD; BAD is decided as early as the bytes allow (a
  * control byte at once, an over-long target or head as soon as it passes its limit), so a caller
@@ -78,8 +88,10 @@ srv_head_limits srv_head_default_limits(void);
  *        9112 §5.2); Content-Length not 1*DIGIT, or given twice with different values; more than
  *        one Host, or none in HTTP/1.1 (RFC 9112 §3.2);
  *   413  Content-Length over 2^64 - 1;
- *   414  the target longer than max_target, or the request line still unended past max_head;
- *   431  the head longer than max_head, or more than max_fields fields;
+ *   414  the target longer than max_target or with more than max_items query parameters (its
+ *        '&'-separated parts), or the request line still unended past max_head;
+ *   431  the head longer than max_head, or more than max_items header fields, query parameters
+ *        and cookies (the parts of Cookie fields between ';' and ',') together;
  *   505  a version HTTP/d.d other than HTTP/1.0 and HTTP/1.1.
  * buf is borrowed; it may hold bytes past the head (a body). */
 srv_head_result srv_head_check(const char *buf, size_t len, const srv_head_limits *lim);

@@ -45,16 +45,15 @@
 /* The door thread's period: how late a deadline or a half-closed client can be noticed. */
 #define TICK_MS 100
 /* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503, a bad first head) closes
- * our side for
- * writing and then reads and drops what the client still sends for this long, so the client
- * reads the answer instead of a reset; then the connection is cut. */
+ * our side for writing and then reads and drops what the client still sends for this long, so
+ * the client reads the answer instead of a reset; then the connection is cut. */
 #define LINGER_NS (2000ull * 1000000ull)
 /* Connections answered by the door itself (over --max-conns + the health reserve, or a bad first
  * head) lingering at once, at most; beyond it such a connection is closed at once (a reset). */
 #define DOOR_LINGER_MAX 64
 /* Events the door thread takes from epoll per wait. */
 #define DOOR_EVENTS 64
-/* epoll tags of the door's own descriptors; a pending connection's tag is its index. */
+/* epoll tags of the door's own descriptors; a pending connection's is pending_tag(). */
 #define TAG_WAKE   UINT64_MAX
 #define TAG_LISTEN (UINT64_MAX - 1)
 /* "HTTP/d.d", the version string libmicrohttpd hands over. */
@@ -413,10 +412,10 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
  *
  * On a keep-alive request libmicrohttpd answers some bad heads itself, with its HTML page, before
  * this is called: a head that does not fit its memory per connection (SRV_HEAD_MHD_MEMORY: it
- * grows its read buffer into nearly all of it; between SRV_HEAD_MAX and that, the answer is ours), a request line it cannot parse (no
- * version, a version not HTTP/d.d, HTTP/0.x or 2 and above), a field line without a colon or
- * with a NUL before it, a Content-Length that is not a number. The door refuses all of these
- * with JSON on a connection's first request. */
+ * grows its read buffer into nearly all of it; between SRV_HEAD_MAX and that, the answer is ours),
+ * a request line it cannot parse (no version, a version not HTTP/d.d, HTTP/0.x or 2 and above), a
+ * field line without a colon or with a NUL before it, a Content-Length that is not a number. The
+ * door refuses all of these with JSON on a connection's first request. */
 static int head_error(const srv_http *h, struct MHD_Connection *c, const http_conn *cs,
                       const char *method, const char *url, const char *version, char *msg,
                       size_t cap)
@@ -444,15 +443,22 @@ static int head_error(const srv_http *h, struct MHD_Connection *c, const http_co
         if (end < hs.at + 2 * LINE_END_MIN || end > hs.at + 2 * LINE_END_MAX)
             hs.gap = true;
     }
-    if (tn > h->head_lim.max_target) {
-        snprintf(msg, cap, "request target longer than %zu bytes", h->head_lim.max_target);
+    int n_params = MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    int n_cookies = MHD_get_connection_values_n(c, MHD_COOKIE_KIND, NULL, NULL);
+    if (tn > h->head_lim.max_target || n_params > h->head_lim.max_items) {
+        if (tn > h->head_lim.max_target)
+            snprintf(msg, cap, "request target longer than %zu bytes", h->head_lim.max_target);
+        else
+            snprintf(msg, cap, "more than %d query parameters", h->head_lim.max_items);
         return HTTP_URI_TOO_LONG;
     }
-    if (head_size > h->head_lim.max_head || hs.n_fields > h->head_lim.max_fields) {
+    if (head_size > h->head_lim.max_head ||
+        hs.n_fields + n_params + n_cookies > h->head_lim.max_items) {
         if (head_size > h->head_lim.max_head)
             snprintf(msg, cap, "request head longer than %zu bytes", h->head_lim.max_head);
         else
-            snprintf(msg, cap, "more than %d header fields", h->head_lim.max_fields);
+            snprintf(msg, cap, "more than %d header fields, query parameters and cookies together",
+                     h->head_lim.max_items);
         return HTTP_FIELDS_TOO_LARGE;
     }
     /* libmicrohttpd takes HTTP/1.2 to 1.9 as 1.1; the door does not, nor does this. */

@@ -303,12 +303,16 @@ def main():
     # 5. malformed or over-long heads: our JSON, first request (the door) and keep-alive
     live_head = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
     bad_heads = [
-        ("414 target 9 KiB", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, True),
+        ("414 target 5 KiB", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, True),
         ("414 request line 64 KiB unended", b"GET /" + b"a" * 65536, 414, False),
         ("431 head 20 KiB", live_head + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n", 431, True),
-        ("431 head 40 KiB", live_head + b"X-Pad: " + b"a" * 40000 + b"\r\n\r\n", 431, True),
-        ("431 head 80 KiB (keep-alive: libmicrohttpd's own, HTML)",
-         live_head + b"X-Pad: " + b"a" * 80000 + b"\r\n\r\n", 431, False),
+        ("431 head 40 KiB (keep-alive: libmicrohttpd's own, HTML)",
+         live_head + b"X-Pad: " + b"a" * 40000 + b"\r\n\r\n", 431, False),
+        ("431 65 header fields", live_head + b"".join(b"X-%d: v\r\n" % i for i in range(64)) +
+         b"\r\n", 431, True),
+        ("431 Cookie of 200 cookies", live_head + b"Cookie: " + b";".join(b"c=1"
+                                                                        for _ in range(200)) +
+         b"\r\n\r\n", 431, True),
         ("505 HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, False),
         ("505 HTTP/1.2", b"GET /v2/health/live HTTP/1.2\r\nHost: x\r\n\r\n", 505, True),
         ("400 Content-Length abc", HEAD + b"Content-Length: abc\r\n\r\n", 400, False),

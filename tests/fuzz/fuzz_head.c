@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(s, data, size);
     srv_head_limits dflt = srv_head_default_limits();
-    srv_head_limits small = {.max_head = 512, .max_target = 128, .max_fields = 8};
+    srv_head_limits small = {.max_head = 512, .max_target = 128, .max_items = 8};
     check_one(s, size, &dflt);
     check_one(s, size, &small);
     /* A prefix decided BAD stays BAD with the rest of the input behind it. */

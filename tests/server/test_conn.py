@@ -293,13 +293,17 @@ LIVE = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
 # connection's first head (the door) or a later one on a keep-alive connection (begin()), unless
 # keep_alive is False: those libmicrohttpd refuses itself on a keep-alive connection (with HTML)
 BAD_HEADS = [
-    ("request target over 8 KiB", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+    ("request target over 4 KiB", b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414,
      "target", True),
+    ("65 query parameters", b"GET /v2/health/live?" + b"&".join(b"p%d=1" % i for i in range(65))
+     + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "query parameters", True),
     ("request line past the head limit, unended", b"GET" * 7000, 414, "request line",
      False),
-    ("head over 16 KiB", LIVE + b"X-Pad: " + b"a" * 17000 + b"\r\n\r\n", 431, "head", True),
-    ("101 header fields", LIVE + b"".join(b"X-%d: v\r\n" % i for i in range(100)) + b"\r\n", 431,
+    ("head over 8 KiB", LIVE + b"X-Pad: " + b"a" * 9000 + b"\r\n\r\n", 431, "head", True),
+    ("65 header fields", LIVE + b"".join(b"X-%d: v\r\n" % i for i in range(64)) + b"\r\n", 431,
      "fields", True),
+    ("a Cookie of 63 cookies", LIVE + b"Cookie: " + b"; ".join(b"c%d=1" % i for i in range(63)) +
+     b"\r\n\r\n", 431, "cookies", True),
     ("HTTP/2.0", b"GET /v2/health/live HTTP/2.0\r\nHost: x\r\n\r\n", 505, "version", False),
     ("HTTP/1.2", b"GET /v2/health/live HTTP/1.2\r\nHost: x\r\n\r\n", 505, "version", True),
     ("not an HTTP version", b"GET /v2/health/live HTTP/1.1x\r\nHost: x\r\n\r\n", 400,
@@ -371,7 +375,7 @@ def heads(env, s, model, jpeg):
         n = srv.metric("onespike_connections_refused_total", {"reason": "bad_head"})
         s.check("heads: every refused head counted as bad_head", n == len(BAD_HEADS), n)
         n = srv.metric("onespike_requests_total", {"route": "unknown", "status": "414"})
-        s.check("heads: counted as requests by status", n == 2, n)
+        s.check("heads: counted as requests by status", n == 3, n)
         logged = [r for r in srv.records() if r.get("msg") == "request" and
                   r.get("route") == "unknown" and r.get("status") in (400, 413, 414, 431, 505)]
         s.check("heads: one JSON log line per refused head", len(logged) == len(BAD_HEADS),
@@ -412,6 +416,31 @@ def heads(env, s, model, jpeg):
             finally:
                 k.close()
             s.check(f"keep-alive head, {name}: 200", parse_raw_response(raw)[0] == 200, raw[:200])
+
+        # the largest head the door takes, with as many records as it allows (header fields,
+        # query parameters, cookies: libmicrohttpd's memory per connection holds them all), is
+        # served by libmicrohttpd on a first and on a later request
+        q = b"&".join(b"p%d=1" % i for i in range(20))
+        big = b"GET /v2/health/live?" + q + b" HTTP/1.1\r\nHost: x\r\n"
+        big += b"".join(b"X-%d: v\r\n" % i for i in range(20))
+        big += b"Cookie: " + b"; ".join(b"c%d=1" % i for i in range(21)) + b"; big="
+        big += b"z" * (8192 - len(big) - 4) + b"\r\n\r\n"
+        assert len(big) == 8192
+        raw = raw_exchange(srv.port, big, timeout=BOUND_S)
+        s.check("first head of 8 KiB and 64 records: 200", parse_raw_response(raw)[0] == 200,
+                raw[:200])
+        k = connect(srv.port)
+        try:
+            k.sendall(GOOD_HEAD)
+            read_until_close_or_answer(k)
+            k.sendall(big)
+            raw = read_until_close_or_answer(k)
+        finally:
+            k.close()
+        s.check("keep-alive head of 8 KiB and 64 records: 200", parse_raw_response(raw)[0] == 200,
+                raw[:200])
+        raw = raw_exchange(srv.port, big[:-4] + b"z\r\n\r\n", timeout=BOUND_S)
+        s.check("first head one byte longer: 431 JSON", json_error(raw, 431)[0], raw[:200])
 
         # a head split across many writes with pauses: the door waits for the rest, then serves
         k = connect(srv.port)

@@ -13,7 +13,7 @@
 
 #include "head.h"
 
-static const srv_head_limits small = {.max_head = 256, .max_target = 64, .max_fields = 4};
+static const srv_head_limits small = {.max_head = 256, .max_target = 64, .max_items = 4};
 
 static srv_head_result check(const char *s, size_t n, const srv_head_limits *lim)
 {
@@ -264,24 +264,45 @@ static void test_target_limit_at_and_past(void **state)
     }
 }
 
-static void test_fields_limit_at_and_past(void **state)
+static void test_items_limit_at_and_past(void **state)
 {
     (void)state;
+    /* header fields, query parameters and cookies count together (libmicrohttpd's records) */
     static const char four[] = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     static const char five[] = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
     expect_ok_lim(four, sizeof four - 1, 0, &small);
-    expect_bad_lim(five, sizeof five - 1, 431, "more than 4 header fields", &small);
-    /* the default: 100 fields fine, 101 not */
+    expect_bad_lim(five, sizeof five - 1, 431, "more than 4 header fields, query parameters",
+                   &small);
+    static const char q2[] = "GET /?a=1&b HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+    static const char q3[] = "GET /?a=1&b&c HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+    expect_ok_lim(q2, sizeof q2 - 1, 0, &small);
+    expect_bad_lim(q3, sizeof q3 - 1, 431, "more than 4", &small);
+    static const char q4[] = "GET /?a&b&c&d HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char q5[] = "GET /?a&b&c&&d HTTP/1.1\r\nHost: x\r\n\r\n";
+    expect_bad_lim(q4, sizeof q4 - 1, 431, "more than 4", &small); /* with Host: 5 */
+    expect_bad_lim(q5, sizeof q5 - 1, 414, "more than 4 query parameters", &small);
+    static const char c2[] = "GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; b=2\r\n\r\n";
+    static const char c3[] = "GET / HTTP/1.1\r\nHost: x\r\nCookie: a=1; b=2,c\r\n\r\n";
+    expect_ok_lim(c2, sizeof c2 - 1, 0, &small); /* Host, Cookie and its 2 cookies */
+    expect_bad_lim(c3, sizeof c3 - 1, 431, "more than 4", &small);
+    assert_int_equal(srv_head_query_items("", 0), 0);
+    assert_int_equal(srv_head_query_items("a", 1), 1);
+    assert_int_equal(srv_head_query_items("a&", 2), 2); /* an upper bound */
+    assert_int_equal(srv_head_cookie_items("", 0), 1);
+    assert_int_equal(srv_head_cookie_items("a=1; b=2,c", 10), 3);
+    /* the default: 64 in all */
     char buf[4096];
-    size_t n = (size_t)snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: x\r\n");
-    for (int i = 1; i < SRV_HEAD_FIELDS_MAX; i++)
+    size_t n = (size_t)snprintf(buf, sizeof buf,
+                                "GET /?q=1&r=2 HTTP/1.1\r\nHost: x\r\n"
+                                "Cookie: a=1; b=2\r\n");
+    for (int i = 6; i < SRV_HEAD_ITEMS_MAX; i++)
         n += (size_t)snprintf(buf + n, sizeof buf - n, "X-%d: v\r\n", i);
     size_t at = n;
     n += (size_t)snprintf(buf + n, sizeof buf - n, "\r\n");
     assert_true(n < sizeof buf);
     expect_ok_lim(buf, n, 0, dflt());
     n = at + (size_t)snprintf(buf + at, sizeof buf - at, "X-last: v\r\n\r\n");
-    expect_bad_lim(buf, n, 431, "more than 100 header fields", dflt());
+    expect_bad_lim(buf, n, 431, "more than 64 header fields, query parameters and cookies", dflt());
 }
 
 int main(void)
@@ -295,7 +316,7 @@ int main(void)
         cmocka_unit_test(test_host),
         cmocka_unit_test(test_head_limit_at_and_past),
         cmocka_unit_test(test_target_limit_at_and_past),
-        cmocka_unit_test(test_fields_limit_at_and_past),
+        cmocka_unit_test(test_items_limit_at_and_past),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
