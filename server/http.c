@@ -43,7 +43,9 @@
  * new connection's request begins. */
 #define SLOT_MARGIN 16
 /* The door thread's period: how late a deadline or a half-closed client can be noticed. */
-#define TICK_MS 100
+#define TICK_MS   100
+#define NS_PER_MS 1000000ull
+#define TICK_NS   (TICK_MS * NS_PER_MS)
 /* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503, a bad first head) closes
  * our side for writing and then reads and drops what the client still sends for this long, so
  * the client reads the answer instead of a reset; then the connection is cut. */
@@ -1113,12 +1115,16 @@ static void *door_main(void *arg)
 {
     srv_http *h = arg;
     struct epoll_event ev[DOOR_EVENTS];
+    uint64_t supervised = 0;
     while (!atomic_load(&h->stopping)) {
         if (h->listen_watched && atomic_load(&h->quiesced)) {
             epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->listen_fd, NULL);
             h->listen_watched = false;
         }
-        int n = epoll_wait(h->epfd, ev, DOOR_EVENTS, TICK_MS);
+        /* Wake for events, and at the next tick at the latest (rounded up, so it is due then). */
+        uint64_t now = os_clock_ns(), due = supervised + TICK_NS;
+        int wait_ms = now >= due ? 0 : (int)((due - now + NS_PER_MS - 1) / NS_PER_MS);
+        int n = epoll_wait(h->epfd, ev, DOOR_EVENTS, wait_ms);
         for (int i = 0; i < n; i++) {
             uint64_t tag = ev[i].data.u64;
             if (tag == TAG_WAKE)
@@ -1135,10 +1141,16 @@ static void *door_main(void *arg)
                 pending_look(h, p, ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
             }
         }
-        uint64_t now = os_clock_ns();
-        linger_door(h, now);
-        supervise_pending(h, now);
-        supervise(h);
+        /* The rounds over every connection once per tick, not after each event: a connection now
+         * wakes the door twice (accepted, then its head), and the common path should not pay for
+         * a walk of the table each time. */
+        now = os_clock_ns();
+        if (now >= supervised + TICK_NS) {
+            supervised = now;
+            linger_door(h, now);
+            supervise_pending(h, now);
+            supervise(h);
+        }
     }
     return NULL;
 }
