@@ -40,7 +40,7 @@ FUZZ_OPTS=(-Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugopti
            -Dc_args=-fsanitize=fuzzer-no-link)
 CC=clang meson setup build-fuzz --reconfigure "${FUZZ_OPTS[@]}" >/dev/null 2>&1 ||
     CC=clang meson setup build-fuzz "${FUZZ_OPTS[@]}"
-FUZZERS=(jpeg raster multipart oip b64 routes model dataset_list)
+FUZZERS=(jpeg raster multipart oip b64 head routes model dataset_list)
 meson compile -C build-fuzz "${FUZZERS[@]/#/fuzz_}" # only the harnesses: the rest is built above
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-fuzz --no-rebuild --print-errorlogs --num-processes 2 --suite fuzz

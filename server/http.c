@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -15,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "head.h"
 #include "log.h"
 #include "onespike/clock.h"
 #include "request.h"
@@ -28,6 +29,9 @@
 #define HTTP_BAD_REQUEST       400
 #define HTTP_TIMEOUT           408
 #define HTTP_TOO_LARGE         413
+#define HTTP_URI_TOO_LONG      414
+#define HTTP_FIELDS_TOO_LARGE  431
+#define HTTP_VERSION_NOT_SUPP  505
 #define HTTP_INTERNAL_ERROR    500
 #define HTTP_UNAVAILABLE       503
 #define HTTP_GATEWAY_TIMEOUT   504
@@ -39,14 +43,23 @@
  * new connection's request begins. */
 #define SLOT_MARGIN 16
 /* The door thread's period: how late a deadline or a half-closed client can be noticed. */
-#define TICK_MS 100
-/* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503) closes our side for
- * writing and then reads and drops what the client still sends for this long, so the client
- * reads the answer instead of a reset; then the connection is cut. */
+#define TICK_MS   100
+#define NS_PER_MS 1000000ull
+#define TICK_NS   (TICK_MS * NS_PER_MS)
+/* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503, a bad first head) closes
+ * our side for writing and then reads and drops what the client still sends for this long, so
+ * the client reads the answer instead of a reset; then the connection is cut. */
 #define LINGER_NS (2000ull * 1000000ull)
-/* Refused connections (over --max-conns + the health reserve) lingering at once, at most;
- * beyond it a refused connection is closed at once (a reset). */
-#define REFUSED_LINGER_MAX 64
+/* Connections answered by the door itself (over --max-conns + the health reserve, or a bad first
+ * head) lingering at once, at most; beyond it such a connection is closed at once (a reset). */
+#define DOOR_LINGER_MAX 64
+/* Events the door thread takes from epoll per wait. */
+#define DOOR_EVENTS 64
+/* epoll tags of the door's own descriptors; a pending connection's is pending_tag(). */
+#define TAG_WAKE   UINT64_MAX
+#define TAG_LISTEN (UINT64_MAX - 1)
+/* "HTTP/d.d", the version string libmicrohttpd hands over. */
+#define VERSION_LEN 8
 /* A client seen half-closed (CLOSE-WAIT) on this many consecutive ticks, while we still wait for
  * its head or body, has lost its slot: it cannot send the rest. Two ticks, so a request that
  * arrived complete with its FIN is not cut before libmicrohttpd read it. */
@@ -76,6 +89,11 @@ typedef struct {
     bool used;
     bool reserved; /* admitted into the health reserve: only health routes are served */
     bool nul;      /* the request's path or query held %00 (seen while unescaping) */
+    /* The request target as libmicrohttpd received it, before unescaping (libmicrohttpd's
+     * thread only; see on_uri). */
+    uintptr_t uri_at;
+    size_t uri_len;
+    bool uri_bad; /* a space or a control byte in it */
     atomic_int phase;
     _Atomic uint64_t since_ns; /* start of the phase (monotonic) */
     http_slot *slot;           /* the current request; under conn_mu */
@@ -93,10 +111,20 @@ struct http_slot {
     bool close_after;     /* answer with Connection: close */
 };
 
+/* A connection answered by the door, lingering until until_ns. */
 typedef struct {
     int fd;
     uint64_t until_ns;
-} refused_conn;
+} door_linger;
+
+/* An accepted connection whose first head the door is still waiting for (door thread only). */
+typedef struct {
+    int fd; /* -1: free */
+    uint64_t since_ns;
+    uint64_t last_ns; /* when bytes last arrived (or since_ns): for --conn-timeout */
+    struct sockaddr_storage ss;
+    socklen_t sl;
+} door_pending;
 
 struct srv_http {
     srv_server *srv;
@@ -115,8 +143,18 @@ struct srv_http {
     pthread_mutex_t conn_mu;
     atomic_int open;
     _Atomic size_t body_bytes; /* allocated for bodies, all requests together */
-    refused_conn refused[REFUSED_LINGER_MAX];
-    int n_refused;
+    door_linger lingering[DOOR_LINGER_MAX];
+    int n_lingering;
+    /* Accepted connections waiting for their first head: n_conns entries, watched by epfd
+     * (edge-triggered). They count in open like libmicrohttpd's. */
+    door_pending *pending;
+    atomic_int n_pending; /* counted with the table's connections for the health reserve */
+    int epfd;
+    bool listen_watched;
+    srv_head_limits head_lim;
+    char peek[SRV_HEAD_MAX + 1]; /* the door's view of a pending connection's bytes */
+    /* libmicrohttpd is the version whose in-place head layout head_error walks (see there) */
+    bool mhd_layout;
     pthread_t door;
     bool door_started;
     atomic_bool stopping;
@@ -232,6 +270,30 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
     return ret;
 }
 
+/* A whole answer with a JSON error body, Connection: close, written by us rather than by
+ * libmicrohttpd: into buf, its length (0 if it does not fit). msg is ours (plain ASCII, no quotes
+ * or backslashes); id is the request's, or NULL when there is no request (a bad first head). */
+static size_t raw_answer_format(char *buf, size_t cap, int status, const char *msg, const char *id)
+{
+    char body[SRV_ERROR_MAX];
+    const char *reason = status == HTTP_TIMEOUT            ? "Request Timeout"
+                         : status == HTTP_TOO_LARGE        ? "Content Too Large"
+                         : status == HTTP_BAD_REQUEST      ? "Bad Request"
+                         : status == HTTP_URI_TOO_LONG     ? "URI Too Long"
+                         : status == HTTP_FIELDS_TOO_LARGE ? "Request Header Fields Too Large"
+                         : status == HTTP_VERSION_NOT_SUPP ? "HTTP Version Not Supported"
+                         : status == HTTP_UNAVAILABLE      ? "Service Unavailable"
+                                                           : "Internal Server Error";
+    int bn = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
+    int n = snprintf(buf, cap,
+                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s%s"
+                     "Content-Length: %d\r\n\r\n%s",
+                     status, reason, id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "",
+                     status == HTTP_UNAVAILABLE ? "Retry-After: 1\r\n" : "", bn, body);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 /* Answer on the socket itself, where libmicrohttpd 0.9.75 cannot: it queues a response only
  * right after the head or once the body is complete, and a deadline or a cap passed in the middle
  * of a body is neither. Safe because in PH_BODY libmicrohttpd writes nothing (its 100 Continue
@@ -240,22 +302,10 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
  * msg is ours (plain ASCII, no quotes). Called under conn_mu or on libmicrohttpd's thread. */
 static void answer_raw(srv_http *h, http_conn *cs, http_slot *slot, int status, const char *msg)
 {
-    char buf[RAW_ANSWER_MAX], body[SRV_ERROR_MAX];
-    const char *reason = status == HTTP_TIMEOUT       ? "Request Timeout"
-                         : status == HTTP_TOO_LARGE   ? "Content Too Large"
-                         : status == HTTP_BAD_REQUEST ? "Bad Request"
-                         : status == HTTP_UNAVAILABLE ? "Service Unavailable"
-                                                      : "Internal Server Error";
-    int bn = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s%s"
-                     "Content-Length: %d\r\n\r\n%s",
-                     status, reason, slot ? "X-Request-Id: " : "", slot ? slot->req.id : "",
-                     slot ? "\r\n" : "", status == HTTP_UNAVAILABLE ? "Retry-After: 1\r\n" : "", bn,
-                     body);
-    if (n > 0 && (size_t)n < sizeof buf) {
-        ssize_t w = send(cs->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    char buf[RAW_ANSWER_MAX];
+    size_t n = raw_answer_format(buf, sizeof buf, status, msg, slot ? slot->req.id : NULL);
+    if (n) {
+        ssize_t w = send(cs->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)w; /* a client that cannot take a few hundred bytes gets the close alone */
     }
     shutdown(cs->fd, SHUT_WR);
@@ -291,24 +341,58 @@ static const char *header(struct MHD_Connection *c, const char *name)
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
 }
 
-/* What the header fields say about framing (RFC 9112 §6.3) and NUL bytes. */
+/* What the header fields say about framing (RFC 9112 §6.3), Host, and bytes libmicrohttpd kept
+ * or dropped.
+ *
+ * The first head of a connection was checked byte by byte at the door (head.h) before
+ * libmicrohttpd saw it; a later one on a keep-alive connection goes to libmicrohttpd directly, so
+ * what can be checked here is checked on every request, the first one too (where it must find
+ * nothing: each request is also a test that these checks refuse no good head).
+ *
+ * libmicrohttpd 0.9.75 stores each field's length as the strlen of what it parsed, so a raw NUL
+ * cuts a value short without a trace in the lengths (value_size == strlen(value) always). It does
+ * parse the head in place, in one read buffer, in order: the request line, then each field line
+ * as key, ':', whitespace, value, each line end (CRLF or LF) overwritten with zeros, and the head's
+ * size (MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE) counts from the method to past the empty line.
+ * Walking the fields in order, each key must start one or two bytes (a line end) after the end of
+ * the previous value (or of the version), and the head must end two to four bytes (two line
+ * ends) after the last: any other gap is bytes libmicrohttpd dropped from what it hands over, a
+ * NUL inside a line (or a line it took for the end of the head because it began with NUL), or
+ * an obs-fold it merged. Only addresses are compared; nothing outside the strings is read. A NUL
+ * right before a bare LF (two zero bytes, like CRLF) cuts nothing and is not seen: harmless.
+ * This walk depends on that layout, so it is done only with the version it was checked against
+ * (h->mhd_layout); with another the NUL cannot be seen on keep-alive requests. */
 typedef struct {
-    int n_cl, n_te;
+    int n_cl, n_te, n_host, n_fields;
     const char *cl, *te;
     size_t cl_len;
-    bool cl_differ, nul;
+    bool cl_differ, bad_name, bad_value;
+    bool walk;    /* check the layout */
+    uintptr_t at; /* where the previous item ended in libmicrohttpd's buffer */
+    bool gap;     /* bytes unaccounted for */
 } head_scan;
+
+#define LINE_END_MIN 1 /* LF */
+#define LINE_END_MAX 2 /* CRLF */
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_size, const char *value, size_t value_size)
 {
     head_scan *hs = cls;
     (void)kind;
-    /* libmicrohttpd keeps the field's length: a shorter C string means a NUL inside. */
-    if (strlen(key) != key_size || (value && strlen(value) != value_size))
-        hs->nul = true;
+    hs->n_fields++;
+    if (!srv_head_is_token(key, key_size))
+        hs->bad_name = true;
     if (!value)
         return MHD_YES;
+    if (!srv_head_is_value(value, value_size))
+        hs->bad_value = true;
+    if (hs->walk) {
+        uintptr_t k = (uintptr_t)key, v = (uintptr_t)value;
+        if (k < hs->at + LINE_END_MIN || k > hs->at + LINE_END_MAX || v <= k + key_size)
+            hs->gap = true;
+        hs->at = v + value_size;
+    }
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
         if (hs->n_cl++ && (value_size != hs->cl_len || memcmp(value, hs->cl, value_size)))
             hs->cl_differ = true;
@@ -317,28 +401,100 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
     } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
         hs->n_te++;
         hs->te = value;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST)) {
+        hs->n_host++;
     }
     return MHD_YES;
 }
 
-/* The message of a head that must be refused with 400 before anything else, or NULL. A request
- * whose length two parties could read differently is how requests are smuggled behind a proxy:
- * it is never guessed at. */
-static const char *head_error(struct MHD_Connection *c, const http_conn *cs)
+/* The status of a head that must be refused before anything else, with its message in msg, or 0.
+ * A request whose length two parties could read differently is how requests are smuggled behind
+ * a proxy: it is never guessed at. After any of these the connection is closed (the caller sets
+ * close_after): a client that sent one bad head does not get to send more on it.
+ *
+ * On a keep-alive request libmicrohttpd answers some bad heads itself, with its HTML page, before
+ * this is called: a head that does not fit its memory per connection (SRV_HEAD_MHD_MEMORY: it
+ * grows its read buffer into nearly all of it; between SRV_HEAD_MAX and that, the answer is ours),
+ * a request line it cannot parse (no version, a version not HTTP/d.d, HTTP/0.x or 2 and above), a
+ * field line without a colon or with a NUL before it, a Content-Length that is not a number. The
+ * door refuses all of these with JSON on a connection's first request. */
+static int head_error(const srv_http *h, struct MHD_Connection *c, const http_conn *cs,
+                      const char *method, const char *url, const char *version, char *msg,
+                      size_t cap)
 {
-    head_scan hs = {0};
+    head_scan hs = {.walk = h->mhd_layout && cs};
+    size_t mn = strlen(method);
+    /* The target's raw length: from the address libmicrohttpd parsed it at to the space before
+     * the version (the unescaped url is shorter), or as on_uri saw it. */
+    size_t tn = cs ? cs->uri_len : strlen(url);
+    bool shape = false;
+    if (hs.walk) {
+        uintptr_t m = (uintptr_t)method, u = cs->uri_at, v = (uintptr_t)version;
+        if (u != m + mn + 1 || (uintptr_t)url != u || v <= u)
+            shape = true;
+        else
+            tn = (size_t)(v - 1 - u);
+        hs.at = v + VERSION_LEN;
+    }
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, scan_header, &hs);
-    if (hs.nul)
-        return "NUL byte in a header field";
-    if (cs && cs->nul)
-        return "NUL byte (%00) in the path or query";
-    if (hs.cl_differ)
-        return "Content-Length given twice with different values";
-    if (hs.n_te && hs.n_cl)
-        return "both Transfer-Encoding and Content-Length: send one";
-    if (hs.n_te > 1 || (hs.n_te && strcasecmp(hs.te, "chunked")))
-        return "Transfer-Encoding not supported: only chunked (alone) is";
-    return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    size_t head_size = ci ? ci->header_size : 0;
+    if (hs.walk && ci) {
+        uintptr_t end = (uintptr_t)method + head_size;
+        if (end < hs.at + 2 * LINE_END_MIN || end > hs.at + 2 * LINE_END_MAX)
+            hs.gap = true;
+    }
+    int n_params = MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    int n_cookies = MHD_get_connection_values_n(c, MHD_COOKIE_KIND, NULL, NULL);
+    if (tn > h->head_lim.max_target || n_params > h->head_lim.max_items) {
+        if (tn > h->head_lim.max_target)
+            snprintf(msg, cap, "request target longer than %zu bytes", h->head_lim.max_target);
+        else
+            snprintf(msg, cap, "more than %d query parameters", h->head_lim.max_items);
+        return HTTP_URI_TOO_LONG;
+    }
+    if (head_size > h->head_lim.max_head ||
+        hs.n_fields + n_params + n_cookies > h->head_lim.max_items) {
+        if (head_size > h->head_lim.max_head)
+            snprintf(msg, cap, "request head longer than %zu bytes", h->head_lim.max_head);
+        else
+            snprintf(msg, cap, "more than %d header fields, query parameters and cookies together",
+                     h->head_lim.max_items);
+        return HTTP_FIELDS_TOO_LARGE;
+    }
+    /* libmicrohttpd takes HTTP/1.2 to 1.9 as 1.1; the door does not, nor does this. */
+    if (strcmp(version, "HTTP/1.1") && strcmp(version, "HTTP/1.0")) {
+        snprintf(msg, cap, "HTTP version not supported: HTTP/1.1 and 1.0 are");
+        return HTTP_VERSION_NOT_SUPP;
+    }
+    const char *bad = NULL;
+    if (cs && cs->uri_bad)
+        bad = "space or control byte in the request target";
+    else if (shape || (cs && cs->uri_at + cs->uri_len + 1 != (uintptr_t)version && hs.walk))
+        bad = "NUL byte, control byte or extra space in the request line";
+    else if (hs.bad_name)
+        bad = "header field name is not a token (whitespace before the colon?)";
+    else if (hs.bad_value)
+        bad = "control byte in a header field";
+    else if (hs.gap)
+        bad = "NUL byte or line folding in the header fields";
+    else if (cs && cs->nul)
+        bad = "NUL byte (%00) in the path or query";
+    else if (hs.cl_differ)
+        bad = "Content-Length given twice with different values";
+    else if (hs.n_te && hs.n_cl)
+        bad = "both Transfer-Encoding and Content-Length: send one";
+    else if (hs.n_te > 1 || (hs.n_te && strcasecmp(hs.te, "chunked")))
+        bad = "Transfer-Encoding not supported: only chunked (alone) is";
+    else if (hs.n_host > 1)
+        bad = "more than one Host field (RFC 9112 section 3.2)";
+    else if (!hs.n_host && !strcmp(version, "HTTP/1.1"))
+        bad = "HTTP/1.1 request without Host (RFC 9112 section 3.2)";
+    if (!bad)
+        return 0;
+    snprintf(msg, cap, "%s", bad);
+    return HTTP_BAD_REQUEST;
 }
 
 static bool health_route(srv_route r)
@@ -355,7 +511,7 @@ static http_conn *conn_of(struct MHD_Connection *c)
 }
 
 static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *url,
-                             const char *method, void **con_cls)
+                             const char *method, const char *version, void **con_cls)
 {
     http_conn *cs = conn_of(c);
     int expect = PH_HEAD;
@@ -383,12 +539,15 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
         .bands = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bands"),
         .scale = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "scale"),
     };
-    const char *bad = head_error(c, cs);
+    char bad[SRV_HEAD_MSG_MAX];
+    int bad_status = head_error(h, c, cs, method, url, version, bad, sizeof bad);
     srv_routes_begin(h->srv, r, &hd);
-    if (bad) { /* the framing or the bytes are wrong: nothing else about the request counts */
+    if (bad_status) { /* the framing or the bytes are wrong: nothing else about the request counts
+                       */
         srv_reply_clear(&r->reply);
-        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s", bad);
+        srv_reply_error(&r->reply, bad_status, "%s", bad);
         slot->close_after = true;
+        srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_BAD_HEAD);
     } else if (cs && cs->reserved && !health_route(r->route)) {
         srv_reply_clear(&r->reply);
         srv_reply_error(&r->reply, HTTP_UNAVAILABLE,
@@ -467,9 +626,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 {
     srv_http *h = cls;
     http_slot *slot = *con_cls;
-    (void)version;
     if (!slot)
-        return begin(h, c, url, method, con_cls);
+        return begin(h, c, url, method, version, con_cls);
     srv_request *r = &slot->req;
     http_conn *cs = slot->cs;
     if (cs && atomic_load(&cs->phase) == PH_DONE) { /* answered outside: drop, then close */
@@ -554,11 +712,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
             /* Completed: keep-alive, the next head's clock starts now. Any other end (or an
              * answer with Connection: close) closes the connection: it leaves the ordinary slots
              * now, not when libmicrohttpd gets round to closing it. */
-            atomic_compare_exchange_strong(&cs->phase, &ph,
-                                           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-                                                   !slot->close_after
-                                               ? PH_HEAD
-                                               : PH_DONE);
+            atomic_compare_exchange_strong(
+                &cs->phase, &ph,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && !slot->close_after ? PH_HEAD
+                                                                                 : PH_DONE);
         }
     }
     if (!atomic_load(&slot->answered)) { /* the client went away (or timed out) first */
@@ -600,11 +757,12 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         *socket_context = NULL;
         return;
     }
-    srv_metrics_conn_open_add(h->srv->metrics, 1);
+    /* (onespike_connections_open counted it when the door accepted it.) */
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_mutex_lock(&h->conn_mu);
-    int in_use = 0;
+    /* Connections the door still holds for their first head take ordinary slots too. */
+    int in_use = atomic_load(&h->n_pending);
     http_conn *cs = NULL;
     for (int i = 0; i < h->n_conns; i++) {
         /* A connection answered outside libmicrohttpd or cut (PH_DONE) is on its way out: it
@@ -628,6 +786,23 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     }
     pthread_mutex_unlock(&h->conn_mu);
     *socket_context = cs; /* NULL (no room, cannot happen): served, not supervised */
+}
+
+/* libmicrohttpd's view of the request target before it splits off the query and unescapes it
+ * in place: its address and raw length (for 414 and the layout walk in head_error) and whether
+ * it holds a space or a control byte (libmicrohttpd 0.9.75 takes "GET /a b HTTP/1.1", and a raw
+ * NUL ends the string early, which head_error sees from the addresses). The answer becomes the
+ * request's con_cls: NULL, which begin() expects. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)cls;
+    http_conn *cs = conn_of(c);
+    if (cs) {
+        cs->uri_at = (uintptr_t)uri;
+        cs->uri_len = strlen(uri);
+        cs->uri_bad = !srv_head_is_target(uri, cs->uri_len);
+    }
+    return NULL;
 }
 
 /* libmicrohttpd unescapes the path and each query key and value in place; a %00 would cut them
@@ -727,37 +902,190 @@ static void supervise(srv_http *h)
     pthread_mutex_unlock(&h->conn_mu);
 }
 
-/* Refused connections: drop what they send until they close or their time is up. */
-static void linger_refused(srv_http *h, uint64_t now)
+/* Connections the door answered: drop what they send until they close or their time is up. */
+static void linger_door(srv_http *h, uint64_t now)
 {
     char sink[4096];
     int k = 0;
-    for (int i = 0; i < h->n_refused; i++) {
-        refused_conn *rc = &h->refused[i];
+    for (int i = 0; i < h->n_lingering; i++) {
+        door_linger *dl = &h->lingering[i];
         ssize_t n;
-        while ((n = recv(rc->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0)
+        while ((n = recv(dl->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0)
             ;
         bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-        if (gone || now > rc->until_ns)
-            close(rc->fd);
+        if (gone || now > dl->until_ns)
+            close(dl->fd);
         else
-            h->refused[k++] = *rc;
+            h->lingering[k++] = *dl;
     }
-    h->n_refused = k;
+    h->n_lingering = k;
+}
+
+/* Write a whole answer on a connection the door owns, shut it for writing and let it linger (so
+ * the client reads the answer, not a reset); the door closes it later. */
+static void door_answer(srv_http *h, int fd, const char *answer, size_t len)
+{
+    if (len) {
+        ssize_t w = send(fd, answer, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w; /* a client that cannot take a few hundred bytes gets the close alone */
+    }
+    shutdown(fd, SHUT_WR);
+    if (h->n_lingering == DOOR_LINGER_MAX) {
+        close(fd);
+        return;
+    }
+    h->lingering[h->n_lingering++] = (door_linger){fd, os_clock_ns() + LINGER_NS};
 }
 
 /* Over --max-conns and the health reserve: a well-formed 503 at once, never the backlog. */
 static void refuse(srv_http *h, int fd)
 {
-    ssize_t w = send(fd, h->refused_answer, h->refused_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w;
     srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_MAX_CONNS);
-    shutdown(fd, SHUT_WR);
-    if (h->n_refused == REFUSED_LINGER_MAX) {
-        close(fd);
+    door_answer(h, fd, h->refused_answer, h->refused_len);
+}
+
+/* A pending connection's epoll tag: its descriptor and its index, so an event is never taken for
+ * a later connection in the same entry. */
+static uint64_t pending_tag(const srv_http *h, const door_pending *p)
+{
+    return (uint64_t)(uint32_t)p->fd << 32 | (uint64_t)(p - h->pending);
+}
+
+/* A pending connection leaves the door's watch (handed to libmicrohttpd, answered or closed).
+ * Closing a descriptor removes it from epoll by itself, but a handed-over one stays open. */
+static void pending_forget(srv_http *h, door_pending *p)
+{
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    p->fd = -1;
+    atomic_fetch_sub(&h->n_pending, 1);
+}
+
+/* A pending connection is gone without reaching libmicrohttpd: its place in open comes back. */
+static void pending_close(srv_http *h, door_pending *p)
+{
+    int fd = p->fd;
+    pending_forget(h, p);
+    close(fd);
+    atomic_fetch_sub(&h->open, 1);
+    srv_metrics_conn_open_add(h->srv->metrics, -1);
+}
+
+/* The first head was refused: our JSON answer instead of libmicrohttpd's HTML page (or of a head
+ * libmicrohttpd would have read differently), counted, logged, then lingering like a refusal. */
+static void pending_refuse(srv_http *h, door_pending *p, const srv_head_result *r, size_t seen)
+{
+    char buf[RAW_ANSWER_MAX];
+    size_t n = raw_answer_format(buf, sizeof buf, r->status, r->msg, NULL);
+    srv_metrics_count(h->srv->metrics, SRV_ROUTE_UNKNOWN, r->status);
+    srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_BAD_HEAD);
+    srv_logline l;
+    if (srv_log_begin(&l, SRV_LOG_INFO, "request")) {
+        srv_log_str(&l, "route", srv_route_name(SRV_ROUTE_UNKNOWN));
+        srv_log_int(&l, "status", r->status);
+        srv_log_int(&l, "head_bytes", (long long)seen);
+        srv_log_num(&l, "ms", (double)(os_clock_ns() - p->since_ns) / 1e6);
+        srv_log_str(&l, "error", r->msg);
+        srv_log_end(&l);
+    }
+    int fd = p->fd;
+    pending_forget(h, p);
+    atomic_fetch_sub(&h->open, 1);
+    srv_metrics_conn_open_add(h->srv->metrics, -1);
+    door_answer(h, fd, buf, n);
+}
+
+/* The first head is complete and acceptable: libmicrohttpd takes the connection and reads the
+ * same bytes from the kernel (the door only peeked). It stays in open until libmicrohttpd closes
+ * it (on_connection). */
+static void pending_admit(srv_http *h, door_pending *p)
+{
+    int fd = p->fd;
+    pending_forget(h, p);
+    if (MHD_add_connection(h->daemon, fd, (struct sockaddr *)&p->ss, p->sl) != MHD_YES) {
+        atomic_fetch_sub(&h->open, 1); /* libmicrohttpd closed it */
+        srv_metrics_conn_open_add(h->srv->metrics, -1);
+    }
+}
+
+/* Look at what a pending connection has sent so far, without consuming it, and act on it:
+ * admit, refuse or keep waiting. `hup`: the client closed its side (or the socket failed), so
+ * an incomplete head can never complete. With edge-triggered epoll the door hears of a pending
+ * connection again only when more bytes (or its end) arrive, so a client holding half a head
+ * costs no wake-ups; a peek that fills the buffer always decides (head.h). */
+static void pending_look(srv_http *h, door_pending *p, bool hup)
+{
+    ssize_t n = recv(p->fd, h->peek, sizeof h->peek, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+        srv_head_result r = srv_head_check(h->peek, (size_t)n, &h->head_lim);
+        if (r.state == SRV_HEAD_OK) {
+            pending_admit(h, p);
+            return;
+        }
+        if (r.state == SRV_HEAD_BAD) {
+            pending_refuse(h, p, &r, (size_t)n);
+            return;
+        }
+        if (!hup)
+            return;
+        log_cut("client closed its side in the middle of a request head", 0);
+        srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HALF_CLOSE);
+        pending_close(h, p);
         return;
     }
-    h->refused[h->n_refused++] = (refused_conn){fd, os_clock_ns() + LINGER_NS};
+    if (n == 0 || hup || (errno != EAGAIN && errno != EWOULDBLOCK))
+        pending_close(h, p); /* closed (or reset) before sending a head: nothing to answer */
+}
+
+/* Pending connections past --header-timeout are closed without an answer, as heads on
+ * libmicrohttpd's side are in supervise(); those silent for --conn-timeout are closed as
+ * libmicrohttpd closes its idle ones (quietly, not counted as cut). */
+static void supervise_pending(srv_http *h, uint64_t now)
+{
+    const srv_config *cfg = h->srv->cfg;
+    uint64_t head_ns = (uint64_t)cfg->header_timeout_s * NS_PER_S;
+    uint64_t idle_ns = (uint64_t)cfg->conn_timeout_s * NS_PER_S;
+    for (int i = 0; i < h->n_conns; i++) {
+        door_pending *p = &h->pending[i];
+        if (p->fd < 0)
+            continue;
+        if (now - p->since_ns > head_ns) {
+            log_cut("request head not complete within --header-timeout", cfg->header_timeout_s);
+            srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HEADER_TIMEOUT);
+            pending_close(h, p);
+        } else if (idle_ns && now - p->last_ns > idle_ns) {
+            pending_close(h, p);
+        }
+    }
+}
+
+/* An accepted connection waits for its first head. Most clients send the whole head in one
+ * write, often already there: it is looked at once before epoll, so the common case costs no
+ * extra wait. Pending connections count in open: at most n_conns of them (the limit), so there
+ * is always a free entry here. */
+static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, socklen_t sl)
+{
+    door_pending *p = NULL;
+    for (int i = 0; i < h->n_conns && !p; i++)
+        if (h->pending[i].fd < 0)
+            p = &h->pending[i];
+    if (!p) { /* cannot happen: open < n_conns */
+        close(fd);
+        atomic_fetch_sub(&h->open, 1);
+        srv_metrics_conn_open_add(h->srv->metrics, -1);
+        return;
+    }
+    uint64_t now = os_clock_ns();
+    *p = (door_pending){.fd = fd, .since_ns = now, .last_ns = now, .ss = *ss, .sl = sl};
+    atomic_fetch_add(&h->n_pending, 1);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = pending_tag(h, p)};
+    /* Registered first: bytes arriving between the look below and a later registration would
+     * raise no edge. An edge-triggered registration of a readable socket reports it at once. */
+    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+        pending_close(h, p);
+        return;
+    }
+    pending_look(h, p, false);
 }
 
 static void accept_all(srv_http *h)
@@ -774,26 +1102,57 @@ static void accept_all(srv_http *h)
             continue;
         }
         atomic_fetch_add(&h->open, 1);
-        if (MHD_add_connection(h->daemon, fd, (struct sockaddr *)&ss, sl) != MHD_YES)
-            atomic_fetch_sub(&h->open, 1); /* libmicrohttpd closed it */
+        srv_metrics_conn_open_add(h->srv->metrics, 1);
+        pending_add(h, fd, &ss, sl);
     }
 }
 
 /* The door thread: accepts (libmicrohttpd runs without a listening socket of its own, so no
- * connection ever waits unanswered in the kernel's backlog), refuses beyond the limits, and
- * supervises the open connections every TICK_MS. */
+ * connection ever waits unanswered in the kernel's backlog), refuses beyond the limits, holds
+ * each new connection until its first head is complete and checked (head.h), and supervises the
+ * open connections every TICK_MS. One epoll set: the wake pipe and the listening socket
+ * level-triggered, pending connections edge-triggered (their peeked bytes stay unread, so
+ * level-triggered they would wake the door at once, forever). */
 static void *door_main(void *arg)
 {
     srv_http *h = arg;
+    struct epoll_event ev[DOOR_EVENTS];
+    uint64_t supervised = 0;
     while (!atomic_load(&h->stopping)) {
-        struct pollfd p[2] = {
-            {.fd = h->wake[0], .events = POLLIN},
-            {.fd = atomic_load(&h->quiesced) ? -1 : h->listen_fd, .events = POLLIN}};
-        int n = poll(p, 2, TICK_MS);
-        if (n > 0 && (p[1].revents & POLLIN) && !atomic_load(&h->quiesced))
-            accept_all(h);
-        linger_refused(h, os_clock_ns());
-        supervise(h);
+        if (h->listen_watched && atomic_load(&h->quiesced)) {
+            epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->listen_fd, NULL);
+            h->listen_watched = false;
+        }
+        /* Wake for events, and at the next tick at the latest (rounded up, so it is due then). */
+        uint64_t now = os_clock_ns(), due = supervised + TICK_NS;
+        int wait_ms = now >= due ? 0 : (int)((due - now + NS_PER_MS - 1) / NS_PER_MS);
+        int n = epoll_wait(h->epfd, ev, DOOR_EVENTS, wait_ms);
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = ev[i].data.u64;
+            if (tag == TAG_WAKE)
+                continue; /* stopping: seen at the top */
+            if (tag == TAG_LISTEN) {
+                if (!atomic_load(&h->quiesced))
+                    accept_all(h);
+                continue;
+            }
+            door_pending *p = &h->pending[(uint32_t)tag];
+            /* A socket handed over or closed earlier in this batch is no longer ours. */
+            if (p->fd >= 0 && pending_tag(h, p) == tag) {
+                p->last_ns = os_clock_ns();
+                pending_look(h, p, ev[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+            }
+        }
+        /* The rounds over every connection once per tick, not after each event: a connection now
+         * wakes the door twice (accepted, then its head), and the common path should not pay for
+         * a walk of the table each time. */
+        now = os_clock_ns();
+        if (now >= supervised + TICK_NS) {
+            supervised = now;
+            linger_door(h, now);
+            supervise_pending(h, now);
+            supervise(h);
+        }
     }
     return NULL;
 }
@@ -867,14 +1226,23 @@ os_status srv_http_start(srv_server *s, srv_http **out)
         return os_fail(OS_ENOMEM, "no memory for the HTTP server");
     h->srv = s;
     h->listen_fd = -1;
+    h->epfd = -1;
     h->wake[0] = h->wake[1] = -1;
+    h->head_lim = srv_head_default_limits();
+    h->mhd_layout = !strcmp(MHD_get_version(), "0.9.75");
+    if (!h->mhd_layout)
+        srv_log_detail(SRV_LOG_WARN, "start-up",
+                       "libmicrohttpd %s, not 0.9.75: a raw NUL in a header field of a later "
+                       "request on a keep-alive connection is not detected",
+                       MHD_get_version());
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->conn_mu, NULL);
     h->n_conns = cfg->max_conns + SRV_HEALTH_RESERVE;
     h->n_slots = h->n_conns + SLOT_MARGIN;
     h->slots = calloc((size_t)h->n_slots, sizeof *h->slots);
     h->conns = calloc((size_t)h->n_conns, sizeof *h->conns);
-    if (!h->slots || !h->conns) {
+    h->pending = calloc((size_t)h->n_conns, sizeof *h->pending);
+    if (!h->slots || !h->conns || !h->pending) {
         st = os_fail(OS_ENOMEM, "no memory for %d connection slots", h->n_slots);
         goto out;
     }
@@ -892,20 +1260,32 @@ os_status srv_http_start(srv_server *s, srv_http **out)
         st = os_fail(OS_EIO, "cannot create a pipe: %s", strerror(errno));
         goto out;
     }
+    for (int i = 0; i < h->n_conns; i++)
+        h->pending[i].fd = -1;
     if ((st = open_listener(cfg->listen, cfg->port, &h->listen_fd, &family, &h->port)))
         goto out;
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event wake_ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
+    struct epoll_event listen_ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
+    if (h->epfd < 0 || epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->wake[0], &wake_ev) ||
+        epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->listen_fd, &listen_ev)) {
+        st = os_fail(OS_EIO, "cannot set up epoll for the connection thread: %s", strerror(errno));
+        goto out;
+    }
+    h->listen_watched = true;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* libmicrohttpd's own limit is above ours: the door thread admits, so libmicrohttpd never
      * stops reading its (absent) listening socket and never refuses on its own. */
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
-                                 on_mhd_log, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->n_slots,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                                 MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, h, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->n_slots, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)cfg->conn_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
+        h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)SRV_HEAD_MHD_MEMORY, MHD_OPTION_END);
     if (!h->daemon) {
         st = os_fail(OS_EIO, "libmicrohttpd could not start on %s port %d", cfg->listen, h->port);
         goto out;
@@ -915,6 +1295,7 @@ os_status srv_http_start(srv_server *s, srv_http **out)
         goto out;
     }
     h->door_started = true;
+    pthread_setname_np(h->door, "onespike-door");
 out:
     if (st) {
         srv_http_stop(h);
@@ -957,8 +1338,13 @@ void srv_http_stop(srv_http *h)
         MHD_stop_daemon(h->daemon);
     if (h->listen_fd >= 0)
         close(h->listen_fd);
-    for (int i = 0; i < h->n_refused; i++)
-        close(h->refused[i].fd);
+    for (int i = 0; i < h->n_lingering; i++)
+        close(h->lingering[i].fd);
+    for (int i = 0; h->pending && i < h->n_conns; i++)
+        if (h->pending[i].fd >= 0)
+            close(h->pending[i].fd);
+    if (h->epfd >= 0)
+        close(h->epfd);
     for (int i = 0; i < 2; i++)
         if (h->wake[i] >= 0)
             close(h->wake[i]);
@@ -968,6 +1354,7 @@ void srv_http_stop(srv_http *h)
     }
     free(h->slots);
     free(h->conns);
+    free(h->pending);
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->conn_mu);
     free(h);

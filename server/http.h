@@ -1,8 +1,10 @@
 /* http.h - the libmicrohttpd side: listening socket, request lifecycle, suspend/resume around
  * the worker pool, sending answers, access logs and request metrics.
  *
- * A door thread accepts connections (503 at once beyond --max-conns and the health reserve) and
- * every 100 ms enforces the head and body deadlines and cuts clients that half-closed mid-request.
+ * A door thread accepts connections (503 at once beyond --max-conns and the health reserve),
+ * holds each until its first request head is complete and checked as bytes (head.h; a bad one
+ * is answered there with our JSON error), and every 100 ms enforces the head and body deadlines
+ * and cuts clients that half-closed mid-request.
  * libmicrohttpd's epoll thread parses HTTP and collects bodies into buffers grown as the bytes
  * arrive, within --max-body and --body-budget. Inference requests are handed to the worker pool
  * with the connection suspended; the worker resumes it with the answer. Request and connection

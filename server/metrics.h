@@ -13,7 +13,9 @@
  *                                                  body_timeout, half_close)
  *   onespike_connections_refused_total{reason}     counter (max_conns: at the door, or a
  *                                                  non-health request in the health reserve;
- *                                                  budget: a body over --body-budget)
+ *                                                  budget: a body over --body-budget;
+ *                                                  bad_head: a malformed head or one over the
+ *                                                  head limits, at the door or keep-alive)
  *   onespike_queue_depth, onespike_queue_capacity  gauges
  *   onespike_workers, onespike_workers_busy        gauges
  *   onespike_ready                                 gauge (0 while draining)
@@ -55,6 +57,7 @@ typedef enum {
 typedef enum {
     SRV_REFUSE_MAX_CONNS = 0, /* beyond --max-conns and the health reserve */
     SRV_REFUSE_BUDGET,        /* its body did not fit in --body-budget */
+    SRV_REFUSE_BAD_HEAD,      /* its head was malformed or over a limit (400, 413, 414, 431, 505) */
     SRV_REFUSE_COUNT
 } srv_refuse_reason;
 

@@ -105,6 +105,18 @@ def trickle(k, data, stop, every=0.1):
         time.sleep(every)
 
 
+def door_cpu(pid):
+    """CPU seconds used by the server's door thread (named onespike-door)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() != "onespike-door":
+                continue
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
+
+
 def live(port):
     try:
         c = http.client.HTTPConnection(HOST, port, timeout=BOUND_S)
@@ -137,6 +149,8 @@ def rss(port):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+        return print(__doc__) or 0
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     t_start = time.time()
     tmp = tempfile.mkdtemp(prefix="onespike-abuse-")
@@ -286,6 +300,101 @@ def main():
         row(name, f"{want} JSON, one answer", status_of(raw),
             status_of(raw) == want and is_json_error(raw) and raw.count(b"HTTP/1.1 ") == 1)
 
+    # 5. malformed or over-long heads: our JSON, first request (the door) and keep-alive
+    live_head = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n"
+    bad_heads = [
+        ("414 target 5 KiB", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, True),
+        ("414 request line 64 KiB unended", b"GET /" + b"a" * 65536, 414, False),
+        ("431 head 20 KiB", live_head + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n", 431, True),
+        ("431 head 40 KiB (keep-alive: libmicrohttpd's own, HTML)",
+         live_head + b"X-Pad: " + b"a" * 40000 + b"\r\n\r\n", 431, False),
+        ("431 65 header fields", live_head + b"".join(b"X-%d: v\r\n" % i for i in range(64)) +
+         b"\r\n", 431, True),
+        ("431 Cookie of 200 cookies", live_head + b"Cookie: " + b";".join(b"c=1"
+                                                                        for _ in range(200)) +
+         b"\r\n\r\n", 431, True),
+        ("505 HTTP/2.0", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, False),
+        ("505 HTTP/1.2", b"GET /v2/health/live HTTP/1.2\r\nHost: x\r\n\r\n", 505, True),
+        ("400 Content-Length abc", HEAD + b"Content-Length: abc\r\n\r\n", 400, False),
+        ("413 Content-Length 2^70", HEAD + b"Content-Length: 1180591620717411303424\r\n\r\n",
+         413, False),
+        ("400 HTTP/1.1 without Host", b"GET /v2/health/live HTTP/1.1\r\n\r\n", 400, True),
+        ("400 raw NUL in a header value", live_head + b"X-A: a\x00b\r\n\r\n", 400, True),
+        ("400 raw NUL in the target", b"GET /v2/health/live\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+         400, True),
+        ("400 control byte in a value", live_head + b"X-A: \x1b]0;x\x07\r\n\r\n", 400, True),
+        ("400 bare CR", live_head + b"X-A: a\rX-B: b\r\n\r\n", 400, True),
+        ("400 no colon", live_head + b"X-A\r\n\r\n", 400, False),
+        ("400 space before colon", live_head + b"Host : y\r\n\r\n", 400, True),
+        ("400 obs-fold", live_head + b"X-A: a\r\n\tb\r\n\r\n", 400, True),
+    ]
+    for name, data, want, keep_alive in bad_heads:
+        k = socket.create_connection((HOST, port), timeout=BOUND_S)
+        try:
+            k.sendall(data)
+        except OSError:
+            pass
+        raw = read_until_close(k, timeout=BOUND_S)
+        k.close()
+        row("first head: " + name, f"{want} JSON", status_of(raw),
+            status_of(raw) == want and is_json_error(raw))
+        if not keep_alive:
+            continue
+        k = socket.create_connection((HOST, port), timeout=BOUND_S)
+        k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"{\"live\":true}" not in first:
+            c = k.recv(4096)
+            if not c:
+                break
+            first += c
+        try:
+            k.sendall(data)
+        except OSError:
+            pass
+        raw = read_until_close(k, timeout=BOUND_S)
+        k.close()
+        row("keep-alive head: " + name, f"{want} JSON, closed", status_of(raw),
+            status_of(first) == 200 and status_of(raw) == want and is_json_error(raw))
+    # a burst of bad heads (more than the door lingers at once): answered or reset, never stuck
+    socks = []
+    for _ in range(200):
+        k = socket.create_connection((HOST, port), timeout=BOUND_S)
+        k.sendall(b"GET / HTTP/1.1\r\nX-A: \x00\r\n\r\n")
+        socks.append(k)
+    outs = [read_until_close(k, timeout=BOUND_S) for k in socks]
+    for k in socks:
+        k.close()
+    answered = sum(1 for o in outs if status_of(o) == 400 and is_json_error(o))
+    row("200 bad heads in a burst", "400 JSON (or reset), live", f"{answered}/200 JSON",
+        answered > 0 and live(port))
+    # half heads held on every slot: the door sleeps (edge-triggered), cut at header-timeout
+    socks = [socket.create_connection((HOST, port)) for _ in range(MAX_CONNS - 1)]
+    for k in socks:
+        k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
+    time.sleep(0.3)
+    cpu0 = door_cpu(proc.pid)
+    time.sleep(2)
+    cpu1 = door_cpu(proc.pid)
+    row("door CPU, max-conns half heads held 2 s", "< 0.1 s", f"{cpu1 - cpu0:.2f} s",
+        cpu1 - cpu0 < 0.1)
+    outs = [read_until_close(k, timeout=BOUND_S) for k in socks]
+    row("half heads held (header-timeout 3 s)", "closed", f"{sum(not o for o in outs)}/"
+        f"{len(outs)} closed", all(not o for o in outs))
+    for k in socks:
+        k.close()
+    # a head in 40 pieces, 50 ms apart
+    k = socket.create_connection((HOST, port), timeout=BOUND_S)
+    k.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-P: " + \
+        b"p" * 100 + b"\r\n\r\n"
+    for i in range(0, len(data), 4):
+        k.sendall(data[i:i + 4])
+        time.sleep(0.05)
+    raw = read_until_close(k, timeout=BOUND_S)
+    k.close()
+    row("a head in 40 pieces", "200", status_of(raw), status_of(raw) == 200)
+
     # 8. chunked
     c = http.client.HTTPConnection(HOST, port, timeout=BOUND_S)
     c.request("POST", "/v2/models/m/classify", body=iter([jpeg[:5000], jpeg[5000:]]),
@@ -318,7 +427,7 @@ def main():
     cut = {r: int(m[f'onespike_connections_closed_total{{reason="{r}"}}'])
            for r in ("header_timeout", "body_timeout", "half_close")}
     refused = {r: int(m[f'onespike_connections_refused_total{{reason="{r}"}}'])
-               for r in ("max_conns", "budget")}
+               for r in ("max_conns", "budget", "bad_head")}
     row("cuts counted (header, body, half-close)", f">= {MAX_CONNS - 1}, {MAX_CONNS - 1}, "
         f"{3 * MAX_CONNS}", f"{cut['header_timeout']}, {cut['body_timeout']}, "
         f"{cut['half_close']}; refused {refused}",

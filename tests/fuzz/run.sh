@@ -11,7 +11,7 @@ BUILD=${1:?usage: run.sh BUILD_DIR SECONDS [HARNESS...]}
 SECS=${2:?usage: run.sh BUILD_DIR SECONDS [HARNESS...]}
 shift 2
 HARNESSES=("$@")
-[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(jpeg raster multipart oip b64 routes model dataset_list)
+[ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(jpeg raster multipart oip b64 head routes model dataset_list)
 
 fuzz_one() {
     local h=$1 out="$BUILD/fuzz-corpus/$1" log="$BUILD/fuzz-$1.log"
