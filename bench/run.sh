@@ -10,6 +10,7 @@
 # Env: BENCH_ITERS (timed calls per configuration; default 300, quick 30), BENCH_WARMUP (20 / 5),
 # BENCH_SERVE_SECS (wrk seconds per connection level; 10 / 2), BENCH_BUILD (build-release),
 # BENCH_MODEL (models/ucm-msresnet18-t1.safetensors), BENCH_DATA (../shared/data/ucmerced),
+# BENCH_NAME (the results file name instead of the date: a second run on one day),
 # BENCH_KEEP=1 keeps the run folder (input tensors, ONNX file, logits, raw JSON) and names it.
 #
 # BENCH_INT8_ALL=0 skips ORT int8's agreement on every image of BENCH_DATA (on the 50 it runs).
@@ -206,7 +207,7 @@ fi
 
 # ---- summary ------------------------------------------------------------------------------
 mkdir -p bench/results
-DAY=$(date +%F)
+DAY=${BENCH_NAME:-$(date +%F)} # BENCH_NAME: another file name (a second run on one day)
 SUFFIX=; NOTE=
 if [ $QUICK = 1 ]; then
     SUFFIX=.quick
