@@ -22,6 +22,7 @@ static const char *const messages[OS_ECOUNT] = {
     [OS_ECORRUPT] = "corrupt data",
     [OS_ETOOBIG] = "input too large",
     [OS_EMISMATCH] = "input does not fit the model",
+    [OS_ECANCELED] = "stopped before the end (cancelled or past its deadline)",
 };
 
 const char *os_strerror(os_status st)

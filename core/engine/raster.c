@@ -1,5 +1,5 @@
 /* raster.c - rasters through GDAL (GTiff, PNG, JP2OpenJPEG only); see raster.h. The only file
- * of the project that includes GDAL's headers. */
+ * of the project that reads pixels through GDAL (scenemap.c uses its CRS code and writers). */
 #include "onespike/raster.h"
 
 #include <assert.h>

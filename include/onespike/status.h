@@ -24,6 +24,7 @@ typedef enum {
     OS_ECORRUPT,    /* corrupt or truncated image data */
     OS_ETOOBIG,     /* input over a configured limit */
     OS_EMISMATCH,   /* input that decodes but does not fit the model (bands, data type) */
+    OS_ECANCELED,   /* a long run stopped: cancelled, or past its deadline */
     OS_ECOUNT       /* number of codes; not a status */
 } os_status;
 

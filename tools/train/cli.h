@@ -35,5 +35,6 @@ int cmd_init(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_stac(int argc, char **argv);
+int cmd_map(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const char usage[] =
     "  eval --model M --data DIR     top-1/top-5, per-class accuracy, confusion matrix\n"
     "  init --arch A --out FILE ...  write an untrained model of a recipe (for tests and demos)\n"
     "  stac --model M [--out FILE]   the model's input/output as a STAC MLM Item (JSON)\n"
+    "  map --model M --in SCENE --out MAP.geojson [--raster MAP.tif]\n"
+    "                                classify a whole scene window by window: GeoJSON, COG\n"
     "\n"
     "'" CLI_PROG " COMMAND --help' describes each command's options.\n";
 
@@ -39,6 +41,8 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "stac"))
         return cmd_stac(argc - 1, argv + 1);
+    if (!strcmp(cmd, "map"))
+        return cmd_map(argc - 1, argv + 1);
     if (!strcmp(cmd, "init"))
         return cmd_init(argc - 1, argv + 1);
     fprintf(stderr, "%s: unknown command \"%s\"\n\n%s", CLI_PROG, cmd, usage);
