@@ -4,6 +4,8 @@
 
 #include "cli.h"
 
+void openblas_set_num_threads(int num_threads);
+
 static const char usage[] =
     "usage: " CLI_PROG " COMMAND [options]\n"
     "\n"
@@ -31,6 +33,11 @@ int main(int argc, char **argv)
         fputs(usage, stdout);
         return CLI_OK;
     }
+    /* The engine's sessions are single-threaded (its convolutions on the image call SGEMM);
+     * classify, eval and map run one session per thread of their own. OpenBLAS's own threads
+     * would only spin beside them (a third of map's time went to their sched_yield). fit
+     * chooses its BLAS threads itself (--threads). */
+    openblas_set_num_threads(1);
     if (!strcmp(cmd, "inspect"))
         return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "classify"))
