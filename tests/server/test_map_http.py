@@ -5,7 +5,7 @@ options; malformed parameters 400 naming the parameter, a GIF or a JPEG 415, ban
 or window_m on a raster without georeferencing 422, a body over --map-max-body 413 (at the head
 from its Content-Length, and mid-body when chunked), --map-timeout passed 504; with --workers 2
 a second map is refused 503 with Retry-After at its head while one runs, classify still answers
-200, and SIGTERM cancels the running map (503) and exits 0.
+200, and SIGTERM cancels the running map (503) and exits 0; --token-file guards map.
 
 Nothing depends on the machine's speed: the "endless" map is the mosaic at stride 1 with
 16-pixel windows (247009 windows, each resized to 256x256 through ResNet-18: tens of minutes
@@ -111,6 +111,7 @@ def main():
         answers(env, s, scene, tif, png_bytes)
         busy(env, s, tif)
         limits(env, s, tif)
+        token(env, s, tif)
     finally:
         env.cleanup()
     return s.done()
@@ -276,6 +277,24 @@ def limits(env, s, tif):
         st, _, body = srv_chunked(srv, "/v2/models/ucm/map?window=256", tif + b"\0" * 17)
         s.check("chunked over --map-max-body: 413 JSON naming it",
                 st == 413 and b"--map-max-body" in body, (st, body[:200]))
+        s.check("SIGTERM: exit 0", srv.stop() == 0)
+    finally:
+        srv.kill()
+
+
+def token(env, s, tif):
+    path = os.path.join(env.tmp, "token")
+    with open(path, "w") as f:
+        f.write("s3cret-map\n")
+    srv = Server(env, ["--model", f"ucm={MODEL}", "--workers", "1", "--token-file", path],
+                 name="token")
+    try:
+        st, h, d = post_map(srv, tif, "?window=256")
+        s.check("--token-file: a map without the token is 401",
+                st == 401 and "www-authenticate" in h, (st, d))
+        st, _, d = post_map(srv, tif, "?window=256", {"Authorization": "Bearer s3cret-map"})
+        s.check("with it: 200 (one worker: one map allowed)",
+                st == 200 and len(d.get("features", [])) == 4, (st, d))
         s.check("SIGTERM: exit 0", srv.stop() == 0)
     finally:
         srv.kill()
