@@ -26,6 +26,8 @@ enum {
     OPT_HEADER_TIMEOUT,
     OPT_BODY_TIMEOUT,
     OPT_BODY_BUDGET,
+    OPT_MAP_MAX_BODY,
+    OPT_MAP_TIMEOUT,
     OPT_MAX_BATCH,
     OPT_BATCH_DELAY,
     OPT_LOG_LEVEL,
@@ -58,6 +60,8 @@ static const opt_def opt_defs[] = {
     {"header-timeout", "ONESPIKE_HEADER_TIMEOUT", OPT_HEADER_TIMEOUT, true},
     {"body-timeout", "ONESPIKE_BODY_TIMEOUT", OPT_BODY_TIMEOUT, true},
     {"body-budget", "ONESPIKE_BODY_BUDGET", OPT_BODY_BUDGET, true},
+    {"map-max-body", "ONESPIKE_MAP_MAX_BODY", OPT_MAP_MAX_BODY, true},
+    {"map-timeout", "ONESPIKE_MAP_TIMEOUT", OPT_MAP_TIMEOUT, true},
     {"max-batch", "ONESPIKE_MAX_BATCH", OPT_MAX_BATCH, true},
     {"batch-delay-us", "ONESPIKE_BATCH_DELAY_US", OPT_BATCH_DELAY, true},
     {"log-level", "ONESPIKE_LOG_LEVEL", OPT_LOG_LEVEL, true},
@@ -100,8 +104,15 @@ void srv_config_print_help(FILE *f)
         "  --max-pixels N      image width*height limit, JPEG or raster (default %zu); over\n"
         "                      it: 422, checked from the header before decoding;\n"
         "                      env ONESPIKE_MAX_PIXELS\n"
-        "  --deadline-ms MS    answer within this or 504 (default %d)\n"
-        "                      env ONESPIKE_DEADLINE_MS\n"
+        "  --deadline-ms MS    answer within this or 504 (default %d); not for maps\n"
+        "                      (--map-timeout); env ONESPIKE_DEADLINE_MS\n"
+        "  --map-max-body BYTES body limit of the map route instead of --max-body (default\n"
+        "                      %zuM: a scene is many chips); --body-budget still bounds all\n"
+        "                      bodies together (the default is lowered to it); over it: 413\n"
+        "                      env ONESPIKE_MAP_MAX_BODY\n"
+        "  --map-timeout S     a map must be done S seconds after its head arrived, else\n"
+        "                      504 (default %d; --deadline-ms does not apply to maps)\n"
+        "                      env ONESPIKE_MAP_TIMEOUT\n"
         "  --drain-ms MS       on SIGTERM/SIGINT, time to finish the requests received\n"
         "                      (default %d); env ONESPIKE_DRAIN_MS\n"
         "  --conn-timeout S    close connections idle for S seconds (default %d)\n"
@@ -123,8 +134,8 @@ void srv_config_print_help(FILE *f)
         "  --log-level L       debug, info, warn or error (default info)\n"
         "                      env ONESPIKE_LOG_LEVEL\n"
         "  --token-file FILE   require 'Authorization: Bearer <token>' (the file's first\n"
-        "                      line) on infer and classify; never on health, metadata or\n"
-        "                      metrics (default: none); env ONESPIKE_TOKEN_FILE\n"
+        "                      line) on infer, classify and map; never on health, metadata\n"
+        "                      or metrics (default: none); env ONESPIKE_TOKEN_FILE\n"
         "  --probe URL         GET URL (loopback only) and exit 0 if it answers 200, else 1\n"
         "                      (for container health checks; serves nothing)\n"
         "  --version           print the version\n"
@@ -134,13 +145,17 @@ void srv_config_print_help(FILE *f)
         "/v2/models/NAME/ready, /metrics; POST /v2/models/NAME/infer (OIP JSON),\n"
         "/v2/models/NAME/classify (image/jpeg, image/tiff, image/png, image/jp2, or\n"
         "multipart/form-data field \"image\"; ?top_k=N, ?bands=R,G,B, ?scale=none|range:LO,HI|\n"
-        "percentile:LO,HI for rasters; bands or data type the model cannot read: 422).\n",
+        "percentile:LO,HI for rasters; bands or data type the model cannot read: 422),\n"
+        "/v2/models/NAME/map (image/tiff, image/png, image/jp2: a scene, answered as GeoJSON;\n"
+        "?window=PX or ?window_m=M, ?stride=PX, ?top_k, ?bands, ?scale; one worker per map,\n"
+        "at most max(1, workers - 1) maps at once, beyond: 503 with Retry-After; SIGTERM\n"
+        "cancels running maps: 503).\n",
         SRV_MAX_MODELS, SRV_DEFAULT_LISTEN, SRV_DEFAULT_PORT, cores > 0 ? cores : 1,
         SRV_DEFAULT_QUEUE, SRV_DEFAULT_MAX_BODY >> 20, SRV_DEFAULT_BODY_BUDGET >> 20,
-        SRV_DEFAULT_MAX_PIXELS, SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_DRAIN_MS,
-        SRV_DEFAULT_CONN_TIMEOUT_S, SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S,
-        SRV_DEFAULT_MAX_CONNS, SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH,
-        (long)SRV_DEFAULT_BATCH_DELAY_US);
+        SRV_DEFAULT_MAX_PIXELS, SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_MAP_MAX_BODY >> 20,
+        SRV_DEFAULT_MAP_TIMEOUT_S, SRV_DEFAULT_DRAIN_MS, SRV_DEFAULT_CONN_TIMEOUT_S,
+        SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S, SRV_DEFAULT_MAX_CONNS,
+        SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US);
 }
 
 #if defined(__GNUC__)
@@ -313,6 +328,17 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
             return bad_value(o->flag, where, "\"%s\": expected bytes 1..16G (K/M/G suffixes)", v);
         cfg->body_budget = z;
         return true;
+    case OPT_MAP_MAX_BODY:
+        if (!parse_size(v, 1, SRV_MAX_BODY_LIMIT, &z))
+            return bad_value(o->flag, where, "\"%s\": expected bytes 1..1G (K/M/G suffixes)", v);
+        cfg->map_max_body = z;
+        return true;
+    case OPT_MAP_TIMEOUT:
+        if (!os_parse_long(v, 1, SRV_MAX_TIMEOUT_S, &l))
+            return bad_value(o->flag, where, "\"%s\": expected seconds 1..%d", v,
+                             SRV_MAX_TIMEOUT_S);
+        cfg->map_timeout_s = (int)l;
+        return true;
     case OPT_MAX_CONNS:
         if (!os_parse_long(v, 1, SRV_MAX_CONNS_LIMIT, &l))
             return bad_value(o->flag, where, "\"%s\": expected 1..%d", v, SRV_MAX_CONNS_LIMIT);
@@ -360,6 +386,8 @@ static void set_defaults(srv_config *cfg)
     cfg->header_timeout_s = SRV_DEFAULT_HEADER_TIMEOUT_S;
     cfg->body_timeout_s = SRV_DEFAULT_BODY_TIMEOUT_S;
     cfg->body_budget = SRV_DEFAULT_BODY_BUDGET;
+    cfg->map_max_body = SRV_DEFAULT_MAP_MAX_BODY;
+    cfg->map_timeout_s = SRV_DEFAULT_MAP_TIMEOUT_S;
     cfg->max_batch = SRV_DEFAULT_MAX_BATCH;
     cfg->batch_delay_us = SRV_DEFAULT_BATCH_DELAY_US;
     cfg->log_level = SRV_LOG_INFO;
@@ -423,6 +451,23 @@ srv_config_result srv_config_parse(int argc, char **argv, srv_config *cfg)
                 "%s: --body-budget %zu is below --max-body %zu: no body of the largest size "
                 "could ever be received\n(see '%s --help')\n",
                 SRV_PROG, cfg->body_budget, cfg->max_body, SRV_PROG);
+        return SRV_CONFIG_USAGE;
+    }
+    bool map_body_given = false;
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (opt_defs[i].id == OPT_MAP_MAX_BODY && getenv(opt_defs[i].env) &&
+            *getenv(opt_defs[i].env))
+            map_body_given = true;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lopts, NULL)) != -1)
+        map_body_given |= ch == OPT_MAP_MAX_BODY;
+    if (cfg->body_budget < cfg->map_max_body && !map_body_given)
+        cfg->map_max_body = cfg->body_budget; /* the default scene limit, within a small budget */
+    if (cfg->body_budget < cfg->map_max_body) {
+        fprintf(stderr,
+                "%s: --body-budget %zu is below --map-max-body %zu: no scene of the largest size "
+                "could ever be received\n(see '%s --help')\n",
+                SRV_PROG, cfg->body_budget, cfg->map_max_body, SRV_PROG);
         return SRV_CONFIG_USAGE;
     }
     if (!cfg->probe_url[0] && cfg->n_models == 0) {

@@ -38,6 +38,10 @@
 #define SRV_DEFAULT_HEADER_TIMEOUT_S 10
 #define SRV_DEFAULT_BODY_TIMEOUT_S 60   /* 8 MB in 60 s is 140 KB/s, slower than any pipeline */
 #define SRV_DEFAULT_BODY_BUDGET    ((size_t)256 << 20)
+/* A scene is many chips: a 64 MiB GeoTIFF holds a few thousand 256x256 windows. Still within
+ * the default --body-budget, which bounds every body held at once, maps included. */
+#define SRV_DEFAULT_MAP_MAX_BODY   ((size_t)64 << 20)
+#define SRV_DEFAULT_MAP_TIMEOUT_S  120
 
 /* Ranges accepted for the numeric settings. */
 #define SRV_MAX_WORKERS     256
@@ -74,6 +78,9 @@ typedef struct {
     int header_timeout_s; /* a request head not complete this long after it began: closed */
     int body_timeout_s;   /* a body not complete this long after its head: 408 */
     size_t body_budget;   /* bytes of request bodies held at once, all connections together */
+    size_t map_max_body;  /* map request body bytes, at most (instead of max_body); the default
+                             is lowered to body_budget when that is smaller */
+    int map_timeout_s;    /* a map not done this long after its head: 504 (instead of deadline_ms) */
     int max_conns;      /* concurrent connections */
     int max_batch;      /* classify requests of one model a worker runs together */
     long batch_delay_us; /* how long a worker waits for a batch to fill (0: never) */

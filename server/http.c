@@ -216,7 +216,8 @@ static void log_request(const http_slot *slot, int status, double ms)
     srv_log_int(&l, "status", status);
     srv_log_int(&l, "bytes_in", (long long)r->body_len);
     srv_log_num(&l, "ms", ms);
-    if (r->route == SRV_ROUTE_INFER || r->route == SRV_ROUTE_CLASSIFY) {
+    if (r->route == SRV_ROUTE_INFER || r->route == SRV_ROUTE_CLASSIFY ||
+        r->route == SRV_ROUTE_MAP) {
         srv_log_num(&l, "queue_ms", r->queue_ms);
         srv_log_num(&l, "decode_ms", r->decode_ms);
         srv_log_num(&l, "compute_ms", r->compute_ms);
@@ -538,6 +539,9 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
         .top_k = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "top_k"),
         .bands = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bands"),
         .scale = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "scale"),
+        .window = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "window"),
+        .window_m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "window_m"),
+        .stride = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "stride"),
     };
     char bad[SRV_HEAD_MSG_MAX];
     int bad_status = head_error(h, c, cs, method, url, version, bad, sizeof bad);
@@ -580,15 +584,17 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
     return MHD_YES;
 }
 
-/* Make room for `more` bytes of body: doubling, within the request's limit and the server's
- * body budget. False with the status to answer. */
+/* Make room for `more` bytes of body: doubling, within the request's limit (its Content-Length,
+ * or when chunked the route's: --max-body, --map-max-body for map) and the server's body budget.
+ * False with the status to answer. */
 static bool body_grow(srv_http *h, srv_request *r, size_t more, int *status, const char **msg)
 {
     const srv_config *cfg = h->srv->cfg;
-    size_t limit = r->body_chunked ? cfg->max_body : r->body_expected;
+    size_t limit = r->body_chunked ? r->body_limit : r->body_expected;
     if (more > limit - r->body_len) {
         *status = HTTP_TOO_LARGE;
-        *msg = "body over the limit of --max-body bytes";
+        *msg = r->route == SRV_ROUTE_MAP ? "body over the limit of --map-max-body bytes"
+                                         : "body over the limit of --max-body bytes";
         return false;
     }
     size_t need = r->body_len + more;
@@ -729,6 +735,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         log_request(slot, HTTP_CLIENT_CLOSED, (double)(os_clock_ns() - slot->req.t_start_ns) / 1e6);
     }
     *con_cls = NULL;
+    srv_routes_release(h->srv, &slot->req);
     slot_put(h, slot);
     srv_metrics_inflight_add(h->srv->metrics, -1);
     atomic_fetch_sub(&h->active, 1);

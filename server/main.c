@@ -239,6 +239,8 @@ int main(int argc, char **argv)
         goto out;
     s->cfg = &cfg;
     atomic_init(&s->draining, false);
+    atomic_init(&s->maps_active, 0);
+    s->maps_max = cfg.workers > 1 ? cfg.workers - 1 : 1;
     if (cfg.token_file[0] && !read_token(cfg.token_file, s))
         goto out;
     if (!load_models(s))

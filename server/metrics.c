@@ -29,6 +29,7 @@ typedef struct {
 struct srv_metrics {
     atomic_uint_fast64_t requests[SRV_ROUTE_COUNT][STATUS_SPAN];
     atomic_int inflight;
+    atomic_uint_fast64_t map_windows;
     atomic_int conn_open;
     atomic_uint_fast64_t conn_cut[SRV_CUT_COUNT];
     atomic_uint_fast64_t conn_refused[SRV_REFUSE_COUNT];
@@ -71,6 +72,11 @@ void srv_metrics_destroy(srv_metrics *m)
         return;
     free(m->hist);
     free(m);
+}
+
+void srv_metrics_map_windows(srv_metrics *m, uint64_t n)
+{
+    atomic_fetch_add_explicit(&m->map_windows, n, memory_order_relaxed);
 }
 
 void srv_metrics_count(srv_metrics *m, srv_route route, int status)
@@ -216,6 +222,14 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
                 (unsigned long long)load(&h->count));
         }
     }
+    put(&b,
+        "# HELP onespike_map_windows_total Windows of scenes classified by map requests.\n"
+        "# TYPE onespike_map_windows_total counter\nonespike_map_windows_total %llu\n"
+        "# HELP onespike_maps_active Map requests admitted and not yet answered.\n"
+        "# TYPE onespike_maps_active gauge\nonespike_maps_active %d\n"
+        "# HELP onespike_maps_max Map requests allowed at once; beyond them 503.\n"
+        "# TYPE onespike_maps_max gauge\nonespike_maps_max %d\n",
+        (unsigned long long)load(&m->map_windows), g->maps_active, g->maps_max);
     put(&b,
         "# HELP onespike_inflight_requests Requests received and not yet answered.\n"
         "# TYPE onespike_inflight_requests gauge\nonespike_inflight_requests %d\n"

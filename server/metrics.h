@@ -7,6 +7,9 @@
  *   onespike_queue_wait_seconds{model}             histogram (submit -> a worker picks it up)
  *   onespike_decode_seconds{model}                 histogram (JPEG decode + resize)
  *   onespike_compute_seconds{model}                histogram (network + softmax)
+ *   onespike_map_windows_total                     counter (windows of scenes classified by map)
+ *   onespike_maps_active, onespike_maps_max        gauges (maps admitted and not yet answered;
+ *                                                  beyond the max: 503)
  *   onespike_inflight_requests                     gauge (received, not yet answered)
  *   onespike_connections_open                      gauge (accepted, not yet closed)
  *   onespike_connections_closed_total{reason}      counter (cut by the server: header_timeout,
@@ -27,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "request.h"
 #include "onespike/status.h"
@@ -44,6 +48,7 @@ void srv_metrics_destroy(srv_metrics *m); /* NULL is fine */
 void srv_metrics_count(srv_metrics *m, srv_route route, int status);
 void srv_metrics_observe(srv_metrics *m, srv_hist h, int model, double seconds);
 void srv_metrics_inflight_add(srv_metrics *m, int delta);
+void srv_metrics_map_windows(srv_metrics *m, uint64_t n);
 
 /* Why the server ended a connection on its own. */
 typedef enum {
@@ -68,6 +73,7 @@ void srv_metrics_conn_refused(srv_metrics *m, srv_refuse_reason why);
 /* Gauges that live elsewhere, sampled by the caller at scrape time. */
 typedef struct {
     int queued, queue_capacity, busy, workers;
+    int maps_active, maps_max;
     bool ready;
 } srv_metrics_gauges;
 

@@ -30,6 +30,7 @@ typedef enum {
     SRV_ROUTE_INFER,
     SRV_ROUTE_CLASSIFY,
     SRV_ROUTE_METRICS,
+    SRV_ROUTE_MAP,
     SRV_ROUTE_UNKNOWN,
     SRV_ROUTE_COUNT
 } srv_route;
@@ -45,6 +46,7 @@ typedef enum {
     SRV_BODY_IMAGE,     /* classify: the body is the image */
     SRV_BODY_MULTIPART, /* classify: multipart/form-data, field "image" */
     SRV_BODY_OIP,       /* infer: Open Inference Protocol JSON */
+    SRV_BODY_SCENE,     /* map: the body is a raster (TIFF, PNG, JPEG 2000) */
 } srv_body_kind;
 
 /* The request head as read from the connection; strings borrowed from libmicrohttpd, valid until
@@ -55,6 +57,7 @@ typedef struct {
     const char *authorization, *request_id;
     const char *top_k;        /* query argument */
     const char *bands, *scale; /* query arguments: raster bands as R,G,B and value scaling */
+    const char *window, *window_m, *stride; /* query arguments of map */
 } srv_request_head;
 
 typedef struct srv_request srv_request;
@@ -73,6 +76,14 @@ struct srv_request {
      * model's own is used */
     os_raster_input raster_in;
     bool raster_set;
+    /* map: the grid asked for (0: the default) and whether this request holds one of the
+     * server's map places (srv_server.maps_active; given back when the slot is released) */
+    int map_window, map_stride;
+    double map_window_m;
+    bool map_place;
+    uint64_t map_windows; /* windows counted into the metrics so far */
+    /* The body limit of this route: --max-body, or --map-max-body for map. */
+    size_t body_limit;
     /* Grown by http.c as the body arrives (within --max-body and --body-budget) and freed by it;
      * body_cap bytes allocated, body_len received. body_expected is the Content-Length, or 0
      * with body_chunked until the body is complete, then body_len. */

@@ -12,9 +12,12 @@
 #include <unistd.h>
 
 #include "infer.h"
+#include "map.h"
 #include "multipart.h"
 #include "oip.h"
 #include "onespike/clock.h"
+#include "onespike/parse.h"
+#include "onespike/scenemap.h"
 
 #define HTTP_OK                 200
 #define HTTP_BAD_REQUEST        400
@@ -23,6 +26,7 @@
 #define HTTP_METHOD_NOT_ALLOWED 405
 #define HTTP_LENGTH_REQUIRED    411
 #define HTTP_TOO_LARGE          413
+#define HTTP_UNSUPPORTED_MEDIA  415
 #define HTTP_INTERNAL_ERROR     500
 #define HTTP_UNAVAILABLE        503
 
@@ -33,8 +37,8 @@
 #define NAMES_LIST_MAX       256
 
 static const char *const route_names[SRV_ROUTE_COUNT] = {
-    "live",  "ready",    "server_metadata", "model_metadata", "model_ready",
-    "infer", "classify", "metrics",         "unknown"};
+    "live",    "ready", "server_metadata", "model_metadata", "model_ready", "infer", "classify",
+    "metrics", "map",   "unknown"};
 
 const char *srv_route_name(srv_route r)
 {
@@ -123,6 +127,8 @@ static srv_route match(srv_server *s, srv_request *r, const char *path)
         route = SRV_ROUTE_INFER;
     else if (rlen == 8 && !memcmp(rest, "classify", 8))
         route = SRV_ROUTE_CLASSIFY;
+    else if (rlen == 3 && !memcmp(rest, "map", 3))
+        route = SRV_ROUTE_MAP;
     else
         return SRV_ROUTE_UNKNOWN;
     if (nlen == 0)
@@ -180,7 +186,9 @@ static void answer_metrics(srv_server *s, srv_request *r)
 {
     srv_metrics_gauges g = {.queue_capacity = srv_pool_capacity(s->pool),
                             .workers = srv_pool_workers(s->pool),
-                            .ready = !atomic_load(&s->draining)};
+                            .ready = !atomic_load(&s->draining),
+                            .maps_active = atomic_load(&s->maps_active),
+                            .maps_max = s->maps_max};
     srv_pool_stats(s->pool, &g.queued, &g.busy);
     size_t len = 0;
     char *text = srv_metrics_render(s->metrics, &g, &len);
@@ -209,8 +217,9 @@ static void answer_get(srv_server *s, srv_request *r)
     }
 }
 
-/* The body's framing: chunked (the length is learnt while reading; http.c enforces --max-body
- * as the bytes arrive), else a Content-Length: 411 if absent, 413 if over --max-body. Conflicting
+/* The body's framing: chunked (the length is learnt while reading; http.c enforces the route's
+ * limit, r->body_limit, as the bytes arrive), else a Content-Length: 411 if absent, 413 if over
+ * the limit (--max-body, or --map-max-body for map). Conflicting
  * or unknown framings were refused by http.c before the routes saw the head (RFC 9112 §6.3). */
 static bool check_length(srv_server *s, srv_request *r, const srv_request_head *h)
 {
@@ -232,10 +241,11 @@ static bool check_length(srv_server *s, srv_request *r, const srv_request_head *
     }
     errno = 0;
     unsigned long long n = strtoull(cl, NULL, 10);
-    if (errno == ERANGE || n > s->cfg->max_body) {
+    (void)s;
+    if (errno == ERANGE || n > r->body_limit) {
         srv_reply_error(&r->reply, HTTP_TOO_LARGE,
-                        "body of %.32s bytes is over the limit of %zu bytes (--max-body)", cl,
-                        s->cfg->max_body);
+                        "body of %.32s bytes is over the limit of %zu bytes (%s)", cl,
+                        r->body_limit, r->route == SRV_ROUTE_MAP ? "--map-max-body" : "--max-body");
         return false;
     }
     r->body_expected = (size_t)n;
@@ -277,6 +287,84 @@ static bool parse_raster_input(srv_server *s, srv_request *r, const srv_request_
     return true;
 }
 
+/* A positive integer query argument <= hi, or 0 when absent; false with a 400 naming it. */
+static bool parse_px(srv_request *r, const char *name, const char *v, long hi, int *out)
+{
+    *out = 0;
+    if (!v)
+        return true;
+    long n;
+    if (!isdigit((unsigned char)*v) || !os_parse_long(v, 1, hi, &n)) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "%s \"%.32s\" out of range: expected pixels 1..%ld", name, v, hi);
+        return false;
+    }
+    *out = (int)n;
+    return true;
+}
+
+/* The map's parameters, then a place among the maps allowed at once (503 with Retry-After
+ * beyond them, before the body is read). The body is the raster itself, never multipart. */
+static void begin_map(srv_server *s, srv_request *r, const srv_request_head *h)
+{
+    if (!parse_px(r, "window", h->window, OS_RASTER_MAX_SIDE, &r->map_window) ||
+        !parse_px(r, "stride", h->stride, OS_RASTER_MAX_SIDE, &r->map_stride))
+        return;
+    if (h->window_m) {
+        char *end;
+        errno = 0;
+        double m = strtod(h->window_m, &end);
+        if (!isdigit((unsigned char)*h->window_m) || errno || *end || !(m > 0) ||
+            m > SRV_MAP_MAX_WINDOW_M) {
+            srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                            "window_m \"%.32s\" out of range: expected metres > 0 and <= %g",
+                            h->window_m, SRV_MAP_MAX_WINDOW_M);
+            return;
+        }
+        if (h->window) {
+            srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                            "window and window_m both given: the window is one or the other");
+            return;
+        }
+        r->map_window_m = m;
+    }
+    /* A stride over the window would leave pixels out (scenemap.h); known here in pixels. */
+    int win = r->map_window ? r->map_window : OS_MAP_DEFAULT_WINDOW;
+    if (!h->window_m && r->map_stride > win) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "stride %d is over the window of %d px: pixels would be left out",
+                        r->map_stride, win);
+        return;
+    }
+    if (h->content_type && !strncasecmp(h->content_type, "multipart/", 10)) {
+        srv_reply_error(&r->reply, HTTP_UNSUPPORTED_MEDIA,
+                        "Content-Type \"%.100s\": a map's body is the raster itself (%s)",
+                        h->content_type, SRV_MAP_TYPES);
+        return;
+    }
+    r->body_kind = SRV_BODY_SCENE;
+    if (!h->top_k)
+        r->top_k = 0; /* the map's own default (OS_MAP_DEFAULT_TOP_K), as onespike-train map */
+    if (atomic_fetch_add(&s->maps_active, 1) >= s->maps_max) {
+        atomic_fetch_sub(&s->maps_active, 1);
+        srv_reply_error(&r->reply, HTTP_UNAVAILABLE,
+                        "server busy: %d map%s already running or waiting (at most max(1, "
+                        "workers - 1) at once), retry later",
+                        s->maps_max, s->maps_max == 1 ? "" : "s");
+        r->reply.retry_after_s = SRV_RETRY_AFTER_S;
+        return;
+    }
+    r->map_place = true;
+    r->deadline_ns = r->t_start_ns + (uint64_t)s->cfg->map_timeout_s * 1000000000u;
+}
+
+void srv_routes_release(srv_server *s, srv_request *r)
+{
+    if (r->map_place)
+        atomic_fetch_sub(&s->maps_active, 1);
+    r->map_place = false;
+}
+
 void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
 {
     assign_id(r, h->request_id);
@@ -293,7 +381,9 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
         srv_reply_error(&r->reply, HTTP_NOT_FOUND, "no route %.16s %.200s", h->method, h->path);
         return;
     }
-    bool post_route = r->route == SRV_ROUTE_INFER || r->route == SRV_ROUTE_CLASSIFY;
+    r->body_limit = r->route == SRV_ROUTE_MAP ? s->cfg->map_max_body : s->cfg->max_body;
+    bool post_route =
+        r->route == SRV_ROUTE_INFER || r->route == SRV_ROUTE_CLASSIFY || r->route == SRV_ROUTE_MAP;
     if (post_route ? r->method != SRV_METHOD_POST : !is_get(r)) {
         srv_reply_clear(&r->reply); /* the method is the first thing wrong */
         srv_reply_error(&r->reply, HTTP_METHOD_NOT_ALLOWED,
@@ -328,6 +418,10 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
     }
     if (!parse_top_k(s, r, h->top_k) || !parse_raster_input(s, r, h))
         return;
+    if (r->route == SRV_ROUTE_MAP) {
+        begin_map(s, r, h);
+        return;
+    }
     /* multipart/form-data reads the "image" field; any other Content-Type is taken as the image
      * itself, and the bytes decide (JPEG, TIFF, PNG, JPEG 2000; a GIF is answered 415 whatever
      * the header claims). */
@@ -350,8 +444,16 @@ bool srv_routes_finish(srv_server *s, srv_request *r)
     if (r->body_len == 0) {
         srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "empty body: expected %s",
                         r->route == SRV_ROUTE_INFER ? "an Open Inference Protocol JSON request"
+                        : r->route == SRV_ROUTE_MAP ? "a raster (" SRV_MAP_TYPES ")"
                                                     : "an image (JPEG, TIFF, PNG, JPEG 2000)");
         return false;
+    }
+    if (r->route == SRV_ROUTE_MAP) {
+        r->job.run = srv_map_run;
+        r->job.cancel = srv_map_cancel;
+        r->job.batch_key = -1; /* a map has a worker to itself */
+        r->job.run_batch = NULL;
+        return true;
     }
     r->job.run = srv_infer_run;
     r->job.cancel = srv_infer_cancel;

@@ -23,7 +23,9 @@ typedef struct srv_server {
     int n_models;
     srv_pool *pool;
     srv_metrics *metrics;
-    atomic_bool draining; /* SIGTERM seen: not ready, no new inference */
+    atomic_bool draining; /* SIGTERM seen: not ready, no new inference; cancels running maps */
+    atomic_int maps_active; /* map requests admitted (head seen) and not yet released */
+    int maps_max;           /* max(1, workers - 1): classify keeps a worker when there are 2+ */
     char token[SRV_TOKEN_MAX];
     size_t token_len; /* 0: no token required */
 } srv_server;

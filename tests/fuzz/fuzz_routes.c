@@ -50,6 +50,8 @@ static srv_server *server_once(void)
         srv_metrics_create(s.names, versions, 1, &s.metrics))
         abort();
     atomic_init(&s.draining, false);
+    atomic_init(&s.maps_active, 0);
+    s.maps_max = 1;
     strcpy(s.token, FUZZ_TOKEN);
     s.token_len = strlen(FUZZ_TOKEN);
     return &s;
@@ -106,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r->reply.status && (r->reply.status < 100 || r->reply.status > 599))
         abort();
     srv_reply_clear(&r->reply);
+    srv_routes_release(s, r); /* a map's place, as http.c gives it back */
     free(r);
     for (int i = 0; i < FUZZ_FIELDS; i++)
         free(fields[i]);
