@@ -18,6 +18,7 @@
 #include "onespike/fit_report.h"
 #include "grad.h"
 #include "onespike/model.h"
+#include "onespike/rng.h"
 #include "train.h"
 
 /* CALIB_BATCH: images of the calibration set used for threshold recalibration and BatchNorm
@@ -520,6 +521,51 @@ static os_status write_ann_snapshot(fit_state *s)
     return st;
 }
 
+/* --new-head: the last linear layer (the classifier) gets s->classes outputs and new weights,
+ * uniform in +-1/sqrt(fan_in) as the recipes initialise it (seeded by --seed); every other
+ * layer keeps what it learned. */
+static os_status new_head(fit_state *s)
+{
+    int head = -1;
+    for (int i = 0; i < os_graph_count(s->layers); i++)
+        if (os_graph_layer(s->layers, i)->op == OS_OP_LINEAR)
+            head = i;
+    if (head < 0)
+        return os_fail(OS_EINVAL, "--new-head: the model has no linear classifier to replace");
+    os_layer_spec *L = os_graph_edit(s->layers, head);
+    const char *wname = L->tensor[OS_TENSOR_WEIGHT], *bname = L->tensor[OS_TENSOR_BIAS];
+    const os_param *w = wname ? os_params_find(s->params, wname) : NULL;
+    if (!w || w->view.ndim != 2)
+        return os_fail(OS_EINVAL, "--new-head: classifier %s has no 2-d weight", L->name);
+    const int64_t fan_in = w->view.shape[1];
+    const size_t nw = (size_t)s->classes * (size_t)fan_in;
+    float *wd = malloc(nw * sizeof *wd), *bd = malloc((size_t)s->classes * sizeof *bd);
+    if (!wd || !bd) {
+        free(wd), free(bd);
+        return os_fail(OS_ENOMEM, "no memory for a new classifier");
+    }
+    uint64_t rng = s->c->seed * 0x9e3779b97f4a7c15ull + 0x6e6577686561ull; /* "newhea" */
+    const double bound = 1.0 / sqrt((double)fan_in);
+    for (size_t i = 0; i < nw; i++)
+        wd[i] = (float)((2 * os_rng_uniform(&rng) - 1) * bound);
+    for (int i = 0; i < s->classes; i++)
+        bd[i] = (float)((2 * os_rng_uniform(&rng) - 1) * bound);
+    char wn[OS_NET_NAME_MAX + 16], bn[OS_NET_NAME_MAX + 16];
+    snprintf(wn, sizeof wn, "%s", wname);
+    snprintf(bn, sizeof bn, "%s", bname ? bname : "");
+    os_params_remove(s->params, wn);
+    if (bname)
+        os_params_remove(s->params, bn);
+    const os_tensor_view wv = {wn, 2, {s->classes, fan_in}, wd, nw};
+    const os_tensor_view bv = {bn, 1, {s->classes}, bd, (size_t)s->classes};
+    os_status st = os_params_add(s->params, &wv);
+    if (!st && bname)
+        st = os_params_add(s->params, &bv);
+    free(wd), free(bd);
+    L->out = s->classes;
+    return st;
+}
+
 /* --ann-from: start at the conversion with a trained ANN from a model file; --snn-from (spiking
  * true): start at the fine-tune with a one-step spiking model. */
 static os_status load_start_model(fit_state *s, const char *path, bool spiking)
@@ -534,11 +580,12 @@ static os_status load_start_model(fit_state *s, const char *path, bool spiking)
     if (h != c->input || w != c->input)
         st = os_fail(OS_EINVAL, "%s: input %dx%d, this run has --input %d", path, h, w,
                      c->input);
-    for (int k = 0; !st && k < s->classes; k++)
+    for (int k = 0; !st && !c->new_head && k < s->classes; k++)
         if (os_model_classes(m) != s->classes ||
             strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
-            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s", path,
-                         c->data);
+            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s (--new-head "
+                                    "trains a new classifier for them)",
+                         path, c->data);
     if (!st && !spiking && os_net_lif_count(os_model_net(m)) > 0)
         st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN", path);
     if (!st && spiking && (os_net_lif_count(os_model_net(m)) == 0 || os_model_timesteps(m) != 1))
@@ -548,6 +595,8 @@ static os_status load_start_model(fit_state *s, const char *path, bool spiking)
         st = params_from_model(m, &s->params);
     if (!st)
         st = os_graph_from_json(json_object_get(os_model_doc(m), "layers"), path, &s->layers);
+    if (!st && c->new_head)
+        st = new_head(s);
     if (!st) {
         if (spiking)
             st = ensure_lif_params(s->layers, s->params);

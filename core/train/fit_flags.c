@@ -44,6 +44,10 @@ static const fit_flag table[] = {
              "model (a fit output; --input must match). With --distill,\n"
              "--ann-from names the ANN teacher",
      .def_help = ""},
+    {"new-head", NULL, FIT_FLAG_BOOL, AT(new_head), "new_head",
+     .help = "with --snn-from: transfer to this folder's classes: keep every\n"
+             "layer but the classifier, which starts anew (seeded) for them",
+     .def_help = ""},
 
     {"arch", "A", FIT_FLAG_STRING, AT(arch), "arch", .def_str = "msresnet18", .section = "network",
      .help = "vgg11, vgg16, resnet18, resnet20,\nmsresnet18, msresnet20"},
@@ -277,6 +281,12 @@ os_status fit_config_check(const fit_config *c)
     if (c->snn_from && c->distill > 0 && !c->ann_from)
         return os_fail(OS_EINVAL, "--snn-from with --distill needs the teacher: pass --ann-from "
                                   "ANN, or --distill 0");
+    if (c->new_head && !c->snn_from)
+        return os_fail(OS_EINVAL, "--new-head replaces the classifier of --snn-from's model: "
+                                  "give --snn-from");
+    if (c->new_head && c->distill > 0)
+        return os_fail(OS_EINVAL, "--new-head: a teacher of the old classes cannot distil the new "
+                                  "ones; add --distill 0");
     if (c->snn_from && c->epochs_finetune == 0)
         return os_fail(OS_EINVAL, "--snn-from trains only the fine-tune: --epochs-finetune must "
                                   "be > 0");

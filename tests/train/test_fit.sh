@@ -27,6 +27,9 @@ check "the defaults are the recipe the shipped model records" $PY - "$T/shipped.
 import json, sys
 rec = json.load(open(sys.argv[1]))["training"]["config"]
 got = json.load(open(sys.argv[2]))
+newer = {"new_head": False}   # flags added after the shipped model was trained, at their defaults
+assert all(got.get(k) == v for k, v in newer.items()), got
+got = {k: v for k, v in got.items() if k not in newer}
 assert sorted(got) == sorted(rec), set(got) ^ set(rec)
 per_run = {"data", "train_list", "val_list", "ann_from", "snn_from", "val_fraction"}
 drift = {k: (got[k], rec[k]) for k in rec if k not in per_run
@@ -151,6 +154,38 @@ assert abs(start - m["final"]["validation_engine"]["top1"]) < 0.05, (start, m["f
 assert f["final"]["timesteps"] == 1 and f["final"]["sha256"] != m["final"]["sha256"]
 assert f["stages"][1]["val_top1"] >= 0.5, f["stages"]   # still learned (chance 0.25)
 PY
+# --new-head: transfer to other classes. A folder of two of the classes under new names (links
+# to the class folders): the classifier is new (2 outputs), every other tensor starts as the
+# source model's, and the fine-tune learns the new pair.
+mkdir -p "$T/pair"
+CLS=($(ls "$T/data" | head -2))
+ln -s "$T/data/${CLS[0]}" "$T/pair/alpha"
+ln -s "$T/data/${CLS[1]}" "$T/pair/beta"
+"$TRAIN" fit "${COMMON[@]}" --data "$T/pair" --snn-from "$T/m.safetensors" --new-head \
+    --distill 0 --epochs-finetune 12 --lr-finetune 5e-3 --out "$T/tr.safetensors" --quiet 2>"$T/transfer.err"
+check "--new-head: a new classifier for the new classes, the rest transferred, learned" $PY - "$T/m.safetensors" "$T/tr.safetensors" "$T/tr.safetensors.report.json" <<'PY'
+import json, struct, sys
+def header(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(f.read(n))
+a, b = header(sys.argv[1]), header(sys.argv[2])
+r = json.load(open(sys.argv[3]))
+doc = json.loads(b["__metadata__"]["onespike.model"])
+assert doc["labels"] == ["alpha", "beta"], doc["labels"]
+heads = [l for l in doc["layers"] if l["op"] == "linear"]
+w = heads[-1]["weight"]
+assert b[w]["shape"] == [2, a[w]["shape"][1]] and heads[-1]["out"] == 2, (b[w], a[w])
+same = [k for k in a if k != "__metadata__" and k in b and a[k]["shape"] == b[k]["shape"]]
+assert len(same) >= len([k for k in a if k != "__metadata__"]) // 2, same   # the rest kept its shapes
+print("# transfer: validation top-1 %.3f after the new head's fine-tune" % r["stages"][-1]["val_top1"])
+assert r["config"]["new_head"] is True and r["stages"][-1]["val_top1"] >= 0.75, r["stages"]
+PY
+"$TRAIN" fit "${COMMON[@]}" --data "$T/pair" --snn-from "$T/m.safetensors" --distill 0 \
+    --epochs-finetune 1 --out "$T/tr2.safetensors" --quiet 2>"$T/transfer2.err"
+check "--snn-from with other classes is refused and names --new-head" grep -q -- "--new-head" "$T/transfer2.err"
+"$TRAIN" fit "${COMMON[@]}" --new-head --epochs-finetune 1 --out "$T/tr3.safetensors" --quiet 2>"$T/transfer3.err"
+check "--new-head without --snn-from is refused" grep -q "give --snn-from" "$T/transfer3.err"
 # --finetune-bn and --surrogate-gamma on that path: BN is trained and folded away again.
 "$TRAIN" fit "${COMMON[@]}" --snn-from "$T/m.safetensors" --distill 0 --finetune-bn 1 \
     --surrogate-gamma 1 --epochs-finetune 3 --out "$T/h.safetensors" --quiet 2>"$T/bnft.err"
