@@ -70,6 +70,13 @@ check "fit succeeds" test $rc -eq 0
 check "the broken image is named and skipped" grep -q "broken.jpg.*skipped" "$T/fit.err"
 check "model, report and metrics written" test -s "$T/m.safetensors" -a -s "$T/m.safetensors.report.md" \
     -a -s "$T/m.safetensors.report.json" -a -s "$T/m.safetensors.work/metrics.jsonl"
+check "fit writes the model's STAC MLM Item beside it, with its classes" $PY - "$T/m.stac.json" "$T/data" <<'PY'
+import json, os, sys
+item = json.load(open(sys.argv[1]))
+names = [c["name"] for c in item["properties"]["mlm:output"][0]["classification:classes"]]
+assert names == sorted(d for d in os.listdir(sys.argv[2]) if os.path.isdir(os.path.join(sys.argv[2], d))), names
+assert any(a.get("href") == "m.safetensors" for a in item["assets"].values()), item["assets"]
+PY
 
 "$TRAIN" inspect --json "$T/m.safetensors" >"$T/inspect.json"
 check "deployed model: one step, no Units, LIF layers" $PY - "$T/inspect.json" <<'PY'

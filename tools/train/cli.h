@@ -35,6 +35,12 @@ int cmd_init(int argc, char **argv);
 int cmd_fit(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_stac(int argc, char **argv);
+
+/* Write m's STAC MLM Item (cmd_stac.c) to out_path, atomically; NULL: beside the model,
+ * model_path with .safetensors replaced by .stac.json. The path written goes to written (n
+ * bytes) if not NULL. */
+os_status cli_write_stac(const os_model *m, const char *model_path, const char *out_path,
+                         char *written, size_t n);
 int cmd_map(int argc, char **argv);
 
 #endif

@@ -145,6 +145,12 @@ int cmd_fit(int argc, char **argv)
     c.command = join_args(argc, argv); /* argv[0] is "fit" */
     os_status st = fit_run(&c);
     free(c.command);
+    if (!st) { /* the model's input and output for catalogues, beside it (STAC MLM) */
+        os_model *m = NULL;
+        if (!(st = os_model_load(c.out, &m)))
+            st = cli_write_stac(m, c.out, NULL, NULL, 0);
+        os_model_destroy(m);
+    }
     if (st) {
         cli_report("fit", st);
         rc = CLI_FAIL;

@@ -3,6 +3,7 @@
  * that catalogues and other tools know which raster bands it reads, how their values are
  * scaled, its input shape and its classes. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "cli.h"
 #include "onespike/model.h"
+#include "onespike/safetensors.h"
 #include "onespike/session.h"
 
 #define STAC_VERSION          "1.0.0"
@@ -144,6 +146,40 @@ static json_t *stac_item(const os_model *m, const char *model_href)
                      "links", "assets", "model", asset);
 }
 
+/* MODEL with .safetensors replaced by .stac.json (appended if it has no such suffix). */
+static bool default_out(const char *model_path, char *buf, size_t n)
+{
+    size_t len = strlen(model_path), sl = strlen(MODEL_SUFFIX);
+    size_t base = len > sl && !strcmp(model_path + len - sl, MODEL_SUFFIX) ? len - sl : len;
+    if (base + sizeof STAC_SUFFIX > n)
+        return false;
+    snprintf(buf, n, "%.*s%s", (int)base, model_path, STAC_SUFFIX);
+    return true;
+}
+
+os_status cli_write_stac(const os_model *m, const char *model_path, const char *out_path,
+                         char *written, size_t n)
+{
+    char def[STAC_PATH_MAX];
+    if (!out_path) {
+        if (!default_out(model_path, def, sizeof def))
+            return os_fail(OS_EINVAL, "%s: path too long for the STAC file beside it", model_path);
+        out_path = def;
+    }
+    const char *slash = strrchr(model_path, '/');
+    json_t *item = stac_item(m, slash ? slash + 1 : model_path);
+    char *text = item ? json_dumps(item, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(item);
+    if (!text)
+        return os_fail(OS_ENOMEM, "%s: cannot build the STAC item", out_path);
+    size_t len = strlen(text);
+    os_status st = os_write_file_atomic(out_path, text, len);
+    free(text);
+    if (!st && written)
+        snprintf(written, n, "%s", out_path);
+    return st;
+}
+
 int cmd_stac(int argc, char **argv)
 {
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
@@ -164,30 +200,21 @@ int cmd_stac(int argc, char **argv)
     if (!model_path || optind != argc)
         return cli_usage_error("stac", "--model MODEL is required (and nothing else)");
     char def[STAC_PATH_MAX];
-    if (!out_path) {
-        size_t n = strlen(model_path), sl = strlen(MODEL_SUFFIX);
-        size_t base = n > sl && !strcmp(model_path + n - sl, MODEL_SUFFIX) ? n - sl : n;
-        if (base + sizeof STAC_SUFFIX > sizeof def)
-            return cli_usage_error("stac", "model path too long for a default --out");
-        snprintf(def, sizeof def, "%.*s%s", (int)base, model_path, STAC_SUFFIX);
-        out_path = def;
-    }
+    if (!out_path && !default_out(model_path, def, sizeof def))
+        return cli_usage_error("stac", "model path too long for a default --out");
     os_model *m = NULL;
     os_status st = os_model_load(model_path, &m);
     if (st) {
         cli_report("cannot load model", st);
         return CLI_FAIL;
     }
-    const char *slash = strrchr(model_path, '/');
-    json_t *item = stac_item(m, slash ? slash + 1 : model_path);
-    int rc = CLI_OK;
-    if (!item || json_dump_file(item, out_path, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
-        fprintf(stderr, "%s stac: cannot write %s\n", CLI_PROG, out_path);
-        rc = CLI_FAIL;
-    } else {
-        printf("%s\n", out_path);
-    }
-    json_decref(item);
+    char written[STAC_PATH_MAX];
+    st = cli_write_stac(m, model_path, out_path, written, sizeof written);
     os_model_destroy(m);
-    return rc;
+    if (st) {
+        cli_report("stac", st);
+        return CLI_FAIL;
+    }
+    printf("%s\n", written);
+    return CLI_OK;
 }
