@@ -550,14 +550,12 @@ static os_status new_head(fit_state *s)
         wd[i] = (float)((2 * os_rng_uniform(&rng) - 1) * bound);
     for (int i = 0; i < s->classes; i++)
         bd[i] = (float)((2 * os_rng_uniform(&rng) - 1) * bound);
-    char wn[OS_NET_NAME_MAX + 16], bn[OS_NET_NAME_MAX + 16];
-    snprintf(wn, sizeof wn, "%s", wname);
-    snprintf(bn, sizeof bn, "%s", bname ? bname : "");
-    os_params_remove(s->params, wn);
+    /* the names belong to the graph, the tensors to the parameter set */
+    os_params_remove(s->params, wname);
     if (bname)
-        os_params_remove(s->params, bn);
-    const os_tensor_view wv = {wn, 2, {s->classes, fan_in}, wd, nw};
-    const os_tensor_view bv = {bn, 1, {s->classes}, bd, (size_t)s->classes};
+        os_params_remove(s->params, bname);
+    const os_tensor_view wv = {wname, 2, {s->classes, fan_in}, wd, nw};
+    const os_tensor_view bv = {bname, 1, {s->classes}, bd, (size_t)s->classes};
     os_status st = os_params_add(s->params, &wv);
     if (!st && bname)
         st = os_params_add(s->params, &bv);
@@ -567,7 +565,8 @@ static os_status new_head(fit_state *s)
 }
 
 /* --ann-from: start at the conversion with a trained ANN from a model file; --snn-from (spiking
- * true): start at the fine-tune with a one-step spiking model. */
+ * true): start at the fine-tune with a one-step spiking model, with --new-head a new classifier
+ * for this folder's classes (only --snn-from's model: fit_config_check). */
 static os_status load_start_model(fit_state *s, const char *path, bool spiking)
 {
     const fit_config *c = s->c;
