@@ -178,14 +178,15 @@ static void drain(srv_server *s, srv_http *h, int sig)
 {
     long long t0 = os_clock_ms(), deadline = t0 + cfg.drain_ms;
     int at_signal = srv_http_active(h);
+    atomic_store(&s->draining, true);
+    srv_http_quiesce(h);
+    /* Logged once in effect: a client that reads this line and asks gets the draining answer. */
     srv_logline l;
     srv_log_begin_lifecycle(&l, "draining");
     srv_log_str(&l, "signal", sig == SIGINT ? "SIGINT" : "SIGTERM");
     srv_log_int(&l, "active_requests", at_signal);
     srv_log_int(&l, "drain_ms", cfg.drain_ms);
     srv_log_end(&l);
-    atomic_store(&s->draining, true);
-    srv_http_quiesce(h);
     bool cut_short = false;
     while (srv_http_active(h) > 0 && os_clock_ms() < deadline) {
         if (wait_signal(DRAIN_POLL_MS) > 0) {
