@@ -1,5 +1,6 @@
 /* head.c - request heads checked as bytes (see head.h). */
 #include "head.h"
+#include "http_status.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -7,11 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#define HTTP_BAD_REQUEST      400
-#define HTTP_TOO_LARGE        413
-#define HTTP_URI_TOO_LONG     414
-#define HTTP_FIELDS_TOO_LARGE 431
-#define HTTP_VERSION_NOT_SUPP 505
 
 /* "HTTP/d.d" */
 #define VERSION_LEN 8

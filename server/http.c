@@ -1,6 +1,7 @@
 /* http.c - libmicrohttpd glue (see http.h). */
 #define _GNU_SOURCE /* accept4, pipe2 */
 #include "http.h"
+#include "http_status.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,16 +27,6 @@
 #include "request.h"
 #include "routes.h"
 
-#define HTTP_BAD_REQUEST       400
-#define HTTP_TIMEOUT           408
-#define HTTP_TOO_LARGE         413
-#define HTTP_URI_TOO_LONG      414
-#define HTTP_FIELDS_TOO_LARGE  431
-#define HTTP_VERSION_NOT_SUPP  505
-#define HTTP_INTERNAL_ERROR    500
-#define HTTP_UNAVAILABLE       503
-#define HTTP_GATEWAY_TIMEOUT   504
-#define HTTP_CLIENT_CLOSED     499 /* nginx's code for "client went away before the answer" */
 #define RETRY_AFTER_MAX_DIGITS 16
 #define MHD_LOG_MAX            512
 #define RAW_ANSWER_MAX         1024
@@ -201,7 +192,7 @@ static void log_request(const http_slot *slot, int status, double ms)
 {
     const srv_request *r = &slot->req;
     /* 503 and 504 are load, not faults: warnings. Other 5xx are errors. */
-    srv_log_level lv = status == HTTP_UNAVAILABLE || status == HTTP_GATEWAY_TIMEOUT ? SRV_LOG_WARN
+    srv_log_level lv = status == HTTP_UNAVAILABLE || status == HTTP_DEADLINE ? SRV_LOG_WARN
                        : status >= HTTP_INTERNAL_ERROR                              ? SRV_LOG_ERROR
                                                                                     : SRV_LOG_INFO;
     srv_logline l;

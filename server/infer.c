@@ -1,5 +1,6 @@
 /* infer.c - running classify and infer requests on a worker (see infer.h). */
 #include "infer.h"
+#include "http_status.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -12,21 +13,8 @@
 #include "request.h"
 #include "server.h"
 
-#define HTTP_BAD_REQUEST       400
-#define HTTP_TOO_LARGE         413
-#define HTTP_UNSUPPORTED_MEDIA 415
-#define HTTP_UNPROCESSABLE     422
-#define HTTP_INTERNAL_ERROR    500
-#define HTTP_UNAVAILABLE       503
-#define HTTP_DEADLINE          504
-#define HTTP_OK                200
 #define NS_PER_MS              1e6
 #define NS_PER_S               1e9
-
-static srv_request *request_of(srv_job *job)
-{
-    return (srv_request *)(void *)((char *)job - offsetof(srv_request, job));
-}
 
 /* True (and the reply set to 504) when the request's deadline has passed. */
 static bool past_deadline(srv_request *r, const char *stage)
@@ -228,7 +216,7 @@ out:
 
 void srv_infer_run(srv_worker *w, srv_job *job)
 {
-    srv_request *r = request_of(job);
+    srv_request *r = srv_request_of_job(job);
     uint64_t t0 = os_clock_ns();
     r->queue_ms = (double)(t0 - job->enqueued_ns) / NS_PER_MS;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
@@ -247,7 +235,7 @@ void srv_infer_run_batch(srv_worker *w, srv_job **jobs, int n)
     int n_live = 0;
     const uint64_t t0 = os_clock_ns();
     for (int j = 0; j < n; j++) {
-        srv_request *r = rs[j] = request_of(jobs[j]);
+        srv_request *r = rs[j] = srv_request_of_job(jobs[j]);
         r->queue_ms = (double)(t0 - jobs[j]->enqueued_ns) / NS_PER_MS;
         srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
         if (!past_deadline(r, "in the queue"))
@@ -261,7 +249,7 @@ void srv_infer_run_batch(srv_worker *w, srv_job **jobs, int n)
 
 void srv_infer_cancel(srv_job *job)
 {
-    srv_request *r = request_of(job);
+    srv_request *r = srv_request_of_job(job);
     srv_reply_error(&r->reply, HTTP_UNAVAILABLE,
                     "server shut down (drain time over) before this request could run");
     r->complete(r);

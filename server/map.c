@@ -1,5 +1,6 @@
 /* map.c - running map requests on a worker (see map.h). */
 #include "map.h"
+#include "http_status.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -11,20 +12,8 @@
 #include "request.h"
 #include "server.h"
 
-#define HTTP_OK                200
-#define HTTP_BAD_REQUEST       400
-#define HTTP_UNSUPPORTED_MEDIA 415
-#define HTTP_UNPROCESSABLE     422
-#define HTTP_INTERNAL_ERROR    500
-#define HTTP_UNAVAILABLE       503
-#define HTTP_DEADLINE          504
 #define NS_PER_MS              1e6
 #define NS_PER_S               1e9
-
-static srv_request *request_of(srv_job *job)
-{
-    return (srv_request *)(void *)((char *)job - offsetof(srv_request, job));
-}
 
 static bool is_jpeg(const unsigned char *b, size_t n)
 {
@@ -129,7 +118,7 @@ out:
 
 void srv_map_run(srv_worker *w, srv_job *job)
 {
-    srv_request *r = request_of(job);
+    srv_request *r = srv_request_of_job(job);
     (void)w;
     r->queue_ms = (double)(os_clock_ns() - job->enqueued_ns) / NS_PER_MS;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
@@ -144,7 +133,7 @@ void srv_map_run(srv_worker *w, srv_job *job)
 
 void srv_map_cancel(srv_job *job)
 {
-    srv_request *r = request_of(job);
+    srv_request *r = srv_request_of_job(job);
     srv_reply_error(&r->reply, HTTP_UNAVAILABLE,
                     "server shut down (drain time over) before this map could run");
     r->complete(r);

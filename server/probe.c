@@ -1,5 +1,6 @@
 /* probe.c - a minimal loopback HTTP GET (see probe.h). */
 #include "probe.h"
+#include "http_status.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

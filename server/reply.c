@@ -1,5 +1,6 @@
 /* reply.c - building answers (see reply.h). */
 #include "reply.h"
+#include "http_status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,8 +9,6 @@
 
 #include "onespike/utf8.h"
 
-#define HTTP_INTERNAL_ERROR 500
-#define HTTP_UNAVAILABLE    503
 
 void srv_reply_clear(srv_reply *rp)
 {

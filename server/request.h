@@ -97,4 +97,10 @@ struct srv_request {
     void (*complete)(srv_request *r);
 };
 
+/* The request a pool job belongs to (a job is its request's first member). */
+static inline srv_request *srv_request_of_job(srv_job *job)
+{
+    return (srv_request *)(void *)((char *)job - offsetof(srv_request, job));
+}
+
 #endif

@@ -1,5 +1,6 @@
 /* routes.c - path matching and the checks made on the request head (see routes.h). */
 #include "routes.h"
+#include "http_status.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,16 +20,6 @@
 #include "onespike/parse.h"
 #include "onespike/scenemap.h"
 
-#define HTTP_OK                 200
-#define HTTP_BAD_REQUEST        400
-#define HTTP_UNAUTHORIZED       401
-#define HTTP_NOT_FOUND          404
-#define HTTP_METHOD_NOT_ALLOWED 405
-#define HTTP_LENGTH_REQUIRED    411
-#define HTTP_TOO_LARGE          413
-#define HTTP_UNSUPPORTED_MEDIA  415
-#define HTTP_INTERNAL_ERROR     500
-#define HTTP_UNAVAILABLE        503
 
 #define SRV_DEFAULT_TOP_K    5
 #define MODELS_PREFIX        "/v2/models/"
