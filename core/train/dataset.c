@@ -165,7 +165,11 @@ const char *os_dataset_class(const os_dataset *d, int i) { return d->classes[i];
 size_t os_dataset_size(const os_dataset *d) { return d->n; }
 const os_sample *os_dataset_sample(const os_dataset *d, size_t i) { return &d->samples[i]; }
 
-os_status os_dataset_split(const os_dataset *d, double val_fraction, uint64_t seed,
+/* Within each class, the seeded shuffle both partitions use; choose(i, m) says whether the
+ * class's i-th shuffled image (of m) goes to validation. */
+typedef bool (*to_val_fn)(size_t i, size_t m, const void *arg);
+
+static os_status partition(const os_dataset *d, uint64_t seed, to_val_fn to_val, const void *arg,
                            size_t **train, size_t *n_train, size_t **val, size_t *n_val)
 {
     *train = malloc((d->n + 1) * sizeof **train);
@@ -188,13 +192,8 @@ os_status os_dataset_split(const os_dataset *d, double val_fraction, uint64_t se
             size_t t = cls[i - 1];
             cls[i - 1] = cls[j], cls[j] = t;
         }
-        size_t nv = (size_t)lround(val_fraction * (double)m);
-        if (val_fraction > 0 && nv == 0 && m >= 2)
-            nv = 1;
-        if (nv >= m && m > 0)
-            nv = m - 1;
         for (size_t i = 0; i < m; i++) {
-            if (i < nv)
+            if (to_val(i, m, arg))
                 (*val)[(*n_val)++] = cls[i];
             else
                 (*train)[(*n_train)++] = cls[i];
@@ -202,6 +201,46 @@ os_status os_dataset_split(const os_dataset *d, double val_fraction, uint64_t se
     }
     free(cls);
     return OS_OK;
+}
+
+static bool in_fraction(size_t i, size_t m, const void *arg)
+{
+    double val_fraction = *(const double *)arg;
+    size_t nv = (size_t)lround(val_fraction * (double)m);
+    if (val_fraction > 0 && nv == 0 && m >= 2)
+        nv = 1;
+    if (nv >= m && m > 0)
+        nv = m - 1;
+    return i < nv;
+}
+
+os_status os_dataset_split(const os_dataset *d, double val_fraction, uint64_t seed,
+                           size_t **train, size_t *n_train, size_t **val, size_t *n_val)
+{
+    return partition(d, seed, in_fraction, &val_fraction, train, n_train, val, n_val);
+}
+
+typedef struct {
+    int folds, fold;
+} fold_arg;
+
+static bool in_fold(size_t i, size_t m, const void *arg)
+{
+    const fold_arg *f = arg;
+    size_t lo = m * (size_t)(f->fold - 1) / (size_t)f->folds;
+    size_t hi = m * (size_t)f->fold / (size_t)f->folds;
+    return i >= lo && i < hi;
+}
+
+os_status os_dataset_fold(const os_dataset *d, int folds, int fold, uint64_t seed,
+                          size_t **train, size_t *n_train, size_t **val, size_t *n_val)
+{
+    *train = *val = NULL, *n_train = *n_val = 0;
+    if (folds < 2 || fold < 1 || fold > folds)
+        return os_fail(OS_EINVAL, "fold %d of %d: expected 2 or more folds and a fold in 1..%d",
+                       fold, folds, folds < 2 ? 2 : folds);
+    fold_arg f = {folds, fold};
+    return partition(d, seed, in_fold, &f, train, n_train, val, n_val);
 }
 
 os_status os_dataset_select(const os_dataset *d, const char *list_path, size_t **idx, size_t *n)

@@ -564,6 +564,39 @@ static os_status new_head(fit_state *s)
     return st;
 }
 
+/* The stage a parameter belongs to, from the names the recipes give (arch.c): "stem.*" is 0,
+ * "s<N>.*" is N; -1 for the rest (the classifier, pooling). */
+static int stage_of(const char *name)
+{
+    if (!strncmp(name, "stem.", 5))
+        return 0;
+    char *end;
+    if (name[0] != 's' || name[1] < '1' || name[1] > '9')
+        return -1;
+    long n = strtol(name + 1, &end, 10);
+    return *end == '.' && n <= INT_MAX ? (int)n : -1;
+}
+
+/* --freeze-stages S: the stem's and stages 1..S's parameters keep their values. */
+static os_status freeze_stages(fit_state *s)
+{
+    int frozen = 0, n = os_params_count(s->params);
+    for (int i = 0; i < n; i++) {
+        os_param *p = os_params_at(s->params, i);
+        int at = stage_of(p->view.name);
+        if (at >= 0 && at <= s->c->freeze_stages && p->kind != OS_PARAM_BUFFER)
+            p->frozen = true, frozen++;
+    }
+    if (frozen == 0)
+        return os_fail(OS_EINVAL, "--freeze-stages %d: the model has no stem.* or s<N>.* "
+                                  "parameters to freeze", s->c->freeze_stages);
+    if (!s->c->quiet)
+        fprintf(stderr, "onespike-train fit: %d tensors of the stem and stages 1..%d frozen, "
+                        "%zu values train\n", frozen, s->c->freeze_stages,
+                os_params_trainable(s->params));
+    return OS_OK;
+}
+
 /* --ann-from: start at the conversion with a trained ANN from a model file; --snn-from (spiking
  * true): start at the fine-tune with a one-step spiking model, with --new-head a new classifier
  * for this folder's classes (only --snn-from's model: fit_config_check). */
@@ -659,10 +692,16 @@ static os_status load_data(fit_state *s)
             free(tr);
             return st;
         }
+    } else if (c->folds > 0) {
+        if ((st = os_dataset_fold(s->ds, c->folds, c->fold, c->seed, &tr, &ntr, &va, &nva)))
+            return st;
     } else if ((st = os_dataset_split(s->ds, c->val_fraction, c->seed, &tr, &ntr, &va, &nva))) {
         return st;
     }
     size_t failed_tr = 0, failed_va = 0;
+    if (!c->quiet && c->folds > 0)
+        fprintf(stderr, "onespike-train fit: fold %d of %d (seed %llu) validates\n", c->fold,
+                c->folds, (unsigned long long)c->seed);
     if (!c->quiet)
         fprintf(stderr, "onespike-train fit: decoding %zu training + %zu validation images of %d classes at %dx%d\n",
                 ntr, nva, s->classes, c->input, c->input);
@@ -808,6 +847,8 @@ os_status fit_run(const fit_config *c)
     } else if ((st = init_fresh(&s))) {
         goto out;
     }
+    if (c->freeze_stages > 0 && (st = freeze_stages(&s)))
+        goto out;
     char mpath[PATH_LEN + 32];
     snprintf(mpath, sizeof mpath, "%s/%s", s.workdir, METRICS_FILE);
     s.metrics = fopen(mpath, "a");

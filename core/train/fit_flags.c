@@ -33,6 +33,13 @@ static const fit_flag table[] = {
      .def_help = ""},
     {"val-list", "FILE", FIT_FLAG_STRING, AT(val_list), "val_list",
      .help = "explicit validation images (with --train-list)", .def_help = ""},
+    {"folds", "K", FIT_FLAG_INT, AT(folds), "folds", .min = 0, .max = 100, .omit_default = true,
+     .help = "cross-validation: split each class into K seeded folds and validate\n"
+             "on fold --fold (replaces --val-fraction; 0: off)"},
+    {"fold", "I", FIT_FLAG_INT, AT(fold), "fold", .min = 0, .max = 100, .omit_default = true,
+     .help = "the validation fold, 1..K (with --folds); scripts/crossval.py\n"
+             "runs every fold and reports mean +- sd",
+     .def_help = ""},
     {"seed", "N", FIT_FLAG_SEED, AT(seed), "seed", .def = 1,
      .help = "split, initialisation, data order and augmentation"},
     {"ann-from", "FILE", FIT_FLAG_STRING, AT(ann_from), "ann_from",
@@ -48,6 +55,14 @@ static const fit_flag table[] = {
      .help = "with --snn-from: transfer to this folder's classes: keep every\n"
              "layer but the classifier, which starts anew (seeded) for them",
      .def_help = ""},
+    {"transfer-from", "FILE", FIT_FLAG_STRING, AT(transfer_from), NULL,
+     .help = "transfer a trained one-step model to this folder's classes:\n"
+             "--snn-from FILE --new-head --distill 0 (only the T = 1 fine-tune)",
+     .def_help = ""},
+    {"freeze-stages", "S", FIT_FLAG_INT, AT(freeze_stages), "freeze_stages", .min = 0, .max = 16,
+     .omit_default = true,
+     .help = "with --snn-from/--transfer-from: the stem and stages 1..S keep\n"
+             "their weights and LIF values in the fine-tune (0: all train)"},
 
     {"arch", "A", FIT_FLAG_STRING, AT(arch), "arch", .def_str = "msresnet18", .section = "network",
      .help = "vgg11, vgg16, resnet18, resnet20,\nmsresnet18, msresnet20"},
@@ -251,7 +266,7 @@ json_t *fit_config_json(const fit_config *c)
     json_t *o = json_object();
     for (size_t i = 0; o && i < N_FLAGS; i++) {
         const fit_flag *f = &table[i];
-        if (!f->key)
+        if (!f->key || (f->omit_default && fit_flag_is_default(f, c)))
             continue;
         json_t *v = NULL;
         const char *s;
@@ -274,8 +289,34 @@ json_t *fit_config_json(const fit_config *c)
     return o;
 }
 
+os_status fit_config_expand(fit_config *c)
+{
+    if (!c->transfer_from)
+        return OS_OK;
+    if (c->snn_from)
+        return os_fail(OS_EINVAL, "--transfer-from is --snn-from with a new classifier: give one "
+                                  "of them");
+    c->snn_from = c->transfer_from;
+    c->new_head = true;
+    c->distill = 0;
+    return OS_OK;
+}
+
 os_status fit_config_check(const fit_config *c)
 {
+    if ((c->folds > 0) != (c->fold > 0))
+        return os_fail(OS_EINVAL, "--folds K and --fold I come together (I in 1..K)");
+    if (c->folds == 1 || c->fold > c->folds)
+        return os_fail(OS_EINVAL, "--folds %d --fold %d: expected K >= 2 and I in 1..K", c->folds,
+                       c->fold);
+    if (c->folds > 0 && c->train_list)
+        return os_fail(OS_EINVAL, "--folds chooses the split: not with --train-list");
+    if (c->freeze_stages > 0 && c->finetune_bn)
+        return os_fail(OS_EINVAL, "--freeze-stages with --finetune-bn 1: the frozen stages' "
+                                  "BatchNorm statistics would still move; use one of them");
+    if (c->freeze_stages > 0 && !c->snn_from)
+        return os_fail(OS_EINVAL, "--freeze-stages applies to the fine-tune of --snn-from or "
+                                  "--transfer-from's model: give one");
     if (c->val_list && !c->train_list)
         return os_fail(OS_EINVAL, "--val-list needs --train-list");
     if (c->snn_from && c->distill > 0 && !c->ann_from)

@@ -143,7 +143,7 @@ size_t os_params_trainable(const os_params *p)
 {
     size_t n = 0;
     for (int i = 0; i < p->n; i++)
-        if (p->p[i]->kind != OS_PARAM_BUFFER)
+        if (p->p[i]->kind != OS_PARAM_BUFFER && !p->p[i]->frozen)
             n += p->p[i]->view.count;
     return n;
 }
@@ -183,7 +183,7 @@ os_status os_params_step(os_params *p, const os_opt_config *c, long step)
     double bc2 = 1.0 - pow(c->beta2, (double)(step + 1));
     for (int i = 0; i < p->n; i++) {
         os_param *q = p->p[i];
-        if (q->kind == OS_PARAM_BUFFER)
+        if (q->kind == OS_PARAM_BUFFER || q->frozen)
             continue;
         size_t n = q->view.count;
         bool adam = c->kind == OS_OPT_ADAMW;

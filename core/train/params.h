@@ -27,6 +27,8 @@ typedef struct {
     float *data, *grad;  /* grad NULL for buffers */
     float *m, *v;        /* optimizer moments (allocated on first step) */
     os_param_kind kind;
+    bool frozen; /* kept as it is: os_params_step skips it, and a tnet computes no gradient
+                  * below the first layer that has an unfrozen parameter */
 } os_param;
 
 typedef struct os_params os_params;
@@ -46,7 +48,7 @@ int os_params_count(const os_params *p);
 os_param *os_params_at(os_params *p, int i); /* stable until removed */
 os_param *os_params_find(os_params *p, const char *name);     /* NULL if absent */
 const os_tensor_view *os_params_view(const void *p, const char *name); /* os_tensor_find_fn */
-size_t os_params_trainable(const os_params *p);                  /* number of trainable values */
+size_t os_params_trainable(const os_params *p); /* number of trainable, unfrozen values */
 
 void os_params_zero_grad(os_params *p);
 

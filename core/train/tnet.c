@@ -40,6 +40,7 @@ struct os_tnet {
     size_t tmp_floats;
     bool trained; /* last forward was in training mode */
     float surrogate; /* surrogate height of the backward pass running */
+    int first_learner; /* backward running: the first layer with an unfrozen parameter */
 };
 
 static size_t stride_of(const os_tnet *t, const tlayer *l)
@@ -366,11 +367,19 @@ void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logit
     os_exec_forward(t->net, t->T, &os_backend_train, t, train_slot, logits, k);
 }
 
+/* Whether the gradient of layer `from`'s output is needed: layers are in topological order, so
+ * nothing before the first layer that learns can use it (nor can the image). */
+static bool wants_grad(const os_tnet *t, int from)
+{
+    return from != OS_NET_INPUT && from >= t->first_learner;
+}
+
 /* Where layer i's backward writes the gradient for input `from` at step s: straight into the
- * input's gradient when exclusive, else into scratch that the caller then adds. */
+ * input's gradient when exclusive, else into scratch that the caller then adds; NULL when no
+ * one reads it. */
 static float *dx_target(os_tnet *t, int from, int s, size_t scratch_slot)
 {
-    if (from == OS_NET_INPUT)
+    if (!wants_grad(t, from))
         return NULL;
     if (t->L[from].exclusive)
         return dslot(t, from, s);
@@ -379,7 +388,7 @@ static float *dx_target(os_tnet *t, int from, int s, size_t scratch_slot)
 
 static void dx_commit(os_tnet *t, int from, int s, const float *dx)
 {
-    if (from == OS_NET_INPUT || t->L[from].exclusive)
+    if (!wants_grad(t, from) || t->L[from].exclusive)
         return;
     os_add_inplace(dslot(t, from, s), dx, (size_t)t->n * t->L[from].size);
 }
@@ -393,7 +402,7 @@ static void backward_lif(os_tnet *t, int i, const os_layer *L, tlayer *l)
         u[k] = l->u + (size_t)k * stride_of(t, l);
         s[k] = slot(t, i, k);
         ds[k] = dslot(t, i, k);
-        din[k] = from == OS_NET_INPUT ? t->tmp + (size_t)k * t->max_batch * l->size
+        din[k] = !wants_grad(t, from) ? t->tmp + (size_t)k * t->max_batch * l->size
                                       : dx_target(t, from, k, (size_t)k);
     }
     double dthr = 0, dleak = 0;
@@ -462,7 +471,7 @@ static void backward_layer(os_tnet *t, int i)
         case OS_OP_ADD:
             for (int q = 0; q < 2; q++) {
                 int f = L->from[q];
-                if (f == OS_NET_INPUT)
+                if (!wants_grad(t, f))
                     continue;
                 float *dst = dx_target(t, f, k, 0);
                 memcpy(dst, dy, (size_t)n * l->size * sizeof *dst);
@@ -471,15 +480,30 @@ static void backward_layer(os_tnet *t, int i)
             continue;
         default: break;
         }
-        if (dx && from != OS_NET_INPUT)
+        if (dx)
             dx_commit(t, from, k, dx);
     }
+}
+
+static bool learns(const os_param *p)
+{
+    return p && p->grad && !p->frozen;
+}
+
+static bool layer_learns(const tlayer *l)
+{
+    return learns(l->w) || learns(l->b) || learns(l->bn[0]) || learns(l->bn[1]) ||
+           learns(l->thr) || learns(l->leak);
 }
 
 void os_tnet_backward(os_tnet *t, const float *dlogits, float surrogate)
 {
     t->surrogate = surrogate;
     int nl = os_net_count(t->net);
+    t->first_learner = nl;
+    for (int i = 0; i < nl && t->first_learner == nl; i++)
+        if (layer_learns(&t->L[i]))
+            t->first_learner = i;
     size_t k = (size_t)t->n * t->classes;
     for (int i = 0; i < nl - 1; i++)
         if (!t->L[i].exclusive)
@@ -488,7 +512,7 @@ void os_tnet_backward(os_tnet *t, const float *dlogits, float surrogate)
     memset(last->d, 0, (size_t)last->slots * stride_of(t, last) * sizeof(float));
     for (int s = 0; s < t->T; s++)
         os_add_inplace(dslot(t, nl - 1, s), dlogits, k);
-    for (int i = nl - 1; i >= 0; i--)
+    for (int i = nl - 1; i >= t->first_learner; i--)
         backward_layer(t, i);
 }
 

@@ -39,6 +39,14 @@ const os_sample *os_dataset_sample(const os_dataset *d, size_t i);
 os_status os_dataset_split(const os_dataset *d, double val_fraction, uint64_t seed,
                            size_t **train, size_t *n_train, size_t **val, size_t *n_val);
 
+/* Stratified K-fold partition: within each class, the same seeded shuffle as os_dataset_split,
+ * then the fold-th of `folds` contiguous parts (1-based; part sizes differ by at most one)
+ * goes to validation. The folds of one seed are disjoint and together hold every image once.
+ * A class with fewer images than folds has no validation image in some folds. OS_EINVAL unless
+ * folds >= 2 and 1 <= fold <= folds. */
+os_status os_dataset_fold(const os_dataset *d, int folds, int fold, uint64_t seed,
+                          size_t **train, size_t *n_train, size_t **val, size_t *n_val);
+
 /* Indices of the images named in a list file: one path per line, relative to DIR
  * ("class/file.jpg") or as scanned; blank lines and '#' comments ignored. An entry that is
  * not in the dataset fails naming the file and line. */

@@ -16,6 +16,7 @@
 typedef struct {
     const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer, *ann_from;
     const char *snn_from; /* start at the T = 1 fine-tune from this one-step model */
+    const char *transfer_from; /* shorthand: snn_from + new_head, distillation off */
     bool resume, quiet;
     bool new_head; /* with snn_from: a new classifier for this folder's classes (transfer) */
     const char *arch;
@@ -23,6 +24,8 @@ typedef struct {
     int input, units, unit_at, t0;
     int epochs_ann, epochs_snn, epochs_t0, epochs_finetune, warmup_epochs;
     int batch, threads, calib_images, recalibrate, finetune_bn;
+    int folds, fold;   /* folds > 0: validation is fold `fold` (1-based) of a stratified K-fold */
+    int freeze_stages; /* fine-tune: the stem and stages 1..freeze_stages keep their values */
     double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
     double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
     double surrogate_gamma;

@@ -14,6 +14,7 @@
 #ifndef ONESPIKE_FIT_FLAGS_H
 #define ONESPIKE_FIT_FLAGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "onespike/fit.h"
@@ -43,6 +44,9 @@ typedef struct {
     const char *section;        /* --help heading this row opens; NULL: the previous row's */
     const char *help;           /* --help text; "\n" continues it on the next line */
     const char *def_help; /* --help's "(default ...)" text if not the value itself; "" for none */
+    bool omit_default;    /* the config JSON holds the key only when the value is not the
+                           * default (flags added after configs were first recorded: a model
+                           * file or checkpoint without the key read as the default) */
 } fit_flag;
 
 /* The table, in --help order; *n gets its length. */
@@ -63,9 +67,15 @@ void fit_flag_format(const fit_flag *f, const fit_config *c, char *buf, size_t n
 /* Whether f's value in c is its default. */
 bool fit_flag_is_default(const fit_flag *f, const fit_config *c);
 
-/* The rules between flags, once every flag is parsed (the table checks each flag alone):
- * --val-list needs --train-list; --snn-from needs --epochs-finetune > 0, and with --distill the
- * teacher (--ann-from). OS_EINVAL with the rule in the detail. */
+/* Expand shorthands once every flag is parsed: --transfer-from M sets --snn-from M --new-head
+ * --distill 0. OS_EINVAL if --snn-from is given too. */
+os_status fit_config_expand(fit_config *c);
+
+/* The rules between flags, once every flag is parsed and expanded (the table checks each flag
+ * alone): --val-list needs --train-list; --snn-from needs --epochs-finetune > 0, and with
+ * --distill the teacher (--ann-from); --folds and --fold come together (1 <= fold <= folds) and
+ * not with --train-list; --freeze-stages only with --snn-from. OS_EINVAL with the rule in the
+ * detail. */
 os_status fit_config_check(const fit_config *c);
 
 #endif

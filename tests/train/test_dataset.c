@@ -1,5 +1,5 @@
 /* test_dataset.c - core/train/dataset.c: the stratified split (deterministic per seed, a
- * partition, the documented per-class counts), and files named as JPEGs that are not regular
+ * partition, the documented per-class counts), K folds that partition the data, and files named as JPEGs that are not regular
  * files (broken link, link loop, FIFO) reported and skipped like an undecodable image instead
  * of vanishing or, for a FIFO, blocking the load for ever; image folders holding TIFF and PNG
  * files beside JPEGs (listed by extension, decoded through the raster reader). */
@@ -117,6 +117,47 @@ static void test_split_is_seeded(void **state)
     assert_int_equal(m3, m1);
     assert_memory_not_equal(v1, v3, m1 * sizeof *v1);
     free(t1), free(v1), free(t2), free(v2), free(t3), free(v3);
+    tu_rmdir(dir);
+    os_dataset_destroy(d);
+}
+
+/* K folds: every image is in exactly one fold's validation part, each part is its class's
+ * contiguous share (sizes differ by at most one), and training is the rest; bad folds fail. */
+static void test_folds_partition_the_data(void **state)
+{
+    (void)state;
+    char *dir;
+    os_dataset *d = counted(&dir);
+    const int folds = 3;
+    /* classes of 10, 1, 2, 3 images: parts of floor(m*k/3) - floor(m*(k-1)/3) */
+    static const int want[3][4] = {{3, 0, 0, 1}, {3, 0, 1, 1}, {4, 1, 1, 1}};
+    int in_val[16] = {0};
+    for (int k = 1; k <= folds; k++) {
+        size_t *tr, *va, ntr, nva;
+        assert_int_equal(os_dataset_fold(d, folds, k, 5, &tr, &ntr, &va, &nva), OS_OK);
+        assert_int_equal(ntr + nva, 16);
+        int got[4];
+        val_per_class(d, va, nva, got);
+        for (int c = 0; c < 4; c++)
+            if (got[c] != want[k - 1][c])
+                fail_msg("fold %d class %d: %d validation images, want %d", k, c, got[c],
+                         want[k - 1][c]);
+        int seen[16] = {0};
+        for (size_t i = 0; i < ntr; i++)
+            seen[tr[i]]++;
+        for (size_t i = 0; i < nva; i++)
+            seen[va[i]]++, in_val[va[i]]++;
+        for (int i = 0; i < 16; i++)
+            assert_int_equal(seen[i], 1);
+        free(tr), free(va);
+    }
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(in_val[i], 1);
+    size_t *tr, *va, ntr, nva;
+    assert_int_equal(os_dataset_fold(d, 3, 0, 5, &tr, &ntr, &va, &nva), OS_EINVAL);
+    assert_null(tr);
+    assert_int_equal(os_dataset_fold(d, 3, 4, 5, &tr, &ntr, &va, &nva), OS_EINVAL);
+    assert_int_equal(os_dataset_fold(d, 1, 1, 5, &tr, &ntr, &va, &nva), OS_EINVAL);
     tu_rmdir(dir);
     os_dataset_destroy(d);
 }
@@ -239,6 +280,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_split_counts_and_partition),
         cmocka_unit_test(test_split_is_seeded),
+        cmocka_unit_test(test_folds_partition_the_data),
         cmocka_unit_test(test_not_regular_files_warned_and_skipped),
         cmocka_unit_test(test_rasters_listed_and_decoded),
     };

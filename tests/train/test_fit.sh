@@ -28,6 +28,7 @@ import json, sys
 rec = json.load(open(sys.argv[1]))["training"]["config"]
 got = json.load(open(sys.argv[2]))
 newer = {"new_head": False}   # flags added after the shipped model was trained, at their defaults
+# (later flags are recorded only when set: --folds, --fold, --freeze-stages)
 assert all(got.get(k) == v for k, v in newer.items()), got
 got = {k: v for k, v in got.items() if k not in newer}
 assert sorted(got) == sorted(rec), set(got) ^ set(rec)
@@ -188,6 +189,57 @@ assert len(same) >= len([k for k in a if k != "__metadata__"]) // 2, same   # th
 print("# transfer: validation top-1 %.3f after the new head's fine-tune" % r["stages"][-1]["val_top1"])
 assert r["config"]["new_head"] is True and r["stages"][-1]["val_top1"] >= 0.75, r["stages"]
 PY
+# --transfer-from (= --snn-from --new-head --distill 0) with the stem and stages 1-2 frozen, on
+# fold 2 of 4: the frozen tensors are the source model's byte for byte, the rest learned, and
+# validation is the fold (a quarter of each class).
+"$TRAIN" fit "${COMMON[@]}" --data "$T/pair" --transfer-from "$T/m.safetensors" --freeze-stages 2 \
+    --folds 4 --fold 2 --epochs-finetune 8 --lr-finetune 5e-3 --out "$T/tf.safetensors" 2>"$T/tf.err"
+check "--transfer-from --freeze-stages 2 --folds 4 --fold 2" $PY - "$T/m.safetensors" "$T/tf.safetensors" "$T/tf.safetensors.report.json" "$T/tf.err" <<'PY'
+import json, struct, sys
+def tensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+        data = f.read()
+    h.pop("__metadata__", None)
+    return {k: data[v["data_offsets"][0]:v["data_offsets"][1]] for k, v in h.items()}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+r, err = json.load(open(sys.argv[3])), open(sys.argv[4]).read()
+frozen = [k for k in b if k.split(".")[0] in ("stem", "s1", "s2")]
+later = [k for k in b if k.split(".")[0] == "s3" and k in a]
+assert frozen and later, sorted(b)
+moved = [k for k in frozen if a.get(k) != b[k]]
+assert not moved, moved
+assert any(a[k] != b[k] for k in later), "stage 3 did not learn"
+c = r["config"]
+assert (c["folds"], c["fold"], c["freeze_stages"], c["new_head"], c["distill"]) == (4, 2, 2, True, 0.0), c
+assert "fold 2 of 4" in err and " + 20 validation images" in err, err   # 10 of each class
+print("# transfer, frozen to stage 2, fold 2 of 4: validation top-1 %.3f" % r["stages"][-1]["val_top1"])
+assert r["stages"][-1]["val_top1"] >= 0.75, r["stages"]
+PY
+# scripts/crossval.py: every fold run once, summarised as mean +- sd of the folds' reports; a
+# second call reads the finished folds instead of training them again.
+CV=(--folds 2 --dir "$T/cv" --train "$TRAIN" -- "${COMMON[@]}" --data "$T/pair"
+    --transfer-from "$T/m.safetensors" --epochs-finetune 3 --lr-finetune 5e-3)
+$PY "$SRC/scripts/crossval.py" "${CV[@]}" >"$T/cv.out" 2>"$T/cv.err"
+$PY "$SRC/scripts/crossval.py" "${CV[@]}" >"$T/cv2.out" 2>"$T/cv2.err"
+check "crossval.py: two folds, mean +- sd of their reports, not rerun" $PY - "$T/cv" "$T/cv2.err" <<'PY'
+import json, statistics, sys
+d = sys.argv[1]
+s = json.load(open(d + "/crossval.json"))
+top1 = [json.load(open("%s/fold-%d.safetensors.report.json" % (d, i)))["final"]["validation_engine"]["top1"]
+        for i in (1, 2)]
+assert [r["fold"] for r in s["rows"]] == [1, 2] and s["images"] == 80, s   # each decodable image once
+assert abs(s["top1_mean"] - statistics.mean(top1)) < 1e-12, (s, top1)
+assert abs(s["top1_sd"] - statistics.stdev(top1)) < 1e-12, (s, top1)
+assert "fold 1/2" not in open(sys.argv[2]).read()   # the second call trained nothing
+assert "mean +- sd" in open(d + "/crossval.md").read()
+PY
+"$TRAIN" fit "${COMMON[@]}" --data "$T/pair" --transfer-from "$T/m.safetensors" --snn-from "$T/m.safetensors" \
+    --out "$T/tf2.safetensors" --quiet 2>"$T/tf2.err"
+check "--transfer-from with --snn-from is a usage error" grep -q "give one of them" "$T/tf2.err"
+"$TRAIN" fit "${COMMON[@]}" --folds 4 --out "$T/tf3.safetensors" --quiet 2>"$T/tf3.err"
+check "--folds without --fold is a usage error" grep -q -- "--fold I" "$T/tf3.err"
 "$TRAIN" fit "${COMMON[@]}" --data "$T/pair" --snn-from "$T/m.safetensors" --distill 0 \
     --epochs-finetune 1 --out "$T/tr2.safetensors" --quiet 2>"$T/transfer2.err"
 check "--snn-from with other classes is refused and names --new-head" grep -q -- "--new-head" "$T/transfer2.err"

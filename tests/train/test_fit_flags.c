@@ -66,8 +66,16 @@ static void test_config_json_types(void **state)
     size_t n, keys = 0;
     const fit_flag *t = fit_flags(&n);
     for (size_t i = 0; i < n; i++)
-        keys += t[i].key != NULL;
+        keys += t[i].key != NULL && !t[i].omit_default;
     assert_int_equal(json_object_size(j), keys);
+    /* keys added later are there only when set, so older checkpoints still resume */
+    assert_null(json_object_get(j, "folds"));
+    assert_null(json_object_get(j, "freeze_stages"));
+    json_decref(j);
+    c.folds = 5, c.fold = 2, c.freeze_stages = 0;
+    j = fit_config_json(&c);
+    assert_int_equal(json_object_size(j), keys + 2);
+    assert_int_equal(json_integer_value(json_object_get(j, "fold")), 2);
     assert_true(json_is_integer(json_object_get(j, "input")));
     assert_true(json_is_integer(json_object_get(j, "seed")));
     assert_true(json_is_real(json_object_get(j, "surrogate_gamma")));
@@ -103,6 +111,42 @@ static void test_bad_values(void **state)
     assert_string_equal(os_errdetail(), "--val-list needs --train-list");
 }
 
+/* The rules between the cross-validation, transfer and freezing flags. */
+static void test_fold_and_transfer_rules(void **state)
+{
+    (void)state;
+    fit_config c, d;
+    fit_defaults(&d);
+    c = d, c.folds = 5;
+    assert_int_equal(fit_config_check(&c), OS_EINVAL); /* --folds without --fold */
+    c = d, c.fold = 1;
+    assert_int_equal(fit_config_check(&c), OS_EINVAL);
+    c = d, c.folds = 5, c.fold = 6;
+    assert_int_equal(fit_config_check(&c), OS_EINVAL);
+    c = d, c.folds = 1, c.fold = 1;
+    assert_int_equal(fit_config_check(&c), OS_EINVAL);
+    c = d, c.folds = 5, c.fold = 5;
+    assert_int_equal(fit_config_check(&c), OS_OK);
+    c.train_list = "t";
+    assert_int_equal(fit_config_check(&c), OS_EINVAL);
+
+    c = d, c.freeze_stages = 2;
+    assert_int_equal(fit_config_check(&c), OS_EINVAL); /* nothing to fine-tune from */
+    c = d, c.transfer_from = "m", c.freeze_stages = 2;
+    assert_int_equal(fit_config_expand(&c), OS_OK);
+    assert_string_equal(c.snn_from, "m");
+    assert_true(c.new_head);
+    assert_true(c.distill == 0);
+    assert_int_equal(fit_config_check(&c), OS_OK);
+    c.finetune_bn = 1;
+    assert_int_equal(fit_config_check(&c), OS_EINVAL);
+    c = d, c.transfer_from = "m", c.snn_from = "n";
+    assert_int_equal(fit_config_expand(&c), OS_EINVAL);
+    c = d;
+    assert_int_equal(fit_config_expand(&c), OS_OK);
+    assert_memory_equal(&c, &d, sizeof c); /* nothing to expand: unchanged */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -110,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_defaults_round_trip),
         cmocka_unit_test(test_config_json_types),
         cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_fold_and_transfer_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

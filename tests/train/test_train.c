@@ -1,5 +1,6 @@
 /* Training-side graph operations: the training executor agrees with the inference engine,
- * BN folding and Unit removal preserve what they must, and ANN -> SNN conversion gives firing
+ * frozen parameters get no gradient and keep their values while the rest learn exactly as
+ * before, BN folding and Unit removal preserve what they must, and ANN -> SNN conversion gives firing
  * rates that reproduce the ANN. */
 #include <math.h>
 #include <setjmp.h>
@@ -128,6 +129,95 @@ static void test_tnet_matches_session(void **state)
     os_params_destroy(p);
     os_arch_destroy(a);
     tu_rmdir(dir);
+}
+
+
+/* Frozen parameters: a backward pass with the stem and stage 1 frozen gives the later layers
+ * exactly the gradients of a pass with nothing frozen, computes none for the frozen ones, and
+ * an optimizer step leaves them as they were. */
+static void test_frozen_stages_keep_values(void **state)
+{
+    (void)state;
+    os_arch_opts o = {.name = "resnet20", .width_mult = 0.5, .input = SIDE, .classes = CLASSES,
+                      .spiking = true, .threshold = 0.3f, .leak = 0.9f, .seed = 4};
+    os_arch *a;
+    assert_int_equal(os_arch_build(&o, &a), OS_OK);
+    os_params *p = params_of(a);
+    os_graph *layers = graph_of(a);
+    os_tnet *t;
+    assert_int_equal(os_tnet_create(layers, 3, SIDE, SIDE, CLASSES, p, NIMG, 2, &t), OS_OK);
+    os_imageset s;
+    random_images(&s, 11);
+    float logits[NIMG * CLASSES], dl[NIMG * CLASSES];
+    tu_fill(dl, NIMG * CLASSES, 3, 1.0f);
+    int n = os_params_count(p);
+    float **want = calloc((size_t)n, sizeof *want);
+    os_params_zero_grad(p);
+    os_tnet_forward(t, s.pix, NIMG, true, logits);
+    os_tnet_backward(t, dl, 1.0f);
+    for (int i = 0; i < n; i++) {
+        os_param *q = os_params_at(p, i);
+        if (!q->grad)
+            continue;
+        want[i] = malloc(q->view.count * sizeof(float));
+        memcpy(want[i], q->grad, q->view.count * sizeof(float));
+    }
+    int frozen = 0, live = 0;
+    for (int i = 0; i < n; i++) {
+        os_param *q = os_params_at(p, i);
+        q->frozen = q->grad && (!strncmp(q->view.name, "stem.", 5) ||
+                                !strncmp(q->view.name, "s1.", 3));
+        frozen += q->frozen;
+    }
+    assert_true(frozen > 0);
+    os_params_zero_grad(p);
+    os_tnet_forward(t, s.pix, NIMG, true, logits);
+    os_tnet_backward(t, dl, 1.0f);
+    for (int i = 0; i < n; i++) {
+        os_param *q = os_params_at(p, i);
+        if (!q->grad)
+            continue;
+        double nonzero = 0;
+        for (size_t k = 0; k < q->view.count; k++)
+            nonzero += q->grad[k] != 0;
+        if (q->frozen) {
+            if (nonzero > 0)
+                fail_msg("%s is frozen but got a gradient", q->view.name);
+        } else {
+            assert_memory_equal(q->grad, want[i], q->view.count * sizeof(float));
+            live += nonzero > 0;
+        }
+    }
+    assert_true(live > 0);
+    /* a step moves only what is not frozen */
+    float **before = calloc((size_t)n, sizeof *before);
+    for (int i = 0; i < n; i++) {
+        os_param *q = os_params_at(p, i);
+        before[i] = malloc(q->view.count * sizeof(float));
+        memcpy(before[i], q->data, q->view.count * sizeof(float));
+        if (q->grad) /* a gradient everywhere, so the step would move every parameter */
+            for (size_t k = 0; k < q->view.count; k++)
+                q->grad[k] = 0.5f;
+    }
+    os_opt_config oc = {.kind = OS_OPT_ADAMW, .lr = 0.01f, .beta1 = 0.9f, .beta2 = 0.999f,
+                        .eps = 1e-8f, .weight_decay = 0.05f, .total_steps = 10,
+                        .lif_lr_scale = 1};
+    assert_int_equal(os_params_step(p, &oc, 0), OS_OK);
+    for (int i = 0; i < n; i++) {
+        os_param *q = os_params_at(p, i);
+        bool same = !memcmp(before[i], q->data, q->view.count * sizeof(float));
+        if (q->frozen && !same)
+            fail_msg("%s is frozen but moved", q->view.name);
+        if (q->grad && !q->frozen && same)
+            fail_msg("%s is not frozen but did not move", q->view.name);
+        free(before[i]), free(want[i]);
+    }
+    free(before), free(want);
+    os_tnet_destroy(t);
+    os_imageset_free(&s);
+    os_graph_destroy(layers);
+    os_params_destroy(p);
+    os_arch_destroy(a);
 }
 
 /* Unit removal leaves exactly the baseline topology and parameter count. */
@@ -584,6 +674,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tnet_matches_session),
+        cmocka_unit_test(test_frozen_stages_keep_values),
         cmocka_unit_test(test_remove_units_gives_baseline),
         cmocka_unit_test(test_fold_batchnorm_is_exact),
         cmocka_unit_test(test_insert_batchnorm_is_identity),

@@ -121,7 +121,7 @@ int cmd_fit(int argc, char **argv)
         rc = cli_usage_error("fit", "--data and --out are required");
         goto out;
     }
-    if (fit_config_check(&c)) {
+    if (fit_config_expand(&c) || fit_config_check(&c)) {
         rc = cli_usage_error("fit", "%s", os_errdetail());
         goto out;
     }
