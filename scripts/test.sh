@@ -24,7 +24,7 @@ meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     meson test -C build-asan -v --print-errorlogs --num-processes 2
 
-echo "== ThreadSanitizer build (server suite: worker pool, connections, metrics) =="
+echo "== ThreadSanitizer build (server suite: worker pool, connections, metrics; training replicas and loader) =="
 meson setup build-tsan --reconfigure -Dwerror=true -Db_sanitize=thread -Dbuildtype=debugoptimized \
     -Db_lundef=false >/dev/null 2>&1 ||
     meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Dbuildtype=debugoptimized \
@@ -33,6 +33,8 @@ meson compile -C build-tsan
 # tests/tsan.supp: GDAL-internal lock-order reports only (see the file).
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp \
     meson test -C build-tsan -v --print-errorlogs --num-processes 2 --suite server
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp \
+    meson test -C build-tsan -v --print-errorlogs --num-processes 2 dp loader
 
 echo "== fuzzing (clang, libFuzzer + ASan/UBSan): seed corpora, then ${FUZZ_SECONDS} s per harness =="
 # Not -Werror: clang warns where gcc does not, in code the gcc builds above already hold to it.

@@ -353,15 +353,21 @@ static bool stop_requested(void)
 typedef struct {
     os_params *params;
     os_graph *layers;
-    os_tnet *net;
+    os_dp *net;
 } teacher;
 
 static void teacher_free(teacher *tc)
 {
-    os_tnet_destroy(tc->net);
+    os_dp_destroy(tc->net);
     os_graph_destroy(tc->layers);
     os_params_destroy(tc->params);
     memset(tc, 0, sizeof *tc);
+}
+
+/* --threads N trains N replicas, each on its own slice of every batch (dp.h). */
+static int replicas_of(const fit_config *c)
+{
+    return c->threads < c->batch ? c->threads : c->batch;
 }
 
 static os_status teacher_load(const fit_state *s, teacher *tc)
@@ -378,8 +384,8 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
     if (!st)
         st = os_graph_from_json(json_object_get(os_model_doc(m), "layers"), path, &tc->layers);
     if (!st)
-        st = os_tnet_create(tc->layers, 3, s->c->input, s->c->input, s->classes, tc->params,
-                            s->c->batch, 1, &tc->net);
+        st = os_dp_create(tc->layers, 3, s->c->input, s->c->input, s->classes, tc->params,
+                          s->c->batch, 1, replicas_of(s->c), &tc->net);
     os_model_destroy(m);
     if (st)
         teacher_free(tc);
@@ -413,14 +419,15 @@ static os_status run_train_stage(fit_state *s)
 {
     const fit_config *c = s->c;
     const stage *S = &s->stages[s->stage];
-    os_tnet *t = NULL;
+    os_dp *dp = NULL;
     os_status st = OS_OK;
     if (s->epoch == 0 && bn_finetune(s) && (st = swap_layers(s, true)))
         return st;
-    st = os_tnet_create(s->layers, 3, c->input, c->input, s->classes, s->params, c->batch,
-                                  S->T, &t);
+    st = os_dp_create(s->layers, 3, c->input, c->input, s->classes, s->params, c->batch, S->T,
+                      replicas_of(c), &dp);
     if (st)
         return st;
+    os_tnet *t = os_dp_tnet(dp, 0); /* evaluates */
     if (s->epoch == 0) {
         os_params_reset_state(s->params);
         if (S->prev_T && c->recalibrate) {
@@ -428,7 +435,7 @@ static os_status run_train_stage(fit_state *s)
                                            s->params, &s->calib, &s->aug_eval, S->prev_T, S->T,
                                            CALIB_BATCH);
             if (st) {
-                os_tnet_destroy(t);
+                os_dp_destroy(dp);
                 return st;
             }
         }
@@ -450,7 +457,7 @@ static os_status run_train_stage(fit_state *s)
     teacher tc = {0};
     if (c->distill > 0 && strcmp(S->name, "ann") != 0) {
         if ((st = teacher_load(s, &tc))) {
-            os_tnet_destroy(t);
+            os_dp_destroy(dp);
             return st;
         }
         ec.teacher = tc.net, ec.distill = (float)c->distill, ec.distill_temp = (float)c->distill_temp;
@@ -461,7 +468,12 @@ static os_status run_train_stage(fit_state *s)
         ec.seed = c->seed * 1000003u + (uint64_t)s->stage * 10007u + (uint64_t)s->epoch;
         ec.step0 = (long)s->epoch * steps_per_epoch;
         ec.progress = progress, ec.progress_ctx = &pc;
-        if ((st = os_train_epoch(t, s->params, &s->train, &ec, &es)))
+        /* each replica's BLAS calls on its own thread; evaluation gets the threads back */
+        if (replicas_of(c) > 1)
+            openblas_set_num_threads(1);
+        st = os_train_epoch(dp, s->params, &s->train, &ec, &es);
+        openblas_set_num_threads(c->threads);
+        if (st)
             break;
         s->stage_seconds += es.seconds;
         /* Validation after every epoch: cheap next to the epoch, and what a user watches. */
@@ -489,7 +501,7 @@ static os_status run_train_stage(fit_state *s)
             break;
         }
     }
-    os_tnet_destroy(t);
+    os_dp_destroy(dp);
     teacher_free(&tc);
     if (!st && bn_finetune(s))
         st = swap_layers(s, false);

@@ -132,7 +132,9 @@ static const fit_flag table[] = {
     /* threads: fit_defaults sets it from the machine; not part of the recipe (the same run on
      * another machine is the same run). */
     {"threads", "N", FIT_FLAG_INT, AT(threads), NULL, .min = 1, .max = 256, .section = "machine",
-     .help = "BLAS and decoding threads; the batch loader runs on a thread\nof its own",
+     .help = "training replicas, each on its own slice of every batch (one\n"
+             "thread each; BatchNorm over the whole batch), and decoding\n"
+             "threads; the batch loader runs on a thread of its own",
      .def_help = "cores - 1, at least 1"},
     {"quiet", NULL, FIT_FLAG_BOOL, AT(quiet), NULL, .help = "no progress output", .def_help = ""},
 };

@@ -278,26 +278,38 @@ static size_t bn_at(int i, int c, int ch, size_t hw)
     return ((size_t)i * (size_t)c + (size_t)ch) * hw;
 }
 
-void os_bn_train_forward(const float *x, int n, int c, size_t hw, const float *gamma,
-                         const float *beta, float eps, float *y, float *mean, float *invstd)
+double os_bn_train_forward(const float *x, int n, int c, size_t hw, const float *gamma,
+                           const float *beta, float eps, os_reduce *r, double *acc, float *y,
+                           float *mean, float *invstd)
 {
-    assert(n >= 1 && c >= 1 && hw >= 1 && eps >= 0.0f);
+    assert(n >= 0 && c >= 1 && hw >= 1 && eps >= 0.0f);
     assert(x != NULL && gamma != NULL && beta != NULL && y != NULL);
-    assert(mean != NULL && invstd != NULL);
-    const double count = (double)n * (double)hw;
-
+    assert(mean != NULL && invstd != NULL && acc != NULL);
     for (int ch = 0; ch < c; ch++) {
         double sum = 0.0;
         for (int i = 0; i < n; i++)
             sum += sum_floats(x + bn_at(i, c, ch, hw), hw);
-        const double mu = sum / count;
+        acc[ch] = sum;
+    }
+    acc[c] = (double)n * (double)hw;
+    if (r)
+        r->sum(r, acc, (size_t)c + 1);
+    const double count = acc[c];
+    assert(count > 0);
+    for (int ch = 0; ch < c; ch++)
+        mean[ch] = (float)(acc[ch] / count);
+    for (int ch = 0; ch < c; ch++) {
+        const double mu = acc[ch] / count;
         double ss = 0.0;
         for (int i = 0; i < n; i++)
             ss += sum_sq_dev(x + bn_at(i, c, ch, hw), hw, mu);
-        const double var = ss / count; /* biased, as the normalisation uses */
-        const double is = 1.0 / sqrt(var + (double)eps);
-        mean[ch] = (float)mu;
-        invstd[ch] = (float)is;
+        acc[ch] = ss;
+    }
+    if (r)
+        r->sum(r, acc, (size_t)c);
+    for (int ch = 0; ch < c; ch++) {
+        const double var = acc[ch] / count; /* biased, as the normalisation uses */
+        invstd[ch] = (float)(1.0 / sqrt(var + (double)eps));
 
         /* (x - mean) first, then scale: a large mean cancels before it is multiplied. */
         const float m = mean[ch];
@@ -311,24 +323,24 @@ void os_bn_train_forward(const float *x, int n, int c, size_t hw, const float *g
                 yc[j] = (xc[j] - m) * scale + shift;
         }
     }
+    return count;
 }
 
 /* With xhat = (x - mean) * invstd and M = N*H*W values per channel, y = gamma * xhat + beta:
  *   dbeta = sum dy,  dgamma = sum dy * xhat,
  *   dx = gamma * invstd * (dy - dbeta / M - xhat * dgamma / M)
  * where dbeta and dgamma are this call's sums, not what the accumulators held before. The last
- * two terms are the paths through the batch mean and variance. */
+ * two terms are the paths through the batch mean and variance; with replicas, their sums and M
+ * are the whole batch's. */
 void os_bn_backward(const float *x, const float *dy, int n, int c, size_t hw, const float *gamma,
-                    const float *mean, const float *invstd, float *dx, float *dgamma, float *dbeta)
+                    const float *mean, const float *invstd, os_reduce *r, double *acc,
+                    float *dx, float *dgamma, float *dbeta)
 {
-    assert(n >= 1 && c >= 1 && hw >= 1);
+    assert(n >= 0 && c >= 1 && hw >= 1);
     assert(x != NULL && dy != NULL && gamma != NULL && mean != NULL && invstd != NULL);
-    assert(dx != NULL && dgamma != NULL && dbeta != NULL);
-    const double count = (double)n * (double)hw;
-
+    assert(dx != NULL && dgamma != NULL && dbeta != NULL && acc != NULL);
     for (int ch = 0; ch < c; ch++) {
         const double mu = (double)mean[ch];
-        const double is = (double)invstd[ch];
         double sdy = 0.0, sdyd = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t at = bn_at(i, c, ch, hw);
@@ -337,15 +349,21 @@ void os_bn_backward(const float *x, const float *dy, int n, int c, size_t hw, co
             sdy += a;
             sdyd += b;
         }
-        const double sdyx = sdyd * is; /* sum dy * xhat */
+        const double sdyx = sdyd * (double)invstd[ch]; /* sum dy * xhat */
         dbeta[ch] += (float)sdy;
         dgamma[ch] += (float)sdyx;
-
+        acc[2 * ch] = sdy, acc[2 * ch + 1] = sdyx;
+    }
+    acc[2 * c] = (double)n * (double)hw;
+    if (r)
+        r->sum(r, acc, 2 * (size_t)c + 1);
+    const double count = acc[2 * c];
+    for (int ch = 0; ch < c; ch++) {
         const float m = mean[ch];
         const float isf = invstd[ch];
         const float k = gamma[ch] * isf;
-        const float mean_dy = (float)(sdy / count);
-        const float mean_dyx = (float)(sdyx / count);
+        const float mean_dy = (float)(acc[2 * ch] / count);
+        const float mean_dyx = (float)(acc[2 * ch + 1] / count);
         for (int i = 0; i < n; i++) {
             const size_t at = bn_at(i, c, ch, hw);
             const float *xc = x + at;

@@ -51,15 +51,29 @@ void os_linear_backward(const float *x, const float *w, const float *dy, int n, 
 
 /* ---- BatchNorm in training mode: statistics over N x H x W per channel ---- */
 
+/* Sums across the replicas of a data-parallel step (dp.h), for statistics of the whole batch:
+ * sum(r, v, n) replaces v[0..n) by the element-wise sum of every replica's v, added in replica
+ * order so that every replica gets the same doubles. Every replica makes the same calls in the
+ * same order. A NULL os_reduce * means one replica: the local values are the batch's. */
+typedef struct os_reduce os_reduce;
+struct os_reduce {
+    void (*sum)(os_reduce *r, double *v, size_t n);
+};
+
 /* Write y = gamma * (x - mean) * invstd + beta, and the batch mean and invstd = 1/sqrt(var+eps)
  * (biased variance) per channel, which the backward pass needs and the caller folds into its
- * running averages. */
-void os_bn_train_forward(const float *x, int n, int c, size_t hw, const float *gamma,
-                         const float *beta, float eps, float *y, float *mean, float *invstd);
-/* Write dx; accumulate dgamma, dbeta. */
+ * running averages. With r, the statistics are those of every replica's images together (two
+ * sums: the mean, then the squared deviations from it, as with one replica). acc: scratch of
+ * 2c + 1 doubles (both functions). Returns the number of values per channel the statistics
+ * cover (N * H * W of every replica). */
+double os_bn_train_forward(const float *x, int n, int c, size_t hw, const float *gamma,
+                           const float *beta, float eps, os_reduce *r, double *acc, float *y,
+                           float *mean, float *invstd);
+/* Write dx; accumulate dgamma, dbeta (this replica's images only). With r, the mean and variance
+ * paths use the whole batch's sums (one sum). */
 void os_bn_backward(const float *x, const float *dy, int n, int c, size_t hw, const float *gamma,
-                    const float *mean, const float *invstd, float *dx, float *dgamma,
-                    float *dbeta);
+                    const float *mean, const float *invstd, os_reduce *r, double *acc,
+                    float *dx, float *dgamma, float *dbeta);
 
 /* ---- elementwise and pooling (one image, or n*c channels at once where shapes allow) ---- */
 

@@ -13,6 +13,7 @@ struct os_params {
     int n, cap;
     char **state_names; /* names of opt.* views handed out by os_params_views */
     int n_state;
+    bool alias; /* os_params_alias: names and data belong to another set */
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -48,8 +49,14 @@ void os_params_destroy(os_params *p)
 {
     if (!p)
         return;
-    for (int i = 0; i < p->n; i++)
-        param_free(p->p[i]);
+    for (int i = 0; i < p->n; i++) {
+        if (p->alias) {
+            free(p->p[i]->grad);
+            free(p->p[i]);
+        } else {
+            param_free(p->p[i]);
+        }
+    }
     free_state_names(p);
     free(p->p);
     free(p);
@@ -110,6 +117,43 @@ os_status os_params_add(os_params *p, const os_tensor_view *t)
     q->view.data = q->data;
     p->p[p->n++] = q;
     return OS_OK;
+}
+
+os_status os_params_alias(os_params *p, os_params **out)
+{
+    os_params *a = calloc(1, sizeof *a);
+    if (!a || !(a->p = calloc((size_t)(p->n ? p->n : 1), sizeof *a->p))) {
+        free(a);
+        return os_fail(OS_ENOMEM, "no memory for a replica's parameters");
+    }
+    a->alias = true, a->cap = p->n;
+    for (int i = 0; i < p->n; i++) {
+        const os_param *q = p->p[i];
+        os_param *r = calloc(1, sizeof *r);
+        if (r && q->grad && !(r->grad = calloc(q->view.count ? q->view.count : 1, sizeof(float)))) {
+            free(r);
+            r = NULL;
+        }
+        if (!r) {
+            os_params_destroy(a);
+            return os_fail(OS_ENOMEM, "no memory for a replica's gradients");
+        }
+        r->view = q->view, r->data = q->data, r->kind = q->kind, r->frozen = q->frozen;
+        a->p[a->n++] = r;
+    }
+    *out = a;
+    return OS_OK;
+}
+
+void os_params_add_grads(os_params *p, const os_params *from)
+{
+    for (int i = 0; i < p->n && i < from->n; i++) {
+        float *g = p->p[i]->grad;
+        const float *h = from->p[i]->grad;
+        if (g && h && !p->p[i]->frozen)
+            for (size_t j = 0; j < p->p[i]->view.count; j++)
+                g[j] += h[j];
+    }
 }
 
 os_status os_params_add_scalar(os_params *p, const char *name, float value)

@@ -39,6 +39,14 @@ void os_params_destroy(os_params *p);
 /* Add a copy of t (kind from its name: *.running_mean/var buffers, *.threshold, *.leak, *.bias
  * or other 1-D -> bias, else weight). Fails on a duplicate name. */
 os_status os_params_add(os_params *p, const os_tensor_view *t);
+/* A set whose parameters share p's names and values (the same data pointers) and have
+ * gradients of their own, in p's order: a replica's view for data-parallel training (dp.h).
+ * Only forward/backward passes use it (never os_params_step, add or remove); destroy it before
+ * p, and do not add or remove parameters of p while it exists. */
+os_status os_params_alias(os_params *p, os_params **out);
+/* p's gradients += from's, parameter by parameter (from: an alias of p; frozen ones skipped). */
+void os_params_add_grads(os_params *p, const os_params *from);
+
 /* A scalar parameter. */
 os_status os_params_add_scalar(os_params *p, const char *name, float value);
 /* Remove a parameter by name (no-op if absent). */

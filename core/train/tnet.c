@@ -41,6 +41,9 @@ struct os_tnet {
     bool trained; /* last forward was in training mode */
     float surrogate; /* surrogate height of the backward pass running */
     int first_learner; /* backward running: the first layer with an unfrozen parameter */
+    os_reduce *reduce; /* data-parallel replicas (dp.h): BatchNorm's batch sums; NULL: alone */
+    bool secondary;    /* a replica other than the first: leaves BN running averages alone */
+    double *bn_acc;    /* BatchNorm scratch: 2 * (widest BN) + 1 doubles */
 };
 
 static size_t stride_of(const os_tnet *t, const tlayer *l)
@@ -195,12 +198,25 @@ os_status os_tnet_create(const os_graph *g, int in_c, int in_h, int in_w, int cl
         st = os_fail(OS_ENOMEM, "no memory for the training network");
     if (!st)
         st = alloc_layers(t, g);
+    int widest = 0;
+    for (int i = 0; !st && i < os_net_count(t->net); i++) {
+        const os_layer *L = os_net_layer(t->net, i);
+        if (L->op == OS_OP_BN && L->c > widest)
+            widest = L->c;
+    }
+    if (!st && !(t->bn_acc = malloc((2 * (size_t)widest + 1) * sizeof *t->bn_acc)))
+        st = os_fail(OS_ENOMEM, "no memory for the training network");
     if (st) {
         os_tnet_destroy(t);
         return st;
     }
     *out = t;
     return OS_OK;
+}
+
+void os_tnet_set_reduce(os_tnet *t, os_reduce *r, bool secondary)
+{
+    t->reduce = r, t->secondary = secondary;
 }
 
 void os_tnet_destroy(os_tnet *t)
@@ -216,6 +232,7 @@ void os_tnet_destroy(os_tnet *t)
     free(t->col);
     free(t->tmp);
     free(t->ctmp);
+    free(t->bn_acc);
     os_net_destroy(t->net);
     free(t);
 }
@@ -229,8 +246,11 @@ static void bn_forward(os_tnet *t, const os_layer *L, tlayer *l, int s, const fl
     const float *g = l->bn[0]->data, *b = l->bn[1]->data;
     float *rm = l->bn[2]->data, *rv = l->bn[3]->data;
     if (train) {
-        os_bn_train_forward(x, n, c, hw, g, b, L->eps, y, mean, invstd);
-        double m = (double)n * hw, unbias = m > 1 ? m / (m - 1) : 1.0;
+        double m = os_bn_train_forward(x, n, c, hw, g, b, L->eps, t->reduce, t->bn_acc, y, mean,
+                                       invstd);
+        if (t->secondary) /* the first replica updates them, from the same statistics */
+            return;
+        double unbias = m > 1 ? m / (m - 1) : 1.0;
         for (int k = 0; k < c; k++) {
             double var = 1.0 / ((double)invstd[k] * invstd[k]) - L->eps;
             rm[k] = (1 - OS_BN_MOMENTUM) * rm[k] + OS_BN_MOMENTUM * mean[k];
@@ -443,7 +463,8 @@ static void backward_layer(os_tnet *t, int i)
         }
         case OS_OP_BN:
             os_bn_backward(x, dy, n, L->c, (size_t)L->h * L->w, l->bn[0]->data,
-                           l->mean + (size_t)k * L->c, l->invstd + (size_t)k * L->c, dx,
+                           l->mean + (size_t)k * L->c, l->invstd + (size_t)k * L->c, t->reduce,
+                           t->bn_acc, dx,
                            l->bn[0]->grad, l->bn[1]->grad);
             break;
         case OS_OP_RELU: os_relu_backward(y, dy, (size_t)n * l->size, dx); break;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "exec.h"
+#include "grad.h"
 #include "graph.h"
 #include "onespike/net.h"
 #include "params.h"
@@ -39,6 +40,11 @@ void os_tnet_forward(os_tnet *t, const float *x, int n, bool train, float *logit
 /* After a forward with train = true: accumulate parameter gradients from dlogits (n*classes),
  * with the LIF surrogate derivative of that height (grad.h's gamma, e.g. OS_SURROGATE_GAMMA). */
 void os_tnet_backward(os_tnet *t, const float *dlogits, float surrogate);
+
+/* Data-parallel replicas (dp.h): BatchNorm in training mode takes its batch statistics over
+ * every replica's images through r, and a secondary replica leaves the running averages to the
+ * first. NULL, false: a tnet of its own (the default). */
+void os_tnet_set_reduce(os_tnet *t, os_reduce *r, bool secondary);
 
 const os_net *os_tnet_net(const os_tnet *t);
 int os_tnet_timesteps(const os_tnet *t);

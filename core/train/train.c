@@ -24,22 +24,76 @@ static int net_classes(const os_tnet *t)
     return os_net_layer(net, os_net_count(net) - 1)->out;
 }
 
-os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
+/* One batch on every replica: each runs its slice forward, its share of the loss (scaled by
+ * slice / batch, so that the replicas' gradients add up to the batch mean's) and backward. */
+typedef struct {
+    os_dp *dp;
+    const os_epoch_config *c;
+    const float *x;
+    const int *labels;
+    int count, active, K;
+    size_t per; /* floats per image */
+    float *logits, *dlogits, *tlogits;
+    double loss[OS_DP_MAX_REPLICAS];
+    int correct[OS_DP_MAX_REPLICAS];
+} batch_job;
+
+static void run_slice(void *ctx, int r)
+{
+    batch_job *b = ctx;
+    const os_epoch_config *c = b->c;
+    os_tnet *t = os_dp_tnet(b->dp, r);
+    int lo, hi, K = b->K;
+    os_dp_slice(b->count, b->active, r, &lo, &hi);
+    int m = hi - lo;
+    float *logits = b->logits + (size_t)lo * K, *dlogits = b->dlogits + (size_t)lo * K;
+    const float *x = b->x + (size_t)lo * b->per;
+    os_params_zero_grad(os_dp_params(b->dp, r));
+    os_tnet_forward(t, x, m, true, logits);
+    float loss = os_softmax_xent(logits, m, K, b->labels + lo, c->label_smoothing, dlogits,
+                                 &b->correct[r]);
+    const float share = (float)m / (float)b->count; /* exactly 1 for one replica */
+    if (c->teacher && c->distill > 0) {
+        /* loss = (1 - a) CE + a KD: scale the CE gradient, then add the KD one. */
+        float a = c->distill;
+        for (size_t j = 0; j < (size_t)m * K; j++)
+            dlogits[j] *= 1 - a;
+        float *tl = b->tlogits + (size_t)lo * K;
+        os_tnet_forward(os_dp_tnet(c->teacher, r), x, m, false, tl);
+        float kd = os_distill_kl(logits, tl, m, K, (float)os_tnet_timesteps(t), c->distill_temp,
+                                 a, dlogits);
+        loss = (1 - a) * loss + a * kd;
+    }
+    if (share != 1.0f)
+        for (size_t j = 0; j < (size_t)m * K; j++)
+            dlogits[j] *= share;
+    b->loss[r] = (double)loss * m;
+    os_tnet_backward(t, dlogits,
+                     c->surrogate_gamma > 0.0f ? c->surrogate_gamma : OS_SURROGATE_GAMMA);
+}
+
+os_status os_train_epoch(os_dp *dp, os_params *p, const os_imageset *train,
                          const os_epoch_config *c, os_epoch_stats *out)
 {
     memset(out, 0, sizeof *out);
-    int K = net_classes(t);
+    int K = net_classes(os_dp_tnet(dp, 0)), R = os_dp_replicas(dp);
     size_t n = train->n;
     /* drop_last: a tiny final batch gives BatchNorm meaningless statistics */
     size_t used = n >= (size_t)c->batch ? n / (size_t)c->batch * (size_t)c->batch : n;
     size_t *order = malloc((n ? n : 1) * sizeof *order);
-    float *logits = malloc((size_t)c->batch * K * sizeof *logits);
-    float *dlogits = malloc((size_t)c->batch * K * sizeof *dlogits);
-    float *tlogits = c->teacher ? malloc((size_t)c->batch * K * sizeof *tlogits) : NULL;
+    batch_job b = {.dp = dp, .c = c, .K = K, .per = (size_t)3 * train->side * train->side};
+    b.logits = malloc((size_t)c->batch * K * sizeof *b.logits);
+    b.dlogits = malloc((size_t)c->batch * K * sizeof *b.dlogits);
+    b.tlogits = c->teacher ? malloc((size_t)c->batch * K * sizeof *b.tlogits) : NULL;
     os_loader *l = NULL;
     os_status st = OS_OK;
-    if (!order || !logits || !dlogits || (c->teacher && !tlogits)) {
+    if (!order || !b.logits || !b.dlogits || (c->teacher && !b.tlogits)) {
         st = os_fail(OS_ENOMEM, "no memory for an epoch");
+        goto out;
+    }
+    if (c->teacher && os_dp_replicas(c->teacher) != R) {
+        st = os_fail(OS_EINVAL, "teacher has %d replicas, the network %d",
+                     os_dp_replicas(c->teacher), R);
         goto out;
     }
     for (size_t i = 0; i < n; i++)
@@ -47,40 +101,29 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
     os_shuffle(order, n, c->seed);
     if ((st = os_loader_start(train, order, used, c->batch, 0, &c->aug, c->seed, &l)))
         goto out;
-    const float *x;
-    const int *labels;
-    int count;
     double t0 = os_clock_s(), loss_sum = 0;
     long correct_sum = 0, seen = 0;
     size_t total = (used + (size_t)c->batch - 1) / (size_t)c->batch, done = 0;
-    while (os_loader_next(l, &x, &labels, &count)) {
-        os_params_zero_grad(p);
-        os_tnet_forward(t, x, count, true, logits);
+    while (os_loader_next(l, &b.x, &b.labels, &b.count)) {
+        b.active = b.count >= R ? R : 1;
+        os_dp_run(dp, b.active, run_slice, &b);
+        double loss = 0;
         int correct = 0;
-        float loss = os_softmax_xent(logits, count, K, labels, c->label_smoothing, dlogits, &correct);
-        if (c->teacher && c->distill > 0) {
-            /* loss = (1 - a) CE + a KD: scale the CE gradient, then add the KD one. */
-            float a = c->distill;
-            for (size_t j = 0; j < (size_t)count * K; j++)
-                dlogits[j] *= 1 - a;
-            os_tnet_forward(c->teacher, x, count, false, tlogits);
-            float kd = os_distill_kl(logits, tlogits, count, K, (float)os_tnet_timesteps(t),
-                                     c->distill_temp, a, dlogits);
-            loss = (1 - a) * loss + a * kd;
-        }
+        for (int r = 0; r < b.active; r++)
+            loss += b.loss[r], correct += b.correct[r];
+        loss /= b.count;
         if (!isfinite(loss)) {
             st = os_fail(OS_EINVAL, "training diverged: loss is %g at step %ld (lower the learning rate)",
                          loss, c->step0 + out->steps);
             goto out;
         }
-        os_tnet_backward(t, dlogits,
-                         c->surrogate_gamma > 0.0f ? c->surrogate_gamma : OS_SURROGATE_GAMMA);
+        os_dp_reduce_grads(dp);
         if ((st = os_params_step(p, &c->opt, c->step0 + out->steps)))
             goto out;
         out->steps++;
-        loss_sum += (double)loss * count;
+        loss_sum += loss * b.count;
         correct_sum += correct;
-        seen += count;
+        seen += b.count;
         done++;
         if (c->progress)
             c->progress(c->progress_ctx, done, total, loss_sum / seen, (double)correct_sum / seen,
@@ -93,9 +136,9 @@ os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
 out:
     os_loader_stop(l);
     free(order);
-    free(logits);
-    free(dlogits);
-    free(tlogits);
+    free(b.logits);
+    free(b.dlogits);
+    free(b.tlogits);
     return st;
 }
 

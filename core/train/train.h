@@ -11,6 +11,7 @@
 #include "onespike/dataset.h"
 #include "graph.h"
 #include "loader.h"
+#include "dp.h"
 #include "params.h"
 #include "tnet.h"
 
@@ -34,14 +35,16 @@ typedef struct {
     long step0;             /* optimizer step count before this epoch (schedule position) */
     os_progress_fn progress;
     void *progress_ctx;
-    os_tnet *teacher;       /* optional: distil from this network's logits (its own params) */
+    os_dp *teacher;         /* optional: distil from this network's logits (its own params;
+                             * as many replicas as the trained network) */
     float distill;          /* weight of the distillation loss, 0..1 (CE gets 1 - distill) */
     float distill_temp;     /* softmax temperature of the distillation */
     float surrogate_gamma;  /* LIF surrogate height (grad.h); 0: OS_SURROGATE_GAMMA */
 } os_epoch_config;
 
-/* One pass over the training images in a seeded shuffled order. */
-os_status os_train_epoch(os_tnet *t, os_params *p, const os_imageset *train,
+/* One pass over the training images in a seeded shuffled order, each batch split over dp's
+ * replicas (dp.h; p is replica 0's set, where the summed gradients step). */
+os_status os_train_epoch(os_dp *dp, os_params *p, const os_imageset *train,
                          const os_epoch_config *c, os_epoch_stats *out);
 
 typedef struct {

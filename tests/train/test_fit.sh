@@ -143,6 +143,21 @@ check "stop message mentions --resume" grep -q -- "--resume" "$T/stop.err"
 check "resumed run completes" test $rc2 -eq 0
 check "resumed model equals the uninterrupted one" $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/b.safetensors"
 
+# --threads 2: two replicas share each batch (BatchNorm over the whole batch); the first two ANN
+# epochs follow the one-thread run up to float summation order.
+ONESPIKE_FIT_STOP_AFTER=2 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --threads 2 \
+    --out "$T/p.safetensors" 2>/dev/null
+check "--threads 2 (two replicas) trains as one thread does" $PY - "$T/a.safetensors.work/metrics.jsonl" "$T/p.safetensors.work/metrics.jsonl" <<'PY'
+import json, sys
+one, two = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+one = [r for r in one if r.get("stage") == "ann" and "epoch" in r][:2]
+two = [r for r in two if r.get("stage") == "ann" and "epoch" in r][:2]
+assert len(one) == len(two) == 2, (one, two)
+for a, b in zip(one, two):
+    assert abs(a["train_loss"] - b["train_loss"]) <= 1e-3 * a["train_loss"], (a, b)
+    assert abs(a["val_top1"] - b["val_top1"]) <= 0.05, (a, b)
+PY
+
 # --ann-from: the same SNN schedule from the first run's ANN snapshot reaches the same model.
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --ann-from "$T/a.safetensors.work/ann.safetensors" \
     --out "$T/d.safetensors" 2>/dev/null

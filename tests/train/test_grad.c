@@ -298,7 +298,8 @@ typedef struct {
 static double bn_loss(void *p)
 {
     bn_ctx *c = p;
-    os_bn_train_forward(c->x, BN_N, BN_C, BN_HW, c->gamma, c->beta, BN_EPS, c->y, c->mean,
+    double acc[2 * BN_C + 1];
+    os_bn_train_forward(c->x, BN_N, BN_C, BN_HW, c->gamma, c->beta, BN_EPS, NULL, acc, c->y, c->mean,
                         c->invstd);
     return dot_d(c->r, c->y, BN_SIZE);
 }
@@ -346,8 +347,9 @@ static void test_bn(void **state)
     }
 
     float dx[BN_SIZE], dgamma[BN_C] = {0}, dbeta[BN_C] = {0};
+    double acc[2 * BN_C + 1];
     poison(dx, BN_SIZE);
-    os_bn_backward(c.x, c.r, BN_N, BN_C, BN_HW, c.gamma, c.mean, c.invstd, dx, dgamma, dbeta);
+    os_bn_backward(c.x, c.r, BN_N, BN_C, BN_HW, c.gamma, c.mean, c.invstd, NULL, acc, dx, dgamma, dbeta);
     check_grad("bn train dx (through batch stats)", bn_loss, &c, c.x, BN_SIZE, dx);
     check_grad("bn train dgamma", bn_loss, &c, c.gamma, BN_C, dgamma);
     check_grad("bn train dbeta", bn_loss, &c, c.beta, BN_C, dbeta);
@@ -358,7 +360,7 @@ static void test_bn(void **state)
     memcpy(dbeta2, dbeta, sizeof dbeta);
     for (int i = 0; i < BN_SIZE; i++)
         dx2[i] = 1e3f;
-    os_bn_backward(c.x, c.r, BN_N, BN_C, BN_HW, c.gamma, c.mean, c.invstd, dx2, dgamma2, dbeta2);
+    os_bn_backward(c.x, c.r, BN_N, BN_C, BN_HW, c.gamma, c.mean, c.invstd, NULL, acc, dx2, dgamma2, dbeta2);
     assert_affine("bn dgamma accumulates", dgamma2, dgamma, BN_C, 2.0f, 0.0f);
     assert_affine("bn dbeta accumulates", dbeta2, dbeta, BN_C, 2.0f, 0.0f);
     assert_affine("bn dx is written", dx2, dx, BN_SIZE, 1.0f, 0.0f);
@@ -374,7 +376,8 @@ static void test_bn_large_mean(void **state)
     const float gamma = 2.0f, beta = 0.5f;
     uint32_t rng = 0xdeadbeefu;
     fill_uniform(x, N * HW, &rng, 999.0f, 1001.0f);
-    os_bn_train_forward(x, N, 1, HW, &gamma, &beta, BN_EPS, y, &mean, &invstd);
+    double acc[3];
+    os_bn_train_forward(x, N, 1, HW, &gamma, &beta, BN_EPS, NULL, acc, y, &mean, &invstd);
 
     double m = 0.0, v = 0.0;
     for (int i = 0; i < N * HW; i++)
