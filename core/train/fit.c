@@ -415,6 +415,46 @@ static os_status swap_layers(fit_state *s, bool insert)
     return OS_OK;
 }
 
+/* --unit-fade: after SNN epoch e of E (counted over every SNN stage), each residual Unit's
+ * branch is scaled to alpha_e = 1 - e/E of what it was built as: its last conv (the body end
+ * its add reads; BN is folded by then) times alpha_e / alpha_(e-1), so training between two
+ * epochs adapts to the smaller branch and after the last one it is exactly 0. Applied before
+ * the epoch's checkpoint, so a resume continues the same schedule. */
+static os_status fade_units(fit_state *s)
+{
+    const fit_config *c = s->c;
+    int total = c->epochs_t0 + c->epochs_snn * (c->t0 - 1), done = 0;
+    for (int k = 0; k < s->stage; k++)
+        if (s->stages[k].kind == STAGE_TRAIN && strncmp(s->stages[k].name, "snn-", 4) == 0)
+            done += s->stages[k].epochs;
+    done += s->epoch; /* epochs of this stage, this one included */
+    if (total <= 0 || done <= 0 || done > total)
+        return OS_OK;
+    double before = 1.0 - (double)(done - 1) / total, after = 1.0 - (double)done / total;
+    float f = (float)(after / before);
+    int faded = 0;
+    for (int i = 0; i < os_graph_count(s->layers); i++) {
+        const os_layer_spec *a = os_graph_layer(s->layers, i);
+        if (a->op != OS_OP_ADD || a->unit == 0 || a->from[0] < 0)
+            continue;
+        const os_layer_spec *body = os_graph_layer(s->layers, a->from[0]);
+        if (body->op != OS_OP_CONV)
+            return os_fail(OS_EINVAL, "--unit-fade: Unit %d's branch %s ends in no conv", a->unit,
+                           body->name);
+        for (int r = OS_TENSOR_WEIGHT; r <= OS_TENSOR_BIAS; r++) {
+            os_param *p = body->tensor[r] ? os_params_find(s->params, body->tensor[r]) : NULL;
+            if (!p)
+                continue;
+            for (size_t j = 0; j < p->view.count; j++)
+                p->data[j] = done == total ? 0.0f : p->data[j] * f;
+        }
+        faded++;
+    }
+    if (faded == 0)
+        return os_fail(OS_EINVAL, "--unit-fade: the network has no residual Unit to fade");
+    return OS_OK;
+}
+
 static os_status run_train_stage(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -493,6 +533,8 @@ static os_status run_train_stage(fit_state *s)
                     es.images_per_s);
         os_eval_result_free(&vr);
         s->epoch++;
+        if (c->unit_fade && strncmp(S->name, "snn-", 4) == 0 && (st = fade_units(s)))
+            break;
         if (s->epoch < S->epochs && (st = write_checkpoint(s)))
             break;
         if (stop_requested()) {

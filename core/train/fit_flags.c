@@ -77,6 +77,11 @@ static const fit_flag table[] = {
     {"name", "NAME", FIT_FLAG_STRING, AT(name), NULL, .def_str = "onespike-model",
      .help = "model name"},
 
+    {"unit-fade", "0|1", FIT_FLAG_INT, AT(unit_fade), "unit_fade", .min = 0, .max = 1,
+     .omit_default = true,
+     .help = "1: scale each residual Unit's branch down linearly over the SNN\n"
+             "epochs, to 0 after the last, so removing it changes nothing (ours)"},
+
     {"t0", "T", FIT_FLAG_INT, AT(t0), "t0", .def = 5, .min = 1, .max = 16, .section = "schedule",
      .help = "time steps of the first SNN stage; 1 = train at T = 1 directly"},
     {"epochs-ann", "N", FIT_FLAG_INT, AT(epochs_ann), "epochs_ann", .def = 60, .min = 0,
@@ -313,6 +318,11 @@ os_status fit_config_check(const fit_config *c)
                        c->fold);
     if (c->folds > 0 && c->train_list)
         return os_fail(OS_EINVAL, "--folds chooses the split: not with --train-list");
+    if (c->unit_fade && (c->units == 0 || strncmp(c->arch, "msresnet", 8) != 0))
+        return os_fail(OS_EINVAL, "--unit-fade 1 fades residual Units into the identity: it needs "
+                                  "--units > 0 and an msresnet architecture");
+    if (c->unit_fade && c->epochs_t0 + c->epochs_snn * (c->t0 - 1) == 0)
+        return os_fail(OS_EINVAL, "--unit-fade 1 needs SNN epochs to fade over");
     if (c->freeze_stages > 0 && c->finetune_bn)
         return os_fail(OS_EINVAL, "--freeze-stages with --finetune-bn 1: the frozen stages' "
                                   "BatchNorm statistics would still move; use one of them");

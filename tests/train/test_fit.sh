@@ -158,6 +158,27 @@ for a, b in zip(one, two):
     assert abs(a["val_top1"] - b["val_top1"]) <= 0.05, (a, b)
 PY
 
+# --unit-fade 1: the residual Unit's branch is scaled to 0 over the SNN epochs, so removing it
+# changes nothing: the network after removal scores exactly what the T = 1 stage scored (without
+# fading, removal costs accuracy; docs/results).
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --arch msresnet20 --unit-fade 1 --epochs-finetune 0 \
+    --out "$T/uf.safetensors" 2>/dev/null
+check "--unit-fade 1: Unit removal leaves the T = 1 network as it was" $PY - "$T/uf.safetensors.report.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+st = {s["stage"]: s for s in r["stages"]}
+assert r["config"]["unit_fade"] == 1, r["config"]
+t1, rm = st["snn-T1"], st["remove-units"]
+assert t1["val_top1"] == rm["val_top1"] and t1["val_top5"] == rm["val_top5"], (t1, rm)
+assert rm["params"] < t1["params"], (t1["params"], rm["params"])
+# every LIF layer left fires exactly as before (without fading the rates move by ~0.1 here)
+a = {x["layer"]: x["rate"] for x in t1["spike_rates"]}
+b = {x["layer"]: x["rate"] for x in rm["spike_rates"]}
+assert b and set(b) < set(a) and all(a[k] == b[k] for k in b), (a, b)
+PY
+"$TRAIN" fit "${COMMON[@]}" --unit-fade 1 --out "$T/uf2.safetensors" --quiet 2>"$T/uf2.err"
+check "--unit-fade with a plain resnet is a usage error" grep -q "msresnet" "$T/uf2.err"
+
 # --ann-from: the same SNN schedule from the first run's ANN snapshot reaches the same model.
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --ann-from "$T/a.safetensors.work/ann.safetensors" \
     --out "$T/d.safetensors" 2>/dev/null
