@@ -6,17 +6,57 @@ metadata (architecture, preprocessing, labels, training stages) and its report
 (MODEL.report.json, written beside it by fit). Numbers come from those files only.
 
 A model retrained on every image (`fit --val-fraction 0`) has no validation figures of its own:
---split-report names the report of the same command run with a validation split, and the card
-gives that run's figures as the estimate, saying so."""
+--split-report names the report of the same command run with a validation split, or --crossval
+the summary (crossval.json) of scripts/crossval.py over the same command's folds, and the card
+gives those figures as the estimate, saying so. --dataset (default: guessed from the training
+folder's name) selects the data set's description and citation."""
 import argparse
 import json
 import os
 import struct
 import sys
 
-CITATION = ('Yi Yang and Shawn Newsam, "Bag-Of-Visual-Words and Spatial Extensions for Land-Use '
-            'Classification", ACM SIGSPATIAL International Conference on Advances in Geographic '
-            'Information Systems (ACM GIS), 2010.')
+DATASETS = {
+    "ucmerced": {
+        "test": "UC Merced's other 20 images per class",
+        "use": "1-foot-resolution aerial RGB tiles like UC Merced's (USGS urban area imagery of "
+               "US regions)",
+        "data": "UC Merced Land Use, training portion (21 classes x 80 images). Please cite: "
+                'Yi Yang and Shawn Newsam, "Bag-Of-Visual-Words and Spatial Extensions for '
+                'Land-Use Classification", ACM SIGSPATIAL International Conference on Advances '
+                "in Geographic Information Systems (ACM GIS), 2010. The dataset authors describe "
+                'it as "a 21 class land use image dataset meant for research purposes"; the '
+                "images come from the USGS National Map Urban Area Imagery collection.",
+    },
+    "aid": {
+        "test": "AID's other 80 % of each class (8,000 images)",
+        "use": "Google Earth RGB scenes like AID's (0.5-8 m per pixel, here as 150x150 "
+               "downscaled copies of the 600x600 originals)",
+        "data": "AID, the Aerial Image Dataset, training portion: a stratified 20 % of each of "
+                "its 30 classes (2,000 of 10,000 images, the 20 % training-ratio protocol), "
+                "downscaled to 150x150 in the copy used. Please cite: Gui-Song Xia, Jingwen Hu, "
+                "Fan Hu, Baoguang Shi, Xiang Bai, Yanfei Zhong, Liangpei Zhang, Xiaoqiang Lu, "
+                '"AID: A Benchmark Data Set for Performance Evaluation of Aerial Scene '
+                'Classification", IEEE Transactions on Geoscience and Remote Sensing 55(7), 2017. '
+                "The images come from Google Earth and are for research use.",
+    },
+    "rsscn7": {
+        "test": None,
+        "use": "400x400 RGB scenes like RSSCN7's (Google Earth, 4 scales)",
+        "data": "RSSCN7, a 700-image subset (7 classes x 100, every 4th file of each class). "
+                "Please cite: Qin Zou, Lihao Ni, Tong Zhang, Qian Wang, \"Deep Learning Based "
+                'Feature Selection for Remote Sensing Scene Classification", IEEE Geoscience and '
+                "Remote Sensing Letters 12(11):2321-2325, 2015. Research use only.",
+    },
+}
+
+
+def guess_dataset(folder):
+    name = os.path.basename(os.path.normpath(folder or "")).lower()
+    for k in DATASETS:
+        if name.startswith(k):
+            return k
+    return "ucmerced"
 
 
 def read_model(path):
@@ -35,7 +75,8 @@ def count_images(folder):
     for c in os.listdir(folder):
         d = os.path.join(folder, c)
         if os.path.isdir(d):
-            n += sum(1 for f in os.listdir(d) if f.lower().endswith((".jpg", ".jpeg")))
+            n += sum(1 for f in os.listdir(d)
+                     if f.lower().endswith((".jpg", ".jpeg", ".tif", ".tiff", ".png", ".jp2")))
     return n
 
 
@@ -49,19 +90,33 @@ def main():
     ap.add_argument("--test-accuracy", help="held-out test result, measured elsewhere, with how")
     ap.add_argument("--split-report", help="for a model trained on every image: the report "
                     "(.report.json) of the same command run with a validation split")
+    ap.add_argument("--crossval", help="for a model trained on every image: crossval.json of "
+                    "scripts/crossval.py over the same command's folds")
+    ap.add_argument("--dataset", choices=sorted(DATASETS), help="the training data set "
+                    "(default: from the training folder's name)")
     a = ap.parse_args()
     doc, sha = read_model(a.model)
     own = json.load(open(a.model + ".report.json"))
+    ds = DATASETS[a.dataset or guess_dataset(own["config"].get("data"))]
     rep = own
+    cv = None
     all_images = own["final"]["validation_engine"]["images"] == 0
+    if a.split_report and a.crossval:
+        sys.exit("model_card.py: give --split-report or --crossval, not both")
     if all_images:
-        if not a.split_report:
+        if not a.split_report and not a.crossval:
             sys.exit("model_card.py: %s was trained without a validation split; name the split "
-                     "run's report with --split-report" % a.model)
-        rep = json.load(open(a.split_report))
-    elif a.split_report:
-        sys.exit("model_card.py: --split-report is for a model trained on every image; "
-                 "%s has its own validation figures" % a.model)
+                     "run's report with --split-report, or the folds' summary with --crossval"
+                     % a.model)
+        if a.crossval:
+            cv = json.load(open(a.crossval))
+            rep = json.load(open(os.path.join(os.path.dirname(a.crossval),
+                                              "fold-1.safetensors.report.json")))
+        else:
+            rep = json.load(open(a.split_report))
+    elif a.split_report or a.crossval:
+        sys.exit("model_card.py: --split-report and --crossval are for a model trained on every "
+                 "image; %s has its own validation figures" % a.model)
     n_all = count_images(own["config"].get("data"))
     n_val = rep["final"]["validation_engine"]["images"]
     tr, inp = doc["training"], doc["input"]
@@ -80,6 +135,15 @@ def main():
     w("| file | `%s`, sha256 of the tensors `%s` |" % (a.model.split("/")[-1], sha))
     w("| architecture | %s, width x%s, %d Unit(s) at stage %s during training, removed before export |"
       % (arch.get("name"), arch.get("width_mult"), arch.get("units_trained", 0), arch.get("unit_at")))
+    if arch.get("continued_from") and own["config"].get("new_head"):
+        w("| transferred from | `%s`: every layer kept but the classifier, which was trained anew "
+          "for these labels in the T = 1 fine-tune%s; the input normalisation is that model's |"
+          % (os.path.basename(arch["continued_from"]),
+             " (stem and stages 1..%d frozen)" % own["config"]["freeze_stages"]
+             if own["config"].get("freeze_stages") else ""))
+    elif arch.get("continued_from"):
+        w("| continued from | `%s` (its T = 1 fine-tune continued on these images) |"
+          % os.path.basename(arch["continued_from"]))
     w("| parameters | %d |" % own["final"]["parameters"])
     w("| time steps | %d (LIF neurons: spike = membrane > threshold, one step) |" % doc["timesteps"])
     w("| input | RGB JPEG, decoded and resized (%s, area/bilinear) to %dx%d, normalised with "
@@ -101,16 +165,37 @@ def main():
     w("")
     w("## Accuracy")
     w("")
-    if all_images:
+    if cv:
+        w("This model was trained on every image, so it has no validation figures of its own. "
+          "The estimate of its accuracy is **%d-fold cross-validation** of the same command "
+          "(`scripts/crossval.py`: each fold trained on the other folds and validated on its "
+          "own, every image validated once): **top-1 %.2f +- %.2f %%** (mean +- sample sd over "
+          "the folds), top-5 %.2f +- %.2f %%, %d validation images in all."
+          % (cv["folds"], 100 * cv["top1_mean"], 100 * cv["top1_sd"], 100 * cv["top5_mean"],
+             100 * cv["top5_sd"], cv["images"]))
+        w("")
+        w("| fold | validation images | top-1 | top-5 | minutes |")
+        w("|---|---|---|---|---|")
+        for r in cv["rows"]:
+            w("| %d | %d | %s | %s | %.1f |" % (r["fold"], r["images"], pct(r["top1"]),
+                                                pct(r["top5"]), r["minutes"]))
+        w("")
+        w("The stage table, per-class accuracy and spike rates below are those of fold 1.")
+        w("")
+    elif all_images:
         w("This model was trained on every image, so it has no validation figures of its own. "
           "The figures below are those of the same command run with a validation split (report "
           "`%s`, command `%s`): the estimate of this model's accuracy. Retraining on all images "
           "changes the weights, so this model's own accuracy can differ by a few images either "
           "way." % (os.path.basename(a.split_report), rep["command"]))
         w("")
-    w("Validation split: %d images (a stratified, seeded share of the training images per "
-      "class, `--val-fraction %s`); never trained on by the run measured."
-      % (n_val, rep["config"]["val_fraction"]))
+    if rep["config"].get("folds"):
+        w("Validation: fold %d of %d (%d images), never trained on by the run measured."
+          % (rep["config"]["fold"], rep["config"]["folds"], n_val))
+    else:
+        w("Validation split: %d images (a stratified, seeded share of the training images per "
+          "class, `--val-fraction %s`); never trained on by the run measured."
+          % (n_val, rep["config"]["val_fraction"]))
     w("")
     w("| stage | T | val top-1 | val top-5 |")
     w("|---|---|---|---|")
@@ -121,8 +206,13 @@ def main():
     w("The exported file, run through the inference engine on the validation JPEGs (exactly the "
       "serving path): top-1 %s, top-5 %s." % (pct(eng["top1"]), pct(eng["top5"])))
     w("")
-    w("Held-out test split (UC Merced's other 20 images per class, not in this repository): %s"
-      % (a.test_accuracy or "not measured by us (the test images are kept outside the project)."))
+    if ds["test"]:
+        w("Held-out test split (%s, not in this repository): %s"
+          % (ds["test"], a.test_accuracy or "not measured by us (the test images are kept "
+                                             "outside the project)."))
+    else:
+        w("No held-out test split exists for this data set here; the validation figures are the "
+          "estimate.")
     w("")
     w("### Per-class validation accuracy")
     w("")
@@ -141,8 +231,8 @@ def main():
     w("")
     w("## Intended use and limits")
     w("")
-    w("- Scene classification of 1-foot-resolution aerial RGB tiles like UC Merced's (USGS urban "
-      "area imagery of US regions), one label per tile among the 21 classes above.")
+    w("- Scene classification of %s, one label per tile among the %d classes above."
+      % (ds["use"], len(doc["labels"])))
     w("- Not for other resolutions, sensors (multispectral, SAR), regions or class sets without "
       "retraining (`onespike-train fit` on your own folders); probabilities are not calibrated.")
     w("- Trained on %s: expect confusions between visually close classes (see the per-class "
@@ -153,9 +243,7 @@ def main():
     w("")
     w("## Data")
     w("")
-    w("UC Merced Land Use, training portion (21 classes x 80 images). Please cite: " + CITATION)
-    w("The dataset authors describe it as \"a 21 class land use image dataset meant for research "
-      "purposes\"; the images come from the USGS National Map Urban Area Imagery collection.")
+    w(ds["data"])
     sys.stdout.write("\n".join(out) + "\n")
 
 
