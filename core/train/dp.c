@@ -29,6 +29,12 @@ struct os_dp {
                 * as evaluation does) or in one with active = 1 */
     size_t slot_len; /* doubles per replica in a slot buffer: the longest sum (BatchNorm) */
     double *slots[2]; /* [R][slot_len] each; sums alternate between the two */
+    int *part;        /* parameter indices, replica r's share at part + part_at[r] */
+    int part_at[OS_DP_MAX_REPLICAS + 1];
+    /* os_dp_step's arguments and each share's status */
+    const os_opt_config *opt;
+    long step;
+    os_status step_st[OS_DP_MAX_REPLICAS];
 };
 
 /* Every replica writes its vector, meets the others at the barrier, then adds all of them in
@@ -124,6 +130,26 @@ os_status os_dp_create(const os_graph *g, int in_c, int in_h, int in_w, int clas
         else
             d->barriers = true;
     }
+    /* the optimizer's shares: consecutive parameters, about equal numbers of values each */
+    int np = os_params_count(p);
+    size_t total = 0;
+    for (int i = 0; i < np; i++)
+        total += os_params_at(p, i)->view.count;
+    if (!st && !(d->part = malloc((size_t)(np ? np : 1) * sizeof *d->part)))
+        st = os_fail(OS_ENOMEM, "no memory for training replicas");
+    if (!st) {
+        int r = 0;
+        size_t acc = 0;
+        d->part_at[0] = 0;
+        for (int i = 0; i < np; i++) {
+            d->part[i] = i;
+            acc += os_params_at(p, i)->view.count;
+            while (r + 1 < replicas && (double)acc >= (double)total * (r + 1) / replicas)
+                d->part_at[++r] = i + 1;
+        }
+        while (r < replicas)
+            d->part_at[++r] = np;
+    }
     for (int r = 0; !st && r < replicas; r++) {
         replica *w = &d->rep[r];
         w->base.sum = replica_sum, w->d = d, w->r = r;
@@ -158,6 +184,7 @@ void os_dp_destroy(os_dp *d)
     for (int r = 1; r < d->R; r++)
         os_params_destroy(d->p[r]);
     free(d->slots[0]), free(d->slots[1]);
+    free(d->part);
     free(d);
 }
 
@@ -195,8 +222,26 @@ void os_dp_run(os_dp *d, int active, void (*fn)(void *ctx, int r), void *ctx)
     d->solo = true;
 }
 
-void os_dp_reduce_grads(os_dp *d)
+/* Replica r's share of the parameters: every replica's gradients added into the first's (in
+ * replica order), then the optimizer's update. */
+static void step_share(void *ctx, int r)
 {
-    for (int r = 1; r < d->R; r++)
-        os_params_add_grads(d->p[0], d->p[r]);
+    os_dp *d = ctx;
+    const int *which = d->part + d->part_at[r];
+    int count = d->part_at[r + 1] - d->part_at[r];
+    for (int k = 1; k < d->R; k++)
+        os_params_add_grads(d->p[0], d->p[k], which, count);
+    d->step_st[r] = os_params_step_some(d->p[0], d->opt, d->step, which, count);
+}
+
+os_status os_dp_step(os_dp *d, const os_opt_config *c, long step)
+{
+    if (d->R == 1)
+        return os_params_step(d->p[0], c, step);
+    d->opt = c, d->step = step;
+    os_dp_run(d, d->R, step_share, d);
+    for (int r = 0; r < d->R; r++)
+        if (d->step_st[r])
+            return d->step_st[r];
+    return OS_OK;
 }

@@ -4,7 +4,7 @@
  * Replica 0 is a tnet over the caller's parameter set; replicas 1..R-1 run over aliases of it
  * (params.h: the same weights, gradients of their own). A step runs a function on every
  * replica at once (replica 0 on the calling thread), then adds the replicas' gradients into
- * replica 0's set, where the optimizer steps. BatchNorm in training mode takes its statistics
+ * replica 0's set, where the optimizer steps (both split over the replicas by parameter). BatchNorm in training mode takes its statistics
  * over the whole batch (the replicas' sums meet at a barrier, added in replica order), so a
  * step computes what one tnet would on the whole batch up to the order of float sums; only
  * replica 0 updates the running averages. With R = 1 nothing is threaded and the arithmetic
@@ -44,7 +44,9 @@ void os_dp_slice(int n, int active, int r, int *lo, int *hi);
  * Outside a run, replica 0's tnet can be used as a tnet of its own (evaluation). */
 void os_dp_run(os_dp *d, int active, void (*fn)(void *ctx, int r), void *ctx);
 
-/* Add replicas 1..R-1's gradients into replica 0's set. */
-void os_dp_reduce_grads(os_dp *d);
+/* After a run of backward passes: add every replica's gradients into replica 0's set and take
+ * one optimizer step there (params.h), each replica doing both for its share of the
+ * parameters. The same floats as adding in replica order and then os_params_step. */
+os_status os_dp_step(os_dp *d, const os_opt_config *c, long step);
 
 #endif

@@ -511,7 +511,7 @@ static os_status run_train_stage(fit_state *s)
         /* each replica's BLAS calls on its own thread; evaluation gets the threads back */
         if (replicas_of(c) > 1)
             openblas_set_num_threads(1);
-        st = os_train_epoch(dp, s->params, &s->train, &ec, &es);
+        st = os_train_epoch(dp, &s->train, &ec, &es);
         openblas_set_num_threads(c->threads);
         if (st)
             break;

@@ -145,9 +145,12 @@ os_status os_params_alias(os_params *p, os_params **out)
     return OS_OK;
 }
 
-void os_params_add_grads(os_params *p, const os_params *from)
+void os_params_add_grads(os_params *p, const os_params *from, const int *which, int count)
 {
-    for (int i = 0; i < p->n && i < from->n; i++) {
+    for (int w = 0; w < count; w++) {
+        int i = which ? which[w] : w;
+        if (i >= p->n || i >= from->n)
+            continue;
         float *g = p->p[i]->grad;
         const float *h = from->p[i]->grad;
         if (g && h && !p->p[i]->frozen)
@@ -220,13 +223,14 @@ float os_lr_at(const os_opt_config *c, long step)
     return (float)(0.5 * c->lr * (1.0 + cos(M_PI * x)));
 }
 
-os_status os_params_step(os_params *p, const os_opt_config *c, long step)
+os_status os_params_step_some(os_params *p, const os_opt_config *c, long step, const int *which,
+                              int count)
 {
     float lr0 = os_lr_at(c, step);
     double bc1 = 1.0 - pow(c->beta1, (double)(step + 1));
     double bc2 = 1.0 - pow(c->beta2, (double)(step + 1));
-    for (int i = 0; i < p->n; i++) {
-        os_param *q = p->p[i];
+    for (int w = 0; w < count; w++) {
+        os_param *q = p->p[which ? which[w] : w];
         if (q->kind == OS_PARAM_BUFFER || q->frozen)
             continue;
         size_t n = q->view.count;
@@ -263,6 +267,11 @@ os_status os_params_step(os_params *p, const os_opt_config *c, long step)
                 x[j] = fminf(fmaxf(x[j], OS_MIN_LEAK), 1.0f);
     }
     return OS_OK;
+}
+
+os_status os_params_step(os_params *p, const os_opt_config *c, long step)
+{
+    return os_params_step_some(p, c, step, NULL, p->n);
 }
 
 static char *prefixed(const char *prefix, const char *name)

@@ -44,8 +44,9 @@ os_status os_params_add(os_params *p, const os_tensor_view *t);
  * Only forward/backward passes use it (never os_params_step, add or remove); destroy it before
  * p, and do not add or remove parameters of p while it exists. */
 os_status os_params_alias(os_params *p, os_params **out);
-/* p's gradients += from's, parameter by parameter (from: an alias of p; frozen ones skipped). */
-void os_params_add_grads(os_params *p, const os_params *from);
+/* p's gradients += from's for parameters which[0..count) (NULL: the first count), by index
+ * (from: an alias of p; frozen ones skipped). */
+void os_params_add_grads(os_params *p, const os_params *from, const int *which, int count);
 
 /* A scalar parameter. */
 os_status os_params_add_scalar(os_params *p, const char *name, float value);
@@ -81,6 +82,10 @@ float os_lr_at(const os_opt_config *c, long step);
 /* One update of every trainable parameter from its gradient; step is 0-based (AdamW bias
  * correction and the schedule use it). Then clamps LIF scalars. */
 os_status os_params_step(os_params *p, const os_opt_config *c, long step);
+/* The same update for parameters which[0..count) only (indices as os_params_at's; NULL: the
+ * first count): disjoint subsets may step on different threads. */
+os_status os_params_step_some(os_params *p, const os_opt_config *c, long step, const int *which,
+                              int count);
 
 /* Views of every tensor (for writing a model or checkpoint); with_state adds the optimizer
  * moments as "opt.m.<name>" / "opt.v.<name>" where allocated. Caller frees the array. */

@@ -72,7 +72,7 @@ static void run_slice(void *ctx, int r)
                      c->surrogate_gamma > 0.0f ? c->surrogate_gamma : OS_SURROGATE_GAMMA);
 }
 
-os_status os_train_epoch(os_dp *dp, os_params *p, const os_imageset *train,
+os_status os_train_epoch(os_dp *dp, const os_imageset *train,
                          const os_epoch_config *c, os_epoch_stats *out)
 {
     memset(out, 0, sizeof *out);
@@ -117,8 +117,7 @@ os_status os_train_epoch(os_dp *dp, os_params *p, const os_imageset *train,
                          loss, c->step0 + out->steps);
             goto out;
         }
-        os_dp_reduce_grads(dp);
-        if ((st = os_params_step(p, &c->opt, c->step0 + out->steps)))
+        if ((st = os_dp_step(dp, &c->opt, c->step0 + out->steps)))
             goto out;
         out->steps++;
         loss_sum += loss * b.count;

@@ -43,8 +43,8 @@ typedef struct {
 } os_epoch_config;
 
 /* One pass over the training images in a seeded shuffled order, each batch split over dp's
- * replicas (dp.h; p is replica 0's set, where the summed gradients step). */
-os_status os_train_epoch(os_dp *dp, os_params *p, const os_imageset *train,
+ * replicas (dp.h); the optimizer steps replica 0's parameter set. */
+os_status os_train_epoch(os_dp *dp, const os_imageset *train,
                          const os_epoch_config *c, os_epoch_stats *out);
 
 typedef struct {
