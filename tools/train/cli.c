@@ -29,3 +29,28 @@ int cli_raster_input(const char *cmd, const os_model *m, const char *bands, cons
         return cli_usage_error(cmd, "%s", os_errdetail());
     return CLI_OK;
 }
+
+bool cli_long(const char *cmd, const char *flag, const char *arg, long lo, long hi, long *v)
+{
+    if (os_parse_long(arg, lo, hi, v))
+        return true;
+    cli_usage_error(cmd, "%s \"%s\": expected an integer in %ld..%ld", flag, arg, lo, hi);
+    return false;
+}
+
+int cli_load_model(const char *cmd, const char *path, const char *weights, const char *bands,
+                   const char *scale, os_model **m, os_raster_input *in)
+{
+    const os_model_opts mo = {.weights = weights};
+    os_status st = os_model_load_ex(path, &mo, m);
+    if (st) {
+        cli_report("cannot load model", st);
+        return CLI_FAIL;
+    }
+    int rc = cli_raster_input(cmd, *m, bands, scale, in);
+    if (rc != CLI_OK) {
+        os_model_destroy(*m);
+        *m = NULL;
+    }
+    return rc;
+}

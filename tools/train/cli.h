@@ -29,6 +29,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 int cli_raster_input(const char *cmd, const os_model *m, const char *bands, const char *scale,
                      os_raster_input *in);
 
+/* Parse a ranged integer flag's argument into *v. A bad one is a usage error of cmd naming the
+ * flag and the range ("--top-k \"0\": expected an integer in 1..100000"): returns false. */
+bool cli_long(const char *cmd, const char *flag, const char *arg, long lo, long hi, long *v);
+
+/* Load path (weights: --weights, NULL for the default) into *m and its raster input with
+ * --bands / --scale applied into *in. Returns CLI_OK, or CLI_FAIL / CLI_USAGE having reported
+ * why (*m NULL). */
+int cli_load_model(const char *cmd, const char *path, const char *weights, const char *bands,
+                   const char *scale, os_model **m, os_raster_input *in);
+
 int cmd_inspect(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_init(int argc, char **argv);

@@ -97,17 +97,16 @@ int cmd_classify(int argc, char **argv)
         switch (ch) {
         case 'm': model_path = optarg; break;
         case 'k':
-            if (!os_parse_long(optarg, 1, 100000, &top_k))
-                return cli_usage_error("classify", "--top-k \"%s\": expected an integer >= 1", optarg);
+            if (!cli_long("classify", "--top-k", optarg, 1, 100000, &top_k))
+                return CLI_USAGE;
             break;
         case 't':
-            if (!os_parse_long(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
-                return cli_usage_error("classify", "--timesteps \"%s\": expected 1..%d", optarg,
-                                       OS_MODEL_MAX_TIMESTEPS);
+            if (!cli_long("classify", "--timesteps", optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
+                return CLI_USAGE;
             break;
         case 'p':
-            if (!os_parse_long(optarg, 1, 1L << 40, &max_pixels))
-                return cli_usage_error("classify", "--max-pixels \"%s\": expected an integer >= 1", optarg);
+            if (!cli_long("classify", "--max-pixels", optarg, 1, 1L << 40, &max_pixels))
+                return CLI_USAGE;
             break;
         case 'j': json = true; break;
         case 'D': dense = true; break;
@@ -129,15 +128,10 @@ int cmd_classify(int argc, char **argv)
     os_session *s = NULL;
     float *p = NULL;
     int *idx = NULL;
-    const os_model_opts mo = {.weights = weights};
-    os_status st = os_model_load_ex(model_path, &mo, &m);
-    if (st) {
-        cli_report("cannot load model", st);
-        return CLI_FAIL;
-    }
     os_raster_input in;
-    if ((rc = cli_raster_input("classify", m, bands, scale, &in)) != CLI_OK)
-        goto out;
+    if ((rc = cli_load_model("classify", model_path, weights, bands, scale, &m, &in)) != CLI_OK)
+        return rc;
+    os_status st;
     os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense,
                           .isa = isa, .max_batch = CLASSIFY_BATCH};
     if ((st = os_session_create(m, &so, &s))) {

@@ -112,24 +112,23 @@ int cmd_init(int argc, char **argv)
                 return cli_usage_error("init", "--width-mult \"%s\": expected 0.01..16", optarg);
             break;
         case 'i':
-            if (!os_parse_long(optarg, 8, INIT_MAX_INPUT, &v))
-                return cli_usage_error("init", "--input \"%s\": expected 8..%d", optarg, INIT_MAX_INPUT);
+            if (!cli_long("init", "--input", optarg, 8, INIT_MAX_INPUT, &v))
+                return CLI_USAGE;
             ao.input = (int)v;
             break;
         case 'u':
-            if (!os_parse_long(optarg, 0, 64, &v))
-                return cli_usage_error("init", "--units \"%s\": expected 0..64", optarg);
+            if (!cli_long("init", "--units", optarg, 0, 64, &v))
+                return CLI_USAGE;
             ao.units = (int)v;
             break;
         case 'U':
-            if (!os_parse_long(optarg, 1, 16, &v))
-                return cli_usage_error("init", "--unit-at \"%s\": expected a stage number", optarg);
+            if (!cli_long("init", "--unit-at", optarg, 1, 16, &v))
+                return CLI_USAGE;
             ao.unit_at = (int)v;
             break;
         case 't':
-            if (!os_parse_long(optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
-                return cli_usage_error("init", "--timesteps \"%s\": expected 1..%d", optarg,
-                                       OS_MODEL_MAX_TIMESTEPS);
+            if (!cli_long("init", "--timesteps", optarg, 1, OS_MODEL_MAX_TIMESTEPS, &T))
+                return CLI_USAGE;
             break;
         case 'T':
             if (!os_parse_double(optarg, 1e-6, 1e6, &d))
@@ -142,8 +141,8 @@ int cmd_init(int argc, char **argv)
             ao.leak = (float)d;
             break;
         case 's':
-            if (!os_parse_long(optarg, 0, 1L << 62, &v))
-                return cli_usage_error("init", "--seed \"%s\": expected an integer >= 0", optarg);
+            if (!cli_long("init", "--seed", optarg, 0, 1L << 62, &v))
+                return CLI_USAGE;
             ao.seed = (uint64_t)v;
             break;
         case 'h': fputs(help, stdout); return CLI_OK;

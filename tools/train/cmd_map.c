@@ -95,9 +95,8 @@ int cmd_map(int argc, char **argv)
         case 'o': out_path = optarg; break;
         case 'r': raster_path = optarg; break;
         case 'w':
-            if (!os_parse_long(optarg, 1, OS_RASTER_MAX_SIDE, &window))
-                return cli_usage_error("map", "--window \"%s\": expected pixels 1..%d", optarg,
-                                       OS_RASTER_MAX_SIDE);
+            if (!cli_long("map", "--window", optarg, 1, OS_RASTER_MAX_SIDE, &window))
+                return CLI_USAGE;
             break;
         case 'M': {
             char *end;
@@ -107,23 +106,20 @@ int cmd_map(int argc, char **argv)
             break;
         }
         case 'S':
-            if (!os_parse_long(optarg, 1, OS_RASTER_MAX_SIDE, &stride))
-                return cli_usage_error("map", "--stride \"%s\": expected pixels 1..%d", optarg,
-                                       OS_RASTER_MAX_SIDE);
+            if (!cli_long("map", "--stride", optarg, 1, OS_RASTER_MAX_SIDE, &stride))
+                return CLI_USAGE;
             break;
         case 'k':
-            if (!os_parse_long(optarg, 1, 100000, &top_k))
-                return cli_usage_error("map", "--top-k \"%s\": expected an integer >= 1", optarg);
+            if (!cli_long("map", "--top-k", optarg, 1, 100000, &top_k))
+                return CLI_USAGE;
             break;
         case 't':
-            if (!os_parse_long(optarg, 1, OS_MAP_MAX_THREADS, &threads))
-                return cli_usage_error("map", "--threads \"%s\": expected 1..%d", optarg,
-                                       OS_MAP_MAX_THREADS);
+            if (!cli_long("map", "--threads", optarg, 1, OS_MAP_MAX_THREADS, &threads))
+                return CLI_USAGE;
             break;
         case 'B':
-            if (!os_parse_long(optarg, 1, OS_SESSION_MAX_BATCH, &batch))
-                return cli_usage_error("map", "--batch \"%s\": expected 1..%d", optarg,
-                                       OS_SESSION_MAX_BATCH);
+            if (!cli_long("map", "--batch", optarg, 1, OS_SESSION_MAX_BATCH, &batch))
+                return CLI_USAGE;
             break;
         case 'b': bands = optarg; break;
         case 's': scale = optarg; break;
@@ -146,15 +142,10 @@ int cmd_map(int argc, char **argv)
     os_model *m = NULL;
     os_map *map = NULL;
     long *hist = NULL;
-    const os_model_opts mo = {.weights = weights};
-    os_status st = os_model_load_ex(model_path, &mo, &m);
-    if (st) {
-        cli_report("cannot load model", st);
-        return CLI_FAIL;
-    }
     os_raster_input in;
-    if ((rc = cli_raster_input("map", m, bands, scale, &in)) != CLI_OK)
-        goto out;
+    if ((rc = cli_load_model("map", model_path, weights, bands, scale, &m, &in)) != CLI_OK)
+        return rc;
+    os_status st;
     const os_session_opts so = {.dense = dense, .isa = isa};
     progress prog = {.t0 = os_clock_s(), .tty = isatty(STDERR_FILENO)};
     const os_map_opts o = {.window = (int)window,
