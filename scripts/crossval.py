@@ -93,6 +93,20 @@ def summarise(args):
         v = r["final"]["validation_engine"]
         rows.append({"fold": i, "top1": v["top1"], "top5": v["top5"], "images": v["images"],
                      "minutes": r["seconds"] / 60, "command": r.get("command")})
+    # every image is validated by exactly one fold: the folds' confusion matrices add up to one
+    # over the whole data set
+    labels, pooled = None, None
+    for i in range(1, args.folds + 1):
+        with open(fold_paths(args.dir, i)[1]) as f:
+            v = json.load(f)["final"]["validation_engine"]
+        if labels is None:
+            labels = v["confusion_labels"]
+            pooled = [[0] * len(labels) for _ in labels]
+        for a, row in enumerate(v["confusion"]):
+            for b, n in enumerate(row):
+                pooled[a][b] += n
+    per_class = {labels[k]: (pooled[k][k] / sum(pooled[k]) if sum(pooled[k]) else 0.0)
+                 for k in range(len(labels))}
     top1 = [r["top1"] for r in rows]
     top5 = [r["top5"] for r in rows]
     sd = (lambda x: statistics.stdev(x) if len(x) > 1 else 0.0)
@@ -100,7 +114,8 @@ def summarise(args):
            "top1_mean": statistics.mean(top1), "top1_sd": sd(top1),
            "top5_mean": statistics.mean(top5), "top5_sd": sd(top5),
            "images": sum(r["images"] for r in rows),
-           "minutes_total": sum(r["minutes"] for r in rows)}
+           "minutes_total": sum(r["minutes"] for r in rows),
+           "confusion_labels": labels, "confusion": pooled, "per_class": per_class}
     md = ["# Cross-validation (%d folds)" % args.folds, "",
           "Command of fold 1: `%s`" % rows[0]["command"], "",
           "| fold | validation images | top-1 | top-5 | minutes |", "|---:|---:|---:|---:|---:|"]
@@ -113,6 +128,12 @@ def summarise(args):
     md.append("")
     md.append("sd: sample standard deviation over the folds; each fold's figure is fit's own "
               "evaluation of the exported model through the inference engine.")
+    md += ["", "Per class, every image validated once (the folds' confusion matrices added):", "",
+           "| class | top-1 | most often taken for |", "|---|---:|---|"]
+    for k, name in enumerate(labels):
+        wrong = [(n, labels[b]) for b, n in enumerate(pooled[k]) if b != k and n]
+        md.append("| %s | %.1f %% | %s |" % (name, 100 * per_class[name],
+                                            max(wrong)[1] if wrong else "-"))
     write_atomic(os.path.join(args.dir, "crossval.json"), json.dumps(out, indent=2) + "\n")
     write_atomic(os.path.join(args.dir, "crossval.md"), "\n".join(md) + "\n")
     return "\n".join(md)
