@@ -8,6 +8,7 @@
  * For every conv of it, each way is timed REPS times after a warm-up call, best time kept:
  *   ours       core/train/grad.c: im2col in cache-sized chunks + OpenBLAS SGEMM, planar NCHW;
  *   dnnl nchw  oneDNN on the same plain NCHW / OIHW buffers (what a drop-in call would get);
+ *   dnnl nhwc  oneDNN on channels-last activations (NHWC), weights in its own layout;
  *   dnnl any   oneDNN with the layouts it chooses (blocked, e.g. nChw8c), reorders excluded
  *              (what it gives a trainer that keeps its tensors in those layouts throughout).
  * Every oneDNN result is checked against ours (max relative difference printed). The last line
@@ -69,11 +70,14 @@ typedef struct {
     double fwd, bwd, bwd_weights; /* best seconds: forward, backward (data + weights), weights */
 } times;
 
-/* One oneDNN convolution in both layouts (tag: dnnl_nchw for plain, dnnl_format_tag_any). */
+/* The layouts of a oneDNN convolution: ours (NCHW / OIHW, on our buffers), channels-last
+ * activations, or whatever oneDNN prefers. */
+typedef enum { L_NCHW, L_NHWC, L_ANY, L_COUNT } layout;
+static const char *const layout_name[L_COUNT] = {"nchw", "nhwc", "any "};
+
 typedef struct {
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     dnnl_memory_t src, wei, bias, dst, dsrc, dwei, dbias, ddst;
-    bool plain;
 } dconv;
 
 static dnnl_memory_t mem_of(const_dnnl_primitive_desc_t pd, dnnl_query_t what, int idx,
@@ -97,14 +101,16 @@ static void fill_mem(dnnl_memory_t m, unsigned seed)
     free(f);
 }
 
-static void dconv_create(dconv *d, const os_conv_shape *s, int n, bool plain, float *x, float *w,
+static void dconv_create(dconv *d, const os_conv_shape *s, int n, layout lay, float *x, float *w,
                          float *b, float *y, float *dx, float *dw, float *db, float *dy)
 {
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
     dnnl_dims_t src = {n, s->in_c, s->in_h, s->in_w}, wei = {s->out_c, s->in_c, s->kh, s->kw},
                 bia = {s->out_c}, dst = {n, s->out_c, oh, ow}, st = {s->stride, s->stride},
                 pad = {s->pad, s->pad};
-    dnnl_format_tag_t at = plain ? dnnl_nchw : dnnl_format_tag_any;
+    const bool plain = lay == L_NCHW;
+    dnnl_format_tag_t at = lay == L_NCHW ? dnnl_nchw : lay == L_NHWC ? dnnl_nhwc
+                                                                     : dnnl_format_tag_any;
     dnnl_format_tag_t wt = plain ? dnnl_oihw : dnnl_format_tag_any;
     dnnl_memory_desc_t msrc, mwei, mbia, mdst;
     CHECK(dnnl_memory_desc_init_by_tag(&msrc, 4, src, dnnl_f32, at));
@@ -125,7 +131,6 @@ static void dconv_create(dconv *d, const os_conv_shape *s, int n, bool plain, fl
     CHECK(dnnl_primitive_create(&d->fwd, pf));
     CHECK(dnnl_primitive_create(&d->bwd_data, pd));
     CHECK(dnnl_primitive_create(&d->bwd_weights, pw));
-    d->plain = plain;
     d->src = mem_of(pf, dnnl_query_src_md, 0, plain ? x : NULL);
     d->wei = mem_of(pf, dnnl_query_weights_md, 0, plain ? w : NULL);
     d->bias = mem_of(pf, dnnl_query_weights_md, 1, b);
@@ -139,7 +144,7 @@ static void dconv_create(dconv *d, const os_conv_shape *s, int n, bool plain, fl
     }
     const char *impl;
     CHECK(dnnl_primitive_desc_query(pf, dnnl_query_impl_info_str, 0, &impl));
-    printf("      dnnl %s: forward %s", plain ? "nchw" : "any ", impl);
+    printf("      dnnl %s: forward %s", layout_name[lay], impl);
     CHECK(dnnl_primitive_desc_query(pw, dnnl_query_impl_info_str, 0, &impl));
     printf(", weights %s\n", impl);
     dnnl_primitive_desc_destroy(pf), dnnl_primitive_desc_destroy(pd), dnnl_primitive_desc_destroy(pw);
@@ -216,7 +221,7 @@ int main(int argc, char **argv)
            "(OpenBLAS 1, oneDNN %s)\n",
            arch, input, input, batch, reps, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS")
                                                                       : "default threads");
-    times tot[3] = {{0}};
+    times tot[1 + L_COUNT] = {{0}};
     double worst[2] = {0};
     int convs = 0;
     for (int i = 0; i < os_net_count(net); i++) {
@@ -240,7 +245,6 @@ int main(int argc, char **argv)
         float *dw2 = malloc(nw * sizeof *dw2), *db2 = malloc((size_t)L->out * sizeof *db2);
         float *col = malloc(os_conv_batch_floats(&s, batch) * sizeof *col);
         float *tmp = malloc(ny * sizeof *tmp);
-        times t[3];
         /* ours: forward; backward to data and weights is one call (dw += and dx =), timed
          * whole and, with dx NULL, to the weights alone */
         double best[3] = {1e9, 1e9, 1e9};
@@ -259,13 +263,15 @@ int main(int argc, char **argv)
                 best[1] = fmin(best[1], t3 - t2);
             }
         }
-        t[0] = (times){best[0], best[1], best[2]};
+        const times ours = {best[0], best[1], best[2]};
         printf("  %-18s %3dx%-3d -> %3d k%d s%d  %3dx%-3d  ours fwd %.3f bwd %.3f (weights %.3f) ms\n",
                L->name, ic, ih, L->out, L->kh, L->stride, oh, ow, 1e3 * best[0], 1e3 * best[1],
                1e3 * best[2]);
-        for (int plain = 1; plain >= 0; plain--) {
+        times t[1 + L_COUNT];
+        t[0] = ours;
+        for (int lay = 0; lay < L_COUNT; lay++) {
             dconv d;
-            dconv_create(&d, &s, batch, plain, x, w, b, y2, dx2, dw2, db2, dy);
+            dconv_create(&d, &s, batch, (layout)lay, x, w, b, y2, dx2, dw2, db2, dy);
             double bb[3] = {1e9, 1e9, 1e9};
             for (int r = 0; r <= reps; r++)
                 for (int k = 0; k < 3; k++) {
@@ -274,16 +280,16 @@ int main(int argc, char **argv)
                     if (r)
                         bb[k] = fmin(bb[k], os_clock_s() - t0);
                 }
-            t[plain ? 1 : 2] = (times){bb[0], bb[1] + bb[2], bb[2]};
-            if (plain) { /* the same numbers as ours, up to summation order */
+            t[1 + lay] = (times){bb[0], bb[1] + bb[2], bb[2]};
+            if (lay == L_NCHW) { /* the same numbers as ours, up to summation order */
                 worst[0] = fmax(worst[0], rel_diff(y, y2, ny));
                 worst[1] = fmax(worst[1], fmax(rel_diff(dx, dx2, nx), rel_diff(dw, dw2, nw)));
             }
-            printf("      dnnl %s: fwd %.3f bwd %.3f (weights %.3f) ms\n", plain ? "nchw" : "any ",
+            printf("      dnnl %s: fwd %.3f bwd %.3f (weights %.3f) ms\n", layout_name[lay],
                    1e3 * bb[0], 1e3 * (bb[1] + bb[2]), 1e3 * bb[2]);
             dconv_destroy(&d);
         }
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 1 + L_COUNT; k++) {
             tot[k].fwd += t[k].fwd, tot[k].bwd += t[k].bwd;
             tot[k].bwd_weights += t[k].bwd_weights;
         }
@@ -291,18 +297,18 @@ int main(int argc, char **argv)
         free(x), free(w), free(dy), free(b), free(y), free(dx), free(dw), free(db);
         free(y2), free(dx2), free(dw2), free(db2), free(col), free(tmp);
     }
-    static const char *const name[3] = {"ours", "dnnl nchw", "dnnl any"};
+    static const char *const name[1 + L_COUNT] = {"ours", "dnnl nchw", "dnnl nhwc", "dnnl any"};
     printf("\ntotal over %d convs (ms)  forward  backward (weights)     all  / ours\n", convs);
-    double ours = tot[0].fwd + tot[0].bwd;
-    for (int k = 0; k < 3; k++) {
+    double ours_all = tot[0].fwd + tot[0].bwd;
+    for (int k = 0; k < 1 + L_COUNT; k++) {
         double all = tot[k].fwd + tot[k].bwd;
         printf("  %-22s %8.2f %9.2f %10.2f %8.2f  %5.2f\n", name[k], 1e3 * tot[k].fwd,
-               1e3 * tot[k].bwd, 1e3 * tot[k].bwd_weights, 1e3 * all, all / ours);
+               1e3 * tot[k].bwd, 1e3 * tot[k].bwd_weights, 1e3 * all, all / ours_all);
     }
     printf("max relative difference from ours (dnnl nchw): forward %.2g, backward %.2g\n",
            worst[0], worst[1]);
     printf("{\"arch\":\"%s\",\"input\":%d,\"batch\":%d,\"convs\":%d", arch, input, batch, convs);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 1 + L_COUNT; k++)
         printf(",\"%s\":{\"fwd_ms\":%.3f,\"bwd_ms\":%.3f,\"weights_ms\":%.3f}", name[k],
                1e3 * tot[k].fwd, 1e3 * tot[k].bwd, 1e3 * tot[k].bwd_weights);
     printf("}\n");
