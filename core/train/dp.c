@@ -188,6 +188,19 @@ void os_dp_destroy(os_dp *d)
     free(d);
 }
 
+os_dp *os_dp_wrap(os_tnet *t)
+{
+    os_dp *d = calloc(1, sizeof *d);
+    if (d)
+        d->R = 1, d->solo = true, d->t[0] = t;
+    return d;
+}
+
+void os_dp_unwrap(os_dp *d)
+{
+    free(d);
+}
+
 int os_dp_replicas(const os_dp *d)
 {
     return d->R;

@@ -30,6 +30,12 @@ os_status os_dp_create(const os_graph *g, int in_c, int in_h, int in_w, int clas
                        os_params *p, int max_batch, int timesteps, int replicas, os_dp **out);
 void os_dp_destroy(os_dp *d);
 
+/* A one-replica view of a tnet the caller owns, for the functions that take an os_dp (no
+ * parameter set: only forward passes); os_dp_unwrap frees the view, not the tnet. NULL
+ * without memory. */
+os_dp *os_dp_wrap(os_tnet *t);
+void os_dp_unwrap(os_dp *d);
+
 int os_dp_replicas(const os_dp *d);
 /* Replica r's tnet and parameters (r = 0: the caller's set; evaluation uses replica 0). */
 os_tnet *os_dp_tnet(os_dp *d, int r);

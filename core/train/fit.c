@@ -467,7 +467,6 @@ static os_status run_train_stage(fit_state *s)
                       replicas_of(c), &dp);
     if (st)
         return st;
-    os_tnet *t = os_dp_tnet(dp, 0); /* evaluates */
     if (s->epoch == 0) {
         os_params_reset_state(s->params);
         if (S->prev_T && c->recalibrate) {
@@ -508,17 +507,17 @@ static os_status run_train_stage(fit_state *s)
         ec.seed = c->seed * 1000003u + (uint64_t)s->stage * 10007u + (uint64_t)s->epoch;
         ec.step0 = (long)s->epoch * steps_per_epoch;
         ec.progress = progress, ec.progress_ctx = &pc;
-        /* each replica's BLAS calls on its own thread; evaluation gets the threads back */
+        /* each replica's BLAS calls on its own thread */
         if (replicas_of(c) > 1)
             openblas_set_num_threads(1);
         st = os_train_epoch(dp, &s->train, &ec, &es);
+        s->stage_seconds += es.seconds;
+        /* Validation after every epoch, on the replicas too: what a user watches. */
+        os_eval_result vr = {0};
+        if (!st)
+            st = os_dp_evaluate(dp, &s->val, &s->aug_eval, s->classes, &vr);
         openblas_set_num_threads(c->threads);
         if (st)
-            break;
-        s->stage_seconds += es.seconds;
-        /* Validation after every epoch: cheap next to the epoch, and what a user watches. */
-        os_eval_result vr = {0};
-        if ((st = os_evaluate(t, &s->val, &s->aug_eval, s->classes, &vr)))
             break;
         json_t *row = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "stage",
                                 S->name, "timesteps", S->T, "epoch", s->epoch + 1, "epochs",

@@ -141,43 +141,76 @@ out:
     return st;
 }
 
+/* Evaluation batches on every replica: batch b (images [b*B, (b+1)*B)) runs on replica
+ * b mod R, its logits into the batch's rows and its spikes into the replica's counters. */
+typedef struct {
+    os_dp *dp;
+    const os_imageset *set;
+    const os_aug_config *aug;
+    int classes, B, n_lif;
+    float *logits;           /* set->n x classes */
+    float *x[OS_DP_MAX_REPLICAS];
+    uint64_t *spikes[OS_DP_MAX_REPLICAS], *steps[OS_DP_MAX_REPLICAS];
+} eval_job;
+
+static void eval_slice(void *ctx, int r)
+{
+    eval_job *e = ctx;
+    os_tnet *t = os_dp_tnet(e->dp, r);
+    const size_t per = (size_t)3 * e->set->side * e->set->side;
+    const int R = os_dp_replicas(e->dp);
+    for (size_t i0 = (size_t)r * e->B; i0 < e->set->n; i0 += (size_t)R * e->B) {
+        int count = (int)(e->set->n - i0 < (size_t)e->B ? e->set->n - i0 : (size_t)e->B);
+        for (int k = 0; k < count; k++)
+            os_augment(e->set, i0 + (size_t)k, e->aug, 0, e->x[r] + (size_t)k * per);
+        os_tnet_forward(t, e->x[r], count, false, e->logits + i0 * (size_t)e->classes);
+        for (int k = 0; k < e->n_lif; k++) {
+            const char *name;
+            uint64_t sp, ns;
+            os_tnet_spikes(t, k, &name, &sp, &ns);
+            e->spikes[r][k] += sp, e->steps[r][k] += ns;
+        }
+    }
+}
+
 /* Scored by os_score (score.h): the engine's ranking of the logits, so the figures are those
  * fit_eval_files gets from the exported model whenever the two nets agree. */
-os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *aug, int classes,
-                      os_eval_result *out)
+os_status os_dp_evaluate(os_dp *dp, const os_imageset *set, const os_aug_config *aug,
+                         int classes, os_eval_result *out)
 {
     memset(out, 0, sizeof *out);
-    int B = os_tnet_max_batch(t);
-    size_t per = (size_t)3 * set->side * set->side;
+    const int R = os_dp_replicas(dp);
+    eval_job e = {.dp = dp, .set = set, .aug = aug, .classes = classes,
+                  .B = os_tnet_max_batch(os_dp_tnet(dp, 0)),
+                  .n_lif = os_tnet_lif_count(os_dp_tnet(dp, 0))};
+    const size_t per = (size_t)3 * set->side * set->side;
     os_score sc;
     os_status st = os_score_init(&sc, classes);
     if (st)
         return st;
     out->classes = classes;
     out->per_class = calloc((size_t)classes, sizeof *out->per_class);
-    out->n_lif = os_tnet_lif_count(t);
-    out->spikes = calloc((size_t)out->n_lif + 1, sizeof *out->spikes);
-    out->neuron_steps = calloc((size_t)out->n_lif + 1, sizeof *out->neuron_steps);
-    float *x = malloc((size_t)B * per * sizeof *x);
-    float *logits = malloc((size_t)B * classes * sizeof *logits);
-    if (!out->per_class || !out->spikes || !out->neuron_steps || !x || !logits) {
+    out->n_lif = e.n_lif;
+    out->spikes = calloc((size_t)e.n_lif + 1, sizeof *out->spikes);
+    out->neuron_steps = calloc((size_t)e.n_lif + 1, sizeof *out->neuron_steps);
+    e.logits = malloc((set->n ? set->n : 1) * (size_t)classes * sizeof *e.logits);
+    bool ok = out->per_class && out->spikes && out->neuron_steps && e.logits;
+    for (int r = 0; ok && r < R; r++) {
+        e.x[r] = malloc((size_t)e.B * per * sizeof *e.x[r]);
+        e.spikes[r] = calloc((size_t)e.n_lif + 1, sizeof *e.spikes[r]);
+        e.steps[r] = calloc((size_t)e.n_lif + 1, sizeof *e.steps[r]);
+        ok = e.x[r] && e.spikes[r] && e.steps[r];
+    }
+    if (!ok) {
         st = os_fail(OS_ENOMEM, "no memory for evaluation");
         goto out;
     }
-    for (size_t i0 = 0; i0 < set->n; i0 += (size_t)B) {
-        int count = (int)(set->n - i0 < (size_t)B ? set->n - i0 : (size_t)B);
-        for (int k = 0; k < count; k++)
-            os_augment(set, i0 + (size_t)k, aug, 0, x + (size_t)k * per);
-        os_tnet_forward(t, x, count, false, logits);
-        for (int k = 0; k < out->n_lif; k++) {
-            const char *name;
-            uint64_t sp, ns;
-            os_tnet_spikes(t, k, &name, &sp, &ns);
-            out->spikes[k] += sp, out->neuron_steps[k] += ns;
-        }
-        for (int k = 0; k < count; k++)
-            os_score_add(&sc, logits + (size_t)k * classes, set->labels[i0 + (size_t)k]);
-    }
+    os_dp_run(dp, R, eval_slice, &e);
+    for (size_t i = 0; i < set->n; i++)
+        os_score_add(&sc, e.logits + i * (size_t)classes, set->labels[i]);
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < e.n_lif; k++)
+            out->spikes[k] += e.spikes[r][k], out->neuron_steps[k] += e.steps[r][k];
     out->n = set->n;
     out->top1 = os_score_top1(&sc);
     out->top5 = os_score_top5(&sc);
@@ -186,11 +219,23 @@ os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *a
     out->confusion = sc.confusion; /* taken */
     sc.confusion = NULL;
 out:
-    free(x);
-    free(logits);
+    for (int r = 0; r < R; r++)
+        free(e.x[r]), free(e.spikes[r]), free(e.steps[r]);
+    free(e.logits);
     os_score_free(&sc);
     if (st)
         os_eval_result_free(out);
+    return st;
+}
+
+os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *aug, int classes,
+                      os_eval_result *out)
+{
+    os_dp *dp = os_dp_wrap(t);
+    if (!dp)
+        return os_fail(OS_ENOMEM, "no memory for evaluation");
+    os_status st = os_dp_evaluate(dp, set, aug, classes, out);
+    os_dp_unwrap(dp);
     return st;
 }
 

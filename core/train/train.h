@@ -61,6 +61,10 @@ typedef struct {
  * and the confusion matrix by the one scoring rule (score.h: os_topk's ranking of the logits). */
 os_status os_evaluate(os_tnet *t, const os_imageset *set, const os_aug_config *aug, int classes,
                       os_eval_result *out);
+/* The same over dp's replicas, each running whole batches of its max batch (batch b on
+ * replica b mod R): the same figures as os_evaluate on replica 0, which it is for one. */
+os_status os_dp_evaluate(os_dp *dp, const os_imageset *set, const os_aug_config *aug,
+                         int classes, os_eval_result *out);
 void os_eval_result_free(os_eval_result *r);
 
 /* The rewrites below read a graph (borrowed) and return a new one (caller destroys with

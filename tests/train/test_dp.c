@@ -3,7 +3,7 @@
  * running averages), for an ANN with BatchNorm and for a spiking network over time steps; with
  * one replica the step is bit-identical to the single network's, and with two reproducible bit
  * for bit; a batch smaller than the
- * replica count runs on the first replica alone. */
+ * replica count runs on the first replica alone; evaluation over replicas equals one network's. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -171,6 +171,45 @@ static void test_short_batch_runs_alone(void **state)
     os_imageset_free(&s);
 }
 
+/* Evaluation over replicas (whole batches each) gives exactly what one network gives: the same
+ * top-1, top-5, confusion matrix and spike counts. */
+static void test_evaluate_over_replicas(void **state)
+{
+    (void)state;
+    os_imageset s;
+    images(&s, 23); /* batches of 4: 6 batches, the last short */
+    net n = make(true);
+    const os_aug_config aug = {.mean = {0.5f, 0.5f, 0.5f}, .std = {0.25f, 0.25f, 0.25f}};
+    os_eval_result want, got;
+    os_dp *one = NULL;
+    assert_int_equal(os_dp_create(n.g, 3, SIDE, SIDE, CLASSES, n.p, 4, 2, 1, &one), OS_OK);
+    assert_int_equal(os_evaluate(os_dp_tnet(one, 0), &s, &aug, CLASSES, &want), OS_OK);
+    assert_int_equal(want.n, 23);
+    for (int R = 2; R <= 3; R++) {
+        os_dp *dp = NULL;
+        /* max batch 4 * R: each replica's batch is 4, as the single network's */
+        assert_int_equal(os_dp_create(n.g, 3, SIDE, SIDE, CLASSES, n.p, 4 * R, 2, R, &dp), OS_OK);
+        assert_int_equal(os_dp_evaluate(dp, &s, &aug, CLASSES, &got), OS_OK);
+        assert_true(got.top1 == want.top1 && got.top5 == want.top5 && got.n == want.n);
+        assert_memory_equal(got.confusion, want.confusion,
+                            (size_t)CLASSES * CLASSES * sizeof *got.confusion);
+        assert_int_equal(got.n_lif, want.n_lif);
+        assert_memory_equal(got.spikes, want.spikes, (size_t)got.n_lif * sizeof *got.spikes);
+        assert_memory_equal(got.neuron_steps, want.neuron_steps,
+                            (size_t)got.n_lif * sizeof *got.neuron_steps);
+        os_eval_result_free(&got);
+        os_dp_destroy(dp);
+    }
+    uint64_t spikes = 0;
+    for (int k = 0; k < want.n_lif; k++)
+        spikes += want.spikes[k];
+    assert_true(spikes > 0); /* the counts compared are not all zero */
+    os_eval_result_free(&want);
+    os_dp_destroy(one);
+    drop(&n);
+    os_imageset_free(&s);
+}
+
 static void test_bad_replica_counts(void **state)
 {
     (void)state;
@@ -197,6 +236,7 @@ int main(void)
         cmocka_unit_test(test_ann_with_batchnorm),
         cmocka_unit_test(test_snn_over_time_steps),
         cmocka_unit_test(test_short_batch_runs_alone),
+        cmocka_unit_test(test_evaluate_over_replicas),
         cmocka_unit_test(test_bad_replica_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
