@@ -730,6 +730,42 @@ static os_status run_prune_stage(fit_state *s)
 
 /* ---- set-up and export ---- */
 
+/* The split as lists of paths relative to the data folder (what --train-list, --val-list and
+ * `eval --list` read), written atomically into the work dir: train.txt and val.txt. */
+static os_status write_split_list(const fit_state *s, const char *name, const size_t *idx,
+                                  size_t n)
+{
+    size_t dirlen = strlen(s->c->data), cap = 4096, len = 0;
+    while (dirlen > 1 && s->c->data[dirlen - 1] == '/')
+        dirlen--;
+    char *text = malloc(cap);
+    for (size_t i = 0; text && i < n; i++) {
+        const char *p = os_dataset_sample(s->ds, idx[i])->path;
+        if (!strncmp(p, s->c->data, dirlen) && p[dirlen] == '/')
+            p += dirlen + 1;
+        size_t k = strlen(p);
+        if (len + k + 2 > cap) {
+            char *t = realloc(text, 2 * cap + k);
+            if (!t) {
+                free(text);
+                text = NULL;
+                break;
+            }
+            text = t, cap = 2 * cap + k;
+        }
+        memcpy(text + len, p, k);
+        len += k;
+        text[len++] = '\n';
+    }
+    if (!text)
+        return os_fail(OS_ENOMEM, "no memory for the split lists");
+    char path[PATH_LEN + 16];
+    snprintf(path, sizeof path, "%s/%s", s->workdir, name);
+    os_status st = os_write_file_atomic(path, text, len);
+    free(text);
+    return st;
+}
+
 static os_status load_data(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -749,6 +785,11 @@ static os_status load_data(fit_state *s)
         if ((st = os_dataset_fold(s->ds, c->folds, c->fold, c->seed, &tr, &ntr, &va, &nva)))
             return st;
     } else if ((st = os_dataset_split(s->ds, c->val_fraction, c->seed, &tr, &ntr, &va, &nva))) {
+        return st;
+    }
+    if ((st = write_split_list(s, "train.txt", tr, ntr)) ||
+        (st = write_split_list(s, "val.txt", va ? va : tr, va ? nva : 0))) {
+        free(tr), free(va);
         return st;
     }
     size_t failed_tr = 0, failed_va = 0;

@@ -119,6 +119,21 @@ PY
 check "report.md: the configuration, flags off the recipe marked" grep -q "^| --input | \*\*16\*\* | 96 |" \
     "$T/m.safetensors.report.md"
 
+# The split is in the work dir as lists (relative paths): together every image once, and
+# `eval --list val.txt` scores the exported model on exactly the validation images fit scored.
+"$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --list "$T/m.safetensors.work/val.txt" \
+    --json >"$T/evalval.json" 2>/dev/null
+check "fit writes train.txt and val.txt; eval --list val.txt gives the report's figure" $PY - "$T/m.safetensors.work" "$T/data" "$T/evalval.json" "$T/m.safetensors.report.json" <<'PY'
+import json, os, sys
+w, data = sys.argv[1], sys.argv[2]
+tr = open(w + "/train.txt").read().split()
+va = open(w + "/val.txt").read().split()
+every = sorted("%s/%s" % (c, f) for c in os.listdir(data) for f in os.listdir(os.path.join(data, c))
+               if f.endswith(".jpg"))
+assert sorted(tr + va) == every and not set(tr) & set(va), (len(tr), len(va), len(every))
+e, r = json.load(open(sys.argv[3])), json.load(open(sys.argv[4]))["final"]["validation_engine"]
+assert e["top1"] == r["top1"] and e["images"] + e["failed"] == len(va), (e["top1"], r, len(va))
+PY
 "$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --json >"$T/eval.json" 2>"$T/eval.err"
 check "eval --json: fractions, per class, confusion" $PY - "$T/eval.json" <<'PY'
 import json, sys
