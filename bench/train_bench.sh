@@ -16,8 +16,9 @@
 # decoding is excluded). PyTorch (bench/peers/torch_train.py) trains the same model (the
 # parameter counts are checked equal) on random normalised images, data loading excluded,
 # timing the same number of images after 3 warm-up batches.
-# Threads: ours --threads N is N OpenBLAS threads plus the loader thread; PyTorch runs with
-# torch.set_num_threads(N), 1 inter-op thread. Both are measured at N = 1 and 2; the headline
+# Threads: ours --threads N is N data-parallel replicas (core/train/dp.c: each its slice of
+# every batch on its own thread, OpenBLAS single-threaded, BatchNorm over the whole batch) plus
+# the loader thread; PyTorch runs with torch.set_num_threads(N), 1 inter-op thread. Both are measured at N = 1 and 2; the headline
 # compares N = 1 (our trainer's default on this 2-core machine, cores - 1, and one compute core
 # on each side: our extra thread does augmentation work the PyTorch side skips). The target
 # (issue) is ours >= 0.7x PyTorch's images/s on both workloads.
