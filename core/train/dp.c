@@ -22,6 +22,11 @@ struct os_dp {
     replica rep[OS_DP_MAX_REPLICAS];
     pthread_barrier_t start, done, sync;
     bool barriers;
+    /* the workers wait here until every one of them exists (GATE_OPEN), or leave at once if
+     * one could not be started (GATE_CLOSED): the barriers count all R */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    int gate;
     void (*fn)(void *ctx, int r);
     void *ctx;
     bool quit;
@@ -58,10 +63,27 @@ static void replica_sum(os_reduce *base, double *v, size_t n)
     }
 }
 
+enum { GATE_WAIT, GATE_OPEN, GATE_CLOSED };
+
+static void set_gate(os_dp *d, int g)
+{
+    pthread_mutex_lock(&d->gate_mu);
+    d->gate = g;
+    pthread_cond_broadcast(&d->gate_cv);
+    pthread_mutex_unlock(&d->gate_mu);
+}
+
 static void *worker(void *arg)
 {
     replica *w = arg;
     os_dp *d = w->d;
+    pthread_mutex_lock(&d->gate_mu);
+    while (d->gate == GATE_WAIT)
+        pthread_cond_wait(&d->gate_cv, &d->gate_mu);
+    int gate = d->gate;
+    pthread_mutex_unlock(&d->gate_mu);
+    if (gate == GATE_CLOSED)
+        return NULL;
     for (;;) {
         pthread_barrier_wait(&d->start);
         if (d->quit)
@@ -72,18 +94,19 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Every worker started: they are past the gate, so the start barrier lets them out. Some
+ * missing: the gate was closed before they could reach it. */
 static void stop_workers(os_dp *d)
 {
-    bool any = false;
-    for (int r = 1; r < d->R; r++)
-        any |= d->rep[r].started;
-    if (any) {
+    if (d->gate == GATE_OPEN) {
         d->quit = true;
         pthread_barrier_wait(&d->start);
-        for (int r = 1; r < d->R; r++)
-            if (d->rep[r].started)
-                pthread_join(d->rep[r].thread, NULL);
+    } else {
+        set_gate(d, GATE_CLOSED);
     }
+    for (int r = 1; r < d->R; r++)
+        if (d->rep[r].started)
+            pthread_join(d->rep[r].thread, NULL);
 }
 
 os_status os_dp_create(const os_graph *g, int in_c, int in_h, int in_w, int classes,
@@ -125,7 +148,8 @@ os_status os_dp_create(const os_graph *g, int in_c, int in_h, int in_w, int clas
     if (!st) {
         if (pthread_barrier_init(&d->start, NULL, (unsigned)replicas) ||
             pthread_barrier_init(&d->done, NULL, (unsigned)replicas) ||
-            pthread_barrier_init(&d->sync, NULL, (unsigned)replicas))
+            pthread_barrier_init(&d->sync, NULL, (unsigned)replicas) ||
+            pthread_mutex_init(&d->gate_mu, NULL) || pthread_cond_init(&d->gate_cv, NULL))
             st = os_fail(OS_ENOMEM, "cannot create the replicas' barriers");
         else
             d->barriers = true;
@@ -165,6 +189,7 @@ os_status os_dp_create(const os_graph *g, int in_c, int in_h, int in_w, int clas
         os_dp_destroy(d);
         return st;
     }
+    set_gate(d, GATE_OPEN);
     *out = d;
     return OS_OK;
 }
@@ -178,6 +203,8 @@ void os_dp_destroy(os_dp *d)
         pthread_barrier_destroy(&d->start);
         pthread_barrier_destroy(&d->done);
         pthread_barrier_destroy(&d->sync);
+        pthread_mutex_destroy(&d->gate_mu);
+        pthread_cond_destroy(&d->gate_cv);
     }
     for (int r = 0; r < d->R; r++)
         os_tnet_destroy(d->t[r]);
