@@ -5,7 +5,8 @@
 #           batch 32, AdamW, label smoothing 0.1;
 #   snn_t5: an SNN epoch at T = 5 of the converted network (BN folded, LIF with soft reset,
 #           trainable threshold and leak, BPTT with the piecewise-linear surrogate, the static
-#           first conv once per image).
+#           first conv once per image), without distillation on either side (fit's default,
+#           --distill 0.5, would add the ANN teacher's forward pass to ours).
 # Ours is the real trainer on real data: one `fit` run per thread count over a subset of UC
 # Merced (TB_PER_CLASS images per class, default 24: 504 images, 15 full batches = 480 timed
 # images per epoch), 2 ANN epochs then 2 SNN epochs at T = 5 (stopped there by the test hook
@@ -97,7 +98,7 @@ ours() {
         --val-list "$W/val.txt" --out "$W/ours-$th.safetensors" --workdir "$wd" \
         --arch resnet18 --width-mult 0.5 --input 64 --units 1 --unit-at 2 --t0 5 \
         --epochs-ann 2 --epochs-t0 2 --batch $BATCH --calib-images 64 --threads "$th" \
-        --quiet 2>"$W/ours-$th.err"
+        --distill 0 --quiet 2>"$W/ours-$th.err"
     set -e
     grep -q "stopped after 4 epoch" "$W/ours-$th.err" ||
         { cat "$W/ours-$th.err" >&2; echo "train_bench: our trainer failed" >&2; exit 1; }
