@@ -22,7 +22,7 @@
 # the loader thread; PyTorch runs with torch.set_num_threads(N), 1 inter-op thread. Both are measured at N = 1 and 2; the headline
 # compares N = 1 (our trainer's default on this 2-core machine, cores - 1, and one compute core
 # on each side: our extra thread does augmentation work the PyTorch side skips). The target
-# (issue) is ours >= 0.7x PyTorch's images/s on both workloads.
+# (issue 16) is ours >= 1.2x PyTorch's images/s on both workloads, at 1 and at 2 threads.
 #
 #   bash bench/train_bench.sh [BUILD_DIR]     # default build-release (configured and built
 #                                             # like scripts/test.sh's release build if missing)
@@ -149,7 +149,7 @@ echo "total $((SECONDS - START)) s"
 "$PY" - "$W" "$TIMED" "$BATCH" "$LOAD0" "$LOAD1" "$NTRAIN" <<'EOF'
 import json, os, sys
 w, timed, batch, load0, load1, ntrain = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
-TARGET, HEAD = 0.7, "1"
+TARGET, HEAD = 1.2, "1"
 rd = lambda f: json.load(open(os.path.join(w, f)))
 res, warn = {}, []
 print(f"\n{'':26}{'onespike':>12}{'(1st epoch)':>13}{'PyTorch':>10}{'ratio':>8}")
@@ -177,11 +177,14 @@ if os.path.exists(step):
     res["1"]["snn_t5"]["torch_step_layout_img_s"] = round(s["images_per_s"], 2)
     print(f"{'  PyTorch per-step convs':26}{'':25}{s['images_per_s']:>10.1f}")
 head = {k: dict(res[HEAD][k], threads=int(HEAD)) for k in ("ann", "snn_t5")}
-met = all(head[k]["ratio"] >= TARGET for k in head)
+met = all(res[th][k]["ratio"] >= TARGET for th in res for k in ("ann", "snn_t5"))
 for k in head:
     head[k]["met"] = head[k]["ratio"] >= TARGET
-    print(f"{k}: onespike/PyTorch = {head[k]['ratio']:.2f} at 1 thread each: target >= {TARGET}: "
-          f"{'met' if head[k]['met'] else 'missed'}")
+for th in sorted(res):
+    for k in ("ann", "snn_t5"):
+        r = res[th][k]["ratio"]
+        print(f"{k}: onespike/PyTorch = {r:.2f} at {th} thread(s) each: target >= {TARGET}: "
+              f"{'met' if r >= TARGET else 'missed'}")
 print(f"headline: 1 thread each (our default here: --threads = cores - 1 = 1, plus the loader thread)")
 print(f"load average before {load0}, after {load1}" + ("  (machine was busy: numbers are noisy)" if float(load0.split()[0]) > 0.5 else ""))
 for x in warn:
