@@ -19,9 +19,9 @@
 # timing the same number of images after 3 warm-up batches.
 # Threads: ours --threads N is N data-parallel replicas (core/train/dp.c: each its slice of
 # every batch on its own thread, OpenBLAS single-threaded, BatchNorm over the whole batch) plus
-# the loader thread; PyTorch runs with torch.set_num_threads(N), 1 inter-op thread. Both are measured at N = 1 and 2; the headline
-# compares N = 1 (our trainer's default on this 2-core machine, cores - 1, and one compute core
-# on each side: our extra thread does augmentation work the PyTorch side skips). The target
+# the loader thread; PyTorch runs with torch.set_num_threads(N), 1 inter-op thread. Both are
+# measured at N = 1 and 2; the headline compares N = 1 (one compute core on each side: our
+# extra thread does augmentation work the PyTorch side skips). The target
 # (issue 16) is ours >= 1.2x PyTorch's images/s on both workloads, at 1 and at 2 threads.
 #
 #   bash bench/train_bench.sh [BUILD_DIR]     # default build-release (configured and built
@@ -185,7 +185,7 @@ for th in sorted(res):
         r = res[th][k]["ratio"]
         print(f"{k}: onespike/PyTorch = {r:.2f} at {th} thread(s) each: target >= {TARGET}: "
               f"{'met' if r >= TARGET else 'missed'}")
-print(f"headline: 1 thread each (our default here: --threads = cores - 1 = 1, plus the loader thread)")
+print(f"headline: 1 thread each (plus our loader thread); fit's default is one replica per core")
 print(f"load average before {load0}, after {load1}" + ("  (machine was busy: numbers are noisy)" if float(load0.split()[0]) > 0.5 else ""))
 for x in warn:
     print("WARNING:", x)

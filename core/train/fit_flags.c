@@ -140,7 +140,7 @@ static const fit_flag table[] = {
      .help = "training replicas, each on its own slice of every batch (one\n"
              "thread each; BatchNorm over the whole batch), and decoding\n"
              "threads; the batch loader runs on a thread of its own",
-     .def_help = "cores - 1, at least 1"},
+     .def_help = "the cores, at most 8"},
     {"quiet", NULL, FIT_FLAG_BOOL, AT(quiet), NULL, .help = "no progress output", .def_help = ""},
 };
 
@@ -163,12 +163,13 @@ const fit_flag *fit_flag_find(const char *name)
 #define FIELD(c, f, type)  ((type *)((char *)(c) + (f)->offset))
 #define CFIELD(c, f, type) ((const type *)((const char *)(c) + (f)->offset))
 
-/* One core stays with the loader thread: on 2 cores, 1 BLAS thread trains faster than 2
- * (measured: 130 vs 107 images/s, ResNet-18 x0.5 at 64 px). */
+/* One replica per core (dp.h), at most 8 (a batch of 32 split further leaves each replica too
+ * few images to be efficient): on 2 cores 2 replicas train 1.53x (ANN) and 1.64x (SNN, T = 5)
+ * faster than one, the loader thread beside them (bench/results/2026-12-01-train-dp.md). */
 static int default_threads(void)
 {
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    return nproc > 2 ? (int)nproc - 1 : 1;
+    return nproc < 1 ? 1 : nproc > 8 ? 8 : (int)nproc;
 }
 
 void fit_defaults(fit_config *c)

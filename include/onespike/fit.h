@@ -35,7 +35,7 @@ typedef struct {
 } fit_config;
 
 /* Every field from the flag table's defaults (fit_flags.h): the recipe of the shipped model,
- * threads from the machine (cores - 1, at least 1), command NULL. */
+ * threads from the machine (one per core, at most 8), command NULL. */
 void fit_defaults(fit_config *c);
 
 /* Run (or resume) the pipeline; prints progress to stderr and writes the model, its report
