@@ -147,9 +147,11 @@ def main():
     w("| parameters | %d |" % own["final"]["parameters"])
     w("| time steps | %d (LIF neurons: spike = membrane > threshold, one step) |" % doc["timesteps"])
     w("| input | RGB JPEG, decoded and resized (%s, area/bilinear) to %dx%d, normalised with "
-      "mean %s and std %s (on the [0,1] scale; computed on the training split) |"
+      "mean %s and std %s (on the [0,1] scale; computed on %s) |"
       % (inp.get("resize", "stretch"), inp["width"], inp["height"],
-         [round(x, 4) for x in inp["mean"]], [round(x, 4) for x in inp["std"]]))
+         [round(x, 4) for x in inp["mean"]], [round(x, 4) for x in inp["std"]],
+         "the source model's training split" if arch.get("continued_from")
+         else "the training split"))
     w("| rasters | TIFF/GeoTIFF, PNG, JPEG 2000: bands %s read as R,G,B, scale %s%s (the model "
       "file's `input.bands` / `input.scale`; `bands=` / `scale=` override them per request) |"
       % (",".join(str(b) for b in inp.get("bands", [1, 2, 3])), inp.get("scale", "none"),
@@ -180,7 +182,8 @@ def main():
             w("| %d | %d | %s | %s | %.1f |" % (r["fold"], r["images"], pct(r["top1"]),
                                                 pct(r["top5"]), r["minutes"]))
         w("")
-        w("The stage table, per-class accuracy and spike rates below are those of fold 1.")
+        w("The stage table and spike rates below are those of fold 1%s."
+          % ("" if cv.get("per_class") else ", and so is the per-class table"))
         w("")
     elif all_images:
         w("This model was trained on every image, so it has no validation figures of its own. "
@@ -214,12 +217,20 @@ def main():
         w("No held-out test split exists for this data set here; the validation figures are the "
           "estimate.")
     w("")
-    w("### Per-class validation accuracy")
-    w("")
-    w("| class | top-1 |")
-    w("|---|---|")
-    for k, v in eng["per_class"].items():
-        w("| %s | %s |" % (k, pct(v)))
+    if cv and cv.get("per_class"):
+        w("### Per-class accuracy over the folds (every image validated once)")
+        w("")
+        w("| class | top-1 |")
+        w("|---|---|")
+        for k, v in cv["per_class"].items():
+            w("| %s | %s |" % (k, pct(v)))
+    else:
+        w("### Per-class validation accuracy")
+        w("")
+        w("| class | top-1 |")
+        w("|---|---|")
+        for k, v in eng["per_class"].items():
+            w("| %s | %s |" % (k, pct(v)))
     w("")
     w("### Spike rate per LIF layer (validation, final stage%s)"
       % (", of the split run's model" if all_images else ""))
