@@ -13,7 +13,8 @@
  *              (what it gives a trainer that keeps its tensors in those layouts throughout).
  * Every oneDNN result is checked against ours (max relative difference printed). The last line
  * is a JSON summary. The question it answers: would the trainer be faster with oneDNN's
- * convolutions (issue 16), on this machine? Run it on an otherwise idle machine.
+ * convolutions (issue 16), on this machine? Run it on an otherwise idle machine, with
+ * OMP_NUM_THREADS=1 (Debian's oneDNN uses OpenMP). Built only where libdnnl-dev is installed.
  */
 #include <math.h>
 #include <stdio.h>
