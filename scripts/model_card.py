@@ -217,20 +217,14 @@ def main():
         w("No held-out test split exists for this data set here; the validation figures are the "
           "estimate.")
     w("")
-    if cv and cv.get("per_class"):
-        w("### Per-class accuracy over the folds (every image validated once)")
-        w("")
-        w("| class | top-1 |")
-        w("|---|---|")
-        for k, v in cv["per_class"].items():
-            w("| %s | %s |" % (k, pct(v)))
-    else:
-        w("### Per-class validation accuracy")
-        w("")
-        w("| class | top-1 |")
-        w("|---|---|")
-        for k, v in eng["per_class"].items():
-            w("| %s | %s |" % (k, pct(v)))
+    pooled = cv.get("per_class") if cv else None
+    w("### Per-class accuracy over the folds (every image validated once)" if pooled
+      else "### Per-class validation accuracy")
+    w("")
+    w("| class | top-1 |")
+    w("|---|---|")
+    for k, v in (pooled or eng["per_class"]).items():
+        w("| %s | %s |" % (k, pct(v)))
     w("")
     w("### Spike rate per LIF layer (validation, final stage%s)"
       % (", of the split run's model" if all_images else ""))

@@ -81,21 +81,46 @@ static os_model *as_model(os_graph *layers, os_params *p, int T, const char *dir
     return m;
 }
 
+/* A spiking resnet20 recipe (seed 4, width x0.5, `units` Units at stage 2), its parameters, its
+ * graph and a training network over them for NIMG images at T steps. */
+typedef struct {
+    os_arch *a;
+    os_params *p;
+    os_graph *g;
+    os_tnet *t;
+} spiking_net;
+
+static spiking_net spiking_resnet(int units, int T)
+{
+    os_arch_opts o = {.name = "resnet20", .width_mult = 0.5, .input = SIDE, .classes = CLASSES,
+                      .spiking = true, .threshold = 0.3f, .leak = 0.9f, .units = units,
+                      .unit_at = 2, .seed = 4};
+    spiking_net n = {0};
+    assert_int_equal(os_arch_build(&o, &n.a), OS_OK);
+    n.p = params_of(n.a);
+    n.g = graph_of(n.a);
+    assert_int_equal(os_tnet_create(n.g, 3, SIDE, SIDE, CLASSES, n.p, NIMG, T, &n.t), OS_OK);
+    return n;
+}
+
+static void spiking_net_free(spiking_net *n)
+{
+    os_tnet_destroy(n->t);
+    os_graph_destroy(n->g);
+    os_params_destroy(n->p);
+    os_arch_destroy(n->a);
+}
+
 /* The training executor (batch, saved activations) and the inference session compute the
  * same network: logits agree for a spiking ResNet at T = 3. */
 static void test_tnet_matches_session(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir();
-    os_arch_opts o = {.name = "resnet20", .width_mult = 0.5, .input = SIDE, .classes = CLASSES,
-                      .spiking = true, .threshold = 0.3f, .leak = 0.9f, .units = 1, .unit_at = 2,
-                      .seed = 4};
-    os_arch *a;
-    assert_int_equal(os_arch_build(&o, &a), OS_OK);
-    os_params *p = params_of(a);
-    os_graph *layers = graph_of(a);
-    os_tnet *t;
-    assert_int_equal(os_tnet_create(layers, 3, SIDE, SIDE, CLASSES, p, NIMG, 3, &t), OS_OK);
+    spiking_net n = spiking_resnet(1, 3);
+    os_params *p = n.p;
+    os_graph *layers = n.g;
+    os_tnet *t = n.t;
     os_imageset s;
     random_images(&s, 9);
     float logits[NIMG * CLASSES], ref[CLASSES], probs[CLASSES];
@@ -123,14 +148,19 @@ static void test_tnet_matches_session(void **state)
     assert_true(sp > 0 && sp < ns);
     os_session_destroy(sess);
     os_model_destroy(m);
-    os_tnet_destroy(t);
     os_imageset_free(&s);
-    os_graph_destroy(layers);
-    os_params_destroy(p);
-    os_arch_destroy(a);
+    spiking_net_free(&n);
     tu_rmdir(dir);
 }
 
+
+/* Gradients of one training-mode pass from the logits' gradient dl, into zeroed accumulators. */
+static void grad_pass(os_tnet *t, os_params *p, const float *x, float *logits, const float *dl)
+{
+    os_params_zero_grad(p);
+    os_tnet_forward(t, x, NIMG, true, logits);
+    os_tnet_backward(t, dl, 1.0f);
+}
 
 /* Frozen parameters: a backward pass with the stem and stage 1 frozen gives the later layers
  * exactly the gradients of a pass with nothing frozen, computes none for the frozen ones, and
@@ -138,23 +168,16 @@ static void test_tnet_matches_session(void **state)
 static void test_frozen_stages_keep_values(void **state)
 {
     (void)state;
-    os_arch_opts o = {.name = "resnet20", .width_mult = 0.5, .input = SIDE, .classes = CLASSES,
-                      .spiking = true, .threshold = 0.3f, .leak = 0.9f, .seed = 4};
-    os_arch *a;
-    assert_int_equal(os_arch_build(&o, &a), OS_OK);
-    os_params *p = params_of(a);
-    os_graph *layers = graph_of(a);
-    os_tnet *t;
-    assert_int_equal(os_tnet_create(layers, 3, SIDE, SIDE, CLASSES, p, NIMG, 2, &t), OS_OK);
+    spiking_net net = spiking_resnet(0, 2);
+    os_params *p = net.p;
+    os_tnet *t = net.t;
     os_imageset s;
     random_images(&s, 11);
     float logits[NIMG * CLASSES], dl[NIMG * CLASSES];
     tu_fill(dl, NIMG * CLASSES, 3, 1.0f);
     int n = os_params_count(p);
     float **want = calloc((size_t)n, sizeof *want);
-    os_params_zero_grad(p);
-    os_tnet_forward(t, s.pix, NIMG, true, logits);
-    os_tnet_backward(t, dl, 1.0f);
+    grad_pass(t, p, s.pix, logits, dl);
     for (int i = 0; i < n; i++) {
         os_param *q = os_params_at(p, i);
         if (!q->grad)
@@ -170,9 +193,7 @@ static void test_frozen_stages_keep_values(void **state)
         frozen += q->frozen;
     }
     assert_true(frozen > 0);
-    os_params_zero_grad(p);
-    os_tnet_forward(t, s.pix, NIMG, true, logits);
-    os_tnet_backward(t, dl, 1.0f);
+    grad_pass(t, p, s.pix, logits, dl);
     for (int i = 0; i < n; i++) {
         os_param *q = os_params_at(p, i);
         if (!q->grad)
@@ -213,11 +234,8 @@ static void test_frozen_stages_keep_values(void **state)
         free(before[i]), free(want[i]);
     }
     free(before), free(want);
-    os_tnet_destroy(t);
     os_imageset_free(&s);
-    os_graph_destroy(layers);
-    os_params_destroy(p);
-    os_arch_destroy(a);
+    spiking_net_free(&net);
 }
 
 /* Unit removal leaves exactly the baseline topology and parameter count. */
