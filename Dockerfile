@@ -32,9 +32,10 @@ COPY server server
 COPY bench bench
 COPY tests tests
 # the server tests run scripts/eval_http.py (issue 5's HTTP accuracy measurement), test_fit
-# runs scripts/model_card.py
+# runs scripts/model_card.py and scripts/crossval.py
 COPY scripts/eval_http.py scripts/eval_http.py
 COPY scripts/model_card.py scripts/model_card.py
+COPY scripts/crossval.py scripts/crossval.py
 RUN meson setup /build -Dbuildtype=release -Dwerror=true >/dev/null \
  && meson compile -C /build
 # Tests that need ../shared/data are not here (they skip without it); the server tests talk to
