@@ -165,6 +165,11 @@ const char *os_dataset_class(const os_dataset *d, int i) { return d->classes[i];
 size_t os_dataset_size(const os_dataset *d) { return d->n; }
 const os_sample *os_dataset_sample(const os_dataset *d, size_t i) { return &d->samples[i]; }
 
+const char *os_dataset_relpath(const os_dataset *d, size_t i)
+{
+    return d->samples[i].path + strlen(d->dir) + 1; /* scanned as DIR "/" class "/" file */
+}
+
 /* Within each class, the seeded shuffle both partitions use; choose(i, m) says whether the
  * class's i-th shuffled image (of m) goes to validation. */
 typedef bool (*to_val_fn)(size_t i, size_t m, const void *arg);

@@ -1,6 +1,7 @@
 /* dp.c - data-parallel replicas of a training network; see dp.h. */
 #include "dp.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ struct os_dp {
     bool quit;
     bool solo; /* sums are the caller's own: outside a parallel os_dp_run (replica 0 used alone,
                 * as evaluation does) or in one with active = 1 */
-    size_t slot_len; /* doubles per replica in a slot buffer: the longest sum (BatchNorm) */
+    size_t slot_len; /* doubles per replica in a slot buffer: the longest sum (tnet.h) */
     double *slots[2]; /* [R][slot_len] each; sums alternate between the two */
     int *part;        /* parameter indices, replica r's share at part + part_at[r] */
     int part_at[OS_DP_MAX_REPLICAS + 1];
@@ -52,6 +53,7 @@ static void replica_sum(os_reduce *base, double *v, size_t n)
     os_dp *d = w->d;
     if (d->solo)
         return;
+    assert(n <= d->slot_len);
     double *buf = d->slots[w->calls++ & 1];
     memcpy(buf + (size_t)w->r * d->slot_len, v, n * sizeof *v);
     pthread_barrier_wait(&d->sync);
@@ -136,12 +138,7 @@ os_status os_dp_create(const os_graph *g, int in_c, int in_h, int in_w, int clas
             *out = d;
         return st;
     }
-    const os_net *net = os_tnet_net(d->t[0]);
-    int widest = 0;
-    for (int i = 0; i < os_net_count(net); i++)
-        if (os_net_layer(net, i)->op == OS_OP_BN && os_net_layer(net, i)->c > widest)
-            widest = os_net_layer(net, i)->c;
-    d->slot_len = 2 * (size_t)widest + 1;
+    d->slot_len = os_tnet_reduce_len(d->t[0]);
     for (int k = 0; k < 2 && !st; k++)
         if (!(d->slots[k] = malloc((size_t)replicas * d->slot_len * sizeof(double))))
             st = os_fail(OS_ENOMEM, "no memory for training replicas");

@@ -735,30 +735,14 @@ static os_status run_prune_stage(fit_state *s)
 static os_status write_split_list(const fit_state *s, const char *name, const size_t *idx,
                                   size_t n)
 {
-    size_t dirlen = strlen(s->c->data), cap = 4096, len = 0;
-    while (dirlen > 1 && s->c->data[dirlen - 1] == '/')
-        dirlen--;
-    char *text = malloc(cap);
-    for (size_t i = 0; text && i < n; i++) {
-        const char *p = os_dataset_sample(s->ds, idx[i])->path;
-        if (!strncmp(p, s->c->data, dirlen) && p[dirlen] == '/')
-            p += dirlen + 1;
-        size_t k = strlen(p);
-        if (len + k + 2 > cap) {
-            char *t = realloc(text, 2 * cap + k);
-            if (!t) {
-                free(text);
-                text = NULL;
-                break;
-            }
-            text = t, cap = 2 * cap + k;
-        }
-        memcpy(text + len, p, k);
-        len += k;
-        text[len++] = '\n';
-    }
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(os_dataset_relpath(s->ds, idx[i])) + 1;
+    char *text = malloc(len + 1);
     if (!text)
         return os_fail(OS_ENOMEM, "no memory for the split lists");
+    for (size_t i = 0, at = 0; i < n; i++)
+        at += (size_t)sprintf(text + at, "%s\n", os_dataset_relpath(s->ds, idx[i]));
     char path[PATH_LEN + 16];
     snprintf(path, sizeof path, "%s/%s", s->workdir, name);
     os_status st = os_write_file_atomic(path, text, len);

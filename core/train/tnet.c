@@ -43,7 +43,8 @@ struct os_tnet {
     int first_learner; /* backward running: the first layer with an unfrozen parameter */
     os_reduce *reduce; /* data-parallel replicas (dp.h): BatchNorm's batch sums; NULL: alone */
     bool secondary;    /* a replica other than the first: leaves BN running averages alone */
-    double *bn_acc;    /* BatchNorm scratch: 2 * (widest BN) + 1 doubles */
+    double *bn_acc;    /* BatchNorm scratch: bn_acc_len doubles */
+    size_t bn_acc_len; /* 2 * (widest BN) + 1: the longest os_reduce sum */
 };
 
 static size_t stride_of(const os_tnet *t, const tlayer *l)
@@ -204,7 +205,8 @@ os_status os_tnet_create(const os_graph *g, int in_c, int in_h, int in_w, int cl
         if (L->op == OS_OP_BN && L->c > widest)
             widest = L->c;
     }
-    if (!st && !(t->bn_acc = malloc((2 * (size_t)widest + 1) * sizeof *t->bn_acc)))
+    t->bn_acc_len = 2 * (size_t)widest + 1;
+    if (!st && !(t->bn_acc = malloc(t->bn_acc_len * sizeof *t->bn_acc)))
         st = os_fail(OS_ENOMEM, "no memory for the training network");
     if (st) {
         os_tnet_destroy(t);
@@ -217,6 +219,11 @@ os_status os_tnet_create(const os_graph *g, int in_c, int in_h, int in_w, int cl
 void os_tnet_set_reduce(os_tnet *t, os_reduce *r, bool secondary)
 {
     t->reduce = r, t->secondary = secondary;
+}
+
+size_t os_tnet_reduce_len(const os_tnet *t)
+{
+    return t->bn_acc_len;
 }
 
 void os_tnet_destroy(os_tnet *t)

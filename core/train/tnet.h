@@ -45,6 +45,8 @@ void os_tnet_backward(os_tnet *t, const float *dlogits, float surrogate);
  * every replica's images through r, and a secondary replica leaves the running averages to the
  * first. NULL, false: a tnet of its own (the default). */
 void os_tnet_set_reduce(os_tnet *t, os_reduce *r, bool secondary);
+/* The longest sum (doubles) the tnet hands its os_reduce: 2 * (widest BatchNorm) + 1. */
+size_t os_tnet_reduce_len(const os_tnet *t);
 
 const os_net *os_tnet_net(const os_tnet *t);
 int os_tnet_timesteps(const os_tnet *t);

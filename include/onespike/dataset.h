@@ -32,6 +32,8 @@ int os_dataset_classes(const os_dataset *d);
 const char *os_dataset_class(const os_dataset *d, int i);
 size_t os_dataset_size(const os_dataset *d);
 const os_sample *os_dataset_sample(const os_dataset *d, size_t i);
+/* Sample i's path relative to DIR ("class/file.jpg"), as os_dataset_select reads it. */
+const char *os_dataset_relpath(const os_dataset *d, size_t i);
 
 /* Deterministic stratified split: within each class, a seeded shuffle, then the first
  * round(val_fraction * count) images (at least one when val_fraction > 0 and the class has two

@@ -162,6 +162,35 @@ static void test_folds_partition_the_data(void **state)
     os_dataset_destroy(d);
 }
 
+/* Paths relative to DIR, however DIR was spelt (a trailing slash too), read back by
+ * os_dataset_select as the same images: what fit's train.txt / val.txt hold. */
+static void test_relpath_round_trip(void **state)
+{
+    (void)state;
+    char *dir;
+    os_dataset *d0 = counted(&dir);
+    os_dataset_destroy(d0);
+    char slashed[1100], list[1200];
+    snprintf(slashed, sizeof slashed, "%s/", dir);
+    os_dataset *d = NULL;
+    assert_int_equal(os_dataset_scan(slashed, &d), OS_OK);
+    assert_string_equal(os_dataset_relpath(d, 0), "a/00.jpg");
+    snprintf(list, sizeof list, "%s/list.txt", dir);
+    FILE *f = fopen(list, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < os_dataset_size(d); i += 3)
+        fprintf(f, "%s\n", os_dataset_relpath(d, i));
+    fclose(f);
+    size_t *idx = NULL, n = 0;
+    assert_int_equal(os_dataset_select(d, list, &idx, &n), OS_OK);
+    assert_int_equal(n, (os_dataset_size(d) + 2) / 3);
+    for (size_t k = 0; k < n; k++)
+        assert_int_equal(idx[k], 3 * k);
+    free(idx);
+    os_dataset_destroy(d);
+    tu_rmdir(dir);
+}
+
 static char warnings[4096];
 static int n_warnings;
 
@@ -281,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_split_counts_and_partition),
         cmocka_unit_test(test_split_is_seeded),
         cmocka_unit_test(test_folds_partition_the_data),
+        cmocka_unit_test(test_relpath_round_trip),
         cmocka_unit_test(test_not_regular_files_warned_and_skipped),
         cmocka_unit_test(test_rasters_listed_and_decoded),
     };
