@@ -8,11 +8,12 @@
  * The 1x1 stride-1 unpadded case needs no patches: x itself is col, and dx is dcol.
  *
  * Reductions (biases, BatchNorm statistics, LIF threshold and leak) are summed in double, with
- * several independent accumulators so the compiler can keep them in vector lanes without the
- * reassociation that -ffast-math would need.
+ * several independent accumulators (vec.h: the AVX2 kernels keep them in vector lanes and give
+ * the scalar reference's sums bit for bit).
  */
 #include "grad.h"
 #include "im2col.h"
+#include "vec.h"
 
 #include <assert.h>
 #include <cblas.h>
@@ -30,72 +31,11 @@ static int to_blas_int(size_t v)
 
 /* ---- reductions --------------------------------------------------------------------------- */
 
-/* Independent partial sums per reduction: enough to hide the latency of a double add and to
- * fill a vector register; the lanes are combined once at the end. */
-#define SUM_LANES 8
-
+/* In double, VEC_LANES partial sums each, by the process's vector kernels (vec.h: every
+ * instruction set gives the scalar reference's sums bit for bit). */
 static double sum_floats(const float *x, size_t n)
 {
-    double acc[SUM_LANES] = {0};
-    size_t i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES)
-        for (int j = 0; j < SUM_LANES; j++)
-            acc[j] += (double)x[i + j];
-    double tail = 0.0;
-    for (; i < n; i++)
-        tail += (double)x[i];
-    for (int j = 0; j < SUM_LANES; j++)
-        tail += acc[j];
-    return tail;
-}
-
-/* sum (x - mean)^2: the second pass of a two-pass variance, so no cancellation between
- * E[x^2] and E[x]^2 when the mean is large against the spread. */
-static double sum_sq_dev(const float *x, size_t n, double mean)
-{
-    double acc[SUM_LANES] = {0};
-    size_t i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES) {
-        for (int j = 0; j < SUM_LANES; j++) {
-            const double d = (double)x[i + j] - mean;
-            acc[j] += d * d;
-        }
-    }
-    double tail = 0.0;
-    for (; i < n; i++) {
-        const double d = (double)x[i] - mean;
-        tail += d * d;
-    }
-    for (int j = 0; j < SUM_LANES; j++)
-        tail += acc[j];
-    return tail;
-}
-
-/* sum dy and sum dy * (x - mean), the two reductions of the BatchNorm backward pass. */
-static void sum_dy_dev(const float *x, const float *dy, size_t n, double mean, double *sdy,
-                       double *sdyd)
-{
-    double a[SUM_LANES] = {0}, b[SUM_LANES] = {0};
-    size_t i = 0;
-    for (; i + SUM_LANES <= n; i += SUM_LANES) {
-        for (int j = 0; j < SUM_LANES; j++) {
-            const double g = (double)dy[i + j];
-            a[j] += g;
-            b[j] += g * ((double)x[i + j] - mean);
-        }
-    }
-    double ta = 0.0, tb = 0.0;
-    for (; i < n; i++) {
-        const double g = (double)dy[i];
-        ta += g;
-        tb += g * ((double)x[i] - mean);
-    }
-    for (int j = 0; j < SUM_LANES; j++) {
-        ta += a[j];
-        tb += b[j];
-    }
-    *sdy = ta;
-    *sdyd = tb;
+    return os_vec()->sum(x, n);
 }
 
 /* ---- convolution -------------------------------------------------------------------------- */
@@ -285,10 +225,11 @@ double os_bn_train_forward(const float *x, int n, int c, size_t hw, const float 
     assert(n >= 0 && c >= 1 && hw >= 1 && eps >= 0.0f);
     assert(x != NULL && gamma != NULL && beta != NULL && y != NULL);
     assert(mean != NULL && invstd != NULL && acc != NULL);
+    const os_vec_kernels *vec = os_vec();
     for (int ch = 0; ch < c; ch++) {
         double sum = 0.0;
         for (int i = 0; i < n; i++)
-            sum += sum_floats(x + bn_at(i, c, ch, hw), hw);
+            sum += vec->sum(x + bn_at(i, c, ch, hw), hw);
         acc[ch] = sum;
     }
     acc[c] = (double)n * (double)hw;
@@ -302,7 +243,7 @@ double os_bn_train_forward(const float *x, int n, int c, size_t hw, const float 
         const double mu = acc[ch] / count;
         double ss = 0.0;
         for (int i = 0; i < n; i++)
-            ss += sum_sq_dev(x + bn_at(i, c, ch, hw), hw, mu);
+            ss += vec->sum_sq_dev(x + bn_at(i, c, ch, hw), hw, mu);
         acc[ch] = ss;
     }
     if (r)
@@ -339,13 +280,14 @@ void os_bn_backward(const float *x, const float *dy, int n, int c, size_t hw, co
     assert(n >= 0 && c >= 1 && hw >= 1);
     assert(x != NULL && dy != NULL && gamma != NULL && mean != NULL && invstd != NULL);
     assert(dx != NULL && dgamma != NULL && dbeta != NULL && acc != NULL);
+    const os_vec_kernels *vec = os_vec();
     for (int ch = 0; ch < c; ch++) {
         const double mu = (double)mean[ch];
         double sdy = 0.0, sdyd = 0.0;
         for (int i = 0; i < n; i++) {
             const size_t at = bn_at(i, c, ch, hw);
             double a, b;
-            sum_dy_dev(x + at, dy + at, hw, mu, &a, &b);
+            vec->sum_dy_dev(x + at, dy + at, hw, mu, &a, &b);
             sdy += a;
             sdyd += b;
         }

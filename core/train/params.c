@@ -1,5 +1,6 @@
 /* params.c - parameter sets and optimizers; see params.h. */
 #include "params.h"
+#include "vec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -244,14 +245,9 @@ os_status os_params_step_some(os_params *p, const os_opt_config *c, long step, c
         float wd = q->kind == OS_PARAM_WEIGHT ? c->weight_decay : 0.0f;
         float *x = q->data, *g = q->grad, *m = q->m, *v = q->v;
         if (adam) {
-            float b1 = c->beta1, b2 = c->beta2;
             float step_size = (float)(lr / bc1), denom_scale = (float)(1.0 / sqrt(bc2));
-            for (size_t j = 0; j < n; j++) {
-                m[j] = b1 * m[j] + (1 - b1) * g[j];
-                v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j];
-                x[j] -= lr * wd * x[j];
-                x[j] -= step_size * m[j] / (sqrtf(v[j]) * denom_scale + c->eps);
-            }
+            os_vec()->adamw(x, g, m, v, n, c->beta1, c->beta2, lr * wd, step_size, denom_scale,
+                            c->eps);
         } else {
             for (size_t j = 0; j < n; j++) {
                 float d = g[j] + wd * x[j];
