@@ -245,7 +245,7 @@ int main(int argc, char **argv)
         float *y2 = malloc(ny * sizeof *y2), *dx2 = malloc(nx * sizeof *dx2);
         float *dw2 = malloc(nw * sizeof *dw2), *db2 = malloc((size_t)L->out * sizeof *db2);
         float *col = malloc(os_conv_batch_floats(&s, batch) * sizeof *col);
-        float *tmp = malloc(ny * sizeof *tmp);
+        float *tmp = malloc((nx > ny ? nx : ny) * sizeof *tmp);
         /* ours: forward; backward to data and weights is one call (dw += and dx =), timed
          * whole and, with dx NULL, to the weights alone */
         double best[3] = {1e9, 1e9, 1e9};

@@ -98,11 +98,69 @@ static int conv_chunk(const os_conv_shape *s, int n)
     return c < (size_t)n ? (int)c : n;
 }
 
+/* The data gradient of a stride-1 conv is itself a stride-1 conv: of dy, with the weights'
+ * in and out swapped and each kernel flipped, padded by kh-1-pad, which gives back the input's
+ * size. Computed that way it is im2col (of dy) and one sgemm with K = out*kh*kw, like a forward
+ * pass, instead of an sgemm with K = out whose product is nine times dx, scattered back by
+ * col2im. Square kernels only (one pad for both sides); a strided conv keeps col2im. */
+static bool dx_as_conv(const os_conv_shape *s)
+{
+    return s->stride == 1 && s->kh == s->kw && s->pad <= s->kh - 1 && !os_conv_is_direct(s);
+}
+
+static os_conv_shape dx_shape(const os_conv_shape *s)
+{
+    return (os_conv_shape){s->out_c, os_conv_out_h(s), os_conv_out_w(s), s->in_c, s->kh, s->kw, 1,
+                           s->kh - 1 - s->pad};
+}
+
+/* col's parts: the chunk's patches (of x, and for dx_as_conv of dy: the larger), then the
+ * flipped weights. */
+static size_t col_patch_floats(const os_conv_shape *s, int chunk)
+{
+    const size_t hw = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
+    const size_t taps = (size_t)s->kh * (size_t)s->kw;
+    size_t f = (size_t)s->in_c * taps * hw;
+    if (dx_as_conv(s)) {
+        const size_t g = (size_t)s->out_c * taps * (size_t)s->in_h * (size_t)s->in_w;
+        f = g > f ? g : f;
+    }
+    return f * (size_t)chunk;
+}
+
 size_t os_conv_batch_floats(const os_conv_shape *s, int n)
 {
-    size_t hw = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
-    size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
-    return k * hw * (size_t)conv_chunk(s, n);
+    const size_t flipped = dx_as_conv(s) ? (size_t)s->in_c * (size_t)s->out_c *
+                                               (size_t)s->kh * (size_t)s->kw
+                                         : 0;
+    return col_patch_floats(s, conv_chunk(s, n)) + flipped;
+}
+
+/* wf[i][o][ky][kx] = w[o][i][kh-1-ky][kw-1-kx] */
+static void flip_weights(const os_conv_shape *s, const float *w, float *wf)
+{
+    const int taps = s->kh * s->kw;
+    for (int o = 0; o < s->out_c; o++)
+        for (int i = 0; i < s->in_c; i++) {
+            const float *src = w + ((size_t)o * (size_t)s->in_c + (size_t)i) * (size_t)taps;
+            float *dst = wf + ((size_t)i * (size_t)s->out_c + (size_t)o) * (size_t)taps;
+            for (int t = 0; t < taps; t++)
+                dst[t] = src[taps - 1 - t];
+        }
+}
+
+/* The product [rows][c*hw] (image i's columns at i*hw) into c planar images of rows x hw. */
+static void unchunk(const float *src, int rows, size_t hw, int c, const float *b, float *dst)
+{
+    const size_t ld = hw * (size_t)c;
+    for (int i = 0; i < c; i++)
+        for (int o = 0; o < rows; o++) {
+            const float *p = src + (size_t)o * ld + (size_t)i * hw;
+            float *q = dst + ((size_t)i * (size_t)rows + (size_t)o) * hw;
+            const float bias = b ? b[o] : 0.0f;
+            for (size_t j = 0; j < hw; j++)
+                q[j] = p[j] + bias;
+        }
 }
 
 void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float *w, const float *b,
@@ -115,19 +173,19 @@ void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float 
     for (int i0 = 0; i0 < n; i0 += chunk) {
         const int c = n - i0 < chunk ? n - i0 : chunk;
         const size_t ld = hw * (size_t)c;
+        float *yc = y + (size_t)i0 * (size_t)s->out_c * hw;
         for (int i = 0; i < c; i++)
             os_im2col(s, oh, ow, x + (size_t)(i0 + i) * in_size, col + (size_t)i * hw, ld);
+        /* One image: the product is already its planar output. */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, to_blas_int(ld),
-                    to_blas_int(k), 1.0f, w, to_blas_int(k), col, to_blas_int(ld), 0.0f, tmp,
-                    to_blas_int(ld));
-        for (int i = 0; i < c; i++)
-            for (int o = 0; o < s->out_c; o++) {
-                const float *src = tmp + (size_t)o * ld + (size_t)i * hw;
-                float *dst = y + ((size_t)(i0 + i) * (size_t)s->out_c + (size_t)o) * hw;
-                float bias = b ? b[o] : 0.0f;
+                    to_blas_int(k), 1.0f, w, to_blas_int(k), col, to_blas_int(ld), 0.0f,
+                    c == 1 ? yc : tmp, to_blas_int(ld));
+        if (c > 1)
+            unchunk(tmp, s->out_c, hw, c, b, yc);
+        else if (b)
+            for (int o = 0; o < s->out_c; o++)
                 for (size_t j = 0; j < hw; j++)
-                    dst[j] = src[j] + bias;
-            }
+                    yc[(size_t)o * hw + j] += b[o];
     }
 }
 
@@ -138,7 +196,14 @@ void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, con
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), chunk = conv_chunk(s, n);
     const size_t hw = (size_t)oh * (size_t)ow;
     const size_t k = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
-    const size_t in_size = (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w;
+    const size_t in_hw = (size_t)s->in_h * (size_t)s->in_w;
+    const size_t in_size = (size_t)s->in_c * in_hw, out_size = (size_t)s->out_c * hw;
+    const bool tconv = dx != NULL && dx_as_conv(s);
+    const os_conv_shape ts = dx_shape(s);
+    const size_t tk = (size_t)s->out_c * (size_t)s->kh * (size_t)s->kw;
+    float *wf = col + col_patch_floats(s, chunk);
+    if (tconv)
+        flip_weights(s, w, wf);
     for (int i0 = 0; i0 < n; i0 += chunk) {
         const int c = n - i0 < chunk ? n - i0 : chunk;
         const size_t ld = hw * (size_t)c;
@@ -157,10 +222,22 @@ void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, con
                     to_blas_int(k));
         if (dx == NULL)
             continue;
+        float *dxc = dx + (size_t)i0 * in_size;
+        if (tconv) { /* dx = the flipped weights convolved with dy; tmp is free again */
+            const size_t ld2 = in_hw * (size_t)c;
+            for (int i = 0; i < c; i++)
+                os_im2col(&ts, s->in_h, s->in_w, dy + (size_t)(i0 + i) * out_size,
+                          col + (size_t)i * in_hw, ld2);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->in_c, to_blas_int(ld2),
+                        to_blas_int(tk), 1.0f, wf, to_blas_int(tk), col, to_blas_int(ld2), 0.0f,
+                        c == 1 ? dxc : tmp, to_blas_int(ld2));
+            if (c > 1)
+                unchunk(tmp, s->in_c, in_hw, c, NULL, dxc);
+            continue;
+        }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(ld),
                     s->out_c, 1.0f, w, to_blas_int(k), tmp, to_blas_int(ld), 0.0f, col,
                     to_blas_int(ld));
-        float *dxc = dx + (size_t)i0 * in_size;
         memset(dxc, 0, (size_t)c * in_size * sizeof(float));
         for (int i = 0; i < c; i++)
             os_col2im_add(s, oh, ow, col + (size_t)i * hw, dxc + (size_t)i * in_size, ld);

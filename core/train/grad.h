@@ -30,8 +30,10 @@ void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, 
                         float *dw, float *db, float *dx, float *col);
 
 /* The same for n images at once, a chunk of images per sgemm each way (faster on small
- * feature maps; the chunk's im2col sized to stay in cache).
- * col: os_conv_batch_floats(s, n) floats; tmp: n * out_c * oh * ow floats. */
+ * feature maps; the chunk's im2col sized to stay in cache). The data gradient of a stride-1
+ * conv with a square kernel is computed as a convolution of dy (see grad.c).
+ * col: os_conv_batch_floats(s, n) floats; tmp: n * max(in_c * in_h * in_w, out_c * oh * ow)
+ * floats. */
 size_t os_conv_batch_floats(const os_conv_shape *s, int n);
 void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float *w, const float *b,
                      float *y, float *col, float *tmp);

@@ -826,15 +826,20 @@ static double rel_diff(float a, float b)
     return fabs((double)a - (double)b) / fmax(1.0, fabs((double)a));
 }
 
-/* The batched convolution is the per-image one, rearranged: same outputs and gradients; the
- * last two shapes' im2col of one image is over the chunk's cache budget (one image a chunk) or
- * takes two of the three images (chunks of 2 and 1). */
+/* The batched convolution is the per-image one, rearranged: same outputs and gradients (the
+ * data gradient of stride-1 convs by another route, a convolution of dy); shapes 5 and 6 have
+ * an im2col of one image over the chunk's cache budget (one image a chunk) or taking two of the
+ * three images (chunks of 2 and 1). */
 static void test_conv_batch_matches_single(void **state)
 {
     (void)state;
     static const os_conv_shape cases[] = {
         {3, 9, 7, 4, 3, 3, 1, 1}, {5, 8, 8, 6, 3, 3, 2, 1},   {4, 6, 6, 3, 1, 1, 1, 0},
-        {2, 5, 4, 3, 2, 3, 2, 2}, {32, 32, 32, 8, 3, 3, 1, 1}, {24, 24, 24, 4, 3, 3, 1, 1}};
+        {2, 5, 4, 3, 2, 3, 2, 2}, {32, 32, 32, 8, 3, 3, 1, 1}, {24, 24, 24, 4, 3, 3, 1, 1},
+        /* the data gradient as a convolution: pad 0 (its pad 2), a 5x5 kernel, out > in, a
+         * 2x2 kernel (its pad 0), a rectangular kernel (col2im instead) */
+        {3, 7, 6, 5, 3, 3, 1, 0}, {4, 9, 8, 3, 5, 5, 1, 2}, {2, 6, 5, 7, 3, 3, 1, 1},
+        {3, 5, 6, 4, 2, 2, 1, 1}, {3, 6, 6, 4, 3, 1, 1, 1}};
     enum { N = 3 };
     uint32_t st = 77;
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
@@ -850,7 +855,7 @@ static void test_conv_batch_matches_single(void **state)
         float *db1 = calloc((size_t)s->out_c, sizeof *db1), *db2 = calloc((size_t)s->out_c, sizeof *db2);
         float *col = malloc((os_conv_col_floats(s) + 1) * sizeof *col);
         float *bcol = malloc(os_conv_batch_floats(s, N) * sizeof *bcol);
-        float *tmp = malloc(N * out * sizeof *tmp);
+        float *tmp = malloc(N * (in > out ? in : out) * sizeof *tmp);
         fill_uniform(x, N * in, &st, -1, 1);
         fill_uniform(dy, N * out, &st, -1, 1);
         fill_uniform(w, wn, &st, -1, 1);
