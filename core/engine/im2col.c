@@ -1,7 +1,15 @@
 /* im2col.c - the patch matrix of a convolution and its adjoint; see im2col.h. */
 #include "im2col.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "isa.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define IM2COL_AVX2 1
+#endif
 
 bool os_conv_is_direct(const os_conv_shape *s)
 {
@@ -79,6 +87,10 @@ NO_MEMSET_CALLS static void tap_plane_shift(float *dst, const float *xc, int oh,
         a = -off;
     if (b + off > plane)
         b = plane - off;
+    if (a > plane) /* a shift past the whole plane (a 1x1 map): nothing to copy */
+        a = plane;
+    if (b < a)
+        b = a;
     for (long j = 0; j < a; j++)
         dst[j] = 0.0f;
     for (long j = a; j < b; j++)
@@ -147,7 +159,81 @@ NO_MEMSET_CALLS static void im2col_narrow(const os_conv_shape *s, int oh, int ow
  * Rows of col are ld floats apart (ld = oh*ow for one image; n*oh*ow when several images sit
  * side by side in one matrix). Wide maps: rows outside the image are a memset, a row's padding
  * on either side a memset, its valid span a memcpy (stride 1) or a strided gather. */
+#ifdef IM2COL_AVX2
+/* Masked form of a "same" stride-1 conv's im2col, for planes of at most MASK_CELLS cells (the
+ * feature maps of training and of the deep layers): each tap's plane is the input plane shifted
+ * by one flat offset, read with one mask per 8 cells that zeroes the cells whose input lies
+ * outside the image (masked lanes are not read, so the reads may start before the plane or run
+ * past it). Taps outer, channels inner, so each tap's masks are worked out once: one masked load
+ * and one store per 8 cells, no per-row fix-ups. The result is the scalar form's, float for
+ * float. */
+#define MASK_CELLS 1024 /* up to a 32x32 plane */
+
+static bool masked_shift_fits(const os_conv_shape *s, int oh, int ow)
+{
+    return same_shift(s, oh, ow) && (size_t)oh * (size_t)ow <= MASK_CELLS;
+}
+
+__attribute__((target("avx2"))) static void im2col_masked_avx2(const os_conv_shape *s, int oh,
+                                                               int ow, const float *x,
+                                                               float *col, size_t ld)
+{
+    const int taps = s->kh * s->kw, plane = oh * ow, nv = (plane + 7) / 8, full = plane / 8;
+    /* each cell's output row and column; the lanes past the plane get a row no tap reaches */
+    int32_t oy[MASK_CELLS + 8], ox[MASK_CELLS + 8];
+    for (int j = 0, y = 0, xx = 0; j < nv * 8; j++) {
+        oy[j] = j < plane ? y : 1 << 24, ox[j] = j < plane ? xx : 0;
+        if (++xx == ow)
+            xx = 0, y++;
+    }
+    __m256i mask[MASK_CELLS / 8 + 1];
+    const __m256i none = _mm256_set1_epi32(-1), h = _mm256_set1_epi32(s->in_h),
+                  w = _mm256_set1_epi32(s->in_w);
+    const __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32(plane - 8 * full),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int t = 0; t < taps; t++) {
+        const int yoff = t / s->kw - s->pad, xoff = t % s->kw - s->pad;
+        for (int v = 0; v < nv; v++) {
+            const __m256i y = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(oy + 8 * v)),
+                                               _mm256_set1_epi32(yoff));
+            const __m256i xv = _mm256_add_epi32(
+                _mm256_loadu_si256((const __m256i *)(ox + 8 * v)), _mm256_set1_epi32(xoff));
+            const __m256i in_y = _mm256_and_si256(_mm256_cmpgt_epi32(y, none),
+                                                  _mm256_cmpgt_epi32(h, y));
+            const __m256i in_x = _mm256_and_si256(_mm256_cmpgt_epi32(xv, none),
+                                                  _mm256_cmpgt_epi32(w, xv));
+            mask[v] = _mm256_and_si256(in_y, in_x);
+        }
+        /* formed as an integer: the shifted start may lie outside the plane */
+        const intptr_t shift = ((intptr_t)yoff * s->in_w + xoff) * (intptr_t)sizeof(float);
+        for (int ic = 0; ic < s->in_c; ic++) {
+            const intptr_t src = (intptr_t)(x + (size_t)ic * (size_t)plane) + shift;
+            float *dst = col + ((size_t)ic * (size_t)taps + (size_t)t) * ld;
+            int v = 0;
+            for (; v < full; v++)
+                _mm256_storeu_ps(dst + 8 * v,
+                                 _mm256_maskload_ps((const float *)(src + 32 * v), mask[v]));
+            if (v < nv)
+                _mm256_maskstore_ps(dst + 8 * v, tail,
+                                    _mm256_maskload_ps((const float *)(src + 32 * v), mask[v]));
+        }
+    }
+}
+#endif
+
 void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col, size_t ld)
+{
+#ifdef IM2COL_AVX2
+    if (masked_shift_fits(s, oh, ow) && os_isa_supported(OS_ISA_AVX2)) {
+        im2col_masked_avx2(s, oh, ow, x, col, ld);
+        return;
+    }
+#endif
+    os_im2col_scalar(s, oh, ow, x, col, ld);
+}
+
+void os_im2col_scalar(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
+                      size_t ld)
 {
     if ((ow < WIDE_ROW || same_shift(s, oh, ow)) && s->kh * s->kw <= MAX_TAPS) {
         im2col_narrow(s, oh, ow, x, col, ld);

@@ -16,7 +16,11 @@
 /* 1x1 kernel, stride 1, no padding: the input already is the patch matrix. */
 bool os_conv_is_direct(const os_conv_shape *s);
 
+/* With AVX2 (when the CPU has it), small "same" stride-1 maps take a masked form; its result is
+ * the portable form's, float for float, which os_im2col_scalar always runs (for the tests). */
 void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *col, size_t ld);
+void os_im2col_scalar(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
+                      size_t ld);
 
 /* The adjoint: dx[ic][iy][ix] += every col entry im2col copied from that cell (padding entries
  * are dropped). dx is initialised by the caller. col is scratch: its padding entries may be

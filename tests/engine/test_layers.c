@@ -3,13 +3,17 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
+#include "im2col.h"
+#include "isa.h"
 #include "layers.h"
 
 /* Tolerances. Hand-computed values are exact in decimal; float rounding keeps them within
@@ -492,6 +496,78 @@ static int print_conv_diff(void **state)
 
 #define CONV_CASE(i, name) {name, test_conv_vs_naive, NULL, NULL, (void *)&conv_cases[i]}
 
+/* Shapes for the im2col checks: planes with and without a tail of fewer than 8 cells, 1x1 to
+ * 5x5 kernels, a 1x1 map (every shift but the centre's past the whole plane), and maps the
+ * AVX2 form does not take (stride 2, 33x33). */
+static const os_conv_shape im2col_cases[] = {
+    {3, 2, 2, 1, 3, 3, 1, 1},   {5, 3, 5, 1, 3, 3, 1, 1},   {4, 4, 4, 1, 3, 3, 1, 1},
+    {2, 7, 9, 1, 5, 5, 1, 2},   {6, 16, 16, 1, 3, 3, 1, 1}, {3, 32, 32, 1, 3, 3, 1, 1},
+    {2, 6, 6, 1, 1, 1, 1, 0},   {2, 8, 8, 1, 3, 3, 2, 1},   {2, 33, 33, 1, 3, 3, 1, 1},
+    {3, 12, 12, 1, 3, 3, 1, 1}, {2, 1, 1, 1, 3, 3, 1, 1},   {2, 1, 1, 1, 5, 5, 1, 2}};
+
+/* The patch matrix of case k by f, as the second of three images side by side (ld = 3*hw + 1),
+ * in a matrix filled with 7 beforehand. */
+static float *im2col_case(size_t k,
+                          void (*f)(const os_conv_shape *, int, int, const float *, float *,
+                                    size_t),
+                          size_t *len, size_t *hw_out, size_t *ld_out)
+{
+    const os_conv_shape *s = &im2col_cases[k];
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
+    const size_t hw = (size_t)oh * ow, rows = (size_t)s->in_c * s->kh * s->kw;
+    const size_t in = (size_t)s->in_c * s->in_h * s->in_w, ld = 3 * hw + 1;
+    float *x = malloc(in * sizeof *x), *col = malloc(rows * ld * sizeof *col);
+    assert_true(x && col);
+    uint32_t seed = 5 + (uint32_t)k;
+    for (size_t i = 0; i < in; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / 16777216.0f + 0.5f; /* never 0: a copied cell shows */
+    }
+    for (size_t i = 0; i < rows * ld; i++)
+        col[i] = 7.0f;
+    f(s, oh, ow, x, col + hw, ld);
+    free(x);
+    *len = rows * ld, *hw_out = hw, *ld_out = ld;
+    return col;
+}
+
+/* The portable form writes its image's columns and nothing else (a 1x1 map's shifts used to
+ * zero cells of the next row). */
+static void test_im2col_stays_in_its_columns(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof im2col_cases / sizeof *im2col_cases; k++) {
+        size_t len, hw, ld;
+        float *col = im2col_case(k, os_im2col_scalar, &len, &hw, &ld);
+        for (size_t i = 0; i < len; i++) {
+            const bool mine = i % ld >= hw && i % ld < 2 * hw;
+            if (mine ? col[i] == 7.0f : col[i] != 7.0f)
+                fail_msg("case %zu: cell %zu of row %zu %s", k, i % ld, i / ld,
+                         mine ? "not written" : "written outside the image's columns");
+        }
+        free(col);
+    }
+}
+
+/* os_im2col's AVX2 masked form (small "same" stride-1 maps) gives the portable form's patch
+ * matrix float for float. Skipped where the CPU has no AVX2. */
+static void test_im2col_avx2_matches_scalar(void **state)
+{
+    (void)state;
+    if (!os_isa_supported(OS_ISA_AVX2)) {
+        print_message("skipped: this CPU or build has no avx2 kernels\n");
+        skip();
+    }
+    for (size_t k = 0; k < sizeof im2col_cases / sizeof *im2col_cases; k++) {
+        size_t len, hw, ld;
+        float *a = im2col_case(k, os_im2col, &len, &hw, &ld);
+        float *b = im2col_case(k, os_im2col_scalar, &len, &hw, &ld);
+        if (memcmp(a, b, len * sizeof *a))
+            fail_msg("case %zu: patch matrices differ", k);
+        free(a), free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +599,8 @@ int main(void)
         cmocka_unit_test(test_relu),
         cmocka_unit_test(test_channel_affine),
         cmocka_unit_test(test_add),
+        cmocka_unit_test(test_im2col_stays_in_its_columns),
+        cmocka_unit_test(test_im2col_avx2_matches_scalar),
     };
     _Static_assert(COUNT(conv_cases) == 14, "one CONV_CASE entry per conv_cases row");
     return cmocka_run_group_tests(tests, NULL, print_conv_diff);
