@@ -349,6 +349,103 @@ SPIKE_DIRECT(4)
 SPIKE_DIRECT(2)
 SPIKE_DIRECT(1)
 
+/* The first layer on the image (planar input, any values): out_c = 8*NV sums per output
+ * position in registers, one broadcast input value times a row of wt [k][out_c] per tap. Where
+ * the window lies inside the image (all but a border row or column), the taps are one list of
+ * input offsets from the window's corner, worked out once, taken two at a time into two
+ * accumulator sets so the multiply-adds do not wait on each other; at the border, the taps
+ * inside the image. */
+#define SPIKE_IMAGE(NV)                                                                          \
+    __attribute__((target("avx2,fma"))) static void image_avx2_##NV(                             \
+        const os_conv_shape *s, const float *x, const float *wt, const float *b, float *y)       \
+    {                                                                                            \
+        const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = 8 * NV;                     \
+        const int kk = s->in_c * s->kh * s->kw;                                                  \
+        const size_t plane = (size_t)s->in_h * (size_t)s->in_w;                                  \
+        size_t off[OS_IMAGE_MAX_K];                                                              \
+        for (int ic = 0, k = 0; ic < s->in_c; ic++)                                              \
+            for (int ky = 0; ky < s->kh; ky++)                                                   \
+                for (int kx = 0; kx < s->kw; kx++)                                               \
+                    off[k++] = (size_t)ic * plane + (size_t)ky * (size_t)s->in_w + (size_t)kx;   \
+        for (int oy = 0; oy < oh; oy++)                                                          \
+            for (int ox = 0; ox < ow; ox++) {                                                    \
+                __m256 a[NV], z[NV];                                                             \
+                for (int v = 0; v < NV; v++) {                                                   \
+                    a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                 \
+                    z[v] = _mm256_setzero_ps();                                                  \
+                }                                                                                \
+                int ky0, ky1, kx0, kx1;                                                          \
+                window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                       \
+                const int y0 = oy * s->stride - s->pad, x0 = ox * s->stride - s->pad;            \
+                const bool inside = ky0 == 0 && kx0 == 0 && ky1 == s->kh && kx1 == s->kw;        \
+                if (inside && ox + 1 < ow && x0 + s->stride + s->kw <= s->in_w) {                \
+                    /* this position and the next: each weight row loaded once for both; the    \
+                     * second's sums start at 0 and take the bias at the end */                 \
+                    const float *xc = x + (size_t)y0 * (size_t)s->in_w + (size_t)x0;             \
+                    const size_t step = (size_t)s->stride;                                       \
+                    for (int k = 0; k < kk; k++) {                                               \
+                        const __m256 xa = _mm256_broadcast_ss(xc + off[k]);                      \
+                        const __m256 xb = _mm256_broadcast_ss(xc + off[k] + step);               \
+                        const float *wa = wt + (size_t)k * (size_t)oc;                           \
+                        for (int v = 0; v < NV; v++) {                                           \
+                            const __m256 wv = _mm256_loadu_ps(wa + 8 * v);                       \
+                            a[v] = _mm256_fmadd_ps(xa, wv, a[v]);                                \
+                            z[v] = _mm256_fmadd_ps(xb, wv, z[v]);                                \
+                        }                                                                        \
+                    }                                                                            \
+                    float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;         \
+                    for (int v = 0; v < NV; v++) {                                               \
+                        const __m256 bv = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps(); \
+                        _mm256_storeu_ps(yq + 8 * v, a[v]);                                      \
+                        _mm256_storeu_ps(yq + oc + 8 * v, _mm256_add_ps(z[v], bv));              \
+                    }                                                                            \
+                    ox++;                                                                        \
+                    continue;                                                                    \
+                }                                                                                \
+                if (inside) {                                                                    \
+                    const float *xc = x + (size_t)y0 * (size_t)s->in_w + (size_t)x0;             \
+                    int k = 0;                                                                   \
+                    for (; k + 1 < kk; k += 2) {                                                 \
+                        const __m256 xa = _mm256_broadcast_ss(xc + off[k]);                      \
+                        const __m256 xb = _mm256_broadcast_ss(xc + off[k + 1]);                  \
+                        const float *wa = wt + (size_t)k * (size_t)oc;                           \
+                        for (int v = 0; v < NV; v++) {                                           \
+                            a[v] = _mm256_fmadd_ps(xa, _mm256_loadu_ps(wa + 8 * v), a[v]);       \
+                            z[v] = _mm256_fmadd_ps(xb, _mm256_loadu_ps(wa + oc + 8 * v), z[v]);  \
+                        }                                                                        \
+                    }                                                                            \
+                    if (k < kk) {                                                                \
+                        const __m256 xa = _mm256_broadcast_ss(xc + off[k]);                      \
+                        for (int v = 0; v < NV; v++)                                             \
+                            a[v] = _mm256_fmadd_ps(                                              \
+                                xa, _mm256_loadu_ps(wt + (size_t)k * (size_t)oc + 8 * v), a[v]); \
+                    }                                                                            \
+                } else {                                                                         \
+                    for (int ic = 0; ic < s->in_c; ic++)                                         \
+                        for (int ky = ky0; ky < ky1; ky++) {                                     \
+                            const float *xr = x + (size_t)ic * plane +                           \
+                                              (size_t)(y0 + ky) * (size_t)s->in_w;               \
+                            for (int kx = kx0; kx < kx1; kx++) {                                 \
+                                const __m256 xv = _mm256_set1_ps(xr[x0 + kx]);                   \
+                                const float *w = wt + ((size_t)(ic * s->kh + ky) *               \
+                                                           (size_t)s->kw +                       \
+                                                       (size_t)kx) *                             \
+                                                          (size_t)oc;                            \
+                                for (int v = 0; v < NV; v++)                                     \
+                                    a[v] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(w + 8 * v), a[v]); \
+                            }                                                                    \
+                        }                                                                        \
+                }                                                                                \
+                float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;             \
+                for (int v = 0; v < NV; v++)                                                     \
+                    _mm256_storeu_ps(yq + 8 * v, _mm256_add_ps(a[v], z[v]));                     \
+            }                                                                                    \
+    }
+SPIKE_IMAGE(8)
+SPIKE_IMAGE(4)
+SPIKE_IMAGE(2)
+SPIKE_IMAGE(1)
+
 /* lut[m]: the positions of the set bits of m, in order (the rest 0): the lane permutation that
  * packs the channels that fired to the front of a group of 8. Filled once. */
 static uint8_t pack_lut[256][8];
@@ -648,6 +745,8 @@ typedef void (*qdirect_fn)(const os_conv_shape *, int, int, const uint16_t *, co
                            const int8_t *, int32_t *);
 
 typedef size_t (*index_fn)(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
+typedef void (*image_fn)(const os_conv_shape *, const float *, const float *, const float *,
+                         float *);
 
 struct os_spike_kernels {
     os_isa isa;
@@ -658,11 +757,12 @@ struct os_spike_kernels {
     int qwidth;          /* int8 rows: the same for qblock, qdirect */
     qblock_fn qblock[4];
     qdirect_fn qdirect[4];
+    image_fn image[4]; /* the first layer, for width << v channels; NULL: os_conv2d_hwc */
     const os_spike_kernels *narrow; /* for channels below width: a narrower set, or NULL */
 };
 
 static const os_spike_kernels kernels_scalar = {
-    OS_ISA_SCALAR, os_spike_index, 8, {NULL}, {NULL}, 16, {NULL}, {NULL}, NULL,
+    OS_ISA_SCALAR, os_spike_index, 8, {NULL}, {NULL}, 16, {NULL}, {NULL}, {NULL}, NULL,
 };
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
@@ -674,6 +774,7 @@ static const os_spike_kernels kernels_avx2 = {
     16,
     {qblock_avx2_1, qblock_avx2_2, qblock_avx2_4, qblock_avx2_8},
     {qdirect_avx2_1, qdirect_avx2_2, qdirect_avx2_4, qdirect_avx2_8},
+    {image_avx2_1, image_avx2_2, image_avx2_4, image_avx2_8},
     NULL,
 };
 static const os_spike_kernels kernels_avx512 = {
@@ -685,6 +786,7 @@ static const os_spike_kernels kernels_avx512 = {
     32,
     {qblock_avx512_1, qblock_avx512_2, qblock_avx512_4, qblock_avx512_8},
     {qdirect_avx512_1, qdirect_avx512_2, qdirect_avx512_4, qdirect_avx512_8},
+    {NULL}, /* the first layer: AVX2's (few channels; the stem is a small share) */
     &kernels_avx2,
 };
 #endif
@@ -907,6 +1009,36 @@ void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const
     /* y [n][out_c] = patches^T [n][k] * w^T [k][out_c] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)n, s->out_c, (int)k, 1.0f, patches,
                 (int)n, w, (int)k, beta, y, s->out_c);
+}
+
+static image_fn image_for(const os_spike_kernels *k, int oc)
+{
+#ifdef SPIKE_AVX2
+    if (!__builtin_cpu_supports("fma")) /* every AVX2 CPU so far has it; checked all the same */
+        return NULL;
+#endif
+    for (const os_spike_kernels *q = k; q; q = q->narrow)
+        for (int v = 0; v < 4; v++)
+            if (q->image[v] && oc == q->width << v)
+                return q->image[v];
+    return NULL;
+}
+
+void os_spike_image_conv(const os_spike_kernels *k, const os_conv_shape *s, const float *x,
+                         const float *w, const float *b, float *y, float *col)
+{
+    const size_t kk = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
+    const size_t n = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
+    const image_fn f = k ? image_for(k, s->out_c) : NULL;
+    /* wt [k][out_c] goes where the patch matrix (k x n) would */
+    if (!f || kk > OS_IMAGE_MAX_K || (size_t)s->out_c > n) {
+        os_conv2d_hwc(s, x, w, b, y, col);
+        return;
+    }
+    for (size_t r = 0; r < kk; r++)
+        for (int o = 0; o < s->out_c; o++)
+            col[r * (size_t)s->out_c + (size_t)o] = w[(size_t)o * kk + r];
+    f(s, x, col, b, y);
 }
 
 void os_maxpool2d_hwc(const float *x, int c, int h, int w, int k, int stride, int pad, float *y)

@@ -129,6 +129,14 @@ void os_conv2d_hwc_wt(const os_conv_shape *s, const float *x, const float *wt, c
 void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, float *col);
 
+/* os_conv2d_hwc with kernels k: where k has a direct kernel for out_c channels and the patch
+ * (in_c*kh*kw) is at most OS_IMAGE_MAX_K values, each output position's out_c sums are made in
+ * registers straight from the planar input (no patch matrix, no SGEMM); otherwise
+ * os_conv2d_hwc. Same terms, another order (float rounding). col as os_conv2d_hwc's. */
+#define OS_IMAGE_MAX_K 32
+void os_spike_image_conv(const os_spike_kernels *k, const os_conv_shape *s, const float *x,
+                         const float *w, const float *b, float *y, float *col);
+
 /* os_maxpool2d and os_global_avgpool on channels-last tensors (same windows, same sums in the
  * same order). */
 void os_maxpool2d_hwc(const float *x, int c, int h, int w, int k, int stride, int pad, float *y);

@@ -267,6 +267,60 @@ static void test_q8_sums_do_not_wrap(void **state)
 
 /* The channels-last dense conv (the image layer), max pool, global average pool and the
  * transpose back, against their planar forms. */
+/* The first layer's kernel (os_spike_image_conv) for each instruction set against the naive
+ * planar conv, channels-last: the stem's shape, maps with border rows and columns on every
+ * side, a 5x5 kernel (25 taps), and shapes no kernel takes (24 channels; 36 taps) through the
+ * fallback. The scalar set has no such kernel: it is os_conv2d_hwc itself. */
+static void image_conv_matches_naive(os_isa isa)
+{
+    const os_spike_kernels *kern = os_spike_kernels_for(isa);
+    if (!kern) {
+        print_message("skipped: this CPU or build has no %s kernels\n", os_isa_name(isa));
+        skip();
+    }
+    static const os_conv_shape cases[] = {
+        {3, 96, 96, 32, 3, 3, 2, 1}, {3, 11, 9, 8, 3, 3, 2, 1}, {3, 10, 7, 16, 3, 3, 1, 1},
+        {1, 9, 8, 64, 5, 5, 1, 2},   {2, 6, 5, 8, 3, 3, 1, 0},  {3, 8, 8, 24, 3, 3, 1, 1},
+        {4, 8, 8, 8, 3, 3, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        const os_conv_shape *s = &cases[c];
+        const int ohw = os_conv_out_h(s) * os_conv_out_w(s);
+        const size_t nx = (size_t)s->in_c * s->in_h * s->in_w, ny = (size_t)s->out_c * ohw;
+        const size_t nw = (size_t)s->out_c * s->in_c * s->kh * s->kw;
+        float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)s->out_c * 4);
+        float *want = malloc(ny * 4), *wanth = malloc(ny * 4), *got = malloc(ny * 4);
+        float *col = malloc(nw / (size_t)s->out_c * (size_t)ohw * 4 + nw * 4);
+        assert_true(x && w && b && want && wanth && got && col);
+        tu_fill(x, nx, 11 + (uint32_t)c, 1.0f);
+        tu_fill(w, nw, 12 + (uint32_t)c, 0.5f);
+        tu_fill(b, (size_t)s->out_c, 13 + (uint32_t)c, 0.5f);
+        os_conv2d_naive(s, x, w, (c & 1) ? NULL : b, want);
+        to_hwc(want, s->out_c, ohw, wanth);
+        os_spike_image_conv(kern, s, x, w, (c & 1) ? NULL : b, got, col);
+        for (size_t i = 0; i < ny; i++)
+            if (fabsf(got[i] - wanth[i]) > 1e-4f)
+                fail_msg("%s, case %zu, value %zu: %g, naive %g", os_isa_name(isa), c, i,
+                         (double)got[i], (double)wanth[i]);
+        free(x), free(w), free(b), free(want), free(wanth), free(got), free(col);
+    }
+}
+
+static void test_image_conv_scalar(void **state)
+{
+    (void)state;
+    image_conv_matches_naive(OS_ISA_SCALAR);
+}
+static void test_image_conv_avx2(void **state)
+{
+    (void)state;
+    image_conv_matches_naive(OS_ISA_AVX2);
+}
+static void test_image_conv_avx512(void **state)
+{
+    (void)state;
+    image_conv_matches_naive(OS_ISA_AVX512);
+}
+
 static void test_hwc_kernels(void **state)
 {
     (void)state;
@@ -646,6 +700,9 @@ int main(void)
         cmocka_unit_test(test_conv_matches_naive_avx512),
         cmocka_unit_test(test_q8_sums_do_not_wrap),
         cmocka_unit_test(test_hwc_kernels),
+        cmocka_unit_test(test_image_conv_scalar),
+        cmocka_unit_test(test_image_conv_avx2),
+        cmocka_unit_test(test_image_conv_avx512),
         cmocka_unit_test(test_plan_of_recipes),
         cmocka_unit_test(test_plan_incomplete),
         cmocka_unit_test(test_session_fast_equals_dense),
