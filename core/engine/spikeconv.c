@@ -301,6 +301,16 @@ SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
 SPIKE_BLOCK(1)
 
+/* Two sets of nv accumulators: a from the bias (or 0), z from 0. */
+__attribute__((target("avx2"), always_inline)) static inline void acc_init(__m256 *a, __m256 *z,
+                                                                           int nv, const float *b)
+{
+    for (int v = 0; v < nv; v++) {
+        a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();
+        z[v] = _mm256_setzero_ps();
+    }
+}
+
 /* A whole output position of out_c = 8*NV <= 64 channels straight from the index, without
  * the row list (for the wide early layers, where building it cost as much as the adds). Two
  * accumulator sets take alternate rows so that a narrow layer's few registers do not wait on
@@ -312,10 +322,7 @@ SPIKE_BLOCK(1)
     {                                                                                            \
         const int ic = s->in_c;                                                                  \
         __m256 a[NV], z[NV];                                                                     \
-        for (int v = 0; v < NV; v++) {                                                           \
-            a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
-            z[v] = _mm256_setzero_ps();                                                          \
-        }                                                                                        \
+        acc_init(a, z, NV, b);                                                                   \
         int ky0, ky1, kx0, kx1;                                                                  \
         window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                               \
         for (int ky = ky0; ky < ky1; ky++) {                                                     \
@@ -370,10 +377,7 @@ SPIKE_DIRECT(1)
         for (int oy = 0; oy < oh; oy++)                                                          \
             for (int ox = 0; ox < ow; ox++) {                                                    \
                 __m256 a[NV], z[NV];                                                             \
-                for (int v = 0; v < NV; v++) {                                                   \
-                    a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                 \
-                    z[v] = _mm256_setzero_ps();                                                  \
-                }                                                                                \
+                acc_init(a, z, NV, b);                                                           \
                 int ky0, ky1, kx0, kx1;                                                          \
                 window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                       \
                 const int y0 = oy * s->stride - s->pad, x0 = ox * s->stride - s->pad;            \
@@ -840,14 +844,20 @@ static int block(const os_spike_kernels *k, const float *wt, const uint32_t *row
     return n;
 }
 
-static direct_fn direct_for(const os_spike_kernels *k, int oc)
-{
-    for (const os_spike_kernels *q = k; q; q = q->narrow)
-        for (int v = 0; v < 4; v++)
-            if (q->direct[v] && oc == q->width << v)
-                return q->direct[v];
-    return NULL;
-}
+/* NAME(k, oc): the kernel of table FIELD (one per width << v) for exactly oc channels, from k
+ * or the narrower sets it falls back on; NULL if none. */
+#define KERNEL_FOR(NAME, TYPE, FIELD, WIDTH)                                                     \
+    static TYPE NAME(const os_spike_kernels *k, int oc)                                          \
+    {                                                                                            \
+        for (const os_spike_kernels *q = k; q; q = q->narrow)                                    \
+            for (int v = 0; v < 4; v++)                                                          \
+                if (q->FIELD[v] && oc == q->WIDTH << v)                                          \
+                    return q->FIELD[v];                                                          \
+        return NULL;                                                                             \
+    }
+KERNEL_FOR(direct_for, direct_fn, direct, width)
+KERNEL_FOR(qdirect_for, qdirect_fn, qdirect, qwidth)
+KERNEL_FOR(image_lookup, image_fn, image, width)
 
 /* The rows output (oy, ox) sums: one offset (in row elements) per (tap, active input channel). */
 static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
@@ -916,15 +926,6 @@ static int qblock(const os_spike_kernels *k, const int8_t *wq, const uint32_t *r
     n = n < QBLOCK_MAX ? n : QBLOCK_MAX;
     qblock_generic(w0, rows, nrows, n, sum);
     return n;
-}
-
-static qdirect_fn qdirect_for(const os_spike_kernels *k, int oc)
-{
-    for (const os_spike_kernels *q = k; q; q = q->narrow)
-        for (int v = 0; v < 4; v++)
-            if (q->qdirect[v] && oc == q->qwidth << v)
-                return q->qdirect[v];
-    return NULL;
 }
 
 void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
@@ -1017,11 +1018,7 @@ static image_fn image_for(const os_spike_kernels *k, int oc)
     if (!__builtin_cpu_supports("fma")) /* every AVX2 CPU so far has it; checked all the same */
         return NULL;
 #endif
-    for (const os_spike_kernels *q = k; q; q = q->narrow)
-        for (int v = 0; v < 4; v++)
-            if (q->image[v] && oc == q->width << v)
-                return q->image[v];
-    return NULL;
+    return image_lookup(k, oc);
 }
 
 void os_spike_image_conv(const os_spike_kernels *k, const os_conv_shape *s, const float *x,
