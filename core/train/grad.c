@@ -645,6 +645,7 @@ void os_lif_backward_seq(const float *const *u, const float *const *s, const flo
     assert(T >= 1 && u != NULL && s != NULL && ds != NULL && din != NULL);
     assert(dthr != NULL && dleak != NULL && thr > 0.0f);
     const float slope = height / thr; /* dS/du at the threshold */
+    const os_vec_kernels *vec = os_vec();
     static const float zeros[LIF_BLOCK];          /* v[-1] = u[-1] - thr * s[-1] = 0 */
     float gv[LIF_BLOCK], athr[LIF_BLOCK], aleak[LIF_BLOCK];
     double sum_thr = 0.0, sum_leak = 0.0;
@@ -660,18 +661,7 @@ void os_lif_backward_seq(const float *const *u, const float *const *s, const flo
             const float *up = t > 0 ? u[t - 1] + base : zeros;
             const float *sp = t > 0 ? s[t - 1] + base : zeros;
             float *dt = din[t] + base; /* may be gt: gt[i] is read before dt[i] is written */
-            for (size_t i = 0; i < m; i++) {
-                const float r = ut[i] / thr; /* u / thr = x + 1 */
-                const float tri = 1.0f - fabsf(r - 1.0f);
-                const float dsdu = slope * (tri > 0.0f ? tri : 0.0f); /* a select: no branch */
-                const float gs = gt[i] - thr * gv[i];
-                const float gu = gv[i] + gs * dsdu;
-                const float vprev = up[i] - thr * sp[i];
-                athr[i] += gs * (-r * dsdu) - gv[i] * st[i];
-                aleak[i] += gu * vprev;
-                dt[i] = gu;
-                gv[i] = leak * gu;
-            }
+            vec->lif_bwd_step(ut, st, gt, up, sp, dt, gv, athr, aleak, m, thr, slope, leak);
         }
         sum_thr += sum_floats(athr, m);
         sum_leak += sum_floats(aleak, m);

@@ -103,6 +103,26 @@ static void adamw_scalar(float *x, const float *g, float *m, float *v, size_t n,
     }
 }
 
+/* r = u / thr (= x + 1); the surrogate dS/du = slope * max(0, 1 - |r - 1|) (a select, so
+ * NaN gives 0 as the comparison does); gs, gu the gradients at the spike and the membrane. */
+static void lif_bwd_step_scalar(const float *ut, const float *st, const float *gt, const float *up,
+                                const float *sp, float *dt, float *gv, float *athr, float *aleak,
+                                size_t m, float thr, float slope, float leak)
+{
+    for (size_t i = 0; i < m; i++) {
+        const float r = ut[i] / thr;
+        const float tri = 1.0f - fabsf(r - 1.0f);
+        const float dsdu = slope * (tri > 0.0f ? tri : 0.0f);
+        const float gs = gt[i] - thr * gv[i];
+        const float gu = gv[i] + gs * dsdu;
+        const float vprev = up[i] - thr * sp[i];
+        athr[i] += gs * (-r * dsdu) - gv[i] * st[i];
+        aleak[i] += gu * vprev;
+        dt[i] = gu; /* after the last read of gt[i]: dt may be gt */
+        gv[i] = leak * gu;
+    }
+}
+
 /* ---- AVX2 (without FMA: each multiply and add rounds as the reference's) ---------------------- */
 
 #ifdef VEC_AVX2
@@ -194,15 +214,47 @@ AVX2 static void adamw_avx2(float *x, const float *g, float *m, float *v, size_t
     }
     adamw_scalar(x + j, g + j, m + j, v + j, n - j, b1, b2, lr_wd, step, denom, eps);
 }
+
+AVX2 static void lif_bwd_step_avx2(const float *ut, const float *st, const float *gt,
+                                   const float *up, const float *sp, float *dt, float *gv,
+                                   float *athr, float *aleak, size_t m, float thr, float slope,
+                                   float leak)
+{
+    const __m256 vthr = _mm256_set1_ps(thr), vslope = _mm256_set1_ps(slope);
+    const __m256 vleak = _mm256_set1_ps(leak), one = _mm256_set1_ps(1.0f);
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        const __m256 r = _mm256_div_ps(_mm256_loadu_ps(ut + i), vthr);
+        const __m256 tri = _mm256_sub_ps(one, _mm256_andnot_ps(sign, _mm256_sub_ps(r, one)));
+        const __m256 pos = _mm256_and_ps(_mm256_cmp_ps(tri, zero, _CMP_GT_OQ), tri);
+        const __m256 dsdu = _mm256_mul_ps(vslope, pos);
+        const __m256 g = _mm256_loadu_ps(gv + i);
+        const __m256 gs = _mm256_sub_ps(_mm256_loadu_ps(gt + i), _mm256_mul_ps(vthr, g));
+        const __m256 gu = _mm256_add_ps(g, _mm256_mul_ps(gs, dsdu));
+        const __m256 vprev =
+            _mm256_sub_ps(_mm256_loadu_ps(up + i), _mm256_mul_ps(vthr, _mm256_loadu_ps(sp + i)));
+        const __m256 nr = _mm256_xor_ps(r, sign);
+        const __m256 dthr = _mm256_sub_ps(_mm256_mul_ps(gs, _mm256_mul_ps(nr, dsdu)),
+                                          _mm256_mul_ps(g, _mm256_loadu_ps(st + i)));
+        _mm256_storeu_ps(athr + i, _mm256_add_ps(_mm256_loadu_ps(athr + i), dthr));
+        _mm256_storeu_ps(aleak + i,
+                         _mm256_add_ps(_mm256_loadu_ps(aleak + i), _mm256_mul_ps(gu, vprev)));
+        _mm256_storeu_ps(dt + i, gu);
+        _mm256_storeu_ps(gv + i, _mm256_mul_ps(vleak, gu));
+    }
+    lif_bwd_step_scalar(ut + i, st + i, gt + i, up + i, sp + i, dt + i, gv + i, athr + i,
+                        aleak + i, m - i, thr, slope, leak);
+}
 #endif
 
 /* ---- the sets ----------------------------------------------------------------------------- */
 
-static const os_vec_kernels vec_scalar = {sum_scalar, sum_sq_dev_scalar, sum_dy_dev_scalar,
-                                          adamw_scalar, OS_ISA_SCALAR};
+static const os_vec_kernels vec_scalar = {sum_scalar,   sum_sq_dev_scalar,   sum_dy_dev_scalar,
+                                          adamw_scalar, lif_bwd_step_scalar, OS_ISA_SCALAR};
 #ifdef VEC_AVX2
-static const os_vec_kernels vec_avx2 = {sum_avx2, sum_sq_dev_avx2, sum_dy_dev_avx2, adamw_avx2,
-                                        OS_ISA_AVX2};
+static const os_vec_kernels vec_avx2 = {sum_avx2,   sum_sq_dev_avx2,   sum_dy_dev_avx2,
+                                        adamw_avx2, lif_bwd_step_avx2, OS_ISA_AVX2};
 #endif
 
 const os_vec_kernels *os_vec_kernels_for(os_isa isa)

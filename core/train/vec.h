@@ -1,5 +1,6 @@
 /* vec.h - the training loop's element-wise hot spots, per instruction set: the double-precision
- * reductions of BatchNorm (and of biases and LIF parameters) and the AdamW update.
+ * reductions of BatchNorm (and of biases and LIF parameters), the AdamW update and the LIF
+ * backward step of BPTT.
  *
  * Every set computes exactly what the scalar reference computes, bit for bit: the reductions
  * keep the reference's VEC_LANES independent partial sums (lane j adds elements j, j + 8, ...
@@ -31,6 +32,13 @@ typedef struct {
      * x -= step * m / (sqrt(v) * denom + eps). */
     void (*adamw)(float *x, const float *g, float *m, float *v, size_t n, float b1, float b2,
                   float lr_wd, float step, float denom, float eps);
+    /* One time step of the LIF backward pass (grad.c's os_lif_backward_seq) on m neurons: from
+     * the step's membrane ut, spikes st, output gradient gt and the previous step's up, sp,
+     * write the input gradient dt (may be gt) and update the carried gradient gv and the
+     * per-neuron threshold and leak sums athr, aleak. */
+    void (*lif_bwd_step)(const float *ut, const float *st, const float *gt, const float *up,
+                         const float *sp, float *dt, float *gv, float *athr, float *aleak,
+                         size_t m, float thr, float slope, float leak);
     os_isa isa;
 } os_vec_kernels;
 

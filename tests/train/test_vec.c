@@ -1,7 +1,8 @@
 /* test_vec.c - core/train/vec.c: every instruction set's training kernels give the scalar
  * reference's results bit for bit (sums in double over lengths with and without a tail of
- * fewer than 8, from unaligned starts, around a large mean; several AdamW steps), and the
- * reference itself is right (exact sums of integers, a hand-worked AdamW step). A set this CPU
+ * fewer than 8, from unaligned starts, around a large mean; several AdamW steps; LIF backward
+ * steps, in place too), and the reference itself is right (exact sums of integers, a
+ * hand-worked AdamW step and LIF step). A set this CPU
  * or build lacks is reported as skipped.
  */
 #include <math.h>
@@ -145,6 +146,77 @@ static void adamw_matches(os_isa isa)
     }
 }
 
+/* Three LIF backward steps, once with dt a buffer of its own and once in place (dt = gt), on
+ * membranes spread around the threshold so the surrogate's window is entered and left. */
+static void lif_bwd_matches(os_isa isa)
+{
+    const os_vec_kernels *k = wide_or_skip(isa);
+    const size_t lengths[] = {1, 7, 8, 9, 31, 256};
+    const float thr = 1.3f, slope = 0.3f / 1.3f, leak = 0.97f;
+    for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++)
+        for (int in_place = 0; in_place < 2; in_place++) {
+            const size_t m = lengths[l];
+            float *b = malloc(16 * m * sizeof *b);
+            assert_non_null(b);
+            float *ut = b, *st = b + m, *up = b + 2 * m, *sp = b + 3 * m;
+            float *gt[2] = {b + 4 * m, b + 5 * m}, *dt[2], *gv[2] = {b + 6 * m, b + 7 * m};
+            float *athr[2] = {b + 8 * m, b + 9 * m}, *aleak[2] = {b + 10 * m, b + 11 * m};
+            float *own[2] = {b + 12 * m, b + 13 * m};
+            for (int w = 0; w < 2; w++) {
+                dt[w] = in_place ? gt[w] : own[w];
+                memset(gv[w], 0, m * sizeof *b);
+                memset(athr[w], 0, m * sizeof *b);
+                memset(aleak[w], 0, m * sizeof *b);
+            }
+            for (int t = 0; t < 3; t++) {
+                tu_fill(ut, m, 40u + (uint32_t)(t + 3 * (int)l), 2.0f * thr);
+                tu_fill(up, m, 50u + (uint32_t)(t + 3 * (int)l), 2.0f * thr);
+                tu_fill(gt[0], m, 60u + (uint32_t)(t + 3 * (int)l), 1.0f);
+                memcpy(gt[1], gt[0], m * sizeof *b);
+                for (size_t i = 0; i < m; i++) {
+                    st[i] = ut[i] > thr ? 1.0f : 0.0f;
+                    sp[i] = up[i] > thr ? 1.0f : 0.0f;
+                }
+                k->lif_bwd_step(ut, st, gt[0], up, sp, dt[0], gv[0], athr[0], aleak[0], m, thr,
+                                slope, leak);
+                ref()->lif_bwd_step(ut, st, gt[1], up, sp, dt[1], gv[1], athr[1], aleak[1], m,
+                                    thr, slope, leak);
+                const float *got[] = {dt[0], gv[0], athr[0], aleak[0]};
+                const float *want[] = {dt[1], gv[1], athr[1], aleak[1]};
+                for (int q = 0; q < 4; q++)
+                    if (memcmp(got[q], want[q], m * sizeof *b))
+                        fail_msg("%s lif step %d, m %zu%s: output %d differs", os_isa_name(isa),
+                                 t, m, in_place ? " (in place)" : "", q);
+            }
+            free(b);
+        }
+}
+
+/* The reference's step on one neuron, by hand: u = 1.5 thr is inside the surrogate's window. */
+static void reference_lif_bwd_by_hand(void **state)
+{
+    (void)state;
+    const float thr = 2.0f, slope = 0.25f, leak = 0.5f;
+    float ut = 3.0f, st = 1.0f, gt = 0.4f, up = 1.0f, sp = 0.0f, dt, gv = 0.2f, athr = 0, aleak = 0;
+    ref()->lif_bwd_step(&ut, &st, &gt, &up, &sp, &dt, &gv, &athr, &aleak, 1, thr, slope, leak);
+    /* r = 1.5, tri = 0.5, dsdu = 0.125; gs = 0.4 - 2 * 0.2 = 0; gu = 0.2; vprev = 1 */
+    assert_float_equal(dt, 0.2f, 1e-7);
+    assert_float_equal(gv, 0.1f, 1e-7);
+    assert_float_equal(aleak, 0.2f, 1e-7);
+    assert_float_equal(athr, -0.2f, 1e-7); /* 0 * (-1.5 * 0.125) - 0.2 * 1 */
+}
+
+static void avx2_lif_bwd(void **state)
+{
+    (void)state;
+    lif_bwd_matches(OS_ISA_AVX2);
+}
+static void avx512_lif_bwd(void **state)
+{
+    (void)state;
+    lif_bwd_matches(OS_ISA_AVX512);
+}
+
 static void avx2_sums(void **state)
 {
     (void)state;
@@ -176,6 +248,9 @@ int main(void)
         cmocka_unit_test(avx512_sums),
         cmocka_unit_test(avx2_adamw),
         cmocka_unit_test(avx512_adamw),
+        cmocka_unit_test(reference_lif_bwd_by_hand),
+        cmocka_unit_test(avx2_lif_bwd),
+        cmocka_unit_test(avx512_lif_bwd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
