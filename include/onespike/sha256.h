@@ -10,6 +10,9 @@ typedef struct {
     uint64_t len;     /* bytes hashed so far */
     uint8_t buf[64];
     size_t nbuf;
+    /* the block function, chosen by os_sha256_init: the x86 SHA extensions where the CPU has
+     * them (and ONESPIKE_ISA is not "scalar"), else portable C; both give the same digests */
+    void (*blocks)(uint32_t h[8], const uint8_t *p, size_t n);
 } os_sha256;
 
 void os_sha256_init(os_sha256 *c);
