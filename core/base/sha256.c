@@ -9,10 +9,12 @@
  */
 #include "onespike/sha256.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define SHA256_NI 1
 #endif
@@ -145,6 +147,18 @@ __attribute__((target("sha,sse4.1"))) static void blocks_shani(uint32_t h[8], co
 }
 #endif
 
+#ifdef SHA256_NI
+/* CPUID: the SHA extensions (leaf 7, EBX bit 29), SSSE3 and SSE4.1 (leaf 1, ECX bits 9 and
+ * 19). Read directly: not every compiler's __builtin_cpu_supports knows "sha". */
+static bool cpu_has_sha(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 9)) || !(c & (1u << 19)))
+        return false;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29));
+}
+#endif
+
 void os_sha256_init(os_sha256 *c)
 {
     memcpy(c->h, H0, sizeof H0);
@@ -153,8 +167,7 @@ void os_sha256_init(os_sha256 *c)
     c->blocks = blocks_portable;
 #ifdef SHA256_NI
     const char *isa = getenv("ONESPIKE_ISA"); /* "scalar": the portable reference everywhere */
-    if (__builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1") &&
-        !(isa && strcmp(isa, "scalar") == 0))
+    if (cpu_has_sha() && !(isa && strcmp(isa, "scalar") == 0))
         c->blocks = blocks_shani;
 #endif
 }
