@@ -24,7 +24,9 @@
 
 typedef struct {
     double (*sum)(const float *x, size_t n);                    /* sum x */
-    double (*sum_sq_dev)(const float *x, size_t n, double mean); /* sum (x - mean)^2 */
+    /* sum (x - mean)^2: the second pass of a two-pass variance, so no cancellation between
+     * E[x^2] and E[x]^2 when the mean is large against the spread */
+    double (*sum_sq_dev)(const float *x, size_t n, double mean);
     /* *sdy = sum dy, *sdyd = sum dy * (x - mean) */
     void (*sum_dy_dev)(const float *x, const float *dy, size_t n, double mean, double *sdy,
                        double *sdyd);
