@@ -155,10 +155,6 @@ NO_MEMSET_CALLS static void im2col_narrow(const os_conv_shape *s, int oh, int ow
     }
 }
 
-/* col row (ic, ky, kx), column (oy, ox) = x[ic][oy*stride-pad+ky][ox*stride-pad+kx], 0 outside.
- * Rows of col are ld floats apart (ld = oh*ow for one image; n*oh*ow when several images sit
- * side by side in one matrix). Wide maps: rows outside the image are a memset, a row's padding
- * on either side a memset, its valid span a memcpy (stride 1) or a strided gather. */
 #ifdef IM2COL_AVX2
 /* Masked form of a "same" stride-1 conv's im2col, for planes of at most MASK_CELLS cells (the
  * feature maps of training and of the deep layers): each tap's plane is the input plane shifted
@@ -232,6 +228,10 @@ void os_im2col(const os_conv_shape *s, int oh, int ow, const float *x, float *co
     os_im2col_scalar(s, oh, ow, x, col, ld);
 }
 
+/* col row (ic, ky, kx), column (oy, ox) = x[ic][oy*stride-pad+ky][ox*stride-pad+kx], 0 outside.
+ * Rows of col are ld floats apart (ld = oh*ow for one image; n*oh*ow when several images sit
+ * side by side in one matrix). Wide maps: rows outside the image are a memset, a row's padding
+ * on either side a memset, its valid span a memcpy (stride 1) or a strided gather. */
 void os_im2col_scalar(const os_conv_shape *s, int oh, int ow, const float *x, float *col,
                       size_t ld)
 {
