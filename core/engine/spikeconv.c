@@ -359,9 +359,10 @@ SPIKE_DIRECT(1)
 /* The first layer on the image (planar input, any values): out_c = 8*NV sums per output
  * position in registers, one broadcast input value times a row of wt [k][out_c] per tap. Where
  * the window lies inside the image (all but a border row or column), the taps are one list of
- * input offsets from the window's corner, worked out once, taken two at a time into two
- * accumulator sets so the multiply-adds do not wait on each other; at the border, the taps
- * inside the image. */
+ * input offsets from the window's corner, worked out once, and two neighbouring positions are
+ * done together, each weight row loaded once for both (a lone inside position takes its taps
+ * two at a time into two accumulator sets, so the multiply-adds do not wait on each other); at
+ * the border, the taps inside the image. */
 #define SPIKE_IMAGE(NV)                                                                          \
     __attribute__((target("avx2,fma"))) static void image_avx2_##NV(                             \
         const os_conv_shape *s, const float *x, const float *wt, const float *b, float *y)       \
