@@ -6,8 +6,8 @@
  * keep the reference's VEC_LANES independent partial sums (lane j adds elements j, j + 8, ...
  * in order) and combine them in the reference's order; the update is element-wise, so lanes
  * change nothing; no set contracts a multiply and an add into one rounding (the wide sets are
- * compiled without FMA). So a run trains the same weights on any machine's path, and
- * ONESPIKE_ISA only changes the speed.
+ * compiled without FMA). So ONESPIKE_ISA changes only their speed (a run's weights can still
+ * differ between CPU types through OpenBLAS, whose SGEMM kernels differ).
  *
  * The set is chosen once per process: ONESPIKE_ISA (scalar, avx2, avx512: avx512 uses the AVX2
  * kernels, which already saturate these memory-bound loops) if set and runnable, else the
