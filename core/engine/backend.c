@@ -176,7 +176,8 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
         const float *x = in_at(c, L, io->x, j);
         float *y = out_at(L, io->y, j);
         if (!event) { /* the image: planar in, channels-last out */
-            os_spike_image_conv(c->kernels, &cs, x, L->weight, L->bias, y, c->col);
+            os_spike_image_conv(c->kernels, &cs, x, os_spike_plan_image_weights(c->plan, i),
+                                L->weight, L->bias, y, c->col);
             continue;
         }
         const uint16_t *idx = c->sidx[from] + j * inputs, *cnt = c->scnt[from] + j * hw;

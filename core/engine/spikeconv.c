@@ -36,6 +36,7 @@ struct os_spike_plan {
     float **wt;     /* per layer, fp32: re-laid-out conv weights, or NULL */
     int8_t **wq;    /* per layer, int8: the same layout quantized, or NULL */
     float **scale;  /* per layer, int8: out_c scales (weight = scale[oc] * q) */
+    float **image;  /* per layer: a conv on the image, its weights for os_spike_image_conv */
     bool *event;    /* per layer: a conv os_spike_conv runs */
     size_t bytes;
     bool complete;  /* every layer has a channels-last kernel */
@@ -93,7 +94,8 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
     p->wt = calloc((size_t)p->n, sizeof *p->wt);
     p->wq = calloc((size_t)p->n, sizeof *p->wq);
     p->scale = calloc((size_t)p->n, sizeof *p->scale);
-    if (!p->binary || !p->event || !p->wt || !p->wq || !p->scale)
+    p->image = calloc((size_t)p->n, sizeof *p->image);
+    if (!p->binary || !p->event || !p->wt || !p->wq || !p->scale || !p->image)
         return plan_fail(p);
     p->complete = true;
     for (int i = 0; i < p->n; i++) {
@@ -107,6 +109,14 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
         for (int k = 0; k < L->n_from; k++)
             if (L->from[k] == OS_NET_INPUT && L->op != OS_OP_CONV && L->op != OS_OP_LINEAR)
                 p->complete = false;
+        if (L->op == OS_OP_CONV && from == OS_NET_INPUT) {
+            const size_t k = (size_t)L->fan_in; /* in_c * kh * kw */
+            if (k <= OS_IMAGE_MAX_K) { /* 3.4 KB for the stem; made here, not per image */
+                if (!(p->image[i] = malloc(k * (size_t)L->out * sizeof(float))))
+                    return plan_fail(p);
+                os_spike_image_weights(k, L->out, L->weight, p->image[i]);
+            }
+        }
         if (L->op != OS_OP_CONV || from == OS_NET_INPUT)
             continue;
         if (!bin_in) {
@@ -148,6 +158,7 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
             free(p->wt[i]), p->wt[i] = NULL;
             free(p->wq[i]), p->wq[i] = NULL;
             free(p->scale[i]), p->scale[i] = NULL;
+            free(p->image[i]), p->image[i] = NULL;
             p->event[i] = false;
         }
         p->bytes = 0;
@@ -167,7 +178,10 @@ void os_spike_plan_destroy(os_spike_plan *p)
             free(p->wq[i]);
         if (p->scale)
             free(p->scale[i]);
+        if (p->image)
+            free(p->image[i]);
     }
+    free(p->image);
     free(p->wt);
     free(p->wq);
     free(p->scale);
@@ -207,6 +221,11 @@ const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const floa
         return NULL;
     *scale = p->scale[i];
     return p->wq[i];
+}
+
+const float *os_spike_plan_image_weights(const os_spike_plan *p, int i)
+{
+    return i >= 0 && i < p->n ? p->image[i] : NULL;
 }
 
 size_t os_spike_plan_bytes(const os_spike_plan *p)
@@ -1022,21 +1041,22 @@ static image_fn image_for(const os_spike_kernels *k, int oc)
     return image_lookup(k, oc);
 }
 
+void os_spike_image_weights(size_t k, int oc, const float *w, float *wt)
+{
+    for (size_t r = 0; r < k; r++)
+        for (int o = 0; o < oc; o++)
+            wt[r * (size_t)oc + (size_t)o] = w[(size_t)o * k + r];
+}
+
 void os_spike_image_conv(const os_spike_kernels *k, const os_conv_shape *s, const float *x,
-                         const float *w, const float *b, float *y, float *col)
+                         const float *wt, const float *w, const float *b, float *y, float *col)
 {
     const size_t kk = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
-    const size_t n = (size_t)os_conv_out_h(s) * (size_t)os_conv_out_w(s);
-    const image_fn f = k ? image_for(k, s->out_c) : NULL;
-    /* wt [k][out_c] goes where the patch matrix (k x n) would */
-    if (!f || kk > OS_IMAGE_MAX_K || (size_t)s->out_c > n) {
+    const image_fn f = k && wt && kk <= OS_IMAGE_MAX_K ? image_for(k, s->out_c) : NULL;
+    if (f)
+        f(s, x, wt, b, y);
+    else
         os_conv2d_hwc(s, x, w, b, y, col);
-        return;
-    }
-    for (size_t r = 0; r < kk; r++)
-        for (int o = 0; o < s->out_c; o++)
-            col[r * (size_t)s->out_c + (size_t)o] = w[(size_t)o * kk + r];
-    f(s, x, col, b, y);
 }
 
 void os_maxpool2d_hwc(const float *x, int c, int h, int w, int k, int stride, int pad, float *y)

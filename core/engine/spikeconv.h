@@ -72,6 +72,10 @@ os_spike_format os_spike_plan_format(const os_spike_plan *p);
  * plan's format is fp32; NULL otherwise. Borrowed from the plan. */
 const float *os_spike_plan_weights(const os_spike_plan *p, int i);
 
+/* Layer i's weights for os_spike_image_conv if it is a conv on the image with at most
+ * OS_IMAGE_MAX_K values per patch (fp32 in either format); NULL otherwise. Borrowed. */
+const float *os_spike_plan_image_weights(const os_spike_plan *p, int i);
+
 /* The same for an int8 plan: the quantized rows, and in *scale layer i's out_c scales; NULL
  * (and *scale untouched) otherwise. Borrowed from the plan. */
 const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const float **scale);
@@ -129,13 +133,18 @@ void os_conv2d_hwc_wt(const os_conv_shape *s, const float *x, const float *wt, c
 void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const float *b,
                    float *y, float *col);
 
-/* os_conv2d_hwc with kernels k: where k has a direct kernel for out_c channels and the patch
- * (in_c*kh*kw) is at most OS_IMAGE_MAX_K values, each output position's out_c sums are made in
- * registers straight from the planar input (no patch matrix, no SGEMM); otherwise
- * os_conv2d_hwc. Same terms, another order (float rounding). col as os_conv2d_hwc's. */
+/* os_conv2d_hwc with kernels k: where k has a first-layer kernel for out_c channels, wt is
+ * given and the patch (in_c*kh*kw) is at most OS_IMAGE_MAX_K values, each output position's
+ * out_c sums are made in registers straight from the planar input (no patch matrix, no
+ * SGEMM); otherwise os_conv2d_hwc with w. Same terms, another order (float rounding). wt is w
+ * as os_spike_image_weights lays it out (the plan keeps it: os_spike_plan_image_weights); col
+ * as os_conv2d_hwc's. */
 #define OS_IMAGE_MAX_K 32
 void os_spike_image_conv(const os_spike_kernels *k, const os_conv_shape *s, const float *x,
-                         const float *w, const float *b, float *y, float *col);
+                         const float *wt, const float *w, const float *b, float *y, float *col);
+
+/* w [oc][k] (k = in_c*kh*kw, as os_conv2d's) into wt [k][oc]. */
+void os_spike_image_weights(size_t k, int oc, const float *w, float *wt);
 
 /* os_maxpool2d and os_global_avgpool on channels-last tensors (same windows, same sums in the
  * same order). */

@@ -289,19 +289,20 @@ static void image_conv_matches_naive(os_isa isa)
         const size_t nw = (size_t)s->out_c * s->in_c * s->kh * s->kw;
         float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)s->out_c * 4);
         float *want = malloc(ny * 4), *wanth = malloc(ny * 4), *got = malloc(ny * 4);
-        float *col = malloc(nw / (size_t)s->out_c * (size_t)ohw * 4 + nw * 4);
-        assert_true(x && w && b && want && wanth && got && col);
+        float *col = malloc(nw / (size_t)s->out_c * (size_t)ohw * 4), *wt = malloc(nw * 4);
+        assert_true(x && w && b && want && wanth && got && col && wt);
         tu_fill(x, nx, 11 + (uint32_t)c, 1.0f);
         tu_fill(w, nw, 12 + (uint32_t)c, 0.5f);
         tu_fill(b, (size_t)s->out_c, 13 + (uint32_t)c, 0.5f);
         os_conv2d_naive(s, x, w, (c & 1) ? NULL : b, want);
         to_hwc(want, s->out_c, ohw, wanth);
-        os_spike_image_conv(kern, s, x, w, (c & 1) ? NULL : b, got, col);
+        os_spike_image_weights(nw / (size_t)s->out_c, s->out_c, w, wt);
+        os_spike_image_conv(kern, s, x, wt, w, (c & 1) ? NULL : b, got, col);
         for (size_t i = 0; i < ny; i++)
             if (fabsf(got[i] - wanth[i]) > 1e-4f)
                 fail_msg("%s, case %zu, value %zu: %g, naive %g", os_isa_name(isa), c, i,
                          (double)got[i], (double)wanth[i]);
-        free(x), free(w), free(b), free(want), free(wanth), free(got), free(col);
+        free(x), free(w), free(b), free(want), free(wanth), free(got), free(col), free(wt);
     }
 }
 
@@ -410,8 +411,14 @@ static void test_plan_of_recipes(void **state)
             if (L->from[0] == OS_NET_INPUT) {
                 dense++;
                 assert_null(os_spike_plan_weights(p, i));
+                /* the first layer's copy for its direct kernel: [in_c*kh*kw][out_c] */
+                const float *iw = os_spike_plan_image_weights(p, i);
+                assert_non_null(iw);
+                const int o = L->out - 1, r = L->fan_in - 2;
+                assert_true(iw[(size_t)r * L->out + o] == L->weight[(size_t)o * L->fan_in + r]);
                 continue;
             }
+            assert_null(os_spike_plan_image_weights(p, i));
             event++;
             const float *wt = os_spike_plan_weights(p, i);
             assert_non_null(wt);
