@@ -28,6 +28,7 @@ enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1, CALIB_BATCH = 128
 #define CKPT_FILE "checkpoint.safetensors"
 #define METRICS_FILE "metrics.jsonl"
 #define ANN_FILE "ann.safetensors"
+#define EMA_PREFIX "ema." /* the weight average's tensors in a checkpoint */
 
 /* fit_defaults and fit_config_json are driven by the flag table: fit_flags.c. */
 
@@ -54,6 +55,7 @@ typedef struct {
     os_graph *layers; /* the network; JSON only in the files written and read */
     json_t *history;
     os_params *params;
+    os_ema *ema; /* --ema: the running stage's weight average, checkpointed with it */
     char workdir[PATH_LEN], ckpt[PATH_LEN];
     FILE *metrics;
     time_t started;
@@ -145,12 +147,24 @@ static os_status write_checkpoint(fit_state *s)
                                   "stage", s->stage, "epoch", s->epoch, "stage_seconds",
                                   s->stage_seconds, "history", s->history, "config",
                                   fit_config_json(s->c), "started", (json_int_t)s->started));
-    os_tensor_view *v = NULL;
-    size_t n = 0;
+    os_tensor_view *v = NULL, *ev = NULL;
+    size_t n = 0, en = 0;
     os_status st = os_params_views(s->params, true, true, &v, &n);
+    if (!st && s->ema)
+        st = os_ema_views(s->ema, EMA_PREFIX, &ev, &en);
+    if (!st && en) {
+        os_tensor_view *all = realloc(v, (n + en) * sizeof *v);
+        if (!all) {
+            st = os_fail(OS_ENOMEM, "no memory for the checkpoint's tensors");
+        } else {
+            memcpy(all + n, ev, en * sizeof *ev);
+            v = all, n += en;
+        }
+    }
     if (!st)
         st = os_model_write(s->ckpt, doc, v, n);
     free(v);
+    free(ev);
     json_decref(doc);
     return st;
 }
@@ -188,14 +202,15 @@ static os_status ensure_lif_params(const os_graph *g, os_params *p)
     return OS_OK;
 }
 
-/* A parameter set holding a copy of the model's tensors, less the optimizer state ("opt.*"). */
+/* A parameter set holding a copy of the model's tensors, less the optimizer state ("opt.*")
+ * and a checkpoint's weight average ("ema.*"). */
 static os_status params_from_model(const os_model *m, os_params **out)
 {
     os_status st = os_params_create(out);
     const os_st_file *tf = os_model_tensors(m);
     for (size_t i = 0; !st && i < os_st_count(tf); i++) {
         const os_tensor_view *t = os_st_tensor(tf, i);
-        if (strncmp(t->name, "opt.", 4) != 0)
+        if (strncmp(t->name, "opt.", 4) != 0 && strncmp(t->name, EMA_PREFIX, strlen(EMA_PREFIX)))
             st = os_params_add(*out, t);
     }
     return st;
@@ -455,6 +470,20 @@ static os_status fade_units(fit_state *s)
     return OS_OK;
 }
 
+/* --ema: the stage's weight average, starting from the weights now or, resuming inside the
+ * stage, from the checkpoint's "ema.*" tensors. */
+static os_status ema_begin(fit_state *s)
+{
+    os_status st = os_ema_create(s->params, s->c->ema, &s->ema);
+    if (st || s->epoch == 0)
+        return st;
+    os_model *m = NULL;
+    if (!(st = os_model_load(s->ckpt, &m)))
+        st = os_ema_restore(s->ema, EMA_PREFIX, find_in_model, m);
+    os_model_destroy(m);
+    return st;
+}
+
 static os_status run_train_stage(fit_state *s)
 {
     const fit_config *c = s->c;
@@ -493,14 +522,25 @@ static os_status run_train_stage(fit_state *s)
     };
     if (ec.opt.warmup_steps >= ec.opt.total_steps)
         ec.opt.warmup_steps = ec.opt.total_steps / 10;
-    teacher tc = {0};
-    if (c->distill > 0 && strcmp(S->name, "ann") != 0) {
-        if ((st = teacher_load(s, &tc))) {
-            os_dp_destroy(dp);
-            return st;
-        }
-        ec.teacher = tc.net, ec.distill = (float)c->distill, ec.distill_temp = (float)c->distill_temp;
+    /* the long stages, where mixing and averaging have steps to work over (ours) */
+    const bool ann = strcmp(S->name, "ann") == 0, finetune = strcmp(S->name, "finetune") == 0;
+    if (ann || (finetune && c->mix_finetune)) {
+        ec.aug.mixup = (float)c->mixup, ec.aug.cutmix = (float)c->cutmix;
+        ec.aug.mix_prob = (float)c->mix_prob;
     }
+    teacher tc = {0};
+    if (c->distill > 0 && !ann && (st = teacher_load(s, &tc))) {
+        os_dp_destroy(dp);
+        return st;
+    }
+    if (tc.net)
+        ec.teacher = tc.net, ec.distill = (float)c->distill, ec.distill_temp = (float)c->distill_temp;
+    if (c->ema > 0 && (ann || finetune) && (st = ema_begin(s))) {
+        os_dp_destroy(dp);
+        teacher_free(&tc);
+        return st;
+    }
+    ec.ema = s->ema;
     os_epoch_stats es = {0};
     while (s->epoch < S->epochs) {
         progress_ctx pc = {s, s->epoch, S->epochs, os_clock_s(), !c->quiet && isatty(2)};
@@ -516,20 +556,36 @@ static os_status run_train_stage(fit_state *s)
         os_eval_result vr = {0};
         if (!st)
             st = os_dp_evaluate(dp, &s->val, &s->aug_eval, s->classes, &vr);
+        double ema_top1 = 0;
+        if (!st && s->ema) { /* and of the average, swapped in for the evaluation */
+            os_eval_result er = {0};
+            os_ema_swap(s->ema, s->params);
+            st = os_dp_evaluate(dp, &s->val, &s->aug_eval, s->classes, &er);
+            os_ema_swap(s->ema, s->params);
+            ema_top1 = er.top1;
+            os_eval_result_free(&er);
+        }
         openblas_set_num_threads(c->threads);
-        if (st)
+        if (st) {
+            os_eval_result_free(&vr);
             break;
+        }
         json_t *row = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}", "stage",
                                 S->name, "timesteps", S->T, "epoch", s->epoch + 1, "epochs",
                                 S->epochs, "train_loss", es.loss, "train_acc", es.acc, "val_top1",
                                 vr.top1, "lr", (double)os_lr_at(&ec.opt, ec.step0 + es.steps - 1),
                                 "images_per_s", es.images_per_s, "seconds", es.seconds);
+        if (s->ema)
+            json_object_set_new(row, "val_top1_ema", json_real(ema_top1));
         log_metrics(s, row);
         json_decref(row);
+        char ema_note[32] = "";
+        if (s->ema)
+            snprintf(ema_note, sizeof ema_note, " (average %.1f%%)", 100 * ema_top1);
         if (!c->quiet)
-            fprintf(stderr, "[%s %d/%d] loss %.3f acc %.1f%%  val %.1f%%  %.0f img/s\n", S->name,
-                    s->epoch + 1, S->epochs, es.loss, 100 * es.acc, 100 * vr.top1,
-                    es.images_per_s);
+            fprintf(stderr, "[%s %d/%d] loss %.3f acc %.1f%%  val %.1f%%%s  %.0f img/s\n",
+                    S->name, s->epoch + 1, S->epochs, es.loss, 100 * es.acc, 100 * vr.top1,
+                    ema_note, es.images_per_s);
         os_eval_result_free(&vr);
         s->epoch++;
         if (c->unit_fade && strncmp(S->name, "snn-", 4) == 0 && (st = fade_units(s)))
@@ -542,6 +598,10 @@ static os_status run_train_stage(fit_state *s)
             break;
         }
     }
+    if (!st && s->ema) /* the stage ends on its average */
+        os_ema_swap(s->ema, s->params);
+    os_ema_destroy(s->ema);
+    s->ema = NULL;
     os_dp_destroy(dp);
     teacher_free(&tc);
     if (!st && bn_finetune(s))

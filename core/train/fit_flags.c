@@ -133,6 +133,21 @@ static const fit_flag table[] = {
      .min = 0.05, .max = 1, .help = "random resized crop area range [A, 1]"},
     {"jitter", "J", FIT_FLAG_DOUBLE, AT(jitter), "jitter", .def = 0.1, .min = 0, .max = 0.9,
      .help = "brightness/contrast/saturation jitter"},
+    {"mixup", "A", FIT_FLAG_DOUBLE, AT(mixup), "mixup", .min = 0, .max = 10, .omit_default = true,
+     .help = "Mixup of the ANN stage's batches, lam ~ Beta(A, A); 0: off (ours:\n"
+             "the paper names no mixing)"},
+    {"cutmix", "A", FIT_FLAG_DOUBLE, AT(cutmix), "cutmix", .min = 0, .max = 10,
+     .omit_default = true,
+     .help = "CutMix of the ANN stage's batches, Beta(A, A); with --mixup each\n"
+             "mixed batch is one of the two, evenly; 0: off"},
+    {"mix-prob", "P", FIT_FLAG_DOUBLE, AT(mix_prob), "mix_prob", .def = 1, .min = 0, .max = 1,
+     .omit_default = true, .help = "share of batches mixed, with --mixup or --cutmix"},
+    {"mix-finetune", "0|1", FIT_FLAG_INT, AT(mix_finetune), "mix_finetune", .min = 0, .max = 1,
+     .omit_default = true, .help = "1: mix the T = 1 fine-tune's batches as well"},
+    {"ema", "D", FIT_FLAG_DOUBLE, AT(ema), "ema", .min = 0, .max = 0.99999, .omit_default = true,
+     .help = "average the weights of the ANN stage and of the fine-tune over\n"
+             "their steps with decay D (EMA, warmed up); each of the two ends\n"
+             "on its average; 0: off (ours)"},
 
     /* threads: fit_defaults sets it from the machine; not part of the recipe (the same run on
      * another machine is the same run). */
@@ -330,6 +345,12 @@ os_status fit_config_check(const fit_config *c)
     if (c->freeze_stages > 0 && !c->snn_from)
         return os_fail(OS_EINVAL, "--freeze-stages applies to the fine-tune of --snn-from or "
                                   "--transfer-from's model: give one");
+    if ((c->mix_finetune || c->mix_prob != 1) && c->mixup == 0 && c->cutmix == 0)
+        return os_fail(OS_EINVAL, "--mix-finetune and --mix-prob shape the mixing of --mixup or "
+                                  "--cutmix: give one of them");
+    if (c->ema > 0 && c->ema < 0.5)
+        return os_fail(OS_EINVAL, "--ema %g: a decay below 0.5 averages almost nothing (typical: "
+                                  "0.99-0.9999)", c->ema);
     if (c->val_list && !c->train_list)
         return os_fail(OS_EINVAL, "--val-list needs --train-list");
     if (c->snn_from && c->distill > 0 && !c->ann_from)

@@ -29,6 +29,69 @@ void os_shuffle(size_t *order, size_t n, uint64_t seed)
     }
 }
 
+static double rng_gamma(uint64_t *s, double a)
+{
+    if (a < 1) { /* Gamma(a) = Gamma(a + 1) U^(1/a) */
+        double u = os_rng_uniform(s);
+        return rng_gamma(s, a + 1) * pow(u > 0 ? u : 0x1p-53, 1 / a);
+    }
+    const double d = a - 1.0 / 3.0, c = 1 / sqrt(9 * d);
+    for (;;) {
+        double x = os_rng_normal(s), v = 1 + c * x;
+        if (v <= 0)
+            continue;
+        v = v * v * v;
+        double u = os_rng_uniform(s);
+        if (u < 1 - 0.0331 * x * x * x * x || (u > 0 && log(u) < 0.5 * x * x + d * (1 - v + log(v))))
+            return d * v;
+    }
+}
+
+double os_rng_beta(uint64_t *s, double a)
+{
+    double x = rng_gamma(s, a), y = rng_gamma(s, a);
+    return x + y > 0 ? x / (x + y) : 0.5;
+}
+
+float os_mix_batch(float *x, const int *labels, int *labels_b, int count, int side,
+                   const os_aug_config *c, uint64_t seed, float *tmp)
+{
+    bool mixup = c->mixup > 0, cutmix = c->cutmix > 0;
+    uint64_t rng = seed;
+    if (count < 2 || (!mixup && !cutmix) || os_rng_uniform(&rng) >= c->mix_prob)
+        return 1.0f;
+    if (mixup && cutmix) /* one of the two, evenly */
+        mixup = os_rng_next(&rng) & 1, cutmix = !mixup;
+    double lam = os_rng_beta(&rng, mixup ? c->mixup : c->cutmix);
+    const size_t hw = (size_t)side * side, per = 3 * hw;
+    int bx0 = 0, bx1 = 0, by0 = 0, by1 = 0;
+    if (cutmix) { /* a box of area (1 - lam), centred anywhere, clipped; lam is what is left */
+        double cut = sqrt(1 - lam);
+        int w = (int)(side * cut), h = w;
+        int cx = (int)(os_rng_uniform(&rng) * side), cy = (int)(os_rng_uniform(&rng) * side);
+        bx0 = cx - w / 2 < 0 ? 0 : cx - w / 2, bx1 = cx + w / 2 > side ? side : cx + w / 2;
+        by0 = cy - h / 2 < 0 ? 0 : cy - h / 2, by1 = cy + h / 2 > side ? side : cy + h / 2;
+        lam = 1 - (double)(bx1 - bx0) * (by1 - by0) / (double)hw;
+    }
+    const float l = (float)lam;
+    memcpy(tmp, x, per * sizeof *x); /* the first image, which the last one is paired with */
+    for (int k = 0; k < count; k++) {
+        float *a = x + (size_t)k * per;
+        const float *b = k + 1 < count ? a + per : tmp;
+        labels_b[k] = labels[(k + 1) % count];
+        if (mixup) {
+            for (size_t j = 0; j < per; j++)
+                a[j] = l * a[j] + (1 - l) * b[j];
+            continue;
+        }
+        for (int ch = 0; ch < 3; ch++)
+            for (int y = by0; y < by1; y++)
+                memcpy(a + ch * hw + (size_t)y * side + bx0, b + ch * hw + (size_t)y * side + bx0,
+                       (size_t)(bx1 - bx0) * sizeof *a);
+    }
+    return l;
+}
+
 static float sample_bilinear(const float *p, int side, double x, double y)
 {
     if (x < 0) x = 0;
@@ -101,8 +164,9 @@ struct os_loader {
     int batch;
     os_aug_config c;
     uint64_t seed;
-    float *x[LOADER_BUFFERS];
-    int *labels[LOADER_BUFFERS], count[LOADER_BUFFERS];
+    float *x[LOADER_BUFFERS], *tmp; /* tmp: one image, for mixing */
+    int *labels[LOADER_BUFFERS], *labels_b[LOADER_BUFFERS], count[LOADER_BUFFERS];
+    float lam[LOADER_BUFFERS];
     bool ready[LOADER_BUFFERS], stop, started;
     int held; /* buffer the trainer is reading, or -1 */
     pthread_t thread;
@@ -121,6 +185,9 @@ static void make_batch(os_loader *l, size_t b, int slot)
         l->labels[slot][k] = l->s->labels[i];
     }
     l->count[slot] = count;
+    /* the mixing decision of batch b: a stream of its own, apart from every image's */
+    l->lam[slot] = os_mix_batch(l->x[slot], l->labels[slot], l->labels_b[slot], count,
+                                l->s->side, &l->c, mix(l->seed ^ 0x6D6978ull, b), l->tmp);
 }
 
 static void *loader_main(void *arg)
@@ -157,15 +224,19 @@ os_status os_loader_start(const os_imageset *s, const size_t *order, size_t n, i
     l->batches = (n + (size_t)batch - 1) / (size_t)batch;
     l->next_make = l->next_take = first < l->batches ? first : l->batches;
     size_t per = (size_t)3 * s->side * s->side;
-    for (int k = 0; k < LOADER_BUFFERS; k++) {
+    bool ok = (l->tmp = malloc(per * sizeof(float))) != NULL;
+    for (int k = 0; ok && k < LOADER_BUFFERS; k++) {
         l->x[k] = malloc((size_t)batch * per * sizeof(float));
         l->labels[k] = malloc((size_t)batch * sizeof(int));
-        if (!l->x[k] || !l->labels[k]) {
-            for (int j = 0; j <= k; j++)
-                free(l->x[j]), free(l->labels[j]);
-            free(l);
-            return os_fail(OS_ENOMEM, "no memory for batches");
-        }
+        l->labels_b[k] = malloc((size_t)batch * sizeof(int));
+        ok = l->x[k] && l->labels[k] && l->labels_b[k];
+    }
+    if (!ok) {
+        for (int j = 0; j < LOADER_BUFFERS; j++)
+            free(l->x[j]), free(l->labels[j]), free(l->labels_b[j]);
+        free(l->tmp);
+        free(l);
+        return os_fail(OS_ENOMEM, "no memory for batches");
     }
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
@@ -178,7 +249,7 @@ os_status os_loader_start(const os_imageset *s, const size_t *order, size_t n, i
     return OS_OK;
 }
 
-bool os_loader_next(os_loader *l, const float **x, const int **labels, int *count)
+bool os_loader_next(os_loader *l, os_batch *b)
 {
     pthread_mutex_lock(&l->mu);
     if (l->held >= 0) { /* the previous batch is consumed: free its buffer */
@@ -196,7 +267,9 @@ bool os_loader_next(os_loader *l, const float **x, const int **labels, int *coun
     l->next_take++;
     l->held = slot;
     pthread_mutex_unlock(&l->mu);
-    *x = l->x[slot], *labels = l->labels[slot], *count = l->count[slot];
+    *b = (os_batch){.x = l->x[slot], .labels = l->labels[slot], .lam = l->lam[slot],
+                    .labels_b = l->lam[slot] < 1.0f ? l->labels_b[slot] : NULL,
+                    .count = l->count[slot]};
     return true;
 }
 
@@ -213,6 +286,7 @@ void os_loader_stop(os_loader *l)
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv);
     for (int k = 0; k < LOADER_BUFFERS; k++)
-        free(l->x[k]), free(l->labels[k]);
+        free(l->x[k]), free(l->labels[k]), free(l->labels_b[k]);
+    free(l->tmp);
     free(l);
 }

@@ -29,11 +29,10 @@ static int net_classes(const os_tnet *t)
 typedef struct {
     os_dp *dp;
     const os_epoch_config *c;
-    const float *x;
-    const int *labels;
-    int count, active, K;
+    os_batch in;
+    int active, K;
     size_t per; /* floats per image */
-    float *logits, *dlogits, *tlogits;
+    float *logits, *dlogits, *dlogits_b, *tlogits;
     double loss[OS_DP_MAX_REPLICAS];
     int correct[OS_DP_MAX_REPLICAS];
 } batch_job;
@@ -44,15 +43,26 @@ static void run_slice(void *ctx, int r)
     const os_epoch_config *c = b->c;
     os_tnet *t = os_dp_tnet(b->dp, r);
     int lo, hi, K = b->K;
-    os_dp_slice(b->count, b->active, r, &lo, &hi);
+    const os_batch *in = &b->in;
+    os_dp_slice(in->count, b->active, r, &lo, &hi);
     int m = hi - lo;
     float *logits = b->logits + (size_t)lo * K, *dlogits = b->dlogits + (size_t)lo * K;
-    const float *x = b->x + (size_t)lo * b->per;
+    const float *x = in->x + (size_t)lo * b->per;
     os_params_zero_grad(os_dp_params(b->dp, r));
     os_tnet_forward(t, x, m, true, logits);
-    float loss = os_softmax_xent(logits, m, K, b->labels + lo, c->label_smoothing, dlogits,
+    float loss = os_softmax_xent(logits, m, K, in->labels + lo, c->label_smoothing, dlogits,
                                  &b->correct[r]);
-    const float share = (float)m / (float)b->count; /* exactly 1 for one replica */
+    if (in->labels_b) {
+        /* a mixed batch: lam CE(labels) + (1 - lam) CE(labels_b); the gradient is linear in the
+         * target, so the two gradients mix the same way */
+        float *db = b->dlogits_b + (size_t)lo * K, lam = in->lam;
+        float loss_b = os_softmax_xent(logits, m, K, in->labels_b + lo, c->label_smoothing, db,
+                                       NULL);
+        for (size_t j = 0; j < (size_t)m * K; j++)
+            dlogits[j] = lam * dlogits[j] + (1 - lam) * db[j];
+        loss = lam * loss + (1 - lam) * loss_b;
+    }
+    const float share = (float)m / (float)in->count; /* exactly 1 for one replica */
     if (c->teacher && c->distill > 0) {
         /* loss = (1 - a) CE + a KD: scale the CE gradient, then add the KD one. */
         float a = c->distill;
@@ -84,10 +94,11 @@ os_status os_train_epoch(os_dp *dp, const os_imageset *train,
     batch_job b = {.dp = dp, .c = c, .K = K, .per = (size_t)3 * train->side * train->side};
     b.logits = malloc((size_t)c->batch * K * sizeof *b.logits);
     b.dlogits = malloc((size_t)c->batch * K * sizeof *b.dlogits);
+    b.dlogits_b = malloc((size_t)c->batch * K * sizeof *b.dlogits_b);
     b.tlogits = c->teacher ? malloc((size_t)c->batch * K * sizeof *b.tlogits) : NULL;
     os_loader *l = NULL;
     os_status st = OS_OK;
-    if (!order || !b.logits || !b.dlogits || (c->teacher && !b.tlogits)) {
+    if (!order || !b.logits || !b.dlogits || !b.dlogits_b || (c->teacher && !b.tlogits)) {
         st = os_fail(OS_ENOMEM, "no memory for an epoch");
         goto out;
     }
@@ -104,14 +115,14 @@ os_status os_train_epoch(os_dp *dp, const os_imageset *train,
     double t0 = os_clock_s(), loss_sum = 0;
     long correct_sum = 0, seen = 0;
     size_t total = (used + (size_t)c->batch - 1) / (size_t)c->batch, done = 0;
-    while (os_loader_next(l, &b.x, &b.labels, &b.count)) {
-        b.active = b.count >= R ? R : 1;
+    while (os_loader_next(l, &b.in)) {
+        b.active = b.in.count >= R ? R : 1;
         os_dp_run(dp, b.active, run_slice, &b);
         double loss = 0;
         int correct = 0;
         for (int r = 0; r < b.active; r++)
             loss += b.loss[r], correct += b.correct[r];
-        loss /= b.count;
+        loss /= b.in.count;
         if (!isfinite(loss)) {
             st = os_fail(OS_EINVAL, "training diverged: loss is %g at step %ld (lower the learning rate)",
                          loss, c->step0 + out->steps);
@@ -120,9 +131,11 @@ os_status os_train_epoch(os_dp *dp, const os_imageset *train,
         if ((st = os_dp_step(dp, &c->opt, c->step0 + out->steps)))
             goto out;
         out->steps++;
-        loss_sum += loss * b.count;
+        if (c->ema)
+            os_ema_update(c->ema, os_dp_params(dp, 0), c->step0 + out->steps);
+        loss_sum += loss * b.in.count;
         correct_sum += correct;
-        seen += b.count;
+        seen += b.in.count;
         done++;
         if (c->progress)
             c->progress(c->progress_ctx, done, total, loss_sum / seen, (double)correct_sum / seen,
@@ -137,6 +150,7 @@ out:
     free(order);
     free(b.logits);
     free(b.dlogits);
+    free(b.dlogits_b);
     free(b.tlogits);
     return st;
 }

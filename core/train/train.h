@@ -12,6 +12,7 @@
 #include "graph.h"
 #include "loader.h"
 #include "dp.h"
+#include "ema.h"
 #include "params.h"
 #include "tnet.h"
 
@@ -40,6 +41,7 @@ typedef struct {
     float distill;          /* weight of the distillation loss, 0..1 (CE gets 1 - distill) */
     float distill_temp;     /* softmax temperature of the distillation */
     float surrogate_gamma;  /* LIF surrogate height (grad.h); 0: OS_SURROGATE_GAMMA */
+    os_ema *ema;            /* optional: averaged after every step (step0 + steps taken) */
 } os_epoch_config;
 
 /* One pass over the training images in a seeded shuffled order, each batch split over dp's

@@ -30,6 +30,9 @@ typedef struct {
     double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
     double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
     double surrogate_gamma;
+    double mixup, cutmix, mix_prob; /* batch mixing (loader.h), ANN stage (and fine-tune) */
+    int mix_finetune;               /* 1: the fine-tune's batches are mixed too */
+    double ema;                     /* > 0: weight average of the ANN stage and fine-tune */
     uint64_t seed;
     char *command; /* the exact command line, for the report */
 } fit_config;

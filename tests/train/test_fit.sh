@@ -173,6 +173,36 @@ for a, b in zip(one, two):
     assert abs(a["val_top1"] - b["val_top1"]) <= 0.05, (a, b)
 PY
 
+# Mixup/CutMix and the weight average (--ema): a run stopped inside the ANN stage and inside the
+# fine-tune (the average is in the checkpoint) resumes to the uninterrupted run's model; the ANN
+# stage and the fine-tune end on their averages (each stage's recorded accuracy is its last
+# epoch's average's), the SNN stages have none; and mixing changes what is learned.
+MIX=(--mixup 0.4 --cutmix 1 --mix-finetune 1 --ema 0.9)
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" "${MIX[@]}" --out "$T/mx.safetensors" 2>/dev/null
+rcx=$?
+ONESPIKE_FIT_STOP_AFTER=2 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" "${MIX[@]}" --out "$T/my.safetensors" 2>/dev/null
+ONESPIKE_FIT_STOP_AFTER=8 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" "${MIX[@]}" --out "$T/my.safetensors" --resume 2>/dev/null
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" "${MIX[@]}" --out "$T/my.safetensors" --resume 2>/dev/null
+rcy=$?
+check "a mixed, averaged run completes and resumes" test $rcx -eq 0 -a $rcy -eq 0
+check "resumed (ANN and fine-tune) mixed, averaged model equals the uninterrupted one" \
+    $PY "$PYDIR/compare_models.py" "$T/mx.safetensors" "$T/my.safetensors"
+check "mixing and averaging change the model" sh -c '! "$1" "$2" "$3" "$4" >/dev/null' _ \
+    $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/mx.safetensors"
+check "the ANN stage and the fine-tune end on their averages" $PY - "$T/mx.safetensors.work/metrics.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+epochs = [r for r in rows if "epoch" in r]
+for st in ("ann", "finetune"):
+    ep = [r for r in epochs if r["stage"] == st]
+    assert ep and all("val_top1_ema" in r for r in ep), ep
+    rec = [r for r in rows if r["stage"] == st and "epoch" not in r][-1]
+    assert abs(rec["val_top1"] - ep[-1]["val_top1_ema"]) < 1e-9, (rec, ep[-1])
+assert not any("val_top1_ema" in r for r in epochs if r["stage"].startswith("snn-")), epochs
+PY
+"$TRAIN" fit --print-config --mix-prob 0.5 2>"$T/mix.err" >/dev/null
+check "--mix-prob without --mixup or --cutmix is refused" grep -q "give one of them" "$T/mix.err"
+
 # --unit-fade 1: the residual Unit's branch is scaled to 0 over the SNN epochs, so removing it
 # changes nothing: the network after removal scores exactly what the T = 1 stage scored (without
 # fading, removal costs accuracy; docs/results).
