@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# A grid of `onespike-train fit` recipes over seeds, run resumably, and its table: mean +- sd
+# per cell (issue 16: the method's ablations, the accuracy levers, the UC Merced candidates).
+#
+#   scripts/seed_grid.sh GRID [RUNDIR]            run every cell x seed not yet done
+#   scripts/seed_grid.sh GRID --table [RUNDIR]    mean +- sd per cell of the finished runs
+#   scripts/seed_grid.sh GRID --latency [RUNDIR]  the same, plus each model's engine latency
+#                                                 (batch 1, 1 thread; run it on idle cores)
+#   ONLY=cell,cell SEEDS="1 2" THREADS=2 TRAIN=... DATA=... scripts/seed_grid.sh GRID
+#
+# GRID is a file of scripts/grids/ (a path or its name without .sh) that sets
+#   COMMON  flags of every run;
+#   CELLS   "cell|flags|cell whose ANN (same seed) the run converts instead of training one";
+# and may set SEEDS (default 1 2 3), RUNS (the default run dir) and ANN_ONLY=1 (the table
+# reports the ANN stage; the runs stop after it). The seed sets the split too, so each seed is
+# also another validation split. Every run resumes from its checkpoint and a finished run is
+# skipped, so the script can be stopped and started again; a run's work dir is not locked, so
+# runners in parallel need disjoint ONLY lists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GRID=${1:?usage: scripts/seed_grid.sh GRID [--table|--latency] [RUNDIR]}
+shift
+[ -f "$GRID" ] || GRID=scripts/grids/$GRID.sh
+[ -f "$GRID" ] || { echo "seed_grid: no grid $GRID" >&2; exit 2; }
+TRAIN=${TRAIN:-build/tools/onespike-train}
+BENCH=${BENCH:-build/bench/engine_tensors}
+DATA=${DATA:-../shared/data/ucmerced}
+THREADS=${THREADS:-1}
+SEEDS_DEFAULT="1 2 3"
+ANN_ONLY=0
+RUNS=/var/tmp/onespike-runs/$(basename "$GRID" .sh)
+# shellcheck source=/dev/null
+. "$GRID"
+SEEDS=${SEEDS:-${SEEDS_GRID:-$SEEDS_DEFAULT}}
+MODE=run
+case "${1:-}" in
+  --table) MODE=table; shift ;;
+  --latency) MODE=latency; shift ;;
+esac
+[ -n "${1:-}" ] && RUNS=$1
+mkdir -p "$RUNS"
+
+table() {
+  /usr/bin/python3 - "$RUNS" "$ANN_ONLY" "$@" "${CELLS[@]}" <<'PY'
+import json, os, statistics, sys
+runs, ann_only = sys.argv[1], sys.argv[2] == "1"
+lat = {}
+rest = sys.argv[3:]
+while rest and rest[0].startswith("lat="):
+    k, v = rest.pop(0)[4:].split("=")
+    lat[k] = float(v)
+cells = [c.split("|")[0] for c in rest]
+def sd(x):
+    return statistics.stdev(x) if len(x) > 1 else float("nan")
+f = lambda v: "-" if not v else "%.1f +- %.1f %%" % (statistics.mean(v), sd(v))
+head = "| cell | seeds | ANN | after Unit removal | final, T = 1 (mean +- sd) | minutes per run |"
+if ann_only:
+    head = "| cell | seeds | ANN (mean +- sd) | each seed | minutes per run |"
+if lat:
+    head += " engine ms (batch 1, 1 thread) |"
+print(head)
+print("|---" * (head.count("|") - 1) + "|")
+for c in cells:
+    reps = []
+    for n in sorted(os.listdir(runs)):
+        if n.startswith(c + "-s") and n[len(c) + 2:].split(".")[0].isdigit() \
+                and n.endswith(".safetensors.report.json"):
+            reps.append(json.load(open(os.path.join(runs, n))))
+    if not reps:
+        continue
+    get = lambda r, n: next((s["val_top1"] for s in r["stages"] if s["stage"] == n), None)
+    ann = [get(r, "ann") * 100 for r in reps if get(r, "ann") is not None]
+    mins = statistics.mean(r["seconds"] for r in reps) / 60
+    if ann_only:
+        row = "| %s | %d | **%s** | %s | %.0f |" % (c, len(reps), f(ann),
+              ", ".join("%.1f" % a for a in ann), mins)
+    else:
+        fin = [r["final"]["validation_engine"]["top1"] * 100 for r in reps]
+        rem = [get(r, "remove-units") * 100 for r in reps if get(r, "remove-units") is not None]
+        row = "| %s | %d | %s | %s | **%s** | %.0f |" % (c, len(reps), f(ann), f(rem), f(fin), mins)
+    if lat:
+        row += " %s |" % ("%.2f" % lat[c] if c in lat else "-")
+    print(row)
+PY
+}
+
+# The median batch-1 latency of each cell's first finished model, 1 thread, on 50 images of
+# DATA preprocessed by the model itself.
+latencies() {
+  local out=() c cell m img
+  local imgs
+  imgs=$(find "$DATA" -name '*.jpg' | sort | awk 'NR % 34 == 1' | head -50)
+  for c in "${CELLS[@]}"; do
+    cell=${c%%|*}
+    m=$(ls "$RUNS/$cell"-s*.safetensors 2>/dev/null | head -1) || true
+    [ -n "$m" ] && [ -s "$m" ] || continue
+    img=$(mktemp -d)
+    # shellcheck disable=SC2086
+    "$BENCH" dump "$m" "$img" $imgs >/dev/null
+    out+=("lat=$cell=$("$BENCH" time "$m" "$img/input.f32" --iters 300 |
+          /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["median_ms"])')")
+    rm -rf "$img"
+  done
+  table "${out[@]}"
+}
+
+case $MODE in
+  table) table; exit 0 ;;
+  latency) latencies; exit 0 ;;
+esac
+for seed in $SEEDS; do
+  for c in "${CELLS[@]}"; do
+    IFS='|' read -r cell flags from <<<"$c"
+    if [ -n "${ONLY:-}" ] && [[ ",$ONLY," != *",$cell,"* ]]; then continue; fi
+    name=$cell-s$seed
+    out=$RUNS/$name.safetensors
+    [ -s "$out.report.json" ] && { echo "done: $name"; continue; }
+    extra=
+    if [ -n "$from" ]; then
+      ann=$RUNS/$from-s$seed.safetensors.work/ann.safetensors
+      [ -s "$ann" ] || { echo "skip: $name (needs $ann)"; continue; }
+      extra="--ann-from $ann"
+    fi
+    [ "$ANN_ONLY" = 1 ] && extra="$extra --t0 1 --epochs-t0 0 --epochs-snn 0 --epochs-finetune 0"
+    [ -f "$out.work/checkpoint.safetensors" ] && extra="$extra --resume"
+    echo "run: $name ($(date -u +%H:%M))"
+    # shellcheck disable=SC2086
+    "$TRAIN" fit --data "$DATA" --out "$out" $COMMON $flags --seed "$seed" --threads "$THREADS" \
+        $extra 2>"$RUNS/$name.log" || { echo "failed: $name (see $RUNS/$name.log)"; continue; }
+  done
+done
+table
