@@ -7,6 +7,8 @@
 #   scripts/seed_grid.sh GRID --latency [RUNDIR]  the same, plus each model's engine latency
 #                                                 (batch 1, 1 thread; run it on idle cores)
 #   ONLY=cell,cell SEEDS="1 2" THREADS=2 TRAIN=... DATA=... scripts/seed_grid.sh GRID
+#   JSON=FILE scripts/seed_grid.sh GRID --latency   also the table's rows as JSON, for
+#                                                 scripts/front.py (the accuracy-latency plot)
 #
 # GRID is a file of scripts/grids/ (a path or its name without .sh) that sets
 #   COMMON  flags of every run;
@@ -50,9 +52,11 @@ while rest and rest[0].startswith("lat="):
     k, v = rest.pop(0)[4:].split("=")
     lat[k] = float(v)
 cells = [c.split("|")[0] for c in rest]
+rows = []
 def sd(x):
     return statistics.stdev(x) if len(x) > 1 else float("nan")
-f = lambda v: "-" if not v else "%.1f +- %.1f %%" % (statistics.mean(v), sd(v))
+f = lambda v: "-" if not v else "%.1f %%" % v[0] if len(v) == 1 else \
+    "%.1f +- %.1f %%" % (statistics.mean(v), sd(v))
 head = "| cell | seeds | ANN | after Unit removal | final, T = 1 (mean +- sd) | minutes per run |"
 if ann_only:
     head = "| cell | seeds | ANN (mean +- sd) | each seed | minutes per run |"
@@ -81,6 +85,11 @@ for c in cells:
     if lat:
         row += " %s |" % ("%.2f" % lat[c] if c in lat else "-")
     print(row)
+    acc = ann if ann_only else fin
+    rows.append({"cell": c, "seeds": len(reps), "top1": acc, "mean": statistics.mean(acc),
+                 "sd": sd(acc) if len(acc) > 1 else None, "ms": lat.get(c), "minutes": mins})
+if os.environ.get("JSON"):
+    json.dump(rows, open(os.environ["JSON"], "w"), indent=1)
 PY
 }
 
