@@ -369,6 +369,8 @@ typedef struct {
     os_params *params;
     os_graph *layers;
     os_dp *net;
+    bool renormalise;       /* its mean/std differ from the run's: scale and shift the batch */
+    float scale[3], shift[3];
 } teacher;
 
 static void teacher_free(teacher *tc)
@@ -388,12 +390,32 @@ static int replicas_of(const fit_config *c)
 static os_status teacher_load(const fit_state *s, teacher *tc)
 {
     char path[PATH_LEN + 32];
-    if (s->c->ann_from)
-        snprintf(path, sizeof path, "%s", s->c->ann_from);
+    const fit_config *c = s->c;
+    if (c->teacher || c->ann_from)
+        snprintf(path, sizeof path, "%s", c->teacher ? c->teacher : c->ann_from);
     else
         snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
     os_model *m = NULL;
     os_status st = os_model_load(path, &m);
+    int ch = 0, h = 0, w = 0;
+    if (!st)
+        os_model_input(m, &ch, &h, &w);
+    if (!st && (ch != 3 || h != c->input || w != c->input))
+        st = os_fail(OS_EINVAL, "teacher %s: input %dx%dx%d, this run has 3x%dx%d", path, ch, h,
+                     w, c->input, c->input);
+    for (int k = 0; !st && k < s->classes; k++)
+        if (os_model_classes(m) != s->classes ||
+            strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
+            st = os_fail(OS_EINVAL, "teacher %s: its labels are not the classes of %s", path,
+                         c->data);
+    /* the batch is normalised with the run's mean/std; the teacher learnt with its own:
+     * x_t = (x std + mean - mean_t) / std_t */
+    for (int k = 0; !st && k < 3; k++) {
+        const float mt = os_model_mean(m)[k], st_ = os_model_std(m)[k];
+        tc->scale[k] = s->aug_train.std[k] / st_;
+        tc->shift[k] = (s->aug_train.mean[k] - mt) / st_;
+        tc->renormalise |= mt != s->aug_train.mean[k] || st_ != s->aug_train.std[k];
+    }
     if (!st)
         st = params_from_model(m, &tc->params);
     if (!st)
@@ -533,8 +555,11 @@ static os_status run_train_stage(fit_state *s)
         os_dp_destroy(dp);
         return st;
     }
-    if (tc.net)
+    if (tc.net) {
         ec.teacher = tc.net, ec.distill = (float)c->distill, ec.distill_temp = (float)c->distill_temp;
+        if (tc.renormalise)
+            ec.teacher_scale = tc.scale, ec.teacher_shift = tc.shift;
+    }
     if (c->ema > 0 && (ann || finetune) && (st = ema_begin(s))) {
         os_dp_destroy(dp);
         teacher_free(&tc);

@@ -129,6 +129,12 @@ static const fit_flag table[] = {
              "(1-A) cross-entropy + A distillation; 0: off"},
     {"distill-temp", "TAU", FIT_FLAG_DOUBLE, AT(distill_temp), "distill_temp", .def = 4, .min = 0.1,
      .max = 100, .help = "distillation temperature"},
+    {"teacher", "FILE", FIT_FLAG_STRING, AT(teacher), "teacher", .omit_default = true,
+     .help = "the SNN stages and the fine-tune --distill from this model's\n"
+             "logits instead of the run's own ANN: any onespike model of the\n"
+             "same classes and --input (e.g. a wider ANN: another run's\n"
+             "MODEL.work/ann.safetensors), run at T = 1 in its own normalisation",
+     .def_help = ""},
     {"crop-min-area", "A", FIT_FLAG_DOUBLE, AT(crop_min_area), "crop_min_area", .def = 0.5,
      .min = 0.05, .max = 1, .help = "random resized crop area range [A, 1]"},
     {"jitter", "J", FIT_FLAG_DOUBLE, AT(jitter), "jitter", .def = 0.1, .min = 0, .max = 0.9,
@@ -353,9 +359,12 @@ os_status fit_config_check(const fit_config *c)
                                   "0.99-0.9999)", c->ema);
     if (c->val_list && !c->train_list)
         return os_fail(OS_EINVAL, "--val-list needs --train-list");
-    if (c->snn_from && c->distill > 0 && !c->ann_from)
+    if (c->teacher && c->distill == 0)
+        return os_fail(OS_EINVAL, "--teacher is the model --distill learns from: give --distill A "
+                                  "> 0 (--transfer-from turns distillation off)");
+    if (c->snn_from && c->distill > 0 && !c->ann_from && !c->teacher)
         return os_fail(OS_EINVAL, "--snn-from with --distill needs the teacher: pass --ann-from "
-                                  "ANN, or --distill 0");
+                                  "ANN or --teacher MODEL, or --distill 0");
     if (c->new_head && !c->snn_from)
         return os_fail(OS_EINVAL, "--new-head replaces the classifier of --snn-from's model: "
                                   "give --snn-from");

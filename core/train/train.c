@@ -33,6 +33,7 @@ typedef struct {
     int active, K;
     size_t per; /* floats per image */
     float *logits, *dlogits, *dlogits_b, *tlogits;
+    float *tx; /* the batch in the teacher's normalisation (teacher_scale) */
     double loss[OS_DP_MAX_REPLICAS];
     int correct[OS_DP_MAX_REPLICAS];
 } batch_job;
@@ -69,7 +70,17 @@ static void run_slice(void *ctx, int r)
         for (size_t j = 0; j < (size_t)m * K; j++)
             dlogits[j] *= 1 - a;
         float *tl = b->tlogits + (size_t)lo * K;
-        os_tnet_forward(os_dp_tnet(c->teacher, r), x, m, false, tl);
+        const float *tx = x;
+        if (c->teacher_scale) {
+            float *xt = b->tx + (size_t)lo * b->per;
+            const size_t hw = b->per / 3;
+            for (size_t j = 0; j < (size_t)m * b->per; j++) {
+                const size_t ch = j / hw % 3;
+                xt[j] = x[j] * c->teacher_scale[ch] + c->teacher_shift[ch];
+            }
+            tx = xt;
+        }
+        os_tnet_forward(os_dp_tnet(c->teacher, r), tx, m, false, tl);
         float kd = os_distill_kl(logits, tl, m, K, (float)os_tnet_timesteps(t), c->distill_temp,
                                  a, dlogits);
         loss = (1 - a) * loss + a * kd;
@@ -96,9 +107,11 @@ os_status os_train_epoch(os_dp *dp, const os_imageset *train,
     b.dlogits = malloc((size_t)c->batch * K * sizeof *b.dlogits);
     b.dlogits_b = malloc((size_t)c->batch * K * sizeof *b.dlogits_b);
     b.tlogits = c->teacher ? malloc((size_t)c->batch * K * sizeof *b.tlogits) : NULL;
+    b.tx = c->teacher && c->teacher_scale ? malloc((size_t)c->batch * b.per * sizeof *b.tx) : NULL;
     os_loader *l = NULL;
     os_status st = OS_OK;
-    if (!order || !b.logits || !b.dlogits || !b.dlogits_b || (c->teacher && !b.tlogits)) {
+    if (!order || !b.logits || !b.dlogits || !b.dlogits_b || (c->teacher && !b.tlogits) ||
+        (c->teacher && c->teacher_scale && !b.tx)) {
         st = os_fail(OS_ENOMEM, "no memory for an epoch");
         goto out;
     }
@@ -152,6 +165,7 @@ out:
     free(b.dlogits);
     free(b.dlogits_b);
     free(b.tlogits);
+    free(b.tx);
     return st;
 }
 

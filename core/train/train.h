@@ -40,6 +40,8 @@ typedef struct {
                              * as many replicas as the trained network) */
     float distill;          /* weight of the distillation loss, 0..1 (CE gets 1 - distill) */
     float distill_temp;     /* softmax temperature of the distillation */
+    const float *teacher_scale, *teacher_shift; /* 3 each, or NULL: the teacher reads the batch
+                             * renormalised, x * scale[ch] + shift[ch] (its own mean and std) */
     float surrogate_gamma;  /* LIF surrogate height (grad.h); 0: OS_SURROGATE_GAMMA */
     os_ema *ema;            /* optional: averaged after every step (step0 + steps taken) */
 } os_epoch_config;

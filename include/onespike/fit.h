@@ -17,6 +17,7 @@ typedef struct {
     const char *data, *out, *workdir, *train_list, *val_list, *name, *optimizer, *ann_from;
     const char *snn_from; /* start at the T = 1 fine-tune from this one-step model */
     const char *transfer_from; /* shorthand: snn_from + new_head, distillation off */
+    const char *teacher;       /* distil from this model instead of the run's own ANN */
     bool resume, quiet;
     bool new_head; /* with snn_from: a new classifier for this folder's classes (transfer) */
     const char *arch;

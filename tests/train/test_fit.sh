@@ -203,6 +203,29 @@ PY
 "$TRAIN" fit --print-config --mix-prob 0.5 2>"$T/mix.err" >/dev/null
 check "--mix-prob without --mixup or --cutmix is refused" grep -q "give one of them" "$T/mix.err"
 
+# --teacher: the SNN stages and the fine-tune distil from the model given. Run a's own ANN named
+# as the teacher reproduces run a bit for bit; another ANN (run m's, trained longer) gives
+# another model; a teacher of another input size, or without --distill, is refused.
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$T/a.safetensors.work/ann.safetensors" \
+    --out "$T/ta.safetensors" 2>/dev/null
+check "--teacher of the run's own ANN is the default distillation, bit for bit" \
+    $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/ta.safetensors"
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$T/m.safetensors.work/ann.safetensors" \
+    --out "$T/tm.safetensors" 2>/dev/null
+rct=$?
+check "--teacher of another ANN trains" test $rct -eq 0
+check "another teacher, another model" sh -c '! "$1" "$2" "$3" "$4" >/dev/null' _ \
+    $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/tm.safetensors"
+check "the config records the teacher" $PY - "$T/tm.safetensors.report.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))["config"]
+assert c["teacher"].endswith("m.safetensors.work/ann.safetensors"), c
+PY
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$SHIPPED" --out "$T/tx.safetensors" 2>"$T/tx.err"
+check "a teacher of another input size is refused" grep -q "teacher .*input 3x96x96, this run has 3x16x16" "$T/tx.err"
+"$TRAIN" fit --print-config --teacher "$SHIPPED" --distill 0 2>"$T/td.err" >/dev/null
+check "--teacher without --distill is refused" grep -q "give --distill" "$T/td.err"
+
 # --unit-fade 1: the residual Unit's branch is scaled to 0 over the SNN epochs, so removing it
 # changes nothing: the network after removal scores exactly what the T = 1 stage scored (without
 # fading, removal costs accuracy; docs/results).
