@@ -127,14 +127,19 @@ static float *run_epoch(const os_imageset *s, const size_t *order, size_t first,
     return all;
 }
 
+static void shuffled(size_t order[N])
+{
+    for (size_t i = 0; i < N; i++)
+        order[i] = i;
+    os_shuffle(order, N, SEED);
+}
+
 static void test_batches_repeat_and_resume(void **state)
 {
     (void)state;
     os_imageset s = make_set();
     size_t order[N];
-    for (size_t i = 0; i < N; i++)
-        order[i] = i;
-    os_shuffle(order, N, SEED);
+    shuffled(order);
     int *la, *lb, *lc;
     size_t na, nb, nc;
     float *a = run_epoch(&s, order, 0, &la, &na);
@@ -158,9 +163,7 @@ static void test_mixed_batches_repeat_and_resume(void **state)
     (void)state;
     os_imageset s = make_set();
     size_t order[N];
-    for (size_t i = 0; i < N; i++)
-        order[i] = i;
-    os_shuffle(order, N, SEED);
+    shuffled(order);
     os_aug_config mixed = AUG;
     mixed.mixup = 0.4f, mixed.cutmix = 1.0f, mixed.mix_prob = 1.0f;
     int *la, *lb, *lc, *ba, *bb, *bc;
