@@ -28,6 +28,7 @@ enum { FIT_MAX_STAGES = 80, PATH_LEN = 4096, CKPT_VERSION = 1, CALIB_BATCH = 128
 #define CKPT_FILE "checkpoint.safetensors"
 #define METRICS_FILE "metrics.jsonl"
 #define ANN_FILE "ann.safetensors"
+#define UNITS_FILE "units.safetensors" /* --unit-teacher: the T = 1 network before removal */
 #define EMA_PREFIX "ema." /* the weight average's tensors in a checkpoint */
 
 /* fit_defaults and fit_config_json are driven by the flag table: fit_flags.c. */
@@ -393,6 +394,8 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
     const fit_config *c = s->c;
     if (c->teacher || c->ann_from)
         snprintf(path, sizeof path, "%s", c->teacher ? c->teacher : c->ann_from);
+    else if (c->unit_teacher && !strcmp(s->stages[s->stage].name, "finetune"))
+        snprintf(path, sizeof path, "%s/%s", s->workdir, UNITS_FILE);
     else
         snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
     os_model *m = NULL;
@@ -636,16 +639,18 @@ static os_status run_train_stage(fit_state *s)
     return record_stage(s, S->T, S->epochs ? &es : NULL, s->stage == s->n_stages - 1);
 }
 
-/* The trained ANN as a model file of its own (ReLU + BatchNorm, T = 1): a baseline to serve or
- * evaluate, and the starting point of other SNN schedules (--ann-from). */
-static os_status write_ann_snapshot(fit_state *s)
+/* A snapshot of the network now as a model file of the work dir, at T time steps (LIF values
+ * synced into the layers). */
+static os_status write_snapshot(fit_state *s, const char *file, int T, const char *name,
+                                const char *description)
 {
     char path[PATH_LEN + 32];
-    snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
-    json_t *doc = model_doc(s, s->layers, 1, "ann");
+    snprintf(path, sizeof path, "%s/%s", s->workdir, file);
+    os_layers_sync_lif(s->layers, s->params);
+    json_t *doc = model_doc(s, s->layers, T, name);
     if (!doc)
-        return os_fail(OS_ENOMEM, "no memory for the ANN document");
-    json_object_set_new(doc, "description", json_string("the ANN stage of onespike-train fit"));
+        return os_fail(OS_ENOMEM, "no memory for the %s document", name);
+    json_object_set_new(doc, "description", json_string(description));
     json_object_set_new(doc, "arch", json_pack("{s:s, s:f, s:i, s:i}", "name", s->c->arch,
                                                "width_mult", s->c->width_mult, "units",
                                                s->c->units, "unit_at", s->c->unit_at));
@@ -657,6 +662,13 @@ static os_status write_ann_snapshot(fit_state *s)
     free(v);
     json_decref(doc);
     return st;
+}
+
+/* The trained ANN as a model file of its own (ReLU + BatchNorm, T = 1): a baseline to serve or
+ * evaluate, and the starting point of other SNN schedules (--ann-from). */
+static os_status write_ann_snapshot(fit_state *s)
+{
+    return write_snapshot(s, ANN_FILE, 1, "ann", "the ANN stage of onespike-train fit");
 }
 
 /* --new-head: the last linear layer (the classifier) gets s->classes outputs and new weights,
@@ -804,7 +816,12 @@ static os_status run_prune_stage(fit_state *s)
 {
     double t0 = os_clock_s();
     os_graph *pruned = NULL;
-    os_status st = os_remove_units(s->layers, s->params, &pruned);
+    os_status st = OS_OK;
+    if (s->c->unit_teacher && (st = write_snapshot(s, UNITS_FILE, 1, "units",
+                                                   "the T = 1 network of onespike-train fit "
+                                                   "before Unit removal (--unit-teacher)")))
+        return st;
+    st = os_remove_units(s->layers, s->params, &pruned);
     if (st)
         return st;
     os_graph_destroy(s->layers);

@@ -81,6 +81,11 @@ static const fit_flag table[] = {
      .omit_default = true,
      .help = "1: scale each residual Unit's branch down linearly over the SNN\n"
              "epochs, to 0 after the last, so removing it changes nothing (ours)"},
+    {"unit-teacher", "0|1", FIT_FLAG_INT, AT(unit_teacher), "unit_teacher", .min = 0, .max = 1,
+     .omit_default = true,
+     .help = "1: the fine-tune's --distill teacher is the T = 1 network as it\n"
+             "was just before Unit removal (Units in), not the ANN: what the\n"
+             "Units learnt is handed on, not dropped at once (ours)"},
 
     {"t0", "T", FIT_FLAG_INT, AT(t0), "t0", .def = 5, .min = 1, .max = 16, .section = "schedule",
      .help = "time steps of the first SNN stage; 1 = train at T = 1 directly"},
@@ -359,6 +364,11 @@ os_status fit_config_check(const fit_config *c)
                                   "0.99-0.9999)", c->ema);
     if (c->val_list && !c->train_list)
         return os_fail(OS_EINVAL, "--val-list needs --train-list");
+    if (c->unit_teacher && (c->units == 0 || c->distill == 0 || c->teacher || c->snn_from ||
+                            c->epochs_finetune == 0))
+        return os_fail(OS_EINVAL, "--unit-teacher 1 distils the fine-tune from the network before "
+                                  "Unit removal: it needs --units > 0, --distill > 0, a "
+                                  "fine-tune, and neither --teacher nor --snn-from");
     if (c->teacher && c->distill == 0)
         return os_fail(OS_EINVAL, "--teacher is the model --distill learns from: give --distill A "
                                   "> 0 (--transfer-from turns distillation off)");

@@ -28,6 +28,7 @@ typedef struct {
     int folds, fold;   /* folds > 0: validation is fold `fold` (1-based) of a stratified K-fold */
     int freeze_stages; /* fine-tune: the stem and stages 1..freeze_stages keep their values */
     int unit_fade;     /* 1: residual Units' branches scaled linearly to 0 over the SNN epochs */
+    int unit_teacher;  /* 1: the fine-tune distils from the T = 1 network before Unit removal */
     double lr_ann, lr_snn, lr_finetune, weight_decay, label_smoothing, val_fraction;
     double percentile, convert_shift, crop_min_area, jitter, lif_lr_scale, distill, distill_temp;
     double surrogate_gamma;

@@ -226,6 +226,22 @@ check "a teacher of another input size is refused" grep -q "teacher .*input 3x96
 "$TRAIN" fit --print-config --teacher "$SHIPPED" --distill 0 2>"$T/td.err" >/dev/null
 check "--teacher without --distill is refused" grep -q "give --distill" "$T/td.err"
 
+# --unit-teacher 1: the fine-tune distils from the T = 1 network as it was before Unit removal,
+# kept in the work dir (one step, its Unit in), not from the ANN: another model than run a's.
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --unit-teacher 1 --out "$T/ut.safetensors" 2>/dev/null
+rcu=$?
+check "--unit-teacher 1 trains" test $rcu -eq 0
+"$TRAIN" inspect --json "$T/ut.safetensors.work/units.safetensors" >"$T/ut.json" 2>/dev/null
+check "the teacher kept is the one-step network with its Unit" $PY - "$T/ut.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["timesteps"] == 1 and d["units"] == 1 and d["lif_layers"] > 10, d
+PY
+check "distilling from it changes the model" sh -c '! "$1" "$2" "$3" "$4" >/dev/null' _ \
+    $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/ut.safetensors"
+"$TRAIN" fit --print-config --units 0 --unit-teacher 1 2>"$T/ut.err" >/dev/null
+check "--unit-teacher without Units is refused" grep -q "needs --units > 0" "$T/ut.err"
+
 # --unit-fade 1: the residual Unit's branch is scaled to 0 over the SNN epochs, so removing it
 # changes nothing: the network after removal scores exactly what the T = 1 stage scored (without
 # fading, removal costs accuracy; docs/results).
