@@ -4,7 +4,7 @@
 # gradual spatial pruning) and VGG-11 (its Unit, conv-BN-act, cannot fade into the identity: it
 # is removed at once; or, u4kd, removed at once with the fine-tune distilled from the network
 # before removal, --unit-teacher 1), each cell over seeds 1-3 (scripts/seed_grid.sh). Cells that
-# name another cell start from that cell's ANN of the same seed. The direct-T = 1 cell
+# name another cell start from that cell's ANN of the same seed; ms-u2m2 has M = 2 Units. The direct-T = 1 cell
 # of a seed starts from the same seed's ANN as its pruning cell, so the two differ only in the
 # SNN schedule; it trains as many SNN epochs at T = 1 as pruning trains over T = 5..1.
 RUNS=/var/tmp/onespike-runs/ablations-seeds
@@ -18,6 +18,7 @@ CELLS=(
   "ms-u2-t1|$MS --units 1 --unit-at 2 --unit-fade 1 --t0 1 --epochs-t0 $SNN_EPOCHS|ms-u2-tp"
   "ms-u3-tp|$MS --units 1 --unit-at 3 --unit-fade 1 --t0 5|"
   "ms-u3-t1|$MS --units 1 --unit-at 3 --unit-fade 1 --t0 1 --epochs-t0 $SNN_EPOCHS|ms-u3-tp"
+  "ms-u2m2-tp|$MS --units 2 --unit-at 2 --unit-fade 1 --t0 5|"
   "vgg-none-tp|$VGG --units 0 --t0 5|"
   "vgg-none-t1|$VGG --units 0 --t0 1 --epochs-t0 $SNN_EPOCHS|vgg-none-tp"
   "vgg-u4-tp|$VGG --units 1 --unit-at 4 --t0 5|"
