@@ -39,8 +39,12 @@ typedef struct {
     long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
 } srv_pool_opts;
 
-/* Create the sessions (workers x models) and start the threads. models are borrowed and must
- * outlive the pool. On failure nothing is left running and the status detail names the model. */
+/* Create the sessions (workers x models) and start the threads; returns when every worker
+ * waits for work. models are borrowed and must outlive the pool. On failure nothing is left
+ * running and the status detail names the model.
+ *
+ * A job goes to a worker gathering a batch of its key if there is one, else to the worker that
+ * went idle last (its caches are warm), else waits for a busy one. */
 os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_opts *o,
                           srv_pool **out);
 
