@@ -13,7 +13,7 @@
 # GRID is a file of scripts/grids/ (a path or its name without .sh) that sets
 #   COMMON  flags of every run;
 #   CELLS   "cell|flags|cell whose ANN (same seed) the run converts instead of training one";
-# and may set SEEDS (default 1 2 3), RUNS (the default run dir) and ANN_ONLY=1 (the table
+# and may set SEEDS_GRID (its seeds; default 1 2 3), RUNS (the default run dir) and ANN_ONLY=1 (the table
 # reports the ANN stage; the runs stop after it). The seed sets the split too, so each seed is
 # also another validation split. Every run resumes from its checkpoint and a finished run is
 # skipped, so the script can be stopped and started again; a run's work dir is not locked, so
