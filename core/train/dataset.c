@@ -306,6 +306,7 @@ typedef struct {
     float *pix;
     char *ok; /* per image: decoded */
     pthread_mutex_t *warn_lock;
+    const os_raster_input *in; /* how a raster's bands and values become RGB */
 } decode_job;
 
 /* A listed image that is not a regular file: a broken symbolic link, a link loop, a FIFO (which
@@ -329,7 +330,6 @@ static void *decode_worker(void *arg)
     decode_job *j = arg;
     os_decoder *dec = NULL;
     os_raster_buf *rbuf = NULL;
-    const os_raster_input rgb = os_raster_input_default(); /* training reads 8-bit R,G,B */
     if (os_decoder_create(&dec) || os_raster_buf_create(&rbuf)) {
         os_decoder_destroy(dec);
         return NULL;
@@ -346,7 +346,7 @@ static void *decode_worker(void *arg)
         if (!st)
             st = os_read_file(path, DS_MAX_IMAGE_BYTES, &buf, &len);
         if (!st)
-            st = os_raster_decode_any(dec, rbuf, buf, len, DS_MAX_PIXELS, j->side, j->side, &rgb,
+            st = os_raster_decode_any(dec, rbuf, buf, len, DS_MAX_PIXELS, j->side, j->side, j->in,
                                       &img);
         free(buf);
         if (st) {
@@ -370,9 +370,12 @@ static void *decode_worker(void *arg)
 }
 
 os_status os_imageset_load(const os_dataset *d, const size_t *idx, size_t n, int side,
-                           int threads, void (*warn)(const char *msg), os_imageset *out,
-                           size_t *failed)
+                           const os_raster_input *in, int threads, void (*warn)(const char *msg),
+                           os_imageset *out, size_t *failed)
 {
+    const os_raster_input rgb = os_raster_input_default();
+    if (!in)
+        in = &rgb;
     memset(out, 0, sizeof *out);
     *failed = 0;
     if (threads < 1)
@@ -394,14 +397,14 @@ os_status os_imageset_load(const os_dataset *d, const size_t *idx, size_t n, int
     decode_job jobs[DS_MAX_THREADS];
     int started = 0;
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (decode_job){d, idx, n, side, t, threads, warn, pix, ok, &lock};
+        jobs[t] = (decode_job){d, idx, n, side, t, threads, warn, pix, ok, &lock, in};
         if (pthread_create(&th[t], NULL, decode_worker, &jobs[t]) == 0)
             started++;
         else
             break;
     }
     if (started == 0) /* no thread could start: decode here */
-        decode_worker(&(decode_job){d, idx, n, side, 0, 1, warn, pix, ok, &lock});
+        decode_worker(&(decode_job){d, idx, n, side, 0, 1, warn, pix, ok, &lock, in});
     else if (started < threads) /* do the missing threads' share ourselves */
         for (int t = started; t < threads; t++)
             decode_worker(&jobs[t]);

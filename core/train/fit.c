@@ -15,6 +15,7 @@
 #include "onespike/arch.h"
 #include "onespike/clock.h"
 #include "onespike/dataset.h"
+#include "onespike/fit_flags.h"
 #include "onespike/fit_report.h"
 #include "grad.h"
 #include "onespike/model.h"
@@ -52,6 +53,7 @@ typedef struct {
     os_imageset train, val;
     os_imageset calib; /* calib_images training images spread over all classes */
     os_aug_config aug_train, aug_eval;
+    os_raster_input raster; /* --bands, --scale: how the images are read; in the model too */
     int classes;
     os_graph *layers; /* the network; JSON only in the files written and read */
     json_t *history;
@@ -129,11 +131,20 @@ static json_t *model_doc(const fit_state *s, const os_graph *layers, int T, cons
     for (int i = 0; i < s->classes; i++)
         json_array_append_new(labels, json_string(os_dataset_class(s->ds, i)));
     const float *m = s->aug_train.mean, *d = s->aug_train.std;
-    return json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i, s:[f,f,f], s:[f,f,f], s:s}, s:o, s:o}",
-                     "name", name, "version", "1", "timesteps", T, "input", "channels", 3,
-                     "height", s->c->input, "width", s->c->input, "mean", m[0], m[1], m[2], "std",
-                     d[0], d[1], d[2], "resize", "stretch", "labels", labels, "layers",
-                     os_graph_to_json(layers));
+    json_t *doc = json_pack("{s:s, s:s, s:i, s:{s:i, s:i, s:i, s:[f,f,f], s:[f,f,f], s:s}, s:o, s:o}",
+                            "name", name, "version", "1", "timesteps", T, "input", "channels", 3,
+                            "height", s->c->input, "width", s->c->input, "mean", m[0], m[1], m[2],
+                            "std", d[0], d[1], d[2], "resize", "stretch", "labels", labels,
+                            "layers", os_graph_to_json(layers));
+    const os_raster_input *r = &s->raster;
+    if (doc && !os_raster_input_is_default(r)) { /* what serving must read as this run did */
+        char scale[OS_RASTER_TEXT_MAX];
+        os_raster_scale_format(r, scale, sizeof scale);
+        json_t *in = json_object_get(doc, "input");
+        json_object_set_new(in, "bands", json_pack("[i,i,i]", r->bands[0], r->bands[1], r->bands[2]));
+        json_object_set_new(in, "scale", json_string(scale));
+    }
+    return doc;
 }
 
 static os_status write_checkpoint(fit_state *s)
@@ -885,9 +896,10 @@ static os_status load_data(fit_state *s)
     if (!c->quiet)
         fprintf(stderr, "onespike-train fit: decoding %zu training + %zu validation images of %d classes at %dx%d\n",
                 ntr, nva, s->classes, c->input, c->input);
-    st = os_imageset_load(s->ds, tr, ntr, c->input, c->threads, warn_image, &s->train, &failed_tr);
+    st = os_imageset_load(s->ds, tr, ntr, c->input, &s->raster, c->threads, warn_image, &s->train,
+                          &failed_tr);
     if (!st)
-        st = os_imageset_load(s->ds, va ? va : tr, va ? nva : 0, c->input, c->threads, warn_image,
+        st = os_imageset_load(s->ds, va ? va : tr, va ? nva : 0, c->input, &s->raster, c->threads, warn_image,
                               &s->val, &failed_va);
     free(tr), free(va);
     if (st)
@@ -987,13 +999,17 @@ os_status fit_run(const fit_config *c)
     s.aug_train = (os_aug_config){.augment = true, .crop_min_area = (float)c->crop_min_area,
                                   .jitter = (float)c->jitter};
     s.aug_eval = (os_aug_config){.augment = false};
+    os_status st = fit_config_raster(c, &s.raster);
+    if (st) {
+        json_decref(s.history);
+        return st;
+    }
     build_stages(&s);
     openblas_set_num_threads(c->threads);
     if (c->workdir)
         snprintf(s.workdir, sizeof s.workdir, "%s", c->workdir);
     else
         snprintf(s.workdir, sizeof s.workdir, "%s.work", c->out);
-    os_status st = OS_OK;
     if (snprintf(s.ckpt, sizeof s.ckpt, "%s/%s", s.workdir, CKPT_FILE) >= (int)sizeof s.ckpt) {
         st = os_fail(OS_EINVAL, "--workdir path too long");
         goto out;

@@ -8,6 +8,7 @@
 
 #include "grad.h" /* OS_SURROGATE_GAMMA_MAX */
 #include "onespike/parse.h"
+#include "onespike/raster.h"
 
 #define SEED_MAX (1L << 62)
 
@@ -40,6 +41,15 @@ static const fit_flag table[] = {
      .help = "the validation fold, 1..K (with --folds); scripts/crossval.py\n"
              "runs every fold and reports mean +- sd",
      .def_help = ""},
+    {"bands", "R,G,B", FIT_FLAG_STRING, AT(bands), "bands", .omit_default = true,
+     .help = "raster bands read as R, G, B (e.g. 4,3,2 of a GeoTIFF), as eval's\n"
+             "--bands; recorded in the model, so serving reads the same",
+     .def_help = "1,2,3"},
+    {"scale", "S", FIT_FLAG_STRING, AT(scale), "scale", .omit_default = true,
+     .help = "how raster values become 0..255: none (8-bit only), range:LO,HI,\n"
+             "range:LO1,HI1,LO2,HI2,LO3,HI3 or percentile:LO,HI; recorded in\n"
+             "the model like --bands",
+     .def_help = "none"},
     {"seed", "N", FIT_FLAG_SEED, AT(seed), "seed", .def = 1,
      .help = "split, initialisation, data order and augmentation"},
     {"ann-from", "FILE", FIT_FLAG_STRING, AT(ann_from), "ann_from",
@@ -336,6 +346,18 @@ os_status fit_config_expand(fit_config *c)
     return OS_OK;
 }
 
+os_status fit_config_raster(const fit_config *c, os_raster_input *in)
+{
+    *in = os_raster_input_default();
+    if (c->bands && os_raster_bands_parse(c->bands, in))
+        return os_fail(OS_EINVAL, "--bands \"%s\": expected three band numbers R,G,B (e.g. 4,3,2)",
+                       c->bands);
+    if (c->scale && os_raster_scale_parse(c->scale, in))
+        return os_fail(OS_EINVAL, "--scale \"%s\": expected none, range:LO,HI, "
+                                  "range:LO1,HI1,LO2,HI2,LO3,HI3 or percentile:LO,HI", c->scale);
+    return OS_OK;
+}
+
 os_status fit_config_check(const fit_config *c)
 {
     if ((c->folds > 0) != (c->fold > 0))
@@ -364,6 +386,12 @@ os_status fit_config_check(const fit_config *c)
                                   "0.99-0.9999)", c->ema);
     if (c->val_list && !c->train_list)
         return os_fail(OS_EINVAL, "--val-list needs --train-list");
+    os_raster_input in;
+    if (fit_config_raster(c, &in)) {
+        char why[OS_RASTER_TEXT_MAX * 2];
+        snprintf(why, sizeof why, "%s", os_errdetail());
+        return os_fail(OS_EINVAL, "%s", why);
+    }
     if (c->unit_teacher && (c->units == 0 || c->distill == 0 || c->teacher || c->snn_from ||
                             c->epochs_finetune == 0))
         return os_fail(OS_EINVAL, "--unit-teacher 1 distils the fine-tune from the network before "

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "onespike/raster.h"
 #include "onespike/status.h"
 
 typedef struct {
@@ -63,11 +64,13 @@ typedef struct {
     size_t *source; /* dataset index of each image */
 } os_imageset;
 
-/* Decode the images idx[0..n) with `threads` threads. An image that fails to decode is reported
- * through warn (message names the file and the reason), counted in *failed and skipped. */
+/* Decode the images idx[0..n) with `threads` threads, rasters read through `in` (bands and
+ * scaling, raster.h; NULL: bands 1,2,3 of 8-bit values, as JPEGs are). An image that fails to
+ * decode is reported through warn (message names the file and the reason), counted in *failed
+ * and skipped. */
 os_status os_imageset_load(const os_dataset *d, const size_t *idx, size_t n, int side,
-                           int threads, void (*warn)(const char *msg), os_imageset *out,
-                           size_t *failed);
+                           const os_raster_input *in, int threads,
+                           void (*warn)(const char *msg), os_imageset *out, size_t *failed);
 void os_imageset_free(os_imageset *s);
 
 /* A copy of at most n images of s spread evenly over it (image floor(k * s->n / n) for k < n),

@@ -18,6 +18,7 @@ typedef struct {
     const char *snn_from; /* start at the T = 1 fine-tune from this one-step model */
     const char *transfer_from; /* shorthand: snn_from + new_head, distillation off */
     const char *teacher;       /* distil from this model instead of the run's own ANN */
+    const char *bands, *scale; /* rasters' R,G,B bands and value scaling (raster.h text forms) */
     bool resume, quiet;
     bool new_head; /* with snn_from: a new classifier for this folder's classes (transfer) */
     const char *arch;

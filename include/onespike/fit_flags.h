@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #include "onespike/fit.h"
+#include "onespike/raster.h"
 #include "onespike/status.h"
 
 typedef enum {
@@ -77,5 +78,9 @@ os_status fit_config_expand(fit_config *c);
  * not with --train-list; --freeze-stages only with --snn-from. OS_EINVAL with the rule in the
  * detail. */
 os_status fit_config_check(const fit_config *c);
+
+/* How the run reads rasters: --bands and --scale parsed (the defaults where not given: bands
+ * 1,2,3, no scaling). OS_EINVAL naming the flag if one does not parse. */
+os_status fit_config_raster(const fit_config *c, os_raster_input *in);
 
 #endif

@@ -237,7 +237,7 @@ static void test_not_regular_files_warned_and_skipped(void **state)
     size_t idx[6] = {0, 1, 2, 3, 4, 5}, failed = 0;
     os_imageset set;
     warnings[0] = '\0', n_warnings = 0;
-    assert_int_equal(os_imageset_load(d, idx, 6, 16, 2, collect, &set, &failed), OS_OK);
+    assert_int_equal(os_imageset_load(d, idx, 6, 16, NULL, 2, collect, &set, &failed), OS_OK);
     assert_int_equal(set.n, 2);
     assert_int_equal(failed, 4);
     assert_int_equal(n_warnings, 4);
@@ -294,7 +294,7 @@ static void test_rasters_listed_and_decoded(void **state)
     assert_int_equal(os_dataset_size(d), 3);
     size_t idx[3] = {0, 1, 2}, failed = 9;
     os_imageset set;
-    assert_int_equal(os_imageset_load(d, idx, 3, 8, 1, NULL, &set, &failed), OS_OK);
+    assert_int_equal(os_imageset_load(d, idx, 3, 8, NULL, 1, NULL, &set, &failed), OS_OK);
     assert_int_equal(failed, 0);
     assert_int_equal(set.n, 3);
     const size_t per = (size_t)3 * 8 * 8;

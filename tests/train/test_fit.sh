@@ -242,6 +242,51 @@ check "distilling from it changes the model" sh -c '! "$1" "$2" "$3" "$4" >/dev/
 "$TRAIN" fit --print-config --units 0 --unit-teacher 1 2>"$T/ut.err" >/dev/null
 check "--unit-teacher without Units is refused" grep -q "needs --units > 0" "$T/ut.err"
 
+# A folder of 4-band 16-bit GeoTIFFs (written with GDAL's Python bindings; skipped without
+# them): --bands 4,3,2 --scale range:0,3000 reads them, the model records both, and eval (no
+# flags) reads the folder as training did and has learnt it; without --scale the 16-bit images
+# are refused, by name.
+if $PY -c 'from osgeo import gdal' 2>/dev/null; then
+    $PY - "$T/geo" <<'PY'
+import os, sys
+import numpy as np
+from osgeo import gdal
+rng = np.random.default_rng(5)
+for k, cls in enumerate(["nir", "red", "green"]):
+    os.makedirs(os.path.join(sys.argv[1], cls))
+    for i in range(16):
+        ds = gdal.GetDriverByName("GTiff").Create(
+            os.path.join(sys.argv[1], cls, "t%02d.tif" % i), 24, 24, 4, gdal.GDT_UInt16)
+        for b in range(4):  # band 1 the same in every class; class k is bright in band 4 - k
+            v = 2500 if b == 3 - k else 1200 if b == 0 else 300
+            ds.GetRasterBand(b + 1).WriteArray((v + rng.integers(-200, 200, (24, 24))).astype(np.uint16))
+        ds = None
+PY
+    GEO=(--data "$T/geo" --arch resnet20 --width-mult 0.25 --input 16 --batch 8 --t0 3 --units 0
+         --val-fraction 0.25 --threads 1 --lr-snn 1e-3 --lr-finetune 5e-4 --surrogate-gamma 0.3
+         --epochs-ann 20 --epochs-t0 8 --epochs-snn 8 --epochs-finetune 8 --quiet)
+    "$TRAIN" fit "${GEO[@]}" --bands 4,3,2 --scale range:0,3000 --out "$T/geo.safetensors" 2>"$T/geo.err"
+    rcg=$?
+    check "fit reads 16-bit GeoTIFFs through --bands and --scale, none skipped" \
+        sh -c 'test $1 -eq 0 && ! grep -q skipped "$2"' _ $rcg "$T/geo.err"
+    "$TRAIN" inspect --json "$T/geo.safetensors" >"$T/geo.json" 2>/dev/null
+    "$TRAIN" eval --model "$T/geo.safetensors" --data "$T/geo" --json >"$T/geo-eval.json" 2>/dev/null
+    check "the model records the bands and the scale, and eval reads the folder as fit did" \
+        $PY - "$T/geo.json" "$T/geo-eval.json" <<'PY'
+import json, sys
+i = json.load(open(sys.argv[1]))["input"]
+assert i["bands"] == [4, 3, 2] and i["scale"] == "range:0,3000", i
+e = json.load(open(sys.argv[2]))
+assert e["images"] == 48 and e["failed"] == 0 and e["top1"] >= 0.6, (e["top1"], e["failed"])
+PY
+    "$TRAIN" fit "${GEO[@]}" --bands 4,3,2 --out "$T/geo8.safetensors" 2>"$T/geo8.err"
+    check "without --scale the 16-bit images are refused, by name" \
+        sh -c '! test -s "$1" && grep -q "t00.tif" "$2" && grep -qi "scale" "$2"' _ \
+        "$T/geo8.safetensors" "$T/geo8.err"
+else
+    echo "ok $((n + 1)) # SKIP GDAL's Python bindings (python3-gdal) are not installed"; n=$((n + 1))
+fi
+
 # --unit-fade 1: the residual Unit's branch is scaled to 0 over the SNN epochs, so removing it
 # changes nothing: the network after removal scores exactly what the T = 1 stage scored (without
 # fading, removal costs accuracy; docs/results).
