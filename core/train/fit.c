@@ -1000,6 +1000,14 @@ os_status fit_run(const fit_config *c)
                                   .jitter = (float)c->jitter};
     s.aug_eval = (os_aug_config){.augment = false};
     os_status st = fit_config_raster(c, &s.raster);
+    if (!st && c->snn_from && !c->bands && !c->scale) {
+        /* --snn-from/--transfer-from without --bands/--scale: read the folder as the source
+         * model reads images */
+        os_model *m = NULL;
+        if (!(st = os_model_load(c->snn_from, &m)))
+            s.raster = *os_model_raster_input(m);
+        os_model_destroy(m);
+    }
     if (st) {
         json_decref(s.history);
         return st;

@@ -279,6 +279,16 @@ assert i["bands"] == [4, 3, 2] and i["scale"] == "range:0,3000", i
 e = json.load(open(sys.argv[2]))
 assert e["images"] == 48 and e["failed"] == 0 and e["top1"] >= 0.6, (e["top1"], e["failed"])
 PY
+    "$TRAIN" fit "${GEO[@]}" --transfer-from "$T/geo.safetensors" --epochs-finetune 2 \
+        --out "$T/geot.safetensors" 2>"$T/geot.err"
+    "$TRAIN" inspect --json "$T/geot.safetensors" >"$T/geot.json" 2>/dev/null
+    check "a transfer without --bands/--scale reads the folder as its source model does" \
+        $PY - "$T/geot.json" "$T/geot.err" <<'PY'
+import json, sys
+i = json.load(open(sys.argv[1]))["input"]
+assert i["bands"] == [4, 3, 2] and i["scale"] == "range:0,3000", i
+assert "skipped" not in open(sys.argv[2]).read()
+PY
     "$TRAIN" fit "${GEO[@]}" --bands 4,3,2 --out "$T/geo8.safetensors" 2>"$T/geo8.err"
     check "without --scale the 16-bit images are refused, by name" \
         sh -c '! test -s "$1" && grep -q "t00.tif" "$2" && grep -qi "scale" "$2"' _ \
