@@ -422,6 +422,16 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
             strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
             st = os_fail(OS_EINVAL, "teacher %s: its labels are not the classes of %s", path,
                          c->data);
+    if (!st) { /* the images are decoded once, the run's way: the teacher must read them so */
+        const os_raster_input *r = os_model_raster_input(m), *q = &s->raster;
+        bool same = r->scale == q->scale;
+        for (int k = 0; same && k < 3; k++)
+            same = r->bands[k] == q->bands[k] && r->lo[k] == q->lo[k] && r->hi[k] == q->hi[k];
+        if (!same)
+            st = os_fail(OS_EINVAL, "teacher %s reads rasters through other bands or another "
+                                    "scale (its input.bands/input.scale) than this run's "
+                                    "--bands/--scale", path);
+    }
     /* the batch is normalised with the run's mean/std; the teacher learnt with its own:
      * x_t = (x std + mean - mean_t) / std_t */
     for (int k = 0; !st && k < 3; k++) {

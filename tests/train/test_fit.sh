@@ -289,6 +289,10 @@ i = json.load(open(sys.argv[1]))["input"]
 assert i["bands"] == [4, 3, 2] and i["scale"] == "range:0,3000", i
 assert "skipped" not in open(sys.argv[2]).read()
 PY
+    "$TRAIN" fit "${GEO[@]}" --bands 4,3,2 --scale range:0,4000 --teacher "$T/geo.safetensors" \
+        --out "$T/geoq.safetensors" 2>"$T/geoq.err"
+    check "a teacher that reads rasters another way is refused" \
+        grep -q "teacher .* reads rasters through other bands or another scale" "$T/geoq.err"
     "$TRAIN" fit "${GEO[@]}" --bands 4,3,2 --out "$T/geo8.safetensors" 2>"$T/geo8.err"
     check "without --scale the 16-bit images are refused, by name" \
         sh -c '! test -s "$1" && grep -q "t00.tif" "$2" && grep -qi "scale" "$2"' _ \
