@@ -10,7 +10,8 @@
  * (8 registers, prefetching 8 rows ahead). What the engine does around them (spike indexing, LIF,
  * the dense stem) is left out: this is the ceiling of the part that is the point of the engine.
  *
- * A synthetic layer: weights [taps][in_c][out_c] floats, positions output positions, each
+ * A synthetic layer: weights [taps][in_c][out_c] floats (kept as the engine keeps them: one
+ * block aligned to 2 MiB, advised for transparent huge pages), positions output positions, each
  * summing for every tap a random sorted set of active input channels (rows_per_position / taps
  * on average, drawn once); outputs written like the engine's (positions x out_c floats).
  *
@@ -29,6 +30,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 
@@ -138,10 +140,43 @@ typedef struct {
     double best_s;            /* best pass time (sequence mode: within the best whole pass) */
 } layer;
 
+/* Weights as the engine keeps them (core/engine/spikeconv.c): in one block aligned to 2 MiB and
+ * advised for transparent huge pages, layer after layer, each from a cache line. The sweep
+ * measures one layer at a time, so the block is reused from its start once no layer holds it. */
+#define ARENA_BYTES ((size_t)64 << 20)
+static char *arena;
+static size_t arena_used;
+static int arena_layers;
+
+static float *weights_alloc(size_t bytes)
+{
+    bytes = (bytes + 63) / 64 * 64;
+    if (!arena) {
+        void *a = NULL;
+        if (posix_memalign(&a, (size_t)2 << 20, ARENA_BYTES) != 0)
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(a, ARENA_BYTES, MADV_HUGEPAGE);
+#endif
+        arena = a;
+    }
+    if (arena_used + bytes > ARENA_BYTES)
+        return NULL;
+    float *w = (float *)(arena + arena_used);
+    arena_used += bytes, arena_layers++;
+    return w;
+}
+
+static void weights_free(const float *w)
+{
+    if (w && --arena_layers == 0)
+        arena_used = 0;
+}
+
 static int layer_init(layer *L)
 {
     const size_t w = (size_t)L->taps * (size_t)L->in_c * (size_t)L->out_c;
-    L->wt = aligned_alloc(64, (w * sizeof(float) + 63) / 64 * 64);
+    L->wt = weights_alloc(w * sizeof(float));
     L->bias = calloc((size_t)L->out_c, sizeof(float));
     L->out = aligned_alloc(64, ((size_t)L->positions * (size_t)L->out_c * sizeof(float) + 63) / 64 * 64);
     L->act = malloc((size_t)L->positions * (size_t)L->taps * (size_t)L->in_c * sizeof(uint16_t));
@@ -187,7 +222,8 @@ static int layer_init(layer *L)
 
 static void layer_free(layer *L)
 {
-    free(L->wt), free(L->bias), free(L->out), free(L->act), free(L->cnt), free(L->rows);
+    weights_free(L->wt);
+    free(L->bias), free(L->out), free(L->act), free(L->cnt), free(L->rows);
 }
 
 /* One pass: every output position of the layer. */
