@@ -101,10 +101,21 @@ os_raster_input os_raster_input_default(void)
     return (os_raster_input){.bands = {1, 2, 3}, .scale = OS_SCALE_NONE};
 }
 
+bool os_raster_input_equal(const os_raster_input *a, const os_raster_input *b)
+{
+    bool same = a->scale == b->scale;
+    for (int k = 0; same && k < 3; k++)
+        same = a->bands[k] == b->bands[k];
+    const int limits = a->scale == OS_SCALE_RANGE ? 3 : a->scale == OS_SCALE_PERCENTILE ? 1 : 0;
+    for (int k = 0; same && k < limits; k++)
+        same = a->lo[k] == b->lo[k] && a->hi[k] == b->hi[k];
+    return same;
+}
+
 bool os_raster_input_is_default(const os_raster_input *in)
 {
-    return in->bands[0] == 1 && in->bands[1] == 2 && in->bands[2] == 3 &&
-           in->scale == OS_SCALE_NONE;
+    const os_raster_input d = os_raster_input_default();
+    return os_raster_input_equal(in, &d);
 }
 
 /* Up to max comma-separated finite numbers of text (all of it), into v; their count, or -1. */

@@ -393,6 +393,25 @@ static void teacher_free(teacher *tc)
     memset(tc, 0, sizeof *tc);
 }
 
+/* Whether model m (read from path, named `what` in the message) fits this run: 3 x --input
+ * input and, with labels, this folder's classes in order (hint ends that message). */
+static os_status model_fits(const fit_state *s, const os_model *m, const char *what,
+                            const char *path, bool labels, const char *hint)
+{
+    const fit_config *c = s->c;
+    int ch, h, w;
+    os_model_input(m, &ch, &h, &w);
+    if (ch != 3 || h != c->input || w != c->input)
+        return os_fail(OS_EINVAL, "%s %s: input %dx%dx%d, this run has 3x%dx%d", what, path, ch,
+                       h, w, c->input, c->input);
+    for (int k = 0; labels && k < s->classes; k++)
+        if (os_model_classes(m) != s->classes ||
+            strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
+            return os_fail(OS_EINVAL, "%s %s: its labels are not the classes of %s%s", what, path,
+                           c->data, hint);
+    return OS_OK;
+}
+
 /* --threads N trains N replicas, each on its own slice of every batch (dp.h). */
 static int replicas_of(const fit_config *c)
 {
@@ -411,27 +430,13 @@ static os_status teacher_load(const fit_state *s, teacher *tc)
         snprintf(path, sizeof path, "%s/%s", s->workdir, ANN_FILE);
     os_model *m = NULL;
     os_status st = os_model_load(path, &m);
-    int ch = 0, h = 0, w = 0;
     if (!st)
-        os_model_input(m, &ch, &h, &w);
-    if (!st && (ch != 3 || h != c->input || w != c->input))
-        st = os_fail(OS_EINVAL, "teacher %s: input %dx%dx%d, this run has 3x%dx%d", path, ch, h,
-                     w, c->input, c->input);
-    for (int k = 0; !st && k < s->classes; k++)
-        if (os_model_classes(m) != s->classes ||
-            strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
-            st = os_fail(OS_EINVAL, "teacher %s: its labels are not the classes of %s", path,
-                         c->data);
-    if (!st) { /* the images are decoded once, the run's way: the teacher must read them so */
-        const os_raster_input *r = os_model_raster_input(m), *q = &s->raster;
-        bool same = r->scale == q->scale;
-        for (int k = 0; same && k < 3; k++)
-            same = r->bands[k] == q->bands[k] && r->lo[k] == q->lo[k] && r->hi[k] == q->hi[k];
-        if (!same)
-            st = os_fail(OS_EINVAL, "teacher %s reads rasters through other bands or another "
-                                    "scale (its input.bands/input.scale) than this run's "
-                                    "--bands/--scale", path);
-    }
+        st = model_fits(s, m, "teacher", path, true, "");
+    /* the images are decoded once, the run's way: the teacher must read them so */
+    if (!st && !os_raster_input_equal(os_model_raster_input(m), &s->raster))
+        st = os_fail(OS_EINVAL, "teacher %s reads rasters through other bands or another scale "
+                                "(its input.bands/input.scale) than this run's --bands/--scale",
+                     path);
     /* the batch is normalised with the run's mean/std; the teacher learnt with its own:
      * x_t = (x std + mean - mean_t) / std_t */
     for (int k = 0; !st && k < 3; k++) {
@@ -768,27 +773,16 @@ static os_status freeze_stages(fit_state *s)
     return OS_OK;
 }
 
-/* --ann-from: start at the conversion with a trained ANN from a model file; --snn-from (spiking
- * true): start at the fine-tune with a one-step spiking model, with --new-head a new classifier
- * for this folder's classes (only --snn-from's model: fit_config_check). */
-static os_status load_start_model(fit_state *s, const char *path, bool spiking)
+/* --ann-from: start at the conversion with a trained ANN, model m (borrowed) read from path;
+ * --snn-from (spiking true): start at the fine-tune with a one-step spiking model, with
+ * --new-head a new classifier for this folder's classes (only --snn-from's model:
+ * fit_config_check). */
+static os_status load_start_model(fit_state *s, const os_model *m, const char *path,
+                                  bool spiking)
 {
     const fit_config *c = s->c;
-    os_model *m = NULL;
-    os_status st = os_model_load(path, &m);
-    if (st)
-        return st;
-    int ch, h, w;
-    os_model_input(m, &ch, &h, &w);
-    if (h != c->input || w != c->input)
-        st = os_fail(OS_EINVAL, "%s: input %dx%d, this run has --input %d", path, h, w,
-                     c->input);
-    for (int k = 0; !st && !c->new_head && k < s->classes; k++)
-        if (os_model_classes(m) != s->classes ||
-            strcmp(os_model_label(m, k), os_dataset_class(s->ds, k)))
-            st = os_fail(OS_EINVAL, "%s: labels differ from the classes of %s (--new-head "
-                                    "trains a new classifier for them)",
-                         path, c->data);
+    os_status st = model_fits(s, m, spiking ? "--snn-from" : "--ann-from", path, !c->new_head,
+                              " (--new-head trains a new classifier for them)");
     if (!st && !spiking && os_net_lif_count(os_model_net(m)) > 0)
         st = os_fail(OS_EINVAL, "%s is already a spiking network, --ann-from wants an ANN", path);
     if (!st && spiking && (os_net_lif_count(os_model_net(m)) == 0 || os_model_timesteps(m) != 1))
@@ -808,7 +802,6 @@ static os_status load_start_model(fit_state *s, const char *path, bool spiking)
             s->aug_train.std[k] = s->aug_eval.std[k] = os_model_std(m)[k];
         }
     }
-    os_model_destroy(m);
     return st;
 }
 
@@ -1009,16 +1002,15 @@ os_status fit_run(const fit_config *c)
     s.aug_train = (os_aug_config){.augment = true, .crop_min_area = (float)c->crop_min_area,
                                   .jitter = (float)c->jitter};
     s.aug_eval = (os_aug_config){.augment = false};
+    /* The model a run starts from (--snn-from, --ann-from), loaded once: without --bands and
+     * --scale the folder is read as that model reads images. */
+    const char *start_path = c->snn_from ? c->snn_from : c->ann_from;
+    os_model *start = NULL;
     os_status st = fit_config_raster(c, &s.raster);
-    if (!st && c->snn_from && !c->bands && !c->scale) {
-        /* --snn-from/--transfer-from without --bands/--scale: read the folder as the source
-         * model reads images */
-        os_model *m = NULL;
-        if (!(st = os_model_load(c->snn_from, &m)))
-            s.raster = *os_model_raster_input(m);
-        os_model_destroy(m);
-    }
+    if (!st && start_path && !(st = os_model_load(start_path, &start)) && !c->bands && !c->scale)
+        s.raster = *os_model_raster_input(start);
     if (st) {
+        os_model_destroy(start);
         json_decref(s.history);
         return st;
     }
@@ -1050,10 +1042,10 @@ os_status fit_run(const fit_config *c)
             fprintf(stderr, "onespike-train fit: resuming at stage %s, epoch %d\n",
                     s.stage < s.n_stages ? s.stages[s.stage].name : "export", s.epoch + 1);
     } else if (c->snn_from) {
-        if ((st = load_start_model(&s, c->snn_from, true)))
+        if ((st = load_start_model(&s, start, c->snn_from, true)))
             goto out;
     } else if (c->ann_from) {
-        if ((st = load_start_model(&s, c->ann_from, false)))
+        if ((st = load_start_model(&s, start, c->ann_from, false)))
             goto out;
         if ((st = record_stage(&s, 1, NULL, false))) /* stage 0: the given ANN, evaluated */
             goto out;
@@ -1061,6 +1053,8 @@ os_status fit_run(const fit_config *c)
     } else if ((st = init_fresh(&s))) {
         goto out;
     }
+    os_model_destroy(start); /* its tensors are the run's own now */
+    start = NULL;
     if (c->freeze_stages > 0 && (st = freeze_stages(&s)))
         goto out;
     char mpath[PATH_LEN + 32];
@@ -1094,6 +1088,7 @@ os_status fit_run(const fit_config *c)
         fprintf(stderr, "onespike-train fit: wrote %s and its report (%s.report.md)\n", c->out,
                 c->out);
 out:
+    os_model_destroy(start);
     if (s.metrics)
         fclose(s.metrics);
     os_graph_destroy(s.layers);

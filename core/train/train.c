@@ -74,9 +74,10 @@ static void run_slice(void *ctx, int r)
         if (c->teacher_scale) {
             float *xt = b->tx + (size_t)lo * b->per;
             const size_t hw = b->per / 3;
-            for (size_t j = 0; j < (size_t)m * b->per; j++) {
-                const size_t ch = j / hw % 3;
-                xt[j] = x[j] * c->teacher_scale[ch] + c->teacher_shift[ch];
+            for (size_t p = 0; p < (size_t)m * 3; p++) { /* plane p: image p / 3, channel p % 3 */
+                const float sc = c->teacher_scale[p % 3], sh = c->teacher_shift[p % 3];
+                for (size_t j = p * hw; j < (p + 1) * hw; j++)
+                    xt[j] = x[j] * sc + sh;
             }
             tx = xt;
         }

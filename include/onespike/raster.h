@@ -45,6 +45,9 @@ typedef struct {
 /* Bands 1,2,3, no scaling: what every model file without "input.bands"/"input.scale" means. */
 os_raster_input os_raster_input_default(void);
 bool os_raster_input_is_default(const os_raster_input *in);
+/* Whether a and b read a raster into the same values: the same bands and scale, and the limits
+ * the scale uses (RANGE: the three pairs; PERCENTILE: the one pair; NONE: none). */
+bool os_raster_input_equal(const os_raster_input *a, const os_raster_input *b);
 
 /* "1,2,3" (three band numbers 1..OS_RASTER_MAX_BANDS) into in->bands. OS_EINVAL with a detail
  * naming the text otherwise; in is unchanged on failure. */

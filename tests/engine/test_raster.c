@@ -156,6 +156,29 @@ static void test_input_parse(void **state)
     assert_int_equal(in.scale, OS_SCALE_NONE);
 }
 
+/* Equal means read into the same values: limits the scale does not use (left over from an
+ * earlier parse) do not count, every one it uses does. */
+static void test_input_equal(void **state)
+{
+    (void)state;
+    os_raster_input a = os_raster_input_default(), b = os_raster_input_default();
+    assert_true(os_raster_input_equal(&a, &b));
+    assert_int_equal(os_raster_scale_parse("range:1,2,3,4.5,-5,6", &a), OS_OK);
+    assert_false(os_raster_input_equal(&a, &b));
+    assert_int_equal(os_raster_scale_parse("range:1,2,3,4.5,-5,7", &b), OS_OK);
+    assert_false(os_raster_input_equal(&a, &b)); /* the third pair differs */
+    assert_int_equal(os_raster_scale_parse("percentile:2,98", &a), OS_OK);
+    os_raster_input c = os_raster_input_default();
+    assert_int_equal(os_raster_scale_parse("percentile:2,98", &c), OS_OK);
+    assert_true(os_raster_input_equal(&a, &c)); /* a's left-over range pairs are not used */
+    assert_int_equal(os_raster_scale_parse("percentile:2,99", &c), OS_OK);
+    assert_false(os_raster_input_equal(&a, &c));
+    assert_int_equal(os_raster_scale_parse("none", &a), OS_OK);
+    assert_true(os_raster_input_is_default(&a));
+    assert_int_equal(os_raster_bands_parse("4,3,2", &a), OS_OK);
+    assert_false(os_raster_input_is_default(&a));
+}
+
 static void test_image_names(void **state)
 {
     (void)state;
@@ -588,6 +611,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_input_parse),
+        cmocka_unit_test(test_input_equal),
         cmocka_unit_test(test_image_names),
         cmocka_unit_test(test_open_refusals),
         cmocka_unit_test(test_header_and_limits),

@@ -282,6 +282,16 @@ PY
     "$TRAIN" fit "${GEO[@]}" --transfer-from "$T/geo.safetensors" --epochs-finetune 2 \
         --out "$T/geot.safetensors" 2>"$T/geot.err"
     "$TRAIN" inspect --json "$T/geot.safetensors" >"$T/geot.json" 2>/dev/null
+    "$TRAIN" fit "${GEO[@]}" --ann-from "$T/geo.safetensors.work/ann.safetensors" \
+        --out "$T/geoa.safetensors" 2>"$T/geoa.err"
+    "$TRAIN" inspect --json "$T/geoa.safetensors" >"$T/geoa.json" 2>/dev/null
+    check "--ann-from without --bands/--scale reads the folder as its ANN did" \
+        $PY - "$T/geoa.json" "$T/geoa.err" <<'PY'
+import json, sys
+i = json.load(open(sys.argv[1]))["input"]
+assert i["bands"] == [4, 3, 2] and i["scale"] == "range:0,3000", i
+assert "skipped" not in open(sys.argv[2]).read()
+PY
     check "a transfer without --bands/--scale reads the folder as its source model does" \
         $PY - "$T/geot.json" "$T/geot.err" <<'PY'
 import json, sys
