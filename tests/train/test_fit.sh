@@ -221,6 +221,20 @@ import json, sys
 c = json.load(open(sys.argv[1]))["config"]
 assert c["teacher"].endswith("m.safetensors.work/ann.safetensors"), c
 PY
+# A teacher that normalises images otherwise: run a's ANN with its input std doubled and its stem
+# weights doubled computes what that ANN does, but only if the batch is renormalised for it
+# (x / 2); so it must reproduce run a bit for bit, and the std change alone must not.
+$PY "$PYDIR/rescale_input.py" "$T/a.safetensors.work/ann.safetensors" "$T/tn-teacher.safetensors" 2
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$T/tn-teacher.safetensors" \
+    --out "$T/tn.safetensors" 2>/dev/null
+check "a teacher of other statistics gets the batch renormalised to them, bit for bit" \
+    $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/tn.safetensors"
+$PY "$PYDIR/rescale_input.py" "$T/a.safetensors.work/ann.safetensors" "$T/to-teacher.safetensors" 2 none
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$T/to-teacher.safetensors" \
+    --out "$T/to.safetensors" 2>/dev/null
+check "a teacher of other statistics alone is another teacher" \
+    sh -c '! "$1" "$2" "$3" "$4" >/dev/null' _ \
+    $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/to.safetensors"
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$SHIPPED" --out "$T/tx.safetensors" 2>"$T/tx.err"
 check "a teacher of another input size is refused" grep -q "teacher .*input 3x96x96, this run has 3x16x16" "$T/tx.err"
 "$TRAIN" fit --print-config --teacher "$SHIPPED" --distill 0 2>"$T/td.err" >/dev/null
