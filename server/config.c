@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "onespike/parse.h"
+#include "onespike/session.h"
 
 enum {
     OPT_LISTEN = 256,
@@ -30,6 +31,7 @@ enum {
     OPT_MAP_TIMEOUT,
     OPT_MAX_BATCH,
     OPT_BATCH_DELAY,
+    OPT_TTA,
     OPT_LOG_LEVEL,
     OPT_TOKEN_FILE,
     OPT_PROBE,
@@ -64,6 +66,7 @@ static const opt_def opt_defs[] = {
     {"map-timeout", "ONESPIKE_MAP_TIMEOUT", OPT_MAP_TIMEOUT, true},
     {"max-batch", "ONESPIKE_MAX_BATCH", OPT_MAX_BATCH, true},
     {"batch-delay-us", "ONESPIKE_BATCH_DELAY_US", OPT_BATCH_DELAY, true},
+    {"tta", "ONESPIKE_TTA", OPT_TTA, true},
     {"log-level", "ONESPIKE_LOG_LEVEL", OPT_LOG_LEVEL, true},
     {"token-file", "ONESPIKE_TOKEN_FILE", OPT_TOKEN_FILE, true},
     {"probe", NULL, OPT_PROBE, true},
@@ -131,6 +134,10 @@ void srv_config_print_help(FILE *f)
         "  --batch-delay-us US how long a worker waits for a batch to fill (default %ld:\n"
         "                      it never waits, so a lone request is never delayed)\n"
         "                      env ONESPIKE_BATCH_DELAY_US\n"
+        "  --tta N             test-time views of a classify request that does not ask\n"
+        "                      (?tta=N): 1, 2, 4 or 8, the image turned by 90 degrees and\n"
+        "                      mirrored, answers averaged; N times the compute (default %d)\n"
+        "                      env ONESPIKE_TTA\n"
         "  --log-level L       debug, info, warn or error (default info)\n"
         "                      env ONESPIKE_LOG_LEVEL\n"
         "  --token-file FILE   require 'Authorization: Bearer <token>' (the file's first\n"
@@ -155,7 +162,8 @@ void srv_config_print_help(FILE *f)
         SRV_DEFAULT_MAX_PIXELS, SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_MAP_MAX_BODY >> 20,
         SRV_DEFAULT_MAP_TIMEOUT_S, SRV_DEFAULT_DRAIN_MS, SRV_DEFAULT_CONN_TIMEOUT_S,
         SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S, SRV_DEFAULT_MAX_CONNS,
-        SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US);
+        SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US,
+        SRV_DEFAULT_TTA);
 }
 
 #if defined(__GNUC__)
@@ -355,6 +363,11 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
                              SRV_MAX_BATCH_DELAY_US);
         cfg->batch_delay_us = l;
         return true;
+    case OPT_TTA:
+        if (!os_parse_long(v, 1, OS_SESSION_MAX_VIEWS, &l) || !os_session_views_valid((int)l))
+            return bad_value(o->flag, where, "\"%s\": expected 1, 2, 4 or 8 views", v);
+        cfg->tta = (int)l;
+        return true;
     case OPT_LOG_LEVEL: {
         int lv = srv_log_level_parse(v);
         if (lv < 0)
@@ -390,6 +403,7 @@ static void set_defaults(srv_config *cfg)
     cfg->map_timeout_s = SRV_DEFAULT_MAP_TIMEOUT_S;
     cfg->max_batch = SRV_DEFAULT_MAX_BATCH;
     cfg->batch_delay_us = SRV_DEFAULT_BATCH_DELAY_US;
+    cfg->tta = SRV_DEFAULT_TTA;
     cfg->log_level = SRV_LOG_INFO;
 }
 

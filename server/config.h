@@ -34,6 +34,7 @@
 #define SRV_DEFAULT_MAX_CONNS      256
 #define SRV_DEFAULT_MAX_BATCH      8
 #define SRV_DEFAULT_BATCH_DELAY_US 0
+#define SRV_DEFAULT_TTA            1 /* test-time views of a classify request (1: the image only) */
 /* nginx's client_header_timeout is 60 s; heads are small */
 #define SRV_DEFAULT_HEADER_TIMEOUT_S 10
 #define SRV_DEFAULT_BODY_TIMEOUT_S 60   /* 8 MB in 60 s is 140 KB/s, slower than any pipeline */
@@ -84,6 +85,7 @@ typedef struct {
     int max_conns;      /* concurrent connections */
     int max_batch;      /* classify requests of one model a worker runs together */
     long batch_delay_us; /* how long a worker waits for a batch to fill (0: never) */
+    int tta;             /* test-time views of a classify request without ?tta= (1, 2, 4, 8) */
     srv_log_level log_level;
     char token_file[SRV_PATH_MAX]; /* "" when no bearer token is required */
     char probe_url[SRV_PATH_MAX];  /* --probe: check this URL and exit */

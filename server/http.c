@@ -528,6 +528,7 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
         .authorization = header(c, MHD_HTTP_HEADER_AUTHORIZATION),
         .request_id = header(c, "X-Request-Id"),
         .top_k = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "top_k"),
+        .tta = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tta"),
         .bands = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bands"),
         .scale = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "scale"),
         .window = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "window"),

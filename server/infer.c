@@ -62,11 +62,16 @@ static bool load_image(srv_request *r, os_session *sess, int k, const void *img,
     return false;
 }
 
-/* Run images 0..n-1 of the session; the compute time is every request's of the batch. */
-static void run_network(srv_request *const *rs, int n_req, os_session *sess, int n, float *probs)
+/* Run images 0..n-1 of the session, or (views > 1) image 0 in its test-time views, probs[0..k)
+ * their mean; the compute time is every request's of the batch. */
+static void run_network(srv_request *const *rs, int n_req, os_session *sess, int n, int views,
+                        float *probs)
 {
     uint64_t t0 = os_clock_ns();
-    os_session_run_batch(sess, n, probs, NULL);
+    if (views > 1)
+        (void)os_session_run_views(sess, views, probs); /* views checked by routes.c */
+    else
+        os_session_run_batch(sess, n, probs, NULL);
     double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
     for (int j = 0; j < n_req; j++) {
         rs[j]->compute_ms += secs * 1e3;
@@ -122,7 +127,7 @@ static void classify_answer(srv_worker *w, srv_request *r, const float *probs)
 
 /* n classify requests of one model through the network together: each is loaded, checked and
  * answered on its own (a bad image or a passed deadline is that request's error only), and the
- * images that loaded run as one batch. */
+ * images that loaded run as one batch. A request in several views runs alone (n = 1). */
 static void run_classify_batch(srv_worker *w, srv_request *const *rs, int n)
 {
     os_session *sess = srv_worker_session(w, rs[0]->model);
@@ -135,7 +140,7 @@ static void run_classify_batch(srv_worker *w, srv_request *const *rs, int n)
             ok[loaded++] = rs[j];
     if (!loaded)
         return;
-    run_network(ok, loaded, sess, loaded, probs);
+    run_network(ok, loaded, sess, loaded, n == 1 ? rs[0]->views : 1, probs);
     for (int j = 0; j < loaded; j++)
         classify_answer(w, ok[j], probs + (size_t)j * k);
 }
@@ -197,7 +202,7 @@ static void run_infer(srv_worker *w, srv_request *r)
         }
         if (past_deadline(r, "before computing"))
             goto out;
-        run_network(&r, 1, sess, nb, probs);
+        run_network(&r, 1, sess, nb, 1, probs);
         for (int j = 0; j < nb * k; j++)
             json_array_append_new(out, json_real((double)probs[j]));
     }

@@ -282,7 +282,7 @@ json_t *srv_oip_server_meta(const char *const *names, int n_models)
                      "extensions", "classify", "health", "metrics", "models", models);
 }
 
-json_t *srv_oip_model_meta(const char *name, const os_model *m)
+json_t *srv_oip_model_meta(const char *name, const os_model *m, int tta)
 {
     int c, h, w;
     os_model_input(m, &c, &h, &w);
@@ -298,7 +298,7 @@ json_t *srv_oip_model_meta(const char *name, const os_model *m)
     (void)os_session_describe(m, NULL, runs, sizeof runs);
     return json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i,i,i,i]}],"
                      " s:[{s:s, s:s, s:[i,i]}], s:o, s:{s:i, s:i, s:i}, s:i,"
-                     " s:{s:s, s:[f,f,f], s:[f,f,f], s:s, s:I, s:i, s:O?, s:s}}",
+                     " s:{s:s, s:[f,f,f], s:[f,f,f], s:s, s:I, s:i, s:O?, s:s, s:i}}",
                      "name", name, "versions", os_model_version(m), "platform", OIP_PLATFORM,
                      "inputs", "name", "image", "datatype", "BYTES", "shape", -1, "name", "input",
                      "datatype", "FP32", "shape", -1, c, h, w, "outputs", "name", SRV_OIP_OUTPUT,
@@ -308,5 +308,5 @@ json_t *srv_oip_model_meta(const char *name, const os_model *m)
                      (double)mean[1], (double)mean[2], "std", (double)std[0], (double)std[1],
                      (double)std[2], "sha256", os_model_sha256(m), "params",
                      (json_int_t)os_net_params(os_model_net(m)), "layers",
-                     os_net_count(os_model_net(m)), "arch", arch, "runs", runs);
+                     os_net_count(os_model_net(m)), "arch", arch, "runs", runs, "tta", tta);
 }

@@ -70,7 +70,7 @@ json_t *srv_oip_response(const char *model, const char *version, const char *id,
 json_t *srv_oip_server_meta(const char *const *names, int n_models);
 
 /* GET /v2/models/NAME: name, versions, platform, inputs, outputs, labels, input size, time
- * steps, parameters. */
-json_t *srv_oip_model_meta(const char *name, const os_model *m);
+ * steps, parameters (tta: the test-time views a classify request gets by default). */
+json_t *srv_oip_model_meta(const char *name, const os_model *m, int tta);
 
 #endif

@@ -166,13 +166,15 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
     for (int m = 0; m < n_models; m++)
         if (os_model_classes(models[m]) > classes)
             classes = os_model_classes(models[m]);
-    os_session_opts so = {.max_pixels = o->max_pixels, .max_batch = p->max_batch};
+    /* room for a batch, and for one image in all its test-time views */
+    const int room = p->max_batch > OS_SESSION_MAX_VIEWS ? p->max_batch : OS_SESSION_MAX_VIEWS;
+    os_session_opts so = {.max_pixels = o->max_pixels, .max_batch = room};
     for (int i = 0; i < p->n_workers; i++) {
         srv_worker *w = &p->workers[i];
         w->pool = p, w->id = i;
         w->wake_init = pthread_cond_init(&w->wake, NULL) == 0;
         w->sessions = calloc((size_t)(n_models ? n_models : 1), sizeof *w->sessions);
-        w->probs = calloc((size_t)classes * p->max_batch, sizeof *w->probs);
+        w->probs = calloc((size_t)classes * room, sizeof *w->probs);
         w->index = calloc((size_t)classes, sizeof *w->index);
         w->batch = calloc((size_t)p->max_batch, sizeof *w->batch);
         if (!w->wake_init || !w->sessions || !w->probs || !w->index || !w->batch) {

@@ -35,7 +35,8 @@ typedef struct {
     int workers;
     int queue;         /* capacity of the queue */
     size_t max_pixels; /* passed to every session */
-    int max_batch;     /* jobs one batch may hold (1: no batching); sessions are sized for it */
+    int max_batch;     /* jobs one batch may hold (1: no batching); sessions are sized for it,
+                          and for OS_SESSION_MAX_VIEWS images at least (test-time views) */
     long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
 } srv_pool_opts;
 
@@ -67,7 +68,8 @@ void srv_pool_destroy(srv_pool *p);
 
 /* What a worker offers a running job; borrowed, valid during run. */
 os_session *srv_worker_session(srv_worker *w, int model);
-float *srv_worker_probs(srv_worker *w); /* room for max_batch x the largest model's classes */
+float *srv_worker_probs(srv_worker *w); /* room for the session's batch x the largest model's
+                                          classes */
 int *srv_worker_index(srv_worker *w);   /* same length, for os_topk */
 int srv_worker_id(const srv_worker *w);
 

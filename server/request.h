@@ -56,6 +56,7 @@ typedef struct {
     const char *content_length, *transfer_encoding, *content_type;
     const char *authorization, *request_id;
     const char *top_k;        /* query argument */
+    const char *tta;          /* query argument: test-time views of classify */
     const char *bands, *scale; /* query arguments: raster bands as R,G,B and value scaling */
     const char *window, *window_m, *stride; /* query arguments of map */
 } srv_request_head;
@@ -72,6 +73,7 @@ struct srv_request {
     srv_body_kind body_kind;
     char boundary[SRV_BOUNDARY_MAX];
     int top_k;
+    int views; /* classify: test-time views (os_session_run_views); 1: the image alone */
     /* classify: the model's raster input with ?bands= / ?scale= applied (raster_set), else the
      * model's own is used */
     os_raster_input raster_in;

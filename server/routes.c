@@ -19,6 +19,7 @@
 #include "onespike/clock.h"
 #include "onespike/parse.h"
 #include "onespike/scenemap.h"
+#include "onespike/session.h"
 
 
 #define SRV_DEFAULT_TOP_K    5
@@ -201,7 +202,7 @@ static void answer_get(srv_server *s, srv_request *r)
         break;
     case SRV_ROUTE_MODEL_META:
         srv_reply_json(&r->reply, HTTP_OK,
-                       srv_oip_model_meta(s->names[r->model], s->models[r->model]));
+                       srv_oip_model_meta(s->names[r->model], s->models[r->model], s->cfg->tta));
         break;
     case SRV_ROUTE_METRICS: answer_metrics(s, r); break;
     default: srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "no handler"); break;
@@ -260,6 +261,34 @@ static bool parse_top_k(srv_server *s, srv_request *r, const char *v)
         return false;
     }
     r->top_k = (int)k;
+    return true;
+}
+
+/* ?tta=N: the views of a classify request (default --tta); 400 unless 1, 2, 4 or 8, or over
+ * 1 for a model whose input is not square. */
+static bool parse_tta(srv_server *s, srv_request *r, const char *v)
+{
+    r->views = s->cfg->tta;
+    if (!v)
+        return true;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!isdigit((unsigned char)*v) || errno || *end || n < 1 || n > OS_SESSION_MAX_VIEWS ||
+        !os_session_views_valid((int)n)) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "tta \"%.32s\": expected 1, 2, 4 or 8 views", v);
+        return false;
+    }
+    int c, h, w;
+    os_model_input(s->models[r->model], &c, &h, &w);
+    if (n > 1 && h != w) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "tta %ld: the views turn the image, and this model's input is %dx%d, "
+                        "not square", n, h, w);
+        return false;
+    }
+    r->views = (int)n;
     return true;
 }
 
@@ -413,6 +442,8 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
         begin_map(s, r, h);
         return;
     }
+    if (!parse_tta(s, r, h->tta))
+        return;
     /* multipart/form-data reads the "image" field; any other Content-Type is taken as the image
      * itself, and the bytes decide (JPEG, TIFF, PNG, JPEG 2000; a GIF is answered 415 whatever
      * the header claims). */
@@ -448,8 +479,9 @@ bool srv_routes_finish(srv_server *s, srv_request *r)
     }
     r->job.run = srv_infer_run;
     r->job.cancel = srv_infer_cancel;
-    /* One image per classify request: those of one model can share a pass (pool.h). */
-    r->job.batch_key = r->route == SRV_ROUTE_CLASSIFY ? r->model : -1;
+    /* One image per classify request: those of one model can share a pass (pool.h); one in
+     * its views fills a pass by itself. */
+    r->job.batch_key = r->route == SRV_ROUTE_CLASSIFY && r->views <= 1 ? r->model : -1;
     r->job.run_batch = srv_infer_run_batch;
     return true;
 }

@@ -369,6 +369,65 @@ void os_session_run(os_session *s, float *probs, float *logits)
     os_session_run_batch(s, 1, probs, logits);
 }
 
+bool os_session_views_valid(int views)
+{
+    return views == 1 || views == 2 || views == 4 || views == 8;
+}
+
+/* Where view v reads the pixel it writes at (y, x) of an n x n plane. Mirroring the image
+ * (x -> n-1-x) last means applying it to the position first; each counterclockwise turn reads
+ * (y, x) from (x, n-1-y). */
+static int view_source(int n, int v, int y, int x)
+{
+    int sy = y, sx = v & 1 ? n - 1 - x : x;
+    for (int r = 0; r < v / 2; r++) {
+        const int t = sy;
+        sy = sx, sx = n - 1 - t;
+    }
+    return sy * n + sx;
+}
+
+void os_session_view(const float *src, float *dst, int c, int n, int v)
+{
+    /* the source index is affine in (y, x): o + a y + b x */
+    const int o = view_source(n, v, 0, 0);
+    const int a = n > 1 ? view_source(n, v, 1, 0) - o : 0;
+    const int b = n > 1 ? view_source(n, v, 0, 1) - o : 0;
+    const size_t plane = (size_t)n * n;
+    for (int ch = 0; ch < c; ch++, src += plane, dst += plane)
+        for (int y = 0; y < n; y++) {
+            const float *row = src + o + (ptrdiff_t)a * y;
+            float *out = dst + (size_t)y * n;
+            for (int x = 0; x < n; x++)
+                out[x] = row[(ptrdiff_t)b * x];
+        }
+}
+
+os_status os_session_run_views(os_session *s, int views, float *probs)
+{
+    const os_infer_ctx *cx = &s->cx;
+    if (!os_session_views_valid(views))
+        return os_fail(OS_EINVAL, "views %d: expected 1, 2, 4 or 8", views);
+    if (views > cx->max_batch)
+        return os_fail(OS_EINVAL, "views %d: the session runs at most %d images at once",
+                       views, cx->max_batch);
+    if (views > 1 && cx->in_h != cx->in_w)
+        return os_fail(OS_EINVAL, "views %d: the symmetries of the square need a square input "
+                                  "(this model's is %dx%d)", views, cx->in_h, cx->in_w);
+    const size_t per = (size_t)cx->in_c * cx->in_h * cx->in_w;
+    for (int v = 1; v < views; v++)
+        os_session_view(cx->input, cx->input + v * per, cx->in_c, cx->in_w, v);
+    os_session_run_batch(s, views, probs, NULL);
+    const int k = os_model_classes(s->model);
+    for (int j = 0; j < k; j++) {
+        double sum = probs[j];
+        for (int v = 1; v < views; v++)
+            sum += probs[(size_t)v * k + j];
+        probs[j] = (float)(sum / views);
+    }
+    return OS_OK;
+}
+
 os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float *probs)
 {
     os_status st = os_session_load_jpeg(s, jpeg, len);

@@ -19,8 +19,10 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
  * malloc'd) and "answers" (per image: path, class, top-1 label and its probability) into a
  * JSON object (caller decrefs); failed images are counted, not fatal.
  * dense: run the dense float kernels everywhere (os_session_opts.dense). in: the raster bands
- * and scale (borrowed; NULL: the model's). */
+ * and scale (borrowed; NULL: the model's). views: 1, or the test-time views of each image
+ * averaged (os_session_run_views: 2, 4 or 8). */
 os_status fit_eval_files(const char *model_path, const os_dataset *ds, const size_t *idx,
-                         size_t n, bool dense, const os_raster_input *in, json_t **out);
+                         size_t n, bool dense, const os_raster_input *in, int views,
+                         json_t **out);
 
 #endif

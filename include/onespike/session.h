@@ -81,6 +81,23 @@ void os_session_run(os_session *s, float *probs, float *logits);
  * same kernels, the same order of sums). probs (and logits if not NULL): n * classes. */
 void os_session_run_batch(os_session *s, int n, float *probs, float *logits);
 
+/* Test-time augmentation over the square's symmetries (ours; an aerial scene has no "up" and
+ * no handedness, and training already shows every image flipped and turned): the image in
+ * input 0 is also seen mirrored and rotated, all the views run as one batch, and their class
+ * probabilities are averaged. View v (0..7) turns the image by 90 degrees counterclockwise
+ * v / 2 times, then mirrors it left-right if v is odd; `views` takes the first 1, 2, 4 or 8 of
+ * them (8: all the symmetries of the square). Inputs 1..views-1 are overwritten. probs: room
+ * for views * classes floats; the mean (summed in view order) is written to the first classes.
+ * OS_EINVAL, nothing run, if views is not 1, 2, 4 or 8, exceeds os_session_max_batch, or is
+ * over 1 on a non-square input. */
+#define OS_SESSION_MAX_VIEWS 8
+bool os_session_views_valid(int views); /* 1, 2, 4 or 8 */
+os_status os_session_run_views(os_session *s, int views, float *probs);
+
+/* The view v of src (c planes of n x n floats) into dst (not src), as os_session_run_views
+ * makes it. */
+void os_session_view(const float *src, float *dst, int c, int n, int v);
+
 /* load_jpeg + run. */
 os_status os_session_classify(os_session *s, const void *jpeg, size_t len, float *probs);
 

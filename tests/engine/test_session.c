@@ -375,6 +375,104 @@ static void test_batch_equals_single(void **state)
     tu_rmdir(dir);
 }
 
+/* The reference views, as image operations: turn counterclockwise (the top-right corner goes
+ * to the top left) v / 2 times, then mirror left-right if v is odd. */
+static void ref_turn(const float *src, float *dst, int c, int n)
+{
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++) /* what was at column n-1-y of row x */
+                dst[(ch * n + y) * n + x] = src[(ch * n + x) * n + (n - 1 - y)];
+}
+
+static void ref_view(const float *src, float *dst, int c, int n, int v)
+{
+    const size_t per = (size_t)c * n * n;
+    float *a = malloc(per * sizeof *a), *b = malloc(per * sizeof *b);
+    memcpy(a, src, per * sizeof *a);
+    for (int r = 0; r < v / 2; r++) {
+        ref_turn(a, b, c, n);
+        memcpy(a, b, per * sizeof *a);
+    }
+    for (int ch = 0; ch < c; ch++)
+        for (int y = 0; y < n; y++)
+            for (int x = 0; x < n; x++)
+                dst[(ch * n + y) * n + x] = a[(ch * n + y) * n + (v & 1 ? n - 1 - x : x)];
+    free(a);
+    free(b);
+}
+
+/* Test-time views: each view is the reference's, 1 view is the plain run, the mean is the
+ * views' answers alone averaged in order, the 8 views are the whole group (the image turned
+ * first gives the same mean up to the order of the sum), and bad counts are refused. */
+static void test_views(void **state)
+{
+    (void)state;
+    enum { NK = 4, N = 32, PER = 3 * N * N };
+    char *dir = tu_tmpdir();
+    os_arch_opts o = {.name = "msresnet20", .width_mult = 0.5, .input = N, .classes = NK,
+                      .spiking = true, .batchnorm = true, .threshold = 0.5f, .leak = 1.0f,
+                      .seed = 11};
+    os_model *m = tu_arch_model(&o, dir);
+    size_t len;
+    char path[512];
+    snprintf(path, sizeof path, "%s/ucm_harbor10.jpg", FIXTURE_DIR);
+    unsigned char *jpeg = tu_slurp(path, &len);
+    assert_non_null(jpeg);
+    os_session *one = NULL, *many = NULL, *small = NULL;
+    assert_int_equal(os_session_create(m, NULL, &one), OS_OK);
+    assert_int_equal(os_session_create(m, &(os_session_opts){.max_batch = 8}, &many), OS_OK);
+    assert_int_equal(os_session_create(m, &(os_session_opts){.max_batch = 4}, &small), OS_OK);
+    assert_int_equal(os_session_load_jpeg(one, jpeg, len), OS_OK);
+    static float img[PER], want_view[PER], got_view[PER];
+    memcpy(img, os_session_input(one), sizeof img);
+    float alone[8][NK], got[8 * NK];
+    for (int v = 0; v < 8; v++) {
+        ref_view(img, want_view, 3, N, v);
+        os_session_view(img, got_view, 3, N, v);
+        if (memcmp(want_view, got_view, sizeof got_view))
+            fail_msg("view %d is not the reference's", v);
+        for (int u = 0; u < v; u++) { /* eight different images */
+            float other[PER];
+            ref_view(img, other, 3, N, u);
+            assert_true(memcmp(other, got_view, sizeof other) != 0);
+        }
+        memcpy(os_session_input(one), want_view, sizeof want_view);
+        os_session_run(one, alone[v], NULL);
+    }
+    for (int views = 1; views <= 8; views *= 2) {
+        assert_int_equal(os_session_load_jpeg(many, jpeg, len), OS_OK);
+        assert_int_equal(os_session_run_views(many, views, got), OS_OK);
+        float want[NK];
+        for (int j = 0; j < NK; j++) {
+            double sum = 0;
+            for (int v = 0; v < views; v++)
+                sum += alone[v][j];
+            want[j] = (float)(sum / views);
+        }
+        if (memcmp(want, got, sizeof want))
+            fail_msg("%d views: not the mean of the views run alone", views);
+    }
+    float mean8[NK];
+    memcpy(mean8, got, sizeof mean8);
+    ref_view(img, os_session_input(many), 3, N, 2);
+    assert_int_equal(os_session_run_views(many, 8, got), OS_OK);
+    for (int j = 0; j < NK; j++)
+        assert_float_equal(got[j], mean8[j], 1e-6);
+    assert_int_equal(os_session_run_views(many, 3, got), OS_EINVAL);
+    assert_int_equal(os_session_run_views(many, 16, got), OS_EINVAL);
+    assert_int_equal(os_session_run_views(many, 0, got), OS_EINVAL);
+    assert_int_equal(os_session_run_views(small, 8, got), OS_EINVAL);
+    assert_int_equal(os_session_run_views(small, 4, got), OS_OK);
+    assert_true(os_session_views_valid(8) && !os_session_views_valid(6));
+    os_session_destroy(one);
+    os_session_destroy(many);
+    os_session_destroy(small);
+    free(jpeg);
+    os_model_destroy(m);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +483,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_images, setup, teardown),
         cmocka_unit_test(test_topk),
         cmocka_unit_test(test_batch_equals_single),
+        cmocka_unit_test(test_views),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,11 +70,12 @@ class Env:
                         "--out", path], check=True, stdout=subprocess.DEVNULL, timeout=120)
         return path
 
-    def offline(self, model, images, top_k):
-        """onespike-train classify --json: {image path: [(label, index, probability)]}."""
+    def offline(self, model, images, top_k, extra=()):
+        """onespike-train classify --json [extra flags]: {image path: [(label, index,
+        probability)]}."""
         out = subprocess.run([self.train, "classify", "--model", model, "--json", "--top-k",
-                              str(top_k)] + images, check=True, capture_output=True, text=True,
-                             timeout=120).stdout
+                              str(top_k)] + list(extra) + images, check=True,
+                             capture_output=True, text=True, timeout=120).stdout
         res = {}
         for line in out.splitlines():
             d = json.loads(line)

@@ -45,6 +45,7 @@ def main():
                 [r for r in recs if "not_json" in r][:2])
     finally:
         srv.kill()
+    tta_checks(env, s, m, paths, imgs, offline)
     config_checks(env, s, m)
     env.cleanup()
     return s.done()
@@ -252,6 +253,50 @@ def run(env, s, srv, m, m2, offline, offline2, imgs):
             len(mine) == 1 and mine[0]["status"] == 200 and mine[0]["route"] == "classify"
             and mine[0]["model"] == "m" and mine[0]["ms"] >= mine[0]["compute_ms"] >= 0
             and mine[0]["level"] == "info" and mine[0]["ts"].endswith("Z"), mine)
+
+
+def tta_checks(env, s, m, paths, imgs, offline):
+    """Test-time views: ?tta=N and --tta N answer as `onespike-train classify --tta N`."""
+    tta = {n: env.offline(m, paths, 3, ["--tta", str(n)]) for n in (2, 8)}
+    s.check("offline --tta 8 changes the answers (the views differ)",
+            any(tta[8][p] != offline[p] for p in paths), (tta[8], offline))
+    srv = Server(env, ["--model", f"m={m}", "--workers", "2", "--max-batch", "1"], name="tta1")
+    try:
+        for n in (2, 8):
+            for name, img in imgs.items():
+                st, _, doc = srv.json("POST", f"/v2/models/m/classify?top_k=3&tta={n}", img,
+                                      {"Content-Type": "image/jpeg"})
+                s.check(f"classify ?tta={n} {name}: equals onespike-train classify --tta {n}",
+                        st == 200 and same_predictions(doc["predictions"],
+                                                       tta[n][env.fixture(name)]), (st, doc))
+        for bad in ("3", "16", "0", "x", "8x"):
+            st, _, doc = srv.json("POST", f"/v2/models/m/classify?tta={bad}", imgs[IMAGES[0]],
+                                  {"Content-Type": "image/jpeg"})
+            s.check(f"classify ?tta={bad}: 400 naming tta",
+                    st == 400 and "tta" in doc.get("error", ""), (st, doc))
+        st, _, doc = srv.json("GET", "/v2/models/m")
+        s.check("metadata: tta 1 by default", st == 200 and doc["parameters"]["tta"] == 1, doc)
+    finally:
+        srv.kill()
+    srv = Server(env, ["--model", f"m={m}", "--tta", "8"], name="tta8")
+    try:
+        st, _, doc = srv.classify(imgs[IMAGES[1]], top_k=3)
+        s.check("--tta 8: a classify request without ?tta= gets the 8 views",
+                st == 200 and same_predictions(doc["predictions"],
+                                               tta[8][env.fixture(IMAGES[1])]), (st, doc))
+        st, _, doc = srv.json("POST", "/v2/models/m/classify?top_k=3&tta=1", imgs[IMAGES[1]],
+                              {"Content-Type": "image/jpeg"})
+        s.check("--tta 8: ?tta=1 asks for the image alone",
+                st == 200 and same_predictions(doc["predictions"],
+                                               offline[env.fixture(IMAGES[1])]), (st, doc))
+        st, _, doc = srv.json("GET", "/v2/models/m")
+        s.check("--tta 8: metadata says tta 8", st == 200 and doc["parameters"]["tta"] == 8, doc)
+    finally:
+        srv.kill()
+    r = subprocess.run([env.serve, "--model", f"m={m}", "--tta", "5"], capture_output=True,
+                       text=True, timeout=30)
+    s.check("--tta 5: exit 2 naming --tta", r.returncode == 2 and "--tta" in r.stderr,
+            (r.returncode, r.stderr))
 
 
 def config_checks(env, s, m):

@@ -144,6 +144,21 @@ assert set(e["per_class"]) == {"class00", "class01", "class02", "class03"}
 assert sum(map(sum, e["confusion"])) == 160 and len(e["confusion"]) == 4
 PY
 check "eval names the broken image" grep -q "broken.jpg" "$T/eval.err"
+# --tta 8: each image in its 8 test-time views; the report's views8 figure is eval's
+"$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --list "$T/m.safetensors.work/val.txt" \
+    --tta 8 --json >"$T/evaltta.json" 2>/dev/null
+check "eval --tta 8: 8 views, the report's views8 figure" $PY - "$T/evaltta.json" "$T/evalval.json" "$T/m.safetensors.report.json" <<'PY'
+import json, sys
+e, one = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+r = json.load(open(sys.argv[3]))["final"]["validation_engine"]
+assert e["views"] == 8 and one["views"] == 1 and e["images"] == one["images"], (e, one)
+assert e["top1"] == r["views8"]["top1"] and e["top5"] == r["views8"]["top5"], (e["top1"], r)
+assert [a["probability"] for a in e["answers"]] != [a["probability"] for a in one["answers"]]
+PY
+check "report.md gives the 8-view figure" grep -q "With 8 test-time views averaged" \
+    "$T/m.safetensors.report.md"
+"$TRAIN" eval --model "$T/m.safetensors" --data "$T/data" --tta 3 2>"$T/tta.err" >/dev/null
+check "eval --tta 3 is a usage error" sh -c 'test $1 -eq 2 && grep -q -- "--tta" "$2"' _ $? "$T/tta.err"
 
 # Resume: stopped twice, resumed each time, the same model as one uninterrupted run.
 SHORT=(--epochs-ann 3 --epochs-snn 2 --epochs-t0 2 --epochs-finetune 2 --quiet)

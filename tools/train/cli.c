@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "onespike/session.h"
+
 void cli_report(const char *what, os_status st)
 {
     const char *d = os_errdetail();
@@ -36,6 +38,15 @@ bool cli_long(const char *cmd, const char *flag, const char *arg, long lo, long 
         return true;
     cli_usage_error(cmd, "%s \"%s\": expected an integer in %ld..%ld", flag, arg, lo, hi);
     return false;
+}
+
+int cli_views(const char *cmd, const char *arg, int *views)
+{
+    long v;
+    if (!os_parse_long(arg, 1, OS_SESSION_MAX_VIEWS, &v) || !os_session_views_valid((int)v))
+        return cli_usage_error(cmd, "--tta \"%s\": expected 1, 2, 4 or 8 views", arg);
+    *views = (int)v;
+    return CLI_OK;
 }
 
 int cli_load_model(const char *cmd, const char *path, const char *weights, const char *bands,

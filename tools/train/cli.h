@@ -33,6 +33,10 @@ int cli_raster_input(const char *cmd, const os_model *m, const char *bands, cons
  * flag and the range ("--top-k \"0\": expected an integer in 1..100000"): returns false. */
 bool cli_long(const char *cmd, const char *flag, const char *arg, long lo, long hi, long *v);
 
+/* Parse --tta's argument: 1, 2, 4 or 8 views (os_session_run_views) into *views. A bad one is
+ * a usage error of cmd: returns CLI_USAGE, else CLI_OK. */
+int cli_views(const char *cmd, const char *arg, int *views);
+
 /* Load path (weights: --weights, NULL for the default) into *m and its raster input with
  * --bands / --scale applied into *in. Returns CLI_OK, or CLI_FAIL / CLI_USAGE having reported
  * why (*m NULL). */

@@ -13,7 +13,7 @@
 enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024, CLASSIFY_BATCH = 8 };
 
 static const char help[] =
-    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--timesteps T] [--dense]\n"
+    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--tta N] [--timesteps T] [--dense]\n"
     "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B] [--scale S]\n"
     "       IMAGE...\n"
     "\n"
@@ -27,6 +27,9 @@ static const char help[] =
     "  --top-k K         classes per image (default 3; capped at the number of classes)\n"
     "  --json            one JSON object per line: "
     "{\"image\",\"predictions\":[{\"label\",\"index\",\"probability\"}]}\n"
+    "  --tta N           test-time augmentation: average the answers of N views of each image\n"
+    "                    (1, 2, 4 or 8: turned by 90 degrees and mirrored; N times the\n"
+    "                    compute; default 1)\n"
     "  --timesteps T     run the same weights for T time steps (default: the model's)\n"
     "  --dense           dense float kernels for every layer (the reference path), not the\n"
     "                    event-driven convolutions of spikes\n"
@@ -86,12 +89,13 @@ int cmd_classify(int argc, char **argv)
                                          {"weights", required_argument, NULL, 'W'},
                                          {"bands", required_argument, NULL, 'b'},
                                          {"scale", required_argument, NULL, 's'},
+                                         {"tta", required_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0}};
     const char *model_path = NULL, *isa = NULL, *weights = NULL, *bands = NULL, *scale = NULL;
     long top_k = DEFAULT_TOP_K, T = 0, max_pixels = 0;
     bool json = false, dense = false;
-    int ch;
+    int ch, views = 1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -114,6 +118,10 @@ int cmd_classify(int argc, char **argv)
         case 'W': weights = optarg; break;
         case 'b': bands = optarg; break;
         case 's': scale = optarg; break;
+        case 'v':
+            if (cli_views("classify", optarg, &views) != CLI_OK)
+                return CLI_USAGE;
+            break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("classify", "unknown option");
         }
@@ -132,15 +140,17 @@ int cmd_classify(int argc, char **argv)
     if ((rc = cli_load_model("classify", model_path, weights, bands, scale, &m, &in)) != CLI_OK)
         return rc;
     os_status st;
+    /* a pass: CLASSIFY_BATCH images, or one image in its views */
+    const int per_pass = views > 1 ? 1 : CLASSIFY_BATCH, room = views > 1 ? views : CLASSIFY_BATCH;
     os_session_opts so = {.timesteps = (int)T, .max_pixels = (size_t)max_pixels, .dense = dense,
-                          .isa = isa, .max_batch = CLASSIFY_BATCH};
+                          .isa = isa, .max_batch = room};
     if ((st = os_session_create(m, &so, &s))) {
         cli_report("cannot create a session", st);
         rc = CLI_FAIL;
         goto out;
     }
     int n = os_model_classes(m), k = top_k < n ? (int)top_k : n;
-    p = malloc((size_t)CLASSIFY_BATCH * n * sizeof *p);
+    p = malloc((size_t)room * n * sizeof *p);
     idx = malloc((size_t)n * sizeof *idx);
     if (!p || !idx) {
         cli_report("classify", os_fail(OS_ENOMEM, "no memory"));
@@ -152,7 +162,7 @@ int cmd_classify(int argc, char **argv)
     for (int first = optind; first < argc;) {
         int arg[CLASSIFY_BATCH * 2], slot[CLASSIFY_BATCH * 2], n_args = 0, loaded = 0;
         char err[CLASSIFY_BATCH * 2][256];
-        for (; first < argc && loaded < CLASSIFY_BATCH && n_args < CLASSIFY_BATCH * 2; first++) {
+        for (; first < argc && loaded < per_pass && n_args < CLASSIFY_BATCH * 2; first++) {
             void *buf = NULL;
             size_t len = 0;
             os_errclear();
@@ -167,7 +177,12 @@ int cmd_classify(int argc, char **argv)
                          *os_errdetail() ? os_errdetail() : os_strerror(st));
             n_args++;
         }
-        if (loaded)
+        if (loaded && views > 1 && (st = os_session_run_views(s, views, p))) {
+            cli_report("classify", st);
+            rc = CLI_FAIL;
+            goto out;
+        }
+        if (loaded && views == 1)
             os_session_run_batch(s, loaded, p, NULL);
         for (int a = 0; a < n_args; a++) {
             if (slot[a] < 0) {

@@ -12,7 +12,7 @@
 #include "onespike/session.h"
 
 static const char help[] =
-    "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense]\n"
+    "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense] [--tta N]\n"
     "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B] [--scale S]\n"
     "\n"
     "Classify every image (.jpg .jpeg .tif .tiff .png .jp2) of DIR (one subfolder per class, named as the model's labels) or only\n"
@@ -25,6 +25,9 @@ static const char help[] =
     "{\"image\",\"error\"}\n"
     "  --dense  dense float kernels for every layer (the reference path), not the event-driven\n"
     "           convolutions of spikes\n"
+    "  --tta N  test-time augmentation: average the answers of N views of each image (1, 2, 4\n"
+    "           or 8: the image turned by 90 degrees and mirrored; N times the compute;\n"
+    "           default 1)\n"
     "  --isa SET    instruction set of the event-driven kernels (as ONESPIKE_ISA; default: the\n"
     "               widest this CPU runs); a set it lacks is refused\n"
     "  --weights F  weight rows of the event-driven convolutions, fp32 (default) or int8 (as\n"
@@ -39,11 +42,11 @@ int cmd_eval(int argc, char **argv)
         {"model", 1, 0, 'm'},   {"data", 1, 0, 'd'},  {"list", 1, 0, 'l'},
         {"json", 0, 0, 'j'},    {"dense", 0, 0, 'D'}, {"isa", 1, 0, 'I'},
         {"weights", 1, 0, 'W'}, {"bands", 1, 0, 'b'}, {"scale", 1, 0, 's'},
-        {"help", 0, 0, 'h'},    {0}};
+        {"tta", 1, 0, 't'},     {"help", 0, 0, 'h'},  {0}};
     const char *model = NULL, *data = NULL, *list = NULL;
     const char *bands = NULL, *scale = NULL;
     bool json = false, dense = false;
-    int ch;
+    int ch, views = 1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -59,6 +62,10 @@ int cmd_eval(int argc, char **argv)
         case 'W': setenv(OS_MODEL_WEIGHTS_ENV, optarg, 1); break;
         case 'b': bands = optarg; break;
         case 's': scale = optarg; break;
+        case 't':
+            if (cli_views("eval", optarg, &views) != CLI_OK)
+                return CLI_USAGE;
+            break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("eval", "unknown option");
         }
@@ -88,7 +95,7 @@ int cmd_eval(int argc, char **argv)
     else if (!st)
         n = os_dataset_size(ds);
     if (!st)
-        st = fit_eval_files(model, ds, idx, n, dense, have_in ? &in : NULL, &r);
+        st = fit_eval_files(model, ds, idx, n, dense, have_in ? &in : NULL, views, &r);
     if (st) {
         cli_report("eval", st);
         free(idx);
@@ -99,7 +106,11 @@ int cmd_eval(int argc, char **argv)
         json_dumpf(r, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
     } else {
-        printf("%s on %s: top-1 %.2f %%, top-5 %.2f %% (%lld images, %lld failed)\n", model, data,
+        char tag[24] = "";
+        if (views > 1)
+            snprintf(tag, sizeof tag, " (%d views)", views);
+        printf("%s on %s%s: top-1 %.2f %%, top-5 %.2f %% (%lld images, %lld failed)\n", model,
+               data, tag,
                100 * json_number_value(json_object_get(r, "top1")),
                100 * json_number_value(json_object_get(r, "top5")),
                json_integer_value(json_object_get(r, "images")),
