@@ -1,11 +1,13 @@
 /* engine_bench - the engine alone on one image: decode + resize + network + softmax, as one
  * onespike-serve worker runs it, without HTTP. The baseline for the server's overhead.
  *
- *   engine_bench MODEL IMAGE [N] [THREADS]
+ *   engine_bench MODEL IMAGE [N] [THREADS] [VIEWS]
  *
  * Each of THREADS threads (default 1) owns a session and classifies IMAGE WARMUP times, then,
  * timed from when all are warm, N times (default 200); OpenBLAS is single-threaded, as in the
- * server's workers. Prints images/s over all threads and the mean time per image.
+ * server's workers. VIEWS (1, 2, 4 or 8; default 1): each image in that many test-time views
+ * (os_session_run_views, as classify --tta / the server's ?tta=). Prints images/s over all
+ * threads and the mean time per image.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -30,21 +32,29 @@ typedef struct {
     const os_model *m;
     const void *img;
     size_t len;
-    int n;
+    int n, views;
     os_status st;
     float *probs;
 } job;
+
+static os_status classify(os_session *s, const job *j)
+{
+    if (j->views == 1)
+        return os_session_classify(s, j->img, j->len, j->probs);
+    os_status st = os_session_load_jpeg(s, j->img, j->len);
+    return st ? st : os_session_run_views(s, j->views, j->probs);
+}
 
 static void *run(void *arg)
 {
     job *j = arg;
     os_session *s = NULL;
-    j->st = os_session_create(j->m, NULL, &s);
+    j->st = os_session_create(j->m, &(os_session_opts){.max_batch = j->views}, &s);
     for (int i = 0; i < WARMUP && !j->st; i++)
-        j->st = os_session_classify(s, j->img, j->len, j->probs);
+        j->st = classify(s, j);
     pthread_barrier_wait(&warm);
     for (int i = 0; i < j->n && !j->st; i++)
-        j->st = os_session_classify(s, j->img, j->len, j->probs);
+        j->st = classify(s, j);
     os_session_destroy(s);
     return NULL;
 }
@@ -52,13 +62,15 @@ static void *run(void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: engine_bench MODEL IMAGE [N] [THREADS]\n");
+        fprintf(stderr, "usage: engine_bench MODEL IMAGE [N] [THREADS] [VIEWS]\n");
         return 2;
     }
     int n = argc > 3 ? atoi(argv[3]) : DEFAULT_N;
     int threads = argc > 4 ? atoi(argv[4]) : 1;
-    if (n < 1 || threads < 1 || threads > MAX_THREADS) {
-        fprintf(stderr, "engine_bench: N >= 1, 1 <= THREADS <= %d\n", MAX_THREADS);
+    int views = argc > 5 ? atoi(argv[5]) : 1;
+    if (n < 1 || threads < 1 || threads > MAX_THREADS || !os_session_views_valid(views)) {
+        fprintf(stderr, "engine_bench: N >= 1, 1 <= THREADS <= %d, VIEWS 1, 2, 4 or 8\n",
+                MAX_THREADS);
         return 2;
     }
     openblas_set_num_threads(1);
@@ -77,7 +89,8 @@ int main(int argc, char **argv)
         goto out;
     }
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (job){m, img, len, n, OS_OK, calloc((size_t)os_model_classes(m), sizeof(float))};
+        jobs[t] = (job){m, img, len, n, views, OS_OK,
+                        calloc((size_t)os_model_classes(m) * views, sizeof(float))};
         if (!jobs[t].probs)
             goto out;
     }
@@ -96,9 +109,9 @@ int main(int argc, char **argv)
             goto out;
         }
     double images = (double)threads * n;
-    printf("{\"threads\":%d,\"images\":%.0f,\"seconds\":%.3f,\"images_per_s\":%.1f,"
-           "\"ms_per_image\":%.3f}\n",
-           threads, images, secs, images / secs, secs * 1e3 / (images / threads));
+    printf("{\"threads\":%d,\"views\":%d,\"images\":%.0f,\"seconds\":%.3f,"
+           "\"images_per_s\":%.1f,\"ms_per_image\":%.3f}\n",
+           threads, views, images, secs, images / secs, secs * 1e3 / (images / threads));
     rc = 0;
 out:
     for (int t = 0; t < threads; t++)
