@@ -2,11 +2,12 @@
 """eval_http.py - accuracy of a served model, measured over HTTP the way issue 5 measures it.
 
     python3 scripts/eval_http.py --data DIR [--url http://127.0.0.1:8080] [--model ucm]
-                                 [--token TOKEN] [--json]
+                                 [--token TOKEN] [--tta N] [--json]
 
 POSTs every JPEG of DIR (one subfolder per class, named as the model's labels; e.g. UC Merced's
 held-out test split) as the body of /v2/models/{model}/classify?top_k=5 and reports top-1 and
-top-5 accuracy, per-class accuracy and the confusion matrix. With --json: one object with keys
+top-5 accuracy, per-class accuracy and the confusion matrix (--tta N: with &tta=N, each image
+in N test-time views, as `onespike-train eval --tta N`). With --json: one object with keys
 top1, top5 (fractions), images, failed, per_class, confusion_labels, confusion - the shape of
 `onespike-train eval --json`, so the two can be compared. An image the server refuses (for
 example a corrupt JPEG) is counted as failed and named on stderr; the others go on. Standard
@@ -53,6 +54,8 @@ def main():
     ap.add_argument("--url", default="http://127.0.0.1:8080", help="server base URL")
     ap.add_argument("--model", default="ucm", help="model name on the server")
     ap.add_argument("--token", help="bearer token, if the server requires one")
+    ap.add_argument("--tta", type=int, choices=(1, 2, 4, 8), default=None,
+                    help="test-time views per image (?tta=N; default: the server's --tta)")
     ap.add_argument("--json", action="store_true", help="one JSON object on stdout")
     a = ap.parse_args()
 
@@ -85,8 +88,10 @@ def main():
     for path, truth in items:
         with open(path, "rb") as f:
             jpeg = f.read()
-        st, body = request(conn, "POST", f"/v2/models/{model}/classify?top_k={min(TOP_K, k)}",
-                           jpeg, headers)
+        tta = f"&tta={a.tta}" if a.tta else ""
+        st, body = request(conn, "POST",
+                           f"/v2/models/{model}/classify?top_k={min(TOP_K, k)}{tta}", jpeg,
+                           headers)
         if st != 200:
             failed += 1
             print(f"eval_http: {path}: HTTP {st} {body[:200].decode(errors='replace')}",

@@ -54,6 +54,18 @@ def main():
         s.check("the answers depend on the image (more than one predicted class)", len(cols) > 1,
                 str(got.get("confusion")))
 
+        want8 = json.loads(subprocess.run([env.train, "eval", "--model", m, "--data", data,
+                                           "--json", "--tta", "8"], capture_output=True,
+                                          text=True, check=True, timeout=120).stdout)
+        r = run(["--url", url, "--model", "m", "--data", data, "--json", "--tta", "8"])
+        got8 = json.loads(r.stdout) if r.stdout else {}
+        s.check("--tta 8 changes this model's confusion matrix (the check below can fail)",
+                want8.get("confusion") != want.get("confusion"),
+                f"{want8.get('confusion')} vs {want.get('confusion')}")
+        s.check("--tta 8 over HTTP = onespike-train eval --tta 8 (confusion matrix)",
+                got8.get("confusion") == want8.get("confusion")
+                and got8.get("top1") == want8.get("top1"), f"{got8} vs {want8}")
+
         text = run(["--url", url, "--model", "m", "--data", data])
         s.check("text output names top-1 and every class",
                 "top-1" in text.stdout and all(c in text.stdout for c in LAYOUT), text.stdout)
