@@ -69,7 +69,7 @@ static void run_network(srv_request *const *rs, int n_req, os_session *sess, int
 {
     uint64_t t0 = os_clock_ns();
     if (views > 1)
-        (void)os_session_run_views(sess, views, probs); /* views checked by routes.c */
+        (void)os_session_run_views(sess, views, probs); /* checked: routes.c, oip.c, main.c */
     else
         os_session_run_batch(sess, n, probs, NULL);
     double secs = (double)(os_clock_ns() - t0) / NS_PER_S;
@@ -170,8 +170,10 @@ static void run_infer(srv_worker *w, srv_request *r)
         srv_reply_error(&r->reply, HTTP_INTERNAL_ERROR, "out of memory");
         goto out;
     }
-    /* The request's images go through the network os_session_max_batch at a time. */
-    const int mb = os_session_max_batch(sess);
+    /* The request's images go through the network os_session_max_batch at a time, or one at a
+     * time in their test-time views (parameters.tta, else --tta). */
+    const int views = rq.views ? rq.views : s->cfg->tta;
+    const int mb = views > 1 ? 1 : os_session_max_batch(sess);
     for (int i0 = 0; i0 < rq.batch; i0 += mb) {
         const int nb = rq.batch - i0 < mb ? rq.batch - i0 : mb;
         for (int j = 0; j < nb; j++) {
@@ -202,7 +204,7 @@ static void run_infer(srv_worker *w, srv_request *r)
         }
         if (past_deadline(r, "before computing"))
             goto out;
-        run_network(&r, 1, sess, nb, 1, probs);
+        run_network(&r, 1, sess, nb, views, probs);
         for (int j = 0; j < nb * k; j++)
             json_array_append_new(out, json_real((double)probs[j]));
     }

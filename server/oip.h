@@ -30,6 +30,7 @@ typedef struct {
     int batch;
     size_t item_floats; /* FP32: C*H*W */
     json_t *data;       /* the input's "data"; borrowed from the document */
+    int views;          /* "parameters": {"tta": N}: test-time views of each image; 0: not given */
 } srv_oip_request;
 
 /* JSON values a request may hold besides its data: ids, names, shape, parameters, outputs. */

@@ -276,6 +276,18 @@ def tta_checks(env, s, m, paths, imgs, offline):
                     st == 400 and "tta" in doc.get("error", ""), (st, doc))
         st, _, doc = srv.json("GET", "/v2/models/m")
         s.check("metadata: tta 1 by default", st == 200 and doc["parameters"]["tta"] == 1, doc)
+        want = [p[2] for n in IMAGES[1:] for p in sorted(tta[8][env.fixture(n)],
+                                                          key=lambda p: p[1])]
+        req = {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
+                           "data": [base64.b64encode(imgs[n]).decode() for n in IMAGES[1:]]}],
+               "parameters": {"tta": 8}}
+        st, _, doc = srv.json("POST", "/v2/models/m/infer", json.dumps(req))
+        s.check("infer parameters.tta 8: each image's 8-view probabilities, as classify --tta 8",
+                st == 200 and close(doc["outputs"][0]["data"], want), (st, doc, want))
+        req["parameters"]["tta"] = 3
+        st, _, doc = srv.json("POST", "/v2/models/m/infer", json.dumps(req))
+        s.check("infer parameters.tta 3: 400 naming it",
+                st == 400 and "parameters.tta" in doc.get("error", ""), (st, doc))
     finally:
         srv.kill()
     srv = Server(env, ["--model", f"m={m}", "--tta", "8"], name="tta8")
@@ -291,6 +303,12 @@ def tta_checks(env, s, m, paths, imgs, offline):
                                                offline[env.fixture(IMAGES[1])]), (st, doc))
         st, _, doc = srv.json("GET", "/v2/models/m")
         s.check("--tta 8: metadata says tta 8", st == 200 and doc["parameters"]["tta"] == 8, doc)
+        want = [p[2] for p in sorted(tta[8][env.fixture(IMAGES[0])], key=lambda p: p[1])]
+        req = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                           "data": [base64.b64encode(imgs[IMAGES[0]]).decode()]}]}
+        st, _, doc = srv.json("POST", "/v2/models/m/infer", json.dumps(req))
+        s.check("--tta 8: an infer request without parameters.tta gets the 8 views",
+                st == 200 and close(doc["outputs"][0]["data"], want), (st, doc, want))
     finally:
         srv.kill()
     r = subprocess.run([env.serve, "--model", f"m={m}", "--tta", "5"], capture_output=True,

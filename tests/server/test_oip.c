@@ -185,6 +185,43 @@ static void test_shapes(void **state)
     }
 }
 
+/* parameters.tta: the test-time views of each image, 1, 2, 4 or 8; absent: 0 (the server's). */
+static void test_tta_parameter(void **state)
+{
+    (void)state;
+    static const char head[] = "{\"inputs\":[{\"name\":\"i\",\"datatype\":\"BYTES\",\"shape\":[1],"
+                               "\"data\":[\"YQ==\"]}]";
+    static const char bad_tta[] = "parameters.tta must be 1, 2, 4 or 8";
+    static const struct {
+        const char *params;
+        int views;       /* when accepted */
+        const char *err; /* NULL: accepted */
+    } cases[] = {{"", 0, NULL},
+                 {",\"parameters\":{}", 0, NULL},
+                 {",\"parameters\":{\"tta\":8}", 8, NULL},
+                 {",\"parameters\":{\"tta\":1}", 1, NULL},
+                 {",\"parameters\":{\"tta\":3}", 0, bad_tta},
+                 {",\"parameters\":{\"tta\":16}", 0, bad_tta},
+                 {",\"parameters\":{\"tta\":\"8\"}", 0, bad_tta},
+                 {",\"parameters\":{\"tta\":8.5}", 0, bad_tta},
+                 {",\"parameters\":[]", 0, "\"parameters\" must be an object"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char body[256], err[ERR_MAX];
+        snprintf(body, sizeof body, "%s%s}", head, cases[i].params);
+        json_t *root = NULL;
+        assert_int_equal(load(body, &root, err), OS_OK);
+        srv_oip_request rq;
+        const bool ok = srv_oip_parse(root, model, &rq, err, sizeof err);
+        if (!cases[i].err && !ok)
+            fail_msg("case %zu: %s", i, err);
+        if (cases[i].err && (ok || !strstr(err, cases[i].err)))
+            fail_msg("case %zu: %s, want \"%s\"", i, ok ? "accepted" : err, cases[i].err);
+        if (ok)
+            assert_int_equal(rq.views, cases[i].views);
+        json_decref(root);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_keys_refused),
         cmocka_unit_test(test_value_budget),
         cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_tta_parameter),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

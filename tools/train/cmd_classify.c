@@ -13,9 +13,9 @@
 enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024, CLASSIFY_BATCH = 8 };
 
 static const char help[] =
-    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--tta N] [--timesteps T] [--dense]\n"
-    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B] [--scale S]\n"
-    "       IMAGE...\n"
+    "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--tta N] [--timesteps T]\n"
+    "       [--dense] [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B]\n"
+    "       [--scale S] IMAGE...\n"
     "\n"
     "Classify image files (JPEG; TIFF, GeoTIFF, PNG, JPEG 2000 through GDAL) with MODEL:\n"
     "decode, pick the bands and scale the values, resize and normalise as the model says, run the\n"
@@ -28,7 +28,7 @@ static const char help[] =
     "  --json            one JSON object per line: "
     "{\"image\",\"predictions\":[{\"label\",\"index\",\"probability\"}]}\n"
     "  --tta N           test-time augmentation: average the answers of N views of each image\n"
-    "                    (1, 2, 4 or 8: turned by 90 degrees and mirrored; N times the\n"
+    "                    (1, 2, 4 or 8: turned by 90 degrees and mirrored; N/2 to N times the\n"
     "                    compute; default 1)\n"
     "  --timesteps T     run the same weights for T time steps (default: the model's)\n"
     "  --dense           dense float kernels for every layer (the reference path), not the\n"

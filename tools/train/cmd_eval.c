@@ -26,7 +26,7 @@ static const char help[] =
     "  --dense  dense float kernels for every layer (the reference path), not the event-driven\n"
     "           convolutions of spikes\n"
     "  --tta N  test-time augmentation: average the answers of N views of each image (1, 2, 4\n"
-    "           or 8: the image turned by 90 degrees and mirrored; N times the compute;\n"
+    "           or 8: the image turned by 90 degrees and mirrored; N/2 to N times the compute;\n"
     "           default 1)\n"
     "  --isa SET    instruction set of the event-driven kernels (as ONESPIKE_ISA; default: the\n"
     "               widest this CPU runs); a set it lacks is refused\n"
