@@ -142,6 +142,11 @@ struct srv_http {
     atomic_int n_pending; /* counted with the table's connections for the health reserve */
     int epfd;
     bool listen_watched;
+    /* Out of descriptors: the listening socket is unwatched until the next tick, and spare_fd
+     * (kept open on /dev/null) is given up to answer one client 503 instead of the backlog. */
+    bool listen_paused;
+    int spare_fd;
+    uint64_t emfile_logged_ns;
     srv_head_limits head_lim;
     char peek[SRV_HEAD_MAX + 1]; /* the door's view of a pending connection's bytes */
     /* libmicrohttpd is the version whose in-place head layout head_error walks (see there) */
@@ -1087,6 +1092,40 @@ static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, 
     pending_look(h, p, false);
 }
 
+/* accept failed for want of a descriptor (the process's or the system's limit): the listening
+ * socket stays readable, so left watched it would wake the door at once, forever, while the
+ * clients wait in the backlog. The spare descriptor makes room for one accept, whose client
+ * gets the 503 of a full server at once; then the door stops watching the socket until the
+ * next tick (supervision gives it back). */
+static void out_of_descriptors(srv_http *h)
+{
+    const int err = errno;
+    if (h->spare_fd >= 0) {
+        close(h->spare_fd);
+        int fd = accept4(h->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            srv_metrics_conn_refused(h->srv->metrics, SRV_REFUSE_MAX_CONNS);
+            ssize_t w = send(fd, h->refused_answer, h->refused_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)w;
+            close(fd); /* no lingering: the descriptor is the spare's */
+        }
+        h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (h->listen_watched) {
+        epoll_ctl(h->epfd, EPOLL_CTL_DEL, h->listen_fd, NULL);
+        h->listen_watched = false;
+        h->listen_paused = true;
+    }
+    uint64_t now = os_clock_ns();
+    if (now - h->emfile_logged_ns >= NS_PER_S) { /* at most one line a second */
+        h->emfile_logged_ns = now;
+        srv_log_detail(SRV_LOG_WARN, "accept",
+                       "out of file descriptors (%s) with %d connections open: new ones get "
+                       "503; raise the limit (ulimit -n) or lower --max-conns",
+                       strerror(err), atomic_load(&h->open));
+    }
+}
+
 static void accept_all(srv_http *h)
 {
     int limit = h->srv->cfg->max_conns + SRV_HEALTH_RESERVE;
@@ -1094,8 +1133,11 @@ static void accept_all(srv_http *h)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or a transient error (EMFILE...): tried again next tick */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                out_of_descriptors(h);
+            return; /* EAGAIN, or another transient error: tried again at the next event */
+        }
         if (atomic_load(&h->open) >= limit) {
             refuse(h, fd);
             continue;
@@ -1148,6 +1190,11 @@ static void *door_main(void *arg)
         now = os_clock_ns();
         if (now >= supervised + TICK_NS) {
             supervised = now;
+            if (h->listen_paused && !atomic_load(&h->quiesced)) {
+                struct epoll_event le = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
+                if (!epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->listen_fd, &le))
+                    h->listen_watched = true, h->listen_paused = false;
+            }
             linger_door(h, now);
             supervise_pending(h, now);
             supervise(h);
@@ -1226,6 +1273,7 @@ os_status srv_http_start(srv_server *s, srv_http **out)
     h->srv = s;
     h->listen_fd = -1;
     h->epfd = -1;
+    h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     h->wake[0] = h->wake[1] = -1;
     h->head_lim = srv_head_default_limits();
     h->mhd_layout = !strcmp(MHD_get_version(), "0.9.75");
@@ -1337,6 +1385,8 @@ void srv_http_stop(srv_http *h)
         MHD_stop_daemon(h->daemon);
     if (h->listen_fd >= 0)
         close(h->listen_fd);
+    if (h->spare_fd >= 0)
+        close(h->spare_fd);
     for (int i = 0; i < h->n_lingering; i++)
         close(h->lingering[i].fd);
     for (int i = 0; h->pending && i < h->n_conns; i++)

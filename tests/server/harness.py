@@ -90,13 +90,14 @@ class Env:
 class Server:
     """onespike-serve running on a free loopback port; logs go to a file we can read."""
 
-    def __init__(self, env, args, extra_env=None, name="server"):
+    def __init__(self, env, args, extra_env=None, name="server", preexec=None):
         self.log_path = os.path.join(env.tmp, name + ".log")
         self.log = open(self.log_path, "wb")
         e = dict(os.environ)
         e.update(extra_env or {})
         cmd = [env.serve, "--listen", HOST, "--port", "0"] + args
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=e)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=e,
+                                     preexec_fn=preexec)
         self.port = None
         deadline = time.time() + START_TIMEOUT_S
         while time.time() < deadline and self.port is None:

@@ -84,6 +84,7 @@ def main():
     chunked(env, s, model, jpeg)
     budget(env, s, model, jpeg)
     sighup(env, s, model, jpeg)
+    descriptors(env, s, model, jpeg)
     env.cleanup()
     return s.done()
 
@@ -586,6 +587,49 @@ def sighup(env, s, model, jpeg):
         s.check("SIGHUP: still serving", srv.proc.poll() is None and srv.live())
     finally:
         s.check("SIGHUP: exits 0 on SIGTERM afterwards", srv.stop() == 0)
+
+
+def descriptors(env, s, model, jpeg):
+    """Out of file descriptors (the server started with a limit of 40): clients beyond what it
+    can accept get the 503 of a full server instead of waiting in the backlog, the door thread
+    does not spin on the listening socket it cannot accept from, and once descriptors are free
+    again the server answers as before."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+    srv = Server(env, ["--model", f"m={model}", "--workers", "1", "--header-timeout", "60",
+                       "--conn-timeout", "60"], name="nofile", preexec=limit)
+    held = []
+    try:
+        for _ in range(48):
+            k = connect(srv.port)
+            k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
+            held.append(k)
+        time.sleep(0.5)
+        cpu0 = door_cpu_s(srv)
+        time.sleep(2)
+        cpu1 = door_cpu_s(srv)
+        s.check("out of descriptors: the door thread does not spin",
+                cpu0 is not None and cpu1 is not None and cpu1 - cpu0 < 0.5, (cpu0, cpu1))
+        answered = 0
+        for k in held:
+            if select.select([k], [], [], 0)[0]:
+                raw = read_until_close(k)
+                answered += parse_raw_response(raw)[0] == 503
+        s.check("out of descriptors: clients beyond them get 503, not the backlog",
+                answered >= 1, answered)
+        s.check("out of descriptors: logged", any("out of file descriptors" in
+                                                   r.get("detail", "") for r in srv.records()))
+        for k in held:
+            k.close()
+        held = []
+        s.check("descriptors free again: answered as before",
+                wait_for(lambda: srv.live()) and srv.classify(jpeg)[0] == 200)
+    finally:
+        for k in held:
+            k.close()
+        srv.stop()
 
 
 def read_until_close_or_answer(sock):
