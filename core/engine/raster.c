@@ -461,19 +461,75 @@ static int cmp_float(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The p-th percentile (nearest rank) of the n values v[0..n) that are not NaN, sorted into s;
- * NaN when there are none. */
-static double percentile(const float *v, float *s, size_t n, double p)
+static void swap_f(float *a, float *b)
+{
+    const float t = *a;
+    *a = *b, *b = t;
+}
+
+/* s[k] becomes the value a sort of s[lo..hi] would put there, with nothing larger before it and
+ * nothing smaller after it (no NaN in s). Quickselect on the median of three; past a budget of
+ * 2 log2(n) + 8 rounds (an adversarial order) the rest is sorted, so it is O(n) as a rule and
+ * O(n log n) at worst. */
+static void select_kth(float *s, size_t lo, size_t hi, size_t k)
+{
+    int budget = 8;
+    for (size_t m = hi - lo + 1; m > 1; m >>= 1)
+        budget += 2;
+    while (hi > lo) {
+        if (budget-- == 0) {
+            qsort(s + lo, hi - lo + 1, sizeof *s, cmp_float);
+            return;
+        }
+        const size_t mid = lo + (hi - lo) / 2;
+        if (s[mid] < s[lo])
+            swap_f(&s[mid], &s[lo]);
+        if (s[hi] < s[lo])
+            swap_f(&s[hi], &s[lo]);
+        if (s[hi] < s[mid])
+            swap_f(&s[hi], &s[mid]);
+        const float pivot = s[mid];
+        size_t i = lo, j = hi; /* Hoare partition: [lo, j] <= pivot <= [i, hi] */
+        while (i <= j) {
+            while (s[i] < pivot)
+                i++;
+            while (s[j] > pivot)
+                j--;
+            if (i <= j) {
+                swap_f(&s[i], &s[j]);
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return; /* between the two parts: equal to the pivot */
+    }
+}
+
+void os_raster_percentiles(const float *v, float *s, size_t n, double p_lo, double p_hi,
+                           double *lo, double *hi)
 {
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (!isnan(v[i]))
             s[m++] = v[i];
-    if (m == 0)
-        return NAN;
-    qsort(s, m, sizeof *s, cmp_float);
-    size_t k = (size_t)floor(p / RASTER_PERCENT * (double)(m - 1) + 0.5);
-    return s[k < m ? k : m - 1];
+    if (m == 0) {
+        *lo = *hi = NAN;
+        return;
+    }
+    size_t k_lo = (size_t)floor(p_lo / RASTER_PERCENT * (double)(m - 1) + 0.5);
+    size_t k_hi = (size_t)floor(p_hi / RASTER_PERCENT * (double)(m - 1) + 0.5);
+    k_lo = k_lo < m ? k_lo : m - 1, k_hi = k_hi < m ? k_hi : m - 1;
+    select_kth(s, 0, m - 1, k_hi);
+    if (k_lo < k_hi) /* what precedes s[k_hi] holds the k_hi smallest */
+        select_kth(s, 0, k_hi - 1, k_lo);
+    *lo = s[k_lo], *hi = s[k_hi];
 }
 
 /* Values of one band into channel c of the interleaved pixels: (v - lo) * 255 / (hi - lo),
@@ -528,10 +584,8 @@ os_status os_raster_read(os_raster *r, int x, int y, int w, int h, const os_rast
                                os_raster_driver(r), bands[c], w, h, x, y,
                                gdal_reason("read failed"));
             double lo = in->lo[c], hi = in->hi[c];
-            if (in->scale == OS_SCALE_PERCENTILE) {
-                lo = percentile(b->val, b->sorted, n, in->lo[0]);
-                hi = percentile(b->val, b->sorted, n, in->hi[0]);
-            }
+            if (in->scale == OS_SCALE_PERCENTILE)
+                os_raster_percentiles(b->val, b->sorted, n, in->lo[0], in->hi[0], &lo, &hi);
             scale_band(b->val, n, lo, hi, b->pix, c);
         }
     }
@@ -578,8 +632,23 @@ os_status os_raster_decode_any(os_decoder *d, os_raster_buf *b, const void *buf,
     os_raster *r = NULL;
     const os_raster_limits lim = {.max_pixels = max_pixels};
     os_status st = os_raster_open_bytes(buf, len, &lim, &r);
-    if (!st)
-        st = os_raster_read(r, 0, 0, r->width, r->height, in, 0, 0, b, out);
+    int ow, oh;
+    if (!st) {
+        os_raster_reduced(r->width, r->height, min_w, min_h, &ow, &oh);
+        st = os_raster_read(r, 0, 0, r->width, r->height, in, ow, oh, b, out);
+    }
     os_raster_close(r);
     return st;
+}
+
+void os_raster_reduced(int w, int h, int min_w, int min_h, int *out_w, int *out_h)
+{
+    *out_w = w, *out_h = h;
+    for (int d = 2; (size_t)*out_w * (size_t)*out_h > OS_RASTER_FULL_PIXELS && d <= 1 << 20;
+         d *= 2) {
+        const int nw = (w + d - 1) / d, nh = (h + d - 1) / d;
+        if (nw < min_w || nh < min_h)
+            break;
+        *out_w = nw, *out_h = nh;
+    }
 }

@@ -123,10 +123,25 @@ void os_raster_buf_destroy(os_raster_buf *b); /* NULL is fine */
 os_status os_raster_read(os_raster *r, int x, int y, int w, int h, const os_raster_input *in,
                          int out_w, int out_h, os_raster_buf *b, os_rgb_image *out);
 
-/* Image bytes of any supported format into *out at full size: JPEG through d (TurboJPEG, the
- * scaled decode of image.h with min_w, min_h; `in` must then be the default, JPEG being R,G,B
- * 8-bit: else OS_EMISMATCH), any other format opened from memory, checked against max_pixels
- * and read whole through `in`. Errors as image.h and above (GIF, WebP, BMP: OS_EUNSUPPORTED). */
+/* Image bytes of any supported format into *out: JPEG through d (TurboJPEG, the scaled decode
+ * of image.h with min_w, min_h; `in` must then be the default, JPEG being R,G,B 8-bit: else
+ * OS_EMISMATCH), any other format opened from memory, checked against max_pixels and read
+ * whole through `in`: at full size up to OS_RASTER_FULL_PIXELS, beyond that reduced by GDAL's
+ * average (os_raster_reduced), so a scene sent to be classified whole costs its decode, not
+ * full-size buffers and full-size percentiles. Errors as image.h and above (GIF, WebP, BMP:
+ * OS_EUNSUPPORTED). */
+/* The p_lo-th and p_hi-th percentiles (0..100, nearest rank, p_lo <= p_hi) of the values
+ * v[0..n) that are not NaN, into *lo and *hi; NaN when there are none. s: room for n floats,
+ * overwritten. O(n) as a rule (a selection, not a sort), O(n log n) at worst. */
+void os_raster_percentiles(const float *v, float *s, size_t n, double p_lo, double p_hi,
+                           double *lo, double *hi);
+
+/* The size a whole w x h raster is read at for a min_w x min_h input: (w, h) up to
+ * OS_RASTER_FULL_PIXELS pixels, else (w, h) divided (rounding up) by the smallest power of two
+ * that brings it within them, but never below min_w x min_h. */
+#define OS_RASTER_FULL_PIXELS ((size_t)4 << 20)
+void os_raster_reduced(int w, int h, int min_w, int min_h, int *out_w, int *out_h);
+
 os_status os_raster_decode_any(os_decoder *d, os_raster_buf *b, const void *buf, size_t len,
                                size_t max_pixels, int min_w, int min_h, const os_raster_input *in,
                                os_rgb_image *out);

@@ -380,6 +380,106 @@ static void test_scaling(void **state)
     os_raster_close(r);
 }
 
+static int cmp_f(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* The selection gives the sorted array's nearest-rank percentiles, on orders that break naive
+ * quickselects (sorted, reversed, organ pipe, all equal, few values) and with NaNs mixed in. */
+static void test_percentiles(void **state)
+{
+    (void)state;
+    enum { N = 5003 };
+    static float v[N], s[N], ref[N];
+    static const double ps[][2] = {{0, 100}, {2, 98}, {50, 50}, {0, 0}, {100, 100}, {1, 99.5}};
+    uint32_t seed = 7;
+    for (int order = 0; order < 6; order++) {
+        const int n = order == 5 ? 1 : N;
+        for (int i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            switch (order) {
+            case 0: v[i] = (float)(seed >> 8) / 65536.0f; break;      /* random */
+            case 1: v[i] = (float)i; break;                           /* sorted */
+            case 2: v[i] = (float)(n - i); break;                     /* reversed */
+            case 3: v[i] = (float)(i < n / 2 ? i : n - i); break;     /* organ pipe */
+            case 4: v[i] = (float)(seed >> 30); break;                /* four values */
+            default: v[i] = 3.0f; break;
+            }
+            if (order == 0 && i % 17 == 0)
+                v[i] = NAN;
+        }
+        size_t m = 0;
+        for (int i = 0; i < n; i++)
+            if (!isnan(v[i]))
+                ref[m++] = v[i];
+        qsort(ref, m, sizeof *ref, cmp_f);
+        for (size_t q = 0; q < sizeof ps / sizeof *ps; q++) {
+            double lo, hi;
+            os_raster_percentiles(v, s, (size_t)n, ps[q][0], ps[q][1], &lo, &hi);
+            size_t kl = (size_t)floor(ps[q][0] / 100 * (double)(m - 1) + 0.5);
+            size_t kh = (size_t)floor(ps[q][1] / 100 * (double)(m - 1) + 0.5);
+            if (lo != ref[kl] || hi != ref[kh])
+                fail_msg("order %d, p %g,%g: %g,%g, sorted gives %g,%g", order, ps[q][0],
+                         ps[q][1], lo, hi, (double)ref[kl], (double)ref[kh]);
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        v[i] = NAN;
+    double lo = 0, hi = 0;
+    os_raster_percentiles(v, s, 4, 2, 98, &lo, &hi);
+    assert_true(isnan(lo) && isnan(hi));
+}
+
+/* A raster over OS_RASTER_FULL_PIXELS is read whole but reduced (by a power of two, never
+ * below the input), one within them at full size. */
+static void test_reduced_read(void **state)
+{
+    (void)state;
+    int w, h;
+    os_raster_reduced(256, 256, 96, 96, &w, &h);
+    assert_true(w == 256 && h == 256);
+    os_raster_reduced(7000, 7000, 96, 96, &w, &h); /* 49 Mpx: by 4 */
+    assert_true(w == 1750 && h == 1750);
+    os_raster_reduced(7001, 3, 1, 1, &w, &h); /* within the budget */
+    assert_true(w == 7001 && h == 3);
+    os_raster_reduced(5000, 5000, 3000, 3000, &w, &h); /* halving would go below the input */
+    assert_true(w == 5000 && h == 5000);
+    char path[512], tif[512];
+    path_in_tmp(path, sizeof path, "big.png");
+    path_in_tmp(tif, sizeof tif, "big.tif");
+    const int side = 2100; /* 4.4 Mpx: read at 1050 x 1050 */
+    uint8_t *pix = calloc((size_t)side * side, 3);
+    for (int i = 0; i < side * side * 3; i += 7)
+        pix[i] = (uint8_t)(i % 251);
+    GDALDatasetH mem = GDALCreate(GDALGetDriverByName("GTiff"), tif, side, side, 3, GDT_Byte, NULL);
+    int bands[3] = {1, 2, 3};
+    assert_int_equal(GDALDatasetRasterIO(mem, GF_Write, 0, 0, side, side, pix, side, side,
+                                         GDT_Byte, 3, bands, 3, side * 3, 1),
+                     CE_None);
+    GDALDatasetH p = GDALCreateCopy(GDALGetDriverByName("PNG"), path, mem, 0, NULL, NULL, NULL);
+    assert_non_null(p);
+    GDALClose(p);
+    GDALClose(mem);
+    size_t n = 0;
+    unsigned char *bytes = tu_slurp(path, &n);
+    os_decoder *d = NULL;
+    os_raster_buf *b = NULL;
+    os_rgb_image got;
+    assert_int_equal(os_decoder_create(&d), OS_OK);
+    assert_int_equal(os_raster_buf_create(&b), OS_OK);
+    os_raster_input in = os_raster_input_default();
+    assert_int_equal(os_raster_decode_any(d, b, bytes, n, 0, 96, 96, &in, &got), OS_OK);
+    assert_true(got.width == side / 2 && got.height == side / 2 && got.src_width == side);
+    assert_int_equal(os_raster_scale_parse("percentile:2,98", &in), OS_OK);
+    assert_int_equal(os_raster_decode_any(d, b, bytes, n, 0, 96, 96, &in, &got), OS_OK);
+    assert_true(got.width == side / 2 && got.height == side / 2);
+    free(bytes), free(pix);
+    os_raster_buf_destroy(b);
+    os_decoder_destroy(d);
+}
+
 /* ---- same pixels, same tensor ---- */
 
 /* The fixture JPEG decoded by TurboJPEG at full size; written by GDAL as an uncompressed
@@ -618,6 +718,8 @@ int main(void)
         cmocka_unit_test(test_huge_sparse_refused),
         cmocka_unit_test(test_bands_and_types),
         cmocka_unit_test(test_scaling),
+        cmocka_unit_test(test_percentiles),
+        cmocka_unit_test(test_reduced_read),
         cmocka_unit_test(test_same_pixels_same_tensor),
         cmocka_unit_test(test_vsimem_removed_and_quiet),
         cmocka_unit_test(test_threads),
