@@ -460,6 +460,22 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
     }
 }
 
+/* A classify body that is a JPEG (itself, or its multipart field): the kind of image whose
+ * decode is bounded by --max-pixels alone and cheap, so it may share a batch. A raster
+ * (TIFF, PNG, JPEG 2000) can cost seconds to decompress, and every request batched behind it
+ * would wait for that (one worker decodes a batch's images in turn), so it runs alone. */
+static bool jpeg_body(const srv_request *r)
+{
+    const unsigned char *img = r->body;
+    size_t len = r->body_len;
+    char err[SRV_ERROR_MAX];
+    if (r->body_kind == SRV_BODY_MULTIPART &&
+        !srv_multipart_find(r->body, r->body_len, r->boundary, SRV_CLASSIFY_FIELD, &img, &len,
+                            err, sizeof err))
+        return false;
+    return os_image_sniff(img, len) == OS_IMG_JPEG;
+}
+
 bool srv_routes_finish(srv_server *s, srv_request *r)
 {
     (void)s;
@@ -479,9 +495,10 @@ bool srv_routes_finish(srv_server *s, srv_request *r)
     }
     r->job.run = srv_infer_run;
     r->job.cancel = srv_infer_cancel;
-    /* One image per classify request: those of one model can share a pass (pool.h); one in
-     * its views fills a pass by itself. */
-    r->job.batch_key = r->route == SRV_ROUTE_CLASSIFY && r->views <= 1 ? r->model : -1;
+    /* One image per classify request: JPEGs of one model can share a pass (pool.h); an image
+     * in its views fills a pass by itself, and a raster runs alone (jpeg_body). */
+    r->job.batch_key =
+        r->route == SRV_ROUTE_CLASSIFY && r->views <= 1 && jpeg_body(r) ? r->model : -1;
     r->job.run_batch = srv_infer_run_batch;
     return true;
 }

@@ -338,6 +338,29 @@ def dynamic_batching(env, s, fast):
         st, _, doc = srv.classify(imgs[0], top_k=3)
         s.check("batching: a lone request is answered too (after the delay)",
                 st == 200 and doc["predictions"] == want[0], (st, doc))
+        # A raster (here a PNG) never shares a pass: its decode can take seconds, and the JPEGs
+        # batched behind it would wait for it. Three JPEGs and the PNG, released together.
+        mixed = imgs[:3] + [env.read_fixture("tiny_2x2.png")]
+        barrier = threading.Barrier(4)
+
+        def two(i):
+            try:
+                barrier.wait(timeout=60)
+                out[i] = srv.classify(mixed[i], top_k=3)
+            except Exception as e:  # reported by the checks below
+                out[i] = (0, {}, {"exception": repr(e)})
+
+        threads = [threading.Thread(target=two, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        join(threads)
+        s.check("batching: JPEGs and a PNG released together all answered 200",
+                all(o and o[0] == 200 for o in out), out)
+        jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
+        png_compute = out[3][2].get("timing_ms", {}).get("compute") if out[3][0] == 200 else None
+        s.check("batching: the PNG ran in a pass of its own",
+                png_compute is not None and png_compute not in jpeg_computes,
+                (png_compute, jpeg_computes))
     finally:
         srv.kill()
 
