@@ -203,9 +203,20 @@ static void drain(srv_server *s, srv_http *h, int sig)
     int left = srv_http_active(h);
     int queued = 0, busy = 0;
     srv_pool_stats(s->pool, &queued, &busy);
-    /* Anything still queued is answered 503; running inferences finish (they cannot be
-     * interrupted, and each is bounded by the model's size). */
-    srv_pool_shutdown(s->pool);
+    /* Anything still queued is answered 503; running jobs cannot be interrupted, so they get
+     * the grace to finish, and a job still running after it (a raster that takes long to
+     * decompress, a map) is abandoned with the process: the drain time is a promise. */
+    if (!srv_pool_shutdown_within(s->pool, FLUSH_GRACE_MS)) {
+        srv_pool_stats(s->pool, &queued, &busy);
+        srv_log_begin_lifecycle(&l, "drained");
+        srv_log_int(&l, "ms", os_clock_ms() - t0);
+        srv_log_int(&l, "unfinished_at_deadline", left);
+        srv_log_int(&l, "abandoned_running", busy);
+        srv_log_bool(&l, "cut_short_by_second_signal", cut_short);
+        srv_log_end(&l);
+        fflush(NULL);
+        _exit(0);
+    }
     long long grace = os_clock_ms() + FLUSH_GRACE_MS;
     while (srv_http_active(h) > 0 && os_clock_ms() < grace)
         wait_signal(DRAIN_POLL_MS);

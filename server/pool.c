@@ -36,6 +36,8 @@ struct srv_pool {
     int cap, head, count, busy;
     int *idle_stack, n_idle; /* worker ids, the last to go idle on top */
     int gathering;           /* workers waiting on nonempty for their batch to fill */
+    int running;             /* worker threads not yet returned */
+    pthread_cond_t exited;   /* a worker thread returned; on the monotonic clock */
     bool closed, joined;
     int n_workers, n_models;
     int max_batch;
@@ -134,6 +136,8 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&p->mu);
         p->busy--;
     }
+    p->running--;
+    pthread_cond_broadcast(&p->exited);
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
@@ -151,6 +155,7 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* the batch delay must not jump */
     pthread_cond_init(&p->nonempty, &ca);
+    pthread_cond_init(&p->exited, &ca);
     pthread_condattr_destroy(&ca);
     p->cap = o->queue, p->n_workers = o->workers, p->n_models = n_models;
     p->max_batch = o->max_batch > 1 ? o->max_batch : 1;
@@ -186,7 +191,13 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
                 goto out;
     }
     for (int i = 0; i < p->n_workers; i++) {
+        pthread_mutex_lock(&p->mu);
+        p->running++;
+        pthread_mutex_unlock(&p->mu);
         if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i])) {
+            pthread_mutex_lock(&p->mu);
+            p->running--;
+            pthread_mutex_unlock(&p->mu);
             st = os_fail(OS_ENOMEM, "cannot start worker thread %d", i);
             goto out;
         }
@@ -248,10 +259,15 @@ int srv_pool_workers(const srv_pool *p)
 
 void srv_pool_shutdown(srv_pool *p)
 {
+    (void)srv_pool_shutdown_within(p, -1);
+}
+
+bool srv_pool_shutdown_within(srv_pool *p, long timeout_ms)
+{
     pthread_mutex_lock(&p->mu);
     if (p->joined) {
         pthread_mutex_unlock(&p->mu);
-        return;
+        return true;
     }
     p->closed = true;
     /* Take the queued jobs out under the lock, cancel them outside it: cancel answers a
@@ -266,13 +282,32 @@ void srv_pool_shutdown(srv_pool *p)
     for (int i = 0; i < p->n_workers; i++)
         if (p->workers[i].wake_init)
             pthread_cond_signal(&p->workers[i].wake);
+    /* The running jobs finish; wait for their threads to return, up to the timeout. */
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    if (timeout_ms >= 0) {
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+    }
+    while (p->running > 0) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&p->exited, &p->mu);
+        else if (pthread_cond_timedwait(&p->exited, &p->mu, &until) == ETIMEDOUT)
+            break;
+    }
+    const bool all = p->running == 0;
     pthread_mutex_unlock(&p->mu);
+    if (!all)
+        return false; /* not joined: the pool must not be destroyed */
     for (int i = 0; i < p->n_workers; i++)
         if (p->workers[i].started)
             pthread_join(p->workers[i].thread, NULL);
     pthread_mutex_lock(&p->mu);
     p->joined = true;
     pthread_mutex_unlock(&p->mu);
+    return true;
 }
 
 void srv_pool_destroy(srv_pool *p)
@@ -296,6 +331,7 @@ void srv_pool_destroy(srv_pool *p)
     free(p->idle_stack);
     free(p->ring);
     pthread_cond_destroy(&p->nonempty);
+    pthread_cond_destroy(&p->exited);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }

@@ -63,6 +63,11 @@ int srv_pool_workers(const srv_pool *p);
  * the threads. Idempotent. */
 void srv_pool_shutdown(srv_pool *p);
 
+/* The same, waiting at most timeout_ms (< 0: for ever) for the running jobs: false if some are
+ * still running then (the threads are not joined, and the pool must not be destroyed: the
+ * caller exits the process). A later call waits again. */
+bool srv_pool_shutdown_within(srv_pool *p, long timeout_ms);
+
 /* Shut down (if not yet) and free the sessions. NULL is fine. */
 void srv_pool_destroy(srv_pool *p);
 

@@ -175,6 +175,33 @@ static void test_a_gathering_worker_gets_its_batch(void **state)
     srv_pool_destroy(p);
 }
 
+/* A shutdown with a timeout returns false while a job still runs (the queued ones cancelled),
+ * and true, having joined, once it is done. */
+static void test_shutdown_within_a_time(void **state)
+{
+    (void)state;
+    srv_pool *p = make(2, 4, 1, 0);
+    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&gate);
+    tjob a, b, c;
+    init(&a, -1), init(&b, -1), init(&c, -1);
+    a.gate = b.gate = &gate;
+    assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
+    assert_int_equal(srv_pool_submit(p, &b.job), SRV_SUBMIT_OK);
+    for (int q = 1, busy = 0; q || busy < 2;) /* both workers blocked in a job */
+        srv_pool_stats(p, &q, &busy), nap();
+    assert_int_equal(srv_pool_submit(p, &c.job), SRV_SUBMIT_OK);
+    assert_false(srv_pool_shutdown_within(p, 50));
+    assert_int_equal(c.cancelled, 1);
+    assert_int_equal(srv_pool_submit(p, &c.job), SRV_SUBMIT_CLOSED);
+    assert_false(srv_pool_shutdown_within(p, 0));
+    pthread_mutex_unlock(&gate);
+    assert_true(srv_pool_shutdown_within(p, -1));
+    assert_int_equal(ran(&a) + ran(&b), 2);
+    assert_true(srv_pool_shutdown_within(p, 0)); /* joined: at once */
+    srv_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
         cmocka_unit_test(test_the_last_idle_worker_takes_the_next_job),
         cmocka_unit_test(test_a_gathering_worker_gets_its_batch),
+        cmocka_unit_test(test_shutdown_within_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
