@@ -37,6 +37,10 @@
 #define TICK_MS   100
 #define NS_PER_MS 1000000ull
 #define TICK_NS   (TICK_MS * NS_PER_MS)
+/* A connection in the health reserve must send its head this soon: a probe sends it at once,
+ * and a client trickling one must not hold a place kept for probes (--header-timeout is for
+ * the others). */
+#define RESERVE_HEAD_NS (1000 * NS_PER_MS)
 /* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503, a bad first head) closes
  * our side for writing and then reads and drops what the client still sends for this long, so
  * the client reads the answer instead of a reset; then the connection is cut. */
@@ -115,6 +119,7 @@ typedef struct {
     uint64_t last_ns; /* when bytes last arrived (or since_ns): for --conn-timeout */
     struct sockaddr_storage ss;
     socklen_t sl;
+    bool reserve; /* admitted beyond --max-conns, into the health reserve */
 } door_pending;
 
 struct srv_http {
@@ -1052,7 +1057,11 @@ static void supervise_pending(srv_http *h, uint64_t now)
         door_pending *p = &h->pending[i];
         if (p->fd < 0)
             continue;
-        if (now - p->since_ns > head_ns) {
+        if (p->reserve && now - p->since_ns > RESERVE_HEAD_NS) {
+            log_cut("request head not complete within 1 s in the health reserve", 1);
+            srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HEADER_TIMEOUT);
+            pending_close(h, p);
+        } else if (now - p->since_ns > head_ns) {
             log_cut("request head not complete within --header-timeout", cfg->header_timeout_s);
             srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HEADER_TIMEOUT);
             pending_close(h, p);
@@ -1066,7 +1075,8 @@ static void supervise_pending(srv_http *h, uint64_t now)
  * write, often already there: it is looked at once before epoll, so the common case costs no
  * extra wait. Pending connections count in open: at most n_conns of them (the limit), so there
  * is always a free entry here. */
-static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, socklen_t sl)
+static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, socklen_t sl,
+                        bool reserve)
 {
     door_pending *p = NULL;
     for (int i = 0; i < h->n_conns && !p; i++)
@@ -1079,7 +1089,8 @@ static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, 
         return;
     }
     uint64_t now = os_clock_ns();
-    *p = (door_pending){.fd = fd, .since_ns = now, .last_ns = now, .ss = *ss, .sl = sl};
+    *p = (door_pending){.fd = fd, .since_ns = now, .last_ns = now, .ss = *ss, .sl = sl,
+                        .reserve = reserve};
     atomic_fetch_add(&h->n_pending, 1);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
                              .data.u64 = pending_tag(h, p)};
@@ -1138,13 +1149,14 @@ static void accept_all(srv_http *h)
                 out_of_descriptors(h);
             return; /* EAGAIN, or another transient error: tried again at the next event */
         }
-        if (atomic_load(&h->open) >= limit) {
+        const int open = atomic_load(&h->open);
+        if (open >= limit) {
             refuse(h, fd);
             continue;
         }
         atomic_fetch_add(&h->open, 1);
         srv_metrics_conn_open_add(h->srv->metrics, 1);
-        pending_add(h, fd, &ss, sl);
+        pending_add(h, fd, &ss, sl, open >= h->srv->cfg->max_conns);
     }
 }
 

@@ -1,6 +1,7 @@
 """onespike-serve end to end, connection handling against hostile clients: total deadlines for
 the head and the body however steadily a client trickles, clients that half-close in the middle
-of a body, connections beyond --max-conns (a fast 503; health checks keep the reserve),
+of a body, connections beyond --max-conns (a fast 503; health checks keep the reserve, where a
+slow head is cut within a second),
 conflicting framing (RFC 9112 §6.3), NUL bytes, malformed or over-long request heads (our JSON,
 never libmicrohttpd's HTML; on the first request, checked at the door, and on later keep-alive
 requests), chunked uploads within --max-body, the body memory budget, and SIGHUP.
@@ -212,6 +213,14 @@ def limits(env, s, model, jpeg):
         held = [connect(srv.port) for _ in range(max_conns)]
         time.sleep(0.3)  # the door thread has admitted them
         s.check("beyond --max-conns: live answers from the reserve", srv.live())
+        # in the reserve, a trickled head is cut within about a second (a probe sends its head
+        # at once), long before --header-timeout (60 s here): slow heads cannot hold it
+        k = connect(srv.port)
+        k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHo")
+        s.check("a slow head in the health reserve is cut before --header-timeout",
+                closed_by_server(k, BOUND_S))
+        k.close()
+        s.check("the reserve answers live again after the cut", wait_for(srv.live))
         st, h, doc = srv.classify(jpeg)
         s.check("beyond --max-conns: classify gets 503 JSON with Retry-After",
                 st == 503 and "retry-after" in h and "max-conns" in doc.get("error", ""),
