@@ -44,6 +44,10 @@ void openblas_set_num_threads(int num_threads);
 #define EXIT_USAGE        2
 #define DRAIN_POLL_MS     10
 #define FLUSH_GRACE_MS    1000 /* after the pool stops: time for resumed answers to be sent */
+/* After the drain time: how long jobs already running may still take before the process exits
+ * without them (Kubernetes' default grace before SIGKILL). Work that is running is finished,
+ * not cut, unless it takes this long. */
+#define RUNNING_GRACE_MS  30000
 
 static srv_config cfg; /* large (paths); static rather than on the stack */
 
@@ -204,9 +208,9 @@ static void drain(srv_server *s, srv_http *h, int sig)
     int queued = 0, busy = 0;
     srv_pool_stats(s->pool, &queued, &busy);
     /* Anything still queued is answered 503; running jobs cannot be interrupted, so they get
-     * the grace to finish, and a job still running after it (a raster that takes long to
-     * decompress, a map) is abandoned with the process: the drain time is a promise. */
-    if (!srv_pool_shutdown_within(s->pool, FLUSH_GRACE_MS)) {
+     * RUNNING_GRACE_MS to finish, and a job still running after that is abandoned with the
+     * process: the exit is bounded whatever a job does. */
+    if (!srv_pool_shutdown_within(s->pool, RUNNING_GRACE_MS)) {
         srv_pool_stats(s->pool, &queued, &busy);
         srv_log_begin_lifecycle(&l, "drained");
         srv_log_int(&l, "ms", os_clock_ms() - t0);
