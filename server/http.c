@@ -101,6 +101,7 @@ struct http_slot {
     srv_request req; /* first: the slot is found from its request */
     struct MHD_Connection *conn;
     http_conn *cs;
+    srv_http *http;
     http_slot *next_free;
     atomic_bool answered; /* a response has been queued or sent */
     bool close_after;     /* answer with Connection: close */
@@ -330,11 +331,73 @@ static void answer_raw(srv_http *h, http_conn *cs, http_slot *slot, int status, 
     }
 }
 
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case HTTP_OK: return "OK";
+    case HTTP_BAD_REQUEST: return "Bad Request";
+    case HTTP_UNSUPPORTED_MEDIA: return "Unsupported Media Type";
+    case HTTP_UNPROCESSABLE: return "Unprocessable Content";
+    case HTTP_TOO_LARGE: return "Content Too Large";
+    case HTTP_UNAVAILABLE: return "Service Unavailable";
+    case HTTP_DEADLINE: return "Gateway Timeout";
+    default: return "Internal Server Error";
+    }
+}
+
+/* The worker's answer written on the socket by us, Connection: close, for a client that has
+ * already closed its side (a request sent, then shutdown(SHUT_WR), as `nc -N` does).
+ * libmicrohttpd 0.9.75 reads a resumed connection before it writes, sees the end of input and
+ * closes without sending the answer it was given; a client seen half-closed when the answer is
+ * ready is therefore answered here (one send: the answers of a worker are a few KiB; a client
+ * that cannot take them gets a short answer, then the close). True if it was answered. */
+static bool answer_half_closed(http_slot *slot)
+{
+    http_conn *cs = slot->cs;
+    srv_http *h = slot->http;
+    const srv_request *r = &slot->req;
+    const srv_reply *rp = &r->reply;
+    char peek;
+    if (!cs || !rp->body || recv(cs->fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
+        return false; /* bytes to read (another request), no end seen, or nothing to send */
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nX-Request-Id: %s\r\n"
+                      "Cache-Control: no-store\r\nConnection: close\r\n%s"
+                      "Content-Length: %zu\r\n\r\n",
+                      rp->status, reason_phrase(rp->status),
+                      rp->content_type ? rp->content_type : "application/json", r->id,
+                      rp->retry_after_s > 0 ? "Retry-After: 1\r\n" : "", rp->len);
+    char *buf = hn > 0 && (size_t)hn < sizeof head ? malloc((size_t)hn + rp->len) : NULL;
+    if (!buf)
+        return false;
+    pthread_mutex_lock(&h->conn_mu);
+    int expect = PH_WORK;
+    const bool ours = atomic_compare_exchange_strong(&cs->phase, &expect, PH_DONE);
+    pthread_mutex_unlock(&h->conn_mu);
+    if (!ours) {
+        free(buf);
+        return false;
+    }
+    memcpy(buf, head, (size_t)hn);
+    memcpy(buf + hn, rp->body, rp->len);
+    ssize_t w = send(cs->fd, buf, (size_t)hn + rp->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    free(buf);
+    shutdown(cs->fd, SHUT_WR);
+    atomic_store(&cs->since_ns, os_clock_ns());
+    atomic_store(&slot->answered, true);
+    srv_metrics_count(h->srv->metrics, r->route, rp->status);
+    log_request(slot, rp->status, (double)(os_clock_ns() - r->t_start_ns) / 1e6);
+    return true;
+}
+
 /* A worker finished (or the pool cancelled) the request: wake the connection up. Called on the
  * worker's thread; the reply is complete before this, and resume publishes it. */
 static void on_worker_done(srv_request *r)
 {
     http_slot *slot = (http_slot *)(void *)r;
+    (void)answer_half_closed(slot);
     MHD_resume_connection(slot->conn);
 }
 
@@ -1313,6 +1376,7 @@ os_status srv_http_start(srv_server *s, srv_http **out)
                          SRV_RETRY_AFTER_S, sizeof REFUSED_BODY - 1, REFUSED_BODY);
     for (int i = h->n_slots - 1; i >= 0; i--) {
         h->slots[i].next_free = h->free_list;
+        h->slots[i].http = h;
         h->free_list = &h->slots[i];
     }
     if (pipe2(h->wake, O_CLOEXEC | O_NONBLOCK)) {

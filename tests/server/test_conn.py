@@ -86,6 +86,7 @@ def main():
     budget(env, s, model, jpeg)
     sighup(env, s, model, jpeg)
     descriptors(env, s, model, jpeg)
+    half_closed_answers(env, s, model, jpeg)
     env.cleanup()
     return s.done()
 
@@ -638,6 +639,47 @@ def descriptors(env, s, model, jpeg):
     finally:
         for k in held:
             k.close()
+        srv.stop()
+
+
+def half_closed_answers(env, s, model, jpeg):
+    """A client that sends a whole request and then closes its side (shutdown(SHUT_WR), as
+    `nc -N` does) still gets its answer, with several such clients at once (libmicrohttpd
+    0.9.75 alone closed about a third of them unanswered: it reads a resumed connection first)."""
+    srv = Server(env, ["--model", f"m={model}", "--workers", "2"], name="halfclosed")
+    req = (b"POST /v2/models/m/classify?top_k=1 HTTP/1.1\r\nHost: x\r\n"
+           b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)) + jpeg
+    got = []
+    lock = threading.Lock()
+
+    def client():
+        for _ in range(25):
+            k = connect(srv.port)
+            try:
+                k.sendall(req)
+                k.shutdown(socket.SHUT_WR)
+                st = parse_raw_response(read_until_close(k))[0]
+            except OSError:
+                st = None
+            finally:
+                k.close()
+            with lock:
+                got.append(st)
+    try:
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(BOUND_S * 4)
+        # A client whose end of input arrives after its answer is ready, but before
+        # libmicrohttpd's thread reads the connection again, is still lost: a window of
+        # microseconds that a client descheduled between its last write and its shutdown can
+        # hit (1 in 100 seen with this test's tiny model; 0 in 400 with the shipped one). So
+        # not all 100 are required, only what rules out the old behaviour (36 in 100 lost).
+        s.check("half-closed clients, 4 at once: at least 95 of 100 answered 200, none wrongly",
+                len(got) == 100 and got.count(200) >= 95 and set(got) <= {200, 0},
+                {st: got.count(st) for st in set(got)})
+    finally:
         srv.stop()
 
 
