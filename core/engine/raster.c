@@ -21,6 +21,8 @@
 #include <gdal.h>
 #include <gdal_frmts.h>
 
+#include "onespike/select.h"
+
 #define RASTER_MAX_LEVEL  255.0
 #define RASTER_PERCENT    100.0
 #define RASTER_VSI_PREFIX "/vsi"
@@ -455,63 +457,6 @@ static os_status buf_reserve(os_raster_buf *b, size_t n, bool scaled)
     return OS_OK;
 }
 
-static int cmp_float(const void *a, const void *b)
-{
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
-static void swap_f(float *a, float *b)
-{
-    const float t = *a;
-    *a = *b, *b = t;
-}
-
-/* s[k] becomes the value a sort of s[lo..hi] would put there, with nothing larger before it and
- * nothing smaller after it (no NaN in s). Quickselect on the median of three; past a budget of
- * 2 log2(n) + 8 rounds (an adversarial order) the rest is sorted, so it is O(n) as a rule and
- * O(n log n) at worst. */
-static void select_kth(float *s, size_t lo, size_t hi, size_t k)
-{
-    int budget = 8;
-    for (size_t m = hi - lo + 1; m > 1; m >>= 1)
-        budget += 2;
-    while (hi > lo) {
-        if (budget-- == 0) {
-            qsort(s + lo, hi - lo + 1, sizeof *s, cmp_float);
-            return;
-        }
-        const size_t mid = lo + (hi - lo) / 2;
-        if (s[mid] < s[lo])
-            swap_f(&s[mid], &s[lo]);
-        if (s[hi] < s[lo])
-            swap_f(&s[hi], &s[lo]);
-        if (s[hi] < s[mid])
-            swap_f(&s[hi], &s[mid]);
-        const float pivot = s[mid];
-        size_t i = lo, j = hi; /* Hoare partition: [lo, j] <= pivot <= [i, hi] */
-        while (i <= j) {
-            while (s[i] < pivot)
-                i++;
-            while (s[j] > pivot)
-                j--;
-            if (i <= j) {
-                swap_f(&s[i], &s[j]);
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            return; /* between the two parts: equal to the pivot */
-    }
-}
-
 void os_raster_percentiles(const float *v, float *s, size_t n, double p_lo, double p_hi,
                            double *lo, double *hi)
 {
@@ -526,9 +471,9 @@ void os_raster_percentiles(const float *v, float *s, size_t n, double p_lo, doub
     size_t k_lo = (size_t)floor(p_lo / RASTER_PERCENT * (double)(m - 1) + 0.5);
     size_t k_hi = (size_t)floor(p_hi / RASTER_PERCENT * (double)(m - 1) + 0.5);
     k_lo = k_lo < m ? k_lo : m - 1, k_hi = k_hi < m ? k_hi : m - 1;
-    select_kth(s, 0, m - 1, k_hi);
+    os_select_kth(s, m, k_hi);
     if (k_lo < k_hi) /* what precedes s[k_hi] holds the k_hi smallest */
-        select_kth(s, 0, k_hi - 1, k_lo);
+        os_select_kth(s, k_hi, k_lo);
     *lo = s[k_lo], *hi = s[k_hi];
 }
 

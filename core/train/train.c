@@ -11,6 +11,7 @@
 #include "onespike/clock.h"
 #include "score.h"
 #include "onespike/model.h"
+#include "onespike/select.h"
 
 enum {
     CALIB_MAX_VALUES = 1 << 21, /* pre-activation samples kept per layer for the percentile */
@@ -509,33 +510,7 @@ float os_percentile(float *v, size_t n, double pct)
     if (n == 0)
         return 0;
     size_t k = (size_t)floor(pct / 100.0 * (double)(n - 1));
-    size_t lo = 0, hi = n - 1;
-    while (lo < hi) { /* quickselect, median-of-three pivot */
-        size_t mid = lo + (hi - lo) / 2;
-        float a = v[lo], b = v[mid], c = v[hi];
-        float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
-        size_t i = lo, j = hi;
-        while (i <= j) {
-            while (v[i] < pivot)
-                i++;
-            while (v[j] > pivot)
-                j--;
-            if (i <= j) {
-                float t = v[i];
-                v[i] = v[j], v[j] = t;
-                i++;
-                if (j == 0)
-                    break;
-                j--;
-            }
-        }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
-    }
+    os_select_kth(v, n, k);
     return v[k];
 }
 

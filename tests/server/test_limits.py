@@ -294,6 +294,26 @@ def drain_timeout(env, s, slow, jpeg):
         srv.kill()
 
 
+def released_together(srv, imgs):
+    """Classify each image on a thread of its own, the requests released at once; the answers
+    (status, headers, document) in the images' order."""
+    out = [None] * len(imgs)
+    barrier = threading.Barrier(len(imgs))
+
+    def one(i):
+        try:
+            barrier.wait(timeout=60)
+            out[i] = srv.classify(imgs[i], top_k=3)
+        except Exception as e:  # reported by the caller's checks
+            out[i] = (0, {}, {"exception": repr(e)})
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(imgs))]
+    for t in threads:
+        t.start()
+    join(threads)
+    return out
+
+
 def dynamic_batching(env, s, fast):
     """Classify requests of one model queued together run as one batch, and each gets exactly
     the answer it gets alone. A long --batch-delay-us makes the batch deterministic: the worker
@@ -310,21 +330,8 @@ def dynamic_batching(env, s, fast):
     srv = Server(env, ["--model", f"m={fast}", "--workers", "1", "--max-batch", "4",
                        "--batch-delay-us", "5000000"] + NO_DEADLINE, name="batch4")
     try:
-        out = [None] * 4
-        barrier = threading.Barrier(4)
-
-        def one(i):
-            try:
-                barrier.wait(timeout=60)
-                out[i] = srv.classify(imgs[i], top_k=3)
-            except Exception as e:  # reported by the checks below
-                out[i] = (0, {}, {"exception": repr(e)})
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
         t0 = time.time()
-        for t in threads:
-            t.start()
-        join(threads)
+        out = released_together(srv, imgs)
         took = time.time() - t0
         s.check("batching: every request of the batch answered 200",
                 all(o and o[0] == 200 for o in out), out)
@@ -340,20 +347,7 @@ def dynamic_batching(env, s, fast):
                 st == 200 and doc["predictions"] == want[0], (st, doc))
         # A raster (here a PNG) never shares a pass: its decode can take seconds, and the JPEGs
         # batched behind it would wait for it. Three JPEGs and the PNG, released together.
-        mixed = imgs[:3] + [env.read_fixture("tiny_2x2.png")]
-        barrier = threading.Barrier(4)
-
-        def two(i):
-            try:
-                barrier.wait(timeout=60)
-                out[i] = srv.classify(mixed[i], top_k=3)
-            except Exception as e:  # reported by the checks below
-                out[i] = (0, {}, {"exception": repr(e)})
-
-        threads = [threading.Thread(target=two, args=(i,)) for i in range(4)]
-        for t in threads:
-            t.start()
-        join(threads)
+        out = released_together(srv, imgs[:3] + [env.read_fixture("tiny_2x2.png")])
         s.check("batching: JPEGs and a PNG released together all answered 200",
                 all(o and o[0] == 200 for o in out), out)
         jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
