@@ -152,10 +152,11 @@ void srv_config_print_help(FILE *f)
         "Routes: GET /v2/health/live, /v2/health/ready, /v2, /v2/models/NAME[/versions/V],\n"
         "/v2/models/NAME/ready, /metrics; POST /v2/models/NAME/infer (OIP JSON),\n"
         "/v2/models/NAME/classify (image/jpeg, image/tiff, image/png, image/jp2, or\n"
-        "multipart/form-data field \"image\"; ?top_k=N, ?bands=R,G,B, ?scale=none|range:LO,HI|\n"
-        "percentile:LO,HI for rasters; bands or data type the model cannot read: 422),\n"
-        "/v2/models/NAME/map (image/tiff, image/png, image/jp2: a scene, answered as GeoJSON;\n"
-        "?window=PX or ?window_m=M, ?stride=PX, ?top_k, ?bands, ?scale; one worker per map,\n"
+        "multipart/form-data field \"image\"; ?top_k=N, ?tta=N, ?bands=R,G,B,\n"
+        "?scale=none|range:LO,HI|percentile:LO,HI for rasters; bands or data type the model\n"
+        "cannot read: 422), /v2/models/NAME/map (image/tiff, image/png, image/jp2: a scene,\n"
+        "answered as GeoJSON; ?window=PX or ?window_m=M, ?stride=PX, ?top_k, ?tta, ?bands,\n"
+        "?scale; one worker per map,\n"
         "at most max(1, workers - 1) maps at once, beyond: 503 with Retry-After; SIGTERM\n"
         "cancels running maps: 503).\n",
         SRV_MAX_MODELS, SRV_DEFAULT_LISTEN, SRV_DEFAULT_PORT, cores > 0 ? cores : 1,

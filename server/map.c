@@ -83,6 +83,7 @@ static void run_map(srv_request *r)
         .window_m = r->map_window_m,
         .stride = r->map_stride,
         .top_k = r->top_k,
+        .views = r->views,
         .threads = 1, /* this worker's thread only: the pool's other workers stay free */
         .input = r->raster_set ? &r->raster_in : NULL,
         .limits = {.max_pixels = s->cfg->max_pixels},

@@ -264,11 +264,11 @@ static bool parse_top_k(srv_server *s, srv_request *r, const char *v)
     return true;
 }
 
-/* ?tta=N: the views of a classify request (default --tta); 400 unless 1, 2, 4 or 8, or over
- * 1 for a model whose input is not square. */
-static bool parse_tta(srv_server *s, srv_request *r, const char *v)
+/* ?tta=N: the views of each image of the request (default dflt); 400 unless 1, 2, 4 or 8, or
+ * over 1 for a model whose input is not square. */
+static bool parse_tta(srv_server *s, srv_request *r, const char *v, int dflt)
 {
-    r->views = s->cfg->tta;
+    r->views = dflt;
     if (!v)
         return true;
     char *end;
@@ -438,12 +438,13 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
     }
     if (!parse_top_k(s, r, h->top_k) || !parse_raster_input(s, r, h))
         return;
+    /* --tta is the default of classify; a map has thousands of windows, so it asks */
+    if (!parse_tta(s, r, h->tta, r->route == SRV_ROUTE_MAP ? 1 : s->cfg->tta))
+        return;
     if (r->route == SRV_ROUTE_MAP) {
         begin_map(s, r, h);
         return;
     }
-    if (!parse_tta(s, r, h->tta))
-        return;
     /* multipart/form-data reads the "image" field; any other Content-Type is taken as the image
      * itself, and the bytes decide (JPEG, TIFF, PNG, JPEG 2000; a GIF is answered 415 whatever
      * the header claims). */

@@ -175,7 +175,7 @@ typedef struct {
     const os_map_opts *o;
     const os_raster_input *in;
     os_session_opts so;
-    int batch, cells;
+    int batch, cells, views;
     atomic_int next;  /* first window of the next batch to take */
     atomic_int done;  /* windows answered */
     atomic_bool stop; /* a worker failed, or the run was cancelled */
@@ -223,12 +223,23 @@ static bool job_should_stop(map_job *j)
     return false;
 }
 
+/* Cell `cell`'s top classes and their probabilities from its answer p (idx: scratch). */
+static void keep_top(os_map *map, int cell, const float *p, int *idx)
+{
+    const int k = map->k;
+    os_topk(p, os_model_classes(map->model), k, idx);
+    for (int c = 0; c < k; c++) {
+        map->cls[(size_t)cell * k + c] = idx[c];
+        map->prob[(size_t)cell * k + c] = p[idx[c]];
+    }
+}
+
 static void *map_work(void *arg)
 {
     map_worker *w = arg;
     map_job *j = w->job;
     os_map *map = j->map;
-    const int nclass = os_model_classes(map->model), k = map->k;
+    const int nclass = os_model_classes(map->model);
     os_raster *r = w->r;
     os_session *s = NULL;
     float *probs = NULL;
@@ -238,7 +249,7 @@ static void *map_work(void *arg)
         goto out;
     if ((st = os_session_create(map->model, &j->so, &s)))
         goto out;
-    probs = malloc((size_t)j->batch * nclass * sizeof *probs);
+    probs = malloc((size_t)(j->batch > j->views ? j->batch : j->views) * nclass * sizeof *probs);
     idx = malloc((size_t)nclass * sizeof *idx);
     if (!probs || !idx) {
         st = os_fail(OS_ENOMEM, "no memory for a batch of %d windows", j->batch);
@@ -249,21 +260,27 @@ static void *map_work(void *arg)
         if (first >= j->cells)
             break;
         const int n = j->cells - first < j->batch ? j->cells - first : j->batch;
-        for (int b = 0; b < n; b++) {
-            int win[4];
-            os_map_grid_window(&map->grid, first + b, win);
-            if ((st = os_session_load_window_at(s, b, r, win[0], win[1], win[2], win[3], j->in)))
-                goto out;
-        }
-        os_session_run_batch(s, n, probs, NULL);
-        for (int b = 0; b < n; b++) {
-            const float *p = probs + (size_t)b * nclass;
-            const size_t cell = (size_t)(first + b) * k;
-            os_topk(p, nclass, k, idx);
-            for (int c = 0; c < k; c++) {
-                map->cls[cell + c] = idx[c];
-                map->prob[cell + c] = p[idx[c]];
+        if (j->views > 1) { /* each window in its views, a pass of its own */
+            for (int b = 0; b < n; b++) {
+                int win[4];
+                os_map_grid_window(&map->grid, first + b, win);
+                if ((st = os_session_load_window_at(s, 0, r, win[0], win[1], win[2], win[3],
+                                                    j->in)) ||
+                    (st = os_session_run_views(s, j->views, probs)))
+                    goto out;
+                keep_top(map, first + b, probs, idx);
             }
+        } else { /* the n windows in one pass */
+            for (int b = 0; b < n; b++) {
+                int win[4];
+                os_map_grid_window(&map->grid, first + b, win);
+                if ((st = os_session_load_window_at(s, b, r, win[0], win[1], win[2], win[3],
+                                                    j->in)))
+                    goto out;
+            }
+            os_session_run_batch(s, n, probs, NULL);
+            for (int b = 0; b < n; b++)
+                keep_top(map, first + b, probs + (size_t)b * nclass, idx);
         }
         const int done = atomic_fetch_add(&j->done, n) + n;
         if (j->o->progress) {
@@ -309,11 +326,13 @@ os_status os_map_run(const os_model *m, const os_map_source *src, const os_map_o
     const int k = o->top_k > 0 ? (o->top_k < nclass ? o->top_k : nclass)
                                : (OS_MAP_DEFAULT_TOP_K < nclass ? OS_MAP_DEFAULT_TOP_K : nclass);
     job.batch = o->batch > 0 ? o->batch : OS_MAP_DEFAULT_BATCH;
+    job.views = o->views > 0 ? o->views : 1;
     if (o->batch < 0 || job.batch > OS_SESSION_MAX_BATCH || o->top_k < 0 || o->threads < 0 ||
-        o->threads > OS_MAP_MAX_THREADS || o->stride < 0 || o->window < 0) {
-        st = os_fail(OS_EINVAL, "map options: batch 1..%d, threads 0..%d, and top-k, window, "
-                                "stride >= 0 (0: default)", OS_SESSION_MAX_BATCH,
-                     OS_MAP_MAX_THREADS);
+        o->threads > OS_MAP_MAX_THREADS || o->stride < 0 || o->window < 0 ||
+        !os_session_views_valid(job.views)) {
+        st = os_fail(OS_EINVAL, "map options: batch 1..%d, threads 0..%d, views 1, 2, 4 or 8, "
+                                "and top-k, window, stride >= 0 (0: default)",
+                     OS_SESSION_MAX_BATCH, OS_MAP_MAX_THREADS);
         goto out;
     }
     if (!src->path && !src->buf) {
@@ -355,7 +374,7 @@ os_status os_map_run(const os_model *m, const os_map_source *src, const os_map_o
     job.map = map;
     if (o->session)
         job.so = *o->session;
-    job.so.max_batch = job.batch;
+    job.so.max_batch = job.batch > job.views ? job.batch : job.views;
     job.so.max_pixels = (size_t)map->grid.win_w * (size_t)map->grid.win_h;
 
     const int batches = (job.cells + job.batch - 1) / job.batch;

@@ -77,6 +77,8 @@ typedef struct {
     int top_k;              /* classes kept per cell; 0: OS_MAP_DEFAULT_TOP_K (capped at the
                                number of classes) */
     int batch;              /* windows per pass, 1..OS_SESSION_MAX_BATCH; 0: OS_MAP_DEFAULT_BATCH */
+    int views;              /* test-time views of each window (os_session_run_views: 1, 2, 4,
+                               8; a window then fills a pass by itself); 0: 1 */
     int threads;            /* 0: every core this process may use */
     const os_raster_input *input; /* bands and scale (borrowed); NULL: the model's */
     const os_session_opts *session; /* isa, dense, timesteps (borrowed; max_batch and

@@ -270,6 +270,51 @@ static void test_same_map_any_threads_and_batch(void **state)
     os_map_destroy(ref);
 }
 
+/* views 8: each cell is its window's 8-view answer (a session's os_session_run_views on the
+ * window), for any threads and batch, and other than the one-view map. */
+static void test_map_views(void **state)
+{
+    fixture *f = *state;
+    os_map *one = run(f, f->geo, 1, 1, 48);
+    os_session *s = NULL;
+    assert_int_equal(os_session_create(f->m, &(os_session_opts){.max_batch = 8}, &s), OS_OK);
+    os_raster *r = NULL;
+    assert_int_equal(os_raster_open(f->geo, NULL, &r), OS_OK);
+    static const int runs[][2] = {{1, 1}, {2, 3}, {1, 8}};
+    bool differs = false;
+    for (size_t q = 0; q < sizeof runs / sizeof *runs; q++) {
+        const os_map_opts o = {.window = WIN, .stride = 48, .threads = runs[q][0],
+                               .batch = runs[q][1], .top_k = 2, .views = 8};
+        const os_map_source src = {.path = f->geo};
+        os_map *m = NULL;
+        if (os_map_run(f->m, &src, &o, &m))
+            fail_msg("os_map_run: %s", os_errdetail());
+        const os_map_grid *g = os_map_get_grid(m);
+        for (int i = 0; i < g->cols * g->rows; i++) {
+            int win[4], idx[2];
+            float p[8 * NCLASS];
+            os_map_grid_window(g, i, win);
+            assert_int_equal(os_session_load_window_at(s, 0, r, win[0], win[1], win[2], win[3],
+                                                       NULL),
+                             OS_OK);
+            assert_int_equal(os_session_run_views(s, 8, p), OS_OK);
+            os_topk(p, NCLASS, 2, idx);
+            assert_memory_equal(os_map_classes(m, i), idx, sizeof idx);
+            assert_true(os_map_probs(m, i)[0] == p[idx[0]] && os_map_probs(m, i)[1] == p[idx[1]]);
+            differs |= os_map_probs(m, i)[0] != os_map_probs(one, i)[0];
+        }
+        os_map_destroy(m);
+    }
+    assert_true(differs);
+    const os_map_opts bad = {.window = WIN, .views = 3};
+    const os_map_source src = {.path = f->geo};
+    os_map *m = NULL;
+    assert_int_equal(os_map_run(f->m, &src, &bad, &m), OS_EINVAL);
+    os_raster_close(r);
+    os_session_destroy(s);
+    os_map_destroy(one);
+}
+
 static void test_geojson_lonlat_ccw(void **state)
 {
     fixture *f = *state;
@@ -409,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_window_in_metres),
         cmocka_unit_test(test_ring_area),
         cmocka_unit_test(test_same_map_any_threads_and_batch),
+        cmocka_unit_test(test_map_views),
         cmocka_unit_test(test_geojson_lonlat_ccw),
         cmocka_unit_test(test_geojson_pixel_coordinates),
         cmocka_unit_test(test_errors),

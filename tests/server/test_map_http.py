@@ -123,6 +123,7 @@ def answers(env, s, scene, tif, png_bytes):
         for query, args in [("?window=256", ["--window", "256"]),
                             ("?window=256&stride=128&top_k=5", ["--window", "256", "--stride",
                                                                 "128", "--top-k", "5"]),
+                            ("?window=256&tta=8", ["--window", "256", "--tta", "8"]),
                             ("", [])]:
             want = cli_map(env, scene, *args)
             st, h, doc = post_map(srv, tif, query)
@@ -135,6 +136,11 @@ def answers(env, s, scene, tif, png_bytes):
                     isinstance(doc, dict) and doc.get("type") == "FeatureCollection" and
                     doc.get("onespike") == want.get("onespike"),
                     ((doc or {}).get("onespike"), want.get("onespike")))
+        st, _, tdoc = post_map(srv, tif, "?window=256&tta=8")
+        st1, _, odoc = post_map(srv, tif, "?window=256")
+        s.check("map ?tta=8: other probabilities than one view (the views ran)",
+                st == st1 == 200 and [f["properties"]["probability"] for f in tdoc["features"]] !=
+                [f["properties"]["probability"] for f in odoc["features"]], (st, st1))
         st, _, doc = post_map(srv, tif, "?window=256")
         s.check("2x2 windows in lon/lat", st == 200 and len(doc["features"]) == 4 and
                 doc["onespike"].get("coordinates") == "lonlat", doc.get("onespike"))
@@ -158,6 +164,7 @@ def answers(env, s, scene, tif, png_bytes):
                         ("?stride=300", "stride"), ("?window=64&stride=65", "stride"),
                         ("?window_m=abc", "window_m"), ("?window_m=0", "window_m"),
                         ("?window_m=10&window=5", "window_m"), ("?top_k=0", "top_k"),
+                        ("?tta=3", "tta"),
                         ("?top_k=99", "top_k"), ("?bands=1,2", "bands"),
                         ("?scale=bogus", "scale")]:
             st, _, d = post_map(srv, tif, q)

@@ -17,8 +17,8 @@
 static const char help[] =
     "usage: " CLI_PROG " map --model MODEL --in SCENE --out MAP.geojson [--raster MAP.tif]\n"
     "       [--window PX | --window-m METRES] [--stride PX] [--top-k K] [--bands R,G,B]\n"
-    "       [--scale S] [--threads N] [--batch N] [--isa SET] [--weights fp32|int8] [--dense]\n"
-    "       [--quiet]\n"
+    "       [--scale S] [--tta N] [--threads N] [--batch N] [--isa SET] [--weights fp32|int8]\n"
+    "       [--dense] [--quiet]\n"
     "\n"
     "Classify a whole scene (GeoTIFF, TIFF, PNG, JPEG 2000) window by window and write the map:\n"
     "windows at every STRIDE pixels, the last of each row and column moved back to end at the\n"
@@ -45,6 +45,8 @@ static const char help[] =
     "  --bands R,G,B     raster bands read as R, G, B (default: the model's, else 1,2,3)\n"
     "  --scale S         none, range:LO,HI, range:LO1,HI1,LO2,HI2,LO3,HI3 or percentile:LO,HI\n"
     "                    (per window) (default: the model's, else none)\n"
+    "  --tta N           test-time views of each window (1, 2, 4 or 8: turned by 90 degrees\n"
+    "                    and mirrored, answers averaged; N/2 to N times the compute; default 1)\n"
     "  --threads N       threads, each with its own session (default: every core)\n"
     "  --batch N         windows per pass through the network (default 8)\n"
     "  --isa SET         scalar, avx2, avx512 or auto (as classify)\n"
@@ -80,13 +82,14 @@ int cmd_map(int argc, char **argv)
         {"stride", 1, 0, 'S'},  {"top-k", 1, 0, 'k'},   {"bands", 1, 0, 'b'},
         {"scale", 1, 0, 's'},   {"threads", 1, 0, 't'}, {"batch", 1, 0, 'B'},
         {"isa", 1, 0, 'I'},     {"weights", 1, 0, 'W'}, {"dense", 0, 0, 'D'},
-        {"quiet", 0, 0, 'q'},   {"help", 0, 0, 'h'},    {0}};
+        {"quiet", 0, 0, 'q'},   {"tta", 1, 0, 'v'},     {"help", 0, 0, 'h'},
+        {0}};
     const char *model_path = NULL, *in_path = NULL, *out_path = NULL, *raster_path = NULL;
     const char *isa = NULL, *weights = NULL, *bands = NULL, *scale = NULL;
     long window = 0, stride = 0, top_k = 0, threads = 0, batch = 0;
     double window_m = 0;
     bool dense = false, quiet = false;
-    int ch;
+    int ch, views = 1;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
@@ -127,6 +130,10 @@ int cmd_map(int argc, char **argv)
         case 'W': weights = optarg; break;
         case 'D': dense = true; break;
         case 'q': quiet = true; break;
+        case 'v':
+            if (cli_views("map", optarg, &views) != CLI_OK)
+                return CLI_USAGE;
+            break;
         case 'h': fputs(help, stdout); return CLI_OK;
         default: return cli_usage_error("map", "unknown option");
         }
@@ -153,6 +160,7 @@ int cmd_map(int argc, char **argv)
                            .stride = (int)stride,
                            .top_k = (int)top_k,
                            .batch = (int)batch,
+                           .views = views,
                            .threads = (int)threads,
                            .input = &in,
                            .session = &so,
