@@ -22,6 +22,7 @@ enum {
     OPT_MAX_PIXELS,
     OPT_DEADLINE_MS,
     OPT_DRAIN_MS,
+    OPT_DRAIN_RUNNING_MS,
     OPT_CONN_TIMEOUT,
     OPT_MAX_CONNS,
     OPT_HEADER_TIMEOUT,
@@ -57,6 +58,7 @@ static const opt_def opt_defs[] = {
     {"max-pixels", "ONESPIKE_MAX_PIXELS", OPT_MAX_PIXELS, true},
     {"deadline-ms", "ONESPIKE_DEADLINE_MS", OPT_DEADLINE_MS, true},
     {"drain-ms", "ONESPIKE_DRAIN_MS", OPT_DRAIN_MS, true},
+    {"drain-running-ms", "ONESPIKE_DRAIN_RUNNING_MS", OPT_DRAIN_RUNNING_MS, true},
     {"conn-timeout", "ONESPIKE_CONN_TIMEOUT", OPT_CONN_TIMEOUT, true},
     {"max-conns", "ONESPIKE_MAX_CONNS", OPT_MAX_CONNS, true},
     {"header-timeout", "ONESPIKE_HEADER_TIMEOUT", OPT_HEADER_TIMEOUT, true},
@@ -118,6 +120,9 @@ void srv_config_print_help(FILE *f)
         "                      env ONESPIKE_MAP_TIMEOUT\n"
         "  --drain-ms MS       on SIGTERM/SIGINT, time to finish the requests received\n"
         "                      (default %d); env ONESPIKE_DRAIN_MS\n"
+        "  --drain-running-ms MS  then, time still given to requests already running before\n"
+        "                      the process exits without them (default %d)\n"
+        "                      env ONESPIKE_DRAIN_RUNNING_MS\n"
         "  --conn-timeout S    close connections idle for S seconds (default %d)\n"
         "                      env ONESPIKE_CONN_TIMEOUT\n"
         "  --header-timeout S  a request head must be complete S seconds after it began,\n"
@@ -162,7 +167,8 @@ void srv_config_print_help(FILE *f)
         SRV_MAX_MODELS, SRV_DEFAULT_LISTEN, SRV_DEFAULT_PORT, cores > 0 ? cores : 1,
         SRV_DEFAULT_QUEUE, SRV_DEFAULT_MAX_BODY >> 20, SRV_DEFAULT_BODY_BUDGET >> 20,
         SRV_DEFAULT_MAX_PIXELS, SRV_DEFAULT_DEADLINE_MS, SRV_DEFAULT_MAP_MAX_BODY >> 20,
-        SRV_DEFAULT_MAP_TIMEOUT_S, SRV_DEFAULT_DRAIN_MS, SRV_DEFAULT_CONN_TIMEOUT_S,
+        SRV_DEFAULT_MAP_TIMEOUT_S, SRV_DEFAULT_DRAIN_MS, SRV_DEFAULT_DRAIN_RUNNING_MS,
+        SRV_DEFAULT_CONN_TIMEOUT_S,
         SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S, SRV_DEFAULT_MAX_CONNS,
         SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US,
         SRV_DEFAULT_TTA);
@@ -317,6 +323,11 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
                              SRV_MAX_PIXELS_LIMIT);
         cfg->max_pixels = (size_t)l;
         return true;
+    case OPT_DRAIN_RUNNING_MS:
+        if (!os_parse_long(v, 0, SRV_MAX_MS, &l))
+            return bad_value(o->flag, where, "\"%s\": expected milliseconds 0..%ld", v, SRV_MAX_MS);
+        cfg->drain_running_ms = l;
+        return true;
     case OPT_DEADLINE_MS:
     case OPT_DRAIN_MS:
         if (!os_parse_long(v, 1, SRV_MAX_MS, &l))
@@ -396,6 +407,7 @@ static void set_defaults(srv_config *cfg)
     cfg->max_pixels = SRV_DEFAULT_MAX_PIXELS;
     cfg->deadline_ms = SRV_DEFAULT_DEADLINE_MS;
     cfg->drain_ms = SRV_DEFAULT_DRAIN_MS;
+    cfg->drain_running_ms = SRV_DEFAULT_DRAIN_RUNNING_MS;
     cfg->conn_timeout_s = SRV_DEFAULT_CONN_TIMEOUT_S;
     cfg->max_conns = SRV_DEFAULT_MAX_CONNS;
     cfg->header_timeout_s = SRV_DEFAULT_HEADER_TIMEOUT_S;

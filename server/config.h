@@ -30,6 +30,7 @@
 #define SRV_DEFAULT_MAX_PIXELS     ((size_t)50 * 1000 * 1000)
 #define SRV_DEFAULT_DEADLINE_MS    10000
 #define SRV_DEFAULT_DRAIN_MS       10000
+#define SRV_DEFAULT_DRAIN_RUNNING_MS 10000 /* drain + this: within Kubernetes' default 30 s */
 #define SRV_DEFAULT_CONN_TIMEOUT_S 30
 #define SRV_DEFAULT_MAX_CONNS      256
 #define SRV_DEFAULT_MAX_BATCH      8
@@ -75,6 +76,7 @@ typedef struct {
     size_t max_pixels;  /* JPEG width*height, at most */
     long deadline_ms;   /* a request not answered by then gets 504 */
     long drain_ms;      /* SIGTERM: time given to queued and running requests */
+    long drain_running_ms; /* then, time still given to running ones before the exit */
     int conn_timeout_s; /* idle connections are closed after this */
     int header_timeout_s; /* a request head not complete this long after it began: closed */
     int body_timeout_s;   /* a body not complete this long after its head: 408 */
@@ -96,6 +98,13 @@ typedef enum {
     SRV_CONFIG_EXIT,    /* --help / --version printed: exit 0 */
     SRV_CONFIG_USAGE,   /* bad flag or value, reported on stderr: exit 2 */
 } srv_config_result;
+
+/* The test-time views a classify or infer request may ask: what a worker's session holds, the
+ * larger of --max-batch and --tta (8 with the defaults). */
+static inline int srv_views_room(const srv_config *cfg)
+{
+    return cfg->max_batch > cfg->tta ? cfg->max_batch : cfg->tta;
+}
 
 /* Fill cfg from defaults, the environment and argv (in that order of precedence, last wins). */
 srv_config_result srv_config_parse(int argc, char **argv, srv_config *cfg);

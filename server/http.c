@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <linux/sockios.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -262,8 +264,10 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
     if (rp->auth_challenge)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"onespike\"");
-    /* While draining, tell keep-alive clients not to send more on this connection. */
-    if (slot->close_after || atomic_load(&h->srv->draining))
+    /* While draining, tell keep-alive clients not to send more on this connection; a
+     * connection in the probes' reserve gets one answer (its later heads would have
+     * --header-timeout, not the reserve's second, and could hold the place). */
+    if (slot->close_after || atomic_load(&h->srv->draining) || (slot->cs && slot->cs->reserved))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(slot->conn, (unsigned)rp->status, resp);
     MHD_destroy_response(resp);
@@ -349,8 +353,9 @@ static const char *reason_phrase(int status)
  * already closed its side (a request sent, then shutdown(SHUT_WR), as `nc -N` does).
  * libmicrohttpd 0.9.75 reads a resumed connection before it writes, sees the end of input and
  * closes without sending the answer it was given; a client seen half-closed when the answer is
- * ready is therefore answered here (one send: the answers of a worker are a few KiB; a client
- * that cannot take them gets a short answer, then the close). True if it was answered. */
+ * ready is therefore answered here, in one non-blocking send, and only when the whole answer
+ * fits in the socket's free send buffer (a classify answer always does; a large infer or map
+ * answer to a slow peer is left to libmicrohttpd, never cut short). True if it was answered. */
 static bool answer_half_closed(http_slot *slot)
 {
     http_conn *cs = slot->cs;
@@ -368,24 +373,38 @@ static bool answer_half_closed(http_slot *slot)
                       rp->status, reason_phrase(rp->status),
                       rp->content_type ? rp->content_type : "application/json", r->id,
                       rp->retry_after_s > 0 ? "Retry-After: 1\r\n" : "", rp->len);
-    char *buf = hn > 0 && (size_t)hn < sizeof head ? malloc((size_t)hn + rp->len) : NULL;
+    int sndbuf = 0, queued = 0;
+    socklen_t sl = sizeof sndbuf;
+    if (hn <= 0 || (size_t)hn >= sizeof head ||
+        getsockopt(cs->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) || ioctl(cs->fd, SIOCOUTQ, &queued))
+        return false;
+    /* the kernel reports twice the usable buffer (its bookkeeping): half is what fits */
+    const size_t total = (size_t)hn + rp->len;
+    if (queued < 0 || sndbuf / 2 < queued || total > (size_t)(sndbuf / 2 - queued))
+        return false;
+    char *buf = malloc(total);
     if (!buf)
         return false;
+    memcpy(buf, head, (size_t)hn);
+    memcpy(buf + hn, rp->body, rp->len);
+    /* Under conn_mu from the phase change to the shutdown, as answer_raw: the door thread,
+     * seeing PH_DONE and the peer's close, would otherwise cut the socket before the send. */
     pthread_mutex_lock(&h->conn_mu);
     int expect = PH_WORK;
     const bool ours = atomic_compare_exchange_strong(&cs->phase, &expect, PH_DONE);
-    pthread_mutex_unlock(&h->conn_mu);
-    if (!ours) {
-        free(buf);
-        return false;
+    ssize_t w = -1;
+    if (ours) {
+        w = send(cs->fd, buf, total, MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(cs->fd, SHUT_WR);
+        atomic_store(&cs->since_ns, os_clock_ns());
     }
-    memcpy(buf, head, (size_t)hn);
-    memcpy(buf + hn, rp->body, rp->len);
-    ssize_t w = send(cs->fd, buf, (size_t)hn + rp->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w;
+    pthread_mutex_unlock(&h->conn_mu);
     free(buf);
-    shutdown(cs->fd, SHUT_WR);
-    atomic_store(&cs->since_ns, os_clock_ns());
+    if (!ours)
+        return false;
+    if (w != (ssize_t)total)
+        srv_log_detail(SRV_LOG_WARN, "half-closed client",
+                       "request %s: %zd of %zu bytes of the answer written", r->id, w, total);
     atomic_store(&slot->answered, true);
     srv_metrics_count(h->srv->metrics, r->route, rp->status);
     log_request(slot, rp->status, (double)(os_clock_ns() - r->t_start_ns) / 1e6);
@@ -1265,6 +1284,8 @@ static void *door_main(void *arg)
         now = os_clock_ns();
         if (now >= supervised + TICK_NS) {
             supervised = now;
+            if (h->spare_fd < 0) /* given up and not taken back: try again */
+                h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
             if (h->listen_paused && !atomic_load(&h->quiesced)) {
                 struct epoll_event le = {.events = EPOLLIN, .data.u64 = TAG_LISTEN};
                 if (!epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->listen_fd, &le))
@@ -1294,7 +1315,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    srv_log_detail(SRV_LOG_WARN, "libmicrohttpd", "%s", msg);
+    /* A request answered outside libmicrohttpd (by the door or a worker) ends with our handler
+     * returning MHD_NO on purpose, which it reports as an application error: not a fault. */
+    const bool ours = !strcmp(msg, "Application reported internal error, closing connection.");
+    srv_log_detail(ours ? SRV_LOG_DEBUG : SRV_LOG_WARN, "libmicrohttpd", "%s", msg);
 }
 
 static os_status open_listener(const char *addr, int port, int *fd_out, int *family,

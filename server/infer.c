@@ -173,6 +173,13 @@ static void run_infer(srv_worker *w, srv_request *r)
     /* The request's images go through the network os_session_max_batch at a time, or one at a
      * time in their test-time views (parameters.tta, else --tta). */
     const int views = rq.views ? rq.views : s->cfg->tta;
+    if (views > os_session_max_batch(sess)) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "parameters.tta %d: this server's workers hold %d image(s) at once (the "
+                        "larger of --max-batch and --tta); start it with --tta %d to allow it",
+                        views, os_session_max_batch(sess), views);
+        goto out;
+    }
     const int mb = views > 1 ? 1 : os_session_max_batch(sess);
     for (int i0 = 0; i0 < rq.batch; i0 += mb) {
         const int nb = rq.batch - i0 < mb ? rq.batch - i0 : mb;

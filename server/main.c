@@ -44,10 +44,6 @@ void openblas_set_num_threads(int num_threads);
 #define EXIT_USAGE        2
 #define DRAIN_POLL_MS     10
 #define FLUSH_GRACE_MS    1000 /* after the pool stops: time for resumed answers to be sent */
-/* After the drain time: how long jobs already running may still take before the process exits
- * without them (Kubernetes' default grace before SIGKILL). Work that is running is finished,
- * not cut, unless it takes this long. */
-#define RUNNING_GRACE_MS  30000
 
 static srv_config cfg; /* large (paths); static rather than on the stack */
 
@@ -208,10 +204,22 @@ static void drain(srv_server *s, srv_http *h, int sig)
     int queued = 0, busy = 0;
     srv_pool_stats(s->pool, &queued, &busy);
     /* Anything still queued is answered 503; running jobs cannot be interrupted, so they get
-     * RUNNING_GRACE_MS to finish, and a job still running after that is abandoned with the
-     * process: the exit is bounded whatever a job does. */
-    if (!srv_pool_shutdown_within(s->pool, RUNNING_GRACE_MS)) {
+     * --drain-running-ms to finish (with the defaults the whole exit stays within Kubernetes'
+     * 30 s grace before SIGKILL), and a job still running after that, or at a second signal,
+     * is abandoned with the process: the exit is bounded whatever a job does. */
+    const long long until = os_clock_ms() + cfg.drain_running_ms;
+    bool joined;
+    while (!(joined = srv_pool_shutdown_within(s->pool, DRAIN_POLL_MS)) && os_clock_ms() < until)
+        if (wait_signal(0) > 0) {
+            cut_short = true;
+            break;
+        }
+    if (!joined) {
         srv_pool_stats(s->pool, &queued, &busy);
+        /* the answers resumed before now still go out; the abandoned stay open */
+        long long flush = os_clock_ms() + FLUSH_GRACE_MS;
+        while (srv_http_active(h) > busy && os_clock_ms() < flush)
+            wait_signal(DRAIN_POLL_MS);
         srv_log_begin_lifecycle(&l, "drained");
         srv_log_int(&l, "ms", os_clock_ms() - t0);
         srv_log_int(&l, "unfinished_at_deadline", left);
@@ -272,7 +280,8 @@ int main(int argc, char **argv)
         versions[i] = os_model_version(s->models[i]);
     os_status st = srv_metrics_create(s->names, versions, s->n_models, &s->metrics);
     srv_pool_opts po = {.workers = cfg.workers, .queue = cfg.queue, .max_pixels = cfg.max_pixels,
-                        .max_batch = cfg.max_batch, .batch_delay_us = cfg.batch_delay_us};
+                        .max_batch = cfg.max_batch, .batch_delay_us = cfg.batch_delay_us,
+                        .views = srv_views_room(&cfg)};
     if (!st)
         st = srv_pool_create(s->models, s->n_models, &po, &s->pool);
     if (!st)

@@ -166,7 +166,7 @@ bool srv_oip_parse(json_t *root, const os_model *m, srv_oip_request *out, char *
     if (!check_outputs(json_object_get(root, "outputs"), err, cap))
         return false;
     const json_t *params = json_object_get(root, "parameters");
-    if (params && !json_is_object(params))
+    if (params && !json_is_object(params) && !json_is_null(params))
         return fail(err, cap, "\"parameters\" must be an object");
     const json_t *tta = json_object_get(params, "tta");
     if (tta) {

@@ -171,8 +171,8 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
     for (int m = 0; m < n_models; m++)
         if (os_model_classes(models[m]) > classes)
             classes = os_model_classes(models[m]);
-    /* room for a batch, and for one image in all its test-time views */
-    const int room = p->max_batch > OS_SESSION_MAX_VIEWS ? p->max_batch : OS_SESSION_MAX_VIEWS;
+    /* room for a batch, and for one image in the test-time views a job may ask */
+    const int room = p->max_batch > o->views ? p->max_batch : o->views;
     os_session_opts so = {.max_pixels = o->max_pixels, .max_batch = room};
     for (int i = 0; i < p->n_workers; i++) {
         srv_worker *w = &p->workers[i];

@@ -35,8 +35,9 @@ typedef struct {
     int workers;
     int queue;         /* capacity of the queue */
     size_t max_pixels; /* passed to every session */
-    int max_batch;     /* jobs one batch may hold (1: no batching); sessions are sized for it,
-                          and for OS_SESSION_MAX_VIEWS images at least (test-time views) */
+    int max_batch;     /* jobs one batch may hold (1: no batching); sessions are sized for it */
+    int views;         /* test-time views a job may run (sessions hold at least that many
+                          images); 0: 1 */
     long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
 } srv_pool_opts;
 

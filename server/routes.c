@@ -280,6 +280,14 @@ static bool parse_tta(srv_server *s, srv_request *r, const char *v, int dflt)
                         "tta \"%.32s\": expected 1, 2, 4 or 8 views", v);
         return false;
     }
+    const int room = srv_views_room(s->cfg);
+    if (r->route != SRV_ROUTE_MAP && n > room) { /* a map has sessions of its own */
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "tta %ld: this server's workers hold %d image(s) at once (the larger of "
+                        "--max-batch and --tta); start it with --tta %ld to allow it",
+                        n, room, n);
+        return false;
+    }
     int c, h, w;
     os_model_input(s->models[r->model], &c, &h, &w);
     if (n > 1 && h != w) {

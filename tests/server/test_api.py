@@ -260,7 +260,7 @@ def tta_checks(env, s, m, paths, imgs, offline):
     tta = {n: env.offline(m, paths, 3, ["--tta", str(n)]) for n in (2, 8)}
     s.check("offline --tta 8 changes the answers (the views differ)",
             any(tta[8][p] != offline[p] for p in paths), (tta[8], offline))
-    srv = Server(env, ["--model", f"m={m}", "--workers", "2", "--max-batch", "1"], name="tta1")
+    srv = Server(env, ["--model", f"m={m}", "--workers", "2"], name="tta1")
     try:
         for n in (2, 8):
             for name, img in imgs.items():
@@ -309,6 +309,20 @@ def tta_checks(env, s, m, paths, imgs, offline):
         st, _, doc = srv.json("POST", "/v2/models/m/infer", json.dumps(req))
         s.check("--tta 8: an infer request without parameters.tta gets the 8 views",
                 st == 200 and close(doc["outputs"][0]["data"], want), (st, doc, want))
+    finally:
+        srv.kill()
+    srv = Server(env, ["--model", f"m={m}", "--max-batch", "1"], name="tta-room")
+    try:
+        st, _, doc = srv.json("POST", "/v2/models/m/classify?tta=2", imgs[IMAGES[0]],
+                              {"Content-Type": "image/jpeg"})
+        s.check("--max-batch 1: ?tta=2 is 400 naming --tta (sessions hold one image)",
+                st == 400 and "--tta 2" in doc.get("error", ""), (st, doc))
+        req = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
+                           "data": [base64.b64encode(imgs[IMAGES[0]]).decode()]}],
+               "parameters": {"tta": 4, "other": None}}
+        st, _, doc = srv.json("POST", "/v2/models/m/infer", json.dumps(req))
+        s.check("--max-batch 1: infer parameters.tta 4 is 400 naming --tta",
+                st == 400 and "--tta 4" in doc.get("error", ""), (st, doc))
     finally:
         srv.kill()
     r = subprocess.run([env.serve, "--model", f"m={m}", "--tta", "5"], capture_output=True,

@@ -222,6 +222,14 @@ def limits(env, s, model, jpeg):
                 closed_by_server(k, BOUND_S))
         k.close()
         s.check("the reserve answers live again after the cut", wait_for(srv.live))
+        # one answer per connection there: a kept-alive connection's next head would have
+        # --header-timeout, and a client could hold the place with it
+        k = connect(srv.port)
+        k.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, h, _ = parse_raw_response(read_until_close(k))
+        k.close()
+        s.check("an answer from the reserve closes the connection",
+                st == 200 and h.get("connection") == "close", (st, h))
         st, h, doc = srv.classify(jpeg)
         s.check("beyond --max-conns: classify gets 503 JSON with Retry-After",
                 st == 503 and "retry-after" in h and "max-conns" in doc.get("error", ""),

@@ -274,7 +274,8 @@ def drain(env, s, slow, jpeg):
 def drain_timeout(env, s, slow, jpeg):
     # --max-batch 1: batched, the four would all be running when SIGTERM comes, none queued.
     srv = Server(env, ["--model", f"slow={slow}", "--workers", "1", "--queue", "8",
-                       "--drain-ms", "100", "--max-batch", "1"] + NO_DEADLINE,
+                       "--drain-ms", "100", "--max-batch", "1",
+                       "--drain-running-ms", "600000"] + NO_DEADLINE,
                  name="draintimeout")
     try:
         threads, out = concurrent(srv, 4, jpeg)
