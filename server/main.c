@@ -180,6 +180,21 @@ static int wait_signal(long timeout_ms)
     }
 }
 
+/* The drain's last log line. */
+static void log_drained(long long t0, int left, int cancelled, int abandoned, bool cut_short,
+                        int still_open)
+{
+    srv_logline l;
+    srv_log_begin_lifecycle(&l, "drained");
+    srv_log_int(&l, "ms", os_clock_ms() - t0);
+    srv_log_int(&l, "unfinished_at_deadline", left);
+    srv_log_int(&l, "cancelled_in_queue", cancelled);
+    srv_log_int(&l, "abandoned_running", abandoned);
+    srv_log_bool(&l, "cut_short_by_second_signal", cut_short);
+    srv_log_int(&l, "still_open", still_open);
+    srv_log_end(&l);
+}
+
 static void drain(srv_server *s, srv_http *h, int sig)
 {
     long long t0 = os_clock_ms(), deadline = t0 + cfg.drain_ms;
@@ -214,31 +229,20 @@ static void drain(srv_server *s, srv_http *h, int sig)
             cut_short = true;
             break;
         }
+    int abandoned = 0;
     if (!joined) {
-        srv_pool_stats(s->pool, &queued, &busy);
-        /* the answers resumed before now still go out; the abandoned stay open */
-        long long flush = os_clock_ms() + FLUSH_GRACE_MS;
-        while (srv_http_active(h) > busy && os_clock_ms() < flush)
-            wait_signal(DRAIN_POLL_MS);
-        srv_log_begin_lifecycle(&l, "drained");
-        srv_log_int(&l, "ms", os_clock_ms() - t0);
-        srv_log_int(&l, "unfinished_at_deadline", left);
-        srv_log_int(&l, "abandoned_running", busy);
-        srv_log_bool(&l, "cut_short_by_second_signal", cut_short);
-        srv_log_end(&l);
+        int q;
+        srv_pool_stats(s->pool, &q, &abandoned);
+    }
+    /* the answers resumed before now still go out; the abandoned stay open */
+    long long grace = os_clock_ms() + FLUSH_GRACE_MS;
+    while (srv_http_active(h) > abandoned && os_clock_ms() < grace)
+        wait_signal(DRAIN_POLL_MS);
+    log_drained(t0, left, queued, abandoned, cut_short, srv_http_active(h));
+    if (!joined) { /* the pool cannot be destroyed while its jobs run: leave now */
         fflush(NULL);
         _exit(0);
     }
-    long long grace = os_clock_ms() + FLUSH_GRACE_MS;
-    while (srv_http_active(h) > 0 && os_clock_ms() < grace)
-        wait_signal(DRAIN_POLL_MS);
-    srv_log_begin_lifecycle(&l, "drained");
-    srv_log_int(&l, "ms", os_clock_ms() - t0);
-    srv_log_int(&l, "unfinished_at_deadline", left);
-    srv_log_int(&l, "cancelled_in_queue", queued);
-    srv_log_bool(&l, "cut_short_by_second_signal", cut_short);
-    srv_log_int(&l, "still_open", srv_http_active(h));
-    srv_log_end(&l);
 }
 
 int main(int argc, char **argv)
