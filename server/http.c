@@ -277,28 +277,55 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
     return ret;
 }
 
+/* The reason phrase of the statuses the server writes on the socket itself. */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case HTTP_OK: return "OK";
+    case HTTP_BAD_REQUEST: return "Bad Request";
+    case HTTP_TIMEOUT: return "Request Timeout";
+    case HTTP_TOO_LARGE: return "Content Too Large";
+    case HTTP_URI_TOO_LONG: return "URI Too Long";
+    case HTTP_UNSUPPORTED_MEDIA: return "Unsupported Media Type";
+    case HTTP_UNPROCESSABLE: return "Unprocessable Content";
+    case HTTP_FIELDS_TOO_LARGE: return "Request Header Fields Too Large";
+    case HTTP_UNAVAILABLE: return "Service Unavailable";
+    case HTTP_DEADLINE: return "Gateway Timeout";
+    case HTTP_VERSION_NOT_SUPP: return "HTTP Version Not Supported";
+    default: return "Internal Server Error";
+    }
+}
+
+/* The head of an answer we write ourselves, Connection: close, into buf: its length (0 if it
+ * does not fit). id: the request's, or NULL when there is none (a bad first head). */
+static size_t raw_head_format(char *buf, size_t cap, int status, const char *content_type,
+                              const char *id, bool retry_after, size_t body_len)
+{
+    int n = snprintf(buf, cap,
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     status, reason_phrase(status), content_type, id ? "X-Request-Id: " : "",
+                     id ? id : "", id ? "\r\n" : "", retry_after ? "Retry-After: 1\r\n" : "",
+                     body_len);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 /* A whole answer with a JSON error body, Connection: close, written by us rather than by
  * libmicrohttpd: into buf, its length (0 if it does not fit). msg is ours (plain ASCII, no quotes
  * or backslashes); id is the request's, or NULL when there is no request (a bad first head). */
 static size_t raw_answer_format(char *buf, size_t cap, int status, const char *msg, const char *id)
 {
     char body[SRV_ERROR_MAX];
-    const char *reason = status == HTTP_TIMEOUT            ? "Request Timeout"
-                         : status == HTTP_TOO_LARGE        ? "Content Too Large"
-                         : status == HTTP_BAD_REQUEST      ? "Bad Request"
-                         : status == HTTP_URI_TOO_LONG     ? "URI Too Long"
-                         : status == HTTP_FIELDS_TOO_LARGE ? "Request Header Fields Too Large"
-                         : status == HTTP_VERSION_NOT_SUPP ? "HTTP Version Not Supported"
-                         : status == HTTP_UNAVAILABLE      ? "Service Unavailable"
-                                                           : "Internal Server Error";
     int bn = snprintf(body, sizeof body, "{\"error\":\"%s\"}", msg);
-    int n = snprintf(buf, cap,
-                     "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n%s%s%s%s"
-                     "Content-Length: %d\r\n\r\n%s",
-                     status, reason, id ? "X-Request-Id: " : "", id ? id : "", id ? "\r\n" : "",
-                     status == HTTP_UNAVAILABLE ? "Retry-After: 1\r\n" : "", bn, body);
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    if (bn < 0 || (size_t)bn >= sizeof body)
+        return 0;
+    size_t hn = raw_head_format(buf, cap, status, "application/json", id,
+                                status == HTTP_UNAVAILABLE, (size_t)bn);
+    if (!hn || hn + (size_t)bn >= cap)
+        return 0;
+    memcpy(buf + hn, body, (size_t)bn + 1);
+    return hn + (size_t)bn;
 }
 
 /* Answer on the socket itself, where libmicrohttpd 0.9.75 cannot: it queues a response only
@@ -335,20 +362,6 @@ static void answer_raw(srv_http *h, http_conn *cs, http_slot *slot, int status, 
     }
 }
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case HTTP_OK: return "OK";
-    case HTTP_BAD_REQUEST: return "Bad Request";
-    case HTTP_UNSUPPORTED_MEDIA: return "Unsupported Media Type";
-    case HTTP_UNPROCESSABLE: return "Unprocessable Content";
-    case HTTP_TOO_LARGE: return "Content Too Large";
-    case HTTP_UNAVAILABLE: return "Service Unavailable";
-    case HTTP_DEADLINE: return "Gateway Timeout";
-    default: return "Internal Server Error";
-    }
-}
-
 /* The worker's answer written on the socket by us, Connection: close, for a client that has
  * already closed its side (a request sent, then shutdown(SHUT_WR), as `nc -N` does).
  * libmicrohttpd 0.9.75 reads a resumed connection before it writes, sees the end of input and
@@ -365,27 +378,23 @@ static bool answer_half_closed(http_slot *slot)
     char peek;
     if (!cs || !rp->body || recv(cs->fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) != 0)
         return false; /* bytes to read (another request), no end seen, or nothing to send */
-    char head[512];
-    int hn = snprintf(head, sizeof head,
-                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nX-Request-Id: %s\r\n"
-                      "Cache-Control: no-store\r\nConnection: close\r\n%s"
-                      "Content-Length: %zu\r\n\r\n",
-                      rp->status, reason_phrase(rp->status),
-                      rp->content_type ? rp->content_type : "application/json", r->id,
-                      rp->retry_after_s > 0 ? "Retry-After: 1\r\n" : "", rp->len);
+    char head[RAW_ANSWER_MAX];
+    const size_t hn = raw_head_format(head, sizeof head, rp->status,
+                                      rp->content_type ? rp->content_type : "application/json",
+                                      r->id, rp->retry_after_s > 0, rp->len);
     int sndbuf = 0, queued = 0;
     socklen_t sl = sizeof sndbuf;
-    if (hn <= 0 || (size_t)hn >= sizeof head ||
-        getsockopt(cs->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) || ioctl(cs->fd, SIOCOUTQ, &queued))
+    if (!hn || getsockopt(cs->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl) ||
+        ioctl(cs->fd, SIOCOUTQ, &queued))
         return false;
     /* the kernel reports twice the usable buffer (its bookkeeping): half is what fits */
-    const size_t total = (size_t)hn + rp->len;
+    const size_t total = hn + rp->len;
     if (queued < 0 || sndbuf / 2 < queued || total > (size_t)(sndbuf / 2 - queued))
         return false;
     char *buf = malloc(total);
     if (!buf)
         return false;
-    memcpy(buf, head, (size_t)hn);
+    memcpy(buf, head, hn);
     memcpy(buf + hn, rp->body, rp->len);
     /* Under conn_mu from the phase change to the shutdown, as answer_raw: the door thread,
      * seeing PH_DONE and the peer's close, would otherwise cut the socket before the send. */

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "b64.h"
-#include "multipart.h"
 #include "oip.h"
 #include "onespike/clock.h"
 #include "request.h"
@@ -86,23 +85,12 @@ static json_t *timing(const srv_request *r)
                      (double)(os_clock_ns() - r->t_start_ns) / NS_PER_MS);
 }
 
-/* A classify request's image into input k; false with the reply set if it has none or it does
- * not decode, or if the deadline passed. */
+/* A classify request's image (found by routes.c) into input k; false with the reply set if it
+ * does not decode, or if the deadline passed. */
 static bool classify_load(srv_request *r, os_session *sess, int k)
 {
-    const unsigned char *img = r->body;
-    size_t len = r->body_len;
-    const char *what = "body";
-    if (r->body_kind == SRV_BODY_MULTIPART) {
-        char err[SRV_ERROR_MAX];
-        if (!srv_multipart_find(r->body, r->body_len, r->boundary, SRV_CLASSIFY_FIELD, &img, &len,
-                                err, sizeof err)) {
-            srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s", err);
-            return false;
-        }
-        what = "field \"" SRV_CLASSIFY_FIELD "\"";
-    }
-    return load_image(r, sess, k, img, len, what, false) && !past_deadline(r, "before computing");
+    return load_image(r, sess, k, r->image, r->image_len, r->image_what, false) &&
+           !past_deadline(r, "before computing");
 }
 
 /* The answer from the class probabilities computed for the request's image. */

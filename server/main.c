@@ -95,16 +95,15 @@ static bool load_models(srv_server *s)
         }
         s->names[i] = spec->name;
         s->n_models = i + 1;
-        int c, h, w;
-        os_model_input(s->models[i], &c, &h, &w);
-        if (cfg.tta > 1 && h != w) {
-            srv_log_detail(SRV_LOG_ERROR, "start-up failed",
-                           "--tta %d: model %s's input is %dx%d; the views turn the image, so "
-                           "they need a square input", cfg.tta, spec->name, h, w);
+        if (os_session_views_check(s->models[i], cfg.tta)) {
+            srv_log_detail(SRV_LOG_ERROR, "start-up failed", "--tta, model %s: %s", spec->name,
+                           os_errdetail());
             return false;
         }
         srv_logline l;
         if (srv_log_begin(&l, SRV_LOG_INFO, "model loaded")) {
+            int c, h, w;
+            os_model_input(s->models[i], &c, &h, &w);
             srv_log_str(&l, "model", spec->name);
             srv_log_str(&l, "path", spec->path);
             srv_log_str(&l, "version", os_model_version(s->models[i]));

@@ -171,14 +171,11 @@ bool srv_oip_parse(json_t *root, const os_model *m, srv_oip_request *out, char *
     const json_t *tta = json_object_get(params, "tta");
     if (tta) {
         const json_int_t v = json_integer_value(tta);
-        int c, h, w;
-        os_model_input(m, &c, &h, &w);
         if (!json_is_integer(tta) || v < 1 || v > OS_SESSION_MAX_VIEWS ||
             !os_session_views_valid((int)v))
             return fail(err, cap, "parameters.tta must be 1, 2, 4 or 8 (test-time views)");
-        if (v > 1 && h != w)
-            return fail(err, cap, "parameters.tta %d: the views turn the image, and the model's "
-                                  "input is %dx%d, not square", (int)v, h, w);
+        if (os_session_views_check(m, (int)v))
+            return fail(err, cap, "parameters.tta: %s", os_errdetail());
         out->views = (int)v;
     }
     const json_t *inputs = json_object_get(root, "inputs");

@@ -74,6 +74,11 @@ struct srv_request {
     char boundary[SRV_BOUNDARY_MAX];
     int top_k;
     int views; /* classify: test-time views (os_session_run_views); 1: the image alone */
+    /* classify: the image within the body (the body itself, or its multipart field; set when
+     * the body is complete) and what error messages call it */
+    const unsigned char *image;
+    size_t image_len;
+    const char *image_what;
     /* classify: the model's raster input with ?bands= / ?scale= applied (raster_set), else the
      * model's own is used */
     os_raster_input raster_in;

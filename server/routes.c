@@ -271,10 +271,8 @@ static bool parse_tta(srv_server *s, srv_request *r, const char *v, int dflt)
     r->views = dflt;
     if (!v)
         return true;
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (!isdigit((unsigned char)*v) || errno || *end || n < 1 || n > OS_SESSION_MAX_VIEWS ||
+    long n;
+    if (!isdigit((unsigned char)*v) || !os_parse_long(v, 1, OS_SESSION_MAX_VIEWS, &n) ||
         !os_session_views_valid((int)n)) {
         srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
                         "tta \"%.32s\": expected 1, 2, 4 or 8 views", v);
@@ -288,12 +286,8 @@ static bool parse_tta(srv_server *s, srv_request *r, const char *v, int dflt)
                         n, room, n);
         return false;
     }
-    int c, h, w;
-    os_model_input(s->models[r->model], &c, &h, &w);
-    if (n > 1 && h != w) {
-        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
-                        "tta %ld: the views turn the image, and this model's input is %dx%d, "
-                        "not square", n, h, w);
+    if (os_session_views_check(s->models[r->model], (int)n)) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "tta: %s", os_errdetail());
         return false;
     }
     r->views = (int)n;
@@ -469,20 +463,20 @@ void srv_routes_begin(srv_server *s, srv_request *r, const srv_request_head *h)
     }
 }
 
-/* A classify body that is a JPEG (itself, or its multipart field): the kind of image whose
- * decode is bounded by --max-pixels alone and cheap, so it may share a batch. A raster
- * (TIFF, PNG, JPEG 2000) can cost seconds to decompress, and every request batched behind it
- * would wait for that (one worker decodes a batch's images in turn), so it runs alone. */
-static bool jpeg_body(const srv_request *r)
+/* A classify request's image: the body, or its multipart field (400 when there is none). */
+static bool find_image(srv_request *r)
 {
-    const unsigned char *img = r->body;
-    size_t len = r->body_len;
+    r->image = r->body, r->image_len = r->body_len, r->image_what = "body";
+    if (r->body_kind != SRV_BODY_MULTIPART)
+        return true;
     char err[SRV_ERROR_MAX];
-    if (r->body_kind == SRV_BODY_MULTIPART &&
-        !srv_multipart_find(r->body, r->body_len, r->boundary, SRV_CLASSIFY_FIELD, &img, &len,
-                            err, sizeof err))
+    if (!srv_multipart_find(r->body, r->body_len, r->boundary, SRV_CLASSIFY_FIELD, &r->image,
+                            &r->image_len, err, sizeof err)) {
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST, "%s", err);
         return false;
-    return os_image_sniff(img, len) == OS_IMG_JPEG;
+    }
+    r->image_what = "field \"" SRV_CLASSIFY_FIELD "\"";
+    return true;
 }
 
 bool srv_routes_finish(srv_server *s, srv_request *r)
@@ -502,12 +496,18 @@ bool srv_routes_finish(srv_server *s, srv_request *r)
         r->job.run_batch = NULL;
         return true;
     }
+    if (r->route == SRV_ROUTE_CLASSIFY && !find_image(r))
+        return false;
     r->job.run = srv_infer_run;
     r->job.cancel = srv_infer_cancel;
     /* One image per classify request: JPEGs of one model can share a pass (pool.h); an image
-     * in its views fills a pass by itself, and a raster runs alone (jpeg_body). */
-    r->job.batch_key =
-        r->route == SRV_ROUTE_CLASSIFY && r->views <= 1 && jpeg_body(r) ? r->model : -1;
+     * in its views fills a pass by itself. A raster (TIFF, PNG, JPEG 2000) runs alone: its
+     * decode can take seconds (a PNG of zeros compresses 1000:1), and one worker decodes a
+     * batch's images in turn, so every request batched behind it would wait. */
+    r->job.batch_key = r->route == SRV_ROUTE_CLASSIFY && r->views <= 1 &&
+                               os_image_sniff(r->image, r->image_len) == OS_IMG_JPEG
+                           ? r->model
+                           : -1;
     r->job.run_batch = srv_infer_run_batch;
     return true;
 }

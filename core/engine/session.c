@@ -403,17 +403,27 @@ void os_session_view(const float *src, float *dst, int c, int n, int v)
         }
 }
 
+os_status os_session_views_check(const os_model *m, int views)
+{
+    int c, h, w;
+    os_model_input(m, &c, &h, &w);
+    if (!os_session_views_valid(views))
+        return os_fail(OS_EINVAL, "views %d: expected 1, 2, 4 or 8", views);
+    if (views > 1 && h != w)
+        return os_fail(OS_EINVAL, "views %d: the symmetries of the square need a square input "
+                                  "(this model's is %dx%d)", views, h, w);
+    return OS_OK;
+}
+
 os_status os_session_run_views(os_session *s, int views, float *probs)
 {
     const os_infer_ctx *cx = &s->cx;
-    if (!os_session_views_valid(views))
-        return os_fail(OS_EINVAL, "views %d: expected 1, 2, 4 or 8", views);
+    os_status st = os_session_views_check(s->model, views);
+    if (st)
+        return st;
     if (views > cx->max_batch)
         return os_fail(OS_EINVAL, "views %d: the session runs at most %d images at once",
                        views, cx->max_batch);
-    if (views > 1 && cx->in_h != cx->in_w)
-        return os_fail(OS_EINVAL, "views %d: the symmetries of the square need a square input "
-                                  "(this model's is %dx%d)", views, cx->in_h, cx->in_w);
     const size_t per = (size_t)cx->in_c * cx->in_h * cx->in_w;
     for (int v = 1; v < views; v++)
         os_session_view(cx->input, cx->input + v * per, cx->in_c, cx->in_w, v);

@@ -92,6 +92,9 @@ void os_session_run_batch(os_session *s, int n, float *probs, float *logits);
  * over 1 on a non-square input. */
 #define OS_SESSION_MAX_VIEWS 8
 bool os_session_views_valid(int views); /* 1, 2, 4 or 8 */
+/* Whether model m can be run in `views` views: OS_OK, or OS_EINVAL with a detail starting
+ * "views N: " (not 1, 2, 4 or 8, or over 1 on a non-square input). */
+os_status os_session_views_check(const os_model *m, int views);
 os_status os_session_run_views(os_session *s, int views, float *probs);
 
 /* The view v of src (c planes of n x n floats) into dst (not src), as os_session_run_views
