@@ -39,10 +39,18 @@
 #define TICK_MS   100
 #define NS_PER_MS 1000000ull
 #define TICK_NS   (TICK_MS * NS_PER_MS)
-/* A connection in the health reserve must send its head this soon: a probe sends it at once,
- * and a client trickling one must not hold a place kept for probes (--header-timeout is for
- * the others). */
-#define RESERVE_HEAD_NS (1000 * NS_PER_MS)
+/* A request head takes longer than this only when the client trickles it (clients send a head in
+ * one write): such a head is cut at once in the health reserve (a place kept for probes), and
+ * when every ordinary place is taken a later head this slow, or a keep-alive connection idle this
+ * long, gives its place to a new connection (--header-timeout is for a server with room). */
+#define QUICK_HEAD_NS (1000 * NS_PER_MS)
+/* When every ordinary place is taken, a new connection takes the place of the accepted one that
+ * has waited longest for its first head, if it has waited this long. Oldest first is what
+ * protects a client whose head is in flight: every connection that came before it must go
+ * first. This floor keeps a connection from being cut between its connect and its first write
+ * (a slowloris that reconnects in bursts held a quarter of the probes off with a 250 ms floor,
+ * none with this one). */
+#define FIRST_HEAD_GRACE_NS (10 * NS_PER_MS)
 /* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503, a bad first head) closes
  * our side for writing and then reads and drops what the client still sends for this long, so
  * the client reads the answer instead of a reset; then the connection is cut. */
@@ -834,6 +842,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&h->active, 1);
 }
 
+/* The places held, of --max-conns and the reserve (under conn_mu): the connections the door still
+ * holds for their first head, and libmicrohttpd's but those answered outside it or cut
+ * (PH_DONE), which are on their way out however late their close is processed. */
+static int places_taken(srv_http *h)
+{
+    int n = atomic_load(&h->n_pending);
+    for (int i = 0; i < h->n_conns; i++)
+        if (h->conns[i].used && atomic_load(&h->conns[i].phase) != PH_DONE)
+            n++;
+    return n;
+}
+
 /* Connection start and end: the table the door thread supervises. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
@@ -861,20 +881,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_mutex_lock(&h->conn_mu);
-    /* Connections the door still holds for their first head take ordinary slots too. */
-    int in_use = atomic_load(&h->n_pending);
+    int in_use = places_taken(h);
     http_conn *cs = NULL;
-    for (int i = 0; i < h->n_conns; i++) {
-        /* A connection answered outside libmicrohttpd or cut (PH_DONE) is on its way out: it
-         * no longer holds one of the --max-conns ordinary slots, however late its close is
-         * processed. */
-        if (!h->conns[i].used) {
-            if (!cs)
-                cs = &h->conns[i];
-        } else if (atomic_load(&h->conns[i].phase) != PH_DONE) {
-            in_use++;
-        }
-    }
+    for (int i = 0; i < h->n_conns && !cs; i++)
+        if (!h->conns[i].used)
+            cs = &h->conns[i];
     if (cs) {
         memset(cs, 0, sizeof *cs);
         cs->used = true;
@@ -1148,7 +1159,7 @@ static void supervise_pending(srv_http *h, uint64_t now)
         door_pending *p = &h->pending[i];
         if (p->fd < 0)
             continue;
-        if (p->reserve && now - p->since_ns > RESERVE_HEAD_NS) {
+        if (p->reserve && now - p->since_ns > QUICK_HEAD_NS) {
             log_cut("request head not complete within 1 s in the health reserve", 1);
             srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HEADER_TIMEOUT);
             pending_close(h, p);
@@ -1228,9 +1239,86 @@ static void out_of_descriptors(srv_http *h)
     }
 }
 
+static void log_evicted(srv_http *h, const char *why)
+{
+    log_cut(why, 0);
+    srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_EVICTED);
+}
+
+/* Every ordinary place is taken and a connection arrives: the pending connection that has spent
+ * longest on its first head, if past FIRST_HEAD_GRACE_NS, is closed; its place is free at once.
+ * Each candidate is looked at first, so a head that completed since the door last looked is
+ * admitted, not cut. True when a place came free. */
+static bool evict_pending(srv_http *h, uint64_t now)
+{
+    for (;;) {
+        door_pending *victim = NULL;
+        for (int i = 0; i < h->n_conns; i++) {
+            door_pending *p = &h->pending[i];
+            if (p->fd >= 0 && !p->reserve && now - p->since_ns > FIRST_HEAD_GRACE_NS &&
+                (!victim || p->since_ns < victim->since_ns))
+                victim = p;
+        }
+        if (!victim)
+            return false;
+        int open = atomic_load(&h->open);
+        pending_look(h, victim, false);
+        if (atomic_load(&h->open) < open)
+            return true; /* refused or gone while looked at */
+        if (victim->fd < 0)
+            continue; /* its head was complete: admitted, it keeps its place */
+        log_evicted(h, "every place taken: the longest incomplete first head gave its place "
+                       "to a new connection");
+        pending_close(h, victim);
+        return true;
+    }
+}
+
+/* The same among libmicrohttpd's connections: the one longest in PH_HEAD (an idle keep-alive
+ * connection, or a trickled later head), if past QUICK_HEAD_NS and with nothing unread (bytes
+ * waiting are a request libmicrohttpd is about to read), is cut. Its place is free at once for
+ * the count of places (a cut connection holds none) but stays in open until libmicrohttpd closes
+ * it. True when one was cut. */
+static bool evict_conn(srv_http *h, uint64_t now)
+{
+    bool cut = false;
+    uint64_t after = 0; /* candidates found busy are skipped: only later ones are looked at */
+    pthread_mutex_lock(&h->conn_mu);
+    for (;;) {
+        http_conn *victim = NULL;
+        uint64_t victim_since = 0;
+        for (int i = 0; i < h->n_conns; i++) {
+            http_conn *cs = &h->conns[i];
+            if (!cs->used || cs->cut || cs->fd < 0 || cs->reserved ||
+                atomic_load(&cs->phase) != PH_HEAD)
+                continue;
+            uint64_t since = atomic_load(&cs->since_ns);
+            if (since >= after && now > since && now - since > QUICK_HEAD_NS &&
+                (!victim || since < victim_since))
+                victim = cs, victim_since = since;
+        }
+        if (!victim)
+            break;
+        int unread = 0, ph = PH_HEAD;
+        if ((!ioctl(victim->fd, SIOCINQ, &unread) && unread > 0) ||
+            !atomic_compare_exchange_strong(&victim->phase, &ph, PH_DONE)) {
+            after = victim_since + 1;
+            continue;
+        }
+        shutdown(victim->fd, SHUT_RDWR);
+        victim->cut = true;
+        log_evicted(h, "every place taken: the connection idle (or on one head) longest, over "
+                       "1 s, gave its place to a new connection");
+        cut = true;
+        break;
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    return cut;
+}
+
 static void accept_all(srv_http *h)
 {
-    int limit = h->srv->cfg->max_conns + SRV_HEALTH_RESERVE;
+    const int max = h->srv->cfg->max_conns, limit = max + SRV_HEALTH_RESERVE;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -1240,14 +1328,31 @@ static void accept_all(srv_http *h)
                 out_of_descriptors(h);
             return; /* EAGAIN, or another transient error: tried again at the next event */
         }
-        const int open = atomic_load(&h->open);
+        int open = atomic_load(&h->open);
+        bool reserve = open >= max;
+        if (reserve) { /* open counts connections on their way out too: count the places */
+            pthread_mutex_lock(&h->conn_mu);
+            reserve = places_taken(h) >= max;
+            pthread_mutex_unlock(&h->conn_mu);
+        }
+        if (reserve) {
+            /* A slow head's place for the newcomer, before the reserve or a refusal. A cut
+             * libmicrohttpd connection still counts in open until closed, so it can make room
+             * only within the tables' size. */
+            uint64_t now = os_clock_ns();
+            if (evict_pending(h, now))
+                reserve = false;
+            else if (open < limit && evict_conn(h, now))
+                reserve = false;
+            open = atomic_load(&h->open); /* lower after a pending one's eviction */
+        }
         if (open >= limit) {
             refuse(h, fd);
             continue;
         }
         atomic_fetch_add(&h->open, 1);
         srv_metrics_conn_open_add(h->srv->metrics, 1);
-        pending_add(h, fd, &ss, sl, open >= h->srv->cfg->max_conns);
+        pending_add(h, fd, &ss, sl, reserve);
     }
 }
 

@@ -40,7 +40,7 @@ struct srv_metrics {
 };
 
 static const char *const cut_names[SRV_CUT_COUNT] = {"header_timeout", "body_timeout",
-                                                     "half_close"};
+                                                     "half_close", "evicted"};
 static const char *const refuse_names[SRV_REFUSE_COUNT] = {"max_conns", "budget", "bad_head"};
 
 static const char *const hist_names[SRV_HIST_COUNT] = {"queue_wait", "decode", "compute"};

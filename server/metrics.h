@@ -55,6 +55,7 @@ typedef enum {
     SRV_CUT_HEADER_TIMEOUT = 0, /* head not complete within --header-timeout */
     SRV_CUT_BODY_TIMEOUT,       /* body not complete within --body-timeout */
     SRV_CUT_HALF_CLOSE,         /* the client closed its side in the middle of a request */
+    SRV_CUT_EVICTED,            /* a slow or idle head closed for a new connection: all taken */
     SRV_CUT_COUNT
 } srv_cut_reason;
 
