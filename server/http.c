@@ -35,6 +35,8 @@
 /* Slots beyond the connection limit: a closing connection's slot may come back just after a
  * new connection's request begins. */
 #define SLOT_MARGIN 16
+/* Table entries, at least, beyond the places for connections on their way out (see srv_http). */
+#define DYING_MIN 16
 /* The door thread's period: how late a deadline or a half-closed client can be noticed. */
 #define TICK_MS   100
 #define NS_PER_MS 1000000ull
@@ -51,6 +53,10 @@
  * (a slowloris that reconnects in bursts held a quarter of the probes off with a 250 ms floor,
  * none with this one). */
 #define FIRST_HEAD_GRACE_NS (10 * NS_PER_MS)
+/* When every place is taken and no head can give one up, a body arriving more slowly than this on
+ * average since its head (bytes a second), after QUICK_HEAD_NS, is answered 408 and gives its
+ * place (the slowest first). 32 kbit/s: any real uplink is faster; a slow-body attack is not. */
+#define BODY_MIN_RATE 4096
 /* An answer sent outside libmicrohttpd (408, 413 mid-body, budget 503, a bad first head) closes
  * our side for writing and then reads and drops what the client still sends for this long, so
  * the client reads the answer instead of a reset; then the connection is cut. */
@@ -100,7 +106,8 @@ typedef struct {
     size_t uri_len;
     bool uri_bad; /* a space or a control byte in it */
     atomic_int phase;
-    _Atomic uint64_t since_ns; /* start of the phase (monotonic) */
+    _Atomic uint64_t since_ns;   /* start of the phase (monotonic) */
+    _Atomic uint64_t body_bytes; /* of the body in PH_BODY, so far */
     http_slot *slot;           /* the current request; under conn_mu */
     int close_wait_ticks;      /* door thread only */
     uint64_t close_wait_since;
@@ -144,7 +151,9 @@ struct srv_http {
     http_slot *free_list;
     pthread_mutex_t mu; /* free_list */
     atomic_int active;
-    /* Connections: a table of n_conns, under conn_mu; open counts the accepted ones. */
+    /* Connections: a table of n_conns, under conn_mu; open counts the accepted ones. The table
+     * has room beyond the --max-conns + reserve places for connections on their way out (answered
+     * outside libmicrohttpd and lingering, or cut), which hold an entry but no place. */
     http_conn *conns;
     int n_conns;
     pthread_mutex_t conn_mu;
@@ -155,7 +164,8 @@ struct srv_http {
     /* Accepted connections waiting for their first head: n_conns entries, watched by epfd
      * (edge-triggered). They count in open like libmicrohttpd's. */
     door_pending *pending;
-    atomic_int n_pending; /* counted with the table's connections for the health reserve */
+    atomic_int n_pending;         /* counted with the table's connections for the places */
+    atomic_int n_pending_reserve; /* of them, in the health reserve */
     int epfd;
     bool listen_watched;
     /* Out of descriptors: the listening socket is unwatched until the next tick, and spare_fd
@@ -677,6 +687,7 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
         pthread_mutex_unlock(&h->conn_mu);
         if (!r->reply.status && body_follows) {
             atomic_store(&cs->since_ns, os_clock_ns());
+            atomic_store(&cs->body_bytes, 0);
             atomic_store(&cs->phase, PH_BODY);
         }
     }
@@ -766,6 +777,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         memcpy(r->body + r->body_len, upload_data, n);
         r->body_len += n;
+        if (cs)
+            atomic_store(&cs->body_bytes, r->body_len);
         return MHD_YES;
     }
     int expect = PH_BODY;
@@ -842,15 +855,21 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&h->active, 1);
 }
 
-/* The places held, of --max-conns and the reserve (under conn_mu): the connections the door still
- * holds for their first head, and libmicrohttpd's but those answered outside it or cut
- * (PH_DONE), which are on their way out however late their close is processed. */
-static int places_taken(srv_http *h)
+/* The ordinary places held (under conn_mu), of --max-conns: the connections the door still
+ * holds for their first head, and libmicrohttpd's, but those in the health reserve and those
+ * answered outside libmicrohttpd or cut (PH_DONE), which are on their way out however late their
+ * close is processed. *reserve (if not NULL): the places held in the reserve. */
+static int places_taken(srv_http *h, int *reserve)
 {
-    int n = atomic_load(&h->n_pending);
-    for (int i = 0; i < h->n_conns; i++)
-        if (h->conns[i].used && atomic_load(&h->conns[i].phase) != PH_DONE)
-            n++;
+    int in_reserve = atomic_load(&h->n_pending_reserve);
+    int n = atomic_load(&h->n_pending) - in_reserve;
+    for (int i = 0; i < h->n_conns; i++) {
+        const http_conn *cs = &h->conns[i];
+        if (cs->used && atomic_load(&cs->phase) != PH_DONE)
+            *(cs->reserved ? &in_reserve : &n) += 1;
+    }
+    if (reserve)
+        *reserve = in_reserve;
     return n;
 }
 
@@ -881,7 +900,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_mutex_lock(&h->conn_mu);
-    int in_use = places_taken(h);
+    int in_use = places_taken(h, NULL);
     http_conn *cs = NULL;
     for (int i = 0; i < h->n_conns && !cs; i++)
         if (!h->conns[i].used)
@@ -1068,6 +1087,8 @@ static void pending_forget(srv_http *h, door_pending *p)
 {
     epoll_ctl(h->epfd, EPOLL_CTL_DEL, p->fd, NULL);
     p->fd = -1;
+    if (p->reserve)
+        atomic_fetch_sub(&h->n_pending_reserve, 1);
     atomic_fetch_sub(&h->n_pending, 1);
 }
 
@@ -1175,8 +1196,8 @@ static void supervise_pending(srv_http *h, uint64_t now)
 
 /* An accepted connection waits for its first head. Most clients send the whole head in one
  * write, often already there: it is looked at once before epoll, so the common case costs no
- * extra wait. Pending connections count in open: at most n_conns of them (the limit), so there
- * is always a free entry here. */
+ * extra wait. Pending connections count in open, which stays under n_conns, so there is always
+ * a free entry here. */
 static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, socklen_t sl,
                         bool reserve)
 {
@@ -1193,6 +1214,8 @@ static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, 
     uint64_t now = os_clock_ns();
     *p = (door_pending){.fd = fd, .since_ns = now, .last_ns = now, .ss = *ss, .sl = sl,
                         .reserve = reserve};
+    if (reserve)
+        atomic_fetch_add(&h->n_pending_reserve, 1);
     atomic_fetch_add(&h->n_pending, 1);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
                              .data.u64 = pending_tag(h, p)};
@@ -1276,49 +1299,61 @@ static bool evict_pending(srv_http *h, uint64_t now)
 
 /* The same among libmicrohttpd's connections: the one longest in PH_HEAD (an idle keep-alive
  * connection, or a trickled later head), if past QUICK_HEAD_NS and with nothing unread (bytes
- * waiting are a request libmicrohttpd is about to read), is cut. Its place is free at once for
- * the count of places (a cut connection holds none) but stays in open until libmicrohttpd closes
- * it. True when one was cut. */
+ * waiting are a request libmicrohttpd is about to read), is cut; failing that, the body arriving
+ * most slowly, if under BODY_MIN_RATE after QUICK_HEAD_NS, is answered 408. The place is free
+ * at once for the count of places (a cut connection holds none) but stays in open until
+ * libmicrohttpd closes it. Under conn_mu. True when one gave its place. */
 static bool evict_conn(srv_http *h, uint64_t now)
 {
-    bool cut = false;
-    uint64_t after = 0; /* candidates found busy are skipped: only later ones are looked at */
-    pthread_mutex_lock(&h->conn_mu);
+    uint64_t after = 0; /* head candidates found busy are skipped: only later ones are looked at */
     for (;;) {
-        http_conn *victim = NULL;
-        uint64_t victim_since = 0;
+        http_conn *head = NULL, *body = NULL;
+        uint64_t head_since = 0;
+        double body_rate = BODY_MIN_RATE;
         for (int i = 0; i < h->n_conns; i++) {
             http_conn *cs = &h->conns[i];
-            if (!cs->used || cs->cut || cs->fd < 0 || cs->reserved ||
-                atomic_load(&cs->phase) != PH_HEAD)
-                continue;
+            int ph = cs->used && !cs->cut && cs->fd >= 0 && !cs->reserved
+                         ? atomic_load(&cs->phase)
+                         : PH_DONE;
             uint64_t since = atomic_load(&cs->since_ns);
-            if (since >= after && now > since && now - since > QUICK_HEAD_NS &&
-                (!victim || since < victim_since))
-                victim = cs, victim_since = since;
+            if ((ph != PH_HEAD && ph != PH_BODY) || now <= since || now - since <= QUICK_HEAD_NS)
+                continue;
+            if (ph == PH_HEAD && since >= after && (!head || since < head_since)) {
+                head = cs, head_since = since;
+            } else if (ph == PH_BODY) {
+                double rate = (double)atomic_load(&cs->body_bytes) * 1e9 / (double)(now - since);
+                if (rate < body_rate)
+                    body = cs, body_rate = rate;
+            }
         }
-        if (!victim)
-            break;
-        int unread = 0, ph = PH_HEAD;
-        if ((!ioctl(victim->fd, SIOCINQ, &unread) && unread > 0) ||
-            !atomic_compare_exchange_strong(&victim->phase, &ph, PH_DONE)) {
-            after = victim_since + 1;
-            continue;
+        int ph = PH_HEAD, unread = 0;
+        if (head) {
+            if ((!ioctl(head->fd, SIOCINQ, &unread) && unread > 0) ||
+                !atomic_compare_exchange_strong(&head->phase, &ph, PH_DONE)) {
+                after = head_since + 1;
+                continue;
+            }
+            shutdown(head->fd, SHUT_RDWR);
+            head->cut = true;
+            log_evicted(h, "every place taken: the connection idle (or on one head) longest, "
+                           "over 1 s, gave its place to a new connection");
+            return true;
         }
-        shutdown(victim->fd, SHUT_RDWR);
-        victim->cut = true;
-        log_evicted(h, "every place taken: the connection idle (or on one head) longest, over "
-                       "1 s, gave its place to a new connection");
-        cut = true;
-        break;
+        ph = PH_BODY;
+        if (!body || !atomic_compare_exchange_strong(&body->phase, &ph, PH_DONE))
+            return false;
+        answer_raw(h, body, body->slot, HTTP_TIMEOUT,
+                   "request body slower than 4 KiB/s while every connection place was taken: "
+                   "retry");
+        log_evicted(h, "every place taken: the slowest body, under 4 KiB/s, gave its place to a "
+                       "new connection");
+        return true;
     }
-    pthread_mutex_unlock(&h->conn_mu);
-    return cut;
 }
 
 static void accept_all(srv_http *h)
 {
-    const int max = h->srv->cfg->max_conns, limit = max + SRV_HEALTH_RESERVE;
+    const int max = h->srv->cfg->max_conns;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -1328,25 +1363,28 @@ static void accept_all(srv_http *h)
                 out_of_descriptors(h);
             return; /* EAGAIN, or another transient error: tried again at the next event */
         }
-        int open = atomic_load(&h->open);
-        bool reserve = open >= max;
-        if (reserve) { /* open counts connections on their way out too: count the places */
+        const int open = atomic_load(&h->open);
+        int taken = open, in_reserve = 0;
+        if (open >= max) { /* open counts connections on their way out too: count the places */
             pthread_mutex_lock(&h->conn_mu);
-            reserve = places_taken(h) >= max;
+            taken = places_taken(h, &in_reserve);
             pthread_mutex_unlock(&h->conn_mu);
         }
-        if (reserve) {
-            /* A slow head's place for the newcomer, before the reserve or a refusal. A cut
-             * libmicrohttpd connection still counts in open until closed, so it can make room
-             * only within the tables' size. */
+        if (taken >= max && open < h->n_conns) {
+            /* A slow head's or body's place for the newcomer, before the reserve or a refusal.
+             * Only while the table has room for the connection cut, which holds its entry until
+             * libmicrohttpd closes it. */
             uint64_t now = os_clock_ns();
-            if (evict_pending(h, now))
-                reserve = false;
-            else if (open < limit && evict_conn(h, now))
-                reserve = false;
-            open = atomic_load(&h->open); /* lower after a pending one's eviction */
+            bool evicted = evict_pending(h, now);
+            if (!evicted) {
+                pthread_mutex_lock(&h->conn_mu);
+                evicted = evict_conn(h, now);
+                pthread_mutex_unlock(&h->conn_mu);
+            }
+            taken -= evicted;
         }
-        if (open >= limit) {
+        bool reserve = taken >= max;
+        if (open >= h->n_conns || (reserve && in_reserve >= SRV_HEALTH_RESERVE)) {
             refuse(h, fd);
             continue;
         }
@@ -1497,7 +1535,9 @@ os_status srv_http_start(srv_server *s, srv_http **out)
                        MHD_get_version());
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->conn_mu, NULL);
+    /* places, and a quarter more (at least DYING_MIN) for connections on their way out */
     h->n_conns = cfg->max_conns + SRV_HEALTH_RESERVE;
+    h->n_conns += h->n_conns / 4 > DYING_MIN ? h->n_conns / 4 : DYING_MIN;
     h->n_slots = h->n_conns + SLOT_MARGIN;
     h->slots = calloc((size_t)h->n_slots, sizeof *h->slots);
     h->conns = calloc((size_t)h->n_conns, sizeof *h->conns);
