@@ -438,6 +438,24 @@ static bool answer_half_closed(http_slot *slot)
     return true;
 }
 
+/* srv_request.gone: the connection was reset (TCP_CLOSE), so its answer can reach nobody. A FIN
+ * alone is CLOSE-WAIT: the client may still read (answer_half_closed), so that is not gone. */
+static bool client_reset(const srv_request *r)
+{
+    const http_slot *slot = (const http_slot *)(const void *)r;
+    srv_http *h = slot->http;
+    bool gone = false;
+    pthread_mutex_lock(&h->conn_mu);
+    if (slot->cs && slot->cs->fd >= 0) {
+        struct tcp_info ti;
+        socklen_t tl = sizeof ti;
+        gone = !getsockopt(slot->cs->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) &&
+               ti.tcpi_state == TCP_CLOSE;
+    }
+    pthread_mutex_unlock(&h->conn_mu);
+    return gone;
+}
+
 /* A worker finished (or the pool cancelled) the request: wake the connection up. Called on the
  * worker's thread; the reply is complete before this, and resume publishes it. */
 static void on_worker_done(srv_request *r)
@@ -636,6 +654,7 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
     srv_request *r = &slot->req;
     r->srv = h->srv;
     r->complete = on_worker_done;
+    r->gone = client_reset;
     atomic_fetch_add(&h->active, 1);
     srv_metrics_inflight_add(h->srv->metrics, 1);
     srv_request_head hd = {

@@ -27,6 +27,17 @@ static bool past_deadline(srv_request *r, const char *stage)
     return true;
 }
 
+/* True (and the reply set to 499) when the client reset its connection: nothing is run for an
+ * answer nobody can read. */
+static bool client_gone(srv_request *r)
+{
+    if (!r->gone || !r->gone(r))
+        return false;
+    srv_reply_error(&r->reply, HTTP_CLIENT_CLOSED,
+                    "the client reset the connection before the request ran: not run");
+    return true;
+}
+
 /* Decode one image into input k of the session; on failure set the reply. what names the image
  * in messages ("body", "field \"image\"", "inputs[0].data[1]"). classify takes any format
  * (raster.h), through the request's bands/scale (NULL: the model's); the OIP BYTES input is
@@ -222,7 +233,7 @@ void srv_infer_run(srv_worker *w, srv_job *job)
     uint64_t t0 = os_clock_ns();
     r->queue_ms = (double)(t0 - job->enqueued_ns) / NS_PER_MS;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
-    if (!past_deadline(r, "in the queue")) {
+    if (!past_deadline(r, "in the queue") && !client_gone(r)) {
         if (r->route == SRV_ROUTE_CLASSIFY)
             run_classify_batch(w, &r, 1);
         else
@@ -240,7 +251,7 @@ void srv_infer_run_batch(srv_worker *w, srv_job **jobs, int n)
         srv_request *r = rs[j] = srv_request_of_job(jobs[j]);
         r->queue_ms = (double)(t0 - jobs[j]->enqueued_ns) / NS_PER_MS;
         srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
-        if (!past_deadline(r, "in the queue"))
+        if (!past_deadline(r, "in the queue") && !client_gone(r))
             live[n_live++] = r;
     }
     if (n_live)

@@ -20,13 +20,16 @@ static bool is_jpeg(const unsigned char *b, size_t n)
     return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF;
 }
 
-/* After each batch of windows (one thread: the worker's): the windows into the metrics. */
+/* After each batch of windows (one thread: the worker's): the windows into the metrics, and the
+ * run stopped at the next batch if the server drains or the client has reset the connection. */
 static void on_progress(void *ctx, int done, int total)
 {
     srv_request *r = ctx;
     (void)total;
     srv_metrics_map_windows(r->srv->metrics, (uint64_t)done - r->map_windows);
     r->map_windows = (uint64_t)done;
+    if (atomic_load(&r->srv->draining) || (r->gone && r->gone(r)))
+        atomic_store(&r->map_stop, true);
 }
 
 static void deadline_reply(srv_request *r, const char *what)
@@ -56,7 +59,10 @@ static void error_reply(srv_request *r, os_status st)
         srv_reply_error(&r->reply, HTTP_UNPROCESSABLE, "body: %s", d);
         break;
     case OS_ECANCELED:
-        if (atomic_load(&r->srv->draining))
+        if (!atomic_load(&r->srv->draining) && r->gone && r->gone(r))
+            srv_reply_error(&r->reply, HTTP_CLIENT_CLOSED,
+                            "the client reset the connection: map stopped: %s", d);
+        else if (atomic_load(&r->srv->draining))
             srv_reply_error(&r->reply, HTTP_UNAVAILABLE, "server is shutting down (draining): %s",
                             d);
         else
@@ -89,7 +95,7 @@ static void run_map(srv_request *r)
         .limits = {.max_pixels = s->cfg->max_pixels},
         .progress = on_progress,
         .progress_ctx = r,
-        .cancel = &s->draining,
+        .cancel = &r->map_stop,
         .deadline_s = (double)r->deadline_ns / NS_PER_S,
     };
     os_map_source src = {.buf = r->body, .len = r->body_len};
@@ -123,8 +129,12 @@ void srv_map_run(srv_worker *w, srv_job *job)
     (void)w;
     r->queue_ms = (double)(os_clock_ns() - job->enqueued_ns) / NS_PER_MS;
     srv_metrics_observe(r->srv->metrics, SRV_HIST_QUEUE, r->model, r->queue_ms / 1e3);
+    atomic_store(&r->map_stop, false);
     if (atomic_load(&r->srv->draining))
         srv_reply_error(&r->reply, HTTP_UNAVAILABLE, "server is shutting down (draining)");
+    else if (r->gone && r->gone(r))
+        srv_reply_error(&r->reply, HTTP_CLIENT_CLOSED,
+                        "the client reset the connection before the map ran: not run");
     else if (os_clock_ns() > r->deadline_ns)
         deadline_reply(r, "in the queue");
     else

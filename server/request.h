@@ -7,6 +7,7 @@
 #ifndef SRV_REQUEST_H
 #define SRV_REQUEST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +89,7 @@ struct srv_request {
     int map_window, map_stride;
     double map_window_m;
     bool map_place;
+    atomic_bool map_stop; /* the map's cancel flag: set between batches when draining or gone */
     uint64_t map_windows; /* windows counted into the metrics so far */
     /* The body limit of this route: --max-body, or --map-max-body for map. */
     size_t body_limit;
@@ -102,6 +104,10 @@ struct srv_request {
     srv_reply reply;
     /* Set by http.c; a worker calls it once the reply is set (from the worker's thread). */
     void (*complete)(srv_request *r);
+    /* Set by http.c: true once the client has reset the connection, so no answer can reach it
+     * (a client that only closed its side may still read one: that is not gone). Workers ask
+     * before they run a request, and a map between its batches. Any thread. */
+    bool (*gone)(const srv_request *r);
 };
 
 /* The request a pool job belongs to (a job is its request's first member). */

@@ -71,6 +71,7 @@ def main():
     drain(env, s, slow, jpeg)
     drain_timeout(env, s, slow, jpeg)
     dynamic_batching(env, s, fast)
+    reset_queued(env, s, fast, jpeg)
     env.cleanup()
     return s.done()
 
@@ -361,6 +362,67 @@ def dynamic_batching(env, s, fast):
                 (png_compute, jpeg_computes))
     finally:
         srv.kill()
+
+
+def tcp_states(port):
+    """TCP states (hex, /proc/net/tcp) of this machine's sockets whose local port is port, keyed
+    by the remote port."""
+    out = {}
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            fields = ln.split()
+            local, remote, st = fields[1], fields[2], fields[3]
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                out[int(remote.rsplit(":", 1)[1], 16)] = st
+    return out
+
+
+def reset_queued(env, s, fast, jpeg):
+    """A request whose client reset the connection while it waited for a worker is not run: 499,
+    and nothing computed for it. The worker holds it in a batch it is gathering (one worker,
+    --max-batch 3, a batch delay of 10 s), so the request is waiting, not running, however fast
+    the machine: the batch runs when a third request arrives, each step here taking
+    milliseconds against the 10 s."""
+    srv = Server(env, ["--model", f"m={fast}", "--workers", "1", "--max-batch", "3",
+                       "--batch-delay-us", "10000000"] + NO_DEADLINE, name="reset")
+    head = (f"POST /v2/models/m/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(jpeg)}\r\nConnection: close\r\n\r\n").encode() + jpeg
+
+    def waiting(n):  # n classify requests taken by the worker into its batch (+ the scrape)
+        return (srv.metric("onespike_inflight_requests") == n + 1 and
+                srv.metric("onespike_queue_depth") == 0)
+
+    try:
+        a = socket.create_connection((HOST, srv.port), timeout=LONG_WAIT_S)
+        a.sendall(head)
+        s.check("reset: the first request waits in the batch", wait_for(lambda: waiting(1)))
+        b = socket.create_connection((HOST, srv.port), timeout=LONG_WAIT_S)
+        b.sendall(head)
+        s.check("reset: the second joins it", wait_for(lambda: waiting(2)))
+        b_port = b.getsockname()[1]
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        b.close()  # a reset (linger 0)
+        s.check("reset: the server's end of the second connection has seen the reset",
+                wait_for(lambda: b_port not in tcp_states(srv.port)), tcp_states(srv.port))
+        c = socket.create_connection((HOST, srv.port), timeout=LONG_WAIT_S)
+        c.sendall(head)
+        sts = [parse_raw_response(read_until_close(k, timeout=LONG_WAIT_S))[0] for k in (a, c)]
+        a.close()
+        c.close()
+        s.check("reset: the others of the batch are answered", sts == [200, 200], sts)
+        s.check("reset: nothing computed for the request of the reset connection",
+                wait_for(lambda: srv.metric("onespike_compute_seconds_count", {"model": "m"}) == 2),
+                srv.metric("onespike_compute_seconds_count", {"model": "m"}))
+        s.check("reset: it is counted as 499",
+                wait_for(lambda: srv.metric("onespike_requests_total",
+                                            {"route": "classify", "status": "499"}) == 1))
+    finally:
+        srv.stop()
 
 
 if __name__ == "__main__":
