@@ -130,6 +130,13 @@ typedef struct {
     uint64_t until_ns;
 } door_linger;
 
+/* A connection handed to libmicrohttpd, which takes it on its own thread (on_connection): until
+ * then it holds its place here, with the door's choice of place (under conn_mu). */
+typedef struct {
+    int fd;
+    bool reserve;
+} door_handover;
+
 /* An accepted connection whose first head the door is still waiting for (door thread only). */
 typedef struct {
     int fd; /* -1: free */
@@ -166,6 +173,8 @@ struct srv_http {
     door_pending *pending;
     atomic_int n_pending;         /* counted with the table's connections for the places */
     atomic_int n_pending_reserve; /* of them, in the health reserve */
+    door_handover *handover;      /* n_handover of n_conns entries, under conn_mu */
+    int n_handover;
     int epfd;
     bool listen_watched;
     /* Out of descriptors: the listening socket is unwatched until the next tick, and spare_fd
@@ -877,11 +886,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 /* The ordinary places held (under conn_mu), of --max-conns: the connections the door still
  * holds for their first head, and libmicrohttpd's, but those in the health reserve and those
  * answered outside libmicrohttpd or cut (PH_DONE), which are on their way out however late their
- * close is processed. *reserve (if not NULL): the places held in the reserve. */
+ * close is processed, and those handed over but not yet taken. *reserve (if not NULL): the
+ * places held in the reserve. */
 static int places_taken(srv_http *h, int *reserve)
 {
     int in_reserve = atomic_load(&h->n_pending_reserve);
     int n = atomic_load(&h->n_pending) - in_reserve;
+    for (int i = 0; i < h->n_handover; i++)
+        *(h->handover[i].reserve ? &in_reserve : &n) += 1;
     for (int i = 0; i < h->n_conns; i++) {
         const http_conn *cs = &h->conns[i];
         if (cs->used && atomic_load(&cs->phase) != PH_DONE)
@@ -890,6 +902,15 @@ static int places_taken(srv_http *h, int *reserve)
     if (reserve)
         *reserve = in_reserve;
     return n;
+}
+
+/* The handover entry of descriptor fd, or -1 (under conn_mu). */
+static int handover_find(const srv_http *h, int fd)
+{
+    for (int i = 0; i < h->n_handover; i++)
+        if (h->handover[i].fd == fd)
+            return i;
+    return -1;
 }
 
 /* Connection start and end: the table the door thread supervises. */
@@ -919,7 +940,14 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     pthread_mutex_lock(&h->conn_mu);
-    int in_use = places_taken(h, NULL);
+    /* The door chose its place when it handed it over (a count here would also see connections
+     * accepted since); one not found there (cannot happen) is counted. */
+    const int fd = ci ? ci->connect_fd : -1;
+    int ho = handover_find(h, fd);
+    bool reserved = ho >= 0 ? h->handover[ho].reserve
+                            : places_taken(h, NULL) >= h->srv->cfg->max_conns;
+    if (ho >= 0)
+        h->handover[ho] = h->handover[--h->n_handover];
     http_conn *cs = NULL;
     for (int i = 0; i < h->n_conns && !cs; i++)
         if (!h->conns[i].used)
@@ -928,8 +956,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         memset(cs, 0, sizeof *cs);
         cs->used = true;
         cs->mc = c;
-        cs->fd = ci ? ci->connect_fd : -1;
-        cs->reserved = in_use >= h->srv->cfg->max_conns;
+        cs->fd = fd;
+        cs->reserved = reserved;
         atomic_init(&cs->phase, PH_HEAD);
         atomic_init(&cs->since_ns, os_clock_ns());
     }
@@ -1151,8 +1179,19 @@ static void pending_refuse(srv_http *h, door_pending *p, const srv_head_result *
 static void pending_admit(srv_http *h, door_pending *p)
 {
     int fd = p->fd;
+    pthread_mutex_lock(&h->conn_mu); /* from pending to handed over at once, for the count */
+    int stale = handover_find(h, fd); /* the descriptor was closed since: not taken after all */
+    if (stale >= 0)
+        h->handover[stale] = h->handover[--h->n_handover];
+    h->handover[h->n_handover++] = (door_handover){fd, p->reserve};
     pending_forget(h, p);
+    pthread_mutex_unlock(&h->conn_mu);
     if (MHD_add_connection(h->daemon, fd, (struct sockaddr *)&p->ss, p->sl) != MHD_YES) {
+        pthread_mutex_lock(&h->conn_mu);
+        int ho = handover_find(h, fd);
+        if (ho >= 0)
+            h->handover[ho] = h->handover[--h->n_handover];
+        pthread_mutex_unlock(&h->conn_mu);
         atomic_fetch_sub(&h->open, 1); /* libmicrohttpd closed it */
         srv_metrics_conn_open_add(h->srv->metrics, -1);
     }
@@ -1561,7 +1600,8 @@ os_status srv_http_start(srv_server *s, srv_http **out)
     h->slots = calloc((size_t)h->n_slots, sizeof *h->slots);
     h->conns = calloc((size_t)h->n_conns, sizeof *h->conns);
     h->pending = calloc((size_t)h->n_conns, sizeof *h->pending);
-    if (!h->slots || !h->conns || !h->pending) {
+    h->handover = calloc((size_t)h->n_conns, sizeof *h->handover);
+    if (!h->slots || !h->conns || !h->pending || !h->handover) {
         st = os_fail(OS_ENOMEM, "no memory for %d connection slots", h->n_slots);
         goto out;
     }
@@ -1677,6 +1717,7 @@ void srv_http_stop(srv_http *h)
     free(h->slots);
     free(h->conns);
     free(h->pending);
+    free(h->handover);
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->conn_mu);
     free(h);
