@@ -681,6 +681,8 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
         .window = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "window"),
         .window_m = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "window_m"),
         .stride = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "stride"),
+        .format = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format"),
+        .accept = header(c, MHD_HTTP_HEADER_ACCEPT),
     };
     char bad[SRV_HEAD_MSG_MAX];
     int bad_status = head_error(h, c, cs, method, url, version, bad, sizeof bad);

@@ -112,6 +112,15 @@ static void run_map(srv_request *r)
         goto out;
     }
     os_errclear();
+    if (r->map_cog) {
+        unsigned char *cog;
+        if ((st = os_map_cog(map, &cog, &len))) {
+            error_reply(r, st == OS_EUNSUPPORTED ? OS_EMISMATCH : st); /* over 255 classes */
+            goto out;
+        }
+        srv_reply_text(&r->reply, HTTP_OK, (char *)cog, len, SRV_MAP_COG_TYPE);
+        goto out;
+    }
     if ((st = os_map_geojson(map, &text, &len))) {
         error_reply(r, st == OS_EUNSUPPORTED ? OS_EMISMATCH : st); /* a CRS with no WGS 84 */
         goto out;

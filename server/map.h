@@ -21,6 +21,8 @@
 #define SRV_MAP_TYPES        "image/tiff, image/png or image/jp2"
 #define SRV_MAP_MAX_WINDOW_M 1e7 /* metres: more than any scene on Earth is wide */
 #define SRV_MAP_CONTENT_TYPE "application/geo+json"
+/* ?format=tiff or Accept: image/tiff (the OGC media type of a COG) */
+#define SRV_MAP_COG_TYPE "image/tiff; application=geotiff; profile=cloud-optimized"
 
 /* srv_job callbacks; the job must be the `job` member of a srv_request. */
 void srv_map_run(srv_worker *w, srv_job *job);

@@ -60,6 +60,8 @@ typedef struct {
     const char *tta;          /* query argument: test-time views of classify */
     const char *bands, *scale; /* query arguments: raster bands as R,G,B and value scaling */
     const char *window, *window_m, *stride; /* query arguments of map */
+    const char *format;                     /* query argument of map: geojson or tiff */
+    const char *accept;                     /* the Accept header */
 } srv_request_head;
 
 typedef struct srv_request srv_request;
@@ -89,6 +91,7 @@ struct srv_request {
     int map_window, map_stride;
     double map_window_m;
     bool map_place;
+    bool map_cog; /* answer the map as a Cloud-Optimized GeoTIFF, not GeoJSON */
     atomic_bool map_stop; /* the map's cancel flag: set between batches when draining or gone */
     uint64_t map_windows; /* windows counted into the metrics so far */
     /* The body limit of this route: --max-body, or --map-max-body for map. */

@@ -327,8 +327,41 @@ static bool parse_px(srv_request *r, const char *name, const char *v, long hi, i
 
 /* The map's parameters, then a place among the maps allowed at once (503 with Retry-After
  * beyond them, before the body is read). The body is the raster itself, never multipart. */
+/* The first place in s where word occurs, case-insensitively (media types are), or NULL. */
+static const char *find_nocase(const char *s, const char *word)
+{
+    const size_t n = strlen(word);
+    for (; s && *s; s++)
+        if (!strncasecmp(s, word, n))
+            return s;
+    return NULL;
+}
+
+/* The map's answer: ?format= if given, else a COG when Accept names image/tiff and not GeoJSON
+ * before it (a client that accepts both and lists GeoJSON first gets GeoJSON). */
+static bool map_format(srv_request *r, const srv_request_head *h)
+{
+    if (h->format) {
+        if (!strcmp(h->format, "geojson") || !strcmp(h->format, "tiff")) {
+            r->map_cog = !strcmp(h->format, "tiff");
+            return true;
+        }
+        srv_reply_error(&r->reply, HTTP_BAD_REQUEST,
+                        "format \"%.32s\" unknown: geojson (the default) or tiff (a "
+                        "Cloud-Optimized GeoTIFF: class and probability bands)",
+                        h->format);
+        return false;
+    }
+    const char *tiff = find_nocase(h->accept, "image/tiff");
+    const char *json = find_nocase(h->accept, "application/geo+json");
+    r->map_cog = tiff && (!json || tiff < json);
+    return true;
+}
+
 static void begin_map(srv_server *s, srv_request *r, const srv_request_head *h)
 {
+    if (!map_format(r, h))
+        return;
     if (!parse_px(r, "window", h->window, OS_RASTER_MAX_SIDE, &r->map_window) ||
         !parse_px(r, "stride", h->stride, OS_RASTER_MAX_SIDE, &r->map_stride))
         return;

@@ -35,6 +35,7 @@ enum {
     MAP_RING = MAP_CORNERS + 1,
     MAP_ERR_MAX = 512,        /* the first worker error's detail */
     MAP_VSI_NAME_MAX = 64,
+    MAP_WHY_MAX = 512, /* an error detail carried into a message with the file's path */
     MAP_JSON_DIGITS = 12,     /* significant digits of GeoJSON numbers: ~1e-10 degree */
     MAP_MAX_CLASSES = OS_MAP_NODATA, /* class indices 0..254 fit the Byte band beside nodata */
     MAP_WGS84 = 4326,
@@ -594,8 +595,11 @@ static GDALColorEntry class_colour(int i)
     return (GDALColorEntry){c[0], c[1], c[2], 255};
 }
 
-os_status os_map_write_cog(const os_map *map, const char *path)
+os_status os_map_cog(const os_map *map, unsigned char **bytes_out, size_t *len_out)
 {
+    *bytes_out = NULL;
+    *len_out = 0;
+    const char *path = "COG"; /* what the messages name */
     const int nclass = os_model_classes(map->model);
     if (nclass > MAP_MAX_CLASSES)
         return os_fail(OS_EUNSUPPORTED, "%s: %d classes do not fit a Byte class band (at most "
@@ -671,22 +675,28 @@ os_status os_map_write_cog(const os_map *map, const char *path)
     GDALSetRasterColorTable(b1, ct);
     GDALSetRasterCategoryNames(b1, names);
 
-    /* Nearest overviews: an average of class indices is no class. Written to memory first,
-     * then to the file atomically. */
+    /* Nearest overviews: an average of class indices is no class. Written to memory, then
+     * copied out (GDAL's buffer is GDAL's to free). */
     const char *const copts[] = {"COMPRESS=DEFLATE", "RESAMPLING=NEAREST", NULL};
     if (!(cog = GDALCreateCopy(cog_drv, vsi, mem, FALSE, (char **)copts, NULL, NULL))) {
-        st = os_fail(OS_EIO, "%s: COG: %s", path, CPLGetLastErrorMsg());
+        st = os_fail(OS_EIO, "%s: %s", path, CPLGetLastErrorMsg());
         goto out;
     }
     GDALClose(cog);
     cog = NULL;
     vsi_l_offset n = 0;
     GByte *bytes = VSIGetMemFileBuffer(vsi, &n, TRUE);
-    if (!bytes) {
-        st = os_fail(OS_EIO, "%s: COG: nothing written", path);
+    if (!bytes || !n) {
+        VSIFree(bytes);
+        st = os_fail(OS_EIO, "%s: nothing written", path);
         goto out;
     }
-    st = os_write_file_atomic(path, bytes, (size_t)n);
+    if (!(*bytes_out = malloc((size_t)n))) {
+        st = os_fail(OS_ENOMEM, "%s: no memory for %llu bytes", path, (unsigned long long)n);
+    } else {
+        memcpy(*bytes_out, bytes, (size_t)n);
+        *len_out = (size_t)n;
+    }
     VSIFree(bytes);
 out:
     if (cog)
@@ -698,5 +708,20 @@ out:
         GDALDestroyColorTable(ct);
     CSLDestroy(names);
     free(band);
+    return st;
+}
+
+os_status os_map_write_cog(const os_map *map, const char *path)
+{
+    unsigned char *bytes;
+    size_t len;
+    os_status st = os_map_cog(map, &bytes, &len);
+    if (st) {
+        char why[MAP_WHY_MAX];
+        snprintf(why, sizeof why, "%s", os_errdetail());
+        return os_fail(st, "%s: %s", path, why);
+    }
+    st = os_write_file_atomic(path, bytes, len);
+    free(bytes);
     return st;
 }

@@ -133,6 +133,8 @@ os_status os_map_write_geojson(const os_map *map, const char *path);
  * neighbours: their pixels are off by the snap (< stride) from the windows' centres. More than
  * 255 classes: OS_EUNSUPPORTED. */
 os_status os_map_write_cog(const os_map *map, const char *path);
+/* The same GeoTIFF in memory: *bytes (caller frees with free()) of *len bytes. */
+os_status os_map_cog(const os_map *map, unsigned char **bytes, size_t *len);
 
 /* Ring orientation helper (also used by the tests): twice the signed area of the closed ring
  * of n points (xy interleaved, last == first); > 0 counterclockwise in x-east, y-north axes. */

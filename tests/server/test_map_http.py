@@ -1,7 +1,8 @@
 """onespike-serve's POST /v2/models/{m}/map on loopback: a scene (a 2x2 mosaic of fixture
 JPEGs written by GDAL's Python bindings as a georeferenced GeoTIFF) is answered 200
 application/geo+json with exactly the features `onespike-train map` writes for the same file and
-options; malformed parameters 400 naming the parameter, a GIF or a JPEG 415, bands out of range
+options, and with ?format=tiff or Accept: image/tiff as the Cloud-Optimized GeoTIFF `map --raster`
+writes (read back with GDAL: the same size, georeferencing, bands and class names); malformed parameters 400 naming the parameter, a GIF or a JPEG 415, bands out of range
 or window_m on a raster without georeferencing 422, a body over --map-max-body 413 (at the head
 from its Content-Length, and mid-body when chunked), --map-timeout passed 504; with --workers 2
 a second map is refused 503 with Retry-After at its head while one runs, classify still answers
@@ -136,6 +137,7 @@ def answers(env, s, scene, tif, png_bytes):
                     isinstance(doc, dict) and doc.get("type") == "FeatureCollection" and
                     doc.get("onespike") == want.get("onespike"),
                     ((doc or {}).get("onespike"), want.get("onespike")))
+        cog_answers(env, s, srv, scene, tif)
         st, _, tdoc = post_map(srv, tif, "?window=256&tta=8")
         st1, _, odoc = post_map(srv, tif, "?window=256")
         s.check("map ?tta=8: other probabilities than one view (the views ran)",
@@ -206,6 +208,57 @@ def answers(env, s, scene, tif, png_bytes):
         s.check("every log line is JSON", all("not_json" not in r for r in srv.records()))
     finally:
         srv.kill()
+
+
+def read_cog(path):
+    """What a GIS reads from a map GeoTIFF: (size, geotransform, projection, band 1 and band 2
+    values row by row, band 1's class names (its CLASS_<i> metadata), the layout)."""
+    from osgeo import gdal
+    ds = gdal.Open(path)
+    if ds is None:
+        return None
+    b1, b2 = ds.GetRasterBand(1), ds.GetRasterBand(2)
+    vals = [list(b.ReadRaster(0, 0, ds.RasterXSize, ds.RasterYSize)) for b in (b1, b2)]
+    names = [b1.GetMetadataItem(f"CLASS_{i}") for i in range(256)]
+    return ((ds.RasterXSize, ds.RasterYSize, ds.RasterCount), ds.GetGeoTransform(),
+            ds.GetProjection(), vals, [n for n in names if n],
+            ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE"))
+
+
+def cog_answers(env, s, srv, scene, tif):
+    """?format=tiff, or Accept: image/tiff: the map as the Cloud-Optimized GeoTIFF that
+    onespike-train map --raster writes for the same scene and options."""
+    import subprocess
+    for query, args in [("?window=256", ["--window", "256"]),
+                        ("?window=128&stride=64", ["--window", "128", "--stride", "64"])]:
+        want_path = os.path.join(env.tmp, "cli-%d.tif" % len(os.listdir(env.tmp)))
+        subprocess.run([env.train, "map", "--model", MODEL, "--in", scene, "--out",
+                        want_path + ".geojson", "--raster", want_path, "--quiet"] + args,
+                       check=True, timeout=600, stdout=subprocess.DEVNULL)
+        want = read_cog(want_path)
+        for how, q, hd in [("?format=tiff", query + "&format=tiff", None),
+                           ("Accept: image/tiff", query, {"Accept": "image/tiff"})]:
+            st, h, data = srv.request("POST", f"/v2/models/ucm/map{q}", tif,
+                                      dict(TIFF, **(hd or {})))
+            got_path = os.path.join(env.tmp, "srv-%d.tif" % len(os.listdir(env.tmp)))
+            with open(got_path, "wb") as f:
+                f.write(data)
+            got = read_cog(got_path) if st == 200 else None
+            s.check(f"map{query} {how}: 200, the COG media type",
+                    st == 200 and h.get("content-type", "").startswith("image/tiff;") and
+                    "profile=cloud-optimized" in h.get("content-type", ""), (st, h))
+            s.check(f"map{query} {how}: the raster of onespike-train map --raster (size, "
+                    "georeferencing, class and probability bands, class names, COG layout)",
+                    got is not None and got == want and len(want[4]) == 21 and
+                    want[5] == "COG",
+                    (got and got[:2], want and want[:2]))
+    st, h, data = srv.request("POST", "/v2/models/ucm/map?window=256", tif,
+                              dict(TIFF, Accept="application/geo+json, image/tiff"))
+    s.check("Accept listing GeoJSON first: GeoJSON",
+            st == 200 and h.get("content-type") == "application/geo+json", (st, h))
+    st, _, doc = post_map(srv, tif, "?window=256&format=png")
+    s.check("?format=png: 400 naming format and what there is",
+            st == 400 and err_names(doc, "format") and err_names(doc, "tiff"), (st, doc))
 
 
 def srv_chunked(srv, path, body):
