@@ -146,6 +146,7 @@ typedef struct {
     bool sof, sos;        /* a frame header / a first scan header was read whole */
     int width, height, n_comp, scan_comp;
     uint8_t hs[4], vs[4]; /* sampling factors of the first four components */
+    size_t sos_at;        /* where the first scan's header begins */
 } jpeg_frame;
 
 static void read_sof(jpeg_frame *f, const uint8_t *seg, size_t seg_len)
@@ -194,6 +195,7 @@ static void scan_markers(const uint8_t *b, size_t len, jpeg_frame *f)
             if (have >= 1) {
                 f->scan_comp = seg[0];
                 f->sos = true;
+                f->sos_at = i;
             }
             return;
         }
@@ -206,6 +208,36 @@ static void scan_markers(const uint8_t *b, size_t len, jpeg_frame *f)
         }
         i += 2 + seg_len;
     }
+}
+
+static uint64_t coef_buffer_bytes(const jpeg_frame *f);
+
+/* Scans in the stream: SOS markers from the first to EOI. In entropy-coded data a 0xFF is
+ * followed by 0x00 (stuffing) or a restart marker, so every FF DA there is a scan header. */
+static int count_scans(const uint8_t *b, size_t len, const jpeg_frame *f)
+{
+    if (!f->sos)
+        return 0;
+    int n = 0;
+    for (size_t i = f->sos_at; i + 1 < len;) {
+        const uint8_t *ff = memchr(b + i, 0xFF, len - 1 - i);
+        if (!ff)
+            break;
+        i = (size_t)(ff - b) + 1;
+        if (b[i] == 0xD9)
+            break;
+        n += b[i] == 0xDA;
+    }
+    return n;
+}
+
+uint64_t os_jpeg_coef_bytes(const void *buf, size_t len)
+{
+    jpeg_frame f;
+    if (!has_prefix(buf, len, "\xFF\xD8", 2))
+        return 0;
+    scan_markers(buf, len, &f);
+    return coef_buffer_bytes(&f);
 }
 
 /* Does the stream carry its own quantisation and Huffman tables before its first scan?
@@ -302,6 +334,16 @@ os_status os_decoder_decode(os_decoder *d, const void *buf, size_t len, size_t m
                        fr.progressive ? "progressive" : "multi-scan", w, h,
                        (unsigned long long)(coef >> 20),
                        (unsigned long long)(OS_JPEG_MAX_COEF_BYTES >> 20));
+    int scans = coef ? count_scans(buf, len, &fr) : 0;
+    if (coef && (uint64_t)scans * coef > OS_JPEG_MAX_SCAN_BYTES)
+        return os_fail(OS_ETOOBIG,
+                       "%s JPEG %dx%d has %d scans over %llu MB of coefficients: %llu MB of "
+                       "passes to decode, over the budget of %llu MB (a usual progressive JPEG "
+                       "has about 10 scans; re-encode it as baseline or with fewer)",
+                       fr.progressive ? "progressive" : "multi-scan", w, h, scans,
+                       (unsigned long long)(coef >> 20),
+                       (unsigned long long)(((uint64_t)scans * coef) >> 20),
+                       (unsigned long long)(OS_JPEG_MAX_SCAN_BYTES >> 20));
     if (cs == TJCS_CMYK || cs == TJCS_YCCK)
         return os_fail(OS_EUNSUPPORTED, "%s JPEG, expected RGB/YCbCr or grayscale",
                        colorspace_name(cs));

@@ -55,11 +55,24 @@ void os_decoder_destroy(os_decoder *d); /* NULL is fine */
  * blocks at a time and needs no such buffer. */
 #define OS_JPEG_MAX_COEF_BYTES ((uint64_t)64 << 20)
 
+/* The most scans x coefficient-buffer bytes a progressive JPEG may take: each scan passes over
+ * its components' whole buffer, so this bounds the decode (a 16.7 Mpx progressive JPEG of 50 MB
+ * took 0.3 s with its 10 scans, 2 s with 99; libjpeg-turbo's own limit is 500 scans). 1 GiB
+ * admits any usual progressive JPEG within OS_JPEG_MAX_COEF_BYTES (about 10 scans) and bounds
+ * the rest to about 0.4 s of decoding at that rate. */
+#define OS_JPEG_MAX_SCAN_BYTES ((uint64_t)1 << 30)
+
+/* The bytes of those coefficient buffers for the JPEG in buf (read from its markers, nothing
+ * decoded): 0 for a baseline (single-scan) JPEG or a header libjpeg would refuse. What decoding
+ * costs beyond a baseline JPEG's grows with it (every scan passes over the whole buffer). */
+uint64_t os_jpeg_coef_bytes(const void *buf, size_t len);
+
 /* Decode JPEG bytes (borrowed) into *out.
  * - len == 0 -> OS_EEMPTY; another format -> OS_EUNSUPPORTED naming it.
  * - header width*height > max_pixels (0 = no limit) -> OS_ETOOBIG, before any decoding.
  * - a progressive or multi-scan JPEG whose coefficient buffers would exceed
- *   OS_JPEG_MAX_COEF_BYTES -> OS_ETOOBIG, before any decoding (the server answers 422).
+ *   OS_JPEG_MAX_COEF_BYTES, or whose scans times those bytes exceed OS_JPEG_MAX_SCAN_BYTES
+ *   -> OS_ETOOBIG, before any decoding (the server answers 422).
  * - corrupt/truncated data -> OS_ECORRUPT with TurboJPEG's message.
  * - min_w/min_h > 0: decode at the smallest TurboJPEG scale whose result is at least
  *   min_w x min_h (never upscales in the decoder); 0 means full size.

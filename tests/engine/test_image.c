@@ -548,6 +548,11 @@ static void test_decode_progressive_budget(void **state)
     unsigned char kind = 0;
     size_t psof = find_sof_any(prog, plen, &kind);
     assert_int_equal(kind, 0xC2);
+    /* the buffers' size as os_jpeg_coef_bytes reads it: 3 components x 4 x 4 blocks x 128 B */
+    assert_int_equal(os_jpeg_coef_bytes(prog, plen), 3 * 4 * 4 * 128);
+    assert_int_equal(os_jpeg_coef_bytes(base, blen), 0);
+    assert_int_equal(os_jpeg_coef_bytes(prog, 2), 0);
+    assert_int_equal(os_jpeg_coef_bytes("\x89PNG\r\n\x1a\n", 8), 0);
 
     /* small: decodes, and to the same pixels as the baseline encoding (within rounding) */
     os_rgb_image img;
@@ -562,6 +567,7 @@ static void test_decode_progressive_budget(void **state)
     /* 6000x6000 at 4:4:4: 3 x 750 x 750 blocks x 128 bytes = 216e6 bytes (205 MB of 2^20),
      * over 64 MB */
     patch_size(prog, psof, BIG, BIG);
+    assert_int_equal(os_jpeg_coef_bytes(prog, plen), 216000000);
     ASSERT_STATUS(os_decoder_decode(fx->dec, prog, plen, 0, 224, 224, &img), OS_ETOOBIG);
     assert_null(img.pixels);
     assert_non_null(strstr(os_errdetail(), "progressive JPEG 6000x6000 needs 205 MB"));
@@ -571,6 +577,25 @@ static void test_decode_progressive_budget(void **state)
     patch_size(prog, psof, FITS_444, FITS_444);
     os_status st = os_decoder_decode(fx->dec, prog, plen, 0, 224, 224, &img);
     assert_int_not_equal(st, OS_ETOOBIG);
+    /* its scans (TurboJPEG writes about 10) over those 61.4e6 bytes are within the 1 GiB of
+     * passes; with scan headers added before EOI up to 18 (1.1e9 bytes) it is refused, naming
+     * the scans */
+    int scans = 0;
+    for (unsigned long i = 0; i + 1 < plen; i++)
+        scans += prog[i] == 0xFF && prog[i + 1] == 0xDA;
+    assert_in_range(scans, 2, 17);
+    enum { EXTRA = 18 };
+    static const unsigned char sos[] = {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x01, 0x00};
+    unsigned long mlen = plen - 2 + (unsigned long)(EXTRA - scans) * sizeof sos + 2;
+    unsigned char *many = malloc(mlen);
+    assert_non_null(many);
+    memcpy(many, prog, plen - 2); /* all but EOI */
+    for (int k = 0; k < EXTRA - scans; k++)
+        memcpy(many + plen - 2 + (size_t)k * sizeof sos, sos, sizeof sos);
+    memcpy(many + mlen - 2, "\xFF\xD9", 2);
+    ASSERT_STATUS(os_decoder_decode(fx->dec, many, mlen, 0, 224, 224, &img), OS_ETOOBIG);
+    assert_non_null(strstr(os_errdetail(), "has 18 scans over 58 MB"));
+    free(many);
 
     size_t bsof = find_sof_any(base, blen, &kind);
     assert_int_equal(kind, 0xC0);
@@ -585,6 +610,7 @@ static void test_decode_progressive_budget(void **state)
     unsigned char *p420 = compress_flags(rgb, SIDE, TJSAMP_420, TJFLAG_PROGRESSIVE, &plen);
     psof = find_sof_any(p420, plen, &kind);
     patch_size(p420, psof, BIG, BIG);
+    assert_int_equal(os_jpeg_coef_bytes(p420, plen), 108000000);
     ASSERT_STATUS(os_decoder_decode(fx->dec, p420, plen, 0, 224, 224, &img), OS_ETOOBIG);
     assert_non_null(strstr(os_errdetail(), "needs 102 MB"));
     patch_size(p420, psof, 4200, 4200);

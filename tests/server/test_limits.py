@@ -360,6 +360,17 @@ def dynamic_batching(env, s, fast):
         s.check("batching: the PNG ran in a pass of its own",
                 png_compute is not None and png_compute not in jpeg_computes,
                 (png_compute, jpeg_computes))
+        # Nor does a large progressive JPEG (1800 px, 4:2:0: 9.7 MB of coefficient buffers):
+        # each of its scans passes over the whole image before the network sees it.
+        prog = env.read_fixture("ucm_beach00_progressive_1800.jpg")
+        out = released_together(srv, imgs[:3] + [prog])
+        s.check("batching: JPEGs and a large progressive JPEG all answered 200",
+                all(o and o[0] == 200 for o in out), out)
+        jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
+        prog_compute = out[3][2].get("timing_ms", {}).get("compute") if out[3][0] == 200 else None
+        s.check("batching: the large progressive JPEG ran in a pass of its own",
+                prog_compute is not None and prog_compute not in jpeg_computes and
+                len(jpeg_computes) == 1, (prog_compute, jpeg_computes))
     finally:
         srv.kill()
 
