@@ -61,6 +61,10 @@
  * our side for writing and then reads and drops what the client still sends for this long, so
  * the client reads the answer instead of a reset; then the connection is cut. */
 #define LINGER_NS (2000ull * 1000000ull)
+/* The linger of a body answered 408 to give its place: short, as a connection lingering holds a
+ * table entry, and evictions come as fast as an attacker connects (a client that reads gets the
+ * 408 within this). */
+#define EVICT_LINGER_NS (250ull * 1000000ull)
 /* Connections answered by the door itself (over --max-conns + the health reserve, or a bad first
  * head) lingering at once, at most; beyond it such a connection is closed at once (a reset). */
 #define DOOR_LINGER_MAX 64
@@ -108,6 +112,7 @@ typedef struct {
     atomic_int phase;
     _Atomic uint64_t since_ns;   /* start of the phase (monotonic) */
     _Atomic uint64_t body_bytes; /* of the body in PH_BODY, so far */
+    uint64_t linger_ns;          /* PH_DONE: how long to linger (0: LINGER_NS); under conn_mu */
     http_slot *slot;           /* the current request; under conn_mu */
     int close_wait_ticks;      /* door thread only */
     uint64_t close_wait_since;
@@ -139,7 +144,8 @@ typedef struct {
 
 /* An accepted connection whose first head the door is still waiting for (door thread only). */
 typedef struct {
-    int fd; /* -1: free */
+    int fd;       /* -1: free */
+    uint32_t gen; /* counts the entry's connections: an event for an earlier one is not this one's */
     uint64_t since_ns;
     uint64_t last_ns; /* when bytes last arrived (or since_ns): for --conn-timeout */
     struct sockaddr_storage ss;
@@ -294,7 +300,9 @@ static enum MHD_Result send_reply(srv_http *h, http_slot *slot)
     /* While draining, tell keep-alive clients not to send more on this connection; a
      * connection in the probes' reserve gets one answer (its later heads would have
      * --header-timeout, not the reserve's second, and could hold the place). */
-    if (slot->close_after || atomic_load(&h->srv->draining) || (slot->cs && slot->cs->reserved))
+    if (atomic_load(&h->srv->draining) || (slot->cs && slot->cs->reserved))
+        slot->close_after = true; /* (on_completed then frees the place at once) */
+    if (slot->close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(slot->conn, (unsigned)rp->status, resp);
     MHD_destroy_response(resp);
@@ -556,6 +564,20 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
  * a request line it cannot parse (no version, a version not HTTP/d.d, HTTP/0.x or 2 and above), a
  * field line without a colon or with a NUL before it, a Content-Length that is not a number. The
  * door refuses all of these with JSON on a connection's first request. */
+/* Whether a comma-separated header value (Connection) holds token, case-insensitively. */
+static bool has_token(const char *value, const char *token)
+{
+    const size_t n = strlen(token);
+    for (const char *s = value; *s;) {
+        s += strspn(s, " \t,");
+        size_t len = strcspn(s, " \t,");
+        if (len == n && !strncasecmp(s, token, n))
+            return true;
+        s += len;
+    }
+    return false;
+}
+
 static int head_error(const srv_http *h, struct MHD_Connection *c, const http_conn *cs,
                       const char *method, const char *url, const char *version, char *msg,
                       size_t cap)
@@ -704,6 +726,14 @@ static enum MHD_Result begin(srv_http *h, struct MHD_Connection *c, const char *
     }
     if (cs)
         cs->nul = false;
+    /* A client that asked to close (Connection: close, or HTTP/1.0 without keep-alive) gets it
+     * said back, and its place is free once the answer is sent, not when libmicrohttpd gets
+     * round to closing the socket. */
+    const char *conn_hdr = header(c, MHD_HTTP_HEADER_CONNECTION);
+    const bool http10 = version && !strcmp(version, MHD_HTTP_VERSION_1_0);
+    if ((conn_hdr && has_token(conn_hdr, "close")) ||
+        (http10 && !(conn_hdr && has_token(conn_hdr, "keep-alive"))))
+        slot->close_after = true;
     /* An answer decided from the head goes out now only if a body is on its way (then it is not
      * read, and libmicrohttpd closes the connection after answering). Without a body, the next
      * call comes at once and answering there keeps the connection alive. */
@@ -1036,7 +1066,7 @@ static void supervise(srv_http *h)
         uint64_t since = atomic_load(&cs->since_ns);
         uint64_t age = now > since ? now - since : 0;
         if (ph == PH_DONE) {
-            if (age > LINGER_NS || client_half_closed(cs->fd)) {
+            if (age > (cs->linger_ns ? cs->linger_ns : LINGER_NS) || client_half_closed(cs->fd)) {
                 shutdown(cs->fd, SHUT_RDWR);
                 cs->cut = true;
             }
@@ -1123,11 +1153,12 @@ static void refuse(srv_http *h, int fd)
     door_answer(h, fd, h->refused_answer, h->refused_len);
 }
 
-/* A pending connection's epoll tag: its descriptor and its index, so an event is never taken for
- * a later connection in the same entry. */
+/* A pending connection's epoll tag: its entry's generation and its index, so an event is never
+ * taken for a later connection in the same entry (one evicted in the middle of a batch of events
+ * can leave an event behind, and its successor often gets the same descriptor and entry). */
 static uint64_t pending_tag(const srv_http *h, const door_pending *p)
 {
-    return (uint64_t)(uint32_t)p->fd << 32 | (uint64_t)(p - h->pending);
+    return (uint64_t)p->gen << 32 | (uint64_t)(p - h->pending);
 }
 
 /* A pending connection leaves the door's watch (handed to libmicrohttpd, answered or closed).
@@ -1204,28 +1235,37 @@ static void pending_admit(srv_http *h, door_pending *p)
  * an incomplete head can never complete. With edge-triggered epoll the door hears of a pending
  * connection again only when more bytes (or its end) arrive, so a client holding half a head
  * costs no wake-ups; a peek that fills the buffer always decides (head.h). */
-static void pending_look(srv_http *h, door_pending *p, bool hup)
+typedef enum {
+    LOOK_WAITING,  /* still pending */
+    LOOK_ADMITTED, /* handed to libmicrohttpd: it keeps its place */
+    LOOK_GONE,     /* refused or closed: its place is free */
+} look_result;
+
+static look_result pending_look(srv_http *h, door_pending *p, bool hup)
 {
     ssize_t n = recv(p->fd, h->peek, sizeof h->peek, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0) {
         srv_head_result r = srv_head_check(h->peek, (size_t)n, &h->head_lim);
         if (r.state == SRV_HEAD_OK) {
             pending_admit(h, p);
-            return;
+            return LOOK_ADMITTED;
         }
         if (r.state == SRV_HEAD_BAD) {
             pending_refuse(h, p, &r, (size_t)n);
-            return;
+            return LOOK_GONE;
         }
         if (!hup)
-            return;
+            return LOOK_WAITING;
         log_cut("client closed its side in the middle of a request head", 0);
         srv_metrics_conn_cut(h->srv->metrics, SRV_CUT_HALF_CLOSE);
         pending_close(h, p);
-        return;
+        return LOOK_GONE;
     }
-    if (n == 0 || hup || (errno != EAGAIN && errno != EWOULDBLOCK))
+    if (n == 0 || hup || (errno != EAGAIN && errno != EWOULDBLOCK)) {
         pending_close(h, p); /* closed (or reset) before sending a head: nothing to answer */
+        return LOOK_GONE;
+    }
+    return LOOK_WAITING;
 }
 
 /* Pending connections past --header-timeout are closed without an answer, as heads on
@@ -1272,8 +1312,8 @@ static void pending_add(srv_http *h, int fd, const struct sockaddr_storage *ss, 
         return;
     }
     uint64_t now = os_clock_ns();
-    *p = (door_pending){.fd = fd, .since_ns = now, .last_ns = now, .ss = *ss, .sl = sl,
-                        .reserve = reserve};
+    *p = (door_pending){.fd = fd, .gen = p->gen + 1, .since_ns = now, .last_ns = now,
+                        .ss = *ss, .sl = sl, .reserve = reserve};
     if (reserve)
         atomic_fetch_add(&h->n_pending_reserve, 1);
     atomic_fetch_add(&h->n_pending, 1);
@@ -1344,12 +1384,11 @@ static bool evict_pending(srv_http *h, uint64_t now)
         }
         if (!victim)
             return false;
-        int open = atomic_load(&h->open);
-        pending_look(h, victim, false);
-        if (atomic_load(&h->open) < open)
+        look_result lr = pending_look(h, victim, false);
+        if (lr == LOOK_GONE)
             return true; /* refused or gone while looked at */
-        if (victim->fd < 0)
-            continue; /* its head was complete: admitted, it keeps its place */
+        if (lr == LOOK_ADMITTED)
+            continue; /* its head was complete: it keeps its place */
         log_evicted(h, "every place taken: the longest incomplete first head gave its place "
                        "to a new connection");
         pending_close(h, victim);
@@ -1405,6 +1444,7 @@ static bool evict_conn(srv_http *h, uint64_t now)
         answer_raw(h, body, body->slot, HTTP_TIMEOUT,
                    "request body slower than 4 KiB/s while every connection place was taken: "
                    "retry");
+        body->linger_ns = EVICT_LINGER_NS;
         log_evicted(h, "every place taken: the slowest body, under 4 KiB/s, gave its place to a "
                        "new connection");
         return true;
