@@ -366,6 +366,13 @@ static void begin_map(srv_server *s, srv_request *r, const srv_request_head *h)
 {
     if (!map_format(r, h))
         return;
+    if (r->map_cog && os_model_classes(s->models[r->model]) > OS_MAP_NODATA) {
+        srv_reply_error(&r->reply, HTTP_UNPROCESSABLE,
+                        "format=tiff: %d classes do not fit the GeoTIFF's Byte class band (at "
+                        "most %d); ask for GeoJSON",
+                        os_model_classes(s->models[r->model]), OS_MAP_NODATA);
+        return;
+    }
     if (!parse_px(r, "window", h->window, OS_RASTER_MAX_SIDE, &r->map_window) ||
         !parse_px(r, "stride", h->stride, OS_RASTER_MAX_SIDE, &r->map_stride))
         return;

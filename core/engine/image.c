@@ -212,21 +212,54 @@ static void scan_markers(const uint8_t *b, size_t len, jpeg_frame *f)
 
 static uint64_t coef_buffer_bytes(const jpeg_frame *f);
 
-/* Scans in the stream: SOS markers from the first to EOI. In entropy-coded data a 0xFF is
- * followed by 0x00 (stuffing) or a restart marker, so every FF DA there is a scan header. */
+/* The length of the marker segment at b[i] (FF xx, then a 16-bit length that counts itself), or
+ * 0 when it runs past the end. */
+static size_t segment_len(const uint8_t *b, size_t len, size_t i)
+{
+    if (i + 4 > len)
+        return 0;
+    size_t n = 2 + ((size_t)b[i + 2] << 8 | b[i + 3]);
+    return n >= 4 && n <= len - i ? n : 0;
+}
+
+/* Scans in the stream, from the first to EOI, walked as libjpeg reads it: a scan header is
+ * skipped by its length, its entropy-coded data up to the next marker (there a 0xFF is followed
+ * by 0x00, a fill 0xFF or a restart marker), and every other segment between scans (tables,
+ * comments, APPn) by its length, so bytes inside them are never taken for markers. */
 static int count_scans(const uint8_t *b, size_t len, const jpeg_frame *f)
 {
     if (!f->sos)
         return 0;
     int n = 0;
-    for (size_t i = f->sos_at; i + 1 < len;) {
-        const uint8_t *ff = memchr(b + i, 0xFF, len - 1 - i);
-        if (!ff)
-            break;
-        i = (size_t)(ff - b) + 1;
-        if (b[i] == 0xD9)
-            break;
-        n += b[i] == 0xDA;
+    size_t i = f->sos_at;
+    while (i + 1 < len && b[i] == 0xFF) {
+        const uint8_t m = b[i + 1];
+        if (m == 0xD9 || m == 0xFF) { /* EOI; a fill byte before a marker */
+            if (m == 0xD9)
+                break;
+            i++;
+            continue;
+        }
+        size_t seg = segment_len(b, len, i);
+        if (!seg)
+            break; /* truncated: libjpeg stops here too */
+        i += seg;
+        if (m != 0xDA)
+            continue;
+        n++;
+        for (;;) { /* the scan's data, to the next marker */
+            const uint8_t *ff = i < len ? memchr(b + i, 0xFF, len - i) : NULL;
+            if (!ff || (size_t)(ff - b) + 1 >= len)
+                return n;
+            i = (size_t)(ff - b);
+            const uint8_t next = b[i + 1];
+            if (next == 0x00 || (next >= 0xD0 && next <= 0xD7))
+                i += 2;
+            else if (next == 0xFF)
+                i++;
+            else
+                break;
+        }
     }
     return n;
 }

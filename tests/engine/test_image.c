@@ -586,12 +586,16 @@ static void test_decode_progressive_budget(void **state)
     assert_in_range(scans, 2, 17);
     enum { EXTRA = 18 };
     static const unsigned char sos[] = {0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x01, 0x00};
-    unsigned long mlen = plen - 2 + (unsigned long)(EXTRA - scans) * sizeof sos + 2;
+    /* a comment holding an EOI and a scan header's bytes first: a segment's bytes are not
+     * markers (counting bytes there would end the count at 10, or add one) */
+    static const unsigned char com[] = {0xFF, 0xFE, 0x00, 0x06, 0xFF, 0xD9, 0xFF, 0xDA};
+    unsigned long mlen = plen - 2 + sizeof com + (unsigned long)(EXTRA - scans) * sizeof sos + 2;
     unsigned char *many = malloc(mlen);
     assert_non_null(many);
     memcpy(many, prog, plen - 2); /* all but EOI */
+    memcpy(many + plen - 2, com, sizeof com);
     for (int k = 0; k < EXTRA - scans; k++)
-        memcpy(many + plen - 2 + (size_t)k * sizeof sos, sos, sizeof sos);
+        memcpy(many + plen - 2 + sizeof com + (size_t)k * sizeof sos, sos, sizeof sos);
     memcpy(many + mlen - 2, "\xFF\xD9", 2);
     ASSERT_STATUS(os_decoder_decode(fx->dec, many, mlen, 0, 224, 224, &img), OS_ETOOBIG);
     assert_non_null(strstr(os_errdetail(), "has 18 scans over 58 MB"));

@@ -368,9 +368,10 @@ def dynamic_batching(env, s, fast):
                 all(o and o[0] == 200 for o in out), out)
         jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
         prog_compute = out[3][2].get("timing_ms", {}).get("compute") if out[3][0] == 200 else None
+        # (the JPEGs may be split in two passes by its arrival between them; never with it)
         s.check("batching: the large progressive JPEG ran in a pass of its own",
-                prog_compute is not None and prog_compute not in jpeg_computes and
-                len(jpeg_computes) == 1, (prog_compute, jpeg_computes))
+                prog_compute is not None and prog_compute not in jpeg_computes,
+                (prog_compute, jpeg_computes))
     finally:
         srv.kill()
 
