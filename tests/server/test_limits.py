@@ -351,27 +351,19 @@ def dynamic_batching(env, s, fast):
         s.check("batching: a lone request is answered too (after the delay)",
                 st == 200 and doc["predictions"] == want[0], (st, doc))
         # A raster (here a PNG) never shares a pass: its decode can take seconds, and the JPEGs
-        # batched behind it would wait for it. Three JPEGs and the PNG, released together.
-        out = released_together(srv, imgs[:3] + [env.read_fixture("tiny_2x2.png")])
-        s.check("batching: JPEGs and a PNG released together all answered 200",
-                all(o and o[0] == 200 for o in out), out)
-        jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
-        png_compute = out[3][2].get("timing_ms", {}).get("compute") if out[3][0] == 200 else None
-        s.check("batching: the PNG ran in a pass of its own",
-                png_compute is not None and png_compute not in jpeg_computes,
-                (png_compute, jpeg_computes))
-        # Nor does a large progressive JPEG (1800 px, 4:2:0: 9.7 MB of coefficient buffers):
-        # each of its scans passes over the whole image before the network sees it.
-        prog = env.read_fixture("ucm_beach00_progressive_1800.jpg")
-        out = released_together(srv, imgs[:3] + [prog])
-        s.check("batching: JPEGs and a large progressive JPEG all answered 200",
-                all(o and o[0] == 200 for o in out), out)
-        jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
-        prog_compute = out[3][2].get("timing_ms", {}).get("compute") if out[3][0] == 200 else None
-        # (the JPEGs may be split in two passes by its arrival between them; never with it)
-        s.check("batching: the large progressive JPEG ran in a pass of its own",
-                prog_compute is not None and prog_compute not in jpeg_computes,
-                (prog_compute, jpeg_computes))
+        # batched behind it would wait for it. Nor does a large progressive JPEG (1800 px, 4:2:0:
+        # 9.7 MB of coefficient buffers): each of its scans passes over the whole image. Three
+        # JPEGs and the other, released together (the JPEGs may be split in two passes by its
+        # arrival between them; never share one with it).
+        for what, name in [("a PNG", "tiny_2x2.png"),
+                           ("a large progressive JPEG", "ucm_beach00_progressive_1800.jpg")]:
+            out = released_together(srv, imgs[:3] + [env.read_fixture(name)])
+            s.check(f"batching: JPEGs and {what} released together all answered 200",
+                    all(o and o[0] == 200 for o in out), out)
+            jpeg_computes = {o[2]["timing_ms"]["compute"] for o in out[:3] if o[0] == 200}
+            other = out[3][2].get("timing_ms", {}).get("compute") if out[3][0] == 200 else None
+            s.check(f"batching: {what} ran in a pass of its own",
+                    other is not None and other not in jpeg_computes, (other, jpeg_computes))
     finally:
         srv.kill()
 
