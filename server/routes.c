@@ -331,18 +331,40 @@ static bool parse_px(srv_request *r, const char *name, const char *v, long hi, i
 
 /* The map's parameters, then a place among the maps allowed at once (503 with Retry-After
  * beyond them, before the body is read). The body is the raster itself, never multipart. */
-/* The first place in s where word occurs, case-insensitively (media types are), or NULL. */
-static const char *find_nocase(const char *s, const char *word)
+/* The quality an Accept header gives type/subtype (RFC 9110 12.5.1): that of the most specific
+ * media range matching it (type/subtype, then type/<*>, then <*>/<*>; q=1 when not given), or -1
+ * when none does. Media types compare case-insensitively. */
+static double accept_q(const char *accept, const char *type, const char *subtype)
 {
-    const size_t n = strlen(word);
-    for (; s && *s; s++)
-        if (!strncasecmp(s, word, n))
-            return s;
-    return NULL;
+    double q = -1;
+    int best = 0; /* specificity of the match found: 1 any, 2 type, 3 exact */
+    const size_t tl = strlen(type), sl = strlen(subtype);
+    for (const char *s = accept; s && *s;) {
+        s += strspn(s, " \t,");
+        size_t item = strcspn(s, ","), range = strcspn(s, ";,");
+        while (range && (s[range - 1] == ' ' || s[range - 1] == '\t'))
+            range--;
+        int spec = 0;
+        if (range == 3 && !strncmp(s, "*/*", 3))
+            spec = 1;
+        else if (range > tl && !strncasecmp(s, type, tl) && s[tl] == '/')
+            spec = range == tl + 2 && s[tl + 1] == '*'                               ? 2
+                   : range == tl + 1 + sl && !strncasecmp(s + tl + 1, subtype, sl) ? 3
+                                                                                    : 0;
+        if (spec > best) {
+            best = spec;
+            q = 1;
+            for (const char *p = s + range; p < s + item; p++)
+                if ((*p == 'q' || *p == 'Q') && p[1] == '=' && (p[-1] == ';' || p[-1] == ' '))
+                    q = strtod(p + 2, NULL);
+        }
+        s += item;
+    }
+    return q;
 }
 
-/* The map's answer: ?format= if given, else a COG when Accept names image/tiff and not GeoJSON
- * before it (a client that accepts both and lists GeoJSON first gets GeoJSON). */
+/* The map's answer: ?format= if given, else by Accept: a COG when it rates image/tiff above
+ * GeoJSON (a tie, or no Accept, is GeoJSON, the default). */
 static bool map_format(srv_request *r, const srv_request_head *h)
 {
     if (h->format) {
@@ -356,9 +378,9 @@ static bool map_format(srv_request *r, const srv_request_head *h)
                         h->format);
         return false;
     }
-    const char *tiff = find_nocase(h->accept, "image/tiff");
-    const char *json = find_nocase(h->accept, "application/geo+json");
-    r->map_cog = tiff && (!json || tiff < json);
+    const double tiff = accept_q(h->accept, "image", "tiff");
+    const double json = accept_q(h->accept, "application", "geo+json");
+    r->map_cog = tiff > 0 && tiff > json;
     return true;
 }
 

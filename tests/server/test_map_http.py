@@ -252,10 +252,16 @@ def cog_answers(env, s, srv, scene, tif):
                     got is not None and got == want and len(want[4]) == 21 and
                     want[5] == "COG",
                     (got and got[:2], want and want[:2]))
-    st, h, data = srv.request("POST", "/v2/models/ucm/map?window=256", tif,
-                              dict(TIFF, Accept="application/geo+json, image/tiff"))
-    s.check("Accept listing GeoJSON first: GeoJSON",
-            st == 200 and h.get("content-type") == "application/geo+json", (st, h))
+    for accept, want in [("application/geo+json, image/tiff", "application/geo+json"),
+                         ("image/tiff;q=0", "application/geo+json"),
+                         ("*/*", "application/geo+json"),
+                         ("application/geo+json;q=0.5, image/tiff", "image/tiff"),
+                         ("image/*", "image/tiff"),
+                         ("IMAGE/TIFF; q=0.9, */*;q=0.1", "image/tiff")]:
+        st, h, data = srv.request("POST", "/v2/models/ucm/map?window=256", tif,
+                                  dict(TIFF, Accept=accept))
+        s.check(f"Accept: {accept}: {want} (by q; a tie is GeoJSON)",
+                st == 200 and h.get("content-type", "").split(";")[0] == want, (st, h))
     st, _, doc = post_map(srv, tif, "?window=256&format=png")
     s.check("?format=png: 400 naming format and what there is",
             st == 400 and err_names(doc, "format") and err_names(doc, "tiff"), (st, doc))
