@@ -455,6 +455,14 @@ static bool answer_half_closed(http_slot *slot)
     return true;
 }
 
+/* The kernel's TCP state of a socket (TCP_ESTABLISHED, TCP_CLOSE_WAIT, ...), -1 if unknown. */
+static int tcp_state(int fd)
+{
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    return fd >= 0 && !getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) ? ti.tcpi_state : -1;
+}
+
 /* srv_request.gone: the connection was reset (TCP_CLOSE), so its answer can reach nobody. A FIN
  * alone is CLOSE-WAIT: the client may still read (answer_half_closed), so that is not gone. */
 static bool client_reset(const srv_request *r)
@@ -463,12 +471,8 @@ static bool client_reset(const srv_request *r)
     srv_http *h = slot->http;
     bool gone = false;
     pthread_mutex_lock(&h->conn_mu);
-    if (slot->cs && slot->cs->fd >= 0) {
-        struct tcp_info ti;
-        socklen_t tl = sizeof ti;
-        gone = !getsockopt(slot->cs->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) &&
-               ti.tcpi_state == TCP_CLOSE;
-    }
+    if (slot->cs)
+        gone = tcp_state(slot->cs->fd) == TCP_CLOSE;
     pthread_mutex_unlock(&h->conn_mu);
     return gone;
 }
@@ -936,12 +940,16 @@ static int places_taken(srv_http *h, int *reserve)
     return n;
 }
 
-/* The handover entry of descriptor fd, or -1 (under conn_mu). */
-static int handover_find(const srv_http *h, int fd)
+/* Take descriptor fd's handover entry out (under conn_mu): 1 if it was for the reserve, 0 if
+ * not, -1 if there was none. */
+static int handover_take(srv_http *h, int fd)
 {
     for (int i = 0; i < h->n_handover; i++)
-        if (h->handover[i].fd == fd)
-            return i;
+        if (h->handover[i].fd == fd) {
+            int reserve = h->handover[i].reserve;
+            h->handover[i] = h->handover[--h->n_handover];
+            return reserve;
+        }
     return -1;
 }
 
@@ -975,11 +983,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     /* The door chose its place when it handed it over (a count here would also see connections
      * accepted since); one not found there (cannot happen) is counted. */
     const int fd = ci ? ci->connect_fd : -1;
-    int ho = handover_find(h, fd);
-    bool reserved = ho >= 0 ? h->handover[ho].reserve
-                            : places_taken(h, NULL) >= h->srv->cfg->max_conns;
-    if (ho >= 0)
-        h->handover[ho] = h->handover[--h->n_handover];
+    int ho = handover_take(h, fd);
+    bool reserved = ho >= 0 ? ho : places_taken(h, NULL) >= h->srv->cfg->max_conns;
     http_conn *cs = NULL;
     for (int i = 0; i < h->n_conns && !cs; i++)
         if (!h->conns[i].used)
@@ -1030,10 +1035,7 @@ static size_t on_unescape(void *cls, struct MHD_Connection *c, char *s)
 
 static bool client_half_closed(int fd)
 {
-    struct tcp_info ti;
-    socklen_t tl = sizeof ti;
-    return fd >= 0 && !getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) &&
-           ti.tcpi_state == TCP_CLOSE_WAIT;
+    return tcp_state(fd) == TCP_CLOSE_WAIT;
 }
 
 static void log_cut(const char *why, int seconds)
@@ -1213,17 +1215,13 @@ static void pending_admit(srv_http *h, door_pending *p)
 {
     int fd = p->fd;
     pthread_mutex_lock(&h->conn_mu); /* from pending to handed over at once, for the count */
-    int stale = handover_find(h, fd); /* the descriptor was closed since: not taken after all */
-    if (stale >= 0)
-        h->handover[stale] = h->handover[--h->n_handover];
+    (void)handover_take(h, fd); /* one left for this descriptor was closed since, never taken */
     h->handover[h->n_handover++] = (door_handover){fd, p->reserve};
     pending_forget(h, p);
     pthread_mutex_unlock(&h->conn_mu);
     if (MHD_add_connection(h->daemon, fd, (struct sockaddr *)&p->ss, p->sl) != MHD_YES) {
         pthread_mutex_lock(&h->conn_mu);
-        int ho = handover_find(h, fd);
-        if (ho >= 0)
-            h->handover[ho] = h->handover[--h->n_handover];
+        (void)handover_take(h, fd);
         pthread_mutex_unlock(&h->conn_mu);
         atomic_fetch_sub(&h->open, 1); /* libmicrohttpd closed it */
         srv_metrics_conn_open_add(h->srv->metrics, -1);
