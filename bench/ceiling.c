@@ -1,31 +1,30 @@
-/* ceiling - the machine's rate for the event-driven convolution's inner work: sums of weight rows
- * of out_c floats selected by an index (bench/run.sh's "ceiling" line).
+/* ceiling - the machine's rate for the event-driven convolution's own kernels: sums of weight
+ * rows of out_c floats selected by a spike index (bench/run.sh's "ceiling" line).
  *
- *   ceiling [--ms MS] [--layers FILE]
+ *   ceiling [--ms MS] [--layers FILE] [--isa scalar|avx2|avx512]
  *
- * The kernels are those of core/engine/spikeconv.c's AVX2 set, copied in code shape: the
- * "direct" kernel (out_c = 8, 16, 32, 64: the accumulators in out_c / 8 registers, two sets
- * taking alternate rows, one tap's active-channel list at a time) and, for wider layers, the
- * row list built per output position then summed 64 channels at a time by the "block" kernel
- * (8 registers, prefetching 8 rows ahead). What the engine does around them (spike indexing, LIF,
- * the dense stem) is left out: this is the ceiling of the part that is the point of the engine.
+ * It runs os_spike_conv (core/engine/spikeconv.c, a private header: the kernels themselves, not a
+ * copy) with the instruction set a session would pick (or --isa), on synthetic layers of random
+ * spikes: the row list of each output position, then its rows summed by the blocks. What the
+ * engine does around a conv (spike indexing, LIF, the dense stem, pooling) is left out: this is
+ * the ceiling of the part that is the point of the engine, on windows that never touch a border.
  *
- * A synthetic layer: weights [taps][in_c][out_c] floats (kept as the engine keeps them: one
- * block aligned to 2 MiB, advised for transparent huge pages), positions output positions, each
- * summing for every tap a random sorted set of active input channels (rows_per_position / taps
- * on average, drawn once); outputs written like the engine's (positions x out_c floats).
+ * A synthetic layer: a conv of out_c x in_c x kh x kw, stride 1, no padding, over an input of
+ * random spikes whose rate gives rows_per_position active inputs per window on average, with
+ * positions output positions (a square map where positions is a square); the weights laid out
+ * as the engine lays them out (os_spike_layout) in one block aligned to 2 MiB, advised for
+ * transparent huge pages; outputs channels-last.
  *
- * Without --layers: a sweep over the kernel shapes (out_c 32 and 64 direct, 256 by blocks) and
- * weight sizes (16 KiB: L1; 256 KiB: L2; 2.25 MiB: one 3x3 256->256 conv; 11 MiB: all the fp32
- * weights of the shipped model's event-driven convs), 9 taps, 16 active inputs per tap (fewer if
- * in_c is smaller).
+ * Without --layers: a sweep over the shapes (out_c 32, 64 and 256) and weight sizes (16 KiB: L1;
+ * 256 KiB: L2; 2.25 MiB: one 3x3 256->256 conv; 11 MiB: all the fp32 weights of the shipped
+ * model's event-driven convs), 9 taps, 16 active inputs per tap (fewer if in_c is smaller).
  * With --layers FILE (lines: name out_c in_c kh kw stride positions rows_per_position, as
  * bench/accumulates.py writes them from the measured spikes): the network's own layers run in
  * sequence, as one image's pass runs them (so each layer's weights come from wherever the
  * previous layers left them), best of the passes, and the per-layer and whole rates.
- * Every rate is accumulates (one float add of a weight into an output) per second; each result is
- * a JSON line on stdout. Single-threaded. Best of several timed repetitions of at least MS ms
- * (default 40) each.
+ * Every rate is accumulates (one float add of a weight into an output) per second, counted from
+ * the drawn spikes; each result is a JSON line on stdout. Single-threaded. Best of several timed
+ * repetitions of at least MS ms (default 40) each.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -34,17 +33,9 @@
 #include <string.h>
 #include <time.h>
 
-#if !(defined(__GNUC__) && defined(__x86_64__))
-int main(void)
-{
-    fprintf(stderr, "ceiling: x86-64 with GCC or Clang only (the AVX2 kernels)\n");
-    return 2;
-}
-#else
-#include <cpuid.h>
-#include <immintrin.h>
+#include "isa.h"
+#include "spikeconv.h"
 
-#define PREFETCH_ROWS 8
 #define REPS          5
 #define MAX_LAYERS    256
 
@@ -64,81 +55,21 @@ static uint64_t rng(void) /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-/* ---- the kernels (core/engine/spikeconv.c's code shape) ---------------------------------- */
-
-#define BLOCK(NV)                                                                                \
-    __attribute__((target("avx2"))) static void block_##NV(const float *w0, const uint32_t *rows, \
-                                                           int nrows, const float *b, float *out) \
-    {                                                                                            \
-        __m256 a[NV];                                                                            \
-        for (int v = 0; v < NV; v++)                                                             \
-            a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
-        for (int r = 0; r < nrows; r++) {                                                        \
-            const float *w = w0 + rows[r];                                                       \
-            if (r + PREFETCH_ROWS < nrows)                                                       \
-                for (int v = 0; v < NV; v += 2)                                                  \
-                    _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 8 * v),          \
-                                 _MM_HINT_T0);                                                   \
-            for (int v = 0; v < NV; v++)                                                         \
-                a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                          \
-        }                                                                                        \
-        for (int v = 0; v < NV; v++)                                                             \
-            _mm256_storeu_ps(out + 8 * v, a[v]);                                                 \
-    }
-BLOCK(8)
-
-/* One output position: for each tap t, the cnt[t] channels act[t][..] select rows of w0(t). */
-#define DIRECT(NV)                                                                               \
-    __attribute__((target("avx2"))) static void direct_##NV(                                    \
-        int taps, int ic, const uint16_t *act, const uint16_t *cnt, const float *wt,            \
-        const float *b, float *out)                                                              \
-    {                                                                                            \
-        __m256 a[NV], z[NV];                                                                     \
-        for (int v = 0; v < NV; v++) {                                                           \
-            a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
-            z[v] = _mm256_setzero_ps();                                                          \
-        }                                                                                        \
-        for (int t = 0; t < taps; t++, act += ic) {                                              \
-            const float *w0 = wt + (size_t)t * (size_t)ic * (8 * NV);                            \
-            int k = 0;                                                                           \
-            for (; k + 1 < cnt[t]; k += 2) {                                                     \
-                const float *w = w0 + (size_t)act[k] * (8 * NV);                                 \
-                const float *u = w0 + (size_t)act[k + 1] * (8 * NV);                             \
-                for (int v = 0; v < NV; v++) {                                                   \
-                    a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                      \
-                    z[v] = _mm256_add_ps(z[v], _mm256_loadu_ps(u + 8 * v));                      \
-                }                                                                                \
-            }                                                                                    \
-            if (k < cnt[t]) {                                                                    \
-                const float *w = w0 + (size_t)act[k] * (8 * NV);                                 \
-                for (int v = 0; v < NV; v++)                                                     \
-                    a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                      \
-            }                                                                                    \
-        }                                                                                        \
-        for (int v = 0; v < NV; v++)                                                             \
-            _mm256_storeu_ps(out + 8 * v, _mm256_add_ps(a[v], z[v]));                            \
-    }
-DIRECT(8)
-DIRECT(4)
-DIRECT(2)
-DIRECT(1)
-
-typedef void (*direct_fn)(int, int, const uint16_t *, const uint16_t *, const float *,
-                          const float *, float *);
-
 /* ---- a synthetic layer -------------------------------------------------------------------- */
 
 typedef struct {
     char name[64];
-    int out_c, in_c, taps, positions;
+    os_conv_shape shape;      /* in_h, in_w from positions (stride 1, no padding) */
+    int positions;
     double rows_per_position; /* asked */
     float *wt, *bias, *out;
-    uint16_t *act, *cnt;      /* [positions][taps][in_c], [positions][taps] */
-    uint32_t *rows;           /* the row list of one position (block path) */
+    uint16_t *idx, *cnt;      /* the spike index of the input */
+    uint32_t *rows;           /* os_spike_conv's scratch */
     uint64_t rows_total;      /* drawn: the accumulates are rows_total * out_c per pass */
-    direct_fn direct;
     double best_s;            /* best pass time (sequence mode: within the best whole pass) */
 } layer;
+
+static const os_spike_kernels *kernels;
 
 /* Weights as the engine keeps them (core/engine/spikeconv.c): in one block aligned to 2 MiB and
  * advised for transparent huge pages, layer after layer, each from a cache line. The sweep
@@ -173,49 +104,43 @@ static void weights_free(const float *w)
         arena_used = 0;
 }
 
-static int layer_init(layer *L)
+/* The shape from out_c, in_c, taps (1 or k*k), stride 1 and positions; weights, a spike map
+ * with the asked rows per position, its index. */
+static int layer_init(layer *L, int out_c, int in_c, int kh, int kw)
 {
-    const size_t w = (size_t)L->taps * (size_t)L->in_c * (size_t)L->out_c;
-    L->wt = weights_alloc(w * sizeof(float));
-    L->bias = calloc((size_t)L->out_c, sizeof(float));
-    L->out = aligned_alloc(64, ((size_t)L->positions * (size_t)L->out_c * sizeof(float) + 63) / 64 * 64);
-    L->act = malloc((size_t)L->positions * (size_t)L->taps * (size_t)L->in_c * sizeof(uint16_t));
-    L->cnt = malloc((size_t)L->positions * (size_t)L->taps * sizeof(uint16_t));
-    L->rows = malloc((size_t)L->taps * (size_t)L->in_c * sizeof(uint32_t));
-    if (!L->wt || !L->bias || !L->out || !L->act || !L->cnt || !L->rows)
-        return -1;
-    for (size_t i = 0; i < w; i++)
-        L->wt[i] = (float)(rng() >> 40) * 0x1p-24f - 0.5f;
-    /* per tap: floor or ceil of the mean, at random, so the mean is what was asked */
-    const double per_tap = L->rows_per_position / L->taps;
-    L->rows_total = 0;
-    for (int q = 0; q < L->positions; q++)
-        for (int t = 0; t < L->taps; t++) {
-            int a = (int)per_tap;
-            if ((double)(rng() >> 11) * 0x1p-53 < per_tap - a)
-                a++;
-            a = a > L->in_c ? L->in_c : a;
-            /* a sorted random a-subset of [0, in_c): selection sampling */
-            uint16_t *act = L->act + ((size_t)q * (size_t)L->taps + (size_t)t) * (size_t)L->in_c;
-            int got = 0;
-            for (int c = 0; c < L->in_c && got < a; c++)
-                if ((rng() % (uint64_t)(L->in_c - c)) < (uint64_t)(a - got))
-                    act[got++] = (uint16_t)c;
-            L->cnt[(size_t)q * (size_t)L->taps + (size_t)t] = (uint16_t)got;
-            L->rows_total += (uint64_t)got;
-        }
-    switch (L->out_c) {
-    case 64: L->direct = direct_8; break;
-    case 32: L->direct = direct_4; break;
-    case 16: L->direct = direct_2; break;
-    case 8: L->direct = direct_1; break;
-    default: L->direct = NULL;
-    }
-    if (!L->direct && L->out_c % 64) {
-        fprintf(stderr, "ceiling: %s: out_c %d is neither 8/16/32/64 nor a multiple of 64\n",
-                L->name, L->out_c);
+    int oh = 1, ow = L->positions;
+    for (int r = 1; r * r <= L->positions; r++)
+        if (r * r == L->positions)
+            oh = ow = r;
+    L->shape = (os_conv_shape){in_c, oh - 1 + kh, ow - 1 + kw, out_c, kh, kw, 1, 0};
+    const os_conv_shape *s = &L->shape;
+    const size_t hw = (size_t)s->in_h * (size_t)s->in_w, nin = hw * (size_t)in_c;
+    const size_t nw = (size_t)out_c * (size_t)in_c * (size_t)kh * (size_t)kw;
+    float *w = malloc(nw * sizeof *w), *x = malloc(nin * sizeof *x);
+    L->wt = weights_alloc(os_spike_layout_rows(s) * (size_t)out_c * sizeof(float));
+    L->bias = calloc((size_t)out_c, sizeof(float));
+    L->out = aligned_alloc(64, ((size_t)L->positions * (size_t)out_c * sizeof(float) + 63) / 64 * 64);
+    L->idx = calloc(nin + OS_SPIKE_INDEX_SLACK, sizeof(uint16_t));
+    L->cnt = calloc(hw, sizeof(uint16_t));
+    L->rows = malloc(os_spike_rows_scratch(s) * sizeof(uint32_t));
+    if (!w || !x || !L->wt || !L->bias || !L->out || !L->idx || !L->cnt || !L->rows) {
+        free(w), free(x);
         return -1;
     }
+    for (size_t i = 0; i < nw; i++)
+        w[i] = (float)(rng() >> 40) * 0x1p-24f - 0.5f;
+    os_spike_layout(s, w, L->wt);
+    const double rate = L->rows_per_position / ((double)kh * kw * in_c);
+    for (size_t i = 0; i < nin; i++)
+        x[i] = (double)(rng() >> 11) * 0x1p-53 < rate ? 1.0f : 0.0f;
+    os_spike_index(x, in_c, (int)hw, L->idx, L->cnt);
+    L->rows_total = 0; /* every window lies inside: each sums its taps' counts */
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx = 0; kx < kw; kx++)
+                    L->rows_total += L->cnt[(size_t)(oy + ky) * (size_t)s->in_w + (size_t)(ox + kx)];
+    free(w), free(x);
     L->best_s = 1e30;
     return 0;
 }
@@ -223,42 +148,34 @@ static int layer_init(layer *L)
 static void layer_free(layer *L)
 {
     weights_free(L->wt);
-    free(L->bias), free(L->out), free(L->act), free(L->cnt), free(L->rows);
+    free(L->bias), free(L->out), free(L->idx), free(L->cnt), free(L->rows);
 }
 
 /* One pass: every output position of the layer. */
 static void layer_pass(layer *L)
 {
-    const int taps = L->taps, ic = L->in_c, oc = L->out_c;
-    for (int q = 0; q < L->positions; q++) {
-        const uint16_t *act = L->act + (size_t)q * (size_t)taps * (size_t)ic;
-        const uint16_t *cnt = L->cnt + (size_t)q * (size_t)taps;
-        float *y = L->out + (size_t)q * (size_t)oc;
-        if (L->direct) {
-            L->direct(taps, ic, act, cnt, L->wt, L->bias, y);
-            continue;
-        }
-        int nrows = 0;
-        for (int t = 0; t < taps; t++)
-            for (int j = 0; j < cnt[t]; j++)
-                L->rows[nrows++] = ((uint32_t)(t * ic) + act[(size_t)t * (size_t)ic + j]) * (uint32_t)oc;
-        for (int c0 = 0; c0 < oc; c0 += 64)
-            block_8(L->wt + c0, L->rows, nrows, L->bias + c0, y + c0);
-    }
+    os_spike_conv(kernels, &L->shape, L->idx, L->cnt, L->wt, L->bias, L->out, L->rows);
 }
 
 static double acc_per_pass(const layer *L)
 {
-    return (double)L->rows_total * L->out_c;
+    return (double)L->rows_total * L->shape.out_c;
+}
+
+static size_t layer_weight_bytes(const layer *L)
+{
+    const os_conv_shape *s = &L->shape;
+    return (size_t)s->kh * s->kw * s->in_c * s->out_c * sizeof(float);
 }
 
 static void print_layer(const char *kind, const layer *L)
 {
+    const os_conv_shape *s = &L->shape;
     printf("{\"kind\":\"%s\",\"name\":\"%s\",\"kernel\":\"%s\",\"out_c\":%d,\"in_c\":%d,"
            "\"taps\":%d,\"positions\":%d,\"weight_bytes\":%zu,\"rows_per_position\":%.2f,"
            "\"accumulates\":%.0f,\"us\":%.3f,\"gacc_per_s\":%.2f}\n",
-           kind, L->name, L->direct ? "direct" : "block64", L->out_c, L->in_c, L->taps,
-           L->positions, (size_t)L->taps * L->in_c * L->out_c * sizeof(float),
+           kind, L->name, os_isa_name(os_spike_kernels_isa(kernels)), s->out_c, s->in_c,
+           s->kh * s->kw, L->positions, layer_weight_bytes(L),
            (double)L->rows_total / L->positions, acc_per_pass(L), L->best_s * 1e6,
            acc_per_pass(L) / L->best_s * 1e-9);
 }
@@ -278,14 +195,13 @@ static int sweep(double ms)
     };
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         layer L = {0};
-        L.out_c = shapes[s].out_c;
-        L.taps = 9;
-        L.in_c = (int)(shapes[s].bytes / ((size_t)L.taps * L.out_c * sizeof(float)));
-        L.in_c = L.in_c < 1 ? 1 : L.in_c;
+        const int oc = shapes[s].out_c, taps = 9;
+        int ic = (int)(shapes[s].bytes / ((size_t)taps * oc * sizeof(float)));
+        ic = ic < 1 ? 1 : ic;
         L.positions = 64;
-        L.rows_per_position = L.taps * (L.in_c < 16 ? L.in_c : 16);
-        snprintf(L.name, sizeof L.name, "%s oc%d", shapes[s].what, L.out_c);
-        if (layer_init(&L)) {
+        L.rows_per_position = taps * (ic < 16 ? ic : 16);
+        snprintf(L.name, sizeof L.name, "%s oc%d", shapes[s].what, oc);
+        if (layer_init(&L, oc, ic, 3, 3)) {
             layer_free(&L);
             return 1;
         }
@@ -315,13 +231,14 @@ static int model(const char *file, double ms)
         return 1;
     }
     static layer Ls[MAX_LAYERS];
-    int n = 0, kh, kw, stride, rc = 1;
+    int n = 0, oc, ic, kh, kw, stride, rc = 1;
+    /* the stride changes only which inputs a window covers: synthetic spikes are alike anywhere */
     while (n < MAX_LAYERS &&
-           fscanf(f, "%63s %d %d %d %d %d %d %lf", Ls[n].name, &Ls[n].out_c, &Ls[n].in_c, &kh, &kw,
-                  &stride, &Ls[n].positions, &Ls[n].rows_per_position) == 8) {
-        Ls[n].taps = kh * kw;
-        if (Ls[n].out_c < 1 || Ls[n].in_c < 1 || Ls[n].in_c > 65535 || Ls[n].taps < 1 ||
-            Ls[n].positions < 1 || layer_init(&Ls[n])) {
+           fscanf(f, "%63s %d %d %d %d %d %d %lf", Ls[n].name, &oc, &ic, &kh, &kw, &stride,
+                  &Ls[n].positions, &Ls[n].rows_per_position) == 8) {
+        if (oc < 1 || ic < 1 || ic > OS_SPIKE_MAX_CHANNELS || kh < 1 || kw < 1 || kh > 16 ||
+            kw > 16 || Ls[n].positions < 1 || Ls[n].positions > (1 << 20) ||
+            layer_init(&Ls[n], oc, ic, kh, kw)) {
             fprintf(stderr, "ceiling: %s: bad layer %s\n", file, Ls[n].name);
             goto out;
         }
@@ -357,7 +274,7 @@ static int model(const char *file, double ms)
     for (int i = 0; i < n; i++) {
         print_layer("layer", &Ls[i]);
         acc += acc_per_pass(&Ls[i]);
-        bytes += (size_t)Ls[i].taps * Ls[i].in_c * Ls[i].out_c * sizeof(float);
+        bytes += layer_weight_bytes(&Ls[i]);
     }
     printf("{\"kind\":\"model\",\"layers\":%d,\"weight_bytes\":%zu,\"accumulates\":%.0f,"
            "\"us\":%.3f,\"gacc_per_s\":%.2f}\n",
@@ -373,7 +290,7 @@ out:
 int main(int argc, char **argv)
 {
     double ms = 40;
-    const char *layers = NULL;
+    const char *layers = NULL, *isa_name = getenv("ONESPIKE_ISA");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--ms") == 0 && i + 1 < argc && (ms = atof(argv[++i])) > 0)
             continue;
@@ -381,14 +298,22 @@ int main(int argc, char **argv)
             layers = argv[++i];
             continue;
         }
-        fprintf(stderr, "usage: ceiling [--ms MS] [--layers FILE]\n");
+        if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
+            isa_name = argv[++i];
+            continue;
+        }
+        fprintf(stderr, "usage: ceiling [--ms MS] [--layers FILE] [--isa scalar|avx2|avx512]\n");
         return 2;
     }
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2")) {
-        fprintf(stderr, "ceiling: this CPU has no AVX2 (the kernels measured are AVX2)\n");
+    /* as a session picks: the widest set, or the one ONESPIKE_ISA / --isa names */
+    os_isa isa = os_isa_best();
+    if (isa_name && *isa_name && !os_isa_parse(isa_name, &isa)) {
+        fprintf(stderr, "ceiling: no instruction set %s\n", isa_name);
+        return 2;
+    }
+    if (!(kernels = os_spike_kernels_for(isa))) {
+        fprintf(stderr, "ceiling: this CPU or build has no %s kernels\n", os_isa_name(isa));
         return 2;
     }
     return layers ? model(layers, ms) : sweep(ms);
 }
-#endif

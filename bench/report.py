@@ -476,11 +476,12 @@ def main():
         say("Accumulates: for each event-driven conv, the weight rows of out_c floats its output "
             "positions add (one per tap inside the image and active input), counted exactly from "
             "the spike maps on the agreement images (`bench/accumulates.py`; its spike counts are "
-            "checked against the engine's own). `bench/ceiling` runs core/engine/spikeconv.c's "
-            "AVX2 kernels in the same code shape (direct kernel for out_c <= 64, row list + "
-            "64-channel blocks above) on synthetic random spikes: a sweep of shapes and weight "
-            "sizes, and the network's own layers in sequence with their measured rows per "
-            "position, single-threaded, best of several runs.\n")
+            "checked against the engine's own). `bench/ceiling` runs the engine's own event-driven "
+            "conv (`os_spike_conv`, fp32 rows, the instruction set a session picks: the kernel "
+            "column) on synthetic random spikes, windows never on a border and nothing around "
+            "the conv: a sweep of shapes and weight sizes, and the network's own layers in "
+            "sequence with their measured rows per position, single-threaded, best of several "
+            "runs.\n")
         say("\n".join("- " + ln for ln in limit_lines) + "\n")
         say("| ceiling run | kernel | out_c | in_c | taps | weights KiB | rows/position | G acc/s |")
         say("|---|---|---:|---:|---:|---:|---:|---:|")

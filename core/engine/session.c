@@ -58,13 +58,17 @@ static os_status alloc_spike_index(os_session *s)
             if (in->h * in->w > 1 && layer_size(in) > flat)
                 flat = layer_size(in);
         }
-        if (!os_spike_plan_event(s->cx.plan, i) || s->cx.sidx[from])
+        if (!os_spike_plan_event(s->cx.plan, i))
             continue;
+        /* every conv's row scratch; one index per input, whichever convs read it */
         const os_layer *in = os_net_layer(s->net, from);
-        size_t need = (size_t)L->kh * (size_t)L->kw * (size_t)in->c;
+        const os_conv_shape cs = {in->c, in->h, in->w, L->out, L->kh, L->kw, L->stride, L->pad};
+        const size_t need = os_spike_rows_scratch(&cs), nb = (size_t)s->cx.max_batch;
         rows = need > rows ? need : rows;
-        const size_t nb = (size_t)s->cx.max_batch;
-        if (!(s->cx.sidx[from] = sess_alloc_bytes(s, nb * layer_size(in), sizeof(uint16_t))) ||
+        if (s->cx.sidx[from])
+            continue;
+        if (!(s->cx.sidx[from] = sess_alloc_bytes(s, nb * layer_size(in) + OS_SPIKE_INDEX_SLACK,
+                                                  sizeof(uint16_t))) ||
             !(s->cx.scnt[from] = sess_alloc_bytes(s, nb * in->h * in->w, sizeof(uint16_t))))
             return os_fail(OS_ENOMEM, "no memory for a session of model %s",
                            os_model_name(s->model));

@@ -108,10 +108,38 @@ void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float
         }
 }
 
+size_t os_spike_layout_rows(const os_conv_shape *s)
+{
+    return (size_t)s->kh * (size_t)s->kw * (size_t)s->in_c + 1;
+}
+
+size_t os_spike_rows_scratch(const os_conv_shape *s)
+{
+    return (size_t)s->kh * (size_t)s->kw * (size_t)s->in_c + 16;
+}
+
+void os_spike_layout(const os_conv_shape *s, const float *w, float *wt)
+{
+    const size_t taps = (size_t)s->kh * (size_t)s->kw, ic = (size_t)s->in_c, oc = (size_t)s->out_c;
+    /* [oc][ic][ky][kx] -> [ky][kx][ic][oc]: one active input selects contiguous rows. */
+    for (size_t o = 0; o < oc; o++)
+        for (size_t c = 0; c < ic; c++)
+            for (size_t t = 0; t < taps; t++)
+                wt[(t * ic + c) * oc + o] = w[(o * ic + c) * taps + t];
+    memset(wt + taps * ic * oc, 0, oc * sizeof *wt);
+}
+
+/* Layer i's conv shape, for the layout of its rows. */
+static os_conv_shape layer_shape(const os_layer *L, const os_layer *in)
+{
+    return (os_conv_shape){in->c, in->h, in->w, L->out, L->kh, L->kw, L->stride, L->pad};
+}
+
 /* Bytes of layer i's rows in format f, rounded up to ROW_ALIGN. */
 static size_t rows_bytes(const os_layer *L, const os_layer *in, os_spike_format f)
 {
-    const size_t n = (size_t)L->kh * (size_t)L->kw * (size_t)in->c * (size_t)L->out;
+    const os_conv_shape cs = layer_shape(L, in);
+    const size_t n = os_spike_layout_rows(&cs) * (size_t)L->out;
     const size_t b = f == OS_SPIKE_INT8 ? n : n * sizeof(float);
     return (b + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
 }
@@ -182,15 +210,12 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
         if (!p->event[i])
             continue;
         const os_layer *in = os_net_layer(net, L->from[0]);
-        const size_t taps = (size_t)L->kh * (size_t)L->kw, ic = (size_t)in->c, oc = (size_t)L->out;
-        float *wt = format == OS_SPIKE_INT8 ? malloc(taps * ic * oc * sizeof *wt) : (float *)at;
+        const os_conv_shape cs = layer_shape(L, in);
+        const size_t nrows = os_spike_layout_rows(&cs), oc = (size_t)L->out;
+        float *wt = format == OS_SPIKE_INT8 ? malloc(nrows * oc * sizeof *wt) : (float *)at;
         if (!wt)
             return plan_fail(p);
-        /* [oc][ic][ky][kx] -> [ky][kx][ic][oc]: one active input selects contiguous rows. */
-        for (size_t o = 0; o < oc; o++)
-            for (size_t c = 0; c < ic; c++)
-                for (size_t t = 0; t < taps; t++)
-                    wt[(t * ic + c) * oc + o] = L->weight[(o * ic + c) * taps + t];
+        os_spike_layout(&cs, L->weight, wt);
         if (format == OS_SPIKE_INT8) {
             p->wq[i] = (int8_t *)at;
             p->scale[i] = malloc(oc * sizeof **p->scale);
@@ -198,12 +223,12 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
                 free(wt);
                 return plan_fail(p);
             }
-            os_spike_quantize(wt, taps * ic, oc, p->wq[i], p->scale[i]);
+            os_spike_quantize(wt, nrows, oc, p->wq[i], p->scale[i]);
             free(wt);
-            p->bytes += taps * ic * oc + oc * sizeof **p->scale;
+            p->bytes += nrows * oc + oc * sizeof **p->scale;
         } else {
             p->wt[i] = wt;
-            p->bytes += taps * ic * oc * sizeof *wt;
+            p->bytes += nrows * oc * sizeof *wt;
         }
         at += rows_bytes(L, in, format);
     }
@@ -331,35 +356,119 @@ static inline void window(const os_conv_shape *s, int oy, int ox, int *ky0, int 
     *kx1 = s->in_w - x < s->kw ? s->in_w - x : s->kw;
 }
 
+/* The rows output (oy, ox) sums: one offset (in row elements) per (tap, active input channel),
+ * then the zero row (os_spike_layout) up to a multiple of 4 entries; returns that count. */
+static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
+                    const uint16_t *cnt, uint32_t *rows)
+{
+    const int ic = s->in_c, oc = s->out_c;
+    int nrows = 0, ky0, ky1, kx0, kx1;
+    window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
+    for (int ky = ky0; ky < ky1; ky++) {
+        const int iy = oy * s->stride - s->pad + ky;
+        for (int kx = kx0; kx < kx1; kx++) {
+            const int ix = ox * s->stride - s->pad + kx;
+            const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
+            const uint16_t *act = idx + p * (size_t)ic;
+            const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
+            for (int j = 0; j < cnt[p]; j++)
+                rows[nrows++] = (tap + act[j]) * (uint32_t)oc;
+        }
+    }
+    const uint32_t zero = (uint32_t)(s->kh * s->kw * ic) * (uint32_t)oc;
+    while (nrows & 3)
+        rows[nrows++] = zero;
+    return nrows;
+}
+
 #ifdef SPIKE_AVX2
 /* Rows ahead whose cache lines are requested: the rows are scattered over weights larger than
  * L2, and their addresses are known in advance, which no hardware prefetcher can guess. */
 #define PREFETCH_ROWS 8
 
-/* The same for n = 8*NV floats, the accumulators in NV registers. */
+/* Accumulator sets a block kernel of NV registers per set uses: at least 8 independent add
+ * chains whatever the width, so that the adds of consecutive rows do not wait on each other's
+ * latency (a narrow layer has few registers per row). */
+#define BLOCK_SETS(NV) ((NV) >= 8 ? 1 : (NV) >= 4 ? 2 : 4)
+
+/* The same for n = 8*NV floats: rows taken 4 at a time (nrows is a multiple of 4, a row list
+ * padded with the zero row: os_spike_layout), row u into set u % SETS, the sets added at the
+ * end in a fixed order; a wide layer's rows are prefetched. */
 #define SPIKE_BLOCK(NV)                                                                          \
     __attribute__((target("avx2"))) static void block_avx2_##NV(                                \
         const float *w0, const uint32_t *rows, int nrows, const float *b, float *out)           \
     {                                                                                            \
-        __m256 a[NV];                                                                            \
-        for (int v = 0; v < NV; v++)                                                             \
-            a[v] = b ? _mm256_loadu_ps(b + 8 * v) : _mm256_setzero_ps();                         \
-        for (int r = 0; r < nrows; r++) {                                                        \
-            const float *w = w0 + rows[r];                                                       \
-            if (r + PREFETCH_ROWS < nrows)                                                       \
-                for (int v = 0; v < NV; v += 2)                                                  \
-                    _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 8 * v),          \
-                                 _MM_HINT_T0);                                                   \
+        enum { SETS = BLOCK_SETS(NV) };                                                          \
+        __m256 a[SETS][NV];                                                                      \
+        for (int u = 0; u < SETS; u++)                                                           \
             for (int v = 0; v < NV; v++)                                                         \
-                a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                          \
+                a[u][v] = _mm256_setzero_ps();                                                   \
+        for (int r = 0; r < nrows; r += 4) {                                                     \
+            if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                            \
+                for (int u = 0; u < 4; u++)                                                      \
+                    for (int v = 0; v < NV; v += 2)                                              \
+                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 8 * v),  \
+                                     _MM_HINT_T0);                                               \
+            for (int u = 0; u < 4; u++) {                                                        \
+                const float *w = w0 + rows[r + u];                                               \
+                for (int v = 0; v < NV; v++)                                                     \
+                    a[u % SETS][v] = _mm256_add_ps(a[u % SETS][v], _mm256_loadu_ps(w + 8 * v));  \
+            }                                                                                    \
         }                                                                                        \
-        for (int v = 0; v < NV; v++)                                                             \
-            _mm256_storeu_ps(out + 8 * v, a[v]);                                                 \
+        for (int v = 0; v < NV; v++) {                                                           \
+            __m256 t = a[0][v];                                                                  \
+            if (SETS == 4)                                                                       \
+                t = _mm256_add_ps(_mm256_add_ps(t, a[1 % SETS][v]),                              \
+                                  _mm256_add_ps(a[2 % SETS][v], a[3 % SETS][v]));                \
+            else if (SETS == 2)                                                                  \
+                t = _mm256_add_ps(t, a[1 % SETS][v]);                                            \
+            _mm256_storeu_ps(out + 8 * v, b ? _mm256_add_ps(_mm256_loadu_ps(b + 8 * v), t) : t); \
+        }                                                                                        \
     }
 SPIKE_BLOCK(8)
 SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
 SPIKE_BLOCK(1)
+
+/* The row list of output (oy, ox) (row_list's), LANES channel numbers at a time: widened to 32
+ * bits, offset by the tap and scaled by out_c in registers, stored from the list's end; the list
+ * then advances by the tap's count, so lanes past it are overwritten by the next tap or lie past
+ * the end. An input of at most 32 channels is stored whole (a fixed trip count: no branch to
+ * mispredict per tap); a wider one up to its count. Reads up to OS_SPIKE_INDEX_SLACK entries past
+ * a position's list and writes up to os_spike_rows_scratch entries; pads the list with the zero
+ * row to a multiple of 4. */
+#define SPIKE_ROWLIST(NAME, TARGET, LANES, VEC, LOAD, WIDEN, SET1, ADD, MUL, STORE)              \
+    TARGET static int NAME(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,         \
+                           const uint16_t *cnt, uint32_t *rows)                                 \
+    {                                                                                            \
+        const int ic = s->in_c;                                                                  \
+        const VEC voc = SET1(s->out_c);                                                          \
+        int n = 0, ky0, ky1, kx0, kx1;                                                           \
+        window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                               \
+        for (int ky = ky0; ky < ky1; ky++) {                                                     \
+            const int iy = oy * s->stride - s->pad + ky;                                         \
+            for (int kx = kx0; kx < kx1; kx++) {                                                 \
+                const int ix = ox * s->stride - s->pad + kx;                                     \
+                const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                      \
+                const uint16_t *act = idx + p * (size_t)ic;                                      \
+                const VEC tap = SET1((ky * s->kw + kx) * ic);                                    \
+                const int c = cnt[p], lim = ic <= 32 ? ic : c;                                   \
+                for (int j = 0; j < lim; j += LANES)                                             \
+                    STORE(rows + n + j, MUL(ADD(WIDEN(LOAD(act + j)), tap), voc));               \
+                n += c;                                                                          \
+            }                                                                                    \
+        }                                                                                        \
+        const uint32_t zero = (uint32_t)(s->kh * s->kw * ic) * (uint32_t)s->out_c;               \
+        rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
+        return (n + 3) & ~3;                                                                     \
+    }
+#define LOAD128(a)     _mm_loadu_si128((const __m128i *)(a))
+#define STORE256(a, v) _mm256_storeu_si256((__m256i *)(a), v)
+SPIKE_ROWLIST(rowlist_avx2, __attribute__((target("avx2"))), 8, __m256i, LOAD128,
+              _mm256_cvtepu16_epi32, _mm256_set1_epi32, _mm256_add_epi32, _mm256_mullo_epi32,
+              STORE256)
+#undef LOAD128
+#undef STORE256
 
 /* Two sets of nv accumulators: a from the bias (or 0), z from 0. */
 __attribute__((target("avx2"), always_inline)) static inline void acc_init(__m256 *a, __m256 *z,
@@ -370,51 +479,6 @@ __attribute__((target("avx2"), always_inline)) static inline void acc_init(__m25
         z[v] = _mm256_setzero_ps();
     }
 }
-
-/* A whole output position of out_c = 8*NV <= 64 channels straight from the index, without
- * the row list (for the wide early layers, where building it cost as much as the adds). Two
- * accumulator sets take alternate rows so that a narrow layer's few registers do not wait on
- * each other's add latency. */
-#define SPIKE_DIRECT(NV)                                                                         \
-    __attribute__((target("avx2"))) static void direct_avx2_##NV(                               \
-        const os_conv_shape *s, int oy, int ox, const uint16_t *idx, const uint16_t *cnt,       \
-        const float *wt, const float *b, float *out)                                            \
-    {                                                                                            \
-        const int ic = s->in_c;                                                                  \
-        __m256 a[NV], z[NV];                                                                     \
-        acc_init(a, z, NV, b);                                                                   \
-        int ky0, ky1, kx0, kx1;                                                                  \
-        window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                               \
-        for (int ky = ky0; ky < ky1; ky++) {                                                     \
-            const int iy = oy * s->stride - s->pad + ky;                                         \
-            for (int kx = kx0; kx < kx1; kx++) {                                                 \
-                const int ix = ox * s->stride - s->pad + kx;                                     \
-                const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                      \
-                const uint16_t *act = idx + p * (size_t)ic;                                      \
-                const float *w0 = wt + (size_t)(ky * s->kw + kx) * (size_t)ic * (8 * NV);        \
-                int k = 0;                                                                       \
-                for (; k + 1 < cnt[p]; k += 2) {                                                 \
-                    const float *w = w0 + (size_t)act[k] * (8 * NV);                             \
-                    const float *u = w0 + (size_t)act[k + 1] * (8 * NV);                         \
-                    for (int v = 0; v < NV; v++) {                                               \
-                        a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                  \
-                        z[v] = _mm256_add_ps(z[v], _mm256_loadu_ps(u + 8 * v));                  \
-                    }                                                                            \
-                }                                                                                \
-                if (k < cnt[p]) {                                                                \
-                    const float *w = w0 + (size_t)act[k] * (8 * NV);                             \
-                    for (int v = 0; v < NV; v++)                                                 \
-                        a[v] = _mm256_add_ps(a[v], _mm256_loadu_ps(w + 8 * v));                  \
-                }                                                                                \
-            }                                                                                    \
-        }                                                                                        \
-        for (int v = 0; v < NV; v++)                                                             \
-            _mm256_storeu_ps(out + 8 * v, _mm256_add_ps(a[v], z[v]));                            \
-    }
-SPIKE_DIRECT(8)
-SPIKE_DIRECT(4)
-SPIKE_DIRECT(2)
-SPIKE_DIRECT(1)
 
 /* The first layer on the image (planar input, any values): out_c = 8*NV sums per output
  * position in registers, one broadcast input value times a row of wt [k][out_c] per tap. Where
@@ -578,85 +642,51 @@ __attribute__((target("avx2"))) static inline void q8_flush_avx2(__m256i a, int3
     a[v] = _mm256_add_epi16(                                                                       \
         a[v], _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)((w) + 16 * v))))
 
+/* out = b (or 0) + scale * sum, n channels (a multiple of 8), a multiply then an add, each
+ * rounded: the floats of q8_finish, whichever set computes them. */
+__attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t *sum,
+                                                                  const float *scale,
+                                                                  const float *b, int n,
+                                                                  float *out)
+{
+    for (int j = 0; j < n; j += 8) {
+        const __m256 q = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(sum + j)));
+        const __m256 bv = b ? _mm256_loadu_ps(b + j) : _mm256_setzero_ps();
+        _mm256_storeu_ps(out + j, _mm256_add_ps(bv, _mm256_mul_ps(_mm256_loadu_ps(scale + j), q)));
+    }
+}
+
 #define SPIKE_QBLOCK(NV)                                                                           \
     __attribute__((target("avx2"))) static void qblock_avx2_##NV(                                  \
-        const int8_t *w0, const uint32_t *rows, int nrows, int32_t *sum)                           \
+        const int8_t *w0, const uint32_t *rows, int nrows, const float *scale, const float *b,     \
+        float *out)                                                                                \
     {                                                                                              \
         __m256i a[NV];                                                                             \
-        memset(sum, 0, sizeof *sum * 16 * NV);                                                     \
+        int32_t sum[16 * NV];                                                                      \
+        memset(sum, 0, sizeof sum);                                                                \
         for (int r0 = 0; r0 < nrows; r0 += Q8_FLUSH_ROWS) {                                        \
             const int r1 = nrows - r0 < Q8_FLUSH_ROWS ? nrows : r0 + Q8_FLUSH_ROWS;                \
             for (int v = 0; v < NV; v++)                                                           \
                 a[v] = _mm256_setzero_si256();                                                     \
-            for (int r = r0; r < r1; r++) {                                                        \
-                if (r + PREFETCH_ROWS < nrows)                                                     \
-                    for (int v = 0; v < NV; v += 4)                                                \
-                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 16 * v),        \
-                                     _MM_HINT_T0);                                                 \
-                Q8_ROW_AVX2(a, w0 + rows[r], NV);                                                  \
+            for (int r = r0; r < r1; r += 4) {                                                     \
+                if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                          \
+                    for (int u = 0; u < 4; u++)                                                    \
+                        for (int v = 0; v < NV; v += 4)                                            \
+                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 16 * v), \
+                                         _MM_HINT_T0);                                             \
+                for (int u = 0; u < 4; u++)                                                        \
+                    Q8_ROW_AVX2(a, w0 + rows[r + u], NV);                                          \
             }                                                                                      \
             for (int v = 0; v < NV; v++)                                                           \
                 q8_flush_avx2(a[v], sum + 16 * v);                                                 \
         }                                                                                          \
+        q8_finish_avx2(sum, scale, b, 16 * NV, out);                                              \
     }
 SPIKE_QBLOCK(8)
 SPIKE_QBLOCK(4)
 SPIKE_QBLOCK(2)
 SPIKE_QBLOCK(1)
 
-/* Walk the index of output (oy, ox) for out_c = OC channels: ROW(w) adds one int8 row, FLUSH()
- * widens the int16 sums before they could overflow. Shared by the int8 direct kernels. */
-#define Q8_DIRECT_WALK(OC, ROW, FLUSH)                                                             \
-    int ky0, ky1, kx0, kx1, pending = 0;                                                           \
-    window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                                     \
-    for (int ky = ky0; ky < ky1; ky++) {                                                           \
-        const int iy = oy * s->stride - s->pad + ky;                                               \
-        for (int kx = kx0; kx < kx1; kx++) {                                                       \
-            const int ix = ox * s->stride - s->pad + kx;                                           \
-            const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                            \
-            const uint16_t *act = idx + p * (size_t)s->in_c;                                       \
-            const int8_t *w0 = wq + (size_t)(ky * s->kw + kx) * (size_t)s->in_c * (OC);            \
-            for (int k = 0; k < cnt[p];) {                                                         \
-                const int room = Q8_FLUSH_ROWS - pending;                                          \
-                const int m = cnt[p] - k < room ? cnt[p] - k : room;                               \
-                for (int j = k; j < k + m; j++)                                                    \
-                    ROW(w0 + (size_t)act[j] * (OC));                                               \
-                k += m, pending += m;                                                              \
-                if (pending == Q8_FLUSH_ROWS) {                                                    \
-                    FLUSH();                                                                       \
-                    pending = 0;                                                                   \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    FLUSH()
-
-#define SPIKE_QDIRECT(NV)                                                                          \
-    __attribute__((target("avx2"))) static void qdirect_avx2_##NV(                                 \
-        const os_conv_shape *s, int oy, int ox, const uint16_t *idx, const uint16_t *cnt,          \
-        const int8_t *wq, int32_t *sum)                                                            \
-    {                                                                                              \
-        enum { NVEC = NV }; /* for ROW and FLUSH, expanded after NV is substituted */              \
-        __m256i a[NV];                                                                             \
-        memset(sum, 0, sizeof *sum * 16 * NV);                                                     \
-        for (int v = 0; v < NV; v++)                                                               \
-            a[v] = _mm256_setzero_si256();                                                         \
-        Q8_DIRECT_WALK(16 * NV, ROW, FLUSH);                                                       \
-    }
-#define ROW(w) Q8_ROW_AVX2(a, w, NVEC)
-#define FLUSH()                                                                                    \
-    do {                                                                                           \
-        for (int v = 0; v < NVEC; v++) {                                                           \
-            q8_flush_avx2(a[v], sum + 16 * v);                                                     \
-            a[v] = _mm256_setzero_si256();                                                         \
-        }                                                                                          \
-    } while (0)
-SPIKE_QDIRECT(8)
-SPIKE_QDIRECT(4)
-SPIKE_QDIRECT(2)
-SPIKE_QDIRECT(1)
-#undef ROW
-#undef FLUSH
 
 /* ---- AVX-512 (F + BW + VL): the same kernels on 16-float (32-int16) registers ---------------
  * 32 registers: twice the lanes and twice the registers of AVX2, so one pass covers up to 128
@@ -667,69 +697,122 @@ SPIKE_QDIRECT(1)
     TARGET_AVX512 static void block_avx512_##NV(const float *w0, const uint32_t *rows, int nrows,  \
                                                 const float *b, float *out)                        \
     {                                                                                              \
-        __m512 a[NV];                                                                              \
-        for (int v = 0; v < NV; v++)                                                               \
-            a[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();                          \
-        for (int r = 0; r < nrows; r++) {                                                          \
-            const float *w = w0 + rows[r];                                                         \
-            if (r + PREFETCH_ROWS < nrows)                                                         \
-                for (int v = 0; v < NV; v++)                                                       \
-                    _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 16 * v),            \
-                                 _MM_HINT_T0);                                                     \
+        enum { SETS = BLOCK_SETS(NV) };                                                            \
+        __m512 a[SETS][NV];                                                                        \
+        for (int u = 0; u < SETS; u++)                                                             \
             for (int v = 0; v < NV; v++)                                                           \
-                a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(w + 16 * v));                           \
+                a[u][v] = _mm512_setzero_ps();                                                     \
+        for (int r = 0; r < nrows; r += 4) {                                                       \
+            if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                              \
+                for (int u = 0; u < 4; u++)                                                        \
+                    for (int v = 0; v < NV; v++)                                                   \
+                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 16 * v),    \
+                                     _MM_HINT_T0);                                                 \
+            for (int u = 0; u < 4; u++) {                                                          \
+                const float *w = w0 + rows[r + u];                                                 \
+                for (int v = 0; v < NV; v++)                                                       \
+                    a[u % SETS][v] = _mm512_add_ps(a[u % SETS][v], _mm512_loadu_ps(w + 16 * v));   \
+            }                                                                                      \
         }                                                                                          \
-        for (int v = 0; v < NV; v++)                                                               \
-            _mm512_storeu_ps(out + 16 * v, a[v]);                                                  \
+        for (int v = 0; v < NV; v++) {                                                             \
+            __m512 t = a[0][v];                                                                    \
+            if (SETS == 4)                                                                         \
+                t = _mm512_add_ps(_mm512_add_ps(t, a[1 % SETS][v]),                                \
+                                  _mm512_add_ps(a[2 % SETS][v], a[3 % SETS][v]));                  \
+            else if (SETS == 2)                                                                    \
+                t = _mm512_add_ps(t, a[1 % SETS][v]);                                              \
+            _mm512_storeu_ps(out + 16 * v, b ? _mm512_add_ps(_mm512_loadu_ps(b + 16 * v), t) : t); \
+        }                                                                                          \
     }
 SPIKE_BLOCK512(8)
 SPIKE_BLOCK512(4)
 SPIKE_BLOCK512(2)
 SPIKE_BLOCK512(1)
 
-#define SPIKE_DIRECT512(NV)                                                                        \
-    TARGET_AVX512 static void direct_avx512_##NV(const os_conv_shape *s, int oy, int ox,           \
-                                                 const uint16_t *idx, const uint16_t *cnt,         \
-                                                 const float *wt, const float *b, float *out)      \
+#define LOAD256(a)     _mm256_loadu_si256((const __m256i *)(a))
+#define STORE512(a, v) _mm512_storeu_si512((void *)(a), v)
+SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 16, __m512i, LOAD256, _mm512_cvtepu16_epi32,
+              _mm512_set1_epi32, _mm512_add_epi32, _mm512_mullo_epi32, STORE512)
+#undef LOAD256
+#undef STORE512
+
+/* The first layer on the image, out_c = 16*NV: as the AVX2 kernel, but P neighbouring positions
+ * (4; 2 for the widest) at a time wherever their windows lie inside the image, each weight row
+ * loaded once for all P and P*NV independent multiply-add chains; the bias is added at the end.
+ * Elsewhere (the border, a row's last few positions) one position at a time over the taps
+ * inside the image. */
+#define SPIKE_IMAGE512(NV)                                                                         \
+    TARGET_AVX512 static void image_avx512_##NV(const os_conv_shape *s, const float *x,            \
+                                                const float *wt, const float *b, float *y)         \
     {                                                                                              \
-        const int ic = s->in_c;                                                                    \
-        __m512 a[NV], z[NV];                                                                       \
-        for (int v = 0; v < NV; v++) {                                                             \
-            a[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();                          \
-            z[v] = _mm512_setzero_ps();                                                            \
-        }                                                                                          \
-        int ky0, ky1, kx0, kx1;                                                                    \
-        window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                                 \
-        for (int ky = ky0; ky < ky1; ky++) {                                                       \
-            const int iy = oy * s->stride - s->pad + ky;                                           \
-            for (int kx = kx0; kx < kx1; kx++) {                                                   \
-                const int ix = ox * s->stride - s->pad + kx;                                       \
-                const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                        \
-                const uint16_t *act = idx + p * (size_t)ic;                                        \
-                const float *w0 = wt + (size_t)(ky * s->kw + kx) * (size_t)ic * (16 * NV);         \
-                int k = 0;                                                                         \
-                for (; k + 1 < cnt[p]; k += 2) {                                                   \
-                    const float *w = w0 + (size_t)act[k] * (16 * NV);                              \
-                    const float *u = w0 + (size_t)act[k + 1] * (16 * NV);                          \
-                    for (int v = 0; v < NV; v++) {                                                 \
-                        a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(w + 16 * v));                   \
-                        z[v] = _mm512_add_ps(z[v], _mm512_loadu_ps(u + 16 * v));                   \
-                    }                                                                              \
-                }                                                                                  \
-                if (k < cnt[p]) {                                                                  \
-                    const float *w = w0 + (size_t)act[k] * (16 * NV);                              \
-                    for (int v = 0; v < NV; v++)                                                   \
-                        a[v] = _mm512_add_ps(a[v], _mm512_loadu_ps(w + 16 * v));                   \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+        enum { P = NV >= 8 ? 2 : 4 };                                                              \
+        const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = 16 * NV;                      \
+        const int kk = s->in_c * s->kh * s->kw, st = s->stride;                                    \
+        const size_t plane = (size_t)s->in_h * (size_t)s->in_w;                                    \
+        size_t off[OS_IMAGE_MAX_K];                                                                \
+        for (int ic = 0, k = 0; ic < s->in_c; ic++)                                                \
+            for (int ky = 0; ky < s->kh; ky++)                                                     \
+                for (int kx = 0; kx < s->kw; kx++)                                                 \
+                    off[k++] = (size_t)ic * plane + (size_t)ky * (size_t)s->in_w + (size_t)kx;     \
+        __m512 bv[NV];                                                                             \
         for (int v = 0; v < NV; v++)                                                               \
-            _mm512_storeu_ps(out + 16 * v, _mm512_add_ps(a[v], z[v]));                             \
+            bv[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();                         \
+        for (int oy = 0; oy < oh; oy++)                                                            \
+            for (int ox = 0; ox < ow;) {                                                           \
+                int ky0, ky1, kx0, kx1;                                                            \
+                window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                         \
+                const int y0 = oy * st - s->pad, x0 = ox * st - s->pad;                            \
+                float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;               \
+                if (ky0 == 0 && ky1 == s->kh && x0 >= 0 && ox + P <= ow &&                         \
+                    x0 + (P - 1) * st + s->kw <= s->in_w) {                                        \
+                    const float *xc = x + (size_t)y0 * (size_t)s->in_w + (size_t)x0;               \
+                    __m512 a[P][NV];                                                               \
+                    for (int q = 0; q < P; q++)                                                    \
+                        for (int v = 0; v < NV; v++)                                               \
+                            a[q][v] = _mm512_setzero_ps();                                         \
+                    for (int k = 0; k < kk; k++) {                                                 \
+                        const float *wa = wt + (size_t)k * (size_t)oc;                             \
+                        __m512 wv[NV];                                                             \
+                        for (int v = 0; v < NV; v++)                                               \
+                            wv[v] = _mm512_loadu_ps(wa + 16 * v);                                  \
+                        for (int q = 0; q < P; q++) {                                              \
+                            const __m512 xv = _mm512_set1_ps(xc[off[k] + (size_t)(q * st)]);       \
+                            for (int v = 0; v < NV; v++)                                           \
+                                a[q][v] = _mm512_fmadd_ps(xv, wv[v], a[q][v]);                     \
+                        }                                                                          \
+                    }                                                                              \
+                    for (int q = 0; q < P; q++)                                                    \
+                        for (int v = 0; v < NV; v++)                                               \
+                            _mm512_storeu_ps(yq + (size_t)q * (size_t)oc + 16 * v,                 \
+                                             _mm512_add_ps(a[q][v], bv[v]));                       \
+                    ox += P;                                                                       \
+                    continue;                                                                      \
+                }                                                                                  \
+                __m512 a[NV];                                                                      \
+                for (int v = 0; v < NV; v++)                                                       \
+                    a[v] = _mm512_setzero_ps();                                                    \
+                for (int ic = 0; ic < s->in_c; ic++)                                               \
+                    for (int ky = ky0; ky < ky1; ky++) {                                           \
+                        const float *xr =                                                          \
+                            x + (size_t)ic * plane + (size_t)(y0 + ky) * (size_t)s->in_w;          \
+                        for (int kx = kx0; kx < kx1; kx++) {                                       \
+                            const __m512 xv = _mm512_set1_ps(xr[x0 + kx]);                         \
+                            const float *w =                                                       \
+                                wt + ((size_t)(ic * s->kh + ky) * (size_t)s->kw + (size_t)kx) *    \
+                                         (size_t)oc;                                               \
+                            for (int v = 0; v < NV; v++)                                           \
+                                a[v] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + 16 * v), a[v]);     \
+                        }                                                                          \
+                    }                                                                              \
+                for (int v = 0; v < NV; v++)                                                       \
+                    _mm512_storeu_ps(yq + 16 * v, _mm512_add_ps(a[v], bv[v]));                     \
+                ox++;                                                                              \
+            }                                                                                      \
     }
-SPIKE_DIRECT512(8)
-SPIKE_DIRECT512(4)
-SPIKE_DIRECT512(2)
-SPIKE_DIRECT512(1)
+SPIKE_IMAGE512(8)
+SPIKE_IMAGE512(4)
+SPIKE_IMAGE512(2)
+SPIKE_IMAGE512(1)
 
 TARGET_AVX512 static inline void q8_flush_avx512(__m512i a, int32_t *sum)
 {
@@ -744,70 +827,58 @@ TARGET_AVX512 static inline void q8_flush_avx512(__m512i a, int32_t *sum)
     a[v] = _mm512_add_epi16(                                                                       \
         a[v], _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)((w) + 32 * v))))
 
+/* q8_finish_avx2 on 16 lanes. */
+TARGET_AVX512 static inline void q8_finish_avx512(const int32_t *sum, const float *scale,
+                                                  const float *b, int n, float *out)
+{
+    for (int j = 0; j < n; j += 16) {
+        const __m512 q = _mm512_cvtepi32_ps(_mm512_loadu_si512(sum + j));
+        const __m512 bv = b ? _mm512_loadu_ps(b + j) : _mm512_setzero_ps();
+        _mm512_storeu_ps(out + j, _mm512_add_ps(bv, _mm512_mul_ps(_mm512_loadu_ps(scale + j), q)));
+    }
+}
+
 #define SPIKE_QBLOCK512(NV)                                                                        \
     TARGET_AVX512 static void qblock_avx512_##NV(const int8_t *w0, const uint32_t *rows,           \
-                                                 int nrows, int32_t *sum)                          \
+                                                 int nrows, const float *scale, const float *b,    \
+                                                 float *out)                                       \
     {                                                                                              \
         __m512i a[NV];                                                                             \
-        memset(sum, 0, sizeof *sum * 32 * NV);                                                     \
+        int32_t sum[32 * NV];                                                                      \
+        memset(sum, 0, sizeof sum);                                                                \
         for (int r0 = 0; r0 < nrows; r0 += Q8_FLUSH_ROWS) {                                        \
             const int r1 = nrows - r0 < Q8_FLUSH_ROWS ? nrows : r0 + Q8_FLUSH_ROWS;                \
             for (int v = 0; v < NV; v++)                                                           \
                 a[v] = _mm512_setzero_si512();                                                     \
-            for (int r = r0; r < r1; r++) {                                                        \
-                if (r + PREFETCH_ROWS < nrows)                                                     \
-                    for (int v = 0; v < NV; v += 2)                                                \
-                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS] + 32 * v),        \
-                                     _MM_HINT_T0);                                                 \
-                Q8_ROW_AVX512(a, w0 + rows[r], NV);                                                \
+            for (int r = r0; r < r1; r += 4) {                                                     \
+                if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                          \
+                    for (int u = 0; u < 4; u++)                                                    \
+                        for (int v = 0; v < NV; v += 2)                                            \
+                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 32 * v), \
+                                         _MM_HINT_T0);                                             \
+                for (int u = 0; u < 4; u++)                                                        \
+                    Q8_ROW_AVX512(a, w0 + rows[r + u], NV);                                        \
             }                                                                                      \
             for (int v = 0; v < NV; v++)                                                           \
                 q8_flush_avx512(a[v], sum + 32 * v);                                               \
         }                                                                                          \
+        q8_finish_avx512(sum, scale, b, 32 * NV, out);                                              \
     }
 SPIKE_QBLOCK512(8)
 SPIKE_QBLOCK512(4)
 SPIKE_QBLOCK512(2)
 SPIKE_QBLOCK512(1)
 
-#define SPIKE_QDIRECT512(NV)                                                                       \
-    TARGET_AVX512 static void qdirect_avx512_##NV(const os_conv_shape *s, int oy, int ox,          \
-                                                  const uint16_t *idx, const uint16_t *cnt,        \
-                                                  const int8_t *wq, int32_t *sum)                  \
-    {                                                                                              \
-        enum { NVEC = NV }; /* for ROW and FLUSH, expanded after NV is substituted */              \
-        __m512i a[NV];                                                                             \
-        memset(sum, 0, sizeof *sum * 32 * NV);                                                     \
-        for (int v = 0; v < NV; v++)                                                               \
-            a[v] = _mm512_setzero_si512();                                                         \
-        Q8_DIRECT_WALK(32 * NV, ROW, FLUSH);                                                       \
-    }
-#define ROW(w) Q8_ROW_AVX512(a, w, NVEC)
-#define FLUSH()                                                                                    \
-    do {                                                                                           \
-        for (int v = 0; v < NVEC; v++) {                                                           \
-            q8_flush_avx512(a[v], sum + 32 * v);                                                   \
-            a[v] = _mm512_setzero_si512();                                                         \
-        }                                                                                          \
-    } while (0)
-SPIKE_QDIRECT512(8)
-SPIKE_QDIRECT512(4)
-SPIKE_QDIRECT512(2)
-SPIKE_QDIRECT512(1)
-#undef ROW
-#undef FLUSH
 
 #endif
 
-/* A block kernel sums the rows into n = width << v output channels (v in [0..3]); a direct
- * kernel does a whole output position of that many channels from the index. */
+/* A block kernel sums the rows into n = width << v output channels (v in [0..3]). */
 typedef void (*block_fn)(const float *w0, const uint32_t *rows, int nrows, const float *b,
                          float *out);
-typedef void (*direct_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
-                          const float *, const float *, float *);
-typedef void (*qblock_fn)(const int8_t *w0, const uint32_t *rows, int nrows, int32_t *sum);
-typedef void (*qdirect_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
-                           const int8_t *, int32_t *);
+typedef int (*rowlist_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
+                          uint32_t *);
+typedef void (*qblock_fn)(const int8_t *w0, const uint32_t *rows, int nrows, const float *scale,
+                          const float *b, float *out);
 
 typedef size_t (*index_fn)(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 typedef void (*image_fn)(const os_conv_shape *, const float *, const float *, const float *,
@@ -816,42 +887,39 @@ typedef void (*image_fn)(const os_conv_shape *, const float *, const float *, co
 struct os_spike_kernels {
     os_isa isa;
     index_fn index;
-    int width;           /* fp32: block[v] and direct[v] cover width << v channels */
+    rowlist_fn rowlist;  /* the row list of one output position, padded to a multiple of 4 */
+    int width;           /* fp32: block[v] covers width << v channels */
     block_fn block[4];   /* NULL: the generic loop */
-    direct_fn direct[4]; /* NULL: build the row list and use the blocks */
-    int qwidth;          /* int8 rows: the same for qblock, qdirect */
+    int qwidth;          /* int8 rows: the same for qblock */
     qblock_fn qblock[4];
-    qdirect_fn qdirect[4];
     image_fn image[4]; /* the first layer, for width << v channels; NULL: os_conv2d_hwc */
     const os_spike_kernels *narrow; /* for channels below width: a narrower set, or NULL */
 };
 
 static const os_spike_kernels kernels_scalar = {
-    OS_ISA_SCALAR, os_spike_index, 8, {NULL}, {NULL}, 16, {NULL}, {NULL}, {NULL}, NULL,
+    OS_ISA_SCALAR, os_spike_index, row_list, 8, {NULL}, 16, {NULL}, {NULL}, NULL,
 };
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
     OS_ISA_AVX2,
     index_avx2,
+    rowlist_avx2,
     8,
     {block_avx2_1, block_avx2_2, block_avx2_4, block_avx2_8},
-    {direct_avx2_1, direct_avx2_2, direct_avx2_4, direct_avx2_8},
     16,
     {qblock_avx2_1, qblock_avx2_2, qblock_avx2_4, qblock_avx2_8},
-    {qdirect_avx2_1, qdirect_avx2_2, qdirect_avx2_4, qdirect_avx2_8},
     {image_avx2_1, image_avx2_2, image_avx2_4, image_avx2_8},
     NULL,
 };
 static const os_spike_kernels kernels_avx512 = {
     OS_ISA_AVX512,
     index_avx2, /* the index is bound by its stores, not the width */
+    rowlist_avx512,
     16,
     {block_avx512_1, block_avx512_2, block_avx512_4, block_avx512_8},
-    {direct_avx512_1, direct_avx512_2, direct_avx512_4, direct_avx512_8},
     32,
     {qblock_avx512_1, qblock_avx512_2, qblock_avx512_4, qblock_avx512_8},
-    {qdirect_avx512_1, qdirect_avx512_2, qdirect_avx512_4, qdirect_avx512_8},
-    {NULL}, /* the first layer: AVX2's (few channels; the stem is a small share) */
+    {image_avx512_1, image_avx512_2, image_avx512_4, image_avx512_8},
     &kernels_avx2,
 };
 #endif
@@ -916,47 +984,16 @@ static int block(const os_spike_kernels *k, const float *wt, const uint32_t *row
                     return q->FIELD[v];                                                          \
         return NULL;                                                                             \
     }
-KERNEL_FOR(direct_for, direct_fn, direct, width)
-KERNEL_FOR(qdirect_for, qdirect_fn, qdirect, qwidth)
 KERNEL_FOR(image_lookup, image_fn, image, width)
-
-/* The rows output (oy, ox) sums: one offset (in row elements) per (tap, active input channel). */
-static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
-                    const uint16_t *cnt, uint32_t *rows)
-{
-    const int ic = s->in_c, oc = s->out_c;
-    int nrows = 0, ky0, ky1, kx0, kx1;
-    window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
-    for (int ky = ky0; ky < ky1; ky++) {
-        const int iy = oy * s->stride - s->pad + ky;
-        for (int kx = kx0; kx < kx1; kx++) {
-            const int ix = ox * s->stride - s->pad + kx;
-            const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
-            const uint16_t *act = idx + p * (size_t)ic;
-            const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
-            for (int j = 0; j < cnt[p]; j++)
-                rows[nrows++] = (tap + act[j]) * (uint32_t)oc;
-        }
-    }
-    return nrows;
-}
 
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                    const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows)
 {
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
     assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
-    const direct_fn direct = direct_for(k, oc);
-    if (direct) {
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++)
-                direct(s, oy, ox, idx, cnt, wt, b,
-                       y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc);
-        return;
-    }
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
-            const int nrows = row_list(s, oy, ox, idx, cnt, rows);
+            const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
             for (int c0 = 0; c0 < oc;)
                 c0 += block(k, wt, rows, nrows, b, c0, oc - c0, yq + c0);
@@ -972,20 +1009,25 @@ static void q8_finish(const int32_t *sum, const float *scale, const float *b, in
         y[j] = (b ? b[j] : 0.0f) + scale[j] * (float)sum[j];
 }
 
+/* Output channels [c0, c0 + n) of one position, int8 rows: out = b + scale * the exact sums;
+ * returns the count done (the widest block of k or its narrower sets that fits). */
 static int qblock(const os_spike_kernels *k, const int8_t *wq, const uint32_t *rows, int nrows,
-                  int c0, int n, int32_t *sum)
+                  const float *scale, const float *b, int c0, int n, float *out)
 {
     const int8_t *w0 = wq + c0;
+    const float *bc = b ? b + c0 : NULL;
     for (const os_spike_kernels *q = k; q; q = q->narrow)
         for (int v = 3; v >= 0; v--) {
             const int width = q->qwidth << v;
             if (q->qblock[v] && n >= width) {
-                q->qblock[v](w0, rows, nrows, sum);
+                q->qblock[v](w0, rows, nrows, scale + c0, bc, out);
                 return width;
             }
         }
+    int32_t sum[QBLOCK_MAX];
     n = n < QBLOCK_MAX ? n : QBLOCK_MAX;
     qblock_generic(w0, rows, nrows, n, sum);
+    q8_finish(sum, scale + c0, bc, n, out);
     return n;
 }
 
@@ -996,22 +1038,12 @@ void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const u
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
     assert(k != NULL && idx != NULL && cnt != NULL && wq != NULL && scale != NULL && y != NULL &&
            rows != NULL);
-    int32_t sum[QBLOCK_MAX];
-    const qdirect_fn direct = qdirect_for(k, oc);
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
-            if (direct) { /* qdirect widths are at most QBLOCK_MAX */
-                direct(s, oy, ox, idx, cnt, wq, sum);
-                q8_finish(sum, scale, b, oc, yq);
-                continue;
-            }
-            const int nrows = row_list(s, oy, ox, idx, cnt, rows);
-            for (int c0 = 0; c0 < oc;) {
-                const int n = qblock(k, wq, rows, nrows, c0, oc - c0, sum);
-                q8_finish(sum, scale + c0, b ? b + c0 : NULL, n, yq + c0);
-                c0 += n;
-            }
+            const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);
+            for (int c0 = 0; c0 < oc;)
+                c0 += qblock(k, wq, rows, nrows, scale, b, c0, oc - c0, yq + c0);
         }
     }
 }

@@ -68,7 +68,14 @@ bool os_spike_plan_event(const os_spike_plan *p, int i);
 
 os_spike_format os_spike_plan_format(const os_spike_plan *p);
 
-/* Layer i's weights as [kh][kw][in_c][out_c] if it is an event-driven convolution and the
+/* The layout of an event-driven convolution's weights: w [oc][ic][kh][kw] (os_conv2d's) as
+ * wt [kh][kw][in_c][out_c], one row of out_c values per (tap, input channel), then one row of
+ * zeros, which the kernels add to pad a position's row list to a multiple of 4 rows.
+ * os_spike_layout_rows is that count of rows (kh*kw*in_c + 1). */
+size_t os_spike_layout_rows(const os_conv_shape *s);
+void os_spike_layout(const os_conv_shape *s, const float *w, float *wt);
+
+/* Layer i's weights laid out as os_spike_layout if it is an event-driven convolution and the
  * plan's format is fp32; NULL otherwise. Borrowed from the plan. */
 const float *os_spike_plan_weights(const os_spike_plan *p, int i);
 
@@ -85,7 +92,9 @@ size_t os_spike_plan_bytes(const os_spike_plan *p);
 
 /* List the active inputs of x (channels-last: hw positions of c values, each 0 or nonzero):
  * for each position p, cnt[p] channels, in ascending order, at idx[p*c .. p*c + cnt[p]).
- * idx holds c*hw values, cnt hw. Returns the number of active inputs. */
+ * idx holds c*hw values, cnt hw. Returns the number of active inputs. The convolutions read an
+ * index (never using them) up to OS_SPIKE_INDEX_SLACK entries past its c*hw: allocate them. */
+#define OS_SPIKE_INDEX_SLACK 16
 size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 
 /* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the
@@ -107,17 +116,21 @@ size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, 
 
 /* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
- * (os_spike_index) and weights laid out as os_spike_plan_weights, with kernels k. b may be
- * NULL. rows is scratch for kh*kw*in_c values. Every kernel set gives the same terms; they may
+ * (os_spike_index) and weights laid out as os_spike_layout, with kernels k. b may be NULL. rows
+ * is scratch for os_spike_rows_scratch(s) values. For each output position the kernels list the
+ * rows its active inputs select (vectorized: no branch per tap on narrow inputs), then sum them
+ * four at a time into several accumulator sets. Every kernel set gives the same terms; they may
  * add them in another order (float rounding). */
+size_t os_spike_rows_scratch(const os_conv_shape *s);
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                    const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows);
 
 /* The int8 format of rows x oc weights wt (laid out [rows][oc]): q as wt, scale oc floats. */
 void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float *scale);
 
-/* os_spike_conv with int8 rows (os_spike_plan_weights_q8): y = b + scale[oc] * the exact
- * integer sum of the selected rows. Every kernel set gives identical results. */
+/* os_spike_conv with int8 rows (os_spike_plan_weights_q8: the os_spike_layout rows, zero row
+ * included, quantized): y = b + scale[oc] * the exact integer sum of the selected rows. Every
+ * kernel set gives identical results. */
 void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                       const uint16_t *cnt, const int8_t *wq, const float *scale, const float *b,
                       float *y, uint32_t *rows);

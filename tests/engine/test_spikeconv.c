@@ -34,12 +34,8 @@ static void fill_spikes(float *x, size_t n, uint32_t seed, float rate)
 /* The plan's layout of w [oc][ic][kh][kw], for kernels tested without a net. */
 static float *relayout(const os_conv_shape *s, const float *w)
 {
-    const int taps = s->kh * s->kw;
-    float *wt = malloc(sizeof *wt * (size_t)taps * s->in_c * s->out_c);
-    for (int o = 0; o < s->out_c; o++)
-        for (int c = 0; c < s->in_c; c++)
-            for (int t = 0; t < taps; t++)
-                wt[((size_t)t * s->in_c + c) * s->out_c + o] = w[((size_t)o * s->in_c + c) * taps + t];
+    float *wt = malloc(sizeof *wt * os_spike_layout_rows(s) * (size_t)s->out_c);
+    os_spike_layout(s, w, wt);
     return wt;
 }
 
@@ -154,10 +150,11 @@ static void conv_matches_naive(os_isa isa)
         float *x = malloc(nin * 4), *xh = malloc(nin * 4), *w = malloc(nw * 4);
         float *b = malloc((size_t)s->out_c * 4), *want = malloc(nout * 4), *wanth = malloc(nout * 4);
         float *got = malloc(nout * 4);
-        uint16_t *idx = malloc(nin * 2), *cnt = malloc((size_t)hw * 2);
-        uint32_t *rows = malloc((size_t)s->kh * s->kw * s->in_c * 4);
+        /* the index with the slack the kernels may read; its entries set, as a session's are */
+        uint16_t *idx = calloc(nin + OS_SPIKE_INDEX_SLACK, 2), *cnt = malloc((size_t)hw * 2);
+        uint32_t *rows = malloc(os_spike_rows_scratch(s) * 4);
         float *col = malloc((size_t)s->kh * s->kw * s->in_c * oh * ow * 4);
-        int8_t *wq = malloc(nw);
+        int8_t *wq = malloc(os_spike_layout_rows(s) * (size_t)s->out_c);
         float *scale = malloc((size_t)s->out_c * 4), *qref = malloc(nout * 4);
         tu_fill(w, nw, 100 + (uint32_t)k, 1.0f);
         tu_fill(b, (size_t)s->out_c, 200 + (uint32_t)k, 0.5f);
@@ -177,7 +174,7 @@ static void conv_matches_naive(os_isa isa)
                          rates[r], worst);
             /* int8 rows: the scalar set's floats exactly, and the fp32 sum within the
              * quantization's bound (half a step per active row) */
-            os_spike_quantize(wt, (size_t)s->kh * s->kw * s->in_c, (size_t)s->out_c, wq, scale);
+            os_spike_quantize(wt, os_spike_layout_rows(s), (size_t)s->out_c, wq, scale);
             os_spike_conv_q8(scalar, s, idx, cnt, wq, scale, (k & 1) ? NULL : b, qref, rows);
             os_spike_conv_q8(kern, s, idx, cnt, wq, scale, (k & 1) ? NULL : b, got, rows);
             if (memcmp(got, qref, nout * sizeof *got) != 0)
@@ -228,33 +225,35 @@ static void test_conv_matches_naive_avx512(void **state)
 
 /* Rows at the int8 extreme (every weight of a channel equal: q = 127) summed past several int16
  * flushes: 72 channels x 9 taps = 648 active rows per output, 82,296 in int32; a flush that
- * came late would wrap. Every set this machine runs gives 648 * 127 exactly. */
+ * came late would wrap. Every set this machine runs gives 648 * 127 exactly, for out_c taking
+ * each kind of block (and a generic tail). */
 static void test_q8_sums_do_not_wrap(void **state)
 {
     (void)state;
-    const os_conv_shape s = {72, 3, 3, 200, 3, 3, 1, 1};
-    const int hw = 9, rows_n = 9 * 72;
-    static float x[72 * 9], wt[9 * 72 * 200], scale[200], y[9 * 200];
-    static int8_t wq[9 * 72 * 200];
-    static uint16_t idx[72 * 9], cnt[9];
-    static uint32_t rows[9 * 72];
+    const int hw = 9, rows_n = 9 * 72, max_oc = 256;
+    static float x[72 * 9], w[256 * 9 * 72], wt[(9 * 72 + 1) * 256], scale[256], y[9 * 256];
+    static int8_t wq[(9 * 72 + 1) * 256];
+    static uint16_t idx[72 * 9 + OS_SPIKE_INDEX_SLACK], cnt[9];
+    static uint32_t rows[9 * 72 + 16];
     for (int i = 0; i < 72 * 9; i++)
         x[i] = 1.0f;
-    for (int i = 0; i < rows_n * 200; i++)
-        wt[i] = 0.5f;
+    for (int i = 0; i < rows_n * max_oc; i++)
+        w[i] = 0.5f;
     os_spike_index(x, 72, hw, idx, cnt);
-    os_spike_quantize(wt, (size_t)rows_n, 200, wq, scale);
-    const int oc_direct[] = {200, 32, 64, 128, 256};
-    for (int isa = 0; isa < OS_ISA_COUNT; isa++) {
-        const os_spike_kernels *k = os_spike_kernels_for((os_isa)isa);
-        if (!k) {
-            print_message("%s: skipped, this CPU or build lacks it\n", os_isa_name((os_isa)isa));
-            continue;
-        }
-        for (size_t d = 0; d < sizeof oc_direct / sizeof *oc_direct; d++) {
-            os_conv_shape t = s;
-            /* block and direct kernels; every q is 127, so a narrower out_c reads the same */
-            t.out_c = oc_direct[d] <= 200 ? oc_direct[d] : 200;
+    const int ocs[] = {200, 32, 64, 128, 256};
+    for (size_t d = 0; d < sizeof ocs / sizeof *ocs; d++) {
+        const os_conv_shape t = {72, 3, 3, ocs[d], 3, 3, 1, 1};
+        assert_true(os_spike_rows_scratch(&t) <= sizeof rows / sizeof *rows);
+        os_spike_layout(&t, w, wt);
+        os_spike_quantize(wt, os_spike_layout_rows(&t), (size_t)t.out_c, wq, scale);
+        for (int isa = 0; isa < OS_ISA_COUNT; isa++) {
+            const os_spike_kernels *k = os_spike_kernels_for((os_isa)isa);
+            if (!k) {
+                if (d == 0)
+                    print_message("%s: skipped, this CPU or build lacks it\n",
+                                  os_isa_name((os_isa)isa));
+                continue;
+            }
             os_spike_conv_q8(k, &t, idx, cnt, wq, scale, NULL, y, rows);
             /* the centre output sees all 648 rows: 648 * 127 * (0.5 / 127) */
             const float want = scale[0] * (float)(rows_n * 127);
@@ -427,6 +426,9 @@ static void test_plan_of_recipes(void **state)
             const int o = L->out - 1, c = ic / 2, t = taps - 1;
             assert_true(wt[((size_t)t * ic + c) * L->out + o] ==
                         L->weight[((size_t)o * ic + c) * taps + t]);
+            /* then the zero row that pads a row list */
+            for (int j = 0; j < L->out; j++)
+                assert_true(wt[(size_t)taps * ic * L->out + j] == 0.0f);
         }
         assert_int_equal(dense, 1);
         assert_true(event > 4);
