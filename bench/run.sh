@@ -8,6 +8,7 @@
 #
 # --quick: few iterations (a smoke run: numbers are noisy; results go to <date>.quick.md/.svg).
 # Env: BENCH_ITERS (timed calls per configuration; default 300, quick 30), BENCH_WARMUP (20 / 5),
+# BENCH_ROUNDS (interleaved rounds of the batch-1 latencies the headline ratios come from; 7 / 1),
 # BENCH_SERVE_SECS (wrk seconds per connection level; 10 / 2), BENCH_BUILD (build-release),
 # BENCH_MODEL (models/ucm-msresnet18-t1.safetensors), BENCH_DATA (../shared/data/ucmerced),
 # BENCH_NAME (the results file name instead of the date: a second run on one day),
@@ -34,8 +35,9 @@ for a in "$@"; do
     *) echo "usage: bash bench/run.sh [--quick] [--no-train] [--no-serve]" >&2; exit 2 ;;
     esac
 done
-if [ $QUICK = 1 ]; then D_ITERS=30 D_WARMUP=5 D_SECS=2; else D_ITERS=300 D_WARMUP=20 D_SECS=10; fi
+if [ $QUICK = 1 ]; then D_ITERS=30 D_WARMUP=5 D_SECS=2 D_ROUNDS=1; else D_ITERS=300 D_WARMUP=20 D_SECS=10 D_ROUNDS=7; fi
 ITERS=${BENCH_ITERS:-$D_ITERS}
+ROUNDS=${BENCH_ROUNDS:-$D_ROUNDS}
 WARMUP=${BENCH_WARMUP:-$D_WARMUP}
 SECS=${BENCH_SERVE_SECS:-$D_SECS}
 B=${BENCH_BUILD:-build-release}
@@ -188,6 +190,22 @@ for m in ort:model ort-int8:model.int8; do # 2x1: two independent sessions of 1 
 done
 $PY bench/peers/torch_bench.py "$MODEL" "$W/input.f32" --configs 1:1,2:1,2:8 \
     --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+# Batch 1, 1 thread again, in ROUNDS interleaved rounds of onespike (fp32, int8 rows), ORT fp32
+# and ORT int8: on a shared host a burst of another tenant's load lands on one configuration of
+# one pass; the report takes each ratio within a round and gives the median over rounds.
+RJ=$W/rounds.jsonl
+: >"$RJ"
+echo "== batch 1, 1 thread: $ROUNDS interleaved rounds"
+for r in $(seq "$ROUNDS"); do
+    {
+        "$E" time "$MODEL" "$W/input.f32" --iters "$ITERS" --warmup "$WARMUP"
+        ONESPIKE_WEIGHTS=int8 "$E" time "$MODEL" "$W/input.f32" --iters "$ITERS" --warmup "$WARMUP"
+        for m in ort:model ort-int8:model.int8; do
+            node bench/peers/ort_bench.js "$W/${m#*:}.onnx" "$W/input.f32" --shape "$SHAPE" \
+                --engine "${m%%:*}" --configs 1:1 --iters "$ITERS" --warmup "$WARMUP"
+        done
+    } | sed "s/^{/{\"round\":$r,/" >>"$RJ"
+done
 
 # ---- service ------------------------------------------------------------------------------
 if [ $SERVE = 1 ]; then
