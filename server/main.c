@@ -216,7 +216,7 @@ static void drain(srv_server *s, srv_http *h, int sig)
     }
     int left = srv_http_active(h);
     int queued = 0, busy = 0;
-    srv_pool_stats(s->pool, &queued, &busy);
+    srv_pool_stats(s->pool, &queued, &busy, NULL);
     /* Anything still queued is answered 503; running jobs cannot be interrupted, so they get
      * --drain-running-ms to finish (with the defaults the whole exit stays within Kubernetes'
      * 30 s grace before SIGKILL), and a job still running after that, or at a second signal,
@@ -231,7 +231,7 @@ static void drain(srv_server *s, srv_http *h, int sig)
     int abandoned = 0;
     if (!joined) {
         int q;
-        srv_pool_stats(s->pool, &q, &abandoned);
+        srv_pool_stats(s->pool, &q, &abandoned, NULL);
     }
     /* the answers resumed before now still go out; the abandoned stay open */
     long long grace = os_clock_ms() + FLUSH_GRACE_MS;

@@ -247,6 +247,17 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
         "# TYPE onespike_model_loaded gauge\n",
         atomic_load_explicit(&m->inflight, memory_order_relaxed), g->queued, g->queue_capacity,
         g->workers, g->busy, g->ready ? 1 : 0);
+    static const char *const batch_end_names[SRV_BATCH_END_COUNT] = {"full", "delay", "other"};
+    put(&b, "# HELP onespike_batches_total Dynamic batches a worker gathered, by how the "
+            "gathering ended (full: --max-batch requests; delay: --batch-delay-us ran out; "
+            "other: another model's request next, or no delay).\n"
+            "# TYPE onespike_batches_total counter\n");
+    for (int i = 0; i < SRV_BATCH_END_COUNT; i++)
+        put(&b, "onespike_batches_total{ended=\"%s\"} %llu\n", batch_end_names[i],
+            (unsigned long long)g->batch.batches[i]);
+    put(&b, "# HELP onespike_batched_requests_total Requests those batches held.\n"
+            "# TYPE onespike_batched_requests_total counter\nonespike_batched_requests_total %llu\n",
+        (unsigned long long)g->batch.jobs);
     /* Every reason is always present: a counter that appears only after its first event
      * breaks rate() over the scrape where it appears. */
     put(&b,

@@ -21,6 +21,9 @@
  *                                                  head limits, at the door or keep-alive)
  *   onespike_queue_depth, onespike_queue_capacity  gauges
  *   onespike_workers, onespike_workers_busy        gauges
+ *   onespike_batches_total{ended}                  counter (dynamic batches gathered: full,
+ *                                                  delay ran out, other: another model next)
+ *   onespike_batched_requests_total                counter (the requests those batches held)
  *   onespike_ready                                 gauge (0 while draining)
  *   onespike_model_loaded{model,version}           gauge (1 loaded and verified)
  *   process_resident_memory_bytes                  gauge (from /proc/self/statm)
@@ -32,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pool.h"
 #include "request.h"
 #include "onespike/status.h"
 
@@ -76,6 +80,7 @@ typedef struct {
     int queued, queue_capacity, busy, workers;
     int maps_active, maps_max;
     bool ready;
+    srv_batch_stats batch;
 } srv_metrics_gauges;
 
 /* The exposition text (malloc'd, caller frees), or NULL when out of memory. */

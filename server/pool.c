@@ -42,6 +42,7 @@ struct srv_pool {
     int n_workers, n_models;
     int max_batch;
     long batch_delay_us;
+    srv_batch_stats batch_stats; /* under mu */
     srv_worker *workers;
 };
 
@@ -83,6 +84,14 @@ static srv_job *pop(srv_pool *p)
     return job;
 }
 
+/* With the lock held: a gathering of n jobs ended so. */
+static int gathered(srv_pool *p, int n, srv_batch_end end)
+{
+    p->batch_stats.batches[end]++;
+    p->batch_stats.jobs += (uint64_t)n;
+    return n;
+}
+
 /* With the lock held and batch[0] taken: take the jobs at the head with its key, waiting up to
  * the batch delay for the batch to fill. Returns the batch's size. */
 static int gather(srv_pool *p, srv_job **batch)
@@ -99,16 +108,18 @@ static int gather(srv_pool *p, srv_job **batch)
     for (;;) {
         while (n < p->max_batch && p->count > 0 && p->ring[p->head]->batch_key == key)
             batch[n++] = pop(p);
-        if (n == p->max_batch || p->batch_delay_us <= 0 || p->closed ||
+        if (n == p->max_batch)
+            return gathered(p, n, SRV_BATCH_FULL);
+        if (p->batch_delay_us <= 0 || p->closed ||
             (p->count > 0 && p->ring[p->head]->batch_key != key))
-            return n;
+            return gathered(p, n, SRV_BATCH_OTHER);
         p->gathering++;
         int rc = pthread_cond_timedwait(&p->nonempty, &p->mu, &until);
         p->gathering--;
         if (rc == ETIMEDOUT) {
             while (n < p->max_batch && p->count > 0 && p->ring[p->head]->batch_key == key)
                 batch[n++] = pop(p);
-            return n;
+            return gathered(p, n, n == p->max_batch ? SRV_BATCH_FULL : SRV_BATCH_DELAY);
         }
     }
 }
@@ -239,11 +250,13 @@ srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job)
     return r;
 }
 
-void srv_pool_stats(srv_pool *p, int *queued, int *busy)
+void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_batch_stats *batch)
 {
     pthread_mutex_lock(&p->mu);
     *queued = p->count;
     *busy = p->busy;
+    if (batch)
+        *batch = p->batch_stats;
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -55,8 +55,19 @@ typedef enum { SRV_SUBMIT_OK = 0, SRV_SUBMIT_FULL, SRV_SUBMIT_CLOSED } srv_submi
 /* Queue a job (thread-safe). Not OK: the job was not taken and will never be run. */
 srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job);
 
-/* Jobs waiting, and workers running one (a consistent snapshot). */
-void srv_pool_stats(srv_pool *p, int *queued, int *busy);
+/* How a worker's gathering of a batch ended (jobs that may batch, --max-batch > 1):
+ *   full   --max-batch jobs of the key were there
+ *   delay  the batch delay ran out first
+ *   other  the next queued job is of another key (model), the pool closed, or no delay is set */
+typedef enum { SRV_BATCH_FULL = 0, SRV_BATCH_DELAY, SRV_BATCH_OTHER, SRV_BATCH_END_COUNT } srv_batch_end;
+
+typedef struct {
+    uint64_t batches[SRV_BATCH_END_COUNT]; /* gatherings, by how they ended */
+    uint64_t jobs;                         /* the jobs those batches held */
+} srv_batch_stats;
+
+/* Jobs waiting, and workers running one (a consistent snapshot); batch may be NULL. */
+void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_batch_stats *batch);
 int srv_pool_capacity(const srv_pool *p);
 int srv_pool_workers(const srv_pool *p);
 

@@ -70,7 +70,7 @@ static void settle(srv_pool *p)
 {
     for (;;) {
         int q, b;
-        srv_pool_stats(p, &q, &b);
+        srv_pool_stats(p, &q, &b, NULL);
         if (q == 0 && b == 0)
             return;
         nap();
@@ -122,14 +122,14 @@ static void test_full_queue_refuses_and_shutdown_cancels(void **state)
     a.gate = &gate;
     assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
     for (int q = 1, busy = 0; q || !busy;) /* a is running (blocked), the queue empty */
-        srv_pool_stats(p, &q, &busy), nap();
+        srv_pool_stats(p, &q, &busy, NULL), nap();
     assert_int_equal(srv_pool_submit(p, &b.job), SRV_SUBMIT_OK);
     assert_int_equal(srv_pool_submit(p, &c.job), SRV_SUBMIT_OK);
     assert_int_equal(srv_pool_submit(p, &d.job), SRV_SUBMIT_FULL);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, shutdown_main, p), 0);
     for (int q = 1, busy; q;) /* shutdown takes the queued jobs out first */
-        srv_pool_stats(p, &q, &busy), nap();
+        srv_pool_stats(p, &q, &busy, NULL), nap();
     pthread_mutex_unlock(&gate);
     pthread_join(t, NULL);
     assert_int_equal(ran(&a), 1);
@@ -164,7 +164,7 @@ static void test_a_gathering_worker_gets_its_batch(void **state)
     init(&a, 7), init(&b, 7);
     assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
     for (int q = 1, busy; q;) /* a taken: its worker waits for a second job */
-        srv_pool_stats(p, &q, &busy), nap();
+        srv_pool_stats(p, &q, &busy, NULL), nap();
     assert_int_equal(srv_pool_submit(p, &b.job), SRV_SUBMIT_OK);
     settle(p);
     assert_int_equal(ran(&a), 1);
@@ -172,6 +172,50 @@ static void test_a_gathering_worker_gets_its_batch(void **state)
     assert_int_equal(a.batch_n, 2);
     assert_int_equal(b.batch_n, 2);
     assert_int_equal(a.worker, b.worker);
+    /* counted as a batch that filled, never as one whose delay ran out */
+    srv_batch_stats st;
+    int q, busy;
+    srv_pool_stats(p, &q, &busy, &st);
+    assert_int_equal(st.batches[SRV_BATCH_FULL], 1);
+    assert_int_equal(st.batches[SRV_BATCH_DELAY], 0);
+    assert_int_equal(st.batches[SRV_BATCH_OTHER], 0);
+    assert_int_equal(st.jobs, 2);
+    srv_pool_destroy(p);
+}
+
+/* A lone job of a batching key waits out the delay and is counted so; a job of another key
+ * behind it ends the gathering at once ("other"), and a job that never batches is no batch. */
+static void test_how_a_gathering_ended_is_counted(void **state)
+{
+    (void)state;
+    srv_pool *p = make(1, 8, 4, 1000); /* 1 ms: waited out */
+    tjob a, b, c, d;
+    init(&a, 7), init(&b, 7), init(&c, 8), init(&d, -1);
+    assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
+    while (!ran(&a)) /* not settle(): a gathering worker counts as neither queued nor busy */
+        nap();
+    srv_batch_stats st;
+    int q, busy;
+    srv_pool_stats(p, &q, &busy, &st);
+    assert_int_equal(st.batches[SRV_BATCH_DELAY], 1);
+    assert_int_equal(st.jobs, 1);
+    /* b then c (another key) queued before the worker looks: b's gathering ends at c */
+    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&gate);
+    d.gate = &gate;
+    assert_int_equal(srv_pool_submit(p, &d.job), SRV_SUBMIT_OK); /* holds the one worker */
+    for (int busy1 = 0; !busy1;)
+        srv_pool_stats(p, &q, &busy1, NULL), nap();
+    assert_int_equal(srv_pool_submit(p, &b.job), SRV_SUBMIT_OK);
+    assert_int_equal(srv_pool_submit(p, &c.job), SRV_SUBMIT_OK);
+    pthread_mutex_unlock(&gate);
+    while (ran(&b) + ran(&c) + ran(&d) < 3)
+        nap();
+    srv_pool_stats(p, &q, &busy, &st);
+    assert_int_equal(st.batches[SRV_BATCH_OTHER], 1); /* b, ended by c */
+    assert_int_equal(st.batches[SRV_BATCH_DELAY], 2); /* a, then c alone */
+    assert_int_equal(st.batches[SRV_BATCH_FULL], 0);
+    assert_int_equal(st.jobs, 3); /* a, b, c; d never batches */
     srv_pool_destroy(p);
 }
 
@@ -189,7 +233,7 @@ static void test_shutdown_within_a_time(void **state)
     assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
     assert_int_equal(srv_pool_submit(p, &b.job), SRV_SUBMIT_OK);
     for (int q = 1, busy = 0; q || busy < 2;) /* both workers blocked in a job */
-        srv_pool_stats(p, &q, &busy), nap();
+        srv_pool_stats(p, &q, &busy, NULL), nap();
     assert_int_equal(srv_pool_submit(p, &c.job), SRV_SUBMIT_OK);
     assert_false(srv_pool_shutdown_within(p, 50));
     assert_int_equal(c.cancelled, 1);
@@ -209,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
         cmocka_unit_test(test_the_last_idle_worker_takes_the_next_job),
         cmocka_unit_test(test_a_gathering_worker_gets_its_batch),
+        cmocka_unit_test(test_how_a_gathering_ended_is_counted),
         cmocka_unit_test(test_shutdown_within_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
