@@ -433,8 +433,9 @@ SPIKE_BLOCK(1)
 /* The row list of output (oy, ox) (row_list's), LANES channel numbers at a time: widened to 32
  * bits, offset by the tap and scaled by out_c in registers, stored from the list's end; the list
  * then advances by the tap's count, so lanes past it are overwritten by the next tap or lie past
- * the end. An input of at most 32 channels is stored whole (a fixed trip count: no branch to
- * mispredict per tap); a wider one up to its count. Reads up to OS_SPIKE_INDEX_SLACK entries past
+ * the end. An input of at most 2*LANES channels is stored whole (a fixed trip count: no branch
+ * to mispredict per tap); a wider one up to its count. The taps of a window row are walked by
+ * pointer and the tap offset by a vector add. Reads up to OS_SPIKE_INDEX_SLACK entries past
  * a position's list and writes up to os_spike_rows_scratch entries; pads the list with the zero
  * row to a multiple of 4. */
 #define SPIKE_ROWLIST(NAME, TARGET, LANES, VEC, LOAD, WIDEN, SET1, ADD, MUL, STORE)              \
@@ -442,20 +443,23 @@ SPIKE_BLOCK(1)
                            const uint16_t *cnt, uint32_t *rows)                                 \
     {                                                                                            \
         const int ic = s->in_c;                                                                  \
-        const VEC voc = SET1(s->out_c);                                                          \
+        const VEC voc = SET1(s->out_c), vic = SET1(ic);                                          \
         int n = 0, ky0, ky1, kx0, kx1;                                                           \
         window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                               \
+        const int ix0 = ox * s->stride - s->pad + kx0;                                           \
         for (int ky = ky0; ky < ky1; ky++) {                                                     \
-            const int iy = oy * s->stride - s->pad + ky;                                         \
-            for (int kx = kx0; kx < kx1; kx++) {                                                 \
-                const int ix = ox * s->stride - s->pad + kx;                                     \
-                const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;                      \
-                const uint16_t *act = idx + p * (size_t)ic;                                      \
-                const VEC tap = SET1((ky * s->kw + kx) * ic);                                    \
-                const int c = cnt[p], lim = ic <= 32 ? ic : c;                                   \
-                for (int j = 0; j < lim; j += LANES)                                             \
-                    STORE(rows + n + j, MUL(ADD(WIDEN(LOAD(act + j)), tap), voc));               \
-                n += c;                                                                          \
+            const size_t p0 = (size_t)(oy * s->stride - s->pad + ky) * (size_t)s->in_w +         \
+                              (size_t)ix0;                                                       \
+            const uint16_t *act = idx + p0 * (size_t)ic, *c = cnt + p0;                          \
+            VEC tap = SET1((ky * s->kw + kx0) * ic);                                             \
+            for (int kx = kx0; kx < kx1; kx++, act += ic, c++, tap = ADD(tap, vic)) {            \
+                STORE(rows + n, MUL(ADD(WIDEN(LOAD(act)), tap), voc));                           \
+                if (ic > LANES) {                                                                \
+                    const int lim = ic <= 2 * LANES ? 2 * LANES : *c;                            \
+                    for (int j = LANES; j < lim; j += LANES)                                     \
+                        STORE(rows + n + j, MUL(ADD(WIDEN(LOAD(act + j)), tap), voc));           \
+                }                                                                                \
+                n += *c;                                                                         \
             }                                                                                    \
         }                                                                                        \
         const uint32_t zero = (uint32_t)(s->kh * s->kw * ic) * (uint32_t)s->out_c;               \
