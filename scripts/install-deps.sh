@@ -4,6 +4,7 @@
 set -euo pipefail
 PKGS=(gcc meson ninja-build pkg-config
       libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libgdal-dev libopenblas-dev libcmocka-dev
+      libdnnl-dev  # oneDNN: training's matrix products on AVX-512 CPUs (core/train/gemm.h)
       libcurl4-openssl-dev curl python3 python3-numpy
       gdal-bin python3-gdal "$@")  # the last two: the raster tests write rasters with GDAL
 missing=()

@@ -17,6 +17,7 @@
 #include "onespike/dataset.h"
 #include "onespike/fit_flags.h"
 #include "onespike/fit_report.h"
+#include "gemm.h"
 #include "grad.h"
 #include "onespike/model.h"
 #include "onespike/rng.h"
@@ -631,6 +632,7 @@ static os_status run_train_stage(fit_state *s)
                                 "images_per_s", es.images_per_s, "seconds", es.seconds);
         if (s->ema)
             json_object_set_new(row, "val_top1_ema", json_real(ema_top1));
+        json_object_set_new(row, "gemm", json_string(os_gemm_name(os_gemm_library())));
         log_metrics(s, row);
         json_decref(row);
         char ema_note[32] = "";
@@ -897,8 +899,9 @@ static os_status load_data(fit_state *s)
         fprintf(stderr, "onespike-train fit: fold %d of %d (seed %llu) validates\n", c->fold,
                 c->folds, (unsigned long long)c->seed);
     if (!c->quiet)
-        fprintf(stderr, "onespike-train fit: decoding %zu training + %zu validation images of %d classes at %dx%d\n",
-                ntr, nva, s->classes, c->input, c->input);
+        fprintf(stderr, "onespike-train fit: decoding %zu training + %zu validation images of %d classes at %dx%d\n"
+                        "onespike-train fit: matrix products by %s (ONESPIKE_TRAIN_GEMM)\n",
+                ntr, nva, s->classes, c->input, c->input, os_gemm_name(os_gemm_library()));
     st = os_imageset_load(s->ds, tr, ntr, c->input, &s->raster, c->threads, warn_image, &s->train,
                           &failed_tr);
     if (!st)

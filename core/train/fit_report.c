@@ -9,6 +9,7 @@
 #include "onespike/model.h"
 #include "onespike/safetensors.h"
 #include "onespike/session.h"
+#include "gemm.h"
 #include "score.h"
 
 /* EVAL_BATCH: images per pass through the network (os_session_run_batch). */
@@ -244,12 +245,13 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
         return st;
     }
     const json_t *last = json_array_get(history, json_array_size(history) - 1);
-    json_t *rep = json_pack("{s:s, s:s, s:I, s:o, s:O, s:{s:s, s:s, s:i, s:I, s:o}, s:f}",
+    json_t *rep = json_pack("{s:s, s:s, s:I, s:o, s:O, s:{s:s, s:s, s:i, s:I, s:o}, s:f, s:s}",
                             "model", c->out, "command", c->command, "seed", (json_int_t)c->seed,
                             "config", fit_config_json(c), "stages", history, "final", "path",
                             c->out, "sha256", os_model_sha256(m), "timesteps", os_model_timesteps(m),
                             "parameters", (json_int_t)os_net_params(os_model_net(m)),
-                            "validation_engine", engine, "seconds", seconds);
+                            "validation_engine", engine, "seconds", seconds, "gemm",
+                            os_gemm_name(os_gemm_library()));
     char path[4200];
     char *text = json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     snprintf(path, sizeof path, "%s.report.json", c->out);

@@ -2,7 +2,8 @@
  * through time (contract in grad.h).
  *
  * Convolution backward reuses the forward's im2col view. With col[K][HW] the patches of x
- * (K = in_c*kh*kw) and y[out][HW] = w[out][K] * col, the gradients are two SGEMMs:
+ * (K = in_c*kh*kw) and y[out][HW] = w[out][K] * col, the gradients are two SGEMMs (os_gemm:
+ * OpenBLAS or oneDNN, gemm.h):
  *   dw[out][K] += dy[out][HW] * col^T          (beta = 1: dw accumulates)
  *   dcol[K][HW] = w^T * dy                      (then col2im scatters dcol back onto dx)
  * The 1x1 stride-1 unpadded case needs no patches: x itself is col, and dx is dcol.
@@ -11,23 +12,16 @@
  * several independent accumulators (vec.h: the AVX2 kernels keep them in vector lanes and give
  * the scalar reference's sums bit for bit).
  */
+#include "gemm.h"
 #include "grad.h"
 #include "im2col.h"
 #include "vec.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-/* Shapes and counts that reach CBLAS must fit its int arguments. */
-static int to_blas_int(size_t v)
-{
-    assert(v <= (size_t)INT_MAX);
-    return (int)v;
-}
 
 /* ---- reductions --------------------------------------------------------------------------- */
 
@@ -61,16 +55,14 @@ void os_conv2d_backward(const os_conv_shape *s, const float *x, const float *w, 
         os_im2col(s, oh, ow, x, col, hw);
         patches = col;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k), to_blas_int(hw),
-                1.0f, dy, to_blas_int(hw), patches, to_blas_int(hw), 1.0f, dw, to_blas_int(k));
+    os_gemm(false, true, s->out_c, k, hw, 1.0f, dy, hw, patches, hw, 1.0f, dw, k);
 
     if (dx == NULL)
         return;
     /* dcol = w^T * dy. beta = 0: BLAS defines C as not read then, so neither the patches left in
      * col nor whatever dx held can leak in. In the direct case dcol is dx itself. */
     float *dcol = direct ? dx : col;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(hw), s->out_c,
-                1.0f, w, to_blas_int(k), dy, to_blas_int(hw), 0.0f, dcol, to_blas_int(hw));
+    os_gemm(true, false, k, hw, s->out_c, 1.0f, w, k, dy, hw, 0.0f, dcol, hw);
     if (!direct) {
         memset(dx, 0, (size_t)s->in_c * (size_t)s->in_h * (size_t)s->in_w * sizeof(float));
         os_col2im_add(s, oh, ow, col, dx, hw);
@@ -177,9 +169,7 @@ void os_conv2d_batch(const os_conv_shape *s, int n, const float *x, const float 
         for (int i = 0; i < c; i++)
             os_im2col(s, oh, ow, x + (size_t)(i0 + i) * in_size, col + (size_t)i * hw, ld);
         /* One image: the product is already its planar output. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->out_c, to_blas_int(ld),
-                    to_blas_int(k), 1.0f, w, to_blas_int(k), col, to_blas_int(ld), 0.0f,
-                    c == 1 ? yc : tmp, to_blas_int(ld));
+        os_gemm(false, false, s->out_c, ld, k, 1.0f, w, k, col, ld, 0.0f, c == 1 ? yc : tmp, ld);
         if (c > 1)
             unchunk(tmp, s->out_c, hw, c, b, yc);
         else if (b)
@@ -217,9 +207,7 @@ void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, con
                 db[o] += (float)sum_floats(tmp + (size_t)o * ld, ld);
         for (int i = 0; i < c; i++)
             os_im2col(s, oh, ow, x + (size_t)(i0 + i) * in_size, col + (size_t)i * hw, ld);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->out_c, to_blas_int(k),
-                    to_blas_int(ld), 1.0f, tmp, to_blas_int(ld), col, to_blas_int(ld), 1.0f, dw,
-                    to_blas_int(k));
+        os_gemm(false, true, s->out_c, k, ld, 1.0f, tmp, ld, col, ld, 1.0f, dw, k);
         if (dx == NULL)
             continue;
         float *dxc = dx + (size_t)i0 * in_size;
@@ -228,16 +216,13 @@ void os_conv2d_backward_batch(const os_conv_shape *s, int n, const float *x, con
             for (int i = 0; i < c; i++)
                 os_im2col(&ts, s->in_h, s->in_w, dy + (size_t)(i0 + i) * out_size,
                           col + (size_t)i * in_hw, ld2);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s->in_c, to_blas_int(ld2),
-                        to_blas_int(tk), 1.0f, wf, to_blas_int(tk), col, to_blas_int(ld2), 0.0f,
-                        c == 1 ? dxc : tmp, to_blas_int(ld2));
+            os_gemm(false, false, s->in_c, ld2, tk, 1.0f, wf, tk, col, ld2, 0.0f,
+                    c == 1 ? dxc : tmp, ld2);
             if (c > 1)
                 unchunk(tmp, s->in_c, in_hw, c, NULL, dxc);
             continue;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, to_blas_int(k), to_blas_int(ld),
-                    s->out_c, 1.0f, w, to_blas_int(k), tmp, to_blas_int(ld), 0.0f, col,
-                    to_blas_int(ld));
+        os_gemm(true, false, k, ld, s->out_c, 1.0f, w, k, tmp, ld, 0.0f, col, ld);
         memset(dxc, 0, (size_t)c * in_size * sizeof(float));
         for (int i = 0; i < c; i++)
             os_col2im_add(s, oh, ow, col + (size_t)i * hw, dxc + (size_t)i * in_size, ld);
@@ -258,8 +243,7 @@ void os_linear_batch(const float *x, int n, int in, int out, const float *w, con
         beta = 1.0f;
     }
     /* y[n][out] = x[n][in] * w[out][in]^T (+ y) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, beta, y,
-                out);
+    os_gemm(false, true, n, out, in, 1.0f, x, in, w, in, beta, y, out);
 }
 
 void os_linear_backward(const float *x, const float *w, const float *dy, int n, int in, int out,
@@ -268,8 +252,7 @@ void os_linear_backward(const float *x, const float *w, const float *dy, int n, 
     assert(n >= 1 && in >= 1 && out >= 1);
     assert(x != NULL && w != NULL && dy != NULL && dw != NULL);
     /* dw[out][in] += dy[n][out]^T * x[n][in] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw,
-                in);
+    os_gemm(true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (db != NULL) {
         /* a column sum over a batch: small, so a strided double loop is plenty */
         for (int o = 0; o < out; o++) {
@@ -281,8 +264,7 @@ void os_linear_backward(const float *x, const float *w, const float *dy, int n, 
     }
     if (dx != NULL) {
         /* dx[n][in] = dy[n][out] * w[out][in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
-                    0.0f, dx, in);
+        os_gemm(false, false, n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
     }
 }
 
