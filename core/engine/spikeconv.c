@@ -394,37 +394,39 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
 /* The same for n = 8*NV floats: rows taken 4 at a time (nrows is a multiple of 4, a row list
  * padded with the zero row: os_spike_layout), row u into set u % SETS, the sets added at the
  * end in a fixed order; a wide layer's rows are prefetched. */
-#define SPIKE_BLOCK(NV)                                                                          \
-    __attribute__((target("avx2"))) static void block_avx2_##NV(                                \
-        const float *w0, const uint32_t *rows, int nrows, const float *b, float *out)           \
+#define SPIKE_BLOCK_ISA(NAME, TARGET, VEC, W, ZERO, LOAD, ADD, STORE, NV)                        \
+    TARGET static void NAME(const float *w0, const uint32_t *rows, int nrows, const float *b,     \
+                            float *out)                                                          \
     {                                                                                            \
         enum { SETS = BLOCK_SETS(NV) };                                                          \
-        __m256 a[SETS][NV];                                                                      \
+        VEC a[SETS][NV];                                                                         \
         for (int u = 0; u < SETS; u++)                                                           \
             for (int v = 0; v < NV; v++)                                                         \
-                a[u][v] = _mm256_setzero_ps();                                                   \
+                a[u][v] = ZERO();                                                                \
         for (int r = 0; r < nrows; r += 4) {                                                     \
-            if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                            \
+            if (NV >= 4 && r + PREFETCH_ROWS < nrows) /* one request per 64-byte line */         \
                 for (int u = 0; u < 4; u++)                                                      \
-                    for (int v = 0; v < NV; v += 2)                                              \
-                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 8 * v),  \
+                    for (int f = 0; f < (W) * NV; f += 16)                                       \
+                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + f),      \
                                      _MM_HINT_T0);                                               \
             for (int u = 0; u < 4; u++) {                                                        \
                 const float *w = w0 + rows[r + u];                                               \
                 for (int v = 0; v < NV; v++)                                                     \
-                    a[u % SETS][v] = _mm256_add_ps(a[u % SETS][v], _mm256_loadu_ps(w + 8 * v));  \
+                    a[u % SETS][v] = ADD(a[u % SETS][v], LOAD(w + (W) * v));                     \
             }                                                                                    \
         }                                                                                        \
         for (int v = 0; v < NV; v++) {                                                           \
-            __m256 t = a[0][v];                                                                  \
+            VEC t = a[0][v];                                                                     \
             if (SETS == 4)                                                                       \
-                t = _mm256_add_ps(_mm256_add_ps(t, a[1 % SETS][v]),                              \
-                                  _mm256_add_ps(a[2 % SETS][v], a[3 % SETS][v]));                \
+                t = ADD(ADD(t, a[1 % SETS][v]), ADD(a[2 % SETS][v], a[3 % SETS][v]));            \
             else if (SETS == 2)                                                                  \
-                t = _mm256_add_ps(t, a[1 % SETS][v]);                                            \
-            _mm256_storeu_ps(out + 8 * v, b ? _mm256_add_ps(_mm256_loadu_ps(b + 8 * v), t) : t); \
+                t = ADD(t, a[1 % SETS][v]);                                                      \
+            STORE(out + (W) * v, b ? ADD(LOAD(b + (W) * v), t) : t);                             \
         }                                                                                        \
     }
+#define SPIKE_BLOCK(NV)                                                                          \
+    SPIKE_BLOCK_ISA(block_avx2_##NV, __attribute__((target("avx2"))), __m256, 8,                 \
+                    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps, NV)
 SPIKE_BLOCK(8)
 SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
@@ -484,6 +486,16 @@ __attribute__((target("avx2"), always_inline)) static inline void acc_init(__m25
     }
 }
 
+/* The first layer's taps as offsets from a window's corner in the planar input (plane values a
+ * channel), in the order of its weights' rows (ic, ky, kx). */
+static inline void image_taps(const os_conv_shape *s, size_t plane, size_t *off)
+{
+    for (int ic = 0, k = 0; ic < s->in_c; ic++)
+        for (int ky = 0; ky < s->kh; ky++)
+            for (int kx = 0; kx < s->kw; kx++)
+                off[k++] = (size_t)ic * plane + (size_t)ky * (size_t)s->in_w + (size_t)kx;
+}
+
 /* The first layer on the image (planar input, any values): out_c = 8*NV sums per output
  * position in registers, one broadcast input value times a row of wt [k][out_c] per tap. Where
  * the window lies inside the image (all but a border row or column), the taps are one list of
@@ -499,10 +511,7 @@ __attribute__((target("avx2"), always_inline)) static inline void acc_init(__m25
         const int kk = s->in_c * s->kh * s->kw;                                                  \
         const size_t plane = (size_t)s->in_h * (size_t)s->in_w;                                  \
         size_t off[OS_IMAGE_MAX_K];                                                              \
-        for (int ic = 0, k = 0; ic < s->in_c; ic++)                                              \
-            for (int ky = 0; ky < s->kh; ky++)                                                   \
-                for (int kx = 0; kx < s->kw; kx++)                                               \
-                    off[k++] = (size_t)ic * plane + (size_t)ky * (size_t)s->in_w + (size_t)kx;   \
+        image_taps(s, plane, off);                                                               \
         for (int oy = 0; oy < oh; oy++)                                                          \
             for (int ox = 0; ox < ow; ox++) {                                                    \
                 __m256 a[NV], z[NV];                                                             \
@@ -660,32 +669,37 @@ __attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t 
     }
 }
 
-#define SPIKE_QBLOCK(NV)                                                                           \
-    __attribute__((target("avx2"))) static void qblock_avx2_##NV(                                  \
-        const int8_t *w0, const uint32_t *rows, int nrows, const float *scale, const float *b,     \
-        float *out)                                                                                \
+/* int8 rows, n = LANES*NV channels (LANES int16 lanes a register): sums of up to Q8_FLUSH_ROWS
+ * rows in int16 registers, widened into int32 sums in memory, then finished (q8_finish's floats);
+ * rows 4 at a time, a wide layer's prefetched. */
+#define SPIKE_QBLOCK_ISA(NAME, TARGET, VEC, LANES, ZERO, ROW, FLUSH, FINISH, NV)                     \
+    TARGET static void NAME(const int8_t *w0, const uint32_t *rows, int nrows, const float *scale, \
+                            const float *b, float *out)                                            \
     {                                                                                              \
-        __m256i a[NV];                                                                             \
-        int32_t sum[16 * NV];                                                                      \
+        VEC a[NV];                                                                                 \
+        int32_t sum[(LANES) * NV];                                                                 \
         memset(sum, 0, sizeof sum);                                                                \
         for (int r0 = 0; r0 < nrows; r0 += Q8_FLUSH_ROWS) {                                        \
             const int r1 = nrows - r0 < Q8_FLUSH_ROWS ? nrows : r0 + Q8_FLUSH_ROWS;                \
             for (int v = 0; v < NV; v++)                                                           \
-                a[v] = _mm256_setzero_si256();                                                     \
+                a[v] = ZERO();                                                                     \
             for (int r = r0; r < r1; r += 4) {                                                     \
-                if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                          \
+                if (NV >= 4 && r + PREFETCH_ROWS < nrows) /* one request per 64-byte line */       \
                     for (int u = 0; u < 4; u++)                                                    \
-                        for (int v = 0; v < NV; v += 4)                                            \
-                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 16 * v), \
+                        for (int f = 0; f < (LANES) * NV; f += 64)                                 \
+                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + f),    \
                                          _MM_HINT_T0);                                             \
                 for (int u = 0; u < 4; u++)                                                        \
-                    Q8_ROW_AVX2(a, w0 + rows[r + u], NV);                                          \
+                    ROW(a, w0 + rows[r + u], NV);                                                  \
             }                                                                                      \
             for (int v = 0; v < NV; v++)                                                           \
-                q8_flush_avx2(a[v], sum + 16 * v);                                                 \
+                FLUSH(a[v], sum + (LANES) * v);                                                    \
         }                                                                                          \
-        q8_finish_avx2(sum, scale, b, 16 * NV, out);                                              \
+        FINISH(sum, scale, b, (LANES) * NV, out);                                                  \
     }
+#define SPIKE_QBLOCK(NV)                                                                           \
+    SPIKE_QBLOCK_ISA(qblock_avx2_##NV, __attribute__((target("avx2"))), __m256i, 16,               \
+                     _mm256_setzero_si256, Q8_ROW_AVX2, q8_flush_avx2, q8_finish_avx2, NV)
 SPIKE_QBLOCK(8)
 SPIKE_QBLOCK(4)
 SPIKE_QBLOCK(2)
@@ -697,37 +711,9 @@ SPIKE_QBLOCK(1)
  * fp32 or 256 int8 channels. Widths below 16 fall to the AVX2 set (every AVX-512 CPU has it). */
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
-#define SPIKE_BLOCK512(NV)                                                                         \
-    TARGET_AVX512 static void block_avx512_##NV(const float *w0, const uint32_t *rows, int nrows,  \
-                                                const float *b, float *out)                        \
-    {                                                                                              \
-        enum { SETS = BLOCK_SETS(NV) };                                                            \
-        __m512 a[SETS][NV];                                                                        \
-        for (int u = 0; u < SETS; u++)                                                             \
-            for (int v = 0; v < NV; v++)                                                           \
-                a[u][v] = _mm512_setzero_ps();                                                     \
-        for (int r = 0; r < nrows; r += 4) {                                                       \
-            if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                              \
-                for (int u = 0; u < 4; u++)                                                        \
-                    for (int v = 0; v < NV; v++)                                                   \
-                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 16 * v),    \
-                                     _MM_HINT_T0);                                                 \
-            for (int u = 0; u < 4; u++) {                                                          \
-                const float *w = w0 + rows[r + u];                                                 \
-                for (int v = 0; v < NV; v++)                                                       \
-                    a[u % SETS][v] = _mm512_add_ps(a[u % SETS][v], _mm512_loadu_ps(w + 16 * v));   \
-            }                                                                                      \
-        }                                                                                          \
-        for (int v = 0; v < NV; v++) {                                                             \
-            __m512 t = a[0][v];                                                                    \
-            if (SETS == 4)                                                                         \
-                t = _mm512_add_ps(_mm512_add_ps(t, a[1 % SETS][v]),                                \
-                                  _mm512_add_ps(a[2 % SETS][v], a[3 % SETS][v]));                  \
-            else if (SETS == 2)                                                                    \
-                t = _mm512_add_ps(t, a[1 % SETS][v]);                                              \
-            _mm512_storeu_ps(out + 16 * v, b ? _mm512_add_ps(_mm512_loadu_ps(b + 16 * v), t) : t); \
-        }                                                                                          \
-    }
+#define SPIKE_BLOCK512(NV)                                                                       \
+    SPIKE_BLOCK_ISA(block_avx512_##NV, TARGET_AVX512, __m512, 16, _mm512_setzero_ps,             \
+                    _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, NV)
 SPIKE_BLOCK512(8)
 SPIKE_BLOCK512(4)
 SPIKE_BLOCK512(2)
@@ -754,10 +740,7 @@ SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 16, __m512i, LOAD256, _mm512_cvtepu
         const int kk = s->in_c * s->kh * s->kw, st = s->stride;                                    \
         const size_t plane = (size_t)s->in_h * (size_t)s->in_w;                                    \
         size_t off[OS_IMAGE_MAX_K];                                                                \
-        for (int ic = 0, k = 0; ic < s->in_c; ic++)                                                \
-            for (int ky = 0; ky < s->kh; ky++)                                                     \
-                for (int kx = 0; kx < s->kw; kx++)                                                 \
-                    off[k++] = (size_t)ic * plane + (size_t)ky * (size_t)s->in_w + (size_t)kx;     \
+        image_taps(s, plane, off);                                                                 \
         __m512 bv[NV];                                                                             \
         for (int v = 0; v < NV; v++)                                                               \
             bv[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();                         \
@@ -843,31 +826,8 @@ TARGET_AVX512 static inline void q8_finish_avx512(const int32_t *sum, const floa
 }
 
 #define SPIKE_QBLOCK512(NV)                                                                        \
-    TARGET_AVX512 static void qblock_avx512_##NV(const int8_t *w0, const uint32_t *rows,           \
-                                                 int nrows, const float *scale, const float *b,    \
-                                                 float *out)                                       \
-    {                                                                                              \
-        __m512i a[NV];                                                                             \
-        int32_t sum[32 * NV];                                                                      \
-        memset(sum, 0, sizeof sum);                                                                \
-        for (int r0 = 0; r0 < nrows; r0 += Q8_FLUSH_ROWS) {                                        \
-            const int r1 = nrows - r0 < Q8_FLUSH_ROWS ? nrows : r0 + Q8_FLUSH_ROWS;                \
-            for (int v = 0; v < NV; v++)                                                           \
-                a[v] = _mm512_setzero_si512();                                                     \
-            for (int r = r0; r < r1; r += 4) {                                                     \
-                if (NV >= 4 && r + PREFETCH_ROWS < nrows)                                          \
-                    for (int u = 0; u < 4; u++)                                                    \
-                        for (int v = 0; v < NV; v += 2)                                            \
-                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + 32 * v), \
-                                         _MM_HINT_T0);                                             \
-                for (int u = 0; u < 4; u++)                                                        \
-                    Q8_ROW_AVX512(a, w0 + rows[r + u], NV);                                        \
-            }                                                                                      \
-            for (int v = 0; v < NV; v++)                                                           \
-                q8_flush_avx512(a[v], sum + 32 * v);                                               \
-        }                                                                                          \
-        q8_finish_avx512(sum, scale, b, 32 * NV, out);                                              \
-    }
+    SPIKE_QBLOCK_ISA(qblock_avx512_##NV, TARGET_AVX512, __m512i, 32, _mm512_setzero_si512,         \
+                     Q8_ROW_AVX512, q8_flush_avx512, q8_finish_avx512, NV)
 SPIKE_QBLOCK512(8)
 SPIKE_QBLOCK512(4)
 SPIKE_QBLOCK512(2)
