@@ -115,7 +115,8 @@ size_t os_spike_layout_rows(const os_conv_shape *s)
 
 size_t os_spike_rows_scratch(const os_conv_shape *s)
 {
-    return (size_t)s->kh * (size_t)s->kw * (size_t)s->in_c + 16;
+    /* a row list's stores run up to a register's lanes past its end, as the index's loads do */
+    return (size_t)s->kh * (size_t)s->kw * (size_t)s->in_c + OS_SPIKE_INDEX_SLACK;
 }
 
 void os_spike_layout(const os_conv_shape *s, const float *w, float *wt)
@@ -468,6 +469,7 @@ SPIKE_BLOCK(1)
         rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
         return (n + 3) & ~3;                                                                     \
     }
+_Static_assert(8 <= OS_SPIKE_INDEX_SLACK, "the AVX2 row list reads and writes 8 lanes past a list");
 #define LOAD128(a)     _mm_loadu_si128((const __m128i *)(a))
 #define STORE256(a, v) _mm256_storeu_si256((__m256i *)(a), v)
 SPIKE_ROWLIST(rowlist_avx2, __attribute__((target("avx2"))), 8, __m256i, LOAD128,
@@ -719,6 +721,7 @@ SPIKE_BLOCK512(4)
 SPIKE_BLOCK512(2)
 SPIKE_BLOCK512(1)
 
+_Static_assert(16 <= OS_SPIKE_INDEX_SLACK, "the AVX-512 row list reads and writes 16 lanes past a list");
 #define LOAD256(a)     _mm256_loadu_si256((const __m256i *)(a))
 #define STORE512(a, v) _mm512_storeu_si512((void *)(a), v)
 SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 16, __m512i, LOAD256, _mm512_cvtepu16_epi32,

@@ -94,7 +94,7 @@ size_t os_spike_plan_bytes(const os_spike_plan *p);
  * for each position p, cnt[p] channels, in ascending order, at idx[p*c .. p*c + cnt[p]).
  * idx holds c*hw values, cnt hw. Returns the number of active inputs. The convolutions read an
  * index (never using them) up to OS_SPIKE_INDEX_SLACK entries past its c*hw: allocate them. */
-#define OS_SPIKE_INDEX_SLACK 16
+#define OS_SPIKE_INDEX_SLACK 16 /* the widest kernels' lanes (AVX-512: 16 channel numbers) */
 size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 
 /* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the

@@ -50,8 +50,7 @@ static void choose(void)
                     env, os_gemm_have(OS_GEMM_ONEDNN) ? ", onednn" : " (no oneDNN in this build)",
                     os_gemm_name(lib));
     }
-    int none = -1;
-    atomic_compare_exchange_strong(&chosen, &none, (int)lib);
+    atomic_store(&chosen, (int)lib); /* os_gemm_force runs this first, then its own store */
 }
 
 os_gemm_lib os_gemm_library(void)

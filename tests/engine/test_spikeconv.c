@@ -140,6 +140,9 @@ static void conv_matches_naive(os_isa isa)
         {12, 6, 6, 100, 3, 3, 1, 1}, {4, 9, 9, 24, 5, 5, 2, 2},    {6, 5, 5, 8, 3, 3, 1, 1},
         {9, 4, 4, 16, 1, 1, 1, 0},   {24, 5, 5, 128, 3, 3, 1, 1},  {16, 4, 4, 256, 1, 1, 1, 0},
         {10, 5, 5, 48, 3, 3, 2, 1},  {48, 4, 4, 200, 3, 3, 1, 1},  {72, 4, 4, 32, 3, 3, 1, 1},
+        /* the row lists' edges: fewer channels than 4, one past a register (AVX-512's 16: the
+         * furthest writes past a list), one past two registers (the first counted loop) */
+        {3, 5, 5, 16, 3, 3, 1, 1},   {17, 4, 4, 32, 3, 3, 1, 1},   {33, 4, 4, 16, 3, 3, 2, 1},
     };
     const float rates[] = {0.0f, 0.2f, 1.0f};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
