@@ -79,20 +79,27 @@ static void dense_relu(void *ctx, int i, const os_layer *L, const os_exec_io *io
     os_relu(io->y, n);
 }
 
-static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+/* A LIF layer with the reference kernels, or (event backend) with those of its instruction set:
+ * the same floats either way (eltwise.h). */
+static void lif(os_infer_ctx *c, int i, const os_layer *L, const os_exec_io *io,
+                const os_eltwise *e)
 {
-    os_infer_ctx *c = ctx;
     const size_t n = (size_t)c->n * layer_size(L); /* elementwise: the batch is one array */
     if (io->step == 0) /* the membrane starts at 0: nothing to read, nothing to clear */
-        os_lif_first(c->T > 1 ? c->mem[i] : NULL, io->x, n, L->threshold, io->y);
+        e->lif_first(c->T > 1 ? c->mem[i] : NULL, io->x, n, L->threshold, io->y);
     else
-        os_lif_step(c->mem[i], io->x, n, L->threshold, L->leak, io->y);
+        e->lif_step(c->mem[i], io->x, n, L->threshold, L->leak, io->y);
     if (c->count_spikes) {
         uint64_t k = 0;
         for (size_t j = 0; j < n; j++)
             k += io->y[j] > 0.0f;
         c->spikes[i] += k;
     }
+}
+
+static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    lif(ctx, i, L, io, os_eltwise_for(OS_ISA_SCALAR));
 }
 
 static void dense_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
@@ -160,8 +167,9 @@ const os_backend os_backend_dense = {
 };
 
 /* ---- event: channels-last, convolutions of spikes event-driven -------------------------------
- * Elementwise layers (bn folded, relu, lif, add) do not care about the layout and use the dense
- * kernels; the ops below are the ones that do. */
+ * Elementwise layers (bn folded, relu, lif, add) do not care about the layout; bn and relu use
+ * the dense kernels, lif and add those of the session's instruction set (eltwise.h), as do the
+ * ops that care about the layout below. */
 
 static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
@@ -198,8 +206,21 @@ static void event_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io 
     int ic, ih, iw;
     in_shape(c, L, &ic, &ih, &iw);
     for (int j = 0; j < c->n; j++)
-        os_maxpool2d_hwc(in_at(c, L, io->x, j), ic, ih, iw, L->kh, L->stride, L->pad,
-                         out_at(L, io->y, j));
+        c->elt->maxpool_hwc(in_at(c, L, io->x, j), ic, ih, iw, L->kh, L->stride, L->pad,
+                            out_at(L, io->y, j));
+}
+
+static void event_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    os_infer_ctx *c = ctx;
+    lif(c, i, L, io, c->elt);
+}
+
+static void event_add(void *ctx, int i, const os_layer *L, const os_exec_io *io)
+{
+    (void)i;
+    const os_infer_ctx *c = ctx;
+    c->elt->add(io->x, io->x2, (size_t)c->n * layer_size(L), io->y);
 }
 
 static void event_gap(void *ctx, int i, const os_layer *L, const os_exec_io *io)
@@ -248,12 +269,12 @@ const os_backend os_backend_event = {
         [OS_OP_CONV] = event_conv,
         [OS_OP_BN] = dense_bn,
         [OS_OP_RELU] = dense_relu,
-        [OS_OP_LIF] = dense_lif,
+        [OS_OP_LIF] = event_lif,
         [OS_OP_MAXPOOL] = event_maxpool,
         [OS_OP_AVGPOOL] = dense_avgpool, /* never: a plan with average pooling is incomplete */
         [OS_OP_GAP] = event_gap,
         [OS_OP_LINEAR] = event_linear,
-        [OS_OP_ADD] = dense_add,
+        [OS_OP_ADD] = event_add,
     },
     .after = event_index,
 };

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eltwise.h"
 #include "exec.h"
 #include "spikeconv.h"
 
@@ -36,6 +37,7 @@ typedef struct {
     /* event backend only */
     const os_spike_plan *plan;
     const os_spike_kernels *kernels;
+    const os_eltwise *elt;   /* LIF, add and max pooling of the same instruction set */
     uint16_t **sidx, **scnt; /* per layer an event-driven conv reads: its active inputs */
     size_t *active;          /* per such layer and image: how many, this step
                                 ([layer * max_batch + image]) */

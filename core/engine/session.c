@@ -45,6 +45,77 @@ static size_t layer_size(const os_layer *L)
     return (size_t)L->c * (size_t)L->h * (size_t)L->w;
 }
 
+/* The layer whose buffer layer i writes: a folded bn writes none (its output is its conv's). */
+static int buffer_owner(const os_net *net, const int *owner, int i)
+{
+    const os_layer *L = os_net_layer(net, i);
+    return L->op == OS_OP_BN && L->folded ? owner[L->from[0]] : i;
+}
+
+/* Every layer's output buffer, for nb images. A buffer is handed to a later layer once every
+ * layer that reads its holder has run (at a step a layer reads only that step's inputs:
+ * exec.h), so one pass's activations live in a few buffers that stay in cache rather than in
+ * one cold buffer per layer. The outputs of static layers (kept for the later steps) and of the
+ * last layer (read into the logits) are never handed on. A layer never gets a buffer one of its
+ * own inputs is still in. */
+static os_status alloc_outputs(os_session *s, size_t nb)
+{
+    const os_net *net = s->net;
+    const int n = s->n_layers;
+    int *owner = malloc((size_t)n * sizeof *owner), *last = malloc((size_t)n * sizeof *last);
+    int *slot = malloc((size_t)n * sizeof *slot), *held_until = malloc((size_t)n * sizeof *held_until);
+    size_t *cap = calloc((size_t)n, sizeof *cap);
+    float **buf = calloc((size_t)n, sizeof *buf);
+    os_status st = OS_OK;
+    if (!owner || !last || !slot || !held_until || !cap || !buf) {
+        st = os_fail(OS_ENOMEM, "no memory for a session of model %s", os_model_name(s->model));
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        owner[i] = buffer_owner(net, owner, i);
+        last[i] = i;
+    }
+    for (int i = 0; i < n; i++) {
+        const os_layer *L = os_net_layer(net, i);
+        for (int k = 0; k < L->n_from; k++)
+            if (L->from[k] != OS_NET_INPUT && last[owner[L->from[k]]] < i)
+                last[owner[L->from[k]]] = i;
+        if (L->is_static || i == n - 1)
+            last[owner[i]] = n; /* past every layer: never handed on */
+    }
+    int slots = 0;
+    for (int i = 0; i < n; i++) {
+        if (owner[i] != i)
+            continue;
+        const size_t need = nb * layer_size(os_net_layer(net, i));
+        int pick = -1; /* a free buffer: the smallest that fits, else the largest (it grows) */
+        for (int j = 0; j < slots; j++) {
+            if (held_until[j] >= i)
+                continue;
+            if (pick < 0 || (cap[j] >= need ? cap[pick] < need || cap[j] < cap[pick]
+                                            : cap[pick] < need && cap[j] > cap[pick]))
+                pick = j;
+        }
+        if (pick < 0)
+            pick = slots++;
+        slot[i] = pick;
+        held_until[pick] = last[i];
+        if (cap[pick] < need)
+            cap[pick] = need;
+    }
+    for (int j = 0; j < slots; j++)
+        if (!(buf[j] = sess_alloc(s, cap[j]))) {
+            st = os_fail(OS_ENOMEM, "no memory for a session of model %s",
+                         os_model_name(s->model));
+            goto done;
+        }
+    for (int i = 0; i < n; i++)
+        s->cx.out[i] = buf[slot[owner[i]]];
+done:
+    free(owner), free(last), free(slot), free(held_until), free(cap), free(buf);
+    return st;
+}
+
 /* Index buffers for every binary layer an event-driven conv reads, the convs' row scratch, and
  * the planar copy a flattening linear layer reads. */
 static os_status alloc_spike_index(os_session *s)
@@ -169,21 +240,19 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
         goto nomem;
     if ((st = choose_path(m, &o, &s->backend, &cx->kernels)))
         goto out;
-    if (cx->kernels)
+    if (cx->kernels) {
         cx->plan = os_model_spike_plan(m);
+        cx->elt = os_eltwise_for(os_spike_kernels_isa(cx->kernels));
+    }
     os_model_input(m, &cx->in_c, &cx->in_h, &cx->in_w);
     if (!(cx->input = sess_alloc(s, nb * cx->in_c * cx->in_h * cx->in_w)) ||
         !(s->logits = sess_alloc(s, nb * os_model_classes(m))))
         goto nomem;
+    if ((st = alloc_outputs(s, nb)))
+        goto out;
     size_t col = 0;
     for (int i = 0; i < n; i++) {
         const os_layer *L = os_net_layer(net, i);
-        if (L->op == OS_OP_BN && L->folded) {
-            cx->out[i] = cx->out[L->from[0]];
-            continue;
-        }
-        if (!(cx->out[i] = sess_alloc(s, nb * layer_size(L))))
-            goto nomem;
         if (L->op == OS_OP_LIF && !(cx->mem[i] = sess_alloc(s, nb * layer_size(L))))
             goto nomem;
         if (L->op == OS_OP_CONV) {
