@@ -32,6 +32,7 @@ enum {
     OPT_MAP_TIMEOUT,
     OPT_MAX_BATCH,
     OPT_BATCH_DELAY,
+    OPT_IDLE_SPIN,
     OPT_TTA,
     OPT_LOG_LEVEL,
     OPT_TOKEN_FILE,
@@ -68,6 +69,7 @@ static const opt_def opt_defs[] = {
     {"map-timeout", "ONESPIKE_MAP_TIMEOUT", OPT_MAP_TIMEOUT, true},
     {"max-batch", "ONESPIKE_MAX_BATCH", OPT_MAX_BATCH, true},
     {"batch-delay-us", "ONESPIKE_BATCH_DELAY_US", OPT_BATCH_DELAY, true},
+    {"idle-spin-us", "ONESPIKE_IDLE_SPIN_US", OPT_IDLE_SPIN, true},
     {"tta", "ONESPIKE_TTA", OPT_TTA, true},
     {"log-level", "ONESPIKE_LOG_LEVEL", OPT_LOG_LEVEL, true},
     {"token-file", "ONESPIKE_TOKEN_FILE", OPT_TOKEN_FILE, true},
@@ -142,6 +144,11 @@ void srv_config_print_help(FILE *f)
         "  --batch-delay-us US how long a worker waits for a batch to fill (default %ld:\n"
         "                      it never waits, so a lone request is never delayed)\n"
         "                      env ONESPIKE_BATCH_DELAY_US\n"
+        "  --idle-spin-us US   how long a worker that ran out of requests watches for the\n"
+        "                      next before it sleeps, keeping its core busy meanwhile: a\n"
+        "                      sleeping thread takes tens of us to wake (default %ld; 0:\n"
+        "                      sleep at once, for CPU quotas that bill the spin)\n"
+        "                      env ONESPIKE_IDLE_SPIN_US\n"
         "  --tta N             test-time views of a classify or infer request that does not\n"
         "                      ask (?tta=N, parameters.tta): 1, 2, 4 or 8, the image turned\n"
         "                      by 90 degrees and mirrored, answers averaged; about N/2 to N\n"
@@ -174,6 +181,7 @@ void srv_config_print_help(FILE *f)
         SRV_DEFAULT_CONN_TIMEOUT_S,
         SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S, SRV_DEFAULT_MAX_CONNS,
         SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US,
+        (long)SRV_DEFAULT_IDLE_SPIN_US,
         SRV_DEFAULT_TTA);
 }
 
@@ -379,6 +387,12 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
                              SRV_MAX_BATCH_DELAY_US);
         cfg->batch_delay_us = l;
         return true;
+    case OPT_IDLE_SPIN:
+        if (!os_parse_long(v, 0, SRV_MAX_IDLE_SPIN_US, &l))
+            return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v,
+                             SRV_MAX_IDLE_SPIN_US);
+        cfg->idle_spin_us = l;
+        return true;
     case OPT_TTA:
         if (!os_parse_long(v, 1, OS_SESSION_MAX_VIEWS, &l) || !os_session_views_valid((int)l))
             return bad_value(o->flag, where, "\"%s\": expected 1, 2, 4 or 8 views", v);
@@ -420,6 +434,7 @@ static void set_defaults(srv_config *cfg)
     cfg->map_timeout_s = SRV_DEFAULT_MAP_TIMEOUT_S;
     cfg->max_batch = SRV_DEFAULT_MAX_BATCH;
     cfg->batch_delay_us = SRV_DEFAULT_BATCH_DELAY_US;
+    cfg->idle_spin_us = SRV_DEFAULT_IDLE_SPIN_US;
     cfg->tta = SRV_DEFAULT_TTA;
     cfg->log_level = SRV_LOG_INFO;
 }

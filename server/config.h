@@ -35,6 +35,8 @@
 #define SRV_DEFAULT_MAX_CONNS      256
 #define SRV_DEFAULT_MAX_BATCH      8
 #define SRV_DEFAULT_BATCH_DELAY_US 0
+/* A worker out of requests watches for the next this long before it sleeps (pool.h). */
+#define SRV_DEFAULT_IDLE_SPIN_US 200
 #define SRV_DEFAULT_TTA            1 /* test-time views of a classify request (1: the image only) */
 /* nginx's client_header_timeout is 60 s; heads are small */
 #define SRV_DEFAULT_HEADER_TIMEOUT_S 10
@@ -53,6 +55,7 @@
 #define SRV_MAX_CONNS_LIMIT 16384
 #define SRV_MAX_BATCH       64
 #define SRV_MAX_BATCH_DELAY_US 10000000L
+#define SRV_MAX_IDLE_SPIN_US   100000L
 #define SRV_MAX_PIXELS_LIMIT (1L << 40)
 #define SRV_MAX_TIMEOUT_S    3600
 #define SRV_MAX_BODY_BUDGET  ((size_t)16 << 30)
@@ -87,6 +90,7 @@ typedef struct {
     int max_conns;      /* concurrent connections */
     int max_batch;      /* classify requests of one model a worker runs together */
     long batch_delay_us; /* how long a worker waits for a batch to fill (0: never) */
+    long idle_spin_us;   /* how long an idle worker watches for work before it sleeps */
     int tta;             /* test-time views of a classify request without ?tta= (1, 2, 4, 8) */
     srv_log_level log_level;
     char token_file[SRV_PATH_MAX]; /* "" when no bearer token is required */

@@ -284,6 +284,7 @@ int main(int argc, char **argv)
     os_status st = srv_metrics_create(s->names, versions, s->n_models, &s->metrics);
     srv_pool_opts po = {.workers = cfg.workers, .queue = cfg.queue, .max_pixels = cfg.max_pixels,
                         .max_batch = cfg.max_batch, .batch_delay_us = cfg.batch_delay_us,
+                        .idle_spin_us = cfg.idle_spin_us,
                         .views = srv_views_room(&cfg)};
     if (!st)
         st = srv_pool_create(s->models, s->n_models, &po, &s->pool);

@@ -39,6 +39,8 @@ typedef struct {
     int views;         /* test-time views a job may run (sessions hold at least that many
                           images); 0: 1 */
     long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
+    long idle_spin_us;   /* how long a worker that ran out of jobs watches for the next one
+                            before it sleeps (a core busy meanwhile); 0: sleeps at once */
 } srv_pool_opts;
 
 /* Create the sessions (workers x models) and start the threads; returns when every worker

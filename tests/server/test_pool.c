@@ -77,21 +77,31 @@ static void settle(srv_pool *p)
     }
 }
 
-static srv_pool *make(int workers, int queue, int max_batch, long delay_us)
+static srv_pool *make_spin(int workers, int queue, int max_batch, long delay_us, long spin_us)
 {
     srv_pool_opts o = {.workers = workers, .queue = queue, .max_pixels = 1 << 20,
-                       .max_batch = max_batch, .batch_delay_us = delay_us};
+                       .max_batch = max_batch, .batch_delay_us = delay_us,
+                       .idle_spin_us = spin_us};
     srv_pool *p = NULL;
     assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
     return p;
 }
 
+/* Workers that sleep as soon as they run out of jobs. */
+static srv_pool *make(int workers, int queue, int max_batch, long delay_us)
+{
+    return make_spin(workers, queue, max_batch, delay_us, 0);
+}
+
+/* A spin longer than any gap between this file's jobs: every job is handed to a worker that
+ * is still watching for it, not sleeping. */
+#define LONG_SPIN_US 100000L
+
 enum { MANY = 2000 };
 
-static void test_every_job_runs_once(void **state)
+static void every_job_runs_once(long spin_us)
 {
-    (void)state;
-    srv_pool *p = make(3, MANY, 1, 0);
+    srv_pool *p = make_spin(3, MANY, 1, 0, spin_us);
     tjob *j = calloc(MANY, sizeof *j);
     assert_non_null(j);
     for (int i = 0; i < MANY; i++) {
@@ -103,6 +113,18 @@ static void test_every_job_runs_once(void **state)
         assert_int_equal(ran(&j[i]), 1);
     srv_pool_destroy(p);
     free(j);
+}
+
+static void test_every_job_runs_once(void **state)
+{
+    (void)state;
+    every_job_runs_once(0);
+}
+
+static void test_every_job_runs_once_with_spinning_workers(void **state)
+{
+    (void)state;
+    every_job_runs_once(LONG_SPIN_US);
 }
 
 static void *shutdown_main(void *p)
@@ -139,10 +161,9 @@ static void test_full_queue_refuses_and_shutdown_cancels(void **state)
     srv_pool_destroy(p);
 }
 
-static void test_the_last_idle_worker_takes_the_next_job(void **state)
+static void last_idle_worker_takes_the_next_job(long spin_us)
 {
-    (void)state;
-    srv_pool *p = make(4, 8, 1, 0);
+    srv_pool *p = make_spin(4, 8, 1, 0, spin_us);
     tjob j[20];
     for (int i = 0; i < 20; i++) {
         init(&j[i], -1);
@@ -152,6 +173,19 @@ static void test_the_last_idle_worker_takes_the_next_job(void **state)
         assert_int_equal(j[i].worker, j[0].worker);
     }
     srv_pool_destroy(p);
+}
+
+static void test_the_last_idle_worker_takes_the_next_job(void **state)
+{
+    (void)state;
+    last_idle_worker_takes_the_next_job(0);
+}
+
+/* The worker still spinning (the last to go idle) is the one handed the job. */
+static void test_a_spinning_worker_takes_the_next_job(void **state)
+{
+    (void)state;
+    last_idle_worker_takes_the_next_job(LONG_SPIN_US);
 }
 
 static void test_a_gathering_worker_gets_its_batch(void **state)
@@ -250,8 +284,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_job_runs_once),
+        cmocka_unit_test(test_every_job_runs_once_with_spinning_workers),
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
         cmocka_unit_test(test_the_last_idle_worker_takes_the_next_job),
+        cmocka_unit_test(test_a_spinning_worker_takes_the_next_job),
         cmocka_unit_test(test_a_gathering_worker_gets_its_batch),
         cmocka_unit_test(test_how_a_gathering_ended_is_counted),
         cmocka_unit_test(test_shutdown_within_a_time),
