@@ -603,6 +603,17 @@ static void pack_lut_fill(void)
                 pack_lut[m][n++] = (uint8_t)b;
 }
 
+/* The channels from ch on of one position (the wide index kernels' tail), as the scalar loop;
+ * returns the position's count, n of them listed before ch. */
+static inline int index_tail(const float *xp, uint16_t *ip, int ch, int c, int n)
+{
+    for (; ch < c; ch++) {
+        ip[n] = (uint16_t)ch;
+        n += xp[ch] != 0.0f;
+    }
+    return n;
+}
+
 /* os_spike_index, 8 channels at a time: compare, move the mask out, and store the channel
  * numbers that fired packed to the front with one permutation (no branch per channel). Each
  * store writes 8 slots from the current end of the list; the list never runs past its
@@ -629,12 +640,8 @@ __attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, 
             _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
             n += __builtin_popcount((unsigned)m);
         }
-        for (; ch < c; ch++) { /* the tail, as the scalar loop */
-            ip[n] = (uint16_t)ch;
-            n += xp[ch] != 0.0f;
-        }
-        cnt[p] = (uint16_t)n;
-        total += (size_t)n;
+        cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
+        total += cnt[p];
     }
     return total;
 }
@@ -749,12 +756,8 @@ TARGET_AVX512 static size_t index_avx512(const float *x, int c, int hw, uint16_t
             _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
             n += __builtin_popcount((unsigned)m);
         }
-        for (; ch < c; ch++) { /* the tail, as the scalar loop */
-            ip[n] = (uint16_t)ch;
-            n += xp[ch] != 0.0f;
-        }
-        cnt[p] = (uint16_t)n;
-        total += (size_t)n;
+        cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
+        total += cnt[p];
     }
     return total;
 }
