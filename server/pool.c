@@ -42,7 +42,8 @@ struct srv_pool {
     int gathering;           /* workers waiting on nonempty for their batch to fill */
     int running;             /* worker threads not yet returned */
     pthread_cond_t exited;   /* a worker thread returned; on the monotonic clock */
-    bool closed, joined;
+    atomic_bool closed; /* set under mu; a spinning worker reads it without */
+    bool joined;
     int n_workers, n_models;
     int max_batch;
     long batch_delay_us;
@@ -70,7 +71,7 @@ static void wake_one(srv_pool *p)
  * idle core is halted), which at one connection was nearly all of the queue wait; a job handed
  * over within the spin starts at once. The spin yields the core at every turn, so under load
  * the HTTP thread or another worker runs instead (a spin on pause instructions cost 7 % at 8
- * connections on 2 cores); shutdown waits at most one spin for the worker. */
+ * connections on 2 cores). A pool that closes ends the spin. */
 static void wait_idle(srv_pool *p, srv_worker *w)
 {
     atomic_store_explicit(&w->idle, true, memory_order_relaxed);
@@ -79,7 +80,8 @@ static void wait_idle(srv_pool *p, srv_worker *w)
         const uint64_t until = os_clock_ns() + (uint64_t)p->idle_spin_us * 1000u;
         pthread_mutex_unlock(&p->mu);
         for (int i = 0; atomic_load_explicit(&w->idle, memory_order_relaxed); i++) {
-            if ((i & 15) == 15 && os_clock_ns() >= until)
+            if (atomic_load_explicit(&p->closed, memory_order_relaxed) ||
+                ((i & 15) == 15 && os_clock_ns() >= until))
                 break;
             sched_yield(); /* a spin that gives way to any thread waiting for this core */
         }

@@ -16,7 +16,7 @@ static const os_eltwise eltwise_scalar = {
 /* One set of the four kernels on VEC registers of W floats; the last n % W elements (and a
  * pooled layer's last c % W channels) go through the reference, which computes the same
  * floats. ABOVE(v, t) is 1.0f where v > t (ordered and quiet, as isgreater), else 0. */
-#define ELTWISE_SET(SFX, ISA, TARGET, VEC, W, LOAD, STORE, SET1, ADD, SUB, MUL, MAX, ABOVE)          \
+#define ELTWISE_SET(SFX, ISA, TARGET, VEC, W, LOAD, STORE, SET1, ADD, SUB, MUL, MAX, ABOVE)     \
     TARGET static void lif_first_##SFX(float *restrict u, const float *restrict in, size_t n,   \
                                        float threshold, float *restrict spike)                  \
     {                                                                                            \
@@ -85,19 +85,19 @@ static const os_eltwise eltwise_scalar = {
             }                                                                                    \
     }                                                                                            \
     static const os_eltwise eltwise_##SFX = {                                                    \
-        ISA, lif_first_##SFX, lif_step_##SFX, add_##SFX, maxpool_hwc_##SFX,                         \
+        ISA, lif_first_##SFX, lif_step_##SFX, add_##SFX, maxpool_hwc_##SFX,                      \
     };
 
 #define ABOVE_AVX2(v, t) _mm256_and_ps(_mm256_cmp_ps(v, t, _CMP_GT_OQ), _mm256_set1_ps(1.0f))
-ELTWISE_SET(avx2, OS_ISA_AVX2, __attribute__((target("avx2"))), __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps,
-            _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_max_ps,
-            ABOVE_AVX2)
+ELTWISE_SET(avx2, OS_ISA_AVX2, __attribute__((target("avx2"))), __m256, 8, _mm256_loadu_ps,
+            _mm256_storeu_ps, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps,
+            _mm256_max_ps, ABOVE_AVX2)
 
 #define ABOVE_AVX512(v, t) \
     _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, t, _CMP_GT_OQ), _mm512_set1_ps(1.0f))
-ELTWISE_SET(avx512, OS_ISA_AVX512, __attribute__((target("avx512f,avx512bw,avx512vl,avx2"))), __m512, 16,
-            _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps,
-            _mm512_mul_ps, _mm512_max_ps, ABOVE_AVX512)
+ELTWISE_SET(avx512, OS_ISA_AVX512, __attribute__((target("avx512f,avx512bw,avx512vl,avx2"))),
+            __m512, 16, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps,
+            _mm512_sub_ps, _mm512_mul_ps, _mm512_max_ps, ABOVE_AVX512)
 #define ELTWISE_WIDE 1
 #endif
 

@@ -5,8 +5,9 @@
  * os_maxpool2d_hwc) are compiled for the generic x86-64 target, so 4 lanes; here each comes
  * again for AVX2 and AVX-512. Every one is element-wise (no reduction, no multiply-add
  * contraction: the build passes -ffp-contract=off and the kernels use separate multiply and
- * add), so every set gives the reference's floats bit for bit, NaN and signed zeros included:
- * the set changes only speed. A session takes the set of its event kernels (ONESPIKE_ISA).
+ * add), so every set gives the reference's floats bit for bit, signed zeros and infinities
+ * included, and NaN where the reference gives NaN (which NaN payload, when both operands of an
+ * add are NaNs, IEEE leaves open and the compiler may swap them): the set changes only speed. A session takes the set of its event kernels (ONESPIKE_ISA).
  */
 #ifndef ONESPIKE_ELTWISE_H
 #define ONESPIKE_ELTWISE_H

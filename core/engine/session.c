@@ -56,14 +56,15 @@ static int buffer_owner(const os_net *net, const int *owner, int i)
  * layer that reads its holder has run (at a step a layer reads only that step's inputs:
  * exec.h), so one pass's activations live in a few buffers that stay in cache rather than in
  * one cold buffer per layer. The outputs of static layers (kept for the later steps) and of the
- * last layer (read into the logits) are never handed on. A layer never gets a buffer one of its
- * own inputs is still in. */
+ * last layer (read into the logits) are never handed on, and a static layer takes no buffer
+ * another layer gave up. A layer never gets a buffer one of its own inputs is still in. */
 static os_status alloc_outputs(os_session *s, size_t nb)
 {
     const os_net *net = s->net;
     const int n = s->n_layers;
     int *owner = malloc((size_t)n * sizeof *owner), *last = malloc((size_t)n * sizeof *last);
-    int *slot = malloc((size_t)n * sizeof *slot), *held_until = malloc((size_t)n * sizeof *held_until);
+    int *slot = malloc((size_t)n * sizeof *slot);
+    int *held_until = malloc((size_t)n * sizeof *held_until);
     size_t *cap = calloc((size_t)n, sizeof *cap);
     float **buf = calloc((size_t)n, sizeof *buf);
     os_status st = OS_OK;
@@ -87,9 +88,13 @@ static os_status alloc_outputs(os_session *s, size_t nb)
     for (int i = 0; i < n; i++) {
         if (owner[i] != i)
             continue;
-        const size_t need = nb * layer_size(os_net_layer(net, i));
+        const os_layer *L = os_net_layer(net, i);
+        const size_t need = nb * layer_size(L);
         int pick = -1; /* a free buffer: the smallest that fits, else the largest (it grows) */
-        for (int j = 0; j < slots; j++) {
+        /* A static layer keeps its own: at later steps it does not run again, but the layers
+         * whose buffer it would take do (review of alloc_outputs: a shortcut conv of the input
+         * listed after a LIF layer read its own buffer overwritten at T > 1). */
+        for (int j = 0; j < slots && !L->is_static; j++) {
             if (held_until[j] >= i)
                 continue;
             if (pick < 0 || (cap[j] >= need ? cap[pick] < need || cap[j] < cap[pick]

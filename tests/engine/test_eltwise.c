@@ -25,7 +25,8 @@ static uint32_t next(uint32_t *s)
 /* Values around threshold 1.5 with the awkward ones mixed in. */
 static void fill(float *x, size_t n, uint32_t seed)
 {
-    static const float odd[] = {1.5f, -0.0f, 0.0f, NAN, INFINITY, -INFINITY, 1.5000001f, 1.4999999f};
+    static const float odd[] = {1.5f,      -0.0f,     0.0f,       NAN,
+                                INFINITY, -INFINITY, 1.5000001f, 1.4999999f};
     for (size_t i = 0; i < n; i++) {
         const uint32_t r = next(&seed);
         x[i] = r % 5 == 0 ? odd[(r >> 8) % 8] : ((float)(r >> 8) / 16777216.0f) * 4.0f - 1.0f;

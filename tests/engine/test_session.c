@@ -297,6 +297,67 @@ static void test_topk(void **state)
 /* A batch gives every image exactly its answer alone, on both backends, at T = 1 and T = 3, for
  * batches of every size up to the session's room and in any order; images that fired at
  * different rates share the batch (real JPEGs, a recipe with convs of spikes and an add). */
+/* Layer buffers are shared once their readers have run, but never by a static layer: at T > 1
+ * it runs at step 0 only, so a buffer it took from an earlier layer would be overwritten by that
+ * layer at the next step. The same net with its static shortcut (a conv of the input) listed
+ * after the LIF layers and listed first gives the same logits, on both backends. */
+static const char *const static_after_lif[2] = {
+    "[{\"name\":\"conv1\",\"op\":\"conv\",\"from\":\"input\",\"out\":8,\"kernel\":3,\"pad\":1,"
+    "\"weight\":\"conv1.w\"},"
+    " {\"name\":\"lif1\",\"op\":\"lif\",\"threshold\":0.4,\"leak\":0.95},"
+    " {\"name\":\"conv2\",\"op\":\"conv\",\"out\":8,\"kernel\":3,\"pad\":1,\"weight\":\"conv2.w\"},"
+    " {\"name\":\"lif2\",\"op\":\"lif\",\"threshold\":0.4,\"leak\":0.95},"
+    " {\"name\":\"convs\",\"op\":\"conv\",\"from\":\"input\",\"out\":8,\"kernel\":3,\"pad\":1,"
+    "\"weight\":\"convs.w\"},"
+    " {\"name\":\"add\",\"op\":\"add\",\"from\":[\"lif2\",\"convs\"]},"
+    " {\"name\":\"gap\",\"op\":\"gap\"},"
+    " {\"name\":\"fc\",\"op\":\"linear\",\"out\":5,\"weight\":\"fc.w\"}]",
+    "[{\"name\":\"convs\",\"op\":\"conv\",\"from\":\"input\",\"out\":8,\"kernel\":3,\"pad\":1,"
+    "\"weight\":\"convs.w\"},"
+    " {\"name\":\"conv1\",\"op\":\"conv\",\"from\":\"input\",\"out\":8,\"kernel\":3,\"pad\":1,"
+    "\"weight\":\"conv1.w\"},"
+    " {\"name\":\"lif1\",\"op\":\"lif\",\"threshold\":0.4,\"leak\":0.95},"
+    " {\"name\":\"conv2\",\"op\":\"conv\",\"out\":8,\"kernel\":3,\"pad\":1,\"weight\":\"conv2.w\"},"
+    " {\"name\":\"lif2\",\"op\":\"lif\",\"threshold\":0.4,\"leak\":0.95},"
+    " {\"name\":\"add\",\"op\":\"add\",\"from\":[\"lif2\",\"convs\"]},"
+    " {\"name\":\"gap\",\"op\":\"gap\"},"
+    " {\"name\":\"fc\",\"op\":\"linear\",\"out\":5,\"weight\":\"fc.w\"}]"};
+
+static void test_static_layer_keeps_its_buffer(void **state)
+{
+    (void)state;
+    static float w1[8 * 27], w2[8 * 72], ws[8 * 27], wf[40];
+    tu_fill(w1, 8 * 27, 1, 0.5f), tu_fill(w2, 8 * 72, 2, 0.5f);
+    tu_fill(ws, 8 * 27, 3, 5.0f), tu_fill(wf, 40, 4, 1.0f);
+    os_tensor_view t[] = {{"conv1.w", 4, {8, 3, 3, 3}, w1, 8 * 27},
+                          {"conv2.w", 4, {8, 8, 3, 3}, w2, 8 * 72},
+                          {"convs.w", 4, {8, 3, 3, 3}, ws, 8 * 27},
+                          {"fc.w", 2, {5, 8}, wf, 40}};
+    char *dir = tu_tmpdir(), path[512];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    for (int dense = 0; dense < 2; dense++) {
+        float logits[2][5];
+        for (int order = 0; order < 2; order++) {
+            json_t *doc = tu_doc(static_after_lif[order], 16, 16, 5, 3);
+            assert_int_equal(os_model_write(path, doc, t, 4), OS_OK);
+            json_decref(doc);
+            os_model *m;
+            assert_int_equal(os_model_load(path, &m), OS_OK);
+            os_session *s;
+            assert_int_equal(os_session_create(m, &(os_session_opts){.dense = dense}, &s), OS_OK);
+            assert_int_equal(os_session_timesteps(s), 3);
+            tu_fill(os_session_input(s), 3 * 16 * 16, 7, 1.0f);
+            float p[5];
+            os_session_run(s, p, logits[order]);
+            os_session_destroy(s);
+            os_model_destroy(m);
+        }
+        for (int k = 0; k < 5; k++) /* the same sums in the same order: equal floats */
+            assert_float_equal(logits[0][k], logits[1][k], 0.0f);
+    }
+    tu_rmdir(dir);
+}
+
 static void test_batch_equals_single(void **state)
 {
     (void)state;
@@ -482,6 +543,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_folding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_images, setup, teardown),
         cmocka_unit_test(test_topk),
+        cmocka_unit_test(test_static_layer_keeps_its_buffer),
         cmocka_unit_test(test_batch_equals_single),
         cmocka_unit_test(test_views),
     };
