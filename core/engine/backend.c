@@ -210,10 +210,30 @@ static void event_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io 
                             out_at(L, io->y, j));
 }
 
+/* A LIF layer whose spikes an event-driven conv reads, at the only step of a T = 1 pass (no
+ * membrane kept): its spikes and their index come from one pass (os_spike_kernels_lif_index),
+ * so event_index leaves it alone. */
+static bool lif_indexes(const os_infer_ctx *c, int i, const os_layer *L, int step)
+{
+    return L->op == OS_OP_LIF && step == 0 && c->T == 1 && c->sidx[i];
+}
+
 static void event_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_infer_ctx *c = ctx;
-    lif(c, i, L, io, c->elt);
+    if (!lif_indexes(c, i, L, io->step)) {
+        lif(c, i, L, io, c->elt);
+        return;
+    }
+    const size_t size = layer_size(L), hw = (size_t)L->h * L->w;
+    for (int j = 0; j < c->n; j++) {
+        const size_t fired = os_spike_kernels_lif_index(
+            c->kernels, io->x + (size_t)j * size, L->c, L->h * L->w, L->threshold,
+            out_at(L, io->y, j), c->sidx[i] + j * size, c->scnt[i] + j * hw);
+        c->active[(size_t)i * c->max_batch + j] = fired;
+        if (c->count_spikes) /* the spikes are the inputs listed */
+            c->spikes[i] += fired;
+    }
 }
 
 static void event_add(void *ctx, int i, const os_layer *L, const os_exec_io *io)
@@ -254,7 +274,7 @@ static void event_linear(void *ctx, int i, const os_layer *L, const os_exec_io *
 static void event_index(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_infer_ctx *c = ctx;
-    if (!c->sidx[i])
+    if (!c->sidx[i] || lif_indexes(c, i, L, io->step))
         return;
     const size_t size = layer_size(L), hw = (size_t)L->h * L->w;
     for (int j = 0; j < c->n; j++)

@@ -646,6 +646,40 @@ __attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, 
     return total;
 }
 
+/* A LIF layer's first step without a membrane (os_lif_first with u NULL) and index_avx2 of its
+ * spikes in one pass: the compare that makes the spikes makes the mask. */
+__attribute__((target("avx2"))) static size_t lif_index_avx2(const float *in, int c, int hw,
+                                                             float threshold, float *spike,
+                                                             uint16_t *idx, uint16_t *cnt)
+{
+    size_t total = 0;
+    const __m256 t = _mm256_set1_ps(threshold), zero = _mm256_setzero_ps(),
+                 one = _mm256_set1_ps(1.0f);
+    for (int p = 0; p < hw; p++) {
+        const float *xp = in + (size_t)p * (size_t)c;
+        float *sp = spike + (size_t)p * (size_t)c;
+        uint16_t *ip = idx + (size_t)p * (size_t)c;
+        int n = 0, ch = 0;
+        for (; ch + 8 <= c; ch += 8) {
+            const __m256 fired =
+                _mm256_cmp_ps(_mm256_add_ps(_mm256_loadu_ps(xp + ch), zero), t, _CMP_GT_OQ);
+            _mm256_storeu_ps(sp + ch, _mm256_and_ps(fired, one));
+            const int m = _mm256_movemask_ps(fired);
+            const __m256i lanes = _mm256_add_epi32(
+                _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])),
+                _mm256_set1_epi32(ch));
+            const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes),
+                                                            0x08);
+            _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
+            n += __builtin_popcount((unsigned)m);
+        }
+        os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
+        cnt[p] = (uint16_t)index_tail(sp, ip, ch, c, n);
+        total += cnt[p];
+    }
+    return total;
+}
+
 /* int8 rows, n = 16*NV channels: each row's bytes sign-extended to int16 lanes (vpmovsxbw) and
  * added in NV registers, half the instructions of int32 lanes; every Q8_FLUSH_ROWS rows the
  * int16 sums are widened and added to the int32 sums in memory (rare: at most once per layer
@@ -757,6 +791,35 @@ TARGET_AVX512 static size_t index_avx512(const float *x, int c, int hw, uint16_t
             n += __builtin_popcount((unsigned)m);
         }
         cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
+        total += cnt[p];
+    }
+    return total;
+}
+
+/* lif_index_avx2 on 16 lanes, the index as index_avx512's. */
+TARGET_AVX512 static size_t lif_index_avx512(const float *in, int c, int hw, float threshold,
+                                             float *spike, uint16_t *idx, uint16_t *cnt)
+{
+    size_t total = 0;
+    const __m512 t = _mm512_set1_ps(threshold), zero = _mm512_setzero_ps(),
+                 one = _mm512_set1_ps(1.0f);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int p = 0; p < hw; p++) {
+        const float *xp = in + (size_t)p * (size_t)c;
+        float *sp = spike + (size_t)p * (size_t)c;
+        uint16_t *ip = idx + (size_t)p * (size_t)c;
+        int n = 0, ch = 0;
+        for (; ch + 16 <= c; ch += 16) {
+            const __mmask16 m = _mm512_cmp_ps_mask(
+                _mm512_add_ps(_mm512_loadu_ps(xp + ch), zero), t, _CMP_GT_OQ);
+            _mm512_storeu_ps(sp + ch, _mm512_maskz_mov_ps(m, one));
+            const __m512i lanes =
+                _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(ch)));
+            _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
+            n += __builtin_popcount((unsigned)m);
+        }
+        os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
+        cnt[p] = (uint16_t)index_tail(sp, ip, ch, c, n);
         total += cnt[p];
     }
     return total;
@@ -881,12 +944,15 @@ typedef void (*qblock_fn)(const int8_t *w0, const uint32_t *rows, int nrows, con
                           const float *b, float *out);
 
 typedef size_t (*index_fn)(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
+typedef size_t (*lif_index_fn)(const float *in, int c, int hw, float threshold, float *spike,
+                               uint16_t *idx, uint16_t *cnt);
 typedef void (*image_fn)(const os_conv_shape *, const float *, const float *, const float *,
                          float *);
 
 struct os_spike_kernels {
     os_isa isa;
     index_fn index;
+    lif_index_fn lif_index; /* NULL: os_lif_first, then index */
     rowlist_fn rowlist;  /* the row list of one output position, padded to a multiple of 4 */
     int width;           /* fp32: block[v] covers width << v channels */
     block_fn block[4];   /* NULL: the generic loop */
@@ -897,12 +963,13 @@ struct os_spike_kernels {
 };
 
 static const os_spike_kernels kernels_scalar = {
-    OS_ISA_SCALAR, os_spike_index, row_list, 8, {NULL}, 16, {NULL}, {NULL}, NULL,
+    OS_ISA_SCALAR, os_spike_index, NULL, row_list, 8, {NULL}, 16, {NULL}, {NULL}, NULL,
 };
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
     OS_ISA_AVX2,
     index_avx2,
+    lif_index_avx2,
     rowlist_avx2,
     8,
     {block_avx2_1, block_avx2_2, block_avx2_4, block_avx2_8},
@@ -914,6 +981,7 @@ static const os_spike_kernels kernels_avx2 = {
 static const os_spike_kernels kernels_avx512 = {
     OS_ISA_AVX512,
     index_avx512,
+    lif_index_avx512,
     rowlist_avx512,
     16,
     {block_avx512_1, block_avx512_2, block_avx512_4, block_avx512_8},
@@ -952,6 +1020,16 @@ size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, 
 {
     assert(c >= 0 && c <= OS_SPIKE_MAX_CHANNELS);
     return k->index(x, c, hw, idx, cnt);
+}
+
+size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, int c, int hw,
+                                  float threshold, float *spike, uint16_t *idx, uint16_t *cnt)
+{
+    assert(c >= 0 && c <= OS_SPIKE_MAX_CHANNELS);
+    if (k->lif_index)
+        return k->lif_index(in, c, hw, threshold, spike, idx, cnt);
+    os_lif_first(NULL, in, (size_t)c * (size_t)hw, threshold, spike);
+    return k->index(spike, c, hw, idx, cnt);
 }
 
 /* Accumulate out channels [c0, c0 + n) of one output position; returns the count done (the

@@ -114,6 +114,11 @@ os_isa os_spike_kernels_isa(const os_spike_kernels *k);
 size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, int hw,
                               uint16_t *idx, uint16_t *cnt);
 
+/* A LIF layer's first step with no membrane kept (os_lif_first with u NULL: a T = 1 pass) on
+ * hw positions of c channels, and os_spike_kernels_index of the spikes, in one pass over the
+ * input where k has a kernel for it: the same spikes, lists and count as the two apart. */
+size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, int c, int hw,
+                                  float threshold, float *spike, uint16_t *idx, uint16_t *cnt);
 /* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
  * (os_spike_index) and weights laid out as os_spike_layout, with kernels k. b may be NULL. rows

@@ -108,6 +108,64 @@ static void test_index_avx512(void **state)
     index_matches_scalar(OS_ISA_AVX512);
 }
 
+/* Each set's fused first LIF step and index gives os_lif_first's spikes (bit for bit) and
+ * os_spike_index's lists of them: membranes around the threshold, exactly on it, NaN and
+ * signed zeros, channel counts off the lanes. */
+static void lif_index_matches(os_isa isa)
+{
+    const os_spike_kernels *kern = os_spike_kernels_for(isa);
+    if (!kern) {
+        print_message("skipped: this CPU or build has no %s kernels\n", os_isa_name(isa));
+        skip();
+    }
+    const int channels[] = {1, 5, 8, 16, 17, 32, 33, 64, 100};
+    const float odd[] = {1.25f, -0.0f, 0.0f, NAN, INFINITY, -INFINITY, 1.2500001f};
+    enum { HW = 23 };
+    for (size_t a = 0; a < sizeof channels / sizeof *channels; a++) {
+        const int c = channels[a];
+        const size_t n = (size_t)c * HW;
+        float *in = malloc(n * sizeof *in), *sw = malloc(n * sizeof *sw);
+        float *sg = malloc(n * sizeof *sg);
+        uint16_t *want = malloc(n * 2), *got = malloc((n + OS_SPIKE_INDEX_SLACK) * 2);
+        uint16_t wc[HW], gc[HW];
+        uint32_t seed = 900 + (uint32_t)a;
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            in[i] = seed % 7 == 0 ? odd[(seed >> 9) % 7]
+                                  : (float)(seed >> 8) / 16777216.0f * 4.0f - 1.0f;
+        }
+        os_lif_first(NULL, in, n, 1.25f, sw);
+        const size_t tw = os_spike_index(sw, c, HW, want, wc);
+        const size_t tg = os_spike_kernels_lif_index(kern, in, c, HW, 1.25f, sg, got, gc);
+        assert_int_equal(tg, tw);
+        assert_memory_equal(sg, sw, n * sizeof *sw);
+        for (int p = 0; p < HW; p++) {
+            assert_int_equal(gc[p], wc[p]);
+            if (memcmp(got + (size_t)p * c, want + (size_t)p * c, wc[p] * sizeof *got))
+                fail_msg("%s: c %d position %d: lists differ", os_isa_name(isa), c, p);
+        }
+        free(in), free(sw), free(sg), free(want), free(got);
+    }
+}
+
+static void test_lif_index_scalar(void **state)
+{
+    (void)state;
+    lif_index_matches(OS_ISA_SCALAR);
+}
+
+static void test_lif_index_avx2(void **state)
+{
+    (void)state;
+    lif_index_matches(OS_ISA_AVX2);
+}
+
+static void test_lif_index_avx512(void **state)
+{
+    (void)state;
+    lif_index_matches(OS_ISA_AVX512);
+}
+
 /* Active inputs in the window of output (oy, ox): the rows an event-driven sum adds. */
 static int window_active(const os_conv_shape *s, const uint16_t *cnt, int oy, int ox)
 {
@@ -707,6 +765,9 @@ int main(void)
         cmocka_unit_test(test_index_scalar),
         cmocka_unit_test(test_index_avx2),
         cmocka_unit_test(test_index_avx512),
+        cmocka_unit_test(test_lif_index_scalar),
+        cmocka_unit_test(test_lif_index_avx2),
+        cmocka_unit_test(test_lif_index_avx512),
         cmocka_unit_test(test_conv_matches_naive_scalar),
         cmocka_unit_test(test_conv_matches_naive_avx2),
         cmocka_unit_test(test_conv_matches_naive_avx512),
