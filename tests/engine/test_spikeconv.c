@@ -341,7 +341,9 @@ static void image_conv_matches_naive(os_isa isa)
     static const os_conv_shape cases[] = {
         {3, 96, 96, 32, 3, 3, 2, 1}, {3, 11, 9, 8, 3, 3, 2, 1}, {3, 10, 7, 16, 3, 3, 1, 1},
         {1, 9, 8, 64, 5, 5, 1, 2},   {2, 6, 5, 8, 3, 3, 1, 0},  {3, 8, 8, 24, 3, 3, 1, 1},
-        {4, 8, 8, 8, 3, 3, 1, 1}};
+        {4, 8, 8, 8, 3, 3, 1, 1},
+        /* rows wider than the AVX-512 kernel's 8 positions at a time, not a multiple of them */
+        {3, 13, 21, 32, 3, 3, 1, 1}, {3, 12, 19, 16, 3, 3, 1, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         const os_conv_shape *s = &cases[c];
         const int ohw = os_conv_out_h(s) * os_conv_out_w(s);
