@@ -24,6 +24,8 @@
  *   onespike_batches_total{ended}                  counter (dynamic batches gathered: full,
  *                                                  delay ran out, other: another model next)
  *   onespike_batched_requests_total                counter (the requests those batches held)
+ *   onespike_worker_handoffs_total{worker}         counter (requests handed to an idle worker:
+ *                                                  spinning, still watching; or sleeping)
  *   onespike_ready                                 gauge (0 while draining)
  *   onespike_model_loaded{model,version}           gauge (1 loaded and verified)
  *   process_resident_memory_bytes                  gauge (from /proc/self/statm)

@@ -31,6 +31,7 @@ struct srv_worker {
     bool wake_init;
     atomic_bool idle; /* on the idle stack, waiting on wake (set under mu; read by a
                          spinning worker without it) */
+    bool spinning;    /* under mu: idle and still watching, not yet asleep */
 };
 
 struct srv_pool {
@@ -61,6 +62,7 @@ static void wake_one(srv_pool *p)
     } else if (p->n_idle > 0) {
         srv_worker *w = &p->workers[p->idle_stack[--p->n_idle]];
         w->idle = false;
+        p->batch_stats.handoffs[w->spinning ? SRV_HANDOFF_SPINNING : SRV_HANDOFF_SLEEPING]++;
         pthread_cond_signal(&w->wake);
     }
 }
@@ -78,6 +80,7 @@ static void wait_idle(srv_pool *p, srv_worker *w)
     p->idle_stack[p->n_idle++] = w->id;
     if (p->idle_spin_us > 0 && !p->closed) {
         const uint64_t until = os_clock_ns() + (uint64_t)p->idle_spin_us * 1000u;
+        w->spinning = true;
         pthread_mutex_unlock(&p->mu);
         for (int i = 0; atomic_load_explicit(&w->idle, memory_order_relaxed); i++) {
             if (atomic_load_explicit(&p->closed, memory_order_relaxed) ||
@@ -86,6 +89,7 @@ static void wait_idle(srv_pool *p, srv_worker *w)
             sched_yield(); /* a spin that gives way to any thread waiting for this core */
         }
         pthread_mutex_lock(&p->mu);
+        w->spinning = false;
     }
     while (w->idle && !p->closed)
         pthread_cond_wait(&w->wake, &p->mu);

@@ -63,9 +63,14 @@ srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job);
  *   other  the next queued job is of another key (model), the pool closed, or no delay is set */
 typedef enum { SRV_BATCH_FULL = 0, SRV_BATCH_DELAY, SRV_BATCH_OTHER, SRV_BATCH_END_COUNT } srv_batch_end;
 
+/* How an idle worker was handed a job: while it still watched for one (--idle-spin-us), or
+ * woken from sleep. */
+typedef enum { SRV_HANDOFF_SPINNING = 0, SRV_HANDOFF_SLEEPING, SRV_HANDOFF_COUNT } srv_handoff;
+
 typedef struct {
     uint64_t batches[SRV_BATCH_END_COUNT]; /* gatherings, by how they ended */
     uint64_t jobs;                         /* the jobs those batches held */
+    uint64_t handoffs[SRV_HANDOFF_COUNT];  /* jobs handed to an idle worker, by its state */
 } srv_batch_stats;
 
 /* Jobs waiting, and workers running one (a consistent snapshot); batch may be NULL. */

@@ -93,9 +93,9 @@ static srv_pool *make(int workers, int queue, int max_batch, long delay_us)
     return make_spin(workers, queue, max_batch, delay_us, 0);
 }
 
-/* A spin longer than any gap between this file's jobs: every job is handed to a worker that
- * is still watching for it, not sleeping. */
-#define LONG_SPIN_US 100000L
+/* A spin longer than any test runs (however slow the machine): every job after a worker's
+ * first is handed to it while it still watches; destroying the pool ends the spin. */
+#define LONG_SPIN_US (60L * 1000 * 1000)
 
 enum { MANY = 2000 };
 
@@ -172,6 +172,17 @@ static void last_idle_worker_takes_the_next_job(long spin_us)
         assert_int_equal(ran(&j[i]), 1);
         assert_int_equal(j[i].worker, j[0].worker);
     }
+    /* Every job went to an idle worker: asleep without a spin; with one longer than the test,
+     * every job after the first to the worker still watching (the first may find them asleep
+     * or still in their first spin after start-up). */
+    int q, b;
+    srv_batch_stats st;
+    srv_pool_stats(p, &q, &b, &st);
+    assert_int_equal(st.handoffs[SRV_HANDOFF_SPINNING] + st.handoffs[SRV_HANDOFF_SLEEPING], 20);
+    if (spin_us == 0)
+        assert_int_equal(st.handoffs[SRV_HANDOFF_SPINNING], 0);
+    else
+        assert_true(st.handoffs[SRV_HANDOFF_SPINNING] >= 19);
     srv_pool_destroy(p);
 }
 
