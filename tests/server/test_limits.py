@@ -71,6 +71,7 @@ def main():
     drain(env, s, slow, jpeg)
     drain_timeout(env, s, slow, jpeg)
     dynamic_batching(env, s, fast)
+    idle_spin(env, s, fast, jpeg)
     reset_queued(env, s, fast, jpeg)
     env.cleanup()
     return s.done()
@@ -317,6 +318,24 @@ def released_together(srv, imgs):
         t.start()
     join(threads)
     return out
+
+
+def idle_spin(env, s, fast, jpeg):
+    """With --idle-spin-us the workers watch for work before they sleep: every request is still
+    answered, each hand-off to an idle worker is counted (spinning or sleeping: which one
+    depends on the gaps, so only the sum is checked), and SIGTERM ends the spin and drains."""
+    srv = Server(env, ["--model", f"m={fast}", "--workers", "2", "--idle-spin-us", "100000"],
+                 name="spin")
+    try:
+        sts = [srv.classify(jpeg, top_k=1)[0] for _ in range(6)]
+        s.check("idle spin: every request answered 200", sts == [200] * 6, sts)
+        hand = [srv.metric("onespike_worker_handoffs_total", {"worker": w})
+                for w in ("spinning", "sleeping")]
+        s.check("idle spin: each request handed to an idle worker, counted once",
+                None not in hand and sum(hand) == 6, hand)
+        s.check("idle spin: SIGTERM drains and exits 0", srv.stop() == 0)
+    finally:
+        srv.kill()
 
 
 def dynamic_batching(env, s, fast):
