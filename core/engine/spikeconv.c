@@ -614,6 +614,19 @@ static inline int index_tail(const float *xp, uint16_t *ip, int ch, int c, int n
     return n;
 }
 
+/* The channel numbers ch + b of the set bits b of the 8-bit mask m, stored from ip + n (all 8
+ * lanes written); returns n plus their count. */
+__attribute__((target("avx2"), always_inline)) static inline int pack8(uint16_t *ip, int n, int m,
+                                                                      int ch)
+{
+    const __m256i lanes = _mm256_add_epi32(
+        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])), _mm256_set1_epi32(ch));
+    /* 8 x int32 -> 8 x uint16 in the low half: pack, then join the two 64-bit halves */
+    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes), 0x08);
+    _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
+    return n + __builtin_popcount((unsigned)m);
+}
+
 /* os_spike_index, 8 channels at a time: compare, move the mask out, and store the channel
  * numbers that fired packed to the front with one permutation (no branch per channel). Each
  * store writes 8 slots from the current end of the list; the list never runs past its
@@ -631,14 +644,7 @@ __attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, 
         for (; ch + 8 <= c; ch += 8) {
             const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(xp + ch), zero,
                                                            _CMP_NEQ_UQ));
-            const __m256i lanes = _mm256_add_epi32(
-                _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])),
-                _mm256_set1_epi32(ch));
-            /* 8 x int32 -> 8 x uint16 in the low half: pack, then join the two 64-bit halves */
-            const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes),
-                                                            0x08);
-            _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
-            n += __builtin_popcount((unsigned)m);
+            n = pack8(ip, n, m, ch);
         }
         cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
         total += cnt[p];
@@ -665,13 +671,7 @@ __attribute__((target("avx2"))) static size_t lif_index_avx2(const float *in, in
                 _mm256_cmp_ps(_mm256_add_ps(_mm256_loadu_ps(xp + ch), zero), t, _CMP_GT_OQ);
             _mm256_storeu_ps(sp + ch, _mm256_and_ps(fired, one));
             const int m = _mm256_movemask_ps(fired);
-            const __m256i lanes = _mm256_add_epi32(
-                _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])),
-                _mm256_set1_epi32(ch));
-            const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes),
-                                                            0x08);
-            _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
-            n += __builtin_popcount((unsigned)m);
+            n = pack8(ip, n, m, ch);
         }
         os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
         cnt[p] = (uint16_t)index_tail(sp, ip, ch, c, n);
@@ -770,6 +770,16 @@ SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 16, __m512i, LOAD256, _mm512_cvtepu
 #undef LOAD256
 #undef STORE512
 
+/* pack8 for a 16-bit mask, with AVX-512's compress (all 16 lanes written). */
+TARGET_AVX512 static inline int compress16(uint16_t *ip, int n, __mmask16 m, int ch)
+{
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i lanes =
+        _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(ch)));
+    _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
+    return n + __builtin_popcount((unsigned)m);
+}
+
 /* os_spike_index, 16 channels at a time: compare into a mask, compress the channel numbers that
  * fired to the front (AVX-512 F: as 32-bit lanes, then narrowed to 16 bits) and store all 16
  * from the list's end; within a position's c slots for the reason index_avx2 gives. */
@@ -778,17 +788,13 @@ TARGET_AVX512 static size_t index_avx512(const float *x, int c, int hw, uint16_t
 {
     size_t total = 0;
     const __m512 zero = _mm512_setzero_ps();
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int p = 0; p < hw; p++) {
         const float *xp = x + (size_t)p * (size_t)c;
         uint16_t *ip = idx + (size_t)p * (size_t)c;
         int n = 0, ch = 0;
         for (; ch + 16 <= c; ch += 16) {
             const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(xp + ch), zero, _CMP_NEQ_UQ);
-            const __m512i lanes =
-                _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(ch)));
-            _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
-            n += __builtin_popcount((unsigned)m);
+            n = compress16(ip, n, m, ch);
         }
         cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
         total += cnt[p];
@@ -803,7 +809,6 @@ TARGET_AVX512 static size_t lif_index_avx512(const float *in, int c, int hw, flo
     size_t total = 0;
     const __m512 t = _mm512_set1_ps(threshold), zero = _mm512_setzero_ps(),
                  one = _mm512_set1_ps(1.0f);
-    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int p = 0; p < hw; p++) {
         const float *xp = in + (size_t)p * (size_t)c;
         float *sp = spike + (size_t)p * (size_t)c;
@@ -813,10 +818,7 @@ TARGET_AVX512 static size_t lif_index_avx512(const float *in, int c, int hw, flo
             const __mmask16 m = _mm512_cmp_ps_mask(
                 _mm512_add_ps(_mm512_loadu_ps(xp + ch), zero), t, _CMP_GT_OQ);
             _mm512_storeu_ps(sp + ch, _mm512_maskz_mov_ps(m, one));
-            const __m512i lanes =
-                _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(ch)));
-            _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
-            n += __builtin_popcount((unsigned)m);
+            n = compress16(ip, n, m, ch);
         }
         os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
         cnt[p] = (uint16_t)index_tail(sp, ip, ch, c, n);
