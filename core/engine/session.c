@@ -92,8 +92,8 @@ static os_status alloc_outputs(os_session *s, size_t nb)
         const size_t need = nb * layer_size(L);
         int pick = -1; /* a free buffer: the smallest that fits, else the largest (it grows) */
         /* A static layer keeps its own: at later steps it does not run again, but the layers
-         * whose buffer it would take do (review of alloc_outputs: a shortcut conv of the input
-         * listed after a LIF layer read its own buffer overwritten at T > 1). */
+         * whose buffer it would take do (a shortcut conv of the input listed after a LIF layer
+         * would read its output overwritten at T > 1; test_session holds it). */
         for (int j = 0; j < slots && !L->is_static; j++) {
             if (held_until[j] >= i)
                 continue;
