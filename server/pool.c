@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-
 #include "onespike/clock.h"
 
 struct srv_worker {
@@ -73,7 +72,9 @@ static void wake_one(srv_pool *p)
  * idle core is halted), which at one connection was nearly all of the queue wait; a job handed
  * over within the spin starts at once. The spin yields the core at every turn, so under load
  * the HTTP thread or another worker runs instead (a spin on pause instructions cost 7 % at 8
- * connections on 2 cores). A pool that closes ends the spin. */
+ * connections on 2 cores); but a yield hands the core to another process's thread as well,
+ * which beside a CPU-bound process costs more than the wake-up saves: off by default
+ * (config.h). A pool that closes ends the spin. */
 static void wait_idle(srv_pool *p, srv_worker *w)
 {
     atomic_store_explicit(&w->idle, true, memory_order_relaxed);
