@@ -322,8 +322,10 @@ def released_together(srv, imgs):
 
 def idle_spin(env, s, fast, jpeg):
     """With --idle-spin-us the workers watch for work before they sleep: every request is still
-    answered, each hand-off to an idle worker is counted (spinning or sleeping: which one
-    depends on the gaps, so only the sum is checked), and SIGTERM ends the spin and drains."""
+    answered, hand-offs to idle workers are counted (the first request's at least, both workers
+    being idle then; a later one may instead wait in the queue for a worker finishing, and
+    whether a worker was spinning depends on the gaps, so no more is checked), and SIGTERM ends
+    the spin and drains."""
     srv = Server(env, ["--model", f"m={fast}", "--workers", "2", "--idle-spin-us", "100000"],
                  name="spin")
     try:
@@ -331,8 +333,8 @@ def idle_spin(env, s, fast, jpeg):
         s.check("idle spin: every request answered 200", sts == [200] * 6, sts)
         hand = [srv.metric("onespike_worker_handoffs_total", {"worker": w})
                 for w in ("spinning", "sleeping")]
-        s.check("idle spin: each request handed to an idle worker, counted once",
-                None not in hand and sum(hand) == 6, hand)
+        s.check("idle spin: hand-offs to idle workers counted, none twice",
+                None not in hand and 1 <= sum(hand) <= 6, hand)
         s.check("idle spin: SIGTERM drains and exits 0", srv.stop() == 0)
     finally:
         srv.kill()
