@@ -254,17 +254,17 @@ char *srv_metrics_render(srv_metrics *m, const srv_metrics_gauges *g, size_t *le
             "# TYPE onespike_batches_total counter\n");
     for (int i = 0; i < SRV_BATCH_END_COUNT; i++)
         put(&b, "onespike_batches_total{ended=\"%s\"} %llu\n", batch_end_names[i],
-            (unsigned long long)g->batch.batches[i]);
+            (unsigned long long)g->counts.batches[i]);
     put(&b, "# HELP onespike_batched_requests_total Requests those batches held.\n"
             "# TYPE onespike_batched_requests_total counter\nonespike_batched_requests_total %llu\n",
-        (unsigned long long)g->batch.jobs);
+        (unsigned long long)g->counts.jobs);
     put(&b, "# HELP onespike_worker_handoffs_total Requests handed to an idle worker, by whether "
             "it was still watching for one (--idle-spin-us) or asleep.\n"
             "# TYPE onespike_worker_handoffs_total counter\n"
             "onespike_worker_handoffs_total{worker=\"spinning\"} %llu\n"
             "onespike_worker_handoffs_total{worker=\"sleeping\"} %llu\n",
-        (unsigned long long)g->batch.handoffs[SRV_HANDOFF_SPINNING],
-        (unsigned long long)g->batch.handoffs[SRV_HANDOFF_SLEEPING]);
+        (unsigned long long)g->counts.handoffs[SRV_HANDOFF_SPINNING],
+        (unsigned long long)g->counts.handoffs[SRV_HANDOFF_SLEEPING]);
     /* Every reason is always present: a counter that appears only after its first event
      * breaks rate() over the scrape where it appears. */
     put(&b,

@@ -82,7 +82,7 @@ typedef struct {
     int queued, queue_capacity, busy, workers;
     int maps_active, maps_max;
     bool ready;
-    srv_batch_stats batch;
+    srv_pool_counts counts;
 } srv_metrics_gauges;
 
 /* The exposition text (malloc'd, caller frees), or NULL when out of memory. */

@@ -48,7 +48,7 @@ struct srv_pool {
     int max_batch;
     long batch_delay_us;
     long idle_spin_us;
-    srv_batch_stats batch_stats; /* under mu */
+    srv_pool_counts counts; /* under mu */
     srv_worker *workers;
 };
 
@@ -61,7 +61,7 @@ static void wake_one(srv_pool *p)
     } else if (p->n_idle > 0) {
         srv_worker *w = &p->workers[p->idle_stack[--p->n_idle]];
         w->idle = false;
-        p->batch_stats.handoffs[w->spinning ? SRV_HANDOFF_SPINNING : SRV_HANDOFF_SLEEPING]++;
+        p->counts.handoffs[w->spinning ? SRV_HANDOFF_SPINNING : SRV_HANDOFF_SLEEPING]++;
         pthread_cond_signal(&w->wake);
     }
 }
@@ -115,8 +115,8 @@ static srv_job *pop(srv_pool *p)
 /* With the lock held: a gathering of n jobs ended so. */
 static int gathered(srv_pool *p, int n, srv_batch_end end)
 {
-    p->batch_stats.batches[end]++;
-    p->batch_stats.jobs += (uint64_t)n;
+    p->counts.batches[end]++;
+    p->counts.jobs += (uint64_t)n;
     return n;
 }
 
@@ -279,13 +279,13 @@ srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job)
     return r;
 }
 
-void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_batch_stats *batch)
+void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_pool_counts *counts)
 {
     pthread_mutex_lock(&p->mu);
     *queued = p->count;
     *busy = p->busy;
-    if (batch)
-        *batch = p->batch_stats;
+    if (counts)
+        *counts = p->counts;
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -40,7 +40,8 @@ typedef struct {
                           images); 0: 1 */
     long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
     long idle_spin_us;   /* how long a worker that ran out of jobs watches for the next one
-                            before it sleeps (a core busy meanwhile); 0: sleeps at once */
+                            (yielding its core at every turn) before it sleeps; 0: sleeps at
+                            once */
 } srv_pool_opts;
 
 /* Create the sessions (workers x models) and start the threads; returns when every worker
@@ -67,14 +68,16 @@ typedef enum { SRV_BATCH_FULL = 0, SRV_BATCH_DELAY, SRV_BATCH_OTHER, SRV_BATCH_E
  * woken from sleep. */
 typedef enum { SRV_HANDOFF_SPINNING = 0, SRV_HANDOFF_SLEEPING, SRV_HANDOFF_COUNT } srv_handoff;
 
+/* The pool's counters (since creation). */
 typedef struct {
     uint64_t batches[SRV_BATCH_END_COUNT]; /* gatherings, by how they ended */
     uint64_t jobs;                         /* the jobs those batches held */
     uint64_t handoffs[SRV_HANDOFF_COUNT];  /* jobs handed to an idle worker, by its state */
-} srv_batch_stats;
+} srv_pool_counts;
 
-/* Jobs waiting, and workers running one (a consistent snapshot); batch may be NULL. */
-void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_batch_stats *batch);
+/* Jobs waiting, workers running one and the pool's counts (a consistent snapshot); counts may
+ * be NULL. */
+void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_pool_counts *counts);
 int srv_pool_capacity(const srv_pool *p);
 int srv_pool_workers(const srv_pool *p);
 

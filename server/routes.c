@@ -185,7 +185,7 @@ static void answer_metrics(srv_server *s, srv_request *r)
                             .ready = !atomic_load(&s->draining),
                             .maps_active = atomic_load(&s->maps_active),
                             .maps_max = s->maps_max};
-    srv_pool_stats(s->pool, &g.queued, &g.busy, &g.batch);
+    srv_pool_stats(s->pool, &g.queued, &g.busy, &g.counts);
     size_t len = 0;
     char *text = srv_metrics_render(s->metrics, &g, &len);
     if (!text) {

@@ -79,11 +79,12 @@ static void dense_relu(void *ctx, int i, const os_layer *L, const os_exec_io *io
     os_relu(io->y, n);
 }
 
-/* A LIF layer with the reference kernels, or (event backend) with those of its instruction set:
- * the same floats either way (eltwise.h). */
-static void lif(os_infer_ctx *c, int i, const os_layer *L, const os_exec_io *io,
-                const os_eltwise *e)
+/* A LIF layer with the session's element-wise kernels: the reference ones on the dense path,
+ * the instruction set's on the event path; the same floats either way (eltwise.h). */
+static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
+    os_infer_ctx *c = ctx;
+    const os_eltwise *e = c->elt;
     const size_t n = (size_t)c->n * layer_size(L); /* elementwise: the batch is one array */
     if (io->step == 0) /* the membrane starts at 0: nothing to read, nothing to clear */
         e->lif_first(c->T > 1 ? c->mem[i] : NULL, io->x, n, L->threshold, io->y);
@@ -95,11 +96,6 @@ static void lif(os_infer_ctx *c, int i, const os_layer *L, const os_exec_io *io,
             k += io->y[j] > 0.0f;
         c->spikes[i] += k;
     }
-}
-
-static void dense_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
-{
-    lif(ctx, i, L, io, os_eltwise_for(OS_ISA_SCALAR));
 }
 
 static void dense_maxpool(void *ctx, int i, const os_layer *L, const os_exec_io *io)
@@ -222,7 +218,7 @@ static void event_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_infer_ctx *c = ctx;
     if (!lif_indexes(c, i, L, io->step)) {
-        lif(c, i, L, io, c->elt);
+        dense_lif(ctx, i, L, io);
         return;
     }
     const size_t size = layer_size(L), hw = (size_t)L->h * L->w;

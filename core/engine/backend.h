@@ -32,12 +32,13 @@ typedef struct {
     float **out;           /* per layer: its output (a folded bn aliases its conv's) */
     float **mem;           /* per layer: a LIF layer's membrane, else NULL (set by its step 0) */
     float *col;            /* im2col scratch, the largest any conv needs */
+    const os_eltwise *elt; /* LIF (and on the event path add, max pooling): the reference
+                              kernels on the dense path, the event kernels' set's otherwise */
     bool count_spikes;
     uint64_t *spikes;      /* per layer: spikes a LIF layer emitted, when counting */
     /* event backend only */
     const os_spike_plan *plan;
     const os_spike_kernels *kernels;
-    const os_eltwise *elt;   /* LIF, add and max pooling of the same instruction set */
     uint16_t **sidx, **scnt; /* per layer an event-driven conv reads: its active inputs */
     size_t *active;          /* per such layer and image: how many, this step
                                 ([layer * max_batch + image]) */

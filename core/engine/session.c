@@ -245,10 +245,9 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
         goto nomem;
     if ((st = choose_path(m, &o, &s->backend, &cx->kernels)))
         goto out;
-    if (cx->kernels) {
+    if (cx->kernels)
         cx->plan = os_model_spike_plan(m);
-        cx->elt = os_eltwise_for(os_spike_kernels_isa(cx->kernels));
-    }
+    cx->elt = os_eltwise_for(cx->kernels ? os_spike_kernels_isa(cx->kernels) : OS_ISA_SCALAR);
     os_model_input(m, &cx->in_c, &cx->in_h, &cx->in_w);
     if (!(cx->input = sess_alloc(s, nb * cx->in_c * cx->in_h * cx->in_w)) ||
         !(s->logits = sess_alloc(s, nb * os_model_classes(m))))

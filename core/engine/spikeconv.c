@@ -614,70 +614,63 @@ static inline int index_tail(const float *xp, uint16_t *ip, int ch, int c, int n
     return n;
 }
 
-/* The channel numbers ch + b of the set bits b of the 8-bit mask m, stored from ip + n (all 8
- * lanes written); returns n plus their count. */
-__attribute__((target("avx2"), always_inline)) static inline int pack8(uint16_t *ip, int n, int m,
-                                                                      int ch)
-{
-    const __m256i lanes = _mm256_add_epi32(
-        _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])), _mm256_set1_epi32(ch));
-    /* 8 x int32 -> 8 x uint16 in the low half: pack, then join the two 64-bit halves */
-    const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes), 0x08);
-    _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
-    return n + __builtin_popcount((unsigned)m);
-}
-
 /* os_spike_index, 8 channels at a time: compare, move the mask out, and store the channel
  * numbers that fired packed to the front with one permutation (no branch per channel). Each
  * store writes 8 slots from the current end of the list; the list never runs past its
  * position's c slots, because a group starting at channel ch leaves at most ch entries before
- * it. */
-__attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, int hw,
-                                                         uint16_t *idx, uint16_t *cnt)
+ * it. With lif, x is a LIF layer's input at its first step (os_lif_first, no membrane kept):
+ * the compare with the threshold makes the spikes, written to spike, and the mask at once, and
+ * the index is of those spikes. Inlined into each form with lif known. */
+__attribute__((target("avx2"), always_inline)) static inline size_t
+index_body_avx2(const float *x, int c, int hw, bool lif, float threshold, float *spike,
+                uint16_t *idx, uint16_t *cnt)
 {
     size_t total = 0;
-    const __m256 zero = _mm256_setzero_ps();
+    const __m256 zero = _mm256_setzero_ps(), t = _mm256_set1_ps(threshold),
+                 one = _mm256_set1_ps(1.0f);
     for (int p = 0; p < hw; p++) {
         const float *xp = x + (size_t)p * (size_t)c;
+        float *sp = lif ? spike + (size_t)p * (size_t)c : NULL;
         uint16_t *ip = idx + (size_t)p * (size_t)c;
         int n = 0, ch = 0;
         for (; ch + 8 <= c; ch += 8) {
-            const int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(xp + ch), zero,
-                                                           _CMP_NEQ_UQ));
-            n = pack8(ip, n, m, ch);
+            __m256 fired;
+            if (lif) {
+                fired = _mm256_cmp_ps(_mm256_add_ps(_mm256_loadu_ps(xp + ch), zero), t,
+                                      _CMP_GT_OQ);
+                _mm256_storeu_ps(sp + ch, _mm256_and_ps(fired, one));
+            } else {
+                fired = _mm256_cmp_ps(_mm256_loadu_ps(xp + ch), zero, _CMP_NEQ_UQ);
+            }
+            const int m = _mm256_movemask_ps(fired);
+            const __m256i lanes = _mm256_add_epi32(
+                _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)pack_lut[m])),
+                _mm256_set1_epi32(ch));
+            /* 8 x int32 -> 8 x uint16 in the low half: pack, then join the two 64-bit halves */
+            const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(lanes, lanes),
+                                                            0x08);
+            _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
+            n += __builtin_popcount((unsigned)m);
         }
-        cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
+        if (lif)
+            os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
+        cnt[p] = (uint16_t)index_tail(lif ? sp : xp, ip, ch, c, n);
         total += cnt[p];
     }
     return total;
 }
 
-/* A LIF layer's first step without a membrane (os_lif_first with u NULL) and index_avx2 of its
- * spikes in one pass: the compare that makes the spikes makes the mask. */
+__attribute__((target("avx2"))) static size_t index_avx2(const float *x, int c, int hw,
+                                                         uint16_t *idx, uint16_t *cnt)
+{
+    return index_body_avx2(x, c, hw, false, 0.0f, NULL, idx, cnt);
+}
+
 __attribute__((target("avx2"))) static size_t lif_index_avx2(const float *in, int c, int hw,
                                                              float threshold, float *spike,
                                                              uint16_t *idx, uint16_t *cnt)
 {
-    size_t total = 0;
-    const __m256 t = _mm256_set1_ps(threshold), zero = _mm256_setzero_ps(),
-                 one = _mm256_set1_ps(1.0f);
-    for (int p = 0; p < hw; p++) {
-        const float *xp = in + (size_t)p * (size_t)c;
-        float *sp = spike + (size_t)p * (size_t)c;
-        uint16_t *ip = idx + (size_t)p * (size_t)c;
-        int n = 0, ch = 0;
-        for (; ch + 8 <= c; ch += 8) {
-            const __m256 fired =
-                _mm256_cmp_ps(_mm256_add_ps(_mm256_loadu_ps(xp + ch), zero), t, _CMP_GT_OQ);
-            _mm256_storeu_ps(sp + ch, _mm256_and_ps(fired, one));
-            const int m = _mm256_movemask_ps(fired);
-            n = pack8(ip, n, m, ch);
-        }
-        os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
-        cnt[p] = (uint16_t)index_tail(sp, ip, ch, c, n);
-        total += cnt[p];
-    }
-    return total;
+    return index_body_avx2(in, c, hw, true, threshold, spike, idx, cnt);
 }
 
 /* int8 rows, n = 16*NV channels: each row's bytes sign-extended to int16 lanes (vpmovsxbw) and
@@ -770,61 +763,54 @@ SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 16, __m512i, LOAD256, _mm512_cvtepu
 #undef LOAD256
 #undef STORE512
 
-/* pack8 for a 16-bit mask, with AVX-512's compress (all 16 lanes written). */
-TARGET_AVX512 static inline int compress16(uint16_t *ip, int n, __mmask16 m, int ch)
+/* index_body_avx2, 16 channels at a time: the mask from one compare, the channel numbers
+ * that fired compressed to the front (AVX-512 F: as 32-bit lanes, then narrowed to 16 bits) and
+ * all 16 stored from the list's end. */
+TARGET_AVX512 __attribute__((always_inline)) static inline size_t
+index_body_avx512(const float *x, int c, int hw, bool lif, float threshold, float *spike,
+                  uint16_t *idx, uint16_t *cnt)
 {
+    size_t total = 0;
+    const __m512 zero = _mm512_setzero_ps(), t = _mm512_set1_ps(threshold),
+                 one = _mm512_set1_ps(1.0f);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i lanes =
-        _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(ch)));
-    _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
-    return n + __builtin_popcount((unsigned)m);
+    for (int p = 0; p < hw; p++) {
+        const float *xp = x + (size_t)p * (size_t)c;
+        float *sp = lif ? spike + (size_t)p * (size_t)c : NULL;
+        uint16_t *ip = idx + (size_t)p * (size_t)c;
+        int n = 0, ch = 0;
+        for (; ch + 16 <= c; ch += 16) {
+            __mmask16 m;
+            if (lif) {
+                m = _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_loadu_ps(xp + ch), zero), t,
+                                       _CMP_GT_OQ);
+                _mm512_storeu_ps(sp + ch, _mm512_maskz_mov_ps(m, one));
+            } else {
+                m = _mm512_cmp_ps_mask(_mm512_loadu_ps(xp + ch), zero, _CMP_NEQ_UQ);
+            }
+            const __m512i lanes =
+                _mm512_maskz_compress_epi32(m, _mm512_add_epi32(iota, _mm512_set1_epi32(ch)));
+            _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
+            n += __builtin_popcount((unsigned)m);
+        }
+        if (lif)
+            os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
+        cnt[p] = (uint16_t)index_tail(lif ? sp : xp, ip, ch, c, n);
+        total += cnt[p];
+    }
+    return total;
 }
 
-/* os_spike_index, 16 channels at a time: compare into a mask, compress the channel numbers that
- * fired to the front (AVX-512 F: as 32-bit lanes, then narrowed to 16 bits) and store all 16
- * from the list's end; within a position's c slots for the reason index_avx2 gives. */
 TARGET_AVX512 static size_t index_avx512(const float *x, int c, int hw, uint16_t *idx,
                                          uint16_t *cnt)
 {
-    size_t total = 0;
-    const __m512 zero = _mm512_setzero_ps();
-    for (int p = 0; p < hw; p++) {
-        const float *xp = x + (size_t)p * (size_t)c;
-        uint16_t *ip = idx + (size_t)p * (size_t)c;
-        int n = 0, ch = 0;
-        for (; ch + 16 <= c; ch += 16) {
-            const __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(xp + ch), zero, _CMP_NEQ_UQ);
-            n = compress16(ip, n, m, ch);
-        }
-        cnt[p] = (uint16_t)index_tail(xp, ip, ch, c, n);
-        total += cnt[p];
-    }
-    return total;
+    return index_body_avx512(x, c, hw, false, 0.0f, NULL, idx, cnt);
 }
 
-/* lif_index_avx2 on 16 lanes, the index as index_avx512's. */
 TARGET_AVX512 static size_t lif_index_avx512(const float *in, int c, int hw, float threshold,
                                              float *spike, uint16_t *idx, uint16_t *cnt)
 {
-    size_t total = 0;
-    const __m512 t = _mm512_set1_ps(threshold), zero = _mm512_setzero_ps(),
-                 one = _mm512_set1_ps(1.0f);
-    for (int p = 0; p < hw; p++) {
-        const float *xp = in + (size_t)p * (size_t)c;
-        float *sp = spike + (size_t)p * (size_t)c;
-        uint16_t *ip = idx + (size_t)p * (size_t)c;
-        int n = 0, ch = 0;
-        for (; ch + 16 <= c; ch += 16) {
-            const __mmask16 m = _mm512_cmp_ps_mask(
-                _mm512_add_ps(_mm512_loadu_ps(xp + ch), zero), t, _CMP_GT_OQ);
-            _mm512_storeu_ps(sp + ch, _mm512_maskz_mov_ps(m, one));
-            n = compress16(ip, n, m, ch);
-        }
-        os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
-        cnt[p] = (uint16_t)index_tail(sp, ip, ch, c, n);
-        total += cnt[p];
-    }
-    return total;
+    return index_body_avx512(in, c, hw, true, threshold, spike, idx, cnt);
 }
 
 /* The first layer on the image, out_c = 16*NV: as the AVX2 kernel, but P neighbouring positions

@@ -119,6 +119,7 @@ size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, 
  * input where k has a kernel for it: the same spikes, lists and count as the two apart. */
 size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, int c, int hw,
                                   float threshold, float *spike, uint16_t *idx, uint16_t *cnt);
+
 /* y[oy][ox][oc] = b[oc] + sum of wt[ky][kx][ic][oc] over the active inputs (ic, iy, ix) in the
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
  * (os_spike_index) and weights laid out as os_spike_layout, with kernels k. b may be NULL. rows

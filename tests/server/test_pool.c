@@ -176,7 +176,7 @@ static void last_idle_worker_takes_the_next_job(long spin_us)
      * every job after the first to the worker still watching (the first may find them asleep
      * or still in their first spin after start-up). */
     int q, b;
-    srv_batch_stats st;
+    srv_pool_counts st;
     srv_pool_stats(p, &q, &b, &st);
     assert_int_equal(st.handoffs[SRV_HANDOFF_SPINNING] + st.handoffs[SRV_HANDOFF_SLEEPING], 20);
     if (spin_us == 0)
@@ -218,7 +218,7 @@ static void test_a_gathering_worker_gets_its_batch(void **state)
     assert_int_equal(b.batch_n, 2);
     assert_int_equal(a.worker, b.worker);
     /* counted as a batch that filled, never as one whose delay ran out */
-    srv_batch_stats st;
+    srv_pool_counts st;
     int q, busy;
     srv_pool_stats(p, &q, &busy, &st);
     assert_int_equal(st.batches[SRV_BATCH_FULL], 1);
@@ -239,7 +239,7 @@ static void test_how_a_gathering_ended_is_counted(void **state)
     assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
     while (!ran(&a)) /* not settle(): a gathering worker counts as neither queued nor busy */
         nap();
-    srv_batch_stats st;
+    srv_pool_counts st;
     int q, busy;
     srv_pool_stats(p, &q, &busy, &st);
     assert_int_equal(st.batches[SRV_BATCH_DELAY], 1);
