@@ -35,10 +35,10 @@
 #define SRV_DEFAULT_MAX_CONNS      256
 #define SRV_DEFAULT_MAX_BATCH      8
 #define SRV_DEFAULT_BATCH_DELAY_US 0
-/* A worker out of requests watches for the next this long before it sleeps (pool.h): off by
- * default, since the watching yields its core to any other process, and beside a CPU-bound
- * neighbour (a training run) that cost a third of the requests/s at one connection. */
-#define SRV_DEFAULT_IDLE_SPIN_US 0
+/* A worker out of requests watches for the next this long before it sleeps, when a core of the
+ * process is free for it (pool.h): longer than the gap between one answer and the next request
+ * of a sequential client on loopback (~100-150 us on the 2-core VMs this is measured on). */
+#define SRV_DEFAULT_IDLE_SPIN_US 200
 #define SRV_DEFAULT_TTA            1 /* test-time views of a classify request (1: the image only) */
 /* nginx's client_header_timeout is 60 s; heads are small */
 #define SRV_DEFAULT_HEADER_TIMEOUT_S 10

@@ -300,6 +300,7 @@ int main(int argc, char **argv)
     srv_log_str(&l, "address", cfg.listen);
     srv_log_int(&l, "port", srv_http_port(h));
     srv_log_int(&l, "workers", cfg.workers);
+    srv_log_int(&l, "cores", srv_pool_cpus(s->pool));
     srv_log_int(&l, "queue", cfg.queue);
     srv_log_int(&l, "models", s->n_models);
     srv_log_bool(&l, "token", s->token_len > 0);

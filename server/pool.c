@@ -6,13 +6,17 @@
  * them in turn (one shared condition wakes the longest waiting) measured 15 % slower at one
  * connection (bench/results). A worker gathering a batch waits on the shared one, and a job
  * goes to it first. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include "pool.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "onespike/clock.h"
@@ -45,6 +49,8 @@ struct srv_pool {
     atomic_bool closed; /* set under mu; a spinning worker reads it without */
     bool joined;
     int n_workers, n_models;
+    int spin_cpus;  /* cores the process may use (srv_pool_opts.cpus) */
+    int n_spinning; /* under mu: workers watching for a job */
     int max_batch;
     long batch_delay_us;
     long idle_spin_us;
@@ -66,30 +72,43 @@ static void wake_one(srv_pool *p)
     }
 }
 
+/* A spin's turn: tell the core this thread only waits (the other hyper-thread runs meanwhile). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* With the lock held: wait on the idle stack until a job is handed over or the pool closes.
  * For the first idle_spin_us the worker watches its flag without the lock instead of sleeping:
- * a sleeping thread takes tens of microseconds to be woken (more on a virtual machine, whose
- * idle core is halted), which at one connection was nearly all of the queue wait; a job handed
- * over within the spin starts at once. The spin yields the core at every turn, so under load
- * the HTTP thread or another worker runs instead (a spin on pause instructions cost 7 % at 8
- * connections on 2 cores); but a yield hands the core to another process's thread as well,
- * which beside a CPU-bound process costs more than the wake-up saves: off by default
- * (config.h). A pool that closes ends the spin. */
+ * a sleeping thread takes tens of microseconds to be woken (50 on the virtual machines this is
+ * measured on, whose idle cores halt), which at one connection was nearly all of the queue
+ * wait; a job handed over within the spin starts at once. It spins only on a core nothing of
+ * ours needs: while the busy workers, the spinning ones and the HTTP thread leave one of the
+ * process's cores free (spin_cpus). Under load it sleeps at once, so the spin never takes a
+ * core from the HTTP thread or another worker. The spin does not yield: a yield hands the core
+ * to any other process's thread, and beside a CPU-bound process that cost a third of the
+ * requests/s at one connection (bench/results). A pool that closes ends the spin. */
 static void wait_idle(srv_pool *p, srv_worker *w)
 {
     atomic_store_explicit(&w->idle, true, memory_order_relaxed);
     p->idle_stack[p->n_idle++] = w->id;
-    if (p->idle_spin_us > 0 && !p->closed) {
+    if (p->idle_spin_us > 0 && !p->closed && p->busy + p->n_spinning + 1 < p->spin_cpus) {
         const uint64_t until = os_clock_ns() + (uint64_t)p->idle_spin_us * 1000u;
         w->spinning = true;
+        p->n_spinning++;
         pthread_mutex_unlock(&p->mu);
         for (int i = 0; atomic_load_explicit(&w->idle, memory_order_relaxed); i++) {
             if (atomic_load_explicit(&p->closed, memory_order_relaxed) ||
                 ((i & 15) == 15 && os_clock_ns() >= until))
                 break;
-            sched_yield(); /* a spin that gives way to any thread waiting for this core */
+            cpu_relax();
         }
         pthread_mutex_lock(&p->mu);
+        p->n_spinning--;
         w->spinning = false;
     }
     while (w->idle && !p->closed)
@@ -152,6 +171,73 @@ static int gather(srv_pool *p, srv_job **batch)
     }
 }
 
+/* A number from the first line of a file: for cgroup v2's cpu.max ("max 100000" or "QUOTA
+ * PERIOD") the quota, or -1 for none or no file; *second gets the next number if there is one. */
+static long long read_numbers(const char *dir, const char *file, long long *second)
+{
+    char path[4300];
+    const int len = snprintf(path, sizeof path, "%s/%s", dir, file);
+    FILE *f = len > 0 && len < (int)sizeof path ? fopen(path, "r") : NULL;
+    long long a = -1, b = 0;
+    if (f) {
+        if (fscanf(f, "%lld %lld", &a, &b) < 1)
+            a = -1;
+        fclose(f);
+    }
+    if (second)
+        *second = b;
+    return a;
+}
+
+/* The smaller of n and the CPU quotas, in cores rounded up, of the cgroup at root + path and of
+ * every one above it: cgroup v2's cpu.max, v1's cpu.cfs_quota_us / cpu.cfs_period_us. */
+static int quota_cpus(const char *root, char *path, bool v2, int n)
+{
+    char dir[4200];
+    for (;;) {
+        snprintf(dir, sizeof dir, "%s%s", root, path);
+        long long quota, period;
+        if (v2)
+            quota = read_numbers(dir, "cpu.max", &period);
+        else
+            quota = read_numbers(dir, "cpu.cfs_quota_us", NULL),
+            period = read_numbers(dir, "cpu.cfs_period_us", NULL);
+        if (quota > 0 && period > 0 && (quota + period - 1) / period < n)
+            n = (int)((quota + period - 1) / period);
+        char *slash = strrchr(path, '/');
+        if (!slash)
+            return n;
+        *slash = 0; /* the parent; "" is the mount's root (a container's own cgroup) */
+    }
+}
+
+/* The cores this process may use: its affinity mask, bounded by its cgroup's CPU quota (a
+ * container's or a pod's CPU limit), v2 or v1 as /proc/self/cgroup names them. */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[4096];
+    while (f && fgets(line, sizeof line, f)) { /* "ID:CONTROLLERS:/PATH" */
+        line[strcspn(line, "\n")] = 0;
+        char *ctl = strchr(line, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
+        if (!path || path[1] != '/')
+            continue;
+        *path++ = 0;
+        bool cpu = false;
+        for (char *c = strtok(ctl + 1, ","); c; c = strtok(NULL, ","))
+            cpu |= strcmp(c, "cpu") == 0;
+        if (!ctl[1] && !strcmp(line, "0"))
+            n = quota_cpus("/sys/fs/cgroup", path, true, n);
+        else if (cpu)
+            n = quota_cpus("/sys/fs/cgroup/cpu", path, false, n);
+    }
+    if (f)
+        fclose(f);
+    return n > 0 ? n : 1;
+}
+
 static void *worker_main(void *arg)
 {
     srv_worker *w = arg;
@@ -200,6 +286,7 @@ os_status srv_pool_create(os_model *const *models, int n_models, const srv_pool_
     p->max_batch = o->max_batch > 1 ? o->max_batch : 1;
     p->batch_delay_us = o->batch_delay_us;
     p->idle_spin_us = o->idle_spin_us;
+    p->spin_cpus = o->cpus > 0 ? o->cpus : usable_cpus();
     p->ring = calloc((size_t)p->cap, sizeof *p->ring);
     p->workers = calloc((size_t)p->n_workers, sizeof *p->workers);
     p->idle_stack = calloc((size_t)p->n_workers, sizeof *p->idle_stack);
@@ -292,6 +379,11 @@ void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_pool_counts *counts
 int srv_pool_capacity(const srv_pool *p)
 {
     return p->cap;
+}
+
+int srv_pool_cpus(const srv_pool *p)
+{
+    return p->spin_cpus;
 }
 
 int srv_pool_workers(const srv_pool *p)

@@ -40,8 +40,11 @@ typedef struct {
                           images); 0: 1 */
     long batch_delay_us; /* how long a worker waits for a batch to fill; 0: never waits */
     long idle_spin_us;   /* how long a worker that ran out of jobs watches for the next one
-                            (yielding its core at every turn) before it sleeps; 0: sleeps at
+                            before it sleeps, when a core is free for it (below); 0: sleeps at
                             once */
+    int cpus;            /* the cores a worker may count on: one spins only while the busy and
+                            spinning workers and the HTTP thread leave one of them free; 0: those
+                            the process may use (affinity, cgroup v2 CPU quota) */
 } srv_pool_opts;
 
 /* Create the sessions (workers x models) and start the threads; returns when every worker
@@ -79,6 +82,8 @@ typedef struct {
  * be NULL. */
 void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_pool_counts *counts);
 int srv_pool_capacity(const srv_pool *p);
+/* The cores the pool counts on (srv_pool_opts.cpus, or what it found). */
+int srv_pool_cpus(const srv_pool *p);
 int srv_pool_workers(const srv_pool *p);
 
 /* Refuse further jobs, call cancel for those still queued, let running ones finish and join

@@ -1,8 +1,11 @@
 /* test_pool.c - server/pool.c: every job submitted runs exactly once on some worker, a full
  * queue refuses, shutdown cancels what is still queued; at low load the worker that went idle
- * last takes the next job (one hot worker, not each in turn); and a worker gathering a batch
+ * last takes the next job (one hot worker, not each in turn), and spins only on a core left free;
+ * and a worker gathering a batch
  * gets the next job of its key before any idle worker does. */
+#define _GNU_SOURCE /* sched_getaffinity */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,11 +80,14 @@ static void settle(srv_pool *p)
     }
 }
 
+/* A pool whose idle workers watch for spin_us before they sleep, on as many cores as they
+ * ever need (so a spin is never held back for want of one; see test_a_worker_spins_only_on_a_
+ * free_core). */
 static srv_pool *make_spin(int workers, int queue, int max_batch, long delay_us, long spin_us)
 {
     srv_pool_opts o = {.workers = workers, .queue = queue, .max_pixels = 1 << 20,
                        .max_batch = max_batch, .batch_delay_us = delay_us,
-                       .idle_spin_us = spin_us};
+                       .idle_spin_us = spin_us, .cpus = workers + 2};
     srv_pool *p = NULL;
     assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
     return p;
@@ -131,6 +137,68 @@ static void *shutdown_main(void *p)
 {
     srv_pool_shutdown(p);
     return NULL;
+}
+
+/* Hand-offs to spinning workers while the other worker of two is busy, of 4 jobs run one after
+ * another on a pool of cpus cores. */
+static uint64_t spins_beside_a_busy_worker(int cpus)
+{
+    srv_pool_opts o = {.workers = 2, .queue = 8, .max_pixels = 1 << 20, .max_batch = 1,
+                       .idle_spin_us = LONG_SPIN_US, .cpus = cpus};
+    srv_pool *p = NULL;
+    assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
+    assert_int_equal(srv_pool_cpus(p), cpus);
+    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&gate);
+    tjob a, b[5];
+    init(&a, -1);
+    a.gate = &gate;
+    assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
+    for (int q = 1, busy = 0; q || !busy;) /* a holds one worker */
+        srv_pool_stats(p, &q, &busy, NULL), nap();
+    srv_pool_counts before = {0}, after;
+    for (int i = 0; i < 5; i++) {
+        init(&b[i], -1);
+        assert_int_equal(srv_pool_submit(p, &b[i].job), SRV_SUBMIT_OK);
+        /* busy back to 1: the other worker ran b[i] and, under the same hold of the lock, went
+         * idle and chose to spin or sleep */
+        for (int q = 1, busy = 2; q || busy != 1 || !ran(&b[i]);)
+            srv_pool_stats(p, &q, &busy, i == 0 ? &before : NULL), nap();
+    }
+    int q, busy;
+    srv_pool_stats(p, &q, &busy, &after);
+    const uint64_t spinning =
+        after.handoffs[SRV_HANDOFF_SPINNING] - before.handoffs[SRV_HANDOFF_SPINNING];
+    assert_int_equal(spinning + after.handoffs[SRV_HANDOFF_SLEEPING] -
+                         before.handoffs[SRV_HANDOFF_SLEEPING],
+                     4);
+    pthread_mutex_unlock(&gate);
+    settle(p);
+    assert_int_equal(ran(&a), 1);
+    srv_pool_destroy(p);
+    return spinning;
+}
+
+/* A worker spins only while the busy and spinning workers and the HTTP thread leave one of the
+ * pool's cores free: on 2 cores, with the other worker busy, it sleeps at once; on 3 it spins. */
+static void test_a_worker_spins_only_on_a_free_core(void **state)
+{
+    (void)state;
+    assert_int_equal(spins_beside_a_busy_worker(2), 0);
+    assert_int_equal(spins_beside_a_busy_worker(3), 4);
+}
+
+/* Left to find its cores, a pool counts at least one and no more than its affinity allows. */
+static void test_a_pool_finds_its_cores(void **state)
+{
+    (void)state;
+    srv_pool_opts o = {.workers = 1, .queue = 1, .max_pixels = 1 << 20, .idle_spin_us = 1};
+    srv_pool *p = NULL;
+    assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
+    cpu_set_t set;
+    assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+    assert_in_range(srv_pool_cpus(p), 1, CPU_COUNT(&set));
+    srv_pool_destroy(p);
 }
 
 static void test_full_queue_refuses_and_shutdown_cancels(void **state)
@@ -296,6 +364,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_job_runs_once),
         cmocka_unit_test(test_every_job_runs_once_with_spinning_workers),
+        cmocka_unit_test(test_a_worker_spins_only_on_a_free_core),
+        cmocka_unit_test(test_a_pool_finds_its_cores),
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
         cmocka_unit_test(test_the_last_idle_worker_takes_the_next_job),
         cmocka_unit_test(test_a_spinning_worker_takes_the_next_job),
