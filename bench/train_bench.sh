@@ -113,6 +113,7 @@ for line in open(sys.argv[1]):
     if key and "epoch" in m:
         r[key].append(m["images_per_s"])
         r["gemm"] = m.get("gemm", "?")
+        r["conv"] = m.get("conv", "ours")
     elif key and "params" in m:
         r["params"][key] = m["params"]
     elif m.get("stage") == "convert":
@@ -187,14 +188,16 @@ for th in sorted(res):
         print(f"{k}: onespike/PyTorch = {r:.2f} at {th} thread(s) each: target >= {TARGET}: "
               f"{'met' if r >= TARGET else 'missed'}")
 gemm = rd("ours-1.json").get("gemm", "?")
+conv = rd("ours-1.json").get("conv", "ours")
 print(f"headline: 1 thread each (plus our loader thread); fit's default is one replica per core; "
-      f"our matrix products by {gemm} (ONESPIKE_TRAIN_GEMM)")
+      f"our matrix products by {gemm} (ONESPIKE_TRAIN_GEMM), our convolutions by {conv} "
+      f"(ONESPIKE_TRAIN_CONV)")
 print(f"load average before {load0}, after {load1}" + ("  (machine was busy: numbers are noisy)" if float(load0.split()[0]) > 0.5 else ""))
 for x in warn:
     print("WARNING:", x)
 print(json.dumps({"ann": head["ann"], "snn_t5": head["snn_t5"], "threads": {"headline": int(HEAD), "by_threads": res},
                   "target_ratio": TARGET, "met": met, "batch": batch, "input": 64, "timesteps": 5,
                   "images_per_epoch_timed": timed, "train_images": ntrain,
-                  "onespike_epoch": "2nd of each stage", "gemm": gemm, "torch_omp_wait_policy": rd("torch-2-ann.json").get("omp_wait_policy"),
+                  "onespike_epoch": "2nd of each stage", "gemm": gemm, "conv": conv, "torch_omp_wait_policy": rd("torch-2-ann.json").get("omp_wait_policy"),
                   "load_avg_before": load0, "load_avg_after": load1}))
 EOF

@@ -10,7 +10,9 @@
  *   dnnl nchw  oneDNN on the same plain NCHW / OIHW buffers (what a drop-in call would get);
  *   dnnl nhwc  oneDNN on channels-last activations (NHWC), weights in its own layout;
  *   dnnl any   oneDNN with the layouts it chooses (blocked, e.g. nChw8c), reorders excluded
- *              (what it gives a trainer that keeps its tensors in those layouts throughout).
+ *              (what it gives a trainer that keeps its tensors in those layouts throughout);
+ *   trainer    the trainer's own use of oneDNN (core/train/dconv.c): dnnl any with the reorders
+ *              from and to our NCHW buffers, the backward reusing the forward's.
  * Every oneDNN result is checked against ours (max relative difference printed). The last line
  * is a JSON summary. The question it answers: would the trainer be faster with oneDNN's
  * convolutions (issue 16), on this machine? Run it on an otherwise idle machine, with
@@ -24,6 +26,7 @@
 #include <cblas.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include "dconv.h"
 #include "grad.h"
 #include "graph.h"
 #include "onespike/arch.h"
@@ -222,7 +225,7 @@ int main(int argc, char **argv)
            "(OpenBLAS 1, oneDNN %s)\n",
            arch, input, input, batch, reps, getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS")
                                                                       : "default threads");
-    times tot[1 + L_COUNT] = {{0}};
+    times tot[2 + L_COUNT] = {{0}};
     double worst[2] = {0};
     int convs = 0;
     for (int i = 0; i < os_net_count(net); i++) {
@@ -268,8 +271,36 @@ int main(int argc, char **argv)
         printf("  %-18s %3dx%-3d -> %3d k%d s%d  %3dx%-3d  ours fwd %.3f bwd %.3f (weights %.3f) ms\n",
                L->name, ic, ih, L->out, L->kh, L->stride, oh, ow, 1e3 * best[0], 1e3 * best[1],
                1e3 * best[2]);
-        times t[1 + L_COUNT];
+        times t[2 + L_COUNT];
         t[0] = ours;
+        { /* the trainer's: a forward, then its backward (with and without dx) */
+            os_dconv *dc;
+            if (os_dconv_create(&s, batch, true, &dc)) {
+                fprintf(stderr, "train_conv_bench: %s\n", os_errdetail());
+                return 2;
+            }
+            double bb[3] = {1e9, 1e9, 1e9};
+            for (int r = 0; r <= reps; r++) {
+                double t0 = os_clock_s();
+                os_dconv_forward(dc, x, w, b, y2);
+                double t1 = os_clock_s();
+                os_dconv_backward(dc, x, w, dy, dw2, db2, NULL);
+                double t2 = os_clock_s();
+                os_dconv_forward(dc, x, w, b, y2);
+                double t3 = os_clock_s();
+                os_dconv_backward(dc, x, w, dy, dw2, db2, dx2);
+                double t4 = os_clock_s();
+                if (r) {
+                    bb[0] = fmin(bb[0], fmin(t1 - t0, t3 - t2));
+                    bb[2] = fmin(bb[2], t2 - t1);
+                    bb[1] = fmin(bb[1], t4 - t3);
+                }
+            }
+            os_dconv_destroy(dc);
+            t[1 + L_COUNT] = (times){bb[0], bb[1], bb[2]};
+            printf("      trainer  : fwd %.3f bwd %.3f (weights %.3f) ms\n", 1e3 * bb[0],
+                   1e3 * bb[1], 1e3 * bb[2]);
+        }
         for (int lay = 0; lay < L_COUNT; lay++) {
             dconv d;
             dconv_create(&d, &s, batch, (layout)lay, x, w, b, y2, dx2, dw2, db2, dy);
@@ -290,7 +321,7 @@ int main(int argc, char **argv)
                    1e3 * bb[0], 1e3 * (bb[1] + bb[2]), 1e3 * bb[2]);
             dconv_destroy(&d);
         }
-        for (int k = 0; k < 1 + L_COUNT; k++) {
+        for (int k = 0; k < 2 + L_COUNT; k++) {
             tot[k].fwd += t[k].fwd, tot[k].bwd += t[k].bwd;
             tot[k].bwd_weights += t[k].bwd_weights;
         }
@@ -298,10 +329,11 @@ int main(int argc, char **argv)
         free(x), free(w), free(dy), free(b), free(y), free(dx), free(dw), free(db);
         free(y2), free(dx2), free(dw2), free(db2), free(col), free(tmp);
     }
-    static const char *const name[1 + L_COUNT] = {"ours", "dnnl nchw", "dnnl nhwc", "dnnl any"};
+    static const char *const name[2 + L_COUNT] = {"ours", "dnnl nchw", "dnnl nhwc", "dnnl any",
+                                                  "trainer"};
     printf("\ntotal over %d convs (ms)  forward  backward (weights)     all  / ours\n", convs);
     double ours_all = tot[0].fwd + tot[0].bwd;
-    for (int k = 0; k < 1 + L_COUNT; k++) {
+    for (int k = 0; k < 2 + L_COUNT; k++) {
         double all = tot[k].fwd + tot[k].bwd;
         printf("  %-22s %8.2f %9.2f %10.2f %8.2f  %5.2f\n", name[k], 1e3 * tot[k].fwd,
                1e3 * tot[k].bwd, 1e3 * tot[k].bwd_weights, 1e3 * all, all / ours_all);
@@ -309,7 +341,7 @@ int main(int argc, char **argv)
     printf("max relative difference from ours (dnnl nchw): forward %.2g, backward %.2g\n",
            worst[0], worst[1]);
     printf("{\"arch\":\"%s\",\"input\":%d,\"batch\":%d,\"convs\":%d", arch, input, batch, convs);
-    for (int k = 0; k < 1 + L_COUNT; k++)
+    for (int k = 0; k < 2 + L_COUNT; k++)
         printf(",\"%s\":{\"fwd_ms\":%.3f,\"bwd_ms\":%.3f,\"weights_ms\":%.3f}", name[k],
                1e3 * tot[k].fwd, 1e3 * tot[k].bwd, 1e3 * tot[k].bwd_weights);
     printf("}\n");

@@ -17,6 +17,7 @@
 #include "onespike/dataset.h"
 #include "onespike/fit_flags.h"
 #include "onespike/fit_report.h"
+#include "dconv.h"
 #include "gemm.h"
 #include "grad.h"
 #include "onespike/model.h"
@@ -633,6 +634,7 @@ static os_status run_train_stage(fit_state *s)
         if (s->ema)
             json_object_set_new(row, "val_top1_ema", json_real(ema_top1));
         json_object_set_new(row, "gemm", json_string(os_gemm_name(os_gemm_library())));
+        json_object_set_new(row, "conv", json_string(os_dconv_enabled() ? "onednn" : "ours"));
         log_metrics(s, row);
         json_decref(row);
         char ema_note[32] = "";
@@ -900,8 +902,10 @@ static os_status load_data(fit_state *s)
                 c->folds, (unsigned long long)c->seed);
     if (!c->quiet)
         fprintf(stderr, "onespike-train fit: decoding %zu training + %zu validation images of %d classes at %dx%d\n"
-                        "onespike-train fit: matrix products by %s (ONESPIKE_TRAIN_GEMM)\n",
-                ntr, nva, s->classes, c->input, c->input, os_gemm_name(os_gemm_library()));
+                        "onespike-train fit: matrix products by %s (ONESPIKE_TRAIN_GEMM), "
+                        "convolutions by %s (ONESPIKE_TRAIN_CONV)\n",
+                ntr, nva, s->classes, c->input, c->input, os_gemm_name(os_gemm_library()),
+                os_dconv_enabled() ? "onednn" : "ours");
     st = os_imageset_load(s->ds, tr, ntr, c->input, &s->raster, c->threads, warn_image, &s->train,
                           &failed_tr);
     if (!st)

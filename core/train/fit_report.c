@@ -9,6 +9,7 @@
 #include "onespike/model.h"
 #include "onespike/safetensors.h"
 #include "onespike/session.h"
+#include "dconv.h"
 #include "gemm.h"
 #include "score.h"
 
@@ -252,6 +253,7 @@ os_status fit_write_report(const fit_config *c, const json_t *history, const os_
                             "parameters", (json_int_t)os_net_params(os_model_net(m)),
                             "validation_engine", engine, "seconds", seconds, "gemm",
                             os_gemm_name(os_gemm_library()));
+    json_object_set_new(rep, "conv", json_string(os_dconv_enabled() ? "onednn" : "ours"));
     char path[4200];
     char *text = json_dumps(rep, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     snprintf(path, sizeof path, "%s.report.json", c->out);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dconv.h"
 #include "exec.h"
 #include "grad.h"
 #include "layers.h"
@@ -26,6 +27,8 @@ typedef struct {
     float *mean, *invstd; /* bn: [slots][c] */
     bool exclusive;
     os_param *w, *b, *bn[4], *thr, *leak;
+    os_dconv *dc; /* conv on oneDNN (dconv.h) for dc's batch; NULL: ours, or not made yet */
+    bool dc_failed; /* oneDNN has no implementation for it: ours */
 } tlayer;
 
 struct os_tnet {
@@ -234,6 +237,7 @@ void os_tnet_destroy(os_tnet *t)
         for (int i = 0; i < os_net_count(t->net); i++) {
             tlayer *l = &t->L[i];
             free(l->out), free(l->d), free(l->u), free(l->mean), free(l->invstd);
+            os_dconv_destroy(l->dc);
         }
     free(t->L);
     free(t->col);
@@ -288,6 +292,23 @@ static float *train_slot(void *ctx, int i, int step)
     return slot(ctx, i, step);
 }
 
+/* Conv layer i's oneDNN convolution for the tnet's current batch (dconv.h), NULL to run ours:
+ * oneDNN off in this process or without an implementation for the shape. Made on first use and
+ * again when the batch changes. */
+static os_dconv *conv_on_dnnl(os_tnet *t, int i, const os_conv_shape *cs)
+{
+    tlayer *l = &t->L[i];
+    if (l->dc_failed || !os_dconv_enabled())
+        return NULL;
+    if (l->dc && os_dconv_batch(l->dc) == t->n)
+        return l->dc;
+    os_dconv_destroy(l->dc);
+    l->dc = NULL;
+    if (os_dconv_create(cs, t->n, l->b != NULL, &l->dc) != OS_OK)
+        l->dc_failed = true;
+    return l->dc;
+}
+
 static void train_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io)
 {
     os_tnet *t = ctx;
@@ -295,8 +316,12 @@ static void train_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     int c, h, w;
     in_dims(t, L->from[0], &c, &h, &w);
     os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-    os_conv2d_batch(&cs, t->n, io->x, l->w->data, l->b ? l->b->data : NULL, io->y, t->col,
-                    t->ctmp);
+    os_dconv *dc = conv_on_dnnl(t, i, &cs);
+    if (dc)
+        os_dconv_forward(dc, io->x, l->w->data, l->b ? l->b->data : NULL, io->y);
+    else
+        os_conv2d_batch(&cs, t->n, io->x, l->w->data, l->b ? l->b->data : NULL, io->y, t->col,
+                        t->ctmp);
 }
 
 static void train_bn(void *ctx, int i, const os_layer *L, const os_exec_io *io)
@@ -464,8 +489,14 @@ static void backward_layer(os_tnet *t, int i)
         switch (L->op) {
         case OS_OP_CONV: {
             os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
-            os_conv2d_backward_batch(&cs, n, x, l->w->data, dy, l->w->grad,
-                                     l->b ? l->b->grad : NULL, dx, t->col, t->ctmp);
+            os_dconv *dc = conv_on_dnnl(t, i, &cs);
+            if (dc) {
+                os_dconv_backward(dc, x, l->w->data, dy, l->w->grad, l->b ? l->b->grad : NULL,
+                                  dx);
+            } else {
+                os_conv2d_backward_batch(&cs, n, x, l->w->data, dy, l->w->grad,
+                                         l->b ? l->b->grad : NULL, dx, t->col, t->ctmp);
+            }
             break;
         }
         case OS_OP_BN:

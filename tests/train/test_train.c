@@ -11,6 +11,7 @@
 
 #include "onespike/arch.h"
 #include "onespike/session.h"
+#include "dconv.h"
 #include "testutil.h"
 #include "train.h"
 
@@ -160,6 +161,72 @@ static void grad_pass(os_tnet *t, os_params *p, const float *x, float *logits, c
     os_params_zero_grad(p);
     os_tnet_forward(t, x, NIMG, true, logits);
     os_tnet_backward(t, dl, 1.0f);
+}
+
+/* The training convolutions on oneDNN (dconv.h) and ours give one spiking network's step the
+ * same logits and gradients, up to summation order: a spiking ResNet at T = 3 with biases (BN
+ * folded into its convs) and a Unit. Skipped where the build has no oneDNN. */
+static void test_convs_on_onednn_match_ours(void **state)
+{
+    (void)state;
+    if (!os_dconv_built()) {
+        print_message("skipped: this build has no oneDNN\n");
+        skip();
+    }
+    const bool was = os_dconv_enabled();
+    float logits[2][NIMG * CLASSES], dl[NIMG * CLASSES];
+    tu_fill(dl, NIMG * CLASSES, 5, 1.0f);
+    os_imageset s;
+    random_images(&s, 13);
+    float **grads[2] = {NULL, NULL};
+    int n = 0;
+    for (int way = 0; way < 2; way++) {
+        os_dconv_force(way == 1);
+        spiking_net net = spiking_resnet(1, 3);
+        n = os_params_count(net.p);
+        grads[way] = calloc((size_t)n, sizeof *grads[way]);
+        for (int step = 0; step < 2; step++) /* the second reuses the first's buffers */
+            grad_pass(net.t, net.p, s.pix, logits[way], dl);
+        for (int i = 0; i < n; i++) {
+            const os_param *q = os_params_at(net.p, i);
+            if (!q->grad)
+                continue;
+            grads[way][i] = malloc(q->view.count * sizeof(float));
+            memcpy(grads[way][i], q->grad, q->view.count * sizeof(float));
+        }
+        if (way == 1) {
+            double worst = 0, lmax = 0, ldiff = 0;
+            for (int k = 0; k < NIMG * CLASSES; k++)
+                lmax = fmax(lmax, fabs(logits[0][k])),
+                ldiff = fmax(ldiff, fabs(logits[0][k] - logits[1][k]));
+            assert_true(ldiff <= 1e-4 * fmax(1, lmax));
+            int compared = 0;
+            for (int i = 0; i < n; i++) {
+                const os_param *q = os_params_at(net.p, i);
+                if (!grads[0][i])
+                    continue;
+                double m = 0, d = 0;
+                for (size_t k = 0; k < q->view.count; k++)
+                    m = fmax(m, fabs(grads[0][i][k])),
+                    d = fmax(d, fabs(grads[0][i][k] - grads[1][i][k]));
+                if (!(d <= 1e-3 * m + 1e-6))
+                    fail_msg("%s: gradients differ by %g (largest %g)", q->view.name, d, m);
+                worst = fmax(worst, m > 0 ? d / m : 0);
+                compared++;
+            }
+            print_message("oneDNN vs ours: logits within %g, gradients within %g of their "
+                          "largest (%d tensors)\n", ldiff, worst, compared);
+            assert_true(compared > 10);
+        }
+        spiking_net_free(&net);
+    }
+    for (int way = 0; way < 2; way++) {
+        for (int i = 0; i < n; i++)
+            free(grads[way][i]);
+        free(grads[way]);
+    }
+    os_dconv_force(was);
+    os_imageset_free(&s);
 }
 
 /* Frozen parameters: a backward pass with the stem and stage 1 frozen gives the later layers
@@ -693,6 +760,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tnet_matches_session),
         cmocka_unit_test(test_frozen_stages_keep_values),
+        cmocka_unit_test(test_convs_on_onednn_match_ours),
         cmocka_unit_test(test_remove_units_gives_baseline),
         cmocka_unit_test(test_fold_batchnorm_is_exact),
         cmocka_unit_test(test_insert_batchnorm_is_identity),
