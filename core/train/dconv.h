@@ -3,14 +3,15 @@
  * OIHW weights at both ends. Private to the training layer.
  *
  * Our own convolutions (grad.h) are im2col + SGEMM on planar buffers: on the high-resolution
- * layers most of their time is the patch matrix, not the product. On an AVX-512 CPU oneDNN's
- * direct convolutions, reorders included, took 0.79x our time over the convolutions of
- * train_bench's ResNet-18 (64 and 96 px, forward and both backward passes; bench/
- * train_conv_bench's "dnnl any+reorders"); on an AVX2-only CPU they were level with ours
- * before the reorders. So, as for the products (gemm.h): oneDNN's where the build has it and
- * the CPU runs AVX-512, ours elsewhere; ONESPIKE_TRAIN_CONV=ours|onednn (read once) picks one
- * for comparisons. The two sum in different orders: results agree to float rounding; a run is
- * reproducible on one machine with one choice.
+ * layers most of their time is the patch matrix, not the product. On the AVX-512 Xeon
+ * oneDNN's direct convolutions, reorders included, took 0.82x our time over the 22
+ * convolutions of train_bench's ResNet-18 (bench/train_conv_bench's "trainer" row) and made
+ * ANN epochs 1.17x faster; held to AVX2 (DNNL_MAX_CPU_ISA=AVX2) on the same CPU an ANN epoch
+ * ran at 0.86-0.89x ours (bench/results/2026-12-02-xeon-train-conv.md). So, as for the
+ * products (gemm.h): oneDNN's where the build has it and the CPU runs AVX-512, ours
+ * elsewhere; ONESPIKE_TRAIN_CONV=ours|onednn (read once) picks one for comparisons. The two
+ * sum in different orders: results agree to float rounding; a run is reproducible on one
+ * machine with one choice.
  *
  * One os_dconv serves one shape at one batch size; it runs in the calling thread (oneDNN's
  * OpenMP set to one thread there, training's parallelism being its replicas) and is used by
