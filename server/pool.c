@@ -65,7 +65,18 @@ static void wake_one(srv_pool *p)
     if (p->gathering > 0) {
         pthread_cond_signal(&p->nonempty);
     } else if (p->n_idle > 0) {
-        srv_worker *w = &p->workers[p->idle_stack[--p->n_idle]];
+        /* a worker still watching first (it starts at once), else the last to go idle */
+        int at = p->n_idle - 1;
+        for (int i = at; i >= 0 && p->n_spinning > 0; i--)
+            if (p->workers[p->idle_stack[i]].spinning) {
+                at = i;
+                break;
+            }
+        const int id = p->idle_stack[at];
+        memmove(p->idle_stack + at, p->idle_stack + at + 1,
+                (size_t)(p->n_idle - 1 - at) * sizeof *p->idle_stack);
+        p->n_idle--;
+        srv_worker *w = &p->workers[id];
         w->idle = false;
         p->counts.handoffs[w->spinning ? SRV_HANDOFF_SPINNING : SRV_HANDOFF_SLEEPING]++;
         pthread_cond_signal(&w->wake);
@@ -211,30 +222,39 @@ static int quota_cpus(const char *root, char *path, bool v2, int n)
     }
 }
 
-/* The cores this process may use: its affinity mask, bounded by its cgroup's CPU quota (a
- * container's or a pod's CPU limit), v2 or v1 as /proc/self/cgroup names them. */
-static int usable_cpus(void)
+int srv_cpu_quota(const char *cgroup_file, const char *root, int n)
 {
-    cpu_set_t set;
-    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    FILE *f = fopen("/proc/self/cgroup", "r");
-    char line[4096];
+    FILE *f = fopen(cgroup_file, "r");
+    char line[4096], v1[4200];
+    snprintf(v1, sizeof v1, "%s/cpu", root);
     while (f && fgets(line, sizeof line, f)) { /* "ID:CONTROLLERS:/PATH" */
         line[strcspn(line, "\n")] = 0;
         char *ctl = strchr(line, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
         if (!path || path[1] != '/')
             continue;
-        *path++ = 0;
+        *ctl++ = 0, *path++ = 0; /* line: the ID; ctl: the controllers; path: the cgroup */
         bool cpu = false;
-        for (char *c = strtok(ctl + 1, ","); c; c = strtok(NULL, ","))
+        char *save = NULL;
+        const bool v2 = !*ctl && !strcmp(line, "0");
+        for (char *c = strtok_r(ctl, ",", &save); c; c = strtok_r(NULL, ",", &save))
             cpu |= strcmp(c, "cpu") == 0;
-        if (!ctl[1] && !strcmp(line, "0"))
-            n = quota_cpus("/sys/fs/cgroup", path, true, n);
+        if (v2)
+            n = quota_cpus(root, path, true, n);
         else if (cpu)
-            n = quota_cpus("/sys/fs/cgroup/cpu", path, false, n);
+            n = quota_cpus(v1, path, false, n);
     }
     if (f)
         fclose(f);
+    return n;
+}
+
+/* The cores this process may use: its affinity mask, bounded by its cgroup's CPU quota (a
+ * container's or a pod's CPU limit). */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    n = srv_cpu_quota("/proc/self/cgroup", "/sys/fs/cgroup", n);
     return n > 0 ? n : 1;
 }
 

@@ -82,6 +82,12 @@ typedef struct {
  * be NULL. */
 void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_pool_counts *counts);
 int srv_pool_capacity(const srv_pool *p);
+/* n, or fewer: the CPU quota, in cores rounded up, of the cgroups a /proc/self/cgroup-style file
+ * names ("0::/PATH" for cgroup v2, read from ROOT/PATH/cpu.max and each parent's; a v1 line with
+ * the cpu controller, from ROOT/cpu/PATH/cpu.cfs_quota_us and cpu.cfs_period_us and each
+ * parent's). Exposed for the tests; a pool reads "/proc/self/cgroup" under "/sys/fs/cgroup". */
+int srv_cpu_quota(const char *cgroup_file, const char *root, int n);
+
 /* The cores the pool counts on (srv_pool_opts.cpus, or what it found). */
 int srv_pool_cpus(const srv_pool *p);
 int srv_pool_workers(const srv_pool *p);

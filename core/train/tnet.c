@@ -304,8 +304,11 @@ static os_dconv *conv_on_dnnl(os_tnet *t, int i, const os_conv_shape *cs)
         return l->dc;
     os_dconv_destroy(l->dc);
     l->dc = NULL;
-    if (os_dconv_create(cs, t->n, l->b != NULL, &l->dc) != OS_OK)
+    if (os_dconv_create(cs, t->n, l->b != NULL, &l->dc) != OS_OK) {
+        fprintf(stderr, "onespike-train: layer %s runs on our convolution: %s\n",
+                os_net_layer(t->net, i)->name, os_errdetail());
         l->dc_failed = true;
+    }
     return l->dc;
 }
 

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -201,6 +203,60 @@ static void test_a_pool_finds_its_cores(void **state)
     srv_pool_destroy(p);
 }
 
+static void put(const char *dir, const char *rel, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    for (char *q = path + strlen(dir) + 1; (q = strchr(q, '/')); q++) { /* parents */
+        *q = 0;
+        mkdir(path, 0755);
+        *q = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The CPU quota from cgroup files laid out as the kernel does: v2's cpu.max on the cgroup or a
+ * parent (the smallest wins, rounded up to cores), "max" for none; v1's cfs quota and period
+ * under cpu/ (-1 for none); a file naming neither, or none at all, leaves n. */
+static void test_cpu_quota_from_cgroup_files(void **state)
+{
+    (void)state;
+    char tmpl[] = "/tmp/test_pool_cg.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    char proc[300], root[300];
+    snprintf(proc, sizeof proc, "%s/cgroup", d);
+    snprintf(root, sizeof root, "%s/fs", d);
+    put(d, "fs/kubepods/pod1/ctr/cpu.max", "max 100000\n");
+    put(d, "fs/kubepods/pod1/cpu.max", "150000 100000\n");
+    put(d, "fs/kubepods/cpu.max", "max 100000\n");
+    put(d, "cgroup", "0::/kubepods/pod1/ctr\n");
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 2); /* 1.5 cores: 2 */
+    assert_int_equal(srv_cpu_quota(proc, root, 1), 1); /* never more than n */
+    put(d, "fs/kubepods/pod1/cpu.max", "max 100000\n");
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 8); /* no limit anywhere */
+    put(d, "fs/cpu.max", "300000 100000\n"); /* a container's own cgroup at the mount's root */
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 3);
+    /* cgroup v1, the cpu controller with cpuacct, the container's cgroup at the root */
+    put(d, "cgroup", "12:pids:/docker/x\n4:cpu,cpuacct:/docker/x\n1:name=systemd:/docker/x\n");
+    put(d, "fs/cpu/cpu.cfs_quota_us", "-1\n");
+    put(d, "fs/cpu/cpu.cfs_period_us", "100000\n");
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 8);
+    put(d, "fs/cpu/docker/x/cpu.cfs_quota_us", "50000\n");
+    put(d, "fs/cpu/docker/x/cpu.cfs_period_us", "100000\n");
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 1);
+    put(d, "cgroup", "3:memory:/docker/x\n");
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 8); /* no cpu controller named */
+    snprintf(proc, sizeof proc, "%s/absent", d);
+    assert_int_equal(srv_cpu_quota(proc, root, 8), 8);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_full_queue_refuses_and_shutdown_cancels(void **state)
 {
     (void)state;
@@ -366,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_every_job_runs_once_with_spinning_workers),
         cmocka_unit_test(test_a_worker_spins_only_on_a_free_core),
         cmocka_unit_test(test_a_pool_finds_its_cores),
+        cmocka_unit_test(test_cpu_quota_from_cgroup_files),
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
         cmocka_unit_test(test_the_last_idle_worker_takes_the_next_job),
         cmocka_unit_test(test_a_spinning_worker_takes_the_next_job),

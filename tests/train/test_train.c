@@ -185,8 +185,13 @@ static void test_convs_on_onednn_match_ours(void **state)
         spiking_net net = spiking_resnet(1, 3);
         n = os_params_count(net.p);
         grads[way] = calloc((size_t)n, sizeof *grads[way]);
-        for (int step = 0; step < 2; step++) /* the second reuses the first's buffers */
-            grad_pass(net.t, net.p, s.pix, logits[way], dl);
+        /* two steps with an optimizer step between: new weights in the same buffers */
+        const os_opt_config oc = {.kind = OS_OPT_ADAMW, .lr = 0.01f, .beta1 = 0.9f,
+                                  .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.05f,
+                                  .total_steps = 10, .lif_lr_scale = 1};
+        grad_pass(net.t, net.p, s.pix, logits[way], dl);
+        assert_int_equal(os_params_step(net.p, &oc, 0), OS_OK);
+        grad_pass(net.t, net.p, s.pix, logits[way], dl);
         for (int i = 0; i < n; i++) {
             const os_param *q = os_params_at(net.p, i);
             if (!q->grad)
@@ -209,7 +214,7 @@ static void test_convs_on_onednn_match_ours(void **state)
                 for (size_t k = 0; k < q->view.count; k++)
                     m = fmax(m, fabs(grads[0][i][k])),
                     d = fmax(d, fabs(grads[0][i][k] - grads[1][i][k]));
-                if (!(d <= 1e-3 * m + 1e-6))
+                if (!(d <= 5e-3 * m + 1e-6)) /* after AdamW: 3.3e-4 measured; a stale input or weight is ~1 */
                     fail_msg("%s: gradients differ by %g (largest %g)", q->view.name, d, m);
                 worst = fmax(worst, m > 0 ? d / m : 0);
                 compared++;
