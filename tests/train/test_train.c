@@ -214,7 +214,8 @@ static void test_convs_on_onednn_match_ours(void **state)
                 for (size_t k = 0; k < q->view.count; k++)
                     m = fmax(m, fabs(grads[0][i][k])),
                     d = fmax(d, fabs(grads[0][i][k] - grads[1][i][k]));
-                if (!(d <= 5e-3 * m + 1e-6)) /* after AdamW: 3.3e-4 measured; a stale input or weight is ~1 */
+                /* after the AdamW step 3.3e-4 was measured; a stale input or weight is ~1 */
+                if (!(d <= 5e-3 * m + 1e-6))
                     fail_msg("%s: gradients differ by %g (largest %g)", q->view.name, d, m);
                 worst = fmax(worst, m > 0 ? d / m : 0);
                 compared++;
