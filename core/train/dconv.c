@@ -368,24 +368,27 @@ void os_dconv_backward(os_dconv *d, const float *x, const float *w, const float 
                        float *db, float *dx)
 {
     one_thread();
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, port_in(d->stream, &d->wsrc, x, true)},
-                            {DNNL_ARG_DIFF_DST, port_in(d->stream, &d->wddst, dy, false)},
-                            {DNNL_ARG_DIFF_WEIGHTS, port_out(&d->dwei, dw)}};
-    int na = 3;
-    if (d->bias)
-        a[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, d->dbias_m};
-    run(d->bwd_weights, d->stream, na, a);
-    port_done(d->stream, &d->dwei); /* dw += */
+    if (dw) {
+        dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, port_in(d->stream, &d->wsrc, x, true)},
+                                {DNNL_ARG_DIFF_DST, port_in(d->stream, &d->wddst, dy, false)},
+                                {DNNL_ARG_DIFF_WEIGHTS, port_out(&d->dwei, dw)}};
+        int na = 3;
+        if (d->bias)
+            a[na++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, d->dbias_m};
+        run(d->bwd_weights, d->stream, na, a);
+        port_done(d->stream, &d->dwei); /* dw += */
+    }
     if (dx) {
         /* dy as the weights' pass reordered it, if both want the same layout */
-        dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_DST, port_in(d->stream, &d->ddst, dy, d->ddst.alias)},
+        const bool again = dw && d->ddst.alias;
+        dnnl_exec_arg_t b[3] = {{DNNL_ARG_DIFF_DST, port_in(d->stream, &d->ddst, dy, again)},
                                 {DNNL_ARG_WEIGHTS, port_in(d->stream, &d->bwei, w, true)},
                                 {DNNL_ARG_DIFF_SRC, port_out(&d->dsrc, dx)}};
         run(d->bwd_data, d->stream, 3, b);
         port_done(d->stream, &d->dsrc);
     }
     dnnl_stream_wait(d->stream);
-    if (d->bias && db)
+    if (dw && d->bias && db)
         for (int o = 0; o < d->out_c; o++)
             db[o] += d->dbias[o];
 }

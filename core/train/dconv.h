@@ -11,7 +11,8 @@
  * products (gemm.h): oneDNN's where the build has it and the CPU runs AVX-512, ours
  * elsewhere; ONESPIKE_TRAIN_CONV=ours|onednn (read once) picks one for comparisons. The two
  * sum in different orders: results agree to float rounding; a run is reproducible on one
- * machine with one choice.
+ * machine with one choice. (tnet.c takes the weights' gradient of small output maps from ours:
+ * there oneDNN's weights pass is the slower.)
  *
  * One os_dconv serves one shape at one batch size; it runs in the calling thread (oneDNN's
  * OpenMP set to one thread there, training's parallelism being its replicas) and is used by
@@ -47,6 +48,7 @@ void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *
 
 /* The backward pass: dw += the weights' gradient, db += the bias's (when created with a bias;
  * db may be NULL otherwise), and, if dx is not NULL, dx = the input's gradient (overwritten).
+ * dw NULL: the data's pass only (db is then untouched).
  * x and w must be buffers a forward call on d read, with their values unchanged since (a
  * training step: its forward, then its backward, before the weights change): the reorders of
  * that forward then serve again where the layouts agree. Over T > 1 steps x may be any step's

@@ -292,6 +292,11 @@ static float *train_slot(void *ctx, int i, int step)
     return slot(ctx, i, step);
 }
 
+/* Output maps of at most this many positions take the weights' gradient from ours, the rest of
+ * the conv from oneDNN: there its weights pass took 2x ours at 2x2 (stage 4 at 64 px) and 1.25x
+ * at 3x3 (96 px) on the AVX-512 Xeon, its forward and data pass less (train_conv_bench). */
+#define DCONV_OURS_WEIGHTS 9
+
 /* Conv layer i's oneDNN convolution for the tnet's current batch (dconv.h), NULL to run ours:
  * oneDNN off in this process or without an implementation for the shape. Made on first use and
  * again when the batch changes. */
@@ -493,7 +498,14 @@ static void backward_layer(os_tnet *t, int i)
         case OS_OP_CONV: {
             os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
             os_dconv *dc = conv_on_dnnl(t, i, &cs);
-            if (dc) {
+            const int positions = os_conv_out_h(&cs) * os_conv_out_w(&cs);
+            if (dc && positions <= DCONV_OURS_WEIGHTS) {
+                /* small maps: oneDNN's weights pass is the slower one (dconv.h) */
+                os_conv2d_backward_batch(&cs, n, x, l->w->data, dy, l->w->grad,
+                                         l->b ? l->b->grad : NULL, NULL, t->col, t->ctmp);
+                if (dx)
+                    os_dconv_backward(dc, x, l->w->data, dy, NULL, NULL, dx);
+            } else if (dc) {
                 os_dconv_backward(dc, x, l->w->data, dy, l->w->grad, l->b ? l->b->grad : NULL,
                                   dx);
             } else {

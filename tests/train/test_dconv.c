@@ -78,6 +78,14 @@ static void one_shape(const os_conv_shape *s, int n, bool bias)
         close_to("db", db1, db2, nb, 1e-5);
         close_to("dx", dx1, dx2, nx, 1e-5);
     }
+    /* the data's pass alone leaves the weights' and bias's gradients as they were */
+    memcpy(dw2, dw1, nw * sizeof *dw1), memcpy(db2, db1, nb * sizeof *db1);
+    for (size_t i = 0; i < nx; i++)
+        dx1[i] = NAN;
+    os_dconv_backward(d, x, w, dy, NULL, NULL, dx1);
+    close_to("dx alone", dx1, dx2, nx, 1e-5);
+    assert_memory_equal(dw1, dw2, nw * sizeof *dw1);
+    assert_memory_equal(db1, db2, nb * sizeof *db1);
     os_dconv_destroy(d);
     free(x), free(w), free(b), free(dy), free(y1), free(y2), free(dw1), free(dw2);
     free(db1), free(db2), free(dx1), free(dx2), free(col), free(tmp);
