@@ -1,7 +1,7 @@
 /* pool.c - worker threads around a bounded ring of jobs (see pool.h).
  *
- * An idle worker waits on a condition of its own, on a stack of idle workers: a new job wakes
- * the one that went idle last. At low load the same worker, on the same core with its session
+ * An idle worker waits on a condition of its own, on a stack of idle workers: a new job goes to
+ * a worker still watching for one (wait_idle's spin), else wakes the one that went idle last. At low load the same worker, on the same core with its session
  * and the weights it read still in that core's caches, takes request after request; waking
  * them in turn (one shared condition wakes the longest waiting) measured 15 % slower at one
  * connection (bench/results). A worker gathering a batch waits on the shared one, and a job
@@ -58,8 +58,9 @@ struct srv_pool {
     srv_worker *workers;
 };
 
-/* With the lock held: a job is queued; hand it to a gathering worker, else to the worker
- * that went idle last. No one idle: a busy worker takes it when it is done. */
+/* With the lock held: a job is queued; hand it to a gathering worker, else to an idle worker
+ * still spinning, else to the worker that went idle last. No one idle: a busy worker takes it
+ * when it is done. */
 static void wake_one(srv_pool *p)
 {
     if (p->gathering > 0) {
