@@ -190,6 +190,29 @@ static void test_a_worker_spins_only_on_a_free_core(void **state)
     assert_int_equal(spins_beside_a_busy_worker(3), 4);
 }
 
+/* A job goes to a worker still spinning before one asleep above it on the idle stack: of 3
+ * workers on 3 cores the first two to go idle spin (busy 0 + spinning + 1 < 3) and the last,
+ * on top, sleeps. */
+static void test_a_spinning_worker_goes_before_a_sleeping_one(void **state)
+{
+    (void)state;
+    srv_pool_opts o = {.workers = 3, .queue = 4, .max_pixels = 1 << 20, .max_batch = 1,
+                       .idle_spin_us = LONG_SPIN_US, .cpus = 3};
+    srv_pool *p = NULL;
+    assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
+    tjob j;
+    init(&j, -1);
+    assert_int_equal(srv_pool_submit(p, &j.job), SRV_SUBMIT_OK);
+    settle(p);
+    assert_int_equal(ran(&j), 1);
+    int q, b;
+    srv_pool_counts st;
+    srv_pool_stats(p, &q, &b, &st);
+    assert_int_equal(st.handoffs[SRV_HANDOFF_SPINNING], 1);
+    assert_int_equal(st.handoffs[SRV_HANDOFF_SLEEPING], 0);
+    srv_pool_destroy(p);
+}
+
 /* Left to find its cores, a pool counts at least one and no more than its affinity allows. */
 static void test_a_pool_finds_its_cores(void **state)
 {
@@ -421,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_every_job_runs_once),
         cmocka_unit_test(test_every_job_runs_once_with_spinning_workers),
         cmocka_unit_test(test_a_worker_spins_only_on_a_free_core),
+        cmocka_unit_test(test_a_spinning_worker_goes_before_a_sleeping_one),
         cmocka_unit_test(test_a_pool_finds_its_cores),
         cmocka_unit_test(test_cpu_quota_from_cgroup_files),
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
