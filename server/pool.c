@@ -4,8 +4,8 @@
  * a worker still watching for one (wait_idle's spin), else wakes the one that went idle last.
  * At low load the same worker, on the same core with its session and the weights it read still
  * in that core's caches, takes request after request; waking them in turn (one shared
- * condition wakes the longest waiting) measured 15 % slower at one connection (bench/results). A worker gathering a batch waits on the shared one, and a job
- * goes to it first. */
+ * condition wakes the longest waiting) measured 15 % slower at one connection (bench/results).
+ * A worker gathering a batch waits on the shared one, and a job goes to it first. */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "pool.h"
 

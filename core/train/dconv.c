@@ -36,8 +36,8 @@ static void choose(void)
         else if (strcmp(env, "onednn") == 0 && os_dconv_built())
             on = true;
         else
-            fprintf(stderr, "onespike: ONESPIKE_TRAIN_CONV=%s: not one of ours%s; using %s\n",
-                    env, os_dconv_built() ? ", onednn" : " (no oneDNN in this build)",
+            fprintf(stderr, "onespike: ONESPIKE_TRAIN_CONV=%s: not one of ours%s; using %s\n", env,
+                    os_dconv_built() ? ", onednn" : " (no oneDNN in this build)",
                     on ? "onednn" : "ours");
     }
     atomic_store(&chosen, on);
@@ -123,17 +123,17 @@ struct os_dconv {
     bool bias;
     dnnl_stream_t stream;
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
-    port src, wei, dst;    /* forward */
-    port wsrc, wddst, dwei; /* backward to the weights (dwei: added to ours) */
-    port ddst, bwei, dsrc;  /* backward to the data */
-    dnnl_memory_t bias_m, dbias_m;          /* plain [out_c] either way */
-    float *dbias;                           /* the bias gradient before it is added */
+    port src, wei, dst;            /* forward */
+    port wsrc, wddst, dwei;        /* backward to the weights (dwei: added to ours) */
+    port ddst, bwei, dsrc;         /* backward to the data */
+    dnnl_memory_t bias_m, dbias_m; /* plain [out_c] either way */
+    float *dbias;                  /* the bias gradient before it is added */
 };
 
-#define TRY(call)                                                                              \
-    do {                                                                                       \
-        if ((call) != dnnl_success)                                                            \
-            goto fail;                                                                         \
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        if ((call) != dnnl_success)                                                                \
+            goto fail;                                                                             \
     } while (0)
 
 /* Our tensor of dims in tag's layout, with no buffer yet (each call sets it). */
@@ -265,10 +265,9 @@ os_status os_dconv_create(const os_conv_shape *s, int n, bool bias, os_dconv **o
     d->n = n, d->out_c = s->out_c, d->bias = bias, d->dbias = dbias;
     dnnl_primitive_desc_t pf = NULL, pd = NULL, pw = NULL;
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);
-    const dnnl_dims_t src = {n, s->in_c, s->in_h, s->in_w},
-                      wei = {s->out_c, s->in_c, s->kh, s->kw}, bia = {s->out_c},
-                      dst = {n, s->out_c, oh, ow}, strides = {s->stride, s->stride},
-                      pad = {s->pad, s->pad};
+    const dnnl_dims_t src = {n, s->in_c, s->in_h, s->in_w}, wei = {s->out_c, s->in_c, s->kh, s->kw},
+                      bia = {s->out_c}, dst = {n, s->out_c, oh, ow},
+                      strides = {s->stride, s->stride}, pad = {s->pad, s->pad};
     dnnl_memory_desc_t p_src, p_wei, p_bia, p_dst, a_src, a_wei, a_dst;
     TRY(plain_md(&p_src, 4, src, dnnl_nchw));
     TRY(plain_md(&p_wei, 4, wei, dnnl_oihw));
@@ -328,7 +327,7 @@ void os_dconv_destroy(os_dconv *d)
         return;
     dnnl_primitive_destroy(d->fwd), dnnl_primitive_destroy(d->bwd_data);
     dnnl_primitive_destroy(d->bwd_weights);
-    port *ports[] = {&d->src, &d->wei, &d->dst, &d->wsrc, &d->wddst,
+    port *ports[] = {&d->src,  &d->wei,  &d->dst,  &d->wsrc, &d->wddst,
                      &d->dwei, &d->ddst, &d->bwei, &d->dsrc};
     for (size_t i = 0; i < sizeof ports / sizeof *ports; i++)
         port_destroy(ports[i]);

@@ -1,7 +1,8 @@
 /* dconv: training convolutions on oneDNN (core/train/dconv.c) against ours (grad.c) on the same
  * buffers: the forward, the weights' and bias's gradients added to what is there, the input's
  * gradient (also when another input's forward came between x's forward and its backward, as
- * over time steps, and in the next step with new values in the same buffers); strides 1 and 2, 3x3 and 1x1 kernels, 3 input channels (the stem), channel counts
+ * over time steps, and in the next step with new values in the same buffers), the data's pass
+ * alone; strides 1 and 2, 3x3 and 1x1 kernels, 3 input channels (the stem), channel counts
  * oneDNN's blocks do not divide, 1 and 3 images, with a bias and without; and the choice
  * (AVX-512 + oneDNN: oneDNN; otherwise ours). Skipped, and said so, where the build has no
  * oneDNN. */
@@ -36,7 +37,8 @@ static void one_shape(const os_conv_shape *s, int n, bool bias)
     const size_t nx = (size_t)n * s->in_c * s->in_h * s->in_w, ny = (size_t)n * s->out_c * oh * ow;
     const size_t nw = (size_t)s->out_c * s->in_c * s->kh * s->kw, nb = (size_t)s->out_c;
     float *x = malloc(nx * sizeof *x), *w = malloc(nw * sizeof *w), *b = malloc(nb * sizeof *b);
-    float *dy = malloc(ny * sizeof *dy), *y1 = malloc(ny * sizeof *y1), *y2 = malloc(ny * sizeof *y2);
+    float *dy = malloc(ny * sizeof *dy), *y1 = malloc(ny * sizeof *y1),
+          *y2 = malloc(ny * sizeof *y2);
     float *dw1 = malloc(nw * sizeof *dw1), *dw2 = malloc(nw * sizeof *dw2);
     float *db1 = malloc(nb * sizeof *db1), *db2 = malloc(nb * sizeof *db2);
     float *dx1 = malloc(nx * sizeof *dx1), *dx2 = malloc(nx * sizeof *dx2);
