@@ -282,11 +282,11 @@ int main(int argc, char **argv)
             double bb[3] = {1e9, 1e9, 1e9};
             for (int r = 0; r <= reps; r++) {
                 double t0 = os_clock_s();
-                os_dconv_forward(dc, x, w, b, y2);
+                os_dconv_forward(dc, x, w, b, y2, false);
                 double t1 = os_clock_s();
                 os_dconv_backward(dc, x, w, dy, dw2, db2, NULL);
                 double t2 = os_clock_s();
-                os_dconv_forward(dc, x, w, b, y2);
+                os_dconv_forward(dc, x, w, b, y2, false);
                 double t3 = os_clock_s();
                 os_dconv_backward(dc, x, w, dy, dw2, db2, dx2);
                 double t4 = os_clock_s();

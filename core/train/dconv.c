@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "isa.h"
 
 #ifdef ONESPIKE_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
-#include <omp.h>
 #endif
 
 static atomic_int chosen = -1; /* 1 on, 0 off, -1 before the first use */
@@ -75,9 +75,10 @@ int os_dconv_batch(const os_dconv *d)
     (void)d;
     return 0;
 }
-void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *b, float *y)
+void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *b, float *y,
+                      bool w_again)
 {
-    (void)d, (void)x, (void)w, (void)b, (void)y;
+    (void)d, (void)x, (void)w, (void)b, (void)y, (void)w_again;
 }
 void os_dconv_backward(os_dconv *d, const float *x, const float *w, const float *dy, float *dw,
                        float *db, float *dx)
@@ -238,21 +239,10 @@ static void port_done(dnnl_stream_t s, port *p)
     run(p->reorder, s, 2, a);
 }
 
-/* Debian's oneDNN parallelises with OpenMP: one thread in this (replica) thread, set once per
- * thread (the setting is the thread's own). */
-static void one_thread(void)
-{
-    static _Thread_local bool done;
-    if (!done) {
-        omp_set_num_threads(1);
-        done = true;
-    }
-}
-
 os_status os_dconv_create(const os_conv_shape *s, int n, bool bias, os_dconv **out)
 {
     *out = NULL;
-    one_thread(); /* before the primitives: they are laid out for the threads there are */
+    os_dnnl_one_thread(); /* before the primitives: laid out for the threads there are */
     pthread_once(&engine_once, engine_init);
     if (engine_status != dnnl_success)
         return os_fail(OS_EINVAL, "oneDNN has no CPU engine (status %d)", (int)engine_status);
@@ -342,16 +332,17 @@ int os_dconv_batch(const os_dconv *d)
     return d->n;
 }
 
-void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *b, float *y)
+void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *b, float *y,
+                      bool w_again)
 {
-    one_thread();
+    os_dnnl_one_thread();
     /* new values, maybe in the same buffers: what the backward's own ports hold is stale */
     if (!d->wsrc.alias)
         d->wsrc.holds = NULL;
     if (!d->bwei.alias)
         d->bwei.holds = NULL;
     dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, port_in(d->stream, &d->src, x, false)},
-                            {DNNL_ARG_WEIGHTS, port_in(d->stream, &d->wei, w, false)},
+                            {DNNL_ARG_WEIGHTS, port_in(d->stream, &d->wei, w, w_again)},
                             {DNNL_ARG_DST, port_out(&d->dst, y)}};
     int na = 3;
     if (d->bias) {
@@ -366,7 +357,7 @@ void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *
 void os_dconv_backward(os_dconv *d, const float *x, const float *w, const float *dy, float *dw,
                        float *db, float *dx)
 {
-    one_thread();
+    os_dnnl_one_thread();
     if (dw) {
         dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, port_in(d->stream, &d->wsrc, x, true)},
                                 {DNNL_ARG_DIFF_DST, port_in(d->stream, &d->wddst, dy, false)},

@@ -43,8 +43,11 @@ void os_dconv_destroy(os_dconv *d);
 int os_dconv_batch(const os_dconv *d);
 
 /* y = conv(x, w) + b: x [n][in_c][in_h][in_w], w [out_c][in_c][kh][kw], b [out_c] (the bias
- * only if created with one), y [n][out_c][oh][ow]. */
-void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *b, float *y);
+ * only if created with one), y [n][out_c][oh][ow]. w_again: w is the buffer of d's last forward
+ * with its values unchanged since (the later time steps of one forward pass), so its reorder
+ * is not redone. */
+void os_dconv_forward(os_dconv *d, const float *x, const float *w, const float *b, float *y,
+                      bool w_again);
 
 /* The backward pass: dw += the weights' gradient, db += the bias's (when created with a bias;
  * db may be NULL otherwise), and, if dx is not NULL, dx = the input's gradient (overwritten).

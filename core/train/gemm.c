@@ -75,18 +75,25 @@ static int blas_int(size_t v)
     return (int)v;
 }
 
+void os_dnnl_one_thread(void)
+{
+#ifdef ONESPIKE_HAVE_DNNL
+    /* Debian's oneDNN parallelises with OpenMP: one thread in this (replica) thread. The
+     * setting is the calling thread's own, so it is made once per thread. */
+    static _Thread_local bool done;
+    if (!done) {
+        omp_set_num_threads(1);
+        done = true;
+    }
+#endif
+}
+
 void os_gemm(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float *a,
              size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc)
 {
 #ifdef ONESPIKE_HAVE_DNNL
     if (os_gemm_library() == OS_GEMM_ONEDNN) {
-        /* Debian's oneDNN parallelises with OpenMP: one thread in this (replica) thread. The
-         * setting is the calling thread's own, so it is made once per thread. */
-        static _Thread_local bool one_thread;
-        if (!one_thread) {
-            omp_set_num_threads(1);
-            one_thread = true;
-        }
+        os_dnnl_one_thread();
         const dnnl_status_t st =
             dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', (dnnl_dim_t)m, (dnnl_dim_t)n,
                        (dnnl_dim_t)k, alpha, a, (dnnl_dim_t)lda, b, (dnnl_dim_t)ldb, beta, c,

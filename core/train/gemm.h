@@ -31,6 +31,10 @@ os_gemm_lib os_gemm_library(void);
 const char *os_gemm_name(os_gemm_lib lib);
 bool os_gemm_have(os_gemm_lib lib);
 
+/* Set oneDNN's OpenMP to one thread in the calling thread (once per thread; nothing without
+ * oneDNN): training's parallelism is its replicas. gemm.c and dconv.c call it before oneDNN. */
+void os_dnnl_one_thread(void);
+
 /* For the tests: use lib from now on if this build has it (false, nothing changed, if not). */
 bool os_gemm_force(os_gemm_lib lib);
 

@@ -326,7 +326,8 @@ static void train_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     os_conv_shape cs = {c, h, w, L->out, L->kh, L->kw, L->stride, L->pad};
     os_dconv *dc = conv_on_dnnl(t, i, &cs);
     if (dc)
-        os_dconv_forward(dc, io->x, l->w->data, l->b ? l->b->data : NULL, io->y);
+        os_dconv_forward(dc, io->x, l->w->data, l->b ? l->b->data : NULL, io->y,
+                         io->step > 0);
     else
         os_conv2d_batch(&cs, t->n, io->x, l->w->data, l->b ? l->b->data : NULL, io->y, t->col,
                         t->ctmp);

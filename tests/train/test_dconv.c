@@ -57,20 +57,22 @@ static void one_shape(const os_conv_shape *s, int n, bool bias)
                  s->kh, s->stride, n, os_errdetail());
     assert_int_equal(os_dconv_batch(d), n);
     for (int rep = 0; rep < 2; rep++) { /* a second call on the same object gives the same */
-        os_dconv_forward(d, x, w, bias ? b : NULL, y1);
+        os_dconv_forward(d, x, w, bias ? b : NULL, y1, false);
         os_conv2d_batch(s, n, x, w, bias ? b : NULL, y2, col, tmp);
         close_to("y", y1, y2, ny, 1e-5);
     }
-    /* another input's forward after x's (as over time steps): the backward of x reads x, not
-     * the last input oneDNN saw */
+    /* another input's forward after x's, the weights as they were (a later time step): its
+     * output is x2's, and the backward of x reads x, not the last input oneDNN saw */
     float *x2 = malloc(nx * sizeof *x2);
     tu_fill(x2, nx, 7, 1.0f);
-    os_dconv_forward(d, x2, w, bias ? b : NULL, y1);
+    os_dconv_forward(d, x2, w, bias ? b : NULL, y1, true);
+    os_conv2d_batch(s, n, x2, w, bias ? b : NULL, y2, col, tmp);
+    close_to("y of a later step", y1, y2, ny, 1e-5);
     free(x2);
     for (int step = 0; step < 2; step++) {
         if (step) { /* the next training step: new values in the same buffers */
             tu_fill(x, nx, 11, 1.0f), tu_fill(w, nw, 12, 0.5f), tu_fill(dy, ny, 13, 1.0f);
-            os_dconv_forward(d, x, w, bias ? b : NULL, y1);
+            os_dconv_forward(d, x, w, bias ? b : NULL, y1, false);
             os_conv2d_batch(s, n, x, w, bias ? b : NULL, y2, col, tmp);
             close_to("y", y1, y2, ny, 1e-5);
         }
