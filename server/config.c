@@ -33,6 +33,7 @@ enum {
     OPT_MAX_BATCH,
     OPT_BATCH_DELAY,
     OPT_IDLE_SPIN,
+    OPT_ANSWER_SPIN,
     OPT_TTA,
     OPT_LOG_LEVEL,
     OPT_TOKEN_FILE,
@@ -70,6 +71,7 @@ static const opt_def opt_defs[] = {
     {"max-batch", "ONESPIKE_MAX_BATCH", OPT_MAX_BATCH, true},
     {"batch-delay-us", "ONESPIKE_BATCH_DELAY_US", OPT_BATCH_DELAY, true},
     {"idle-spin-us", "ONESPIKE_IDLE_SPIN_US", OPT_IDLE_SPIN, true},
+    {"answer-spin-us", "ONESPIKE_ANSWER_SPIN_US", OPT_ANSWER_SPIN, true},
     {"tta", "ONESPIKE_TTA", OPT_TTA, true},
     {"log-level", "ONESPIKE_LOG_LEVEL", OPT_LOG_LEVEL, true},
     {"token-file", "ONESPIKE_TOKEN_FILE", OPT_TOKEN_FILE, true},
@@ -149,6 +151,11 @@ void srv_config_print_help(FILE *f)
         "                      wake), only while the busy workers leave a core free for it\n"
         "                      (default %ld; 0: sleep at once)\n"
         "                      env ONESPIKE_IDLE_SPIN_US\n"
+        "  --answer-spin-us US with one connection open, how long the HTTP thread watches\n"
+        "                      for the answer of the request it queued instead of sleeping\n"
+        "                      (the answer leaves one wake-up sooner), only while the\n"
+        "                      workers leave a core free for it (default %ld; 0: sleep)\n"
+        "                      env ONESPIKE_ANSWER_SPIN_US\n"
         "  --tta N             test-time views of a classify or infer request that does not\n"
         "                      ask (?tta=N, parameters.tta): 1, 2, 4 or 8, the image turned\n"
         "                      by 90 degrees and mirrored, answers averaged; about N/2 to N\n"
@@ -181,7 +188,7 @@ void srv_config_print_help(FILE *f)
         SRV_DEFAULT_CONN_TIMEOUT_S,
         SRV_DEFAULT_HEADER_TIMEOUT_S, SRV_DEFAULT_BODY_TIMEOUT_S, SRV_DEFAULT_MAX_CONNS,
         SRV_HEALTH_RESERVE, SRV_DEFAULT_MAX_BATCH, (long)SRV_DEFAULT_BATCH_DELAY_US,
-        (long)SRV_DEFAULT_IDLE_SPIN_US,
+        (long)SRV_DEFAULT_IDLE_SPIN_US, (long)SRV_DEFAULT_ANSWER_SPIN_US,
         SRV_DEFAULT_TTA);
 }
 
@@ -393,6 +400,12 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
                              SRV_MAX_IDLE_SPIN_US);
         cfg->idle_spin_us = l;
         return true;
+    case OPT_ANSWER_SPIN:
+        if (!os_parse_long(v, 0, SRV_MAX_IDLE_SPIN_US, &l))
+            return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v,
+                             SRV_MAX_IDLE_SPIN_US);
+        cfg->answer_spin_us = l;
+        return true;
     case OPT_TTA:
         if (!os_parse_long(v, 1, OS_SESSION_MAX_VIEWS, &l) || !os_session_views_valid((int)l))
             return bad_value(o->flag, where, "\"%s\": expected 1, 2, 4 or 8 views", v);
@@ -435,6 +448,7 @@ static void set_defaults(srv_config *cfg)
     cfg->max_batch = SRV_DEFAULT_MAX_BATCH;
     cfg->batch_delay_us = SRV_DEFAULT_BATCH_DELAY_US;
     cfg->idle_spin_us = SRV_DEFAULT_IDLE_SPIN_US;
+    cfg->answer_spin_us = SRV_DEFAULT_ANSWER_SPIN_US;
     cfg->tta = SRV_DEFAULT_TTA;
     cfg->log_level = SRV_LOG_INFO;
 }

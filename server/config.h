@@ -39,6 +39,10 @@
  * process is free for it (pool.h): longer than the gap between one answer and the next request
  * of a sequential client on loopback (~100-150 us on the 2-core VMs this is measured on). */
 #define SRV_DEFAULT_IDLE_SPIN_US 200
+/* With one connection open and a core free, the HTTP thread watches for the answer of the
+ * request it queued this long before it goes back to sleep (http.h): longer than a classify of
+ * the shipped models (~0.6-1.1 ms), shorter than a map. */
+#define SRV_DEFAULT_ANSWER_SPIN_US 2000
 #define SRV_DEFAULT_TTA            1 /* test-time views of a classify request (1: the image only) */
 /* nginx's client_header_timeout is 60 s; heads are small */
 #define SRV_DEFAULT_HEADER_TIMEOUT_S 10
@@ -93,6 +97,7 @@ typedef struct {
     int max_batch;      /* classify requests of one model a worker runs together */
     long batch_delay_us; /* how long a worker waits for a batch to fill (0: never) */
     long idle_spin_us;   /* how long an idle worker watches for work before it sleeps */
+    long answer_spin_us; /* how long the HTTP thread watches for a queued request's answer */
     int tta;             /* test-time views of a classify request without ?tta= (1, 2, 4, 8) */
     srv_log_level log_level;
     char token_file[SRV_PATH_MAX]; /* "" when no bearer token is required */

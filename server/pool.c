@@ -84,16 +84,6 @@ static void wake_one(srv_pool *p)
     }
 }
 
-/* A spin's turn: tell the core this thread only waits (the other hyper-thread runs meanwhile). */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* With the lock held: wait on the idle stack until a job is handed over or the pool closes.
  * For the first idle_spin_us the worker watches its flag without the lock instead of sleeping:
  * a sleeping thread takes tens of microseconds to be woken (50 on the virtual machines this is
@@ -117,7 +107,7 @@ static void wait_idle(srv_pool *p, srv_worker *w)
             if (atomic_load_explicit(&p->closed, memory_order_relaxed) ||
                 ((i & 15) == 15 && os_clock_ns() >= until))
                 break;
-            cpu_relax();
+            srv_cpu_relax();
         }
         pthread_mutex_lock(&p->mu);
         p->n_spinning--;
@@ -385,6 +375,16 @@ srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job)
     }
     pthread_mutex_unlock(&p->mu);
     return r;
+}
+
+bool srv_pool_core_free(srv_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int taken = p->count + p->busy;
+    for (int i = 0; i < p->n_idle; i++) /* a job handed over is still queued until popped */
+        taken += p->workers[p->idle_stack[i]].spinning && p->workers[p->idle_stack[i]].idle;
+    pthread_mutex_unlock(&p->mu);
+    return taken + 1 <= p->spin_cpus;
 }
 
 void srv_pool_stats(srv_pool *p, int *queued, int *busy, srv_pool_counts *counts)

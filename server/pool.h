@@ -88,6 +88,21 @@ int srv_pool_capacity(const srv_pool *p);
  * parent's). Exposed for the tests; a pool reads "/proc/self/cgroup" under "/sys/fs/cgroup". */
 int srv_cpu_quota(const char *cgroup_file, const char *root, int n);
 
+/* True if the queued and running jobs and the idle workers watching for one leave a core the
+ * pool counts on for the caller: the HTTP thread asks before it watches for an answer instead of
+ * sleeping (http.c). */
+bool srv_pool_core_free(srv_pool *p);
+
+/* A spin's turn: tell the core this thread only waits (the other hyper-thread runs meanwhile). */
+static inline void srv_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* The cores the pool counts on (srv_pool_opts.cpus, or what it found). */
 int srv_pool_cpus(const srv_pool *p);
 int srv_pool_workers(const srv_pool *p);

@@ -190,6 +190,40 @@ static void test_a_worker_spins_only_on_a_free_core(void **state)
     assert_int_equal(spins_beside_a_busy_worker(3), 4);
 }
 
+/* The HTTP thread may watch for an answer while the queued and running jobs leave it a core: on
+ * 2 cores with one job held running, yes; with two (one running, one queued behind it on the
+ * single worker), no; with the idle spin off and nothing running, yes on 1 core. */
+static void test_a_free_core_for_the_http_thread(void **state)
+{
+    (void)state;
+    srv_pool_opts o = {.workers = 1, .queue = 4, .max_pixels = 1 << 20, .max_batch = 1,
+                       .cpus = 2};
+    srv_pool *p = NULL;
+    assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
+    assert_true(srv_pool_core_free(p));
+    pthread_mutex_t gate = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&gate);
+    tjob a, b;
+    init(&a, -1);
+    init(&b, -1);
+    a.gate = &gate;
+    assert_int_equal(srv_pool_submit(p, &a.job), SRV_SUBMIT_OK);
+    for (int q = 1, busy = 0; q || !busy;) /* a holds the worker */
+        srv_pool_stats(p, &q, &busy, NULL), nap();
+    assert_true(srv_pool_core_free(p));
+    assert_int_equal(srv_pool_submit(p, &b.job), SRV_SUBMIT_OK);
+    assert_false(srv_pool_core_free(p));
+    pthread_mutex_unlock(&gate);
+    settle(p);
+    assert_int_equal(ran(&a) + ran(&b), 2);
+    assert_true(srv_pool_core_free(p));
+    srv_pool_destroy(p);
+    o.cpus = 1;
+    assert_int_equal(srv_pool_create(NULL, 0, &o, &p), OS_OK);
+    assert_true(srv_pool_core_free(p));
+    srv_pool_destroy(p);
+}
+
 /* A job goes to a worker still spinning before one asleep above it on the idle stack: of 3
  * workers on 3 cores the first two to go idle spin (busy 0 + spinning + 1 < 3) and the last,
  * on top, sleeps. */
@@ -445,6 +479,7 @@ int main(void)
         cmocka_unit_test(test_every_job_runs_once_with_spinning_workers),
         cmocka_unit_test(test_a_worker_spins_only_on_a_free_core),
         cmocka_unit_test(test_a_spinning_worker_goes_before_a_sleeping_one),
+        cmocka_unit_test(test_a_free_core_for_the_http_thread),
         cmocka_unit_test(test_a_pool_finds_its_cores),
         cmocka_unit_test(test_cpu_quota_from_cgroup_files),
         cmocka_unit_test(test_full_queue_refuses_and_shutdown_cancels),
