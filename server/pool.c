@@ -381,7 +381,8 @@ bool srv_pool_core_free(srv_pool *p)
 {
     pthread_mutex_lock(&p->mu);
     int taken = p->count + p->busy;
-    for (int i = 0; i < p->n_idle; i++) /* a job handed over is still queued until popped */
+    /* an idle worker still watching holds a core too; a job handed to one counts as queued */
+    for (int i = 0; i < p->n_idle; i++)
         taken += p->workers[p->idle_stack[i]].spinning && p->workers[p->idle_stack[i]].idle;
     pthread_mutex_unlock(&p->mu);
     return taken + 1 <= p->spin_cpus;
