@@ -297,6 +297,16 @@ static bool copy_str(char *dst, size_t cap, const char *v, const char *flag, con
 
 /* Apply one setting. where: NULL for a flag (messages say --flag), else the environment
  * variable's name. */
+/* *out = v, microseconds in 0..max; else the error, said as bad_value says it. */
+static bool set_us(const opt_def *o, const char *v, const char *where, long max, long *out)
+{
+    long l;
+    if (!os_parse_long(v, 0, max, &l))
+        return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v, max);
+    *out = l;
+    return true;
+}
+
 static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *where)
 {
     long l;
@@ -389,23 +399,11 @@ static bool apply(srv_config *cfg, const opt_def *o, const char *v, const char *
         cfg->max_batch = (int)l;
         return true;
     case OPT_BATCH_DELAY:
-        if (!os_parse_long(v, 0, SRV_MAX_BATCH_DELAY_US, &l))
-            return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v,
-                             SRV_MAX_BATCH_DELAY_US);
-        cfg->batch_delay_us = l;
-        return true;
+        return set_us(o, v, where, SRV_MAX_BATCH_DELAY_US, &cfg->batch_delay_us);
     case OPT_IDLE_SPIN:
-        if (!os_parse_long(v, 0, SRV_MAX_IDLE_SPIN_US, &l))
-            return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v,
-                             SRV_MAX_IDLE_SPIN_US);
-        cfg->idle_spin_us = l;
-        return true;
+        return set_us(o, v, where, SRV_MAX_IDLE_SPIN_US, &cfg->idle_spin_us);
     case OPT_ANSWER_SPIN:
-        if (!os_parse_long(v, 0, SRV_MAX_IDLE_SPIN_US, &l))
-            return bad_value(o->flag, where, "\"%s\": expected microseconds 0..%ld", v,
-                             SRV_MAX_IDLE_SPIN_US);
-        cfg->answer_spin_us = l;
-        return true;
+        return set_us(o, v, where, SRV_MAX_IDLE_SPIN_US, &cfg->answer_spin_us);
     case OPT_TTA:
         if (!os_parse_long(v, 1, OS_SESSION_MAX_VIEWS, &l) || !os_session_views_valid((int)l))
             return bad_value(o->flag, where, "\"%s\": expected 1, 2, 4 or 8 views", v);
