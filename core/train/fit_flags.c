@@ -78,7 +78,7 @@ static const fit_flag table[] = {
      .help = "vgg11, vgg16, resnet18, resnet20,\nmsresnet18, msresnet20"},
     {"width-mult", "W", FIT_FLAG_DOUBLE, AT(width_mult), "width_mult", .def = 0.5, .min = 0.01,
      .max = 16, .help = "channel multiplier"},
-    {"input", "PX", FIT_FLAG_INT, AT(input), "input", .def = 96, .min = 8, .max = 1024,
+    {"input", "PX", FIT_FLAG_INT, AT(input), "input", .def = 128, .min = 8, .max = 1024,
      .help = "square training/serving input size"},
     {"units", "M", FIT_FLAG_INT, AT(units), "units", .def = 1, .min = 0, .max = 16,
      .help = "Units inserted for training, removed before export"},

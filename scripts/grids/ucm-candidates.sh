@@ -1,11 +1,11 @@
 # Candidates for the shipped UC Merced model (issue 16): the full pipeline of the shipped recipe
 # (fit's defaults: msresnet18 x0.5, a Unit at stage 2, T0 = 5, 100 fine-tune epochs), at 96 px
-# as shipped and at 128 px (UC Merced is 256 px native), over seeds 1-3 (each also its own
+# (shipped in runs 13-15) and at 128 px (UC Merced is 256 px native; the default since run 16), over seeds 1-3 (each also its own
 # 210-image validation split). `scripts/seed_grid.sh ucm-candidates --latency` adds each model's
 # engine latency and `scripts/front.py` plots the two against each other. The ANN lever grid
 # (scripts/grids/ann-levers.sh) decides whether mixing or weight averaging join the recipe.
 COMMON="--quiet"
 CELLS=(
-  "ucm96||"
+  "ucm96|--input 96|"
   "ucm128|--input 128|"
 )

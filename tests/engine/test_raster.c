@@ -35,7 +35,7 @@ enum {
     W16 = 40,
     H16 = 30, /* the 16-bit test raster */
     UCM_SIDE = 256,
-    NET_SIDE = 96, /* the shipped model's input */
+    NET_SIDE = 96, /* a model input smaller than the chip, as the shipped ones are */
     THREADS = 4,
     THREAD_ROUNDS = 25,
     CUT_HEADER = 30, /* bytes: inside a PNG's IHDR chunk, before a TIFF's first directory */

@@ -27,17 +27,19 @@ check "the defaults are the recipe the shipped model records" $PY - "$T/shipped.
 import json, sys
 rec = json.load(open(sys.argv[1]))["training"]["config"]
 got = json.load(open(sys.argv[2]))
-newer = {"new_head": False}   # flags added after the shipped model was trained, at their defaults
+newer = {"new_head": False}   # flags a model file may predate, at their defaults
 # (later flags are recorded only when set: --folds, --fold, --freeze-stages)
 assert all(got.get(k) == v for k, v in newer.items()), got
+assert all(rec.get(k, v) == v for k, v in newer.items()), rec
 got = {k: v for k, v in got.items() if k not in newer}
+rec = {k: v for k, v in rec.items() if k not in newer}
 assert sorted(got) == sorted(rec), set(got) ^ set(rec)
 per_run = {"data", "train_list", "val_list", "ann_from", "snn_from", "val_fraction"}
 drift = {k: (got[k], rec[k]) for k in rec if k not in per_run
          and (got[k] != rec[k] or type(got[k]) is not type(rec[k]))}
 assert not drift, "defaults (printed, recorded): %s" % drift
 assert got["val_fraction"] > 0, got   # a validation split by default (the file used 0)
-assert got["arch"] == "msresnet18" and got["input"] == 96 and got["epochs_finetune"] == 100
+assert got["arch"] == "msresnet18" and got["input"] == 128 and got["epochs_finetune"] == 100
 PY
 "$TRAIN" fit --print-config --input 64 --optimizer sgd --seed 7 --train-list a.txt \
     --val-list b.txt --threads 3 >"$T/flags.json"
@@ -50,7 +52,7 @@ assert "threads" not in c and c["data"] is None, c
 PY
 "$TRAIN" fit --help >"$T/help.txt"
 check "--help lists the recipe's defaults" sh -c 'grep -q -- "--arch A .*" "$1" &&
-    grep -q "(default msresnet18)" "$1" && grep -q -- "--input PX .*(default 96)" "$1" &&
+    grep -q "(default msresnet18)" "$1" && grep -q -- "--input PX .*(default 128)" "$1" &&
     grep -q -- "--epochs-finetune N .*(default 100)" "$1" &&
     grep -q -- "--surrogate-gamma G .*(default 1)" "$1" && grep -q -- "--print-config" "$1"' _ "$T/help.txt"
 "$TRAIN" fit --print-config --val-list b.txt 2>"$T/vl.err" >/dev/null
@@ -116,7 +118,7 @@ assert all(0 < x < 1 for x in rates), rates
 assert len(r["final"]["sha256"]) == 64 and r["final"]["timesteps"] == 1
 assert r["config"]["input"] == 16 and r["config"]["surrogate_gamma"] == 0.3, r["config"]
 PY
-check "report.md: the configuration, flags off the recipe marked" grep -q "^| --input | \*\*16\*\* | 96 |" \
+check "report.md: the configuration, flags off the recipe marked" grep -q "^| --input | \*\*16\*\* | 128 |" \
     "$T/m.safetensors.report.md"
 
 # The split is in the work dir as lists (relative paths): together every image once, and
@@ -251,7 +253,7 @@ check "a teacher of other statistics alone is another teacher" \
     sh -c '! "$1" "$2" "$3" "$4" >/dev/null' _ \
     $PY "$PYDIR/compare_models.py" "$T/a.safetensors" "$T/to.safetensors"
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --teacher "$SHIPPED" --out "$T/tx.safetensors" 2>"$T/tx.err"
-check "a teacher of another input size is refused" grep -q "teacher .*input 3x96x96, this run has 3x16x16" "$T/tx.err"
+check "a teacher of another input size is refused" grep -q "teacher .*input 3x128x128, this run has 3x16x16" "$T/tx.err"
 "$TRAIN" fit --print-config --teacher "$SHIPPED" --distill 0 2>"$T/td.err" >/dev/null
 check "--teacher without --distill is refused" grep -q "give --distill" "$T/td.err"
 

@@ -52,7 +52,7 @@ static void test_defaults_round_trip(void **state)
     }
     assert_true(d.threads >= 1);
     assert_string_equal(d.arch, "msresnet18");
-    assert_int_equal(d.input, 96);
+    assert_int_equal(d.input, 128);
 }
 
 static void test_config_json_types(void **state)
