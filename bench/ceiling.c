@@ -64,7 +64,7 @@ typedef struct {
     double rows_per_position; /* asked */
     float *wt, *bias, *out;
     uint16_t *idx, *cnt;      /* the spike index of the input */
-    uint32_t *rows;           /* os_spike_conv's scratch */
+    uint16_t *rows;           /* os_spike_conv's scratch */
     uint64_t rows_total;      /* drawn: the accumulates are rows_total * out_c per pass */
     double best_s;            /* best pass time (sequence mode: within the best whole pass) */
 } layer;
@@ -122,7 +122,7 @@ static int layer_init(layer *L, int out_c, int in_c, int kh, int kw)
     L->out = aligned_alloc(64, ((size_t)L->positions * (size_t)out_c * sizeof(float) + 63) / 64 * 64);
     L->idx = calloc(nin + OS_SPIKE_INDEX_SLACK, sizeof(uint16_t));
     L->cnt = calloc(hw, sizeof(uint16_t));
-    L->rows = malloc(os_spike_rows_scratch(s) * sizeof(uint32_t));
+    L->rows = malloc(os_spike_rows_scratch(s) * sizeof(uint16_t));
     if (!w || !x || !L->wt || !L->bias || !L->out || !L->idx || !L->cnt || !L->rows) {
         free(w), free(x);
         return -1;

@@ -43,7 +43,7 @@ typedef struct {
     size_t *active;          /* per such layer and image: how many, this step
                                 ([layer * max_batch + image]) */
     int max_batch;
-    uint32_t *rows;          /* os_spike_conv scratch */
+    uint16_t *rows;          /* os_spike_conv scratch */
     float *flat;             /* a flattening layer's input back in planar order */
 } os_infer_ctx;
 

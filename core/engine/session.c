@@ -149,7 +149,7 @@ static os_status alloc_spike_index(os_session *s)
             return os_fail(OS_ENOMEM, "no memory for a session of model %s",
                            os_model_name(s->model));
     }
-    if ((rows && !(s->cx.rows = sess_alloc_bytes(s, rows, sizeof(uint32_t)))) ||
+    if ((rows && !(s->cx.rows = sess_alloc_bytes(s, rows, sizeof(uint16_t)))) ||
         (flat && !(s->cx.flat = sess_alloc(s, flat))))
         return os_fail(OS_ENOMEM, "no memory for a session of model %s", os_model_name(s->model));
     return OS_OK;

@@ -183,8 +183,9 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
         }
         const os_layer *in = os_net_layer(net, from);
         const size_t taps = (size_t)L->kh * (size_t)L->kw, ic = (size_t)in->c, oc = (size_t)L->out;
-        if (in->c > OS_SPIKE_MAX_CHANNELS || taps * ic * oc > UINT32_MAX) {
-            p->complete = false; /* beyond the index's or the row offsets' range */
+        if (in->c > OS_SPIKE_MAX_CHANNELS || taps * ic + 1 > OS_SPIKE_MAX_ROWS ||
+            (taps * ic + 1) * oc > SIZE_MAX / sizeof(float)) {
+            p->complete = false; /* beyond the index's or the row numbers' range */
             continue;
         }
         p->event[i] = true;
@@ -320,26 +321,28 @@ size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cn
     return total;
 }
 
-/* out[0..n) = b[0..n) (or 0) + the n floats at w0 + rows[r], for each of the nrows rows. */
-static void block_generic(const float *w0, const uint32_t *rows, int nrows, const float *b,
-                          int n, float *out)
+/* out[0..n) = b[0..n) (or 0) + the n floats at w0 + rows[r] * oc (rows of oc floats), for each
+ * of the nrows rows. */
+static void block_generic(const float *w0, size_t oc, const uint16_t *rows, int nrows,
+                          const float *b, int n, float *out)
 {
     for (int j = 0; j < n; j++)
         out[j] = b ? b[j] : 0.0f;
     for (int r = 0; r < nrows; r++) {
-        const float *w = w0 + rows[r];
+        const float *w = w0 + rows[r] * oc;
         for (int j = 0; j < n; j++)
             out[j] += w[j];
     }
 }
 
-/* sum[0..n) = the n int8 values at w0 + rows[r], summed over the nrows rows, exactly. */
-static void qblock_generic(const int8_t *w0, const uint32_t *rows, int nrows, int n, int32_t *sum)
+/* sum[0..n) = the n int8 values at w0 + rows[r] * oc, summed over the nrows rows, exactly. */
+static void qblock_generic(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows, int n,
+                           int32_t *sum)
 {
     for (int j = 0; j < n; j++)
         sum[j] = 0;
     for (int r = 0; r < nrows; r++) {
-        const int8_t *w = w0 + rows[r];
+        const int8_t *w = w0 + rows[r] * oc;
         for (int j = 0; j < n; j++)
             sum[j] += w[j];
     }
@@ -357,12 +360,13 @@ static inline void window(const os_conv_shape *s, int oy, int ox, int *ky0, int 
     *kx1 = s->in_w - x < s->kw ? s->in_w - x : s->kw;
 }
 
-/* The rows output (oy, ox) sums: one offset (in row elements) per (tap, active input channel),
- * then the zero row (os_spike_layout) up to a multiple of 4 entries; returns that count. */
+/* The rows output (oy, ox) sums: one row number (tap * in_c + channel, os_spike_layout's
+ * order) per (tap, active input channel), then the zero row up to a multiple of 4 entries;
+ * returns that count. */
 static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
-                    const uint16_t *cnt, uint32_t *rows)
+                    const uint16_t *cnt, uint16_t *rows)
 {
-    const int ic = s->in_c, oc = s->out_c;
+    const int ic = s->in_c;
     int nrows = 0, ky0, ky1, kx0, kx1;
     window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);
     for (int ky = ky0; ky < ky1; ky++) {
@@ -371,12 +375,12 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
             const int ix = ox * s->stride - s->pad + kx;
             const size_t p = (size_t)iy * (size_t)s->in_w + (size_t)ix;
             const uint16_t *act = idx + p * (size_t)ic;
-            const uint32_t tap = (uint32_t)((ky * s->kw + kx) * ic);
+            const int tap = (ky * s->kw + kx) * ic;
             for (int j = 0; j < cnt[p]; j++)
-                rows[nrows++] = (tap + act[j]) * (uint32_t)oc;
+                rows[nrows++] = (uint16_t)(tap + act[j]);
         }
     }
-    const uint32_t zero = (uint32_t)(s->kh * s->kw * ic) * (uint32_t)oc;
+    const uint16_t zero = (uint16_t)(s->kh * s->kw * ic);
     while (nrows & 3)
         rows[nrows++] = zero;
     return nrows;
@@ -396,8 +400,8 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
  * padded with the zero row: os_spike_layout), row u into set u % SETS, the sets added at the
  * end in a fixed order; a wide layer's rows are prefetched. */
 #define SPIKE_BLOCK_ISA(NAME, TARGET, VEC, W, ZERO, LOAD, ADD, STORE, NV)                        \
-    TARGET static void NAME(const float *w0, const uint32_t *rows, int nrows, const float *b,     \
-                            float *out)                                                          \
+    TARGET static void NAME(const float *w0, size_t oc, const uint16_t *rows, int nrows,          \
+                            const float *b, float *out)                                          \
     {                                                                                            \
         enum { SETS = BLOCK_SETS(NV) };                                                          \
         VEC a[SETS][NV];                                                                         \
@@ -408,10 +412,10 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
             if (NV >= 4 && r + PREFETCH_ROWS < nrows) /* one request per 64-byte line */         \
                 for (int u = 0; u < 4; u++)                                                      \
                     for (int f = 0; f < (W) * NV; f += 16)                                       \
-                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + f),      \
+                        _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] * oc + f), \
                                      _MM_HINT_T0);                                               \
             for (int u = 0; u < 4; u++) {                                                        \
-                const float *w = w0 + rows[r + u];                                               \
+                const float *w = w0 + rows[r + u] * oc;                                          \
                 for (int v = 0; v < NV; v++)                                                     \
                     a[u % SETS][v] = ADD(a[u % SETS][v], LOAD(w + (W) * v));                     \
             }                                                                                    \
@@ -433,49 +437,59 @@ SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
 SPIKE_BLOCK(1)
 
-/* The row list of output (oy, ox) (row_list's), LANES channel numbers at a time: widened to 32
- * bits, offset by the tap and scaled by out_c in registers, stored from the list's end; the list
- * then advances by the tap's count, so lanes past it are overwritten by the next tap or lie past
- * the end. An input of at most 2*LANES channels is stored whole (a fixed trip count: no branch
- * to mispredict per tap); a wider one up to its count. The taps of a window row are walked by
- * pointer and the tap offset by a vector add. Reads up to OS_SPIKE_INDEX_SLACK entries past
- * a position's list and writes up to os_spike_rows_scratch entries; pads the list with the zero
- * row to a multiple of 4. */
-#define SPIKE_ROWLIST(NAME, TARGET, LANES, VEC, LOAD, WIDEN, SET1, ADD, MUL, STORE)              \
+/* The row list of output (oy, ox) (row_list's), LANES row numbers at a time: a tap's channel
+ * numbers plus the tap's first row number in one 16-bit vector add, stored from the list's end;
+ * the list then advances by the tap's count, so lanes past it are overwritten by the next tap or
+ * lie past the end. An input of at most 2*LANES channels is stored whole (a fixed trip count: no
+ * branch to mispredict per tap); a wider one up to its count. The taps of a window row are
+ * walked by pointer and the tap's row number by a vector add. Reads up to LANES entries past a
+ * position's list (OS_SPIKE_INDEX_SLACK) and writes up to os_spike_rows_scratch entries; pads
+ * the list with the zero row to a multiple of 4. Row numbers fit 16 bits: os_spike_plan_create
+ * runs no larger conv event-driven. */
+/* The taps of the window, for inputs of at most LANES channels (WIDE 0), at most 2*LANES
+ * (WIDE 1) or more (WIDE 2): one loop each, so no test of the width runs per tap. */
+#define SPIKE_ROWLIST_TAPS(WIDE, LANES, VEC, LOAD, SET1, ADD, STORE)                             \
+    for (int ky = ky0; ky < ky1; ky++) {                                                         \
+        const size_t p0 =                                                                        \
+            (size_t)(oy * s->stride - s->pad + ky) * (size_t)s->in_w + (size_t)ix0;              \
+        const uint16_t *act = idx + p0 * (size_t)ic, *c = cnt + p0;                              \
+        VEC tap = SET1((short)((ky * s->kw + kx0) * ic));                                        \
+        for (int kx = kx0; kx < kx1; kx++, act += ic, c++, tap = ADD(tap, vic)) {                \
+            STORE(rows + n, ADD(LOAD(act), tap));                                                \
+            if (WIDE == 1)                                                                       \
+                STORE(rows + n + (LANES), ADD(LOAD(act + (LANES)), tap));                        \
+            if (WIDE == 2)                                                                       \
+                for (int j = LANES; j < *c; j += LANES)                                          \
+                    STORE(rows + n + j, ADD(LOAD(act + j), tap));                                \
+            n += *c;                                                                             \
+        }                                                                                        \
+    }
+#define SPIKE_ROWLIST(NAME, TARGET, LANES, VEC, LOAD, SET1, ADD, STORE)                          \
     TARGET static int NAME(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,         \
-                           const uint16_t *cnt, uint32_t *rows)                                 \
+                           const uint16_t *cnt, uint16_t *rows)                                 \
     {                                                                                            \
         const int ic = s->in_c;                                                                  \
-        const VEC voc = SET1(s->out_c), vic = SET1(ic);                                          \
+        const VEC vic = SET1((short)ic);                                                         \
         int n = 0, ky0, ky1, kx0, kx1;                                                           \
         window(s, oy, ox, &ky0, &ky1, &kx0, &kx1);                                               \
         const int ix0 = ox * s->stride - s->pad + kx0;                                           \
-        for (int ky = ky0; ky < ky1; ky++) {                                                     \
-            const size_t p0 = (size_t)(oy * s->stride - s->pad + ky) * (size_t)s->in_w +         \
-                              (size_t)ix0;                                                       \
-            const uint16_t *act = idx + p0 * (size_t)ic, *c = cnt + p0;                          \
-            VEC tap = SET1((ky * s->kw + kx0) * ic);                                             \
-            for (int kx = kx0; kx < kx1; kx++, act += ic, c++, tap = ADD(tap, vic)) {            \
-                STORE(rows + n, MUL(ADD(WIDEN(LOAD(act)), tap), voc));                           \
-                if (ic > LANES) {                                                                \
-                    const int lim = ic <= 2 * LANES ? 2 * LANES : *c;                            \
-                    for (int j = LANES; j < lim; j += LANES)                                     \
-                        STORE(rows + n + j, MUL(ADD(WIDEN(LOAD(act + j)), tap), voc));           \
-                }                                                                                \
-                n += *c;                                                                         \
-            }                                                                                    \
+        if (ic <= (LANES)) {                                                                     \
+            SPIKE_ROWLIST_TAPS(0, LANES, VEC, LOAD, SET1, ADD, STORE)                            \
+        } else if (ic <= 2 * (LANES)) {                                                          \
+            SPIKE_ROWLIST_TAPS(1, LANES, VEC, LOAD, SET1, ADD, STORE)                            \
+        } else {                                                                                 \
+            SPIKE_ROWLIST_TAPS(2, LANES, VEC, LOAD, SET1, ADD, STORE)                            \
         }                                                                                        \
-        const uint32_t zero = (uint32_t)(s->kh * s->kw * ic) * (uint32_t)s->out_c;               \
+        const uint16_t zero = (uint16_t)(s->kh * s->kw * ic);                                    \
         rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
         return (n + 3) & ~3;                                                                     \
     }
-_Static_assert(8 <= OS_SPIKE_INDEX_SLACK, "the AVX2 row list reads and writes 8 lanes past a list");
-#define LOAD128(a)     _mm_loadu_si128((const __m128i *)(a))
+_Static_assert(16 <= OS_SPIKE_INDEX_SLACK, "the AVX2 row list reads and writes 16 lanes past a list");
+#define LOAD256(a)     _mm256_loadu_si256((const __m256i *)(a))
 #define STORE256(a, v) _mm256_storeu_si256((__m256i *)(a), v)
-SPIKE_ROWLIST(rowlist_avx2, __attribute__((target("avx2"))), 8, __m256i, LOAD128,
-              _mm256_cvtepu16_epi32, _mm256_set1_epi32, _mm256_add_epi32, _mm256_mullo_epi32,
-              STORE256)
-#undef LOAD128
+SPIKE_ROWLIST(rowlist_avx2, __attribute__((target("avx2"))), 16, __m256i, LOAD256,
+              _mm256_set1_epi16, _mm256_add_epi16, STORE256)
+#undef LOAD256
 #undef STORE256
 
 /* Two sets of nv accumulators: a from the bias (or 0), z from 0. */
@@ -709,8 +723,8 @@ __attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t 
  * rows in int16 registers, widened into int32 sums in memory, then finished (q8_finish's floats);
  * rows 4 at a time, a wide layer's prefetched. */
 #define SPIKE_QBLOCK_ISA(NAME, TARGET, VEC, LANES, ZERO, ROW, FLUSH, FINISH, NV)                     \
-    TARGET static void NAME(const int8_t *w0, const uint32_t *rows, int nrows, const float *scale, \
-                            const float *b, float *out)                                            \
+    TARGET static void NAME(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows,          \
+                            const float *scale, const float *b, float *out)                        \
     {                                                                                              \
         VEC a[NV];                                                                                 \
         int32_t sum[(LANES) * NV];                                                                 \
@@ -723,10 +737,10 @@ __attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t 
                 if (NV >= 4 && r + PREFETCH_ROWS < nrows) /* one request per 64-byte line */       \
                     for (int u = 0; u < 4; u++)                                                    \
                         for (int f = 0; f < (LANES) * NV; f += 64)                                 \
-                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] + f),    \
+                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] * oc + f), \
                                          _MM_HINT_T0);                                             \
                 for (int u = 0; u < 4; u++)                                                        \
-                    ROW(a, w0 + rows[r + u], NV);                                                  \
+                    ROW(a, w0 + rows[r + u] * oc, NV);                                             \
             }                                                                                      \
             for (int v = 0; v < NV; v++)                                                           \
                 FLUSH(a[v], sum + (LANES) * v);                                                    \
@@ -755,12 +769,12 @@ SPIKE_BLOCK512(4)
 SPIKE_BLOCK512(2)
 SPIKE_BLOCK512(1)
 
-_Static_assert(16 <= OS_SPIKE_INDEX_SLACK, "the AVX-512 row list reads and writes 16 lanes past a list");
-#define LOAD256(a)     _mm256_loadu_si256((const __m256i *)(a))
+_Static_assert(32 <= OS_SPIKE_INDEX_SLACK, "the AVX-512 row list reads and writes 32 lanes past a list");
+#define LOAD512(a)     _mm512_loadu_si512((const void *)(a))
 #define STORE512(a, v) _mm512_storeu_si512((void *)(a), v)
-SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 16, __m512i, LOAD256, _mm512_cvtepu16_epi32,
-              _mm512_set1_epi32, _mm512_add_epi32, _mm512_mullo_epi32, STORE512)
-#undef LOAD256
+SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 32, __m512i, LOAD512, _mm512_set1_epi16,
+              _mm512_add_epi16, STORE512)
+#undef LOAD512
 #undef STORE512
 
 /* index_body_avx2, 16 channels at a time: the mask from one compare, the channel numbers
@@ -926,12 +940,12 @@ SPIKE_QBLOCK512(1)
 #endif
 
 /* A block kernel sums the rows into n = width << v output channels (v in [0..3]). */
-typedef void (*block_fn)(const float *w0, const uint32_t *rows, int nrows, const float *b,
-                         float *out);
+typedef void (*block_fn)(const float *w0, size_t oc, const uint16_t *rows, int nrows,
+                         const float *b, float *out);
 typedef int (*rowlist_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
-                          uint32_t *);
-typedef void (*qblock_fn)(const int8_t *w0, const uint32_t *rows, int nrows, const float *scale,
-                          const float *b, float *out);
+                          uint16_t *);
+typedef void (*qblock_fn)(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows,
+                          const float *scale, const float *b, float *out);
 
 typedef size_t (*index_fn)(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 typedef size_t (*lif_index_fn)(const float *in, int c, int hw, float threshold, float *spike,
@@ -1022,22 +1036,23 @@ size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, in
     return k->index(spike, c, hw, idx, cnt);
 }
 
-/* Accumulate out channels [c0, c0 + n) of one output position; returns the count done (the
- * widest block of k or its narrower sets that fits). */
-static int block(const os_spike_kernels *k, const float *wt, const uint32_t *rows, int nrows,
-                 const float *b, int c0, int n, float *out)
+/* Accumulate out channels [c0, oc) of one output position, or the first of them; returns the
+ * count done (the widest block of k or its narrower sets that fits). */
+static int block(const os_spike_kernels *k, const float *wt, int oc, const uint16_t *rows,
+                 int nrows, const float *b, int c0, float *out)
 {
     const float *w0 = wt + c0, *bc = b ? b + c0 : NULL;
+    int n = oc - c0;
     for (const os_spike_kernels *q = k; q; q = q->narrow)
         for (int v = 3; v >= 0; v--) {
             const int width = q->width << v;
             if (q->block[v] && n >= width) {
-                q->block[v](w0, rows, nrows, bc, out);
+                q->block[v](w0, (size_t)oc, rows, nrows, bc, out);
                 return width;
             }
         }
     n = n < BLOCK_MAX ? n : BLOCK_MAX;
-    block_generic(w0, rows, nrows, bc, n, out);
+    block_generic(w0, (size_t)oc, rows, nrows, bc, n, out);
     return n;
 }
 
@@ -1055,7 +1070,7 @@ static int block(const os_spike_kernels *k, const float *wt, const uint32_t *row
 KERNEL_FOR(image_lookup, image_fn, image, width)
 
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
-                   const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows)
+                   const uint16_t *cnt, const float *wt, const float *b, float *y, uint16_t *rows)
 {
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
     assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
@@ -1064,7 +1079,7 @@ void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint
             const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
             for (int c0 = 0; c0 < oc;)
-                c0 += block(k, wt, rows, nrows, b, c0, oc - c0, yq + c0);
+                c0 += block(k, wt, oc, rows, nrows, b, c0, yq + c0);
         }
     }
 }
@@ -1077,31 +1092,33 @@ static void q8_finish(const int32_t *sum, const float *scale, const float *b, in
         y[j] = (b ? b[j] : 0.0f) + scale[j] * (float)sum[j];
 }
 
-/* Output channels [c0, c0 + n) of one position, int8 rows: out = b + scale * the exact sums;
- * returns the count done (the widest block of k or its narrower sets that fits). */
-static int qblock(const os_spike_kernels *k, const int8_t *wq, const uint32_t *rows, int nrows,
-                  const float *scale, const float *b, int c0, int n, float *out)
+/* Output channels [c0, oc) of one position, or the first of them, int8 rows: out = b + scale *
+ * the exact sums; returns the count done (the widest block of k or its narrower sets that
+ * fits). */
+static int qblock(const os_spike_kernels *k, const int8_t *wq, int oc, const uint16_t *rows,
+                  int nrows, const float *scale, const float *b, int c0, float *out)
 {
     const int8_t *w0 = wq + c0;
     const float *bc = b ? b + c0 : NULL;
+    int n = oc - c0;
     for (const os_spike_kernels *q = k; q; q = q->narrow)
         for (int v = 3; v >= 0; v--) {
             const int width = q->qwidth << v;
             if (q->qblock[v] && n >= width) {
-                q->qblock[v](w0, rows, nrows, scale + c0, bc, out);
+                q->qblock[v](w0, (size_t)oc, rows, nrows, scale + c0, bc, out);
                 return width;
             }
         }
     int32_t sum[QBLOCK_MAX];
     n = n < QBLOCK_MAX ? n : QBLOCK_MAX;
-    qblock_generic(w0, rows, nrows, n, sum);
+    qblock_generic(w0, (size_t)oc, rows, nrows, n, sum);
     q8_finish(sum, scale + c0, bc, n, out);
     return n;
 }
 
 void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                       const uint16_t *cnt, const int8_t *wq, const float *scale, const float *b,
-                      float *y, uint32_t *rows)
+                      float *y, uint16_t *rows)
 {
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
     assert(k != NULL && idx != NULL && cnt != NULL && wq != NULL && scale != NULL && y != NULL &&
@@ -1111,7 +1128,7 @@ void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const u
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
             const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);
             for (int c0 = 0; c0 < oc;)
-                c0 += qblock(k, wq, rows, nrows, scale, b, c0, oc - c0, yq + c0);
+                c0 += qblock(k, wq, oc, rows, nrows, scale, b, c0, yq + c0);
         }
     }
 }

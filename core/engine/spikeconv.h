@@ -94,7 +94,7 @@ size_t os_spike_plan_bytes(const os_spike_plan *p);
  * for each position p, cnt[p] channels, in ascending order, at idx[p*c .. p*c + cnt[p]).
  * idx holds c*hw values, cnt hw. Returns the number of active inputs. The convolutions read an
  * index (never using them) up to OS_SPIKE_INDEX_SLACK entries past its c*hw: allocate them. */
-#define OS_SPIKE_INDEX_SLACK 16 /* the widest kernels' lanes (AVX-512: 16 channel numbers) */
+#define OS_SPIKE_INDEX_SLACK 32 /* the widest kernels' lanes (AVX-512: 32 16-bit row numbers) */
 size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 
 /* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the
@@ -124,12 +124,15 @@ size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, in
  * window of (oy, ox): os_conv2d, channels-last, for an input of 0s and 1s given its index
  * (os_spike_index) and weights laid out as os_spike_layout, with kernels k. b may be NULL. rows
  * is scratch for os_spike_rows_scratch(s) values. For each output position the kernels list the
- * rows its active inputs select (vectorized: no branch per tap on narrow inputs), then sum them
- * four at a time into several accumulator sets. Every kernel set gives the same terms; they may
- * add them in another order (float rounding). */
+ * numbers of the rows its active inputs select, 16 bits each (vectorized: no branch per tap on
+ * narrow inputs), then sum the rows four at a time into several accumulator sets. Every kernel
+ * set gives the same terms; they may add them in another order (float rounding). Needs
+ * os_spike_layout_rows(s) <= OS_SPIKE_MAX_ROWS (os_spike_plan_create runs a net with a larger
+ * conv dense). */
+#define OS_SPIKE_MAX_ROWS 65536 /* row numbers are 16 bits */
 size_t os_spike_rows_scratch(const os_conv_shape *s);
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
-                   const uint16_t *cnt, const float *wt, const float *b, float *y, uint32_t *rows);
+                   const uint16_t *cnt, const float *wt, const float *b, float *y, uint16_t *rows);
 
 /* The int8 format of rows x oc weights wt (laid out [rows][oc]): q as wt, scale oc floats. */
 void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float *scale);
@@ -139,7 +142,7 @@ void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float
  * kernel set gives identical results. */
 void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                       const uint16_t *cnt, const int8_t *wq, const float *scale, const float *b,
-                      float *y, uint32_t *rows);
+                      float *y, uint16_t *rows);
 
 /* The same convolution as os_spike_conv, dense: x is the channels-last input itself (any values),
  * patches gathered per output position and multiplied by the same [kh][kw][in_c][out_c] weights

@@ -198,9 +198,11 @@ static void conv_matches_naive(os_isa isa)
         {12, 6, 6, 100, 3, 3, 1, 1}, {4, 9, 9, 24, 5, 5, 2, 2},    {6, 5, 5, 8, 3, 3, 1, 1},
         {9, 4, 4, 16, 1, 1, 1, 0},   {24, 5, 5, 128, 3, 3, 1, 1},  {16, 4, 4, 256, 1, 1, 1, 0},
         {10, 5, 5, 48, 3, 3, 2, 1},  {48, 4, 4, 200, 3, 3, 1, 1},  {72, 4, 4, 32, 3, 3, 1, 1},
-        /* the row lists' edges: fewer channels than 4, one past a register (AVX-512's 16: the
-         * furthest writes past a list), one past two registers (the first counted loop) */
+        /* the row lists' edges: fewer channels than 4, one past a register (AVX2's 16 row
+         * numbers, AVX-512's 32: the furthest writes past a list), one past two registers (the
+         * first counted loop) */
         {3, 5, 5, 16, 3, 3, 1, 1},   {17, 4, 4, 32, 3, 3, 1, 1},   {33, 4, 4, 16, 3, 3, 2, 1},
+        {65, 4, 4, 32, 3, 3, 1, 1},
     };
     const float rates[] = {0.0f, 0.2f, 1.0f};
     for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
@@ -213,7 +215,7 @@ static void conv_matches_naive(os_isa isa)
         float *got = malloc(nout * 4);
         /* the index with the slack the kernels may read; its entries set, as a session's are */
         uint16_t *idx = calloc(nin + OS_SPIKE_INDEX_SLACK, 2), *cnt = malloc((size_t)hw * 2);
-        uint32_t *rows = malloc(os_spike_rows_scratch(s) * 4);
+        uint16_t *rows = malloc(os_spike_rows_scratch(s) * sizeof *rows);
         float *col = malloc((size_t)s->kh * s->kw * s->in_c * oh * ow * 4);
         int8_t *wq = malloc(os_spike_layout_rows(s) * (size_t)s->out_c);
         float *scale = malloc((size_t)s->out_c * 4), *qref = malloc(nout * 4);
@@ -295,7 +297,7 @@ static void test_q8_sums_do_not_wrap(void **state)
     static float x[72 * 9], w[256 * 9 * 72], wt[(9 * 72 + 1) * 256], scale[256], y[9 * 256];
     static int8_t wq[(9 * 72 + 1) * 256];
     static uint16_t idx[72 * 9 + OS_SPIKE_INDEX_SLACK], cnt[9];
-    static uint32_t rows[9 * 72 + 16];
+    static uint16_t rows[9 * 72 + OS_SPIKE_INDEX_SLACK];
     for (int i = 0; i < 72 * 9; i++)
         x[i] = 1.0f;
     for (int i = 0; i < rows_n * max_oc; i++)
@@ -547,6 +549,56 @@ static void test_plan_incomplete(void **state)
     tu_rmdir(dir);
 }
 
+/* Row numbers are 16 bits: a conv of spikes with more than OS_SPIKE_MAX_ROWS layout rows (3x3
+ * taps of 7,282 channels and the zero row) makes the plan incomplete, so sessions run the net
+ * dense; one channel fewer still fits, and its event-driven answers are the dense path's. */
+static void test_plan_row_limit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    for (int ic = 7281; ic <= 7282; ic++) {
+        char layers[600];
+        snprintf(layers, sizeof layers,
+                 "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":%d,\"kernel\":1,\"weight\":\"c1.w\"},"
+                 " {\"name\":\"l1\",\"op\":\"lif\",\"threshold\":0.1,\"leak\":1},"
+                 " {\"name\":\"c2\",\"op\":\"conv\",\"out\":2,\"kernel\":3,\"pad\":1,\"weight\":\"c2.w\"},"
+                 " {\"name\":\"g\",\"op\":\"gap\"},"
+                 " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc.w\"}]",
+                 ic);
+        const size_t n1 = (size_t)ic * 3, n2 = (size_t)2 * ic * 9;
+        float *w1 = malloc(n1 * 4), *w2 = malloc(n2 * 4), fc[6] = {1, -1, -1, 1, 0.5f, 0.5f};
+        tu_fill(w1, n1, 5, 0.5f);
+        tu_fill(w2, n2, 6, 0.1f);
+        const os_tensor_view t[] = {
+            {"c1.w", 4, {ic, 3, 1, 1}, w1, n1},
+            {"c2.w", 4, {2, ic, 3, 3}, w2, n2},
+            {"fc.w", 2, {3, 2}, fc, 6},
+        };
+        os_model *m = from_layers(layers, 4, t, 3, dir);
+        const bool fits = 9 * ic + 1 <= OS_SPIKE_MAX_ROWS;
+        assert_int_equal(os_spike_plan_complete(os_model_spike_plan(m)), fits);
+        if (fits) {
+            size_t len;
+            unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+            assert_non_null(jpeg);
+            os_session *fast, *dense;
+            float pf[3], pd[3];
+            fast_and_dense(m, 1, jpeg, len, &fast, &dense, pf, pd);
+            uint64_t s1, n;
+            assert_true(os_session_spikes(fast, 0, &s1, &n));
+            assert_true(s1 > 0 && (double)s1 <= OS_SPIKE_DENSE_RATE * (double)n); /* event-driven */
+            for (int c = 0; c < 3; c++)
+                assert_true(fabsf(pf[c] - pd[c]) < 1e-5f);
+            os_session_destroy(fast);
+            os_session_destroy(dense);
+            free(jpeg);
+        }
+        os_model_destroy(m);
+        free(w1), free(w2);
+    }
+    tu_rmdir(dir);
+}
+
 /* Whole networks on a real JPEG: the fast path's probabilities and spike counts against the
  * dense path's, at T = 1 and T = 3. Float summation order differs, so a membrane within
  * rounding of its threshold may flip a spike; the fixture has none (the counts match). */
@@ -779,6 +831,7 @@ int main(void)
         cmocka_unit_test(test_image_conv_avx2),
         cmocka_unit_test(test_image_conv_avx512),
         cmocka_unit_test(test_plan_of_recipes),
+        cmocka_unit_test(test_plan_row_limit),
         cmocka_unit_test(test_plan_incomplete),
         cmocka_unit_test(test_session_fast_equals_dense),
         cmocka_unit_test(test_session_dense_fallback),
