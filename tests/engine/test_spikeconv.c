@@ -179,8 +179,8 @@ static int window_active(const os_conv_shape *s, const uint16_t *cnt, int oy, in
     return n;
 }
 
-/* Every kernel (direct for 8/16/32/64 outputs; blocks of 64, 32, 16, 8 and the generic tail
- * otherwise; AVX-512's 16..128 and int8's 16..256, with flushes past 256 rows) and the window
+/* Every kernel (direct for 8/16/32/64 outputs; blocks of 128, 64, 32, 16, 8 and the generic
+ * tail otherwise; AVX-512's 16..256 and int8's 16..256, with flushes past 256 rows) and the window
  * shapes of VGG/ResNet: the event-driven sum equals the naive double-precision convolution to
  * float rounding; with int8 rows, it equals the scalar set's exactly and the naive one within
  * the quantization's bound. */
