@@ -64,7 +64,8 @@ srv_submit_result srv_pool_submit(srv_pool *p, srv_job *job);
 /* How a worker's gathering of a batch ended (jobs that may batch, --max-batch > 1):
  *   full   --max-batch jobs of the key were there
  *   delay  the batch delay ran out first
- *   other  the next queued job is of another key (model), the pool closed, or no delay is set */
+ *   other  the next queued job is of another key (model), the pool closed, or no delay is set
+ *          (then a worker takes at most its even share of the queue: pool.c's gather) */
 typedef enum { SRV_BATCH_FULL = 0, SRV_BATCH_DELAY, SRV_BATCH_OTHER, SRV_BATCH_END_COUNT } srv_batch_end;
 
 /* How an idle worker was handed a job: while it still watched for one (--idle-spin-us), or

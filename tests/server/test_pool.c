@@ -445,6 +445,49 @@ static void test_how_a_gathering_ended_is_counted(void **state)
     srv_pool_destroy(p);
 }
 
+/* With no batch delay a worker takes an even share of the queue over the pool's workers, not
+ * all of it: 6 jobs of a key queued behind 2 busy workers, one worker freed: it runs them as
+ * batches of 3 (half of 6), 2 (half of 3, rounded up) and 1, while the other is still held. */
+static void test_a_backlog_is_shared_between_workers(void **state)
+{
+    (void)state;
+    srv_pool *p = make(2, 16, 8, 0);
+    pthread_mutex_t g1 = PTHREAD_MUTEX_INITIALIZER, g2 = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&g1), pthread_mutex_lock(&g2);
+    tjob h1, h2, j[6];
+    init(&h1, -1), init(&h2, -1);
+    h1.gate = &g1, h2.gate = &g2;
+    assert_int_equal(srv_pool_submit(p, &h1.job), SRV_SUBMIT_OK);
+    assert_int_equal(srv_pool_submit(p, &h2.job), SRV_SUBMIT_OK);
+    int q, busy = 0;
+    while (busy < 2) /* both workers held */
+        srv_pool_stats(p, &q, &busy, NULL), nap();
+    for (int i = 0; i < 6; i++) {
+        init(&j[i], 7);
+        assert_int_equal(srv_pool_submit(p, &j[i].job), SRV_SUBMIT_OK);
+    }
+    pthread_mutex_unlock(&g1);
+    int done = 0;
+    while (done < 6) {
+        done = 0;
+        for (int i = 0; i < 6; i++)
+            done += ran(&j[i]);
+        nap();
+    }
+    int sizes[9] = {0};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ran(&j[i]), 1);
+        assert_int_equal(j[i].worker, h1.worker);
+        sizes[j[i].batch_n]++;
+    }
+    assert_int_equal(sizes[3], 3); /* one batch of 3 */
+    assert_int_equal(sizes[2], 2); /* one of 2 */
+    assert_int_equal(sizes[1], 1); /* one of 1 */
+    pthread_mutex_unlock(&g2);
+    settle(p);
+    srv_pool_destroy(p);
+}
+
 /* A shutdown with a timeout returns false while a job still runs (the queued ones cancelled),
  * and true, having joined, once it is done. */
 static void test_shutdown_within_a_time(void **state)
@@ -487,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_a_spinning_worker_takes_the_next_job),
         cmocka_unit_test(test_a_gathering_worker_gets_its_batch),
         cmocka_unit_test(test_how_a_gathering_ended_is_counted),
+        cmocka_unit_test(test_a_backlog_is_shared_between_workers),
         cmocka_unit_test(test_shutdown_within_a_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
