@@ -147,9 +147,9 @@ static int gathered(srv_pool *p, int n, srv_batch_end end)
  * behind it over the pool's workers, rounded up), so a backlog of fewer than max_batch jobs a
  * worker is split rather than run by one worker while the others wait for it: at 8 connections
  * and 2 workers one batch of 8 left a core idle for its whole run, its clients all waiting. The
- * share gave +19-20 % requests/s at 8 connections and +35 % at 3, level at 1 and 64 (2 workers,
- * the Zen 4 EPYC, wrk runs alternating between both servers). With a delay the batch fills up
- * to max_batch, as asked. */
+ * share gave +9 to +20 % requests/s at 8 connections and +25 to +35 % at 3, level at 1 and 64
+ * (2 workers, the Zen 4 EPYC, bench/serve_ab.sh). With a delay the batch fills up to max_batch,
+ * as asked. */
 static int gather(srv_pool *p, srv_job **batch)
 {
     const int key = batch[0]->batch_key;

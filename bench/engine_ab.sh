@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Interleaved A/B of two builds' engine (bench/engine_tensors time: batch 1 unless given, 1
+# thread, the shipped model on dumped UC Merced tensors): ROUNDS rounds, each running BASE then
+# NEW; prints both medians and the median of the per-round NEW/BASE ratios, the figure to trust
+# on a host whose speed moves between runs (two identical binaries measured so differ by up to
+# 3.5 % at 15 rounds on the 2-core EPYC).
+#
+#   bash bench/engine_ab.sh BASE_BUILD NEW_BUILD [ROUNDS] [-- engine_tensors time options]
+#
+# Env: AB_MODEL (default models/ucm-msresnet18-t1.safetensors), AB_INPUT (an input.f32 of
+# `engine_tensors dump`; default: dumped once from 50 UC Merced JPEGs into /tmp), and
+# ONESPIKE_ISA / ONESPIKE_WEIGHTS as for any session.
+set -euo pipefail
+BASE=${1:?base build dir}; NEW=${2:?new build dir}; ROUNDS=${3:-15}
+shift $(($# < 3 ? $# : 3)); [ "${1:-}" = "--" ] && shift
+M=${AB_MODEL:-models/ucm-msresnet18-t1.safetensors}
+IN=${AB_INPUT:-}
+if [ -z "$IN" ]; then
+    D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
+    mapfile -t IMGS < <(ls "${BENCH_DATA:-../shared/data/ucmerced}"/*/*.jpg | awk 'NR % 34 == 1' | head -50)
+    "$NEW/bench/engine_tensors" dump "$M" "$D" "${IMGS[@]}" >/dev/null
+    IN=$D/input.f32
+fi
+for _ in $(seq "$ROUNDS"); do
+    for b in "$BASE" "$NEW"; do
+        "$b/bench/engine_tensors" time "$M" "$IN" --iters 300 --warmup 30 "$@" |
+            python3 -c "import json, sys; print(json.loads(sys.stdin.read())['median_ms'])"
+    done
+done | python3 -c "
+import statistics as st, sys
+v = [float(x) for x in sys.stdin.read().split()]
+b, n = v[0::2], v[1::2]
+r = [y / x for x, y in zip(b, n)]
+print('base %.3f ms, new %.3f ms (medians); new/base per round: median %.3f (%.3f-%.3f), %d rounds'
+      % (st.median(b), st.median(n), st.median(r), min(r), max(r), len(r)))"
