@@ -447,6 +447,17 @@ static void fast_and_dense(os_model *m, int T, const unsigned char *jpeg, size_t
     assert_int_equal(os_session_classify(*dense, jpeg, len, pd), OS_OK);
 }
 
+/* fast_and_dense at T = 1 on the airplane fixture. */
+static void fast_and_dense_fixture(os_model *m, os_session **fast, os_session **dense, float *pf,
+                                   float *pd)
+{
+    size_t len;
+    unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+    assert_non_null(jpeg);
+    fast_and_dense(m, 1, jpeg, len, fast, dense, pf, pd);
+    free(jpeg);
+}
+
 static os_model *build(const char *arch, int units, const char *dir)
 {
     os_arch_opts o = {.name = arch, .width_mult = 0.25, .input = 32, .classes = 7,
@@ -582,12 +593,9 @@ static void test_plan_row_limit(void **state)
         const bool fits = 9 * ic + 1 <= OS_SPIKE_MAX_ROWS;
         assert_int_equal(os_spike_plan_complete(os_model_spike_plan(m)), fits);
         if (fits) {
-            size_t len;
-            unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
-            assert_non_null(jpeg);
             os_session *fast, *dense;
             float pf[3], pd[3];
-            fast_and_dense(m, 1, jpeg, len, &fast, &dense, pf, pd);
+            fast_and_dense_fixture(m, &fast, &dense, pf, pd);
             uint64_t s1, n;
             assert_true(os_session_spikes(fast, 0, &s1, &n));
             assert_true(s1 > 0 && (double)s1 <= OS_SPIKE_DENSE_RATE * (double)n); /* event-driven */
@@ -595,7 +603,6 @@ static void test_plan_row_limit(void **state)
                 assert_true(fabsf(pf[c] - pd[c]) < 1e-5f);
             os_session_destroy(fast);
             os_session_destroy(dense);
-            free(jpeg);
         }
         os_model_destroy(m);
         free(w1), free(w2);
@@ -669,12 +676,9 @@ static void test_session_dense_fallback(void **state)
     char *dir = tu_tmpdir();
     os_model *m = from_layers(layers, 16, t, 5, dir);
     assert_true(os_spike_plan_complete(os_model_spike_plan(m)));
-    size_t len;
-    unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
-    assert_non_null(jpeg);
     os_session *fast, *dense;
     float pf[3], pd[3];
-    fast_and_dense(m, 1, jpeg, len, &fast, &dense, pf, pd);
+    fast_and_dense_fixture(m, &fast, &dense, pf, pd);
     for (int c = 0; c < 3; c++)
         assert_true(fabsf(pf[c] - pd[c]) < 1e-6f);
     uint64_t s1, n1, s2f, n2, s2d;
@@ -686,7 +690,6 @@ static void test_session_dense_fallback(void **state)
     assert_true(s2f > 0 && s2f < n2); /* l2's pattern depends on c2's values */
     os_session_destroy(fast);
     os_session_destroy(dense);
-    free(jpeg);
     os_model_destroy(m);
     tu_rmdir(dir);
 }
