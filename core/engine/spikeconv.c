@@ -441,15 +441,6 @@ SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
 SPIKE_BLOCK(1)
 
-/* The row list of output (oy, ox) (row_list's), LANES row numbers at a time: a tap's channel
- * numbers plus the tap's first row number in one 16-bit vector add, stored from the list's end;
- * the list then advances by the tap's count, so lanes past it are overwritten by the next tap or
- * lie past the end. An input of at most 2*LANES channels is stored whole (a fixed trip count: no
- * branch to mispredict per tap); a wider one up to its count. The taps of a window row are
- * walked by pointer and the tap's row number by a vector add. Reads up to LANES entries past a
- * position's list (OS_SPIKE_INDEX_SLACK) and writes up to os_spike_rows_scratch entries; pads
- * the list with the zero row to a multiple of 4. Row numbers fit 16 bits: os_spike_plan_create
- * runs no larger conv event-driven. */
 /* The taps of the window, for inputs of at most LANES channels (WIDE 0), at most 2*LANES
  * (WIDE 1) or more (WIDE 2): one loop each, so no test of the width runs per tap. */
 #define SPIKE_ROWLIST_TAPS(WIDE, LANES, VEC, LOAD, SET1, ADD, STORE)                             \
@@ -468,6 +459,15 @@ SPIKE_BLOCK(1)
             n += *c;                                                                             \
         }                                                                                        \
     }
+/* The row list of output (oy, ox) (row_list's), LANES row numbers at a time: a tap's channel
+ * numbers plus the tap's first row number in one 16-bit vector add, stored from the list's end;
+ * the list then advances by the tap's count, so lanes past it are overwritten by the next tap or
+ * lie past the end. An input of at most 2*LANES channels is stored whole (a fixed trip count: no
+ * branch to mispredict per tap); a wider one up to its count. The taps of a window row are
+ * walked by pointer and the tap's row number by a vector add. Reads up to LANES entries past a
+ * position's list (OS_SPIKE_INDEX_SLACK) and writes up to os_spike_rows_scratch entries; pads
+ * the list with the zero row to a multiple of 4. Row numbers fit 16 bits: os_spike_plan_create
+ * runs no larger conv event-driven. */
 #define SPIKE_ROWLIST(NAME, TARGET, LANES, VEC, LOAD, SET1, ADD, STORE)                          \
     TARGET static int NAME(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,         \
                            const uint16_t *cnt, uint16_t *rows)                                 \
@@ -488,7 +488,8 @@ SPIKE_BLOCK(1)
         rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
         return (n + 3) & ~3;                                                                     \
     }
-_Static_assert(16 <= OS_SPIKE_INDEX_SLACK, "the AVX2 row list reads and writes 16 lanes past a list");
+_Static_assert(16 <= OS_SPIKE_INDEX_SLACK,
+               "the AVX2 row list reads and writes 16 lanes past a list");
 #define LOAD256(a)     _mm256_loadu_si256((const __m256i *)(a))
 #define STORE256(a, v) _mm256_storeu_si256((__m256i *)(a), v)
 SPIKE_ROWLIST(rowlist_avx2, __attribute__((target("avx2"))), 16, __m256i, LOAD256,
@@ -725,7 +726,7 @@ __attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t 
 
 /* int8 rows, n = LANES*NV channels (LANES int16 lanes a register): sums of up to Q8_FLUSH_ROWS
  * rows in int16 registers, widened into int32 sums in memory, then finished (q8_finish's floats);
- * rows 4 at a time, a wide layer's prefetched. */
+ * rows 4 at a time, far rows prefetched. */
 #define SPIKE_QBLOCK_ISA(NAME, TARGET, VEC, LANES, ZERO, ROW, FLUSH, FINISH, NV)                     \
     TARGET static void NAME(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows,          \
                             bool far, const float *scale, const float *b, float *out)              \
@@ -738,11 +739,12 @@ __attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t 
             for (int v = 0; v < NV; v++)                                                           \
                 a[v] = ZERO();                                                                     \
             for (int r = r0; r < r1; r += 4) {                                                     \
-                if (NV >= 4 && far && r + PREFETCH_ROWS < nrows) /* one request per 64-byte line */ \
+                if (NV >= 4 && far && r + PREFETCH_ROWS < nrows) /* a request per 64 bytes */    \
                     for (int u = 0; u < 4; u++)                                                    \
                         for (int f = 0; f < (LANES) * NV; f += 64)                                 \
-                            _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] * oc + f), \
-                                         _MM_HINT_T0);                                             \
+                            _mm_prefetch(                                                          \
+                                (const char *)(w0 + rows[r + PREFETCH_ROWS + u] * oc + f),         \
+                                _MM_HINT_T0);                                                      \
                 for (int u = 0; u < 4; u++)                                                        \
                     ROW(a, w0 + rows[r + u] * oc, NV);                                             \
             }                                                                                      \
@@ -775,7 +777,8 @@ SPIKE_BLOCK512(4)
 SPIKE_BLOCK512(2)
 SPIKE_BLOCK512(1)
 
-_Static_assert(32 <= OS_SPIKE_INDEX_SLACK, "the AVX-512 row list reads and writes 32 lanes past a list");
+_Static_assert(32 <= OS_SPIKE_INDEX_SLACK,
+               "the AVX-512 row list reads and writes 32 lanes past a list");
 #define LOAD512(a)     _mm512_loadu_si512((const void *)(a))
 #define STORE512(a, v) _mm512_storeu_si512((void *)(a), v)
 SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 32, __m512i, LOAD512, _mm512_set1_epi16,

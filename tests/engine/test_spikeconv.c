@@ -576,7 +576,8 @@ static void test_plan_row_limit(void **state)
         snprintf(layers, sizeof layers,
                  "[{\"name\":\"c1\",\"op\":\"conv\",\"out\":%d,\"kernel\":1,\"weight\":\"c1.w\"},"
                  " {\"name\":\"l1\",\"op\":\"lif\",\"threshold\":0.1,\"leak\":1},"
-                 " {\"name\":\"c2\",\"op\":\"conv\",\"out\":2,\"kernel\":3,\"pad\":1,\"weight\":\"c2.w\"},"
+                 " {\"name\":\"c2\",\"op\":\"conv\",\"out\":2,\"kernel\":3,\"pad\":1,"
+                 "  \"weight\":\"c2.w\"},"
                  " {\"name\":\"g\",\"op\":\"gap\"},"
                  " {\"name\":\"fc\",\"op\":\"linear\",\"out\":3,\"weight\":\"fc.w\"}]",
                  ic);
