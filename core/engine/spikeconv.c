@@ -387,6 +387,9 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
 }
 
 #ifdef SPIKE_AVX2
+/* The row list and block kernels are also inlined into the whole-layer kernels (SPIKE_LAYER). */
+#define INLINED __attribute__((always_inline)) inline
+
 /* Rows ahead whose cache lines are requested: the rows are scattered over weights larger than
  * L2, and their addresses are known in advance, which no hardware prefetcher can guess. */
 #define PREFETCH_ROWS 8
@@ -403,7 +406,7 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
  * list for 128 channels where two passes of 64 took 0.90-0.94x the time (the whole pass, batch
  * 1, the Zen 4 EPYC). */
 #define SPIKE_BLOCK_ISA(NAME, TARGET, VEC, W, ZERO, LOAD, ADD, STORE, NV)                        \
-    TARGET static void NAME(const float *w0, size_t oc, const uint16_t *rows, int nrows,          \
+    TARGET INLINED static void NAME(const float *w0, size_t oc, const uint16_t *rows, int nrows,  \
                             bool far, const float *b, float *out)                                \
     {                                                                                            \
         enum { SETS = BLOCK_SETS(NV) };                                                          \
@@ -469,7 +472,7 @@ SPIKE_BLOCK(1)
  * the list with the zero row to a multiple of 4. Row numbers fit 16 bits: os_spike_plan_create
  * runs no larger conv event-driven. */
 #define SPIKE_ROWLIST(NAME, TARGET, LANES, VEC, LOAD, SET1, ADD, STORE)                          \
-    TARGET static int NAME(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,         \
+    TARGET INLINED static int NAME(const os_conv_shape *s, int oy, int ox, const uint16_t *idx, \
                            const uint16_t *cnt, uint16_t *rows)                                 \
     {                                                                                            \
         const int ic = s->in_c;                                                                  \
@@ -728,7 +731,7 @@ __attribute__((target("avx2"))) static inline void q8_finish_avx2(const int32_t 
  * rows in int16 registers, widened into int32 sums in memory, then finished (q8_finish's floats);
  * rows 4 at a time, far rows prefetched. */
 #define SPIKE_QBLOCK_ISA(NAME, TARGET, VEC, LANES, ZERO, ROW, FLUSH, FINISH, NV)                     \
-    TARGET static void NAME(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows,          \
+    TARGET INLINED static void NAME(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows,  \
                             bool far, const float *scale, const float *b, float *out)              \
     {                                                                                              \
         VEC a[NV];                                                                                 \
@@ -945,6 +948,54 @@ SPIKE_QBLOCK512(4)
 SPIKE_QBLOCK512(2)
 SPIKE_QBLOCK512(1)
 
+/* A whole conv whose out_c is exactly one block kernel's width (every conv of the shipped nets):
+ * per position the row list and that block, inlined, where os_spike_conv calls both through the
+ * tables and searches for the block at every position. fp32 rows (SPIKE_LAYER) and int8
+ * (SPIKE_QLAYER, with the scales). */
+#define SPIKE_LAYER(NAME, TARGET, ROWLIST, BLOCK)                                                  \
+    TARGET static void NAME(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,      \
+                            const float *wt, bool far, const float *b, float *y, uint16_t *rows)   \
+    {                                                                                              \
+        const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);                                    \
+        const size_t oc = (size_t)s->out_c;                                                        \
+        for (int oy = 0; oy < oh; oy++)                                                            \
+            for (int ox = 0; ox < ow; ox++)                                                        \
+                BLOCK(wt, oc, rows, ROWLIST(s, oy, ox, idx, cnt, rows), far, b,                    \
+                      y + ((size_t)oy * (size_t)ow + (size_t)ox) * oc);                            \
+    }
+#define SPIKE_QLAYER(NAME, TARGET, ROWLIST, QBLOCK)                                                \
+    TARGET static void NAME(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,      \
+                            const int8_t *wq, bool far, const float *scale, const float *b,        \
+                            float *y, uint16_t *rows)                                              \
+    {                                                                                              \
+        const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);                                    \
+        const size_t oc = (size_t)s->out_c;                                                        \
+        for (int oy = 0; oy < oh; oy++)                                                            \
+            for (int ox = 0; ox < ow; ox++)                                                        \
+                QBLOCK(wq, oc, rows, ROWLIST(s, oy, ox, idx, cnt, rows), far, scale, b,            \
+                       y + ((size_t)oy * (size_t)ow + (size_t)ox) * oc);                           \
+    }
+#define TARGET_AVX2 __attribute__((target("avx2")))
+SPIKE_LAYER(layer_avx2_1, TARGET_AVX2, rowlist_avx2, block_avx2_1)
+SPIKE_LAYER(layer_avx2_2, TARGET_AVX2, rowlist_avx2, block_avx2_2)
+SPIKE_LAYER(layer_avx2_4, TARGET_AVX2, rowlist_avx2, block_avx2_4)
+SPIKE_LAYER(layer_avx2_8, TARGET_AVX2, rowlist_avx2, block_avx2_8)
+SPIKE_LAYER(layer_avx2_16, TARGET_AVX2, rowlist_avx2, block_avx2_16)
+SPIKE_QLAYER(qlayer_avx2_1, TARGET_AVX2, rowlist_avx2, qblock_avx2_1)
+SPIKE_QLAYER(qlayer_avx2_2, TARGET_AVX2, rowlist_avx2, qblock_avx2_2)
+SPIKE_QLAYER(qlayer_avx2_4, TARGET_AVX2, rowlist_avx2, qblock_avx2_4)
+SPIKE_QLAYER(qlayer_avx2_8, TARGET_AVX2, rowlist_avx2, qblock_avx2_8)
+SPIKE_LAYER(layer_avx512_1, TARGET_AVX512, rowlist_avx512, block_avx512_1)
+SPIKE_LAYER(layer_avx512_2, TARGET_AVX512, rowlist_avx512, block_avx512_2)
+SPIKE_LAYER(layer_avx512_4, TARGET_AVX512, rowlist_avx512, block_avx512_4)
+SPIKE_LAYER(layer_avx512_8, TARGET_AVX512, rowlist_avx512, block_avx512_8)
+SPIKE_LAYER(layer_avx512_16, TARGET_AVX512, rowlist_avx512, block_avx512_16)
+SPIKE_QLAYER(qlayer_avx512_1, TARGET_AVX512, rowlist_avx512, qblock_avx512_1)
+SPIKE_QLAYER(qlayer_avx512_2, TARGET_AVX512, rowlist_avx512, qblock_avx512_2)
+SPIKE_QLAYER(qlayer_avx512_4, TARGET_AVX512, rowlist_avx512, qblock_avx512_4)
+SPIKE_QLAYER(qlayer_avx512_8, TARGET_AVX512, rowlist_avx512, qblock_avx512_8)
+#undef TARGET_AVX2
+
 
 #endif
 
@@ -967,6 +1018,11 @@ typedef size_t (*lif_index_fn)(const float *in, int c, int hw, float threshold, 
                                uint16_t *idx, uint16_t *cnt);
 typedef void (*image_fn)(const os_conv_shape *, const float *, const float *, const float *,
                          float *);
+typedef void (*layer_fn)(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
+                         const float *wt, bool far, const float *b, float *y, uint16_t *rows);
+typedef void (*qlayer_fn)(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
+                          const int8_t *wq, bool far, const float *scale, const float *b, float *y,
+                          uint16_t *rows);
 
 struct os_spike_kernels {
     os_isa isa;
@@ -978,11 +1034,14 @@ struct os_spike_kernels {
     int qwidth;          /* int8 rows: the same for qblock */
     qblock_fn qblock[4];
     image_fn image[4]; /* the first layer, for width << v channels; NULL: os_conv2d_hwc */
+    layer_fn layer[5];   /* a whole conv of exactly width << v channels (block[v]'s); or NULL */
+    qlayer_fn qlayer[4]; /* the same for qblock[v] */
     const os_spike_kernels *narrow; /* for channels below width: a narrower set, or NULL */
 };
 
 static const os_spike_kernels kernels_scalar = {
-    OS_ISA_SCALAR, os_spike_index, NULL, row_list, 8, {NULL}, 16, {NULL}, {NULL}, NULL,
+    OS_ISA_SCALAR, os_spike_index, NULL, row_list, 8, {NULL}, 16, {NULL}, {NULL}, {NULL}, {NULL},
+    NULL,
 };
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
@@ -995,6 +1054,8 @@ static const os_spike_kernels kernels_avx2 = {
     16,
     {qblock_avx2_1, qblock_avx2_2, qblock_avx2_4, qblock_avx2_8},
     {image_avx2_1, image_avx2_2, image_avx2_4, image_avx2_8},
+    {layer_avx2_1, layer_avx2_2, layer_avx2_4, layer_avx2_8, layer_avx2_16},
+    {qlayer_avx2_1, qlayer_avx2_2, qlayer_avx2_4, qlayer_avx2_8},
     NULL,
 };
 static const os_spike_kernels kernels_avx512 = {
@@ -1007,6 +1068,8 @@ static const os_spike_kernels kernels_avx512 = {
     32,
     {qblock_avx512_1, qblock_avx512_2, qblock_avx512_4, qblock_avx512_8},
     {image_avx512_1, image_avx512_2, image_avx512_4, image_avx512_8},
+    {layer_avx512_1, layer_avx512_2, layer_avx512_4, layer_avx512_8, layer_avx512_16},
+    {qlayer_avx512_1, qlayer_avx512_2, qlayer_avx512_4, qlayer_avx512_8},
     &kernels_avx2,
 };
 #endif
@@ -1077,12 +1140,14 @@ static int block(const os_spike_kernels *k, const float *wt, int oc, const uint1
     static TYPE NAME(const os_spike_kernels *k, int oc)                                          \
     {                                                                                            \
         for (const os_spike_kernels *q = k; q; q = q->narrow)                                    \
-            for (int v = 0; v < 4; v++)                                                          \
+            for (int v = 0; v < (int)(sizeof q->FIELD / sizeof *q->FIELD); v++)                  \
                 if (q->FIELD[v] && oc == q->WIDTH << v)                                          \
                     return q->FIELD[v];                                                          \
         return NULL;                                                                             \
     }
 KERNEL_FOR(image_lookup, image_fn, image, width)
+KERNEL_FOR(layer_lookup, layer_fn, layer, width)
+KERNEL_FOR(qlayer_lookup, qlayer_fn, qlayer, qwidth)
 
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                    const uint16_t *cnt, const float *wt, const float *b, float *y, uint16_t *rows)
@@ -1090,6 +1155,11 @@ void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint
     const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
     const bool far = os_spike_layout_rows(s) * (size_t)oc * sizeof *wt > FAR_BYTES;
     assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
+    const layer_fn layer = layer_lookup(k, oc);
+    if (layer) {
+        layer(s, idx, cnt, wt, far, b, y, rows);
+        return;
+    }
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);
@@ -1140,6 +1210,11 @@ void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const u
     const bool far = os_spike_layout_rows(s) * (size_t)oc * sizeof *wq > FAR_BYTES;
     assert(k != NULL && idx != NULL && cnt != NULL && wq != NULL && scale != NULL && y != NULL &&
            rows != NULL);
+    const qlayer_fn qlayer = qlayer_lookup(k, oc);
+    if (qlayer) {
+        qlayer(s, idx, cnt, wq, far, scale, b, y, rows);
+        return;
+    }
     for (int oy = 0; oy < oh; oy++) {
         for (int ox = 0; ox < ow; ox++) {
             float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
