@@ -8,7 +8,7 @@
 #   bash bench/engine_ab.sh BASE_BUILD NEW_BUILD [ROUNDS] [-- engine_tensors time options]
 #
 # Env: AB_MODEL (default models/ucm-msresnet18-t1.safetensors), AB_INPUT (an input.f32 of
-# `engine_tensors dump`; default: dumped once from 50 UC Merced JPEGs into /tmp), and
+# `engine_tensors dump`; default: bench/run.sh's 50 UC Merced JPEGs, dumped once into /tmp), and
 # ONESPIKE_ISA / ONESPIKE_WEIGHTS as for any session.
 set -euo pipefail
 BASE=${1:?base build dir}; NEW=${2:?new build dir}; ROUNDS=${3:-15}
@@ -17,7 +17,7 @@ M=${AB_MODEL:-models/ucm-msresnet18-t1.safetensors}
 IN=${AB_INPUT:-}
 if [ -z "$IN" ]; then
     D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
-    mapfile -t IMGS < <(ls "${BENCH_DATA:-../shared/data/ucmerced}"/*/*.jpg | awk 'NR % 34 == 1' | head -50)
+    mapfile -t IMGS < <(python3 bench/pick_images.py "${BENCH_DATA:-../shared/data/ucmerced}" 50)
     "$NEW/bench/engine_tensors" dump "$M" "$D" "${IMGS[@]}" >/dev/null
     IN=$D/input.f32
 fi

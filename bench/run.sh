@@ -71,24 +71,8 @@ W=$(mktemp -d /tmp/onespike-bench.XXXXXX)
 if [ -n "${BENCH_KEEP:-}" ]; then echo "run folder kept: $W"; else trap 'rm -rf "$W"' EXIT; fi
 E=$B/bench/engine_tensors
 
-# ---- inputs: 50 real images, spread over the classes ---------------------------------------
-# Round robin over the sorted classes, taking each class's highest-numbered image first, then
-# the next: deterministic, every class present (21 classes: 3 images for the first 8, 2 for
-# the others).
-$PY - "$DATA" "$N_IMAGES" >"$W/images.txt" <<'PY'
-import os, sys
-root, n = sys.argv[1], int(sys.argv[2])
-cls = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-files = {c: sorted(f for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(".jpg"))
-         for c in cls}
-out, k = [], 0
-while len(out) < n and k < max(len(v) for v in files.values()):
-    for c in cls:
-        if len(out) < n and k < len(files[c]):
-            out.append(os.path.join(root, c, files[c][-1 - k]))
-    k += 1
-print("\n".join(out))
-PY
+# ---- inputs: 50 real images, spread over the classes (bench/pick_images.py) -----------------
+$PY bench/pick_images.py "$DATA" "$N_IMAGES" >"$W/images.txt"
 mapfile -t IMAGES <"$W/images.txt"
 "$E" dump "$MODEL" "$W" "${IMAGES[@]}" >"$W/dump.json"
 json() { $PY -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }

@@ -975,26 +975,20 @@ SPIKE_QBLOCK512(1)
                 QBLOCK(wq, oc, rows, ROWLIST(s, oy, ox, idx, cnt, rows), far, scale, b,            \
                        y + ((size_t)oy * (size_t)ow + (size_t)ox) * oc);                           \
     }
-#define TARGET_AVX2 __attribute__((target("avx2")))
-SPIKE_LAYER(layer_avx2_1, TARGET_AVX2, rowlist_avx2, block_avx2_1)
-SPIKE_LAYER(layer_avx2_2, TARGET_AVX2, rowlist_avx2, block_avx2_2)
-SPIKE_LAYER(layer_avx2_4, TARGET_AVX2, rowlist_avx2, block_avx2_4)
-SPIKE_LAYER(layer_avx2_8, TARGET_AVX2, rowlist_avx2, block_avx2_8)
-SPIKE_LAYER(layer_avx2_16, TARGET_AVX2, rowlist_avx2, block_avx2_16)
-SPIKE_QLAYER(qlayer_avx2_1, TARGET_AVX2, rowlist_avx2, qblock_avx2_1)
-SPIKE_QLAYER(qlayer_avx2_2, TARGET_AVX2, rowlist_avx2, qblock_avx2_2)
-SPIKE_QLAYER(qlayer_avx2_4, TARGET_AVX2, rowlist_avx2, qblock_avx2_4)
-SPIKE_QLAYER(qlayer_avx2_8, TARGET_AVX2, rowlist_avx2, qblock_avx2_8)
-SPIKE_LAYER(layer_avx512_1, TARGET_AVX512, rowlist_avx512, block_avx512_1)
-SPIKE_LAYER(layer_avx512_2, TARGET_AVX512, rowlist_avx512, block_avx512_2)
-SPIKE_LAYER(layer_avx512_4, TARGET_AVX512, rowlist_avx512, block_avx512_4)
-SPIKE_LAYER(layer_avx512_8, TARGET_AVX512, rowlist_avx512, block_avx512_8)
-SPIKE_LAYER(layer_avx512_16, TARGET_AVX512, rowlist_avx512, block_avx512_16)
-SPIKE_QLAYER(qlayer_avx512_1, TARGET_AVX512, rowlist_avx512, qblock_avx512_1)
-SPIKE_QLAYER(qlayer_avx512_2, TARGET_AVX512, rowlist_avx512, qblock_avx512_2)
-SPIKE_QLAYER(qlayer_avx512_4, TARGET_AVX512, rowlist_avx512, qblock_avx512_4)
-SPIKE_QLAYER(qlayer_avx512_8, TARGET_AVX512, rowlist_avx512, qblock_avx512_8)
-#undef TARGET_AVX2
+/* Every width of one instruction set: layer_ISA_NV for block_ISA_NV, qlayer_ISA_NV for
+ * qblock_ISA_NV, with rowlist_ISA. */
+#define SPIKE_LAYERS(ISA, TARGET)                                                                  \
+    SPIKE_LAYER(layer_##ISA##_1, TARGET, rowlist_##ISA, block_##ISA##_1)                           \
+    SPIKE_LAYER(layer_##ISA##_2, TARGET, rowlist_##ISA, block_##ISA##_2)                           \
+    SPIKE_LAYER(layer_##ISA##_4, TARGET, rowlist_##ISA, block_##ISA##_4)                           \
+    SPIKE_LAYER(layer_##ISA##_8, TARGET, rowlist_##ISA, block_##ISA##_8)                           \
+    SPIKE_LAYER(layer_##ISA##_16, TARGET, rowlist_##ISA, block_##ISA##_16)                         \
+    SPIKE_QLAYER(qlayer_##ISA##_1, TARGET, rowlist_##ISA, qblock_##ISA##_1)                        \
+    SPIKE_QLAYER(qlayer_##ISA##_2, TARGET, rowlist_##ISA, qblock_##ISA##_2)                        \
+    SPIKE_QLAYER(qlayer_##ISA##_4, TARGET, rowlist_##ISA, qblock_##ISA##_4)                        \
+    SPIKE_QLAYER(qlayer_##ISA##_8, TARGET, rowlist_##ISA, qblock_##ISA##_8)
+SPIKE_LAYERS(avx2, __attribute__((target("avx2"))))
+SPIKE_LAYERS(avx512, TARGET_AVX512)
 
 
 #endif
@@ -1005,7 +999,7 @@ SPIKE_QLAYER(qlayer_avx512_8, TARGET_AVX512, rowlist_avx512, qblock_avx512_8)
  * Zen 4 EPYC (fp32 rows; 0.88x with the AVX2 kernels). */
 #define FAR_BYTES ((size_t)1 << 20)
 
-/* A block kernel sums the rows into n = width << v output channels (v in [0..3]). */
+/* A block kernel sums the rows into n = width << v output channels (v in [0..4]). */
 typedef void (*block_fn)(const float *w0, size_t oc, const uint16_t *rows, int nrows, bool far,
                          const float *b, float *out);
 typedef int (*rowlist_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
@@ -1122,7 +1116,7 @@ static int block(const os_spike_kernels *k, const float *wt, int oc, const uint1
     const float *w0 = wt + c0, *bc = b ? b + c0 : NULL;
     int n = oc - c0;
     for (const os_spike_kernels *q = k; q; q = q->narrow)
-        for (int v = 4; v >= 0; v--) {
+        for (int v = (int)(sizeof q->block / sizeof *q->block) - 1; v >= 0; v--) {
             const int width = q->width << v;
             if (q->block[v] && n >= width) {
                 q->block[v](w0, (size_t)oc, rows, nrows, far, bc, out);
@@ -1188,7 +1182,7 @@ static int qblock(const os_spike_kernels *k, const int8_t *wq, int oc, const uin
     const float *bc = b ? b + c0 : NULL;
     int n = oc - c0;
     for (const os_spike_kernels *q = k; q; q = q->narrow)
-        for (int v = 3; v >= 0; v--) {
+        for (int v = (int)(sizeof q->qblock / sizeof *q->qblock) - 1; v >= 0; v--) {
             const int width = q->qwidth << v;
             if (q->qblock[v] && n >= width) {
                 q->qblock[v](w0, (size_t)oc, rows, nrows, far, scale + c0, bc, out);
