@@ -288,9 +288,10 @@ static int cmd_time(const os_model *m, const char *input, const time_opts *o)
     const char *path = o->dense ? "dense" : strcmp(os_model_weights(m), "fp32") ? "int8" : "default";
     printf("{\"engine\":\"onespike\",\"path\":\"%s\",\"timesteps\":%d,\"threads\":%d,\"batch\":%d,"
            "\"calls\":%zu,\"images\":%.0f,\"seconds\":%.4f,\"images_per_s\":%.2f,"
-           "\"median_ms\":%.4f,\"p90_ms\":%.4f,\"openblas_core\":\"%s\"}\n",
+           "\"median_ms\":%.4f,\"p10_ms\":%.4f,\"p90_ms\":%.4f,\"openblas_core\":\"%s\"}\n",
            path, o->timesteps, o->threads, o->batch, total, images, secs,
-           images / secs, percentile(calls, total, 50) * 1e3, percentile(calls, total, 90) * 1e3,
+           images / secs, percentile(calls, total, 50) * 1e3, percentile(calls, total, 10) * 1e3,
+           percentile(calls, total, 90) * 1e3,
            openblas_get_corename());
     rc = 0;
 out:

@@ -190,8 +190,11 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
         else if ((double)c->active[(size_t)from * c->max_batch + j] <=
                  OS_SPIKE_DENSE_RATE * (double)inputs)
             os_spike_conv(c->kernels, &cs, idx, cnt, wt, L->bias, y, c->rows);
-        else /* most inputs fired: the dense product is less work */
+        else { /* most inputs fired: the dense product is less work */
+            if (c->index_only[from] && c->T == 1) /* its LIF layer left the spikes unwritten */
+                os_spike_unindex(idx, cnt, cs.in_c, (int)hw, c->out[from] + j * inputs);
             os_conv2d_hwc_wt(&cs, x, wt, L->bias, y, c->col);
+        }
     }
 }
 
@@ -225,7 +228,8 @@ static void event_lif(void *ctx, int i, const os_layer *L, const os_exec_io *io)
     for (int j = 0; j < c->n; j++) {
         const size_t fired = os_spike_kernels_lif_index(
             c->kernels, io->x + (size_t)j * size, L->c, L->h * L->w, L->threshold,
-            out_at(L, io->y, j), c->sidx[i] + j * size, c->scnt[i] + j * hw);
+            c->index_only[i] ? NULL : out_at(L, io->y, j), c->sidx[i] + j * size,
+            c->scnt[i] + j * hw);
         c->active[(size_t)i * c->max_batch + j] = fired;
         if (c->count_spikes) /* the spikes are the inputs listed */
             c->spikes[i] += fired;

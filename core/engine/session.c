@@ -149,6 +149,17 @@ static os_status alloc_spike_index(os_session *s)
             return os_fail(OS_ENOMEM, "no memory for a session of model %s",
                            os_model_name(s->model));
     }
+    /* A LIF layer whose every reader is an event-driven conv need not write its spikes at T = 1:
+     * the convs read the lists */
+    for (int i = 0; i < s->n_layers; i++)
+        s->cx.index_only[i] =
+            s->cx.sidx[i] && os_net_layer(s->net, i)->op == OS_OP_LIF && i < s->n_layers - 1;
+    for (int k = 0; k < s->n_layers; k++) {
+        const os_layer *L = os_net_layer(s->net, k);
+        for (int f = 0; f < L->n_from; f++)
+            if (L->from[f] != OS_NET_INPUT && (f > 0 || !os_spike_plan_event(s->cx.plan, k)))
+                s->cx.index_only[L->from[f]] = false;
+    }
     if ((rows && !(s->cx.rows = sess_alloc_bytes(s, rows, sizeof(uint16_t)))) ||
         (flat && !(s->cx.flat = sess_alloc(s, flat))))
         return os_fail(OS_ENOMEM, "no memory for a session of model %s", os_model_name(s->model));
@@ -239,9 +250,10 @@ os_status os_session_create(const os_model *m, const os_session_opts *opts, os_s
     s->owned = calloc((size_t)(4 * n + 5), sizeof *s->owned);
     cx->sidx = calloc((size_t)n, sizeof *cx->sidx);
     cx->scnt = calloc((size_t)n, sizeof *cx->scnt);
+    cx->index_only = calloc((size_t)n, sizeof *cx->index_only);
     cx->active = calloc((size_t)n * nb, sizeof *cx->active);
     if (!cx->out || !cx->mem || !cx->spikes || !s->owned || !cx->sidx || !cx->scnt ||
-        !cx->active)
+        !cx->index_only || !cx->active)
         goto nomem;
     if ((st = choose_path(m, &o, &s->backend, &cx->kernels)))
         goto out;
@@ -298,6 +310,7 @@ void os_session_destroy(os_session *s)
     free(s->owned);
     free(s->cx.sidx);
     free(s->cx.scnt);
+    free(s->cx.index_only);
     free(s->cx.active);
     free(s->cx.spikes);
     free(s->cx.mem);

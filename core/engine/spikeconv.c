@@ -301,6 +301,14 @@ size_t os_spike_plan_bytes(const os_spike_plan *p)
     return p->bytes;
 }
 
+void os_spike_unindex(const uint16_t *idx, const uint16_t *cnt, int c, int hw, float *x)
+{
+    memset(x, 0, (size_t)c * (size_t)hw * sizeof *x);
+    for (int p = 0; p < hw; p++)
+        for (int j = 0; j < cnt[p]; j++)
+            x[(size_t)p * (size_t)c + idx[(size_t)p * (size_t)c + (size_t)j]] = 1.0f;
+}
+
 size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt)
 {
     size_t total = 0;
@@ -636,6 +644,21 @@ static inline int index_tail(const float *xp, uint16_t *ip, int ch, int c, int n
     return n;
 }
 
+/* The same for a LIF layer's first step on the input xp (os_lif_first's rule, to the bit): the
+ * spikes written to sp unless it is NULL. */
+static inline int lif_tail(const float *xp, float threshold, float *sp, uint16_t *ip, int ch,
+                           int c, int n)
+{
+    for (; ch < c; ch++) {
+        const int fired = isgreater(xp[ch] + 0.0f, threshold);
+        if (sp)
+            sp[ch] = (float)fired;
+        ip[n] = (uint16_t)ch;
+        n += fired;
+    }
+    return n;
+}
+
 /* os_spike_index, 8 channels at a time: compare, move the mask out, and store the channel
  * numbers that fired packed to the front with one permutation (no branch per channel). Each
  * store writes 8 slots from the current end of the list; the list never runs past its
@@ -652,7 +675,7 @@ index_body_avx2(const float *x, int c, int hw, bool lif, float threshold, float 
                  one = _mm256_set1_ps(1.0f);
     for (int p = 0; p < hw; p++) {
         const float *xp = x + (size_t)p * (size_t)c;
-        float *sp = lif ? spike + (size_t)p * (size_t)c : NULL;
+        float *sp = lif && spike ? spike + (size_t)p * (size_t)c : NULL;
         uint16_t *ip = idx + (size_t)p * (size_t)c;
         int n = 0, ch = 0;
         for (; ch + 8 <= c; ch += 8) {
@@ -660,7 +683,8 @@ index_body_avx2(const float *x, int c, int hw, bool lif, float threshold, float 
             if (lif) {
                 fired = _mm256_cmp_ps(_mm256_add_ps(_mm256_loadu_ps(xp + ch), zero), t,
                                       _CMP_GT_OQ);
-                _mm256_storeu_ps(sp + ch, _mm256_and_ps(fired, one));
+                if (sp)
+                    _mm256_storeu_ps(sp + ch, _mm256_and_ps(fired, one));
             } else {
                 fired = _mm256_cmp_ps(_mm256_loadu_ps(xp + ch), zero, _CMP_NEQ_UQ);
             }
@@ -674,9 +698,8 @@ index_body_avx2(const float *x, int c, int hw, bool lif, float threshold, float 
             _mm_storeu_si128((__m128i *)(ip + n), _mm256_castsi256_si128(packed));
             n += __builtin_popcount((unsigned)m);
         }
-        if (lif)
-            os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
-        cnt[p] = (uint16_t)index_tail(lif ? sp : xp, ip, ch, c, n);
+        cnt[p] = (uint16_t)(lif ? lif_tail(xp, threshold, sp, ip, ch, c, n)
+                                : index_tail(xp, ip, ch, c, n));
         total += cnt[p];
     }
     return total;
@@ -802,7 +825,7 @@ index_body_avx512(const float *x, int c, int hw, bool lif, float threshold, floa
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int p = 0; p < hw; p++) {
         const float *xp = x + (size_t)p * (size_t)c;
-        float *sp = lif ? spike + (size_t)p * (size_t)c : NULL;
+        float *sp = lif && spike ? spike + (size_t)p * (size_t)c : NULL;
         uint16_t *ip = idx + (size_t)p * (size_t)c;
         int n = 0, ch = 0;
         for (; ch + 16 <= c; ch += 16) {
@@ -810,7 +833,8 @@ index_body_avx512(const float *x, int c, int hw, bool lif, float threshold, floa
             if (lif) {
                 m = _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_loadu_ps(xp + ch), zero), t,
                                        _CMP_GT_OQ);
-                _mm512_storeu_ps(sp + ch, _mm512_maskz_mov_ps(m, one));
+                if (sp)
+                    _mm512_storeu_ps(sp + ch, _mm512_maskz_mov_ps(m, one));
             } else {
                 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(xp + ch), zero, _CMP_NEQ_UQ);
             }
@@ -819,9 +843,8 @@ index_body_avx512(const float *x, int c, int hw, bool lif, float threshold, floa
             _mm256_storeu_si256((__m256i *)(ip + n), _mm512_cvtepi32_epi16(lanes));
             n += __builtin_popcount((unsigned)m);
         }
-        if (lif)
-            os_lif_first(NULL, xp + ch, (size_t)(c - ch), threshold, sp + ch);
-        cnt[p] = (uint16_t)index_tail(lif ? sp : xp, ip, ch, c, n);
+        cnt[p] = (uint16_t)(lif ? lif_tail(xp, threshold, sp, ip, ch, c, n)
+                                : index_tail(xp, ip, ch, c, n));
         total += cnt[p];
     }
     return total;
@@ -1104,6 +1127,15 @@ size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, in
     assert(c >= 0 && c <= OS_SPIKE_MAX_CHANNELS);
     if (k->lif_index)
         return k->lif_index(in, c, hw, threshold, spike, idx, cnt);
+    if (!spike) { /* the index alone */
+        size_t total = 0;
+        for (int p = 0; p < hw; p++) {
+            const size_t at = (size_t)p * (size_t)c;
+            cnt[p] = (uint16_t)lif_tail(in + at, threshold, NULL, idx + at, 0, c, 0);
+            total += cnt[p];
+        }
+        return total;
+    }
     os_lif_first(NULL, in, (size_t)c * (size_t)hw, threshold, spike);
     return k->index(spike, c, hw, idx, cnt);
 }

@@ -97,6 +97,9 @@ size_t os_spike_plan_bytes(const os_spike_plan *p);
 #define OS_SPIKE_INDEX_SLACK 32 /* the widest kernels' lanes (AVX-512: 32 16-bit row numbers) */
 size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cnt);
 
+/* The inverse: x (hw positions of c channels) = 1 at the listed channels, 0 elsewhere. */
+void os_spike_unindex(const uint16_t *idx, const uint16_t *cnt, int c, int hw, float *x);
+
 /* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the
  * event-driven sum: an untrained or badly thresholded network can fire at most positions. */
 #define OS_SPIKE_DENSE_RATE 0.5
@@ -116,7 +119,9 @@ size_t os_spike_kernels_index(const os_spike_kernels *k, const float *x, int c, 
 
 /* A LIF layer's first step with no membrane kept (os_lif_first with u NULL: a T = 1 pass) on
  * hw positions of c channels, and os_spike_kernels_index of the spikes, in one pass over the
- * input where k has a kernel for it: the same spikes, lists and count as the two apart. */
+ * input where k has a kernel for it: the same spikes, lists and count as the two apart. spike
+ * NULL: the lists and count alone (for a layer only event-driven convs read; os_spike_unindex
+ * makes its spikes when one is needed). */
 size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, int c, int hw,
                                   float threshold, float *spike, uint16_t *idx, uint16_t *cnt);
 

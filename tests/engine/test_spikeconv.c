@@ -109,8 +109,9 @@ static void test_index_avx512(void **state)
 }
 
 /* Each set's fused first LIF step and index gives os_lif_first's spikes (bit for bit) and
- * os_spike_index's lists of them: membranes around the threshold, exactly on it, NaN and
- * signed zeros, channel counts off the lanes. */
+ * os_spike_index's lists of them, and the same lists without writing the spikes, which
+ * os_spike_unindex gives back: membranes around the threshold, exactly on it, NaN and signed
+ * zeros, channel counts off the lanes. */
 static void lif_index_matches(os_isa isa)
 {
     const os_spike_kernels *kern = os_spike_kernels_for(isa);
@@ -144,6 +145,19 @@ static void lif_index_matches(os_isa isa)
             if (memcmp(got + (size_t)p * c, want + (size_t)p * c, wc[p] * sizeof *got))
                 fail_msg("%s: c %d position %d: lists differ", os_isa_name(isa), c, p);
         }
+        /* the lists alone (no spikes written): the same lists; unindexed, the same spikes */
+        memset(got, 0xff, (n + OS_SPIKE_INDEX_SLACK) * 2);
+        memset(gc, 0xff, sizeof gc);
+        assert_int_equal(os_spike_kernels_lif_index(kern, in, c, HW, 1.25f, NULL, got, gc), tw);
+        for (int p = 0; p < HW; p++) {
+            assert_int_equal(gc[p], wc[p]);
+            if (memcmp(got + (size_t)p * c, want + (size_t)p * c, wc[p] * sizeof *got))
+                fail_msg("%s: c %d position %d: lists alone differ", os_isa_name(isa), c, p);
+        }
+        for (size_t i = 0; i < n; i++)
+            sg[i] = NAN;
+        os_spike_unindex(got, gc, c, HW, sg);
+        assert_memory_equal(sg, sw, n * sizeof *sw);
         free(in), free(sw), free(sg), free(want), free(got);
     }
 }
