@@ -499,12 +499,54 @@ SPIKE_BLOCK(1)
         rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
         return (n + 3) & ~3;                                                                     \
     }
+/* The row list of a window wholly inside the input (NAME's list, the same entries): every tap,
+ * its input position pc + toff[t] (pc the window's corner; toff made once per layer by
+ * inside_taps), so that per position nothing but the list's end is carried from tap to tap,
+ * where NAME walks the window's rows and columns. */
+#define SPIKE_ROWLIST_INSIDE(NAME, TARGET, LANES, VEC, LOAD, SET1, ADD, STORE)                   \
+    TARGET INLINED static int NAME(const uint16_t *idx, const uint16_t *cnt, size_t pc, int ic,  \
+                                   int taps, const int *toff, uint16_t *rows)                    \
+    {                                                                                            \
+        const VEC vic = SET1((short)ic);                                                         \
+        VEC tap = SET1(0);                                                                       \
+        int n = 0;                                                                               \
+        if (ic <= (LANES)) {                                                                     \
+            for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                \
+                const size_t p = pc + (size_t)toff[t];                                           \
+                STORE(rows + n, ADD(LOAD(idx + p * (size_t)ic), tap));                           \
+                n += cnt[p];                                                                     \
+            }                                                                                    \
+        } else if (ic <= 2 * (LANES)) {                                                          \
+            for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                \
+                const size_t p = pc + (size_t)toff[t];                                           \
+                const uint16_t *act = idx + p * (size_t)ic;                                      \
+                STORE(rows + n, ADD(LOAD(act), tap));                                            \
+                STORE(rows + n + (LANES), ADD(LOAD(act + (LANES)), tap));                        \
+                n += cnt[p];                                                                     \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                \
+                const size_t p = pc + (size_t)toff[t];                                           \
+                const uint16_t *act = idx + p * (size_t)ic;                                      \
+                const int c = cnt[p];                                                            \
+                STORE(rows + n, ADD(LOAD(act), tap));                                            \
+                for (int j = LANES; j < c; j += LANES)                                           \
+                    STORE(rows + n + j, ADD(LOAD(act + j), tap));                                \
+                n += c;                                                                          \
+            }                                                                                    \
+        }                                                                                        \
+        const uint16_t zero = (uint16_t)(taps * ic);                                             \
+        rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
+        return (n + 3) & ~3;                                                                     \
+    }
 _Static_assert(16 <= OS_SPIKE_INDEX_SLACK,
                "the AVX2 row list reads and writes 16 lanes past a list");
 #define LOAD256(a)     _mm256_loadu_si256((const __m256i *)(a))
 #define STORE256(a, v) _mm256_storeu_si256((__m256i *)(a), v)
 SPIKE_ROWLIST(rowlist_avx2, __attribute__((target("avx2"))), 16, __m256i, LOAD256,
               _mm256_set1_epi16, _mm256_add_epi16, STORE256)
+SPIKE_ROWLIST_INSIDE(rowlist_inside_avx2, __attribute__((target("avx2"))), 16, __m256i, LOAD256,
+                     _mm256_set1_epi16, _mm256_add_epi16, STORE256)
 #undef LOAD256
 #undef STORE256
 
@@ -809,6 +851,8 @@ _Static_assert(32 <= OS_SPIKE_INDEX_SLACK,
 #define STORE512(a, v) _mm512_storeu_si512((void *)(a), v)
 SPIKE_ROWLIST(rowlist_avx512, TARGET_AVX512, 32, __m512i, LOAD512, _mm512_set1_epi16,
               _mm512_add_epi16, STORE512)
+SPIKE_ROWLIST_INSIDE(rowlist_inside_avx512, TARGET_AVX512, 32, __m512i, LOAD512,
+                     _mm512_set1_epi16, _mm512_add_epi16, STORE512)
 #undef LOAD512
 #undef STORE512
 
@@ -971,47 +1015,76 @@ SPIKE_QBLOCK512(4)
 SPIKE_QBLOCK512(2)
 SPIKE_QBLOCK512(1)
 
-/* A whole conv whose out_c is exactly one block kernel's width (every conv of the shipped nets):
- * per position the row list and that block, inlined, where os_spike_conv calls both through the
- * tables and searches for the block at every position. fp32 rows (SPIKE_LAYER) and int8
- * (SPIKE_QLAYER, with the scales). */
-#define SPIKE_LAYER(NAME, TARGET, ROWLIST, BLOCK)                                                  \
+/* Taps of a window up to which a whole-layer kernel lists the rows of an inside window from a
+ * table (inside_taps); a larger kernel takes the general row list everywhere. */
+#define INSIDE_MAX_TAPS 49
+
+/* toff[t]: tap t's input position from the window's corner (t = ky * kw + kx, row-major as the
+ * weight rows); false if the kernel has more than INSIDE_MAX_TAPS taps. */
+static inline bool inside_taps(const os_conv_shape *s, int *toff)
+{
+    if (s->kh * s->kw > INSIDE_MAX_TAPS)
+        return false;
+    for (int ky = 0; ky < s->kh; ky++)
+        for (int kx = 0; kx < s->kw; kx++)
+            toff[ky * s->kw + kx] = ky * s->in_w + kx;
+    return true;
+}
+
+/* Output (oy, ox)'s row list: from the tap table where the window lies inside the input. */
+#define LAYER_ROWS(ISA)                                                                            \
+    (table && y0 >= 0 && x0 >= 0 && y0 + s->kh <= s->in_h && x0 + s->kw <= s->in_w                 \
+         ? rowlist_inside_##ISA(idx, cnt, (size_t)y0 * (size_t)s->in_w + (size_t)x0, s->in_c, \
+                                s->kh * s->kw, toff, rows)                                         \
+         : rowlist_##ISA(s, oy, ox, idx, cnt, rows))
+
+/* A whole conv whose out_c is exactly one block kernel's width OC (every conv of the shipped
+ * nets): per position the row list and that block, inlined, where os_spike_conv calls both
+ * through the tables and searches for the block at every position; OC a constant, so a row's
+ * address is a shift. fp32 rows (SPIKE_LAYER) and int8 (SPIKE_QLAYER, with the scales). */
+#define SPIKE_LAYER(NAME, TARGET, ISA, BLOCK, OC)                                                  \
     TARGET static void NAME(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,      \
                             const float *wt, bool far, const float *b, float *y, uint16_t *rows)   \
     {                                                                                              \
         const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);                                    \
-        const size_t oc = (size_t)s->out_c;                                                        \
+        int toff[INSIDE_MAX_TAPS];                                                                 \
+        const bool table = inside_taps(s, toff);                                                   \
         for (int oy = 0; oy < oh; oy++)                                                            \
-            for (int ox = 0; ox < ow; ox++)                                                        \
-                BLOCK(wt, oc, rows, ROWLIST(s, oy, ox, idx, cnt, rows), far, b,                    \
-                      y + ((size_t)oy * (size_t)ow + (size_t)ox) * oc);                            \
+            for (int ox = 0; ox < ow; ox++) {                                                      \
+                const int y0 = oy * s->stride - s->pad, x0 = ox * s->stride - s->pad;              \
+                BLOCK(wt, (OC), rows, LAYER_ROWS(ISA), far, b,                                     \
+                      y + ((size_t)oy * (size_t)ow + (size_t)ox) * (OC));                          \
+            }                                                                                      \
     }
-#define SPIKE_QLAYER(NAME, TARGET, ROWLIST, QBLOCK)                                                \
+#define SPIKE_QLAYER(NAME, TARGET, ISA, QBLOCK, OC)                                                \
     TARGET static void NAME(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,      \
                             const int8_t *wq, bool far, const float *scale, const float *b,        \
                             float *y, uint16_t *rows)                                              \
     {                                                                                              \
         const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);                                    \
-        const size_t oc = (size_t)s->out_c;                                                        \
+        int toff[INSIDE_MAX_TAPS];                                                                 \
+        const bool table = inside_taps(s, toff);                                                   \
         for (int oy = 0; oy < oh; oy++)                                                            \
-            for (int ox = 0; ox < ow; ox++)                                                        \
-                QBLOCK(wq, oc, rows, ROWLIST(s, oy, ox, idx, cnt, rows), far, scale, b,            \
-                       y + ((size_t)oy * (size_t)ow + (size_t)ox) * oc);                           \
+            for (int ox = 0; ox < ow; ox++) {                                                      \
+                const int y0 = oy * s->stride - s->pad, x0 = ox * s->stride - s->pad;              \
+                QBLOCK(wq, (OC), rows, LAYER_ROWS(ISA), far, scale, b,                             \
+                       y + ((size_t)oy * (size_t)ow + (size_t)ox) * (OC));                         \
+            }                                                                                      \
     }
-/* Every width of one instruction set: layer_ISA_NV for block_ISA_NV, qlayer_ISA_NV for
- * qblock_ISA_NV, with rowlist_ISA. */
-#define SPIKE_LAYERS(ISA, TARGET)                                                                  \
-    SPIKE_LAYER(layer_##ISA##_1, TARGET, rowlist_##ISA, block_##ISA##_1)                           \
-    SPIKE_LAYER(layer_##ISA##_2, TARGET, rowlist_##ISA, block_##ISA##_2)                           \
-    SPIKE_LAYER(layer_##ISA##_4, TARGET, rowlist_##ISA, block_##ISA##_4)                           \
-    SPIKE_LAYER(layer_##ISA##_8, TARGET, rowlist_##ISA, block_##ISA##_8)                           \
-    SPIKE_LAYER(layer_##ISA##_16, TARGET, rowlist_##ISA, block_##ISA##_16)                         \
-    SPIKE_QLAYER(qlayer_##ISA##_1, TARGET, rowlist_##ISA, qblock_##ISA##_1)                        \
-    SPIKE_QLAYER(qlayer_##ISA##_2, TARGET, rowlist_##ISA, qblock_##ISA##_2)                        \
-    SPIKE_QLAYER(qlayer_##ISA##_4, TARGET, rowlist_##ISA, qblock_##ISA##_4)                        \
-    SPIKE_QLAYER(qlayer_##ISA##_8, TARGET, rowlist_##ISA, qblock_##ISA##_8)
-SPIKE_LAYERS(avx2, __attribute__((target("avx2"))))
-SPIKE_LAYERS(avx512, TARGET_AVX512)
+/* Every width of one instruction set of LANES floats a register: layer_ISA_NV for block_ISA_NV
+ * (LANES * NV channels), qlayer_ISA_NV for qblock_ISA_NV (2 * LANES * NV: int16 lanes). */
+#define SPIKE_LAYERS(ISA, TARGET, LANES)                                                           \
+    SPIKE_LAYER(layer_##ISA##_1, TARGET, ISA, block_##ISA##_1, (LANES))                            \
+    SPIKE_LAYER(layer_##ISA##_2, TARGET, ISA, block_##ISA##_2, 2 * (LANES))                        \
+    SPIKE_LAYER(layer_##ISA##_4, TARGET, ISA, block_##ISA##_4, 4 * (LANES))                        \
+    SPIKE_LAYER(layer_##ISA##_8, TARGET, ISA, block_##ISA##_8, 8 * (LANES))                        \
+    SPIKE_LAYER(layer_##ISA##_16, TARGET, ISA, block_##ISA##_16, 16 * (LANES))                     \
+    SPIKE_QLAYER(qlayer_##ISA##_1, TARGET, ISA, qblock_##ISA##_1, 2 * (LANES))                     \
+    SPIKE_QLAYER(qlayer_##ISA##_2, TARGET, ISA, qblock_##ISA##_2, 4 * (LANES))                     \
+    SPIKE_QLAYER(qlayer_##ISA##_4, TARGET, ISA, qblock_##ISA##_4, 8 * (LANES))                     \
+    SPIKE_QLAYER(qlayer_##ISA##_8, TARGET, ISA, qblock_##ISA##_8, 16 * (LANES))
+SPIKE_LAYERS(avx2, __attribute__((target("avx2"))), 8)
+SPIKE_LAYERS(avx512, TARGET_AVX512, 16)
 
 
 #endif
