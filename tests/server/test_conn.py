@@ -347,8 +347,11 @@ def pressure(env, s, model, jpeg):
                 st == 503 and still_open(fast) and still_open(fast2), st)
         for k in (fast, fast2):
             k.close()
-        s.check("evictions counted", wait_for(lambda: srv.metric(
-            "onespike_connections_closed_total", {"reason": "evicted"}) == 3))
+        def evictions():
+            return srv.metric("onespike_connections_closed_total", {"reason": "evicted"})
+        s.check("evictions counted", wait_for(lambda: evictions() == 3),
+                f"{evictions()} evicted, 3 expected; the server logged: " +
+                "; ".join(json.dumps(r) for r in srv.records() if "gave its place" in str(r)))
     finally:
         srv.stop()
 
