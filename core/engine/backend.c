@@ -191,7 +191,7 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
                  OS_SPIKE_DENSE_RATE * (double)inputs)
             os_spike_conv(c->kernels, &cs, idx, cnt, wt, L->bias, y, c->rows);
         else { /* most inputs fired: the dense product is less work */
-            if (c->index_only[from] && c->T == 1) /* its LIF layer left the spikes unwritten */
+            if (c->index_only[from]) /* its LIF layer left the spikes unwritten */
                 os_spike_unindex(idx, cnt, cs.in_c, (int)hw, c->out[from] + j * inputs);
             os_conv2d_hwc_wt(&cs, x, wt, L->bias, y, c->col);
         }

@@ -40,9 +40,9 @@ typedef struct {
     const os_spike_plan *plan;
     const os_spike_kernels *kernels;
     uint16_t **sidx, **scnt; /* per layer an event-driven conv reads: its active inputs */
-    bool *index_only;        /* per layer: a LIF layer that only event-driven convs read; at
-                                T = 1 it lists its spikes without writing them (a conv that
-                                needs them as floats makes them from the lists) */
+    bool *index_only;        /* per layer, at T = 1: a LIF layer that only event-driven convs
+                                read, which lists its spikes without writing them (a conv
+                                that needs them as floats makes them from the lists) */
     size_t *active;          /* per such layer and image: how many, this step
                                 ([layer * max_batch + image]) */
     int max_batch;

@@ -149,11 +149,11 @@ static os_status alloc_spike_index(os_session *s)
             return os_fail(OS_ENOMEM, "no memory for a session of model %s",
                            os_model_name(s->model));
     }
-    /* A LIF layer whose every reader is an event-driven conv need not write its spikes at T = 1:
-     * the convs read the lists */
+    /* A LIF layer whose every reader is an event-driven conv need not write its spikes at T = 1
+     * (its one step makes the lists in the same pass): the convs read the lists */
     for (int i = 0; i < s->n_layers; i++)
-        s->cx.index_only[i] =
-            s->cx.sidx[i] && os_net_layer(s->net, i)->op == OS_OP_LIF && i < s->n_layers - 1;
+        s->cx.index_only[i] = s->T == 1 && s->cx.sidx[i] &&
+                              os_net_layer(s->net, i)->op == OS_OP_LIF && i < s->n_layers - 1;
     for (int k = 0; k < s->n_layers; k++) {
         const os_layer *L = os_net_layer(s->net, k);
         for (int f = 0; f < L->n_from; f++)

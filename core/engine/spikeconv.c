@@ -503,6 +503,25 @@ SPIKE_BLOCK(1)
  * its input position pc + toff[t] (pc the window's corner; toff made once per layer by
  * inside_taps), so that per position nothing but the list's end is carried from tap to tap,
  * where NAME walks the window's rows and columns. */
+/* Every tap of an inside window, for inputs of at most LANES channels (WIDE 0), at most 2*LANES
+ * (WIDE 1) or more (WIDE 2), as SPIKE_ROWLIST_TAPS. */
+#define SPIKE_INSIDE_TAPS(WIDE, LANES, LOAD, ADD, STORE)                                         \
+    for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                        \
+        const size_t p = pc + (size_t)toff[t];                                                   \
+        const uint16_t *act = idx + p * (size_t)ic;                                              \
+        if (WIDE == 2) { /* the count read once, before the stores that may alias it */          \
+            const int c = cnt[p];                                                                \
+            STORE(rows + n, ADD(LOAD(act), tap));                                                \
+            for (int j = LANES; j < c; j += LANES)                                               \
+                STORE(rows + n + j, ADD(LOAD(act + j), tap));                                    \
+            n += c;                                                                              \
+            continue;                                                                            \
+        }                                                                                        \
+        STORE(rows + n, ADD(LOAD(act), tap));                                                    \
+        if (WIDE == 1)                                                                           \
+            STORE(rows + n + (LANES), ADD(LOAD(act + (LANES)), tap));                            \
+        n += cnt[p];                                                                             \
+    }
 #define SPIKE_ROWLIST_INSIDE(NAME, TARGET, LANES, VEC, LOAD, SET1, ADD, STORE)                   \
     TARGET INLINED static int NAME(const uint16_t *idx, const uint16_t *cnt, size_t pc, int ic,  \
                                    int taps, const int *toff, uint16_t *rows)                    \
@@ -511,29 +530,11 @@ SPIKE_BLOCK(1)
         VEC tap = SET1(0);                                                                       \
         int n = 0;                                                                               \
         if (ic <= (LANES)) {                                                                     \
-            for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                \
-                const size_t p = pc + (size_t)toff[t];                                           \
-                STORE(rows + n, ADD(LOAD(idx + p * (size_t)ic), tap));                           \
-                n += cnt[p];                                                                     \
-            }                                                                                    \
+            SPIKE_INSIDE_TAPS(0, LANES, LOAD, ADD, STORE)                                        \
         } else if (ic <= 2 * (LANES)) {                                                          \
-            for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                \
-                const size_t p = pc + (size_t)toff[t];                                           \
-                const uint16_t *act = idx + p * (size_t)ic;                                      \
-                STORE(rows + n, ADD(LOAD(act), tap));                                            \
-                STORE(rows + n + (LANES), ADD(LOAD(act + (LANES)), tap));                        \
-                n += cnt[p];                                                                     \
-            }                                                                                    \
+            SPIKE_INSIDE_TAPS(1, LANES, LOAD, ADD, STORE)                                        \
         } else {                                                                                 \
-            for (int t = 0; t < taps; t++, tap = ADD(tap, vic)) {                                \
-                const size_t p = pc + (size_t)toff[t];                                           \
-                const uint16_t *act = idx + p * (size_t)ic;                                      \
-                const int c = cnt[p];                                                            \
-                STORE(rows + n, ADD(LOAD(act), tap));                                            \
-                for (int j = LANES; j < c; j += LANES)                                           \
-                    STORE(rows + n + j, ADD(LOAD(act + j), tap));                                \
-                n += c;                                                                          \
-            }                                                                                    \
+            SPIKE_INSIDE_TAPS(2, LANES, LOAD, ADD, STORE)                                        \
         }                                                                                        \
         const uint16_t zero = (uint16_t)(taps * ic);                                             \
         rows[n] = rows[n + 1] = rows[n + 2] = zero;                                              \
@@ -1031,7 +1032,9 @@ static inline bool inside_taps(const os_conv_shape *s, int *toff)
     return true;
 }
 
-/* Output (oy, ox)'s row list: from the tap table where the window lies inside the input. */
+/* Output (oy, ox)'s row list: from the tap table where the window lies inside the input. Used
+ * in the whole-layer kernels below; reads their s, idx, cnt, rows, table, toff, oy, ox and the
+ * window's corner y0, x0. */
 #define LAYER_ROWS(ISA)                                                                            \
     (table && y0 >= 0 && x0 >= 0 && y0 + s->kh <= s->in_h && x0 + s->kw <= s->in_w                 \
          ? rowlist_inside_##ISA(idx, cnt, (size_t)y0 * (size_t)s->in_w + (size_t)x0, s->in_c, \

@@ -349,7 +349,8 @@ def pressure(env, s, model, jpeg):
             k.close()
         def evictions():
             return srv.metric("onespike_connections_closed_total", {"reason": "evicted"})
-        s.check("evictions counted", wait_for(lambda: evictions() == 3),
+        counted = wait_for(lambda: evictions() == 3)
+        s.check("evictions counted", counted, "" if counted else
                 f"{evictions()} evicted, 3 expected; the server logged: " +
                 "; ".join(json.dumps(r) for r in srv.records() if "gave its place" in str(r)))
     finally:
