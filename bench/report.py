@@ -97,6 +97,7 @@ ENGINES = [  # (key, label, engine field, onespike path, sessions)
     ("onespike", "onespike (default path)", "onespike", "default", 1),
     ("onespike-dense", "onespike (dense=true)", "onespike", "dense", 1),
     ("onespike-int8", "onespike (int8 weight rows)", "onespike", "int8", 1),
+    ("onespike-fp16", "onespike (fp16 weight rows)", "onespike", "fp16", 1),
     ("ort", "ONNX Runtime fp32 (CPU EP)", "ort", None, 1),
     ("ort-2s", "ONNX Runtime fp32, 2 sessions x 1 thread", "ort", None, 2),
     ("ort-int8", "ONNX Runtime int8 (QDQ)", "ort-int8", None, 1),
@@ -120,6 +121,7 @@ def svg_bars(path, title_l, lat, title_r, thr, note):
     W = 2 * (left + bar_w + value_w) + 20
     H = 44 + max(len(lat), len(thr)) * row_h + 44
     colors = {"onespike": "#1b7837", "onespike-dense": "#7fbf7b", "onespike-int8": "#00441b",
+              "onespike-fp16": "#5aae61",
               "ort": "#2166ac",
               "ort-2s": "#4393c3", "ort-int8": "#542788", "ort-int8-2s": "#8073ac",
               "torch-eager": "#d6604d", "torchscript": "#f4a582"}
@@ -281,7 +283,7 @@ def main():
         key = r["engine"] if r["engine"] != "onespike" else (
             "onespike" if r["path"] == "default" else "onespike-" + r["path"])
         rounds.setdefault(r["round"], {})[key] = r["median_ms"]
-    round_keys = ("onespike", "onespike-int8", "ort", "ort-int8")
+    round_keys = ("onespike", "onespike-int8", "onespike-fp16", "ort", "ort-int8")
     complete = [rounds[k] for k in sorted(rounds) if all(e in rounds[k] for e in round_keys)]
 
     def round_ratio(a, b):
@@ -289,21 +291,24 @@ def main():
         return (statistics.median(v), v[0], v[-1]) if v else None
 
     rr = {(a, b): round_ratio(a, b) for a, b in (("onespike", "ort-int8"), ("onespike", "ort"),
-                                                  ("onespike-int8", "ort-int8"))}
+                                                  ("onespike-int8", "ort-int8"),
+                                                  ("onespike-fp16", "ort-int8"))}
     rounds_tab = []
     if complete:
-        rounds_tab = ["| round | onespike ms | onespike int8 rows ms | ORT fp32 ms | ORT int8 ms | "
-                      "onespike / ORT int8 | onespike / ORT fp32 | int8 rows / ORT int8 |",
-                      "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        rounds_tab = ["| round | onespike ms | onespike int8 rows ms | onespike fp16 rows ms | "
+                      "ORT fp32 ms | ORT int8 ms | onespike / ORT int8 | onespike / ORT fp32 | "
+                      "int8 rows / ORT int8 | fp16 rows / ORT int8 |",
+                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for i, x in enumerate(complete, 1):
-            rounds_tab.append("| %d | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f |" % (
-                i, x["onespike"], x["onespike-int8"], x["ort"], x["ort-int8"],
+            rounds_tab.append("| %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f | %.2f | %.2f | %.2f |" % (
+                i, x["onespike"], x["onespike-int8"], x["onespike-fp16"], x["ort"], x["ort-int8"],
                 x["onespike"] / x["ort-int8"], x["onespike"] / x["ort"],
-                x["onespike-int8"] / x["ort-int8"]))
-        rounds_tab.append("| **median of rounds** | %s | %s | %s | %s | **%.2f** | **%.2f** | **%.2f** |" % (
+                x["onespike-int8"] / x["ort-int8"], x["onespike-fp16"] / x["ort-int8"]))
+        rounds_tab.append("| **median of rounds** | %s | %s | %s | %s | %s | **%.2f** | **%.2f** | **%.2f** | **%.2f** |" % (
             tuple("%.3f" % statistics.median(x[e] for x in complete) for e in round_keys) +
             tuple(rr[k][0] for k in (("onespike", "ort-int8"), ("onespike", "ort"),
-                                     ("onespike-int8", "ort-int8")))))
+                                     ("onespike-int8", "ort-int8"),
+                                     ("onespike-fp16", "ort-int8")))))
 
     def lat_ratio(a, b):
         return rr[(a, b)][0] if complete else ratio(med(a), med(b))
@@ -323,6 +328,12 @@ def main():
          lat_ratio("onespike-int8", "ort-int8")),
         ("throughput onespike int8 rows / ORT int8 (2 threads, best of each)",
          ratio(best_ips("onespike-int8"), best_ips("ort-int8", "ort-int8-2s"))),
+        ("latency onespike fp16 rows / ORT int8 (batch 1, 1 thread)",
+         lat_ratio("onespike-fp16", "ort-int8")),
+        ("latency onespike fp16 rows / fp32 rows (batch 1, 1 thread)",
+         ratio(med("onespike-fp16"), med("onespike"))),
+        ("throughput onespike fp16 rows / ORT int8 (2 threads, best of each)",
+         ratio(best_ips("onespike-fp16"), best_ips("ort-int8", "ort-int8-2s"))),
         ("latency onespike / PyTorch eager", r_eager),
         ("latency onespike / TorchScript", r_ts),
         ("throughput onespike / ORT int8 (2 threads, best of each, any batch/threading)",

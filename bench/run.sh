@@ -161,11 +161,13 @@ for path in "" --dense; do
             --iters "$ITERS" --warmup "$WARMUP" $path | tee -a "$TJ"
     done
 done
-# int8 weight rows (the reduced-precision option beside ORT int8)
-for cfg in "1 1 1" "2 1 1" "2 8 1"; do
-    read -r th ba ts <<<"$cfg"
-    ONESPIKE_WEIGHTS=int8 "$E" time "$MODEL" "$W/input.f32" --threads "$th" --batch "$ba" \
-        --timesteps "$ts" --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+# int8 and fp16 weight rows (the reduced-precision options beside ORT int8)
+for wf in int8 fp16; do
+    for cfg in "1 1 1" "2 1 1" "2 8 1"; do
+        read -r th ba ts <<<"$cfg"
+        ONESPIKE_WEIGHTS=$wf "$E" time "$MODEL" "$W/input.f32" --threads "$th" --batch "$ba" \
+            --timesteps "$ts" --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
+    done
 done
 for m in ort:model ort-int8:model.int8; do # 2x1: two independent sessions of 1 thread
     node bench/peers/ort_bench.js "$W/${m#*:}.onnx" "$W/input.f32" --shape "$SHAPE" \
@@ -174,7 +176,7 @@ for m in ort:model ort-int8:model.int8; do # 2x1: two independent sessions of 1 
 done
 $PY bench/peers/torch_bench.py "$MODEL" "$W/input.f32" --configs 1:1,2:1,2:8 \
     --iters "$ITERS" --warmup "$WARMUP" | tee -a "$TJ"
-# Batch 1, 1 thread again, in ROUNDS interleaved rounds of onespike (fp32, int8 rows), ORT fp32
+# Batch 1, 1 thread again, in ROUNDS interleaved rounds of onespike (fp32, int8, fp16 rows), ORT fp32
 # and ORT int8: on a shared host a burst of another tenant's load lands on one configuration of
 # one pass; the report takes each ratio within a round and gives the median over rounds.
 RJ=$W/rounds.jsonl
@@ -184,6 +186,7 @@ for r in $(seq "$ROUNDS"); do
     {
         "$E" time "$MODEL" "$W/input.f32" --iters "$ITERS" --warmup "$WARMUP"
         ONESPIKE_WEIGHTS=int8 "$E" time "$MODEL" "$W/input.f32" --iters "$ITERS" --warmup "$WARMUP"
+        ONESPIKE_WEIGHTS=fp16 "$E" time "$MODEL" "$W/input.f32" --iters "$ITERS" --warmup "$WARMUP"
         for m in ort:model ort-int8:model.int8; do
             node bench/peers/ort_bench.js "$W/${m#*:}.onnx" "$W/input.f32" --shape "$SHAPE" \
                 --engine "${m%%:*}" --configs 1:1 --iters "$ITERS" --warmup "$WARMUP"

@@ -174,6 +174,7 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     const int from = L->from[0];
     const float *wt = os_spike_plan_weights(c->plan, i), *scale;
     const int8_t *wq = os_spike_plan_weights_q8(c->plan, i, &scale);
+    const uint16_t *wh = os_spike_plan_weights_f16(c->plan, i);
     const bool event = os_spike_plan_event(c->plan, i);
     const size_t inputs = (size_t)cs.in_c * cs.in_h * cs.in_w, hw = (size_t)cs.in_h * cs.in_w;
     for (int j = 0; j < c->n; j++) {
@@ -185,8 +186,10 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
             continue;
         }
         const uint16_t *idx = c->sidx[from] + j * inputs, *cnt = c->scnt[from] + j * hw;
-        if (wq) /* at any rate: an int8 plan keeps no float rows to fall back on */
+        if (wq) /* at any rate: an int8 or fp16 plan keeps no fp32 rows to fall back on */
             os_spike_conv_q8(c->kernels, &cs, idx, cnt, wq, scale, L->bias, y, c->rows);
+        else if (wh)
+            os_spike_conv_f16(c->kernels, &cs, idx, cnt, wh, L->bias, y, c->rows);
         else if ((double)c->active[(size_t)from * c->max_batch + j] <=
                  OS_SPIKE_DENSE_RATE * (double)inputs)
             os_spike_conv(c->kernels, &cs, idx, cnt, wt, L->bias, y, c->rows);

@@ -197,7 +197,7 @@ static os_status weights_format(const os_model_opts *opts, const char *label, os
     *f = OS_SPIKE_FP32;
     if (!name || !*name || os_spike_format_parse(name, f))
         return OS_OK;
-    return os_fail(OS_EINVAL, "%s: %s \"%s\" is not one of fp32, int8", label, from, name);
+    return os_fail(OS_EINVAL, "%s: %s \"%s\" is not one of fp32, fp16, int8", label, from, name);
 }
 
 os_status os_model_load_buffer(void *buf, size_t len, const char *label, os_model **out)

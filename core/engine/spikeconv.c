@@ -37,11 +37,12 @@ struct os_spike_plan {
     float **wt;     /* per layer, fp32: re-laid-out conv weights, or NULL */
     int8_t **wq;    /* per layer, int8: the same layout quantized, or NULL */
     float **scale;  /* per layer, int8: out_c scales (weight = scale[oc] * q) */
+    uint16_t **wh;  /* per layer, fp16: the same layout as binary16, or NULL */
     float **image;  /* per layer: a conv on the image, its weights for os_spike_image_conv */
     bool *event;    /* per layer: a conv os_spike_conv runs */
     size_t bytes;
     bool complete;  /* every layer has a channels-last kernel */
-    void *arena;    /* wt[i] and wq[i] point into it (one block: see arena_alloc) */
+    void *arena;    /* wt[i], wq[i] and wh[i] point into it (one block: see arena_alloc) */
 };
 
 /* The re-laid-out rows, all layers in one block aligned to 2 MiB and advised for transparent
@@ -75,7 +76,7 @@ static os_status plan_fail(os_spike_plan *p)
     return os_fail(OS_ENOMEM, "no memory for the spike-conv weights");
 }
 
-static const char *const format_names[OS_SPIKE_FORMAT_COUNT] = {"fp32", "int8"};
+static const char *const format_names[OS_SPIKE_FORMAT_COUNT] = {"fp32", "int8", "fp16"};
 
 const char *os_spike_format_name(os_spike_format f)
 {
@@ -106,6 +107,62 @@ void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float
             const float v = scale[o] > 0.0f ? rintf(wt[r * oc + o] / scale[o]) : 0.0f;
             q[r * oc + o] = (int8_t)fminf(fmaxf(v, -Q8_MAX), Q8_MAX);
         }
+}
+
+uint16_t os_f16_from_f32(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* infinity, or a NaN (kept quiet) */
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
+    if (ax >= 0x38800000u) { /* a normal binary16 (2^-14 and up); a carry may reach infinity */
+        const uint32_t rem = ax & 0x1fffu;
+        uint32_t h = ((ax >> 23) - 112u) << 10 | ((ax >> 13) & 0x3ffu);
+        if (rem > 0x1000u || (rem == 0x1000u && (h & 1u)))
+            h++;
+        return (uint16_t)(sign | (h > 0x7c00u ? 0x7c00u : h));
+    }
+    if (ax < 0x33000000u) /* below 2^-25: rounds to zero */
+        return (uint16_t)sign;
+    /* a subnormal binary16: units of 2^-24 */
+    const uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u, shift = 126u - e;
+    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+    uint32_t h = m >> shift;
+    if (rem > half || (rem == half && (h & 1u)))
+        h++;
+    return (uint16_t)(sign | h);
+}
+
+float os_f32_from_f16(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu;
+    uint32_t m = h & 0x3ffu, x;
+    if (e == 0x1fu)
+        x = sign | 0x7f800000u | m << 13;
+    else if (e)
+        x = sign | (e + 112u) << 23 | m << 13;
+    else if (!m)
+        x = sign;
+    else { /* subnormal: normalize */
+        uint32_t k = 0;
+        while (!(m & 0x400u))
+            m <<= 1, k++;
+        x = sign | (113u - k) << 23 | (m & 0x3ffu) << 13;
+    }
+    float f;
+    memcpy(&f, &x, sizeof f);
+    return f;
+}
+
+bool os_spike_to_f16(const float *w, size_t n, uint16_t *h)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = os_f16_from_f32(w[i]);
+        ok = ok && (h[i] & 0x7c00u) != 0x7c00u;
+    }
+    return ok;
 }
 
 size_t os_spike_layout_rows(const os_conv_shape *s)
@@ -141,7 +198,7 @@ static size_t rows_bytes(const os_layer *L, const os_layer *in, os_spike_format 
 {
     const os_conv_shape cs = layer_shape(L, in);
     const size_t n = os_spike_layout_rows(&cs) * (size_t)L->out;
-    const size_t b = f == OS_SPIKE_INT8 ? n : n * sizeof(float);
+    const size_t b = n * (f == OS_SPIKE_INT8 ? 1 : f == OS_SPIKE_FP16 ? sizeof(uint16_t) : sizeof(float));
     return (b + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
 }
 
@@ -158,8 +215,9 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
     p->wt = calloc((size_t)p->n, sizeof *p->wt);
     p->wq = calloc((size_t)p->n, sizeof *p->wq);
     p->scale = calloc((size_t)p->n, sizeof *p->scale);
+    p->wh = calloc((size_t)p->n, sizeof *p->wh);
     p->image = calloc((size_t)p->n, sizeof *p->image);
-    if (!p->binary || !p->event || !p->wt || !p->wq || !p->scale || !p->image)
+    if (!p->binary || !p->event || !p->wt || !p->wq || !p->scale || !p->wh || !p->image)
         return plan_fail(p);
     /* Which layers are binary and which convs run event-driven, and the rows' total size. */
     p->complete = true;
@@ -214,7 +272,7 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
         const os_layer *in = os_net_layer(net, L->from[0]);
         const os_conv_shape cs = layer_shape(L, in);
         const size_t nrows = os_spike_layout_rows(&cs), oc = (size_t)L->out;
-        float *wt = format == OS_SPIKE_INT8 ? malloc(nrows * oc * sizeof *wt) : (float *)at;
+        float *wt = format != OS_SPIKE_FP32 ? malloc(nrows * oc * sizeof *wt) : (float *)at;
         if (!wt)
             return plan_fail(p);
         os_spike_layout(&cs, L->weight, wt);
@@ -228,6 +286,17 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
             os_spike_quantize(wt, nrows, oc, p->wq[i], p->scale[i]);
             free(wt);
             p->bytes += nrows * oc + oc * sizeof **p->scale;
+        } else if (format == OS_SPIKE_FP16) {
+            p->wh[i] = (uint16_t *)at;
+            const bool fits = os_spike_to_f16(wt, nrows * oc, p->wh[i]);
+            free(wt);
+            if (!fits) {
+                os_spike_plan_destroy(p);
+                return os_fail(OS_EINVAL, "layer %d (%s): a weight beyond fp16's range "
+                                          "(|w| >= 65520): load it as fp32 or int8",
+                               i, L->name);
+            }
+            p->bytes += nrows * oc * sizeof **p->wh;
         } else {
             p->wt[i] = wt;
             p->bytes += nrows * oc * sizeof *wt;
@@ -252,6 +321,7 @@ void os_spike_plan_destroy(os_spike_plan *p)
     free(p->image);
     free(p->wt);
     free(p->wq);
+    free(p->wh);
     free(p->scale);
     free(p->event);
     free(p->binary);
@@ -289,6 +359,11 @@ const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const floa
         return NULL;
     *scale = p->scale[i];
     return p->wq[i];
+}
+
+const uint16_t *os_spike_plan_weights_f16(const os_spike_plan *p, int i)
+{
+    return i >= 0 && i < p->n ? p->wh[i] : NULL;
 }
 
 const float *os_spike_plan_image_weights(const os_spike_plan *p, int i)
@@ -329,19 +404,23 @@ size_t os_spike_index(const float *x, int c, int hw, uint16_t *idx, uint16_t *cn
     return total;
 }
 
-/* out[0..n) = b[0..n) (or 0) + the n floats at w0 + rows[r] * oc (rows of oc floats), for each
- * of the nrows rows. */
-static void block_generic(const float *w0, size_t oc, const uint16_t *rows, int nrows,
-                          const float *b, int n, float *out)
-{
-    for (int j = 0; j < n; j++)
-        out[j] = b ? b[j] : 0.0f;
-    for (int r = 0; r < nrows; r++) {
-        const float *w = w0 + rows[r] * oc;
-        for (int j = 0; j < n; j++)
-            out[j] += w[j];
+/* out[0..n) = b[0..n) (or 0) + the n weights at w0 + rows[r] * oc (rows of oc values of type T,
+ * each widened by WIDEN), for each of the nrows rows, in row order. */
+#define SPIKE_BLOCK_GENERIC(NAME, T, WIDEN)                                                        \
+    static void NAME(const T *w0, size_t oc, const uint16_t *rows, int nrows, const float *b,     \
+                     int n, float *out)                                                            \
+    {                                                                                              \
+        for (int j = 0; j < n; j++)                                                                \
+            out[j] = b ? b[j] : 0.0f;                                                              \
+        for (int r = 0; r < nrows; r++) {                                                          \
+            const T *w = w0 + rows[r] * oc;                                                        \
+            for (int j = 0; j < n; j++)                                                            \
+                out[j] += WIDEN(w[j]);                                                             \
+        }                                                                                          \
     }
-}
+#define AS_FLOAT(v) (v)
+SPIKE_BLOCK_GENERIC(block_generic, float, AS_FLOAT)
+SPIKE_BLOCK_GENERIC(hblock_generic, uint16_t, os_f32_from_f16)
 
 /* sum[0..n) = the n int8 values at w0 + rows[r] * oc, summed over the nrows rows, exactly. */
 static void qblock_generic(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows, int n,
@@ -413,8 +492,8 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
  * 16 registers with accumulators (each add takes its row from memory): one pass over the row
  * list for 128 channels where two passes of 64 took 0.90-0.94x the time (the whole pass, batch
  * 1, the Zen 4 EPYC). */
-#define SPIKE_BLOCK_ISA(NAME, TARGET, VEC, W, ZERO, LOAD, ADD, STORE, NV)                        \
-    TARGET INLINED static void NAME(const float *w0, size_t oc, const uint16_t *rows, int nrows,  \
+#define SPIKE_BLOCK_ISA(NAME, TARGET, T, VEC, W, ZERO, WLOAD, LOAD, ADD, STORE, NV)             \
+    TARGET INLINED static void NAME(const T *w0, size_t oc, const uint16_t *rows, int nrows,      \
                             bool far, const float *b, float *out)                                \
     {                                                                                            \
         enum { SETS = BLOCK_SETS(NV) };                                                          \
@@ -425,13 +504,13 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
         for (int r = 0; r < nrows; r += 4) {                                                     \
             if (NV >= 4 && far && r + PREFETCH_ROWS < nrows) /* one request per 64-byte line */  \
                 for (int u = 0; u < 4; u++)                                                      \
-                    for (int f = 0; f < (W) * NV; f += 16)                                       \
+                    for (int f = 0; f < (W) * NV; f += 64 / (int)sizeof(T))                      \
                         _mm_prefetch((const char *)(w0 + rows[r + PREFETCH_ROWS + u] * oc + f), \
                                      _MM_HINT_T0);                                               \
             for (int u = 0; u < 4; u++) {                                                        \
-                const float *w = w0 + rows[r + u] * oc;                                          \
+                const T *w = w0 + rows[r + u] * oc;                                              \
                 for (int v = 0; v < NV; v++)                                                     \
-                    a[u % SETS][v] = ADD(a[u % SETS][v], LOAD(w + (W) * v));                     \
+                    a[u % SETS][v] = ADD(a[u % SETS][v], WLOAD(w + (W) * v));                    \
             }                                                                                    \
         }                                                                                        \
         for (int v = 0; v < NV; v++) {                                                           \
@@ -444,13 +523,28 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
         }                                                                                        \
     }
 #define SPIKE_BLOCK(NV)                                                                          \
-    SPIKE_BLOCK_ISA(block_avx2_##NV, __attribute__((target("avx2"))), __m256, 8,                 \
-                    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps, NV)
+    SPIKE_BLOCK_ISA(block_avx2_##NV, __attribute__((target("avx2"))), float, __m256, 8,          \
+                    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_loadu_ps, _mm256_add_ps,          \
+                    _mm256_storeu_ps, NV)
 SPIKE_BLOCK(16)
 SPIKE_BLOCK(8)
 SPIKE_BLOCK(4)
 SPIKE_BLOCK(2)
 SPIKE_BLOCK(1)
+
+/* fp16 rows: each 8 halves widened by vcvtph2ps as they are loaded, then the fp32 kernel's adds
+ * in its order. At most 8 accumulators (64 channels): a widened row needs a register of its
+ * own, where the fp32 kernel adds from memory, so 16 would spill; 128 channels take two
+ * passes, which add each channel's rows in the same order as one pass of 16 (one set both). */
+#define TARGET_F16 __attribute__((target("avx2,f16c")))
+#define F16LOAD256(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define SPIKE_HBLOCK(NV)                                                                         \
+    SPIKE_BLOCK_ISA(hblock_avx2_##NV, TARGET_F16, uint16_t, __m256, 8, _mm256_setzero_ps,        \
+                    F16LOAD256, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps, NV)
+SPIKE_HBLOCK(8)
+SPIKE_HBLOCK(4)
+SPIKE_HBLOCK(2)
+SPIKE_HBLOCK(1)
 
 /* The taps of the window, for inputs of at most LANES channels (WIDE 0), at most 2*LANES
  * (WIDE 1) or more (WIDE 2): one loop each, so no test of the width runs per tap. */
@@ -838,13 +932,24 @@ SPIKE_QBLOCK(1)
 #define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
 
 #define SPIKE_BLOCK512(NV)                                                                       \
-    SPIKE_BLOCK_ISA(block_avx512_##NV, TARGET_AVX512, __m512, 16, _mm512_setzero_ps,             \
-                    _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, NV)
+    SPIKE_BLOCK_ISA(block_avx512_##NV, TARGET_AVX512, float, __m512, 16, _mm512_setzero_ps,      \
+                    _mm512_loadu_ps, _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, NV)
 SPIKE_BLOCK512(16)
 SPIKE_BLOCK512(8)
 SPIKE_BLOCK512(4)
 SPIKE_BLOCK512(2)
 SPIKE_BLOCK512(1)
+/* fp16 rows (vcvtph2ps on 16 halves is AVX-512F): 16 accumulators and their widened rows fit in
+ * the 32 registers, so every width of the fp32 set. */
+#define F16LOAD512(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define SPIKE_HBLOCK512(NV)                                                                      \
+    SPIKE_BLOCK_ISA(hblock_avx512_##NV, TARGET_AVX512, uint16_t, __m512, 16, _mm512_setzero_ps,  \
+                    F16LOAD512, _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, NV)
+SPIKE_HBLOCK512(16)
+SPIKE_HBLOCK512(8)
+SPIKE_HBLOCK512(4)
+SPIKE_HBLOCK512(2)
+SPIKE_HBLOCK512(1)
 
 _Static_assert(32 <= OS_SPIKE_INDEX_SLACK,
                "the AVX-512 row list reads and writes 32 lanes past a list");
@@ -1045,9 +1150,9 @@ static inline bool inside_taps(const os_conv_shape *s, int *toff)
  * nets): per position the row list and that block, inlined, where os_spike_conv calls both
  * through the tables and searches for the block at every position; OC a constant, so a row's
  * address is a shift. fp32 rows (SPIKE_LAYER) and int8 (SPIKE_QLAYER, with the scales). */
-#define SPIKE_LAYER(NAME, TARGET, ISA, BLOCK, OC)                                                  \
+#define SPIKE_LAYER(NAME, TARGET, ISA, T, BLOCK, OC)                                               \
     TARGET static void NAME(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,      \
-                            const float *wt, bool far, const float *b, float *y, uint16_t *rows)   \
+                            const T *wt, bool far, const float *b, float *y, uint16_t *rows)       \
     {                                                                                              \
         const int oh = os_conv_out_h(s), ow = os_conv_out_w(s);                                    \
         int toff[INSIDE_MAX_TAPS];                                                                 \
@@ -1077,17 +1182,29 @@ static inline bool inside_taps(const os_conv_shape *s, int *toff)
 /* Every width of one instruction set of LANES floats a register: layer_ISA_NV for block_ISA_NV
  * (LANES * NV channels), qlayer_ISA_NV for qblock_ISA_NV (2 * LANES * NV: int16 lanes). */
 #define SPIKE_LAYERS(ISA, TARGET, LANES)                                                           \
-    SPIKE_LAYER(layer_##ISA##_1, TARGET, ISA, block_##ISA##_1, (LANES))                            \
-    SPIKE_LAYER(layer_##ISA##_2, TARGET, ISA, block_##ISA##_2, 2 * (LANES))                        \
-    SPIKE_LAYER(layer_##ISA##_4, TARGET, ISA, block_##ISA##_4, 4 * (LANES))                        \
-    SPIKE_LAYER(layer_##ISA##_8, TARGET, ISA, block_##ISA##_8, 8 * (LANES))                        \
-    SPIKE_LAYER(layer_##ISA##_16, TARGET, ISA, block_##ISA##_16, 16 * (LANES))                     \
+    SPIKE_LAYER(layer_##ISA##_1, TARGET, ISA, float, block_##ISA##_1, (LANES))                     \
+    SPIKE_LAYER(layer_##ISA##_2, TARGET, ISA, float, block_##ISA##_2, 2 * (LANES))                 \
+    SPIKE_LAYER(layer_##ISA##_4, TARGET, ISA, float, block_##ISA##_4, 4 * (LANES))                 \
+    SPIKE_LAYER(layer_##ISA##_8, TARGET, ISA, float, block_##ISA##_8, 8 * (LANES))                 \
+    SPIKE_LAYER(layer_##ISA##_16, TARGET, ISA, float, block_##ISA##_16, 16 * (LANES))              \
     SPIKE_QLAYER(qlayer_##ISA##_1, TARGET, ISA, qblock_##ISA##_1, 2 * (LANES))                     \
     SPIKE_QLAYER(qlayer_##ISA##_2, TARGET, ISA, qblock_##ISA##_2, 4 * (LANES))                     \
     SPIKE_QLAYER(qlayer_##ISA##_4, TARGET, ISA, qblock_##ISA##_4, 8 * (LANES))                     \
     SPIKE_QLAYER(qlayer_##ISA##_8, TARGET, ISA, qblock_##ISA##_8, 16 * (LANES))
 SPIKE_LAYERS(avx2, __attribute__((target("avx2"))), 8)
 SPIKE_LAYERS(avx512, TARGET_AVX512, 16)
+/* fp16 rows: hlayer_ISA_NV for hblock_ISA_NV (AVX2 up to 8: SPIKE_HBLOCK). */
+#define SPIKE_HLAYER(ISA, TARGET, LANES, NV)                                                       \
+    SPIKE_LAYER(hlayer_##ISA##_##NV, TARGET, ISA, uint16_t, hblock_##ISA##_##NV, (NV) * (LANES))
+SPIKE_HLAYER(avx2, TARGET_F16, 8, 1)
+SPIKE_HLAYER(avx2, TARGET_F16, 8, 2)
+SPIKE_HLAYER(avx2, TARGET_F16, 8, 4)
+SPIKE_HLAYER(avx2, TARGET_F16, 8, 8)
+SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 1)
+SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 2)
+SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 4)
+SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 8)
+SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 16)
 
 
 #endif
@@ -1101,6 +1218,8 @@ SPIKE_LAYERS(avx512, TARGET_AVX512, 16)
 /* A block kernel sums the rows into n = width << v output channels (v in [0..4]). */
 typedef void (*block_fn)(const float *w0, size_t oc, const uint16_t *rows, int nrows, bool far,
                          const float *b, float *out);
+typedef void (*hblock_fn)(const uint16_t *w0, size_t oc, const uint16_t *rows, int nrows, bool far,
+                          const float *b, float *out);
 typedef int (*rowlist_fn)(const os_conv_shape *, int, int, const uint16_t *, const uint16_t *,
                           uint16_t *);
 typedef void (*qblock_fn)(const int8_t *w0, size_t oc, const uint16_t *rows, int nrows, bool far,
@@ -1113,6 +1232,8 @@ typedef void (*image_fn)(const os_conv_shape *, const float *, const float *, co
                          float *);
 typedef void (*layer_fn)(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
                          const float *wt, bool far, const float *b, float *y, uint16_t *rows);
+typedef void (*hlayer_fn)(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
+                          const uint16_t *wh, bool far, const float *b, float *y, uint16_t *rows);
 typedef void (*qlayer_fn)(const os_conv_shape *s, const uint16_t *idx, const uint16_t *cnt,
                           const int8_t *wq, bool far, const float *scale, const float *b, float *y,
                           uint16_t *rows);
@@ -1129,12 +1250,14 @@ struct os_spike_kernels {
     image_fn image[4]; /* the first layer, for width << v channels; NULL: os_conv2d_hwc */
     layer_fn layer[5];   /* a whole conv of exactly width << v channels (block[v]'s); or NULL */
     qlayer_fn qlayer[4]; /* the same for qblock[v] */
+    hblock_fn hblock[5]; /* fp16 rows: block[v]'s widths; NULL: a narrower one or the generic loop */
+    hlayer_fn hlayer[5]; /* the same for hblock[v] */
     const os_spike_kernels *narrow; /* for channels below width: a narrower set, or NULL */
 };
 
 static const os_spike_kernels kernels_scalar = {
     OS_ISA_SCALAR, os_spike_index, NULL, row_list, 8, {NULL}, 16, {NULL}, {NULL}, {NULL}, {NULL},
-    NULL,
+    {NULL}, {NULL}, NULL,
 };
 #ifdef SPIKE_AVX2
 static const os_spike_kernels kernels_avx2 = {
@@ -1149,6 +1272,8 @@ static const os_spike_kernels kernels_avx2 = {
     {image_avx2_1, image_avx2_2, image_avx2_4, image_avx2_8},
     {layer_avx2_1, layer_avx2_2, layer_avx2_4, layer_avx2_8, layer_avx2_16},
     {qlayer_avx2_1, qlayer_avx2_2, qlayer_avx2_4, qlayer_avx2_8},
+    {hblock_avx2_1, hblock_avx2_2, hblock_avx2_4, hblock_avx2_8, NULL},
+    {hlayer_avx2_1, hlayer_avx2_2, hlayer_avx2_4, hlayer_avx2_8, NULL},
     NULL,
 };
 static const os_spike_kernels kernels_avx512 = {
@@ -1163,6 +1288,8 @@ static const os_spike_kernels kernels_avx512 = {
     {image_avx512_1, image_avx512_2, image_avx512_4, image_avx512_8},
     {layer_avx512_1, layer_avx512_2, layer_avx512_4, layer_avx512_8, layer_avx512_16},
     {qlayer_avx512_1, qlayer_avx512_2, qlayer_avx512_4, qlayer_avx512_8},
+    {hblock_avx512_1, hblock_avx512_2, hblock_avx512_4, hblock_avx512_8, hblock_avx512_16},
+    {hlayer_avx512_1, hlayer_avx512_2, hlayer_avx512_4, hlayer_avx512_8, hlayer_avx512_16},
     &kernels_avx2,
 };
 #endif
@@ -1216,25 +1343,30 @@ size_t os_spike_kernels_lif_index(const os_spike_kernels *k, const float *in, in
     return k->index(spike, c, hw, idx, cnt);
 }
 
-/* Accumulate out channels [c0, oc) of one output position, or the first of them; returns the
- * count done (the widest block of k or its narrower sets that fits). */
-static int block(const os_spike_kernels *k, const float *wt, int oc, const uint16_t *rows,
-                 int nrows, bool far, const float *b, int c0, float *out)
-{
-    const float *w0 = wt + c0, *bc = b ? b + c0 : NULL;
-    int n = oc - c0;
-    for (const os_spike_kernels *q = k; q; q = q->narrow)
-        for (int v = (int)(sizeof q->block / sizeof *q->block) - 1; v >= 0; v--) {
-            const int width = q->width << v;
-            if (q->block[v] && n >= width) {
-                q->block[v](w0, (size_t)oc, rows, nrows, far, bc, out);
-                return width;
-            }
-        }
-    n = n < BLOCK_MAX ? n : BLOCK_MAX;
-    block_generic(w0, (size_t)oc, rows, nrows, bc, n, out);
-    return n;
-}
+/* NAME: accumulate out channels [c0, oc) of one output position, or the first of them, from
+ * rows of type T; returns the count done (the widest kernel of table FIELD in k or its narrower
+ * sets that fits, else GENERIC on up to BLOCK_MAX). fp32 rows (block) and fp16 (hblock). */
+#define SPIKE_BLOCK_PICK(NAME, T, FIELD, GENERIC)                                                  \
+    static int NAME(const os_spike_kernels *k, const T *wt, int oc, const uint16_t *rows,         \
+                    int nrows, bool far, const float *b, int c0, float *out)                       \
+    {                                                                                              \
+        const T *w0 = wt + c0;                                                                     \
+        const float *bc = b ? b + c0 : NULL;                                                       \
+        int n = oc - c0;                                                                           \
+        for (const os_spike_kernels *q = k; q; q = q->narrow)                                      \
+            for (int v = (int)(sizeof q->FIELD / sizeof *q->FIELD) - 1; v >= 0; v--) {             \
+                const int width = q->width << v;                                                   \
+                if (q->FIELD[v] && n >= width) {                                                   \
+                    q->FIELD[v](w0, (size_t)oc, rows, nrows, far, bc, out);                        \
+                    return width;                                                                  \
+                }                                                                                  \
+            }                                                                                      \
+        n = n < BLOCK_MAX ? n : BLOCK_MAX;                                                         \
+        GENERIC(w0, (size_t)oc, rows, nrows, bc, n, out);                                          \
+        return n;                                                                                  \
+    }
+SPIKE_BLOCK_PICK(block, float, block, block_generic)
+SPIKE_BLOCK_PICK(hblock, uint16_t, hblock, hblock_generic)
 
 /* NAME(k, oc): the kernel of table FIELD (one per width << v) for exactly oc channels, from k
  * or the narrower sets it falls back on; NULL if none. */
@@ -1250,26 +1382,42 @@ static int block(const os_spike_kernels *k, const float *wt, int oc, const uint1
 KERNEL_FOR(image_lookup, image_fn, image, width)
 KERNEL_FOR(layer_lookup, layer_fn, layer, width)
 KERNEL_FOR(qlayer_lookup, qlayer_fn, qlayer, qwidth)
+KERNEL_FOR(hlayer_lookup, hlayer_fn, hlayer, width)
+
+/* The body of os_spike_conv for rows of type T: the whole-layer kernel LOOKUP finds for out_c,
+ * else per position the row list and PICK's blocks. */
+#define SPIKE_CONV_BODY(T, LOOKUP, PICK)                                                           \
+    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;                         \
+    const bool far = os_spike_layout_rows(s) * (size_t)oc * sizeof(T) > FAR_BYTES;                \
+    assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);    \
+    const __typeof__(LOOKUP(k, oc)) layer = LOOKUP(k, oc);                                         \
+    if (layer) {                                                                                   \
+        layer(s, idx, cnt, wt, far, b, y, rows);                                                   \
+        return;                                                                                    \
+    }                                                                                              \
+    for (int oy = 0; oy < oh; oy++)                                                                \
+        for (int ox = 0; ox < ow; ox++) {                                                          \
+            const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);                               \
+            float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;                   \
+            for (int c0 = 0; c0 < oc;)                                                             \
+                c0 += PICK(k, wt, oc, rows, nrows, far, b, c0, yq + c0);                           \
+        }
 
 void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                    const uint16_t *cnt, const float *wt, const float *b, float *y, uint16_t *rows)
 {
-    const int oh = os_conv_out_h(s), ow = os_conv_out_w(s), oc = s->out_c;
-    const bool far = os_spike_layout_rows(s) * (size_t)oc * sizeof *wt > FAR_BYTES;
-    assert(k != NULL && idx != NULL && cnt != NULL && wt != NULL && y != NULL && rows != NULL);
-    const layer_fn layer = layer_lookup(k, oc);
-    if (layer) {
-        layer(s, idx, cnt, wt, far, b, y, rows);
-        return;
-    }
-    for (int oy = 0; oy < oh; oy++) {
-        for (int ox = 0; ox < ow; ox++) {
-            const int nrows = k->rowlist(s, oy, ox, idx, cnt, rows);
-            float *yq = y + ((size_t)oy * (size_t)ow + (size_t)ox) * (size_t)oc;
-            for (int c0 = 0; c0 < oc;)
-                c0 += block(k, wt, oc, rows, nrows, far, b, c0, yq + c0);
-        }
-    }
+    SPIKE_CONV_BODY(float, layer_lookup, block)
+}
+
+void os_spike_conv_f16(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
+                       const uint16_t *cnt, const uint16_t *wt, const float *b, float *y,
+                       uint16_t *rows)
+{
+#ifdef SPIKE_AVX2
+    if (k->isa != OS_ISA_SCALAR && !__builtin_cpu_supports("f16c"))
+        k = &kernels_scalar;
+#endif
+    SPIKE_CONV_BODY(uint16_t, hlayer_lookup, hblock)
 }
 
 /* y = b + scale * sum for n channels: one routine for every kernel set, compiled without the

@@ -39,10 +39,15 @@
  *         max |w| of the channel / 127; the selected rows are summed exactly in integers (the
  *         inputs are 0/1, so the event-driven sum needs no multiplication) and y = b + scale *
  *         sum. A quarter of the bytes to stream; each output is off from fp32's by at most
- *         (active rows) * scale[oc] / 2, and every kernel set gives identical floats. */
-typedef enum { OS_SPIKE_FP32, OS_SPIKE_INT8, OS_SPIKE_FORMAT_COUNT } os_spike_format;
+ *         (active rows) * scale[oc] / 2, and every kernel set gives identical floats.
+ *   fp16  each weight rounded to the nearest IEEE binary16 value (ties to even; relative error
+ *         at most 2^-11, absolute at most 2^-25 below 2^-14), widened back to fp32 exactly as a
+ *         row is loaded and summed in fp32 as the fp32 rows are: half the bytes to stream, no
+ *         scale, and each kernel set gives exactly the floats its fp32 kernels give on the
+ *         widened weights. A weight beyond binary16's range (|w| >= 65520) is refused. */
+typedef enum { OS_SPIKE_FP32, OS_SPIKE_INT8, OS_SPIKE_FP16, OS_SPIKE_FORMAT_COUNT } os_spike_format;
 
-const char *os_spike_format_name(os_spike_format f); /* "fp32", "int8" */
+const char *os_spike_format_name(os_spike_format f); /* "fp32", "int8", "fp16" */
 bool os_spike_format_parse(const char *name, os_spike_format *out);
 
 /* For one net: which layers emit binary outputs, and for each convolution that reads one, its
@@ -86,6 +91,9 @@ const float *os_spike_plan_image_weights(const os_spike_plan *p, int i);
 /* The same for an int8 plan: the quantized rows, and in *scale layer i's out_c scales; NULL
  * (and *scale untouched) otherwise. Borrowed from the plan. */
 const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const float **scale);
+
+/* The same for an fp16 plan: the rows as binary16 bit patterns; NULL otherwise. Borrowed. */
+const uint16_t *os_spike_plan_weights_f16(const os_spike_plan *p, int i);
 
 /* Bytes of weight copies (and int8 scales) the plan holds. */
 size_t os_spike_plan_bytes(const os_spike_plan *p);
@@ -148,6 +156,22 @@ void os_spike_quantize(const float *wt, size_t rows, size_t oc, int8_t *q, float
 void os_spike_conv_q8(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                       const uint16_t *cnt, const int8_t *wq, const float *scale, const float *b,
                       float *y, uint16_t *rows);
+
+/* IEEE binary16 <-> fp32, portable C: f16_from_f32 rounds to nearest, ties to even (what F16C's
+ * vcvtps2ph does with that rounding mode; infinities and NaNs kept), f32_from_f16 is exact (as
+ * vcvtph2ps, NaNs aside). os_spike_to_f16 converts n values; false if one rounds to an infinity
+ * (or is one, or a NaN): beyond the format. */
+uint16_t os_f16_from_f32(float f);
+float os_f32_from_f16(uint16_t h);
+bool os_spike_to_f16(const float *w, size_t n, uint16_t *h);
+
+/* os_spike_conv with fp16 rows (os_spike_plan_weights_f16: the os_spike_layout rows, zero row
+ * included, as binary16): exactly os_spike_conv's floats, with the same kernels k, on the
+ * rows widened to fp32 (on an AVX2 CPU without F16C, which none sold has lacked, the scalar
+ * set's). */
+void os_spike_conv_f16(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
+                       const uint16_t *cnt, const uint16_t *wh, const float *b, float *y,
+                       uint16_t *rows);
 
 /* The same convolution as os_spike_conv, dense: x is the channels-last input itself (any values),
  * patches gathered per output position and multiplied by the same [kh][kw][in_c][out_c] weights

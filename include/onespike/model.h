@@ -38,8 +38,9 @@ typedef struct os_spike_plan os_spike_plan; /* core/engine/spikeconv.h */
 
 /* Choices made when a model is loaded, which its sessions share. */
 typedef struct {
-    /* Weight rows of the event-driven convolutions: "fp32" (exact) or "int8" (per output
-     * channel scale, a quarter of the bytes; docs/results/README.md gives its accuracy). NULL:
+    /* Weight rows of the event-driven convolutions: "fp32" (exact), "fp16" (each weight
+     * rounded to binary16, summed in fp32: half the bytes) or "int8" (per output channel
+     * scale, a quarter of the bytes); docs/results/README.md gives their accuracy. NULL:
      * the environment's ONESPIKE_WEIGHTS if set, else "fp32". Unknown names: OS_EINVAL. */
     const char *weights;
 } os_model_opts;
@@ -82,7 +83,7 @@ const json_t *os_model_doc(const os_model *m);   /* the whole onespike.model doc
 const os_net *os_model_net(const os_model *m);
 /* The net's event-driven convolution plan (spikeconv.h); shared by the model's sessions. */
 const os_spike_plan *os_model_spike_plan(const os_model *m);
-/* The weight format of that plan's event-driven convolutions: "fp32" or "int8". Static. */
+/* The weight format of that plan's event-driven convolutions: "fp32", "fp16" or "int8". Static. */
 const char *os_model_weights(const os_model *m);
 /* Bytes of the weight copies that plan holds (0 when sessions run the net dense). */
 size_t os_model_plan_bytes(const os_model *m);

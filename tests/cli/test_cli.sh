@@ -49,7 +49,7 @@ set +e
 "$TRAIN" classify --model "$M" --weights fp8 "$FIX/ucm_beach00.jpg" >/dev/null 2>"$T/w.err"; rc2=$?
 set -e
 check "an unknown instruction set is refused" test $rc -eq 1 -a -n "$(grep 'not one of scalar' "$T/isa.err")"
-check "an unknown weight format is refused" test $rc2 -eq 1 -a -n "$(grep 'not one of fp32, int8' "$T/w.err")"
+check "an unknown weight format is refused" test $rc2 -eq 1 -a -n "$(grep 'not one of fp32, fp16, int8' "$T/w.err")"
 
 "$TRAIN" inspect --json "$M" >"$T/inspect.json"
 check "inspect --json values" $PY - "$T/inspect.json" <<'PY'

@@ -384,9 +384,9 @@ static void test_batch_equals_single(void **state)
         snprintf(path, sizeof path, "%s/%s", FIXTURE_DIR, files[f]);
         assert_non_null(jpeg[f] = tu_slurp(path, &len[f]));
     }
-    static const char *const formats[] = {"fp32", "int8"};
+    static const char *const formats[] = {"fp32", "int8", "fp16"};
     os_model *m = NULL;
-    for (int w = 0; w < 2; w++)
+    for (int w = 0; w < 3; w++)
         for (int dense = 0; dense < 2; dense++)
             for (int T = 1; T <= 3; T += 2) {
                 if (dense == 0 && T == 1) {

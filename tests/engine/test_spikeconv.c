@@ -197,7 +197,8 @@ static int window_active(const os_conv_shape *s, const uint16_t *cnt, int oy, in
  * tail otherwise; AVX-512's 16..256 and int8's 16..256, with flushes past 256 rows) and the window
  * shapes of VGG/ResNet: the event-driven sum equals the naive double-precision convolution to
  * float rounding; with int8 rows, it equals the scalar set's exactly and the naive one within
- * the quantization's bound. */
+ * the quantization's bound; with fp16 rows, exactly what the same set's fp32 kernels give on
+ * the rows widened back to fp32. */
 static void conv_matches_naive(os_isa isa)
 {
     const os_spike_kernels *kern = os_spike_kernels_for(isa);
@@ -235,9 +236,16 @@ static void conv_matches_naive(os_isa isa)
         float *col = malloc((size_t)s->kh * s->kw * s->in_c * oh * ow * 4);
         int8_t *wq = malloc(os_spike_layout_rows(s) * (size_t)s->out_c);
         float *scale = malloc((size_t)s->out_c * 4), *qref = malloc(nout * 4);
+        const size_t nrow_w = os_spike_layout_rows(s) * (size_t)s->out_c;
+        uint16_t *wh = malloc(nrow_w * 2);
+        float *wide = malloc(nrow_w * 4);
         tu_fill(w, nw, 100 + (uint32_t)k, 1.0f);
         tu_fill(b, (size_t)s->out_c, 200 + (uint32_t)k, 0.5f);
         float *wt = relayout(s, w);
+        /* fp16 rows, and the same rows widened back to fp32 */
+        assert_true(os_spike_to_f16(wt, nrow_w, wh));
+        for (size_t i = 0; i < nrow_w; i++)
+            wide[i] = os_f32_from_f16(wh[i]);
         /* 1e-4; float rounding grows with the terms a sum adds, so more for the one shape of
          * more than 1,024 (4,608) */
         const double tol = 1e-4 * fmax(1.0, (double)(s->kh * s->kw * s->in_c) / 1024.0);
@@ -272,6 +280,12 @@ static void conv_matches_naive(os_isa isa)
                                  k, rates[r], got[i], wanth[i], bound);
                 }
             }
+            /* fp16 rows: exactly the fp32 kernels' floats on the widened rows, same set */
+            os_spike_conv(kern, s, idx, cnt, wide, (k & 1) ? NULL : b, qref, rows);
+            os_spike_conv_f16(kern, s, idx, cnt, wh, (k & 1) ? NULL : b, got, rows);
+            if (memcmp(got, qref, nout * sizeof *got) != 0)
+                fail_msg("%s: shape %zu rate %.1f: fp16 rows differ from fp32 on the widened rows",
+                         os_isa_name(isa), k, rates[r]);
             /* the dense product a session falls back to when most inputs fired */
             os_conv2d_hwc_wt(s, xh, wt, (k & 1) ? NULL : b, got, col);
             worst = 0;
@@ -282,6 +296,7 @@ static void conv_matches_naive(os_isa isa)
         }
         free(x), free(xh), free(w), free(b), free(want), free(wanth), free(got);
         free(idx), free(cnt), free(rows), free(wt), free(col), free(wq), free(scale), free(qref);
+        free(wh), free(wide);
     }
 }
 
@@ -303,6 +318,80 @@ static void test_conv_matches_naive_avx512(void **state)
 {
     (void)state;
     conv_matches_naive(OS_ISA_AVX512);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("f16c"))) static uint16_t f16c_from(float f)
+{
+    return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT);
+}
+__attribute__((target("f16c"))) static float f16c_to(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+#define HAVE_F16C_TEST 1
+#endif
+
+static uint32_t bits_of(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* binary16 <-> fp32: every half widens and narrows back to itself (NaNs aside), known values and
+ * ties round as IEEE says, values past the range become infinities (which os_spike_to_f16
+ * refuses); where the CPU has F16C, every half and 2^22 float bit patterns (all exponents, the
+ * low mantissa bits that decide rounding included) convert exactly as the hardware does. */
+static void test_f16_conversion(void **state)
+{
+    (void)state;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        const float f = os_f32_from_f16((uint16_t)h);
+        if (isnan(f))
+            assert_true((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu));
+        else
+            assert_int_equal(os_f16_from_f32(f), h);
+    }
+    assert_int_equal(os_f16_from_f32(1.0f), 0x3c00);
+    assert_int_equal(os_f16_from_f32(-2.0f), 0xc000);
+    assert_int_equal(os_f16_from_f32(65504.0f), 0x7bff);
+    assert_int_equal(os_f16_from_f32(65519.0f), 0x7bff);   /* below the tie: the largest half */
+    assert_int_equal(os_f16_from_f32(65520.0f), 0x7c00);   /* the tie rounds to even: infinity */
+    assert_int_equal(os_f16_from_f32(1.0f + 0x1p-11f), 0x3c00); /* tie, to even (down) */
+    assert_int_equal(os_f16_from_f32(1.0f + 0x3p-11f), 0x3c02); /* tie, to even (up) */
+    assert_int_equal(os_f16_from_f32(0x1p-24f), 0x0001);  /* the smallest subnormal */
+    assert_int_equal(os_f16_from_f32(0x1p-25f), 0x0000);  /* half of it: tie to even, zero */
+    assert_int_equal(os_f16_from_f32(0x1.000002p-25f), 0x0001);
+    assert_int_equal(os_f16_from_f32(-0.0f), 0x8000);
+    assert_true(os_f32_from_f16(0x0001) == 0x1p-24f);
+    float ok[2] = {1.5f, -65504.0f}, bad[2] = {0.25f, 70000.0f};
+    uint16_t h2[2];
+    assert_true(os_spike_to_f16(ok, 2, h2));
+    assert_false(os_spike_to_f16(bad, 2, h2));
+#ifdef HAVE_F16C_TEST
+    if (!__builtin_cpu_supports("f16c")) {
+        print_message("F16C comparison skipped: this CPU lacks F16C\n");
+        return;
+    }
+    for (uint32_t h = 0; h < 0x10000u; h++)
+        if (!isnan(f16c_to((uint16_t)h)))
+            assert_int_equal(bits_of(os_f32_from_f16((uint16_t)h)), bits_of(f16c_to((uint16_t)h)));
+    uint32_t x = 12345;
+    for (uint32_t i = 0; i < (1u << 22); i++) {
+        x = x * 1664525u + 1013904223u;
+        uint32_t u = (i << 10) ^ (x & 0x3ffu) ^ (x & 0x80000000u); /* every exponent */
+        float f;
+        memcpy(&f, &u, sizeof f);
+        if (isnan(f))
+            continue;
+        if (os_f16_from_f32(f) != f16c_from(f))
+            fail_msg("float %08x: ours %04x, F16C %04x", u, os_f16_from_f32(f), f16c_from(f));
+    }
+#else
+    print_message("F16C comparison skipped: not an x86-64 GCC build\n");
+#endif
 }
 
 /* Rows at the int8 extreme (every weight of a channel equal: q = 127) summed past several int16
@@ -720,13 +809,14 @@ static void test_session_isa_override(void **state)
     size_t len;
     unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
     assert_non_null(jpeg);
-    os_model *m = build("msresnet18", 1, dir), *mq = NULL;
+    os_model *m = build("msresnet18", 1, dir), *mq = NULL, *mh = NULL;
     snprintf(path, sizeof path, "%s/msresnet18.safetensors", dir);
-    const os_model_opts mo = {.weights = "int8"};
+    const os_model_opts mo = {.weights = "int8"}, moh = {.weights = "fp16"};
     assert_int_equal(os_model_load_ex(path, &mo, &mq), OS_OK);
+    assert_int_equal(os_model_load_ex(path, &moh, &mh), OS_OK);
     assert_string_equal(os_model_weights(m), "fp32");
     assert_string_equal(os_model_weights(mq), "int8");
-    float ref[7], refq[7], p[7];
+    float ref[7], refq[7], refh[7], p[7];
     os_session *s = NULL;
     const os_session_opts scalar = {.isa = "scalar"};
     assert_int_equal(os_session_create(m, &scalar, &s), OS_OK);
@@ -736,6 +826,10 @@ static void test_session_isa_override(void **state)
     assert_int_equal(os_session_create(mq, &scalar, &s), OS_OK);
     assert_string_equal(os_session_weights(s), "int8");
     assert_int_equal(os_session_classify(s, jpeg, len, refq), OS_OK);
+    os_session_destroy(s);
+    assert_int_equal(os_session_create(mh, &scalar, &s), OS_OK);
+    assert_string_equal(os_session_weights(s), "fp16");
+    assert_int_equal(os_session_classify(s, jpeg, len, refh), OS_OK);
     os_session_destroy(s);
     int top, topq, got;
     os_topk(ref, 7, 1, &top);
@@ -772,13 +866,21 @@ static void test_session_isa_override(void **state)
             assert_int_equal(os_session_classify(s, jpeg, len, p), OS_OK);
             assert_memory_equal(p, refq, sizeof p);
             os_session_destroy(s);
+            assert_int_equal(os_session_create(mh, oo, &s), OS_OK);
+            assert_int_equal(os_session_classify(s, jpeg, len, p), OS_OK);
+            for (int c = 0; c < 7; c++) /* fp32 sums: another set, another order */
+                assert_true(fabsf(p[c] - refh[c]) < 1e-5f);
+            os_session_destroy(s);
             unsetenv(OS_SESSION_ISA_ENV);
         }
-        print_message("%s: same answers as scalar (fp32 and int8)\n", name);
+        print_message("%s: same answers as scalar (fp32, int8 and fp16)\n", name);
     }
     /* int8 against fp32 on this net: the same answer here (the measured share on real images
      * is in docs/results) */
     assert_int_equal(topq, top);
+    int toph;
+    os_topk(refh, 7, 1, &toph);
+    assert_int_equal(toph, top);
     const os_session_opts bad = {.isa = "sse9"};
     assert_int_equal(os_session_create(m, &bad, &s), OS_EINVAL);
     setenv(OS_SESSION_ISA_ENV, "neon", 1);
@@ -791,13 +893,15 @@ static void test_session_isa_override(void **state)
     assert_int_equal(os_session_describe(m, &dense, line, sizeof line), OS_OK);
     assert_string_equal(line, "dense");
     os_model_destroy(mq);
+    os_model_destroy(mh);
     os_model_destroy(m);
     free(jpeg);
     tu_rmdir(dir);
 }
 
 /* The weight format: chosen at load (option over ONESPIKE_WEIGHTS over fp32), an unknown name
- * refused before the file is read, and an int8 plan a quarter of fp32's bytes (plus scales). */
+ * refused before the file is read, an int8 plan a quarter of fp32's bytes (plus scales), an
+ * fp16 plan half of them. */
 static void test_weights_format(void **state)
 {
     (void)state;
@@ -829,6 +933,22 @@ static void test_weights_format(void **state)
         scales += (size_t)os_net_layer(net, i)->out * sizeof(float);
     }
     assert_int_equal(os_spike_plan_bytes(pq), os_spike_plan_bytes(pf) / 4 + scales);
+    /* fp16: half of fp32's bytes, binary16 rows only */
+    os_model *mh = NULL;
+    const os_model_opts fp16 = {.weights = "fp16"};
+    assert_int_equal(os_model_load_ex(path, &fp16, &mh), OS_OK);
+    assert_string_equal(os_model_weights(mh), "fp16");
+    const os_spike_plan *ph = os_model_spike_plan(mh);
+    assert_int_equal(os_spike_plan_format(ph), OS_SPIKE_FP16);
+    for (int i = 0; i < os_net_count(net); i++) {
+        const float *sc = NULL;
+        assert_int_equal(os_spike_plan_event(ph, i), os_spike_plan_event(pf, i));
+        assert_null(os_spike_plan_weights(ph, i));
+        assert_null(os_spike_plan_weights_q8(ph, i, &sc));
+        assert_true((os_spike_plan_weights_f16(ph, i) != NULL) == os_spike_plan_event(ph, i));
+    }
+    assert_int_equal(os_spike_plan_bytes(ph), os_spike_plan_bytes(pf) / 2);
+    os_model_destroy(mh);
     os_model_destroy(m);
     os_model_destroy(mq);
     os_model_destroy(me);
@@ -849,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_conv_matches_naive_avx2),
         cmocka_unit_test(test_conv_matches_naive_avx512),
         cmocka_unit_test(test_q8_sums_do_not_wrap),
+        cmocka_unit_test(test_f16_conversion),
         cmocka_unit_test(test_hwc_kernels),
         cmocka_unit_test(test_image_conv_scalar),
         cmocka_unit_test(test_image_conv_avx2),

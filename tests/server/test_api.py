@@ -86,7 +86,7 @@ def run(env, s, srv, m, m2, offline, offline2, imgs):
           and close(doc["parameters"]["mean"], rec["input"]["mean"])
           and close(doc["parameters"]["std"], rec["input"]["std"])
           and doc["parameters"]["runs"].split(", ")[0] == "event"
-          and doc["parameters"]["runs"].split(", ")[2] in ("fp32", "int8"))
+          and doc["parameters"]["runs"].split(", ")[2] in ("fp32", "fp16", "int8"))
     s.check("model metadata: name, versions, platform, inputs, outputs, labels, size, steps", ok,
             doc)
     st2, _, doc2 = srv.json("GET", "/v2/models/m/versions/1")

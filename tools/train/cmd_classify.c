@@ -14,7 +14,7 @@ enum { DEFAULT_TOP_K = 3, MAX_IMAGE_BYTES = 256 * 1024 * 1024, CLASSIFY_BATCH = 
 
 static const char help[] =
     "usage: " CLI_PROG " classify --model MODEL [--top-k K] [--json] [--tta N] [--timesteps T]\n"
-    "       [--dense] [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B]\n"
+    "       [--dense] [--isa scalar|avx2|avx512|auto] [--weights fp32|fp16|int8] [--bands R,G,B]\n"
     "       [--scale S] IMAGE...\n"
     "\n"
     "Classify image files (JPEG; TIFF, GeoTIFF, PNG, JPEG 2000 through GDAL) with MODEL:\n"
@@ -36,7 +36,8 @@ static const char help[] =
     "  --isa SET         instruction set of the event-driven kernels (default: ONESPIKE_ISA,\n"
     "                    else the widest this CPU runs); a set it lacks is refused\n"
     "  --weights FMT     weight rows of the event-driven convolutions: fp32 (exact, default:\n"
-    "                    ONESPIKE_WEIGHTS, else fp32) or int8 (per-channel scale, 1/4 the bytes)\n"
+    "                    ONESPIKE_WEIGHTS, else fp32), fp16 (binary16, 1/2 the bytes) or int8\n"
+    "                    (per-channel scale, 1/4 the bytes)\n"
     "  --max-pixels N    refuse images with more pixels than this (default 50000000), checked\n"
     "                    from the header before decoding\n"
     "  --bands R,G,B     raster bands read as R, G, B (default: the model's, else 1,2,3)\n"

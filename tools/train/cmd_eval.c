@@ -13,7 +13,7 @@
 
 static const char help[] =
     "usage: " CLI_PROG " eval --model MODEL --data DIR [--list FILE] [--json] [--dense] [--tta N]\n"
-    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|int8] [--bands R,G,B] [--scale S]\n"
+    "       [--isa scalar|avx2|avx512|auto] [--weights fp32|fp16|int8] [--bands R,G,B] [--scale S]\n"
     "\n"
     "Classify every image (.jpg .jpeg .tif .tiff .png .jp2) of DIR (one subfolder per class, named as the model's labels) or only\n"
     "those named in FILE (paths relative to DIR, one per line), exactly as the server would, and\n"
@@ -30,8 +30,8 @@ static const char help[] =
     "           default 1)\n"
     "  --isa SET    instruction set of the event-driven kernels (as ONESPIKE_ISA; default: the\n"
     "               widest this CPU runs); a set it lacks is refused\n"
-    "  --weights F  weight rows of the event-driven convolutions, fp32 (default) or int8 (as\n"
-    "               ONESPIKE_WEIGHTS)\n"
+    "  --weights F  weight rows of the event-driven convolutions, fp32 (default), fp16 or int8\n"
+    "               (as ONESPIKE_WEIGHTS)\n"
     "  --bands R,G,B    raster bands read as R, G, B (default: the model's, else 1,2,3)\n"
     "  --scale S        how raster values become 0..255: none, range:LO,HI,\n"
     "                   range:LO1,HI1,LO2,HI2,LO3,HI3 or percentile:LO,HI (per image)\n";

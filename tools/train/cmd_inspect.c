@@ -22,7 +22,7 @@ static const char help[] =
     "\n"
     "  --json         one JSON object instead of text\n"
     "  --isa SET      as classify's: scalar, avx2, avx512 or auto (default: ONESPIKE_ISA)\n"
-    "  --weights FMT  as classify's: fp32 or int8 (default: ONESPIKE_WEIGHTS, else fp32)\n"
+    "  --weights FMT  as classify's: fp32, fp16 or int8 (default: ONESPIKE_WEIGHTS, else fp32)\n"
     "  --help         this text\n";
 
 static void from_names(const os_net *net, const os_layer *L, char *buf, size_t n)

@@ -17,7 +17,7 @@
 static const char help[] =
     "usage: " CLI_PROG " map --model MODEL --in SCENE --out MAP.geojson [--raster MAP.tif]\n"
     "       [--window PX | --window-m METRES] [--stride PX] [--top-k K] [--bands R,G,B]\n"
-    "       [--scale S] [--tta N] [--threads N] [--batch N] [--isa SET] [--weights fp32|int8]\n"
+    "       [--scale S] [--tta N] [--threads N] [--batch N] [--isa SET] [--weights fp32|fp16|int8]\n"
     "       [--dense] [--quiet]\n"
     "\n"
     "Classify a whole scene (GeoTIFF, TIFF, PNG, JPEG 2000) window by window and write the map:\n"
@@ -50,7 +50,7 @@ static const char help[] =
     "  --threads N       threads, each with its own session (default: every core)\n"
     "  --batch N         windows per pass through the network (default 8)\n"
     "  --isa SET         scalar, avx2, avx512 or auto (as classify)\n"
-    "  --weights FMT     fp32 or int8 (as classify)\n"
+    "  --weights FMT     fp32, fp16 or int8 (as classify)\n"
     "  --dense           dense float kernels for every layer (the reference path)\n"
     "  --quiet           no progress on stderr\n"
     "\n"
