@@ -285,7 +285,8 @@ static int cmd_time(const os_model *m, const char *input, const time_opts *o)
     qsort(calls, total, sizeof *calls, cmp_double);
     double images = (double)total * o->batch;
     /* int8 and fp16 weight rows (ONESPIKE_WEIGHTS) are paths of their own in the report */
-    const char *path = o->dense ? "dense" : strcmp(os_model_weights(m), "fp32") ? os_model_weights(m) : "default";
+    const char *weights = os_model_weights(m);
+    const char *path = o->dense ? "dense" : strcmp(weights, "fp32") ? weights : "default";
     printf("{\"engine\":\"onespike\",\"path\":\"%s\",\"timesteps\":%d,\"threads\":%d,\"batch\":%d,"
            "\"calls\":%zu,\"images\":%.0f,\"seconds\":%.4f,\"images_per_s\":%.2f,"
            "\"median_ms\":%.4f,\"p10_ms\":%.4f,\"p90_ms\":%.4f,\"openblas_core\":\"%s\"}\n",

@@ -198,7 +198,10 @@ static size_t rows_bytes(const os_layer *L, const os_layer *in, os_spike_format 
 {
     const os_conv_shape cs = layer_shape(L, in);
     const size_t n = os_spike_layout_rows(&cs) * (size_t)L->out;
-    const size_t b = n * (f == OS_SPIKE_INT8 ? 1 : f == OS_SPIKE_FP16 ? sizeof(uint16_t) : sizeof(float));
+    const size_t unit = f == OS_SPIKE_INT8   ? 1
+                        : f == OS_SPIKE_FP16 ? sizeof(uint16_t)
+                                             : sizeof(float);
+    const size_t b = n * unit;
     return (b + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
 }
 
@@ -1250,7 +1253,7 @@ struct os_spike_kernels {
     image_fn image[4]; /* the first layer, for width << v channels; NULL: os_conv2d_hwc */
     layer_fn layer[5];   /* a whole conv of exactly width << v channels (block[v]'s); or NULL */
     qlayer_fn qlayer[4]; /* the same for qblock[v] */
-    hblock_fn hblock[5]; /* fp16 rows: block[v]'s widths; NULL: a narrower one or the generic loop */
+    hblock_fn hblock[5]; /* fp16 rows, block[v]'s widths; NULL: a narrower one or the generic */
     hlayer_fn hlayer[5]; /* the same for hblock[v] */
     const os_spike_kernels *narrow; /* for channels below width: a narrower set, or NULL */
 };
