@@ -529,11 +529,10 @@ static int row_list(const os_conv_shape *s, int oy, int ox, const uint16_t *idx,
     SPIKE_BLOCK_ISA(block_avx2_##NV, __attribute__((target("avx2"))), float, __m256, 8,          \
                     _mm256_setzero_ps, _mm256_loadu_ps, _mm256_loadu_ps, _mm256_add_ps,          \
                     _mm256_storeu_ps, NV)
-SPIKE_BLOCK(16)
-SPIKE_BLOCK(8)
-SPIKE_BLOCK(4)
-SPIKE_BLOCK(2)
-SPIKE_BLOCK(1)
+/* M(NV) for every block width: up to 16 registers, or up to 8. */
+#define SPIKE_WIDTHS8(M) M(8) M(4) M(2) M(1)
+#define SPIKE_WIDTHS(M)  M(16) SPIKE_WIDTHS8(M)
+SPIKE_WIDTHS(SPIKE_BLOCK)
 
 /* fp16 rows: each 8 halves widened by vcvtph2ps as they are loaded, then the fp32 kernel's adds
  * in its order. At most 8 accumulators (64 channels): a widened row needs a register of its
@@ -544,10 +543,7 @@ SPIKE_BLOCK(1)
 #define SPIKE_HBLOCK(NV)                                                                         \
     SPIKE_BLOCK_ISA(hblock_avx2_##NV, TARGET_F16, uint16_t, __m256, 8, _mm256_setzero_ps,        \
                     F16LOAD256, _mm256_loadu_ps, _mm256_add_ps, _mm256_storeu_ps, NV)
-SPIKE_HBLOCK(8)
-SPIKE_HBLOCK(4)
-SPIKE_HBLOCK(2)
-SPIKE_HBLOCK(1)
+SPIKE_WIDTHS8(SPIKE_HBLOCK)
 
 /* The taps of the window, for inputs of at most LANES channels (WIDE 0), at most 2*LANES
  * (WIDE 1) or more (WIDE 2): one loop each, so no test of the width runs per tap. */
@@ -937,22 +933,14 @@ SPIKE_QBLOCK(1)
 #define SPIKE_BLOCK512(NV)                                                                       \
     SPIKE_BLOCK_ISA(block_avx512_##NV, TARGET_AVX512, float, __m512, 16, _mm512_setzero_ps,      \
                     _mm512_loadu_ps, _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, NV)
-SPIKE_BLOCK512(16)
-SPIKE_BLOCK512(8)
-SPIKE_BLOCK512(4)
-SPIKE_BLOCK512(2)
-SPIKE_BLOCK512(1)
+SPIKE_WIDTHS(SPIKE_BLOCK512)
 /* fp16 rows (vcvtph2ps on 16 halves is AVX-512F): 16 accumulators and their widened rows fit in
  * the 32 registers, so every width of the fp32 set. */
 #define F16LOAD512(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define SPIKE_HBLOCK512(NV)                                                                      \
     SPIKE_BLOCK_ISA(hblock_avx512_##NV, TARGET_AVX512, uint16_t, __m512, 16, _mm512_setzero_ps,  \
                     F16LOAD512, _mm512_loadu_ps, _mm512_add_ps, _mm512_storeu_ps, NV)
-SPIKE_HBLOCK512(16)
-SPIKE_HBLOCK512(8)
-SPIKE_HBLOCK512(4)
-SPIKE_HBLOCK512(2)
-SPIKE_HBLOCK512(1)
+SPIKE_WIDTHS(SPIKE_HBLOCK512)
 
 _Static_assert(32 <= OS_SPIKE_INDEX_SLACK,
                "the AVX-512 row list reads and writes 32 lanes past a list");
@@ -1199,15 +1187,10 @@ SPIKE_LAYERS(avx512, TARGET_AVX512, 16)
 /* fp16 rows: hlayer_ISA_NV for hblock_ISA_NV (AVX2 up to 8: SPIKE_HBLOCK). */
 #define SPIKE_HLAYER(ISA, TARGET, LANES, NV)                                                       \
     SPIKE_LAYER(hlayer_##ISA##_##NV, TARGET, ISA, uint16_t, hblock_##ISA##_##NV, (NV) * (LANES))
-SPIKE_HLAYER(avx2, TARGET_F16, 8, 1)
-SPIKE_HLAYER(avx2, TARGET_F16, 8, 2)
-SPIKE_HLAYER(avx2, TARGET_F16, 8, 4)
-SPIKE_HLAYER(avx2, TARGET_F16, 8, 8)
-SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 1)
-SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 2)
-SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 4)
-SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 8)
-SPIKE_HLAYER(avx512, TARGET_AVX512, 16, 16)
+#define SPIKE_HLAYER_AVX2(NV)   SPIKE_HLAYER(avx2, TARGET_F16, 8, NV)
+#define SPIKE_HLAYER_AVX512(NV) SPIKE_HLAYER(avx512, TARGET_AVX512, 16, NV)
+SPIKE_WIDTHS8(SPIKE_HLAYER_AVX2)
+SPIKE_WIDTHS(SPIKE_HLAYER_AVX512)
 
 
 #endif
