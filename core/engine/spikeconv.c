@@ -13,6 +13,7 @@
 #include "im2col.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define SPIKE_AVX2 1
 #endif
@@ -1395,12 +1396,24 @@ void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint
     SPIKE_CONV_BODY(float, layer_lookup, block)
 }
 
+#ifdef SPIKE_AVX2
+/* F16C, from CPUID once (clang's __builtin_cpu_supports does not know the name). */
+static bool f16c;
+static pthread_once_t f16c_once = PTHREAD_ONCE_INIT;
+static void f16c_check(void)
+{
+    unsigned a, b, c, d;
+    f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 void os_spike_conv_f16(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                        const uint16_t *cnt, const uint16_t *wt, const float *b, float *y,
                        uint16_t *rows)
 {
 #ifdef SPIKE_AVX2
-    if (k->isa != OS_ISA_SCALAR && !__builtin_cpu_supports("f16c"))
+    pthread_once(&f16c_once, f16c_check);
+    if (k->isa != OS_ISA_SCALAR && !f16c)
         k = &kernels_scalar;
 #endif
     SPIKE_CONV_BODY(uint16_t, hlayer_lookup, hblock)
