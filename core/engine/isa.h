@@ -10,7 +10,7 @@
 
 typedef enum {
     OS_ISA_SCALAR, /* portable C: the reference every other set is tested against */
-    OS_ISA_AVX2,
+    OS_ISA_AVX2,   /* AVX2 with FMA and F16C (Haswell, Zen and later) */
     OS_ISA_AVX512, /* AVX-512 F + BW + VL (Skylake-SP, Ice Lake, Zen 4 and later) */
     OS_ISA_COUNT
 } os_isa;

@@ -13,7 +13,6 @@
 #include "im2col.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 #define SPIKE_AVX2 1
 #endif
@@ -1396,26 +1395,10 @@ void os_spike_conv(const os_spike_kernels *k, const os_conv_shape *s, const uint
     SPIKE_CONV_BODY(float, layer_lookup, block)
 }
 
-#ifdef SPIKE_AVX2
-/* F16C, from CPUID once (clang's __builtin_cpu_supports does not know the name). */
-static bool f16c;
-static pthread_once_t f16c_once = PTHREAD_ONCE_INIT;
-static void f16c_check(void)
-{
-    unsigned a, b, c, d;
-    f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-#endif
-
 void os_spike_conv_f16(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                        const uint16_t *cnt, const uint16_t *wt, const float *b, float *y,
                        uint16_t *rows)
 {
-#ifdef SPIKE_AVX2
-    pthread_once(&f16c_once, f16c_check);
-    if (k->isa != OS_ISA_SCALAR && !f16c)
-        k = &kernels_scalar;
-#endif
     SPIKE_CONV_BODY(uint16_t, hlayer_lookup, hblock)
 }
 
@@ -1531,14 +1514,6 @@ void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const
                 (int)n, w, (int)k, beta, y, s->out_c);
 }
 
-static image_fn image_for(const os_spike_kernels *k, int oc)
-{
-#ifdef SPIKE_AVX2
-    if (!__builtin_cpu_supports("fma")) /* every AVX2 CPU so far has it; checked all the same */
-        return NULL;
-#endif
-    return image_lookup(k, oc);
-}
 
 void os_spike_image_weights(size_t k, int oc, const float *w, float *wt)
 {
@@ -1551,7 +1526,7 @@ void os_spike_image_conv(const os_spike_kernels *k, const os_conv_shape *s, cons
                          const float *wt, const float *w, const float *b, float *y, float *col)
 {
     const size_t kk = (size_t)s->in_c * (size_t)s->kh * (size_t)s->kw;
-    const image_fn f = k && wt && kk <= OS_IMAGE_MAX_K ? image_for(k, s->out_c) : NULL;
+    const image_fn f = k && wt && kk <= OS_IMAGE_MAX_K ? image_lookup(k, s->out_c) : NULL;
     if (f)
         f(s, x, wt, b, y);
     else

@@ -167,8 +167,7 @@ bool os_spike_to_f16(const float *w, size_t n, uint16_t *h);
 
 /* os_spike_conv with fp16 rows (os_spike_plan_weights_f16: the os_spike_layout rows, zero row
  * included, as binary16): exactly os_spike_conv's floats, with the same kernels k, on the
- * rows widened to fp32 (on an AVX2 CPU without F16C, which none sold has lacked, the scalar
- * set's). */
+ * rows widened to fp32. */
 void os_spike_conv_f16(const os_spike_kernels *k, const os_conv_shape *s, const uint16_t *idx,
                        const uint16_t *cnt, const uint16_t *wh, const float *b, float *y,
                        uint16_t *rows);
