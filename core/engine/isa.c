@@ -5,14 +5,18 @@
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <cpuid.h>
+#endif
 
-/* F16C from CPUID (clang's __builtin_cpu_supports does not know the name). */
-static bool cpu_f16c(void)
+/* From CPUID: clang's __builtin_cpu_supports does not know the name. */
+bool os_isa_cpu_f16c(void)
 {
+#if defined(__GNUC__) && defined(__x86_64__)
     unsigned a, b, c, d;
     return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
+#else
+    return false;
 #endif
+}
 
 static const char *const names[OS_ISA_COUNT] = {"scalar", "avx2", "avx512"};
 
@@ -26,7 +30,8 @@ bool os_isa_supported(os_isa isa)
     /* The AVX2 set's kernels also use FMA (the first layer) and F16C (fp16 rows): every AVX2
      * CPU sold has both; one without them runs the scalar set. */
     case OS_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_f16c();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               os_isa_cpu_f16c();
     case OS_ISA_AVX512: /* and the AVX2 set, which its narrow widths fall back on */
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && os_isa_supported(OS_ISA_AVX2);

@@ -20,6 +20,10 @@ typedef enum {
  * through OSXSAVE/XGETBV). */
 bool os_isa_supported(os_isa isa);
 
+/* True if this CPU has F16C (the half <-> float conversions the AVX2 set's fp16 rows use);
+ * false off x86-64. */
+bool os_isa_cpu_f16c(void);
+
 /* The widest supported set. */
 os_isa os_isa_best(void);
 

@@ -1514,7 +1514,6 @@ void os_conv2d_hwc(const os_conv_shape *s, const float *x, const float *w, const
                 (int)n, w, (int)k, beta, y, s->out_c);
 }
 
-
 void os_spike_image_weights(size_t k, int oc, const float *w, float *wt)
 {
     for (size_t r = 0; r < k; r++)

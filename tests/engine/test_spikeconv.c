@@ -321,7 +321,6 @@ static void test_conv_matches_naive_avx512(void **state)
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-#include <cpuid.h>
 #include <immintrin.h>
 __attribute__((target("f16c"))) static uint16_t f16c_from(float f)
 {
@@ -372,8 +371,7 @@ static void test_f16_conversion(void **state)
     assert_true(os_spike_to_f16(ok, 2, h2));
     assert_false(os_spike_to_f16(bad, 2, h2));
 #ifdef HAVE_F16C_TEST
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C)) {
+    if (!os_isa_cpu_f16c()) {
         print_message("F16C comparison skipped: this CPU lacks F16C\n");
         return;
     }
