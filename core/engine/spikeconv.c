@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "im2col.h"
 
@@ -34,7 +35,7 @@ struct os_spike_plan {
     int n;
     os_spike_format format;
     bool *binary;   /* per layer: output is 0/1 */
-    float **wt;     /* per layer, fp32: re-laid-out conv weights, or NULL */
+    float **wt;     /* per layer, fp32 or fp16 widened: re-laid-out conv weights, or NULL */
     int8_t **wq;    /* per layer, int8: the same layout quantized, or NULL */
     float **scale;  /* per layer, int8: out_c scales (weight = scale[oc] * q) */
     uint16_t **wh;  /* per layer, fp16: the same layout as binary16, or NULL */
@@ -205,7 +206,41 @@ static size_t rows_bytes(const os_layer *L, const os_layer *in, os_spike_format 
     return (b + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
 }
 
+static os_status f16_range_fail(int i, const os_layer *L)
+{
+    return os_fail(OS_EINVAL, "layer %d (%s): a weight beyond fp16's range (|w| >= 65520): load "
+                              "it as fp32 or int8",
+                   i, L->name);
+}
+
+/* How a plan of format f holds layer L's rows: fp16 rows whose fp32 rows take at most widen
+ * bytes are held widened (os_spike_plan_create_widen). */
+static os_spike_format stored_format(const os_layer *L, const os_layer *in, os_spike_format f,
+                                     size_t widen)
+{
+    return f == OS_SPIKE_FP16 && rows_bytes(L, in, OS_SPIKE_FP32) <= widen ? OS_SPIKE_FP32 : f;
+}
+
+size_t os_spike_f16_widen_default(void)
+{
+    const char *env = getenv(OS_SPIKE_F16_WIDEN_ENV);
+    if (env && *env) {
+        char *end;
+        const unsigned long long v = strtoull(env, &end, 10);
+        if (!*end)
+            return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+    }
+    const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return l2 > 0 ? (size_t)l2 / 2 : OS_SPIKE_F16_WIDEN_FALLBACK;
+}
+
 os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spike_plan **out)
+{
+    return os_spike_plan_create_widen(net, format, os_spike_f16_widen_default(), out);
+}
+
+os_status os_spike_plan_create_widen(const os_net *net, os_spike_format format, size_t widen,
+                                     os_spike_plan **out)
 {
     *out = NULL;
     os_spike_plan *p = calloc(1, sizeof *p);
@@ -250,7 +285,7 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
             continue;
         }
         p->event[i] = true;
-        total += rows_bytes(L, in, format);
+        total += rows_bytes(L, in, stored_format(L, in, format, widen));
     }
     if (!p->complete) { /* sessions run such a net dense: the copies would only take memory */
         memset(p->event, 0, (size_t)p->n * sizeof *p->event);
@@ -275,11 +310,21 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
         const os_layer *in = os_net_layer(net, L->from[0]);
         const os_conv_shape cs = layer_shape(L, in);
         const size_t nrows = os_spike_layout_rows(&cs), oc = (size_t)L->out;
-        float *wt = format != OS_SPIKE_FP32 ? malloc(nrows * oc * sizeof *wt) : (float *)at;
+        const os_spike_format stored = stored_format(L, in, format, widen);
+        float *wt = stored != OS_SPIKE_FP32 ? malloc(nrows * oc * sizeof *wt) : (float *)at;
         if (!wt)
             return plan_fail(p);
         os_spike_layout(&cs, L->weight, wt);
-        if (format == OS_SPIKE_INT8) {
+        if (format == OS_SPIKE_FP16 && stored == OS_SPIKE_FP32) /* binary16's values as fp32 */
+            for (size_t j = 0; j < nrows * oc; j++) {
+                const uint16_t h = os_f16_from_f32(wt[j]);
+                if ((h & 0x7c00u) == 0x7c00u) {
+                    os_spike_plan_destroy(p);
+                    return f16_range_fail(i, L);
+                }
+                wt[j] = os_f32_from_f16(h);
+            }
+        if (stored == OS_SPIKE_INT8) {
             p->wq[i] = (int8_t *)at;
             p->scale[i] = malloc(oc * sizeof **p->scale);
             if (!p->scale[i]) {
@@ -289,22 +334,20 @@ os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spi
             os_spike_quantize(wt, nrows, oc, p->wq[i], p->scale[i]);
             free(wt);
             p->bytes += nrows * oc + oc * sizeof **p->scale;
-        } else if (format == OS_SPIKE_FP16) {
+        } else if (stored == OS_SPIKE_FP16) {
             p->wh[i] = (uint16_t *)at;
             const bool fits = os_spike_to_f16(wt, nrows * oc, p->wh[i]);
             free(wt);
             if (!fits) {
                 os_spike_plan_destroy(p);
-                return os_fail(OS_EINVAL, "layer %d (%s): a weight beyond fp16's range "
-                                          "(|w| >= 65520): load it as fp32 or int8",
-                               i, L->name);
+                return f16_range_fail(i, L);
             }
             p->bytes += nrows * oc * sizeof **p->wh;
         } else {
             p->wt[i] = wt;
             p->bytes += nrows * oc * sizeof *wt;
         }
-        at += rows_bytes(L, in, format);
+        at += rows_bytes(L, in, stored);
     }
     *out = p;
     return OS_OK;

@@ -58,6 +58,20 @@ typedef struct os_spike_plan os_spike_plan;
 os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spike_plan **out);
 void os_spike_plan_destroy(os_spike_plan *p); /* NULL is fine */
 
+/* os_spike_plan_create with the fp16 rows of every layer whose fp32 rows take at most widen
+ * bytes held widened back to fp32: exactly binary16's values, summed by the same set's fp32
+ * kernels in the same order (os_spike_conv_f16's floats), and like binary16 rows run
+ * event-driven at any rate. Widening as rows are loaded costs a conversion per 8 or 16 values
+ * besides the add; it pays only where a layer waits for its rows' bytes, i.e. rows from beyond
+ * the core's L2. os_spike_plan_create takes os_spike_f16_widen_default(): OS_SPIKE_F16_WIDEN_ENV
+ * (bytes, decimal) if set, else half the L2 cache sysconf reports, else
+ * OS_SPIKE_F16_WIDEN_FALLBACK. Other formats ignore widen. */
+os_status os_spike_plan_create_widen(const os_net *net, os_spike_format format, size_t widen,
+                                     os_spike_plan **out);
+#define OS_SPIKE_F16_WIDEN_ENV      "ONESPIKE_F16_WIDEN_BYTES"
+#define OS_SPIKE_F16_WIDEN_FALLBACK ((size_t)256 << 10)
+size_t os_spike_f16_widen_default(void);
+
 /* True if the whole net can run channels-last with every convolution but those reading the
  * image event-driven: each conv reads the image or a binary layer, BatchNorm is folded, no
  * average pooling, only convs and linear layers read the image. Otherwise sessions use the
@@ -81,7 +95,8 @@ size_t os_spike_layout_rows(const os_conv_shape *s);
 void os_spike_layout(const os_conv_shape *s, const float *w, float *wt);
 
 /* Layer i's weights laid out as os_spike_layout if it is an event-driven convolution and the
- * plan's format is fp32; NULL otherwise. Borrowed from the plan. */
+ * plan's format is fp32, or fp16 with the layer widened (os_spike_plan_create_widen); NULL
+ * otherwise. Borrowed from the plan. */
 const float *os_spike_plan_weights(const os_spike_plan *p, int i);
 
 /* Layer i's weights for os_spike_image_conv if it is a conv on the image with at most
@@ -92,7 +107,8 @@ const float *os_spike_plan_image_weights(const os_spike_plan *p, int i);
  * (and *scale untouched) otherwise. Borrowed from the plan. */
 const int8_t *os_spike_plan_weights_q8(const os_spike_plan *p, int i, const float **scale);
 
-/* The same for an fp16 plan: the rows as binary16 bit patterns; NULL otherwise. Borrowed. */
+/* The same for an fp16 plan: the rows as binary16 bit patterns; NULL otherwise (a widened
+ * layer's are os_spike_plan_weights'). Borrowed. */
 const uint16_t *os_spike_plan_weights_f16(const os_spike_plan *p, int i);
 
 /* Bytes of weight copies (and int8 scales) the plan holds. */

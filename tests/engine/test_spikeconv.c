@@ -871,9 +871,24 @@ static void test_session_isa_override(void **state)
             for (int c = 0; c < 7; c++) /* fp32 sums: another set, another order */
                 assert_true(fabsf(p[c] - refh[c]) < 1e-5f);
             os_session_destroy(s);
+            /* every fp16 layer widened to fp32, and none: the same floats as mh's plan */
+            for (int w = 0; w < 2; w++) {
+                float pw[7];
+                os_model *mw = NULL;
+                setenv(OS_SPIKE_F16_WIDEN_ENV, w ? "18446744073709551615" : "0", 1);
+                assert_int_equal(os_model_load_ex(path, &moh, &mw), OS_OK);
+                unsetenv(OS_SPIKE_F16_WIDEN_ENV);
+                assert_int_equal(os_session_create(mw, oo, &s), OS_OK);
+                assert_int_equal(os_session_classify(s, jpeg, len, pw), OS_OK);
+                assert_memory_equal(pw, p, sizeof p);
+                os_session_destroy(s);
+                os_model_destroy(mw);
+            }
             unsetenv(OS_SESSION_ISA_ENV);
         }
-        print_message("%s: same answers as scalar (fp32, int8 and fp16)\n", name);
+        print_message("%s: same answers as scalar (fp32, int8 and fp16; fp16 widened or not "
+                      "identical)\n",
+                      name);
     }
     /* int8 against fp32 on this net: the same answer here (the measured share on real images
      * is in docs/results) */
@@ -933,10 +948,13 @@ static void test_weights_format(void **state)
         scales += (size_t)os_net_layer(net, i)->out * sizeof(float);
     }
     assert_int_equal(os_spike_plan_bytes(pq), os_spike_plan_bytes(pf) / 4 + scales);
-    /* fp16: half of fp32's bytes, binary16 rows only */
+    /* fp16: half of fp32's bytes, binary16 rows only (none widened) */
     os_model *mh = NULL;
     const os_model_opts fp16 = {.weights = "fp16"};
+    setenv(OS_SPIKE_F16_WIDEN_ENV, "0", 1);
+    assert_int_equal(os_spike_f16_widen_default(), 0);
     assert_int_equal(os_model_load_ex(path, &fp16, &mh), OS_OK);
+    unsetenv(OS_SPIKE_F16_WIDEN_ENV);
     assert_string_equal(os_model_weights(mh), "fp16");
     const os_spike_plan *ph = os_model_spike_plan(mh);
     assert_int_equal(os_spike_plan_format(ph), OS_SPIKE_FP16);
@@ -948,6 +966,41 @@ static void test_weights_format(void **state)
         assert_true((os_spike_plan_weights_f16(ph, i) != NULL) == os_spike_plan_event(ph, i));
     }
     assert_int_equal(os_spike_plan_bytes(ph), os_spike_plan_bytes(pf) / 2);
+    /* widened where the fp32 rows fit the bound: those layers fp32 (binary16's values), the
+     * rest binary16 */
+    size_t bound = 0, want = 0; /* the bound: the first event-driven conv's fp32 rows */
+    for (int i = 0; i < os_net_count(net) && !bound; i++)
+        if (os_spike_plan_event(pf, i)) {
+            const os_layer *L = os_net_layer(net, i);
+            bound = (size_t)(L->fan_in + 1) * (size_t)L->out * sizeof(float);
+        }
+    os_spike_plan *pw = NULL, *pall = NULL;
+    assert_int_equal(os_spike_plan_create_widen(net, OS_SPIKE_FP16, bound, &pw), OS_OK);
+    assert_int_equal(os_spike_plan_create_widen(net, OS_SPIKE_FP16, SIZE_MAX, &pall), OS_OK);
+    int widened = 0, kept = 0;
+    for (int i = 0; i < os_net_count(net); i++) {
+        if (!os_spike_plan_event(pf, i))
+            continue;
+        const os_layer *L = os_net_layer(net, i);
+        const size_t n = (size_t)(L->fan_in + 1) * (size_t)L->out;
+        const bool wide = n * sizeof(float) <= bound;
+        const float *w = os_spike_plan_weights(pw, i);
+        assert_true((w != NULL) == wide);
+        assert_true((os_spike_plan_weights_f16(pw, i) != NULL) == !wide);
+        assert_non_null(os_spike_plan_weights(pall, i));
+        assert_null(os_spike_plan_weights_f16(pall, i));
+        want += wide ? n * sizeof(float) : n * sizeof(uint16_t);
+        widened += wide, kept += !wide;
+        const uint16_t *h = os_spike_plan_weights_f16(ph, i); /* binary16's values, widened */
+        const float *wa = os_spike_plan_weights(pall, i);
+        for (size_t j = 0; j < n; j++)
+            assert_true(wa[j] == os_f32_from_f16(h[j]));
+    }
+    assert_true(widened > 0 && kept > 0);
+    assert_int_equal(os_spike_plan_bytes(pw), want);
+    assert_int_equal(os_spike_plan_bytes(pall), os_spike_plan_bytes(pf));
+    os_spike_plan_destroy(pw);
+    os_spike_plan_destroy(pall);
     os_model_destroy(mh);
     os_model_destroy(m);
     os_model_destroy(mq);
