@@ -176,8 +176,6 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
     const int8_t *wq = os_spike_plan_weights_q8(c->plan, i, &scale);
     const uint16_t *wh = os_spike_plan_weights_f16(c->plan, i);
     const bool event = os_spike_plan_event(c->plan, i);
-    /* an fp16 plan's widened fp32 rows run event-driven at any rate, as its binary16 rows do */
-    const bool exact = os_spike_plan_format(c->plan) == OS_SPIKE_FP32;
     const size_t inputs = (size_t)cs.in_c * cs.in_h * cs.in_w, hw = (size_t)cs.in_h * cs.in_w;
     for (int j = 0; j < c->n; j++) {
         const float *x = in_at(c, L, io->x, j);
@@ -188,12 +186,12 @@ static void event_conv(void *ctx, int i, const os_layer *L, const os_exec_io *io
             continue;
         }
         const uint16_t *idx = c->sidx[from] + j * inputs, *cnt = c->scnt[from] + j * hw;
-        if (wq) /* at any rate: an int8 or fp16 plan keeps no exact rows to fall back on */
+        if (wq)
             os_spike_conv_q8(c->kernels, &cs, idx, cnt, wq, scale, L->bias, y, c->rows);
         else if (wh)
             os_spike_conv_f16(c->kernels, &cs, idx, cnt, wh, L->bias, y, c->rows);
-        else if (!exact || (double)c->active[(size_t)from * c->max_batch + j] <=
-                               OS_SPIKE_DENSE_RATE * (double)inputs)
+        else if (!os_spike_plan_dense_at(c->plan, c->active[(size_t)from * c->max_batch + j],
+                                         inputs))
             os_spike_conv(c->kernels, &cs, idx, cnt, wt, L->bias, y, c->rows);
         else { /* most inputs fired: the dense product is less work */
             if (c->index_only[from]) /* its LIF layer left the spikes unwritten */

@@ -3,9 +3,10 @@
  *   os_backend_dense  planar CHW float kernels (layers.h): every net runs on it; the reference.
  *   os_backend_event  channels-last (HWC): convolutions of binary inputs event-driven
  *                     (os_spike_conv with the context's kernel set), a conv whose input fired
- *                     at more than OS_SPIKE_DENSE_RATE as one SGEMM (fp32 plans; an int8
- *                     plan sums its rows at any rate), the image conv planar in and
- *                     channels-last out. Only for nets whose spike plan is complete.
+ *                     at more than OS_SPIKE_DENSE_RATE as one SGEMM (fp32 plans; an fp16
+ *                     or int8 plan sums its rows at any rate: os_spike_plan_dense_at), the
+ *                     image conv planar in and channels-last out. Only for nets whose spike
+ *                     plan is complete.
  *
  * A session (session.c) allocates the context from the model, once, and owns every buffer in
  * it; the kernels allocate nothing. A pass runs n images (a batch): every buffer holds n of its

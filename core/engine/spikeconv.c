@@ -2,6 +2,7 @@
 #include "spikeconv.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -221,22 +222,30 @@ static os_spike_format stored_format(const os_layer *L, const os_layer *in, os_s
     return f == OS_SPIKE_FP16 && rows_bytes(L, in, OS_SPIKE_FP32) <= widen ? OS_SPIKE_FP32 : f;
 }
 
-size_t os_spike_f16_widen_default(void)
+os_status os_spike_f16_widen_default(size_t *widen)
 {
     const char *env = getenv(OS_SPIKE_F16_WIDEN_ENV);
     if (env && *env) {
         char *end;
+        errno = 0;
         const unsigned long long v = strtoull(env, &end, 10);
-        if (!*end)
-            return v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+        if (*end || errno || env[strspn(env, "0123456789")] != '\0')
+            return os_fail(OS_EINVAL, "%s \"%s\": expected a byte count (0 or more)",
+                           OS_SPIKE_F16_WIDEN_ENV, env);
+        *widen = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
+        return OS_OK;
     }
     const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return l2 > 0 ? (size_t)l2 / 2 : OS_SPIKE_F16_WIDEN_FALLBACK;
+    *widen = l2 > 0 ? (size_t)l2 / 2 : OS_SPIKE_F16_WIDEN_FALLBACK;
+    return OS_OK;
 }
 
 os_status os_spike_plan_create(const os_net *net, os_spike_format format, os_spike_plan **out)
 {
-    return os_spike_plan_create_widen(net, format, os_spike_f16_widen_default(), out);
+    size_t widen = 0;
+    *out = NULL;
+    os_status st = format == OS_SPIKE_FP16 ? os_spike_f16_widen_default(&widen) : OS_OK;
+    return st ? st : os_spike_plan_create_widen(net, format, widen, out);
 }
 
 os_status os_spike_plan_create_widen(const os_net *net, os_spike_format format, size_t widen,
@@ -392,6 +401,11 @@ bool os_spike_plan_event(const os_spike_plan *p, int i)
 os_spike_format os_spike_plan_format(const os_spike_plan *p)
 {
     return p->format;
+}
+
+bool os_spike_plan_dense_at(const os_spike_plan *p, size_t active, size_t inputs)
+{
+    return p->format == OS_SPIKE_FP32 && (double)active > OS_SPIKE_DENSE_RATE * (double)inputs;
 }
 
 const float *os_spike_plan_weights(const os_spike_plan *p, int i)

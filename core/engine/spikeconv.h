@@ -70,7 +70,7 @@ os_status os_spike_plan_create_widen(const os_net *net, os_spike_format format, 
                                      os_spike_plan **out);
 #define OS_SPIKE_F16_WIDEN_ENV      "ONESPIKE_F16_WIDEN_BYTES"
 #define OS_SPIKE_F16_WIDEN_FALLBACK ((size_t)256 << 10)
-size_t os_spike_f16_widen_default(void);
+os_status os_spike_f16_widen_default(size_t *widen); /* OS_EINVAL: the variable is no number */
 
 /* True if the whole net can run channels-last with every convolution but those reading the
  * image event-driven: each conv reads the image or a binary layer, BatchNorm is folded, no
@@ -127,6 +127,11 @@ void os_spike_unindex(const uint16_t *idx, const uint16_t *cnt, int c, int hw, f
 /* Above this share of active inputs the dense product (os_conv2d_hwc_wt) does less work than the
  * event-driven sum: an untrained or badly thresholded network can fire at most positions. */
 #define OS_SPIKE_DENSE_RATE 0.5
+
+/* Whether an event-driven conv of p, on an input where active of inputs fired, runs as that
+ * dense product: only in an fp32 plan (exact rows, any order) above OS_SPIKE_DENSE_RATE; an
+ * fp16 or int8 plan sums its rows (binary16, widened or not, or integers) at any rate. */
+bool os_spike_plan_dense_at(const os_spike_plan *p, size_t active, size_t inputs);
 
 /* The event-driven kernels of one instruction set; chosen once per session, read-only, shared
  * by every thread. */

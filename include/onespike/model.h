@@ -39,7 +39,8 @@ typedef struct os_spike_plan os_spike_plan; /* core/engine/spikeconv.h */
 /* Choices made when a model is loaded, which its sessions share. */
 typedef struct {
     /* Weight rows of the event-driven convolutions: "fp32" (exact), "fp16" (each weight
-     * rounded to binary16, summed in fp32: half the bytes) or "int8" (per output channel
+     * rounded to binary16, summed in fp32: half the bytes of the layers beyond half the L2,
+     * those within kept widened: spikeconv.h) or "int8" (per output channel
      * scale, a quarter of the bytes); docs/results/README.md gives their accuracy. NULL:
      * the environment's ONESPIKE_WEIGHTS if set, else "fp32". Unknown names: OS_EINVAL. */
     const char *weights;

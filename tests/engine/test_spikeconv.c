@@ -789,12 +789,41 @@ static void test_session_dense_fallback(void **state)
     uint64_t s1, n1, s2f, n2, s2d;
     assert_true(os_session_spikes(fast, 0, &s1, &n1));
     assert_true((double)s1 > OS_SPIKE_DENSE_RATE * (double)n1); /* c2 takes the fallback */
+    assert_true(os_spike_plan_dense_at(os_model_spike_plan(m), s1, n1));
+    assert_false(os_spike_plan_dense_at(os_model_spike_plan(m), n1 / 2, n1));
     assert_true(os_session_spikes(fast, 1, &s2f, &n2));
     assert_true(os_session_spikes(dense, 1, &s2d, &n2));
     assert_int_equal(s2f, s2d);
     assert_true(s2f > 0 && s2f < n2); /* l2's pattern depends on c2's values */
     os_session_destroy(fast);
     os_session_destroy(dense);
+    /* fp16 rows sum at any rate, widened to fp32 or not: c2 the same floats both ways (a
+     * widened layer that took the fallback would sum in SGEMM's order) */
+    char path[320];
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    size_t len;
+    unsigned char *jpeg = tu_slurp(FIXTURE_DIR "/ucm_airplane00.jpg", &len);
+    assert_non_null(jpeg);
+    float ph[2][3];
+    for (int w = 0; w < 2; w++) {
+        const os_model_opts moh = {.weights = "fp16"};
+        os_model *mh = NULL;
+        os_session *s = NULL;
+        setenv(OS_SPIKE_F16_WIDEN_ENV, w ? "18446744073709551615" : "0", 1);
+        assert_int_equal(os_model_load_ex(path, &moh, &mh), OS_OK);
+        unsetenv(OS_SPIKE_F16_WIDEN_ENV);
+        const os_spike_plan *plan = os_model_spike_plan(mh);
+        for (int i = 0; i < os_net_count(os_model_net(mh)); i++)
+            if (os_spike_plan_event(plan, i))
+                assert_true((os_spike_plan_weights(plan, i) != NULL) == (w == 1));
+        assert_false(os_spike_plan_dense_at(plan, n1, n1)); /* every input fired: still rows */
+        assert_int_equal(os_session_create(mh, NULL, &s), OS_OK);
+        assert_int_equal(os_session_classify(s, jpeg, len, ph[w]), OS_OK);
+        os_session_destroy(s);
+        os_model_destroy(mh);
+    }
+    assert_memory_equal(ph[0], ph[1], sizeof ph[0]);
+    free(jpeg);
     os_model_destroy(m);
     tu_rmdir(dir);
 }
@@ -951,8 +980,14 @@ static void test_weights_format(void **state)
     /* fp16: half of fp32's bytes, binary16 rows only (none widened) */
     os_model *mh = NULL;
     const os_model_opts fp16 = {.weights = "fp16"};
+    size_t widen = 1;
+    setenv(OS_SPIKE_F16_WIDEN_ENV, "-1", 1); /* no byte count: the load is refused, naming it */
+    assert_int_equal(os_model_load_ex(path, &fp16, &mh), OS_EINVAL);
+    assert_null(mh);
+    assert_non_null(strstr(os_errdetail(), OS_SPIKE_F16_WIDEN_ENV));
     setenv(OS_SPIKE_F16_WIDEN_ENV, "0", 1);
-    assert_int_equal(os_spike_f16_widen_default(), 0);
+    assert_int_equal(os_spike_f16_widen_default(&widen), OS_OK);
+    assert_int_equal(widen, 0);
     assert_int_equal(os_model_load_ex(path, &fp16, &mh), OS_OK);
     unsetenv(OS_SPIKE_F16_WIDEN_ENV);
     assert_string_equal(os_model_weights(mh), "fp16");
@@ -968,11 +1003,13 @@ static void test_weights_format(void **state)
     assert_int_equal(os_spike_plan_bytes(ph), os_spike_plan_bytes(pf) / 2);
     /* widened where the fp32 rows fit the bound: those layers fp32 (binary16's values), the
      * rest binary16 */
-    size_t bound = 0, want = 0; /* the bound: the first event-driven conv's fp32 rows */
+    /* the bound: the first event-driven conv's fp32 rows, rounded up to the cache line each
+     * layer's rows start on (as the plan counts a layer's bytes against the bound) */
+    size_t bound = 0, want = 0;
     for (int i = 0; i < os_net_count(net) && !bound; i++)
         if (os_spike_plan_event(pf, i)) {
             const os_layer *L = os_net_layer(net, i);
-            bound = (size_t)(L->fan_in + 1) * (size_t)L->out * sizeof(float);
+            bound = ((size_t)(L->fan_in + 1) * (size_t)L->out * sizeof(float) + 63) / 64 * 64;
         }
     os_spike_plan *pw = NULL, *pall = NULL;
     assert_int_equal(os_spike_plan_create_widen(net, OS_SPIKE_FP16, bound, &pw), OS_OK);
@@ -983,7 +1020,7 @@ static void test_weights_format(void **state)
             continue;
         const os_layer *L = os_net_layer(net, i);
         const size_t n = (size_t)(L->fan_in + 1) * (size_t)L->out;
-        const bool wide = n * sizeof(float) <= bound;
+        const bool wide = (n * sizeof(float) + 63) / 64 * 64 <= bound;
         const float *w = os_spike_plan_weights(pw, i);
         assert_true((w != NULL) == wide);
         assert_true((os_spike_plan_weights_f16(pw, i) != NULL) == !wide);
