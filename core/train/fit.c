@@ -183,13 +183,26 @@ static os_status write_checkpoint(fit_state *s)
     return st;
 }
 
-/* Config fields that must match for a resume (threads, resume and the command may differ). */
-static bool same_config(const json_t *a, const json_t *b, const char **field)
+/* Config fields that must match for a resume (threads, resume and the command may differ): the
+ * checkpoint's config ck and this run's cfg. A key this run records and the checkpoint lacks
+ * (an older build's) is compared as what its absence reads as (fit_config_absent). */
+static bool same_config(const json_t *ck, const json_t *cfg, const char **field)
 {
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)a, k, v) {
-        if (!json_equal(v, json_object_get(b, k))) {
+    json_object_foreach((json_t *)ck, k, v) {
+        if (!json_equal(v, json_object_get(cfg, k))) {
+            *field = k;
+            return false;
+        }
+    }
+    json_object_foreach((json_t *)cfg, k, v) {
+        if (json_object_get(ck, k))
+            continue;
+        json_t *absent = fit_config_absent(k);
+        const bool same = absent && json_equal(v, absent);
+        json_decref(absent);
+        if (!same) {
             *field = k;
             return false;
         }
@@ -247,11 +260,14 @@ static os_status load_checkpoint(fit_state *s)
     if (!json_is_object(ck) || json_integer_value(json_object_get(ck, "version")) != CKPT_VERSION) {
         st = os_fail(OS_EFORMAT, "%s: not a onespike training checkpoint", s->ckpt);
     } else if (!same_config(json_object_get(ck, "config"), cfg, &field)) {
-        char *was = json_dumps(json_object_get(json_object_get(ck, "config"), field), JSON_ENCODE_ANY);
+        const json_t *wv = json_object_get(json_object_get(ck, "config"), field);
+        json_t *absent = wv ? NULL : fit_config_absent(field);
+        char *was = json_dumps(wv ? wv : absent, JSON_ENCODE_ANY);
         char *now = json_dumps(json_object_get(cfg, field), JSON_ENCODE_ANY);
-        st = os_fail(OS_EINVAL, "%s was made with %s = %s, this run has %s (use the same flags, or another --workdir)",
-                     s->ckpt, field, was ? was : "?", now ? now : "?");
+        st = os_fail(OS_EINVAL, "%s was made with %s = %s%s, this run has %s (use the same flags, or another --workdir)",
+                     s->ckpt, field, was ? was : "?", wv ? "" : " (not recorded)", now ? now : "?");
         free(was), free(now);
+        json_decref(absent);
     }
     json_decref(cfg);
     if (st)

@@ -16,7 +16,7 @@ static const char *const optimizers[] = {"adamw", "sgd", NULL};
 
 #define AT(field) offsetof(fit_config, field)
 
-/* Defaults: the recorded config of models/ucm-msresnet18-t1.safetensors (run 12's recipe in
+/* Defaults: the recorded config of models/ucm-msresnet18-t1.safetensors (run 17's recipe in
  * docs/results), except --val-fraction (see fit_flags.h). Help lines stay under 100 columns. */
 static const fit_flag table[] = {
     {"data", "DIR", FIT_FLAG_STRING, AT(data), "data", .section = "data",
@@ -87,10 +87,12 @@ static const fit_flag table[] = {
     {"name", "NAME", FIT_FLAG_STRING, AT(name), NULL, .def_str = "onespike-model",
      .help = "model name"},
 
-    {"unit-fade", "0|1", FIT_FLAG_INT, AT(unit_fade), "unit_fade", .min = 0, .max = 1,
-     .omit_default = true,
+    {"unit-fade", "0|1", FIT_FLAG_INT, AT(unit_fade), "unit_fade", .def = 1, .min = 0, .max = 1,
+     .omit_zero = true,
      .help = "1: scale each residual Unit's branch down linearly over the SNN\n"
-             "epochs, to 0 after the last, so removing it changes nothing (ours)"},
+             "epochs, to 0 after the last, so removing it changes nothing (ours;\n"
+             "the default since run 17); 0: remove the Units at once after T = 1.\n"
+             "Without residual Units or SNN epochs nothing fades: 0"},
     {"unit-teacher", "0|1", FIT_FLAG_INT, AT(unit_teacher), "unit_teacher", .min = 0, .max = 1,
      .omit_default = true,
      .help = "1: the fine-tune's --distill teacher is the T = 1 network as it\n"
@@ -306,26 +308,29 @@ bool fit_flag_is_default(const fit_flag *f, const fit_config *c)
 /* Every row with a key, in table order. The JSON types are part of the format: a resume compares
  * configs with json_equal, where 1 (integer) is not 1.0 (real), so INT and SEED are integers,
  * DOUBLE always real, and an unset STRING null. */
+static json_t *flag_json(const fit_flag *f, const fit_config *c)
+{
+    const char *s;
+    switch (f->type) {
+    case FIT_FLAG_STRING:
+    case FIT_FLAG_CHOICE: s = *CFIELD(c, f, cstring); return s ? json_string(s) : json_null();
+    case FIT_FLAG_BOOL: return json_boolean(*CFIELD(c, f, bool));
+    case FIT_FLAG_INT: return json_integer(*CFIELD(c, f, int));
+    case FIT_FLAG_DOUBLE: return json_real(*CFIELD(c, f, double));
+    case FIT_FLAG_SEED: return json_integer((json_int_t)*CFIELD(c, f, uint64_t));
+    }
+    return NULL;
+}
+
 json_t *fit_config_json(const fit_config *c)
 {
     json_t *o = json_object();
     for (size_t i = 0; o && i < N_FLAGS; i++) {
         const fit_flag *f = &table[i];
-        if (!f->key || (f->omit_default && fit_flag_is_default(f, c)))
+        if (!f->key || (f->omit_default && fit_flag_is_default(f, c)) ||
+            (f->omit_zero && f->type == FIT_FLAG_INT && *CFIELD(c, f, int) == 0))
             continue;
-        json_t *v = NULL;
-        const char *s;
-        switch (f->type) {
-        case FIT_FLAG_STRING:
-        case FIT_FLAG_CHOICE:
-            s = *CFIELD(c, f, cstring);
-            v = s ? json_string(s) : json_null();
-            break;
-        case FIT_FLAG_BOOL: v = json_boolean(*CFIELD(c, f, bool)); break;
-        case FIT_FLAG_INT: v = json_integer(*CFIELD(c, f, int)); break;
-        case FIT_FLAG_DOUBLE: v = json_real(*CFIELD(c, f, double)); break;
-        case FIT_FLAG_SEED: v = json_integer((json_int_t)*CFIELD(c, f, uint64_t)); break;
-        }
+        json_t *v = flag_json(f, c);
         if (!v || json_object_set_new(o, f->key, v)) {
             json_decref(o);
             o = NULL;
@@ -334,16 +339,37 @@ json_t *fit_config_json(const fit_config *c)
     return o;
 }
 
+json_t *fit_config_absent(const char *key)
+{
+    fit_config d;
+    fit_defaults(&d);
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        const fit_flag *f = &table[i];
+        if (!f->key || strcmp(f->key, key))
+            continue;
+        return f->omit_zero ? json_integer(0) : flag_json(f, &d);
+    }
+    return NULL;
+}
+
+bool fit_unit_fade_applies(const fit_config *c)
+{
+    return c->units > 0 && c->arch && strncmp(c->arch, "msresnet", 8) == 0 && !c->snn_from &&
+           c->epochs_t0 + c->epochs_snn * (c->t0 - 1) > 0;
+}
+
 os_status fit_config_expand(fit_config *c)
 {
-    if (!c->transfer_from)
-        return OS_OK;
-    if (c->snn_from)
-        return os_fail(OS_EINVAL, "--transfer-from is --snn-from with a new classifier: give one "
-                                  "of them");
-    c->snn_from = c->transfer_from;
-    c->new_head = true;
-    c->distill = 0;
+    if (c->transfer_from) {
+        if (c->snn_from)
+            return os_fail(OS_EINVAL, "--transfer-from is --snn-from with a new classifier: give "
+                                      "one of them");
+        c->snn_from = c->transfer_from;
+        c->new_head = true;
+        c->distill = 0;
+    }
+    if (!fit_unit_fade_applies(c))
+        c->unit_fade = 0;
     return OS_OK;
 }
 
@@ -361,6 +387,10 @@ os_status fit_config_raster(const fit_config *c, os_raster_input *in)
 
 os_status fit_config_check(const fit_config *c)
 {
+    if (c->unit_fade && !fit_unit_fade_applies(c))
+        return os_fail(OS_EINVAL, "--unit-fade 1 fades residual Units into the identity over SNN "
+                                  "epochs: it needs --units > 0, an msresnet architecture and SNN "
+                                  "epochs (not --snn-from)");
     if ((c->folds > 0) != (c->fold > 0))
         return os_fail(OS_EINVAL, "--folds K and --fold I come together (I in 1..K)");
     if (c->folds == 1 || c->fold > c->folds)
@@ -368,11 +398,6 @@ os_status fit_config_check(const fit_config *c)
                        c->fold);
     if (c->folds > 0 && c->train_list)
         return os_fail(OS_EINVAL, "--folds chooses the split: not with --train-list");
-    if (c->unit_fade && (c->units == 0 || strncmp(c->arch, "msresnet", 8) != 0))
-        return os_fail(OS_EINVAL, "--unit-fade 1 fades residual Units into the identity: it needs "
-                                  "--units > 0 and an msresnet architecture");
-    if (c->unit_fade && c->epochs_t0 + c->epochs_snn * (c->t0 - 1) == 0)
-        return os_fail(OS_EINVAL, "--unit-fade 1 needs SNN epochs to fade over");
     if (c->freeze_stages > 0 && c->finetune_bn)
         return os_fail(OS_EINVAL, "--freeze-stages with --finetune-bn 1: the frozen stages' "
                                   "BatchNorm statistics would still move; use one of them");

@@ -213,14 +213,17 @@ static void md_config(FILE *f, const fit_config *c)
     fprintf(f, "\n## Configuration (the defaults are the shipped model's recipe)\n\n"
                "| flag | value | default |\n|---|---|---|\n");
     size_t n;
-    const fit_flag *t = fit_flags(&n);
+    const fit_flag *t = fit_flags(&n), *fade = fit_flag_find("unit-fade");
+    if (!fit_unit_fade_applies(c)) /* nothing to fade: the default comes to 0 (fit_flags.h) */
+        d.unit_fade = 0;
     for (size_t i = 0; i < n; i++) {
         if (!t[i].key)
             continue;
         char v[256], dv[256];
         fit_flag_format(&t[i], c, v, sizeof v);
         fit_flag_format(&t[i], &d, dv, sizeof dv);
-        const char *mark = fit_flag_is_default(&t[i], c) ? "" : "**";
+        const bool dflt = &t[i] == fade ? c->unit_fade == d.unit_fade : fit_flag_is_default(&t[i], c);
+        const char *mark = dflt ? "" : "**";
         fprintf(f, "| --%s | %s%s%s | %s |\n", t[i].name, mark, v, mark, dv);
     }
 }

@@ -48,6 +48,9 @@ typedef struct {
     bool omit_default;    /* the config JSON holds the key only when the value is not the
                            * default (flags added after configs were first recorded: a model
                            * file or checkpoint without the key read as the default) */
+    bool omit_zero;       /* INT: the key only when the value is not 0 (a flag whose default
+                           * changed after configs without the key were recorded: they read as
+                           * 0, whatever today's default) */
 } fit_flag;
 
 /* The table, in --help order; *n gets its length. */
@@ -69,11 +72,21 @@ void fit_flag_format(const fit_flag *f, const fit_config *c, char *buf, size_t n
 bool fit_flag_is_default(const fit_flag *f, const fit_config *c);
 
 /* Expand shorthands once every flag is parsed: --transfer-from M sets --snn-from M --new-head
- * --distill 0. OS_EINVAL if --snn-from is given too. */
+ * --distill 0. OS_EINVAL if --snn-from is given too. --unit-fade 1 (the default) becomes 0
+ * where it cannot apply (fit_unit_fade_applies). */
 os_status fit_config_expand(fit_config *c);
 
+/* What a config without key reads as (a model file or checkpoint from before the flag, or one
+ * that omits it: 0 for an omit_zero flag, else the default); new JSON value, NULL for an
+ * unknown key. */
+json_t *fit_config_absent(const char *key);
+
+/* Whether --unit-fade has something to fade: residual Units (--units > 0, an msresnet) and SNN
+ * epochs of the run's own (no --snn-from). */
+bool fit_unit_fade_applies(const fit_config *c);
+
 /* The rules between flags, once every flag is parsed and expanded (the table checks each flag
- * alone): --val-list needs --train-list; --snn-from needs --epochs-finetune > 0, and with
+ * alone): --unit-fade 1 only where it applies; --val-list needs --train-list; --snn-from needs --epochs-finetune > 0, and with
  * --distill the teacher (--ann-from); --folds and --fold come together (1 <= fold <= folds) and
  * not with --train-list; --freeze-stages only with --snn-from. OS_EINVAL with the rule in the
  * detail. */

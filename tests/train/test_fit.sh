@@ -361,7 +361,25 @@ b = {x["layer"]: x["rate"] for x in rm["spike_rates"]}
 assert b and set(b) < set(a) and all(a[k] == b[k] for k in b), (a, b)
 PY
 "$TRAIN" fit "${COMMON[@]}" --unit-fade 1 --out "$T/uf2.safetensors" --quiet 2>"$T/uf2.err"
-check "--unit-fade with a plain resnet is a usage error" grep -q "msresnet" "$T/uf2.err"
+check "--unit-fade 1 asked for with a plain resnet is a usage error" grep -q "msresnet" "$T/uf2.err"
+"$TRAIN" fit "${COMMON[@]}" --print-config >"$T/uf2.json" 2>"$T/uf2.err"
+check "the default --unit-fade with a plain resnet: nothing to fade, said so, recorded as 0" $PY - \
+    "$T/uf2.json" "$T/uf2.err" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+assert "unit_fade" not in c, c   # absent reads as 0, as in configs from before fading
+assert "removed at once" in open(sys.argv[2]).read()
+PY
+# A checkpoint of an abrupt-removal run (no unit_fade key: 0) does not resume under the default
+# (1, recorded): a key on one side only is a difference too.
+ONESPIKE_FIT_STOP_AFTER=1 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --arch msresnet20 \
+    --unit-fade 0 --out "$T/uf3.safetensors" 2>/dev/null
+"$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --arch msresnet20 --out "$T/uf3.safetensors" \
+    --resume 2>"$T/uf3.err"
+rc=$?
+check "a resume that would turn --unit-fade on is refused, naming it" \
+    sh -c 'test "$1" -eq 1 && grep -q "unit_fade = 0 (not recorded), this run has 1" "$2"' _ $rc \
+    "$T/uf3.err"
 
 # --ann-from: the same SNN schedule from the first run's ANN snapshot reaches the same model.
 "$TRAIN" fit "${COMMON[@]}" "${SHORT[@]}" --ann-from "$T/a.safetensors.work/ann.safetensors" \

@@ -94,7 +94,7 @@ int cmd_fit(int argc, char **argv)
     opts[n + 1] = (struct option){"help", no_argument, NULL, O_HELP};
     fit_config c;
     fit_defaults(&c);
-    bool print_config = false;
+    bool print_config = false, fade_given = false;
     int rc = CLI_OK, ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -104,6 +104,7 @@ int cmd_fit(int argc, char **argv)
         } else if (ch == O_PRINT_CONFIG) {
             print_config = true;
         } else if (ch >= O_TABLE && ch < O_TABLE + (int)n) {
+            fade_given |= &t[ch - O_TABLE] == fit_flag_find("unit-fade");
             if (fit_flag_set(&t[ch - O_TABLE], &c, optarg)) {
                 rc = cli_usage_error("fit", "%s", os_errdetail());
                 goto out;
@@ -121,10 +122,23 @@ int cmd_fit(int argc, char **argv)
         rc = cli_usage_error("fit", "--data and --out are required");
         goto out;
     }
+    /* --unit-fade 1 where there is nothing residual to fade: asked for, an error; the default,
+     * 0 and a note where there are Units */
+    const bool fade_asked = c.unit_fade && c.units > 0 && !c.snn_from && !c.transfer_from;
+    const bool fade_explicit = fade_given && c.unit_fade;
     if (fit_config_expand(&c) || fit_config_check(&c)) {
         rc = cli_usage_error("fit", "%s", os_errdetail());
         goto out;
     }
+    if (fade_explicit && !c.unit_fade) { /* what fit_config_check says of it */
+        c.unit_fade = 1;
+        fit_config_check(&c);
+        rc = cli_usage_error("fit", "%s", os_errdetail());
+        goto out;
+    }
+    if (fade_asked && !c.unit_fade && !c.quiet)
+        fprintf(stderr, "onespike-train fit: note: the Units are removed at once after T = 1 "
+                        "(--unit-fade fades an msresnet's residual Units, over SNN epochs)\n");
     if (print_config) {
         json_t *j = fit_config_json(&c);
         /* 15 digits: the decimal a user typed (5e-4, not 0.00050000000000000001); reads back as
