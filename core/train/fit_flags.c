@@ -305,9 +305,9 @@ bool fit_flag_is_default(const fit_flag *f, const fit_config *c)
     return false;
 }
 
-/* Every row with a key, in table order. The JSON types are part of the format: a resume compares
- * configs with json_equal, where 1 (integer) is not 1.0 (real), so INT and SEED are integers,
- * DOUBLE always real, and an unset STRING null. */
+/* f's value in c as JSON. The JSON types are part of the format: a resume compares configs with
+ * json_equal, where 1 (integer) is not 1.0 (real), so INT and SEED are integers, DOUBLE always
+ * real, and an unset STRING null. */
 static json_t *flag_json(const fit_flag *f, const fit_config *c)
 {
     const char *s;
@@ -322,6 +322,7 @@ static json_t *flag_json(const fit_flag *f, const fit_config *c)
     return NULL;
 }
 
+/* Every row with a key, in table order (but those omit_default / omit_zero leave out). */
 json_t *fit_config_json(const fit_config *c)
 {
     json_t *o = json_object();
