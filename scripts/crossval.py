@@ -10,7 +10,8 @@ prints validation top-1 and top-5 of the exported model (measured through the in
 engine by fit itself) as mean +- sample standard deviation, and the minutes of each fold.
 The summary is written to DIR/crossval.json and DIR/crossval.md (atomically).
 
-Restartable: a fold whose model and report exist is read, not run again; a fold whose work
+Restartable: a fold whose model and report exist is read, not run again (if its recorded
+recipe is the one this command trains: otherwise it stops, naming the flags); a fold whose work
 dir holds a checkpoint is continued with --resume. --jobs runs that many folds at once (give
 fit --threads 1 each on a small machine). Standard library only.
 """
@@ -57,10 +58,38 @@ def fold_command(args, fit_args, i):
     return cmd
 
 
+# Keys a config may lack, as what their absence means (fit_flags.h: omit_zero). A key absent on
+# one side and not listed here (a flag newer than one of the two) is not compared.
+ABSENT = {"unit_fade": 0}
+
+
+def recipe_drift(args, fit_args, i):
+    """Keys where fold i's finished run differs from what this command would train (a fold of
+    another recipe must not join the mean), as "key: was -> now" strings."""
+    cmd = [args.train, "fit", *fit_args, "--folds", str(args.folds), "--fold", str(i),
+           "--print-config"]
+    now = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    with open(fold_paths(args.dir, i)[1]) as f:
+        was = json.load(f)["config"]
+    drift = []
+    for k in sorted(set(now) | set(was)):
+        a, b = was.get(k, ABSENT.get(k, now.get(k))), now.get(k, ABSENT.get(k, was.get(k)))
+        if a != b:
+            drift.append("%s: %s -> %s" % (k, json.dumps(a), json.dumps(b)))
+    return drift
+
+
 def run_folds(args, fit_args):
-    todo = [i for i in range(1, args.folds + 1)
-            if not (os.path.exists(fold_paths(args.dir, i)[0]) and
-                    os.path.exists(fold_paths(args.dir, i)[1]))]
+    done = [i for i in range(1, args.folds + 1)
+            if os.path.exists(fold_paths(args.dir, i)[0]) and
+            os.path.exists(fold_paths(args.dir, i)[1])]
+    for i in done:
+        drift = recipe_drift(args, fit_args, i)
+        if drift:
+            print("crossval: fold %d in %s was trained with another recipe (%s); use another --dir"
+                  % (i, args.dir, "; ".join(drift)), file=sys.stderr)
+            return [i]
+    todo = [i for i in range(1, args.folds + 1) if i not in done]
     running = {}
     failed = []
     while todo or running:

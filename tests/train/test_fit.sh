@@ -473,6 +473,12 @@ assert abs(s["top1_sd"] - statistics.stdev(top1)) < 1e-12, (s, top1)
 assert "fold 1/2" not in open(sys.argv[2]).read()   # the second call trained nothing
 assert "mean +- sd" in open(d + "/crossval.md").read()
 PY
+CV3=(--folds 2 --dir "$T/cv" --train "$TRAIN" -- "${COMMON[@]}" --data "$T/pair"
+     --transfer-from "$T/m.safetensors" --epochs-finetune 3 --lr-finetune 1e-2)
+$PY "$SRC/scripts/crossval.py" "${CV3[@]}" >"$T/cv3.out" 2>"$T/cv3.err"
+rc=$?
+check "crossval.py: finished folds of another recipe are not mixed in, the flag named" \
+    sh -c 'test "$1" -ne 0 && grep -q "lr_finetune: 0.005 -> 0.01" "$2"' _ $rc "$T/cv3.err"
 "$TRAIN" fit "${COMMON[@]}" --data "$T/pair" --transfer-from "$T/m.safetensors" --snn-from "$T/m.safetensors" \
     --out "$T/tf2.safetensors" --quiet 2>"$T/tf2.err"
 check "--transfer-from with --snn-from is a usage error" grep -q "give one of them" "$T/tf2.err"
