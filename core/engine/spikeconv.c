@@ -157,12 +157,18 @@ float os_f32_from_f16(uint16_t h)
     return f;
 }
 
+/* False for a binary16 infinity or NaN (all exponent bits set). */
+static bool f16_finite(uint16_t h)
+{
+    return (h & 0x7c00u) != 0x7c00u;
+}
+
 bool os_spike_to_f16(const float *w, size_t n, uint16_t *h)
 {
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         h[i] = os_f16_from_f32(w[i]);
-        ok = ok && (h[i] & 0x7c00u) != 0x7c00u;
+        ok = ok && f16_finite(h[i]);
     }
     return ok;
 }
@@ -226,10 +232,9 @@ os_status os_spike_f16_widen_default(size_t *widen)
 {
     const char *env = getenv(OS_SPIKE_F16_WIDEN_ENV);
     if (env && *env) {
-        char *end;
-        errno = 0;
-        const unsigned long long v = strtoull(env, &end, 10);
-        if (*end || errno || env[strspn(env, "0123456789")] != '\0')
+        errno = 0; /* digits only (strtoull alone would take "-1" and " 5") */
+        const unsigned long long v = strtoull(env, NULL, 10);
+        if (env[strspn(env, "0123456789")] != '\0' || errno)
             return os_fail(OS_EINVAL, "%s \"%s\": expected a byte count (0 or more)",
                            OS_SPIKE_F16_WIDEN_ENV, env);
         *widen = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
@@ -327,7 +332,7 @@ os_status os_spike_plan_create_widen(const os_net *net, os_spike_format format, 
         if (format == OS_SPIKE_FP16 && stored == OS_SPIKE_FP32) /* binary16's values as fp32 */
             for (size_t j = 0; j < nrows * oc; j++) {
                 const uint16_t h = os_f16_from_f32(wt[j]);
-                if ((h & 0x7c00u) == 0x7c00u) {
+                if (!f16_finite(h)) {
                     os_spike_plan_destroy(p);
                     return f16_range_fail(i, L);
                 }

@@ -359,7 +359,7 @@ bool fit_unit_fade_applies(const fit_config *c)
            c->epochs_t0 + c->epochs_snn * (c->t0 - 1) > 0;
 }
 
-os_status fit_config_expand(fit_config *c)
+os_status fit_config_expand(fit_config *c, bool fade_given)
 {
     if (c->transfer_from) {
         if (c->snn_from)
@@ -369,7 +369,7 @@ os_status fit_config_expand(fit_config *c)
         c->new_head = true;
         c->distill = 0;
     }
-    if (!fit_unit_fade_applies(c))
+    if (!fade_given && !fit_unit_fade_applies(c))
         c->unit_fade = 0;
     return OS_OK;
 }

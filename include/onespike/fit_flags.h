@@ -72,9 +72,10 @@ void fit_flag_format(const fit_flag *f, const fit_config *c, char *buf, size_t n
 bool fit_flag_is_default(const fit_flag *f, const fit_config *c);
 
 /* Expand shorthands once every flag is parsed: --transfer-from M sets --snn-from M --new-head
- * --distill 0. OS_EINVAL if --snn-from is given too. --unit-fade 1 (the default) becomes 0
- * where it cannot apply (fit_unit_fade_applies). */
-os_status fit_config_expand(fit_config *c);
+ * --distill 0. OS_EINVAL if --snn-from is given too. Unless fade_given (--unit-fade was on the
+ * command line: kept, so fit_config_check refuses a 1 that cannot apply), --unit-fade's default
+ * 1 becomes 0 where it cannot apply (fit_unit_fade_applies). */
+os_status fit_config_expand(fit_config *c, bool fade_given);
 
 /* What a config without key reads as (a model file or checkpoint from before the flag, or one
  * that omits it: 0 for an omit_zero flag, else the default); new JSON value, NULL for an

@@ -133,7 +133,7 @@ static void test_fold_and_transfer_rules(void **state)
     c = d, c.freeze_stages = 2;
     assert_int_equal(fit_config_check(&c), OS_EINVAL); /* nothing to fine-tune from */
     c = d, c.transfer_from = "m", c.freeze_stages = 2;
-    assert_int_equal(fit_config_expand(&c), OS_OK);
+    assert_int_equal(fit_config_expand(&c, false), OS_OK);
     assert_string_equal(c.snn_from, "m");
     assert_true(c.new_head);
     assert_true(c.distill == 0);
@@ -141,10 +141,24 @@ static void test_fold_and_transfer_rules(void **state)
     c.finetune_bn = 1;
     assert_int_equal(fit_config_check(&c), OS_EINVAL);
     c = d, c.transfer_from = "m", c.snn_from = "n";
-    assert_int_equal(fit_config_expand(&c), OS_EINVAL);
+    assert_int_equal(fit_config_expand(&c, false), OS_EINVAL);
     c = d;
-    assert_int_equal(fit_config_expand(&c), OS_OK);
+    assert_int_equal(fit_config_expand(&c, false), OS_OK);
     assert_memory_equal(&c, &d, sizeof c); /* nothing to expand: unchanged */
+    /* --unit-fade: the default 1 becomes 0 where nothing can fade; given, it stays and is
+     * refused there */
+    assert_int_equal(d.unit_fade, 1);
+    c = d, c.arch = "vgg11";
+    assert_int_equal(fit_config_expand(&c, false), OS_OK);
+    assert_int_equal(c.unit_fade, 0);
+    assert_int_equal(fit_config_check(&c), OS_OK);
+    c = d, c.arch = "vgg11";
+    assert_int_equal(fit_config_expand(&c, true), OS_OK);
+    assert_int_equal(c.unit_fade, 1);
+    assert_int_equal(fit_config_check(&c), OS_EINVAL);
+    c = d, c.transfer_from = "m";
+    assert_int_equal(fit_config_expand(&c, false), OS_OK);
+    assert_int_equal(c.unit_fade, 0); /* a fine-tune has no SNN epochs to fade over */
 }
 
 int main(void)

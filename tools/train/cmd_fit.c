@@ -122,17 +122,10 @@ int cmd_fit(int argc, char **argv)
         rc = cli_usage_error("fit", "--data and --out are required");
         goto out;
     }
-    /* --unit-fade 1 where there is nothing residual to fade: asked for, an error; the default,
-     * 0 and a note where there are Units */
+    /* --unit-fade 1 where there is nothing residual to fade: asked for, an error (check); the
+     * default, 0 (expand) and a note where there are Units */
     const bool fade_asked = c.unit_fade && c.units > 0 && !c.snn_from && !c.transfer_from;
-    const bool fade_explicit = fade_given && c.unit_fade;
-    if (fit_config_expand(&c) || fit_config_check(&c)) {
-        rc = cli_usage_error("fit", "%s", os_errdetail());
-        goto out;
-    }
-    if (fade_explicit && !c.unit_fade) { /* what fit_config_check says of it */
-        c.unit_fade = 1;
-        fit_config_check(&c);
+    if (fit_config_expand(&c, fade_given) || fit_config_check(&c)) {
         rc = cli_usage_error("fit", "%s", os_errdetail());
         goto out;
     }
